@@ -1,0 +1,84 @@
+"""JAX backend: op templates over lossdsl's op table (see lossdsl/backend.py for the emitter).
+
+The generated function is pure: it works under jax.jit, jax.grad and jax.vmap. Shapes are
+static under jit, so the input checks run once at trace time.
+"""
+
+from lossdsl.backend import Target
+
+
+def _gather(c):
+    f = c.attrs["form"]
+    x, i = c.raw
+    if f == "take":
+        return f"{x}[{i}]"
+    if f == "axis":
+        k = c.attrs["k"]
+        return f"jnp.take_along_axis({x}, jnp.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
+    return f"jnp.take_along_axis({c.attrs['xb']}, {c.attrs['ib']}[..., None], axis=-1)[..., 0]"
+
+
+TEMPLATES = {
+    "neg": "-{0}",
+    "exp": "jnp.exp({0})",
+    "log": "jnp.log({0})",
+    "log1p": "jnp.log1p({0})",
+    "expm1": "jnp.expm1({0})",
+    "sqrt": "jnp.sqrt({0})",
+    "abs": "jnp.abs({0})",
+    "sigmoid": "jax.nn.sigmoid({0})",
+    "softplus": "jax.nn.softplus({0})",
+    "relu": "jax.nn.relu({0})",
+    "erf": "jax.scipy.special.erf({0})",
+    "tanh": "jnp.tanh({0})",
+    "not": "jnp.logical_not({0})",
+    "stop_grad": "jax.lax.stop_gradient({0})",
+    "to_float": "jnp.asarray({0}).astype(fdt)",
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "pow": "{0} ** {1}",
+    "maximum": "jnp.maximum({0}, {1})",
+    "minimum": "jnp.minimum({0}, {1})",
+    "xlogy": "jax.scipy.special.xlogy({0}, {1})",
+    "eq": "{0} == {1}",
+    "ne": "{0} != {1}",
+    "lt": "{0} < {1}",
+    "le": "{0} <= {1}",
+    "gt": "{0} > {1}",
+    "ge": "{0} >= {1}",
+    "and": "jnp.logical_and({0}, {1})",
+    "or": "jnp.logical_or({0}, {1})",
+    "safe_div": "jnp.where({1} == 0, {empty}, {0} / jnp.where({1} == 0, 1, {1}))",
+    "where": "jnp.where({0}, {1}, {2})",
+    "sum": "jnp.sum({0}, axis={axes})",
+    "mean": "jnp.mean({0}, axis={axes})",
+    "max": "jnp.max({0}, axis={axes})",
+    "min": "jnp.min({0}, axis={axes})",
+    "logsumexp": "jax.nn.logsumexp({0}, axis={axes})",
+    "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
+    "softmax": "jax.nn.softmax({0}, axis={axis})",
+    "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
+    "gather": _gather,
+    "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt)",
+    "eye": "jnp.eye({n}, dtype=bool)",
+    "fill": "jnp.full({shape}, {value}, dtype={dtype})",
+    "contract": 'jnp.einsum("{spec}", {0}, {1})',
+}
+
+TARGET = Target(
+    name="jax",
+    imports=("import jax", "import jax.numpy as jnp"),
+    templates=TEMPLATES,
+    is_float="jnp.issubdtype({x}.dtype, jnp.floating)",
+    is_int="jnp.issubdtype({x}.dtype, jnp.integer)",
+    is_bool="{x}.dtype == jnp.bool_",
+    as_array="jnp.asarray({x})",
+    as_tensor="jnp.asarray({x}, dtype=fdt)",
+    float_dtype_default="jnp.float32",
+    int_dtype="jnp.int32",
+    bool_dtype="bool",
+    permute="jnp.transpose({x}, {perm})",
+    broadcast="jnp.broadcast_to({x}, {shape})",
+)

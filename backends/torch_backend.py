@@ -1,0 +1,109 @@
+"""PyTorch backend: op templates over lossdsl's op table (see lossdsl/backend.py for the emitter).
+
+Every template writes one line of eager PyTorch; the generated function runs under autograd and
+torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first float input and
+the device of the inputs.
+"""
+
+from lossdsl.backend import Target
+
+
+def _gather(c):
+    f = c.attrs["form"]
+    x, i = c.raw
+    if f == "take":
+        return f"{x}[{i}]"
+    if f == "axis":
+        k = c.attrs["k"]
+        return f"torch.gather({x}, {k}, {c.attrs['i']}.long().unsqueeze({k})).squeeze({k})"
+    return f"torch.gather({c.attrs['xb']}, -1, {c.attrs['ib']}.long().unsqueeze(-1)).squeeze(-1)"
+
+
+def _clamp_or(fn: str, side: str):
+    """maximum/minimum: torch.clamp when one side is a literal (no tensor to allocate)."""
+
+    def t(c):
+        a, b = c.eqn.args
+        if type(b).__name__ == "Lit":
+            return f"torch.clamp({c[0]}, {side}={c[1]})"
+        if type(a).__name__ == "Lit":
+            return f"torch.clamp({c[1]}, {side}={c[0]})"
+        return f"torch.{fn}({c[0]}, {c[1]})"
+
+    return t
+
+
+def _reduce(fn: str, extra: str = ""):
+    def t(c):
+        if c.attrs["all"] and not extra:
+            return f"torch.{fn}({c[0]})"
+        return f"torch.{fn}({c[0]}, dim={c.attrs['axes']}{extra.format(**c.attrs)})"
+
+    return t
+
+
+TEMPLATES = {
+    "neg": "-{0}",
+    "exp": "torch.exp({0})",
+    "log": "torch.log({0})",
+    "log1p": "torch.log1p({0})",
+    "expm1": "torch.expm1({0})",
+    "sqrt": "torch.sqrt({0})",
+    "abs": "torch.abs({0})",
+    "sigmoid": "torch.sigmoid({0})",
+    "softplus": "torch.nn.functional.softplus({0})",
+    "relu": "torch.relu({0})",
+    "erf": "torch.special.erf({0})",
+    "tanh": "torch.tanh({0})",
+    "not": "torch.logical_not({0})",
+    "stop_grad": "{0}.detach()",
+    "to_float": "{0}.to(fdt)",
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "pow": "{0} ** {1}",
+    "maximum": _clamp_or("maximum", "min"),
+    "minimum": _clamp_or("minimum", "max"),
+    "xlogy": "torch.special.xlogy({0}, {1})",
+    "eq": "{0} == {1}",
+    "ne": "{0} != {1}",
+    "lt": "{0} < {1}",
+    "le": "{0} <= {1}",
+    "gt": "{0} > {1}",
+    "ge": "{0} >= {1}",
+    "and": "torch.logical_and({0}, {1})",
+    "or": "torch.logical_or({0}, {1})",
+    "safe_div": "torch.where({1} == 0, {empty}, {0} / torch.where({1} == 0, 1, {1}))",
+    "where": "torch.where({0}, {1}, {2})",
+    "sum": _reduce("sum"),
+    "mean": _reduce("mean"),
+    "max": _reduce("amax"),
+    "min": _reduce("amin"),
+    "logsumexp": "torch.logsumexp({0}, dim={axes})",
+    "var": _reduce("var", ", correction={ddof}"),
+    "softmax": "torch.softmax({0}, dim={axis})",
+    "log_softmax": "torch.log_softmax({0}, dim={axis})",
+    "gather": _gather,
+    "onehot": "({0}.unsqueeze(-1) == torch.arange({n}, device=dev)).to(fdt)",
+    "eye": "torch.eye({n}, dtype=torch.bool, device=dev)",
+    "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
+    "contract": 'torch.einsum("{spec}", {0}, {1})',
+}
+
+TARGET = Target(
+    name="torch",
+    imports=("import torch",),
+    templates=TEMPLATES,
+    is_float="{x}.is_floating_point()",
+    is_int="(not {x}.is_floating_point() and not {x}.is_complex() and {x}.dtype != torch.bool)",
+    is_bool="{x}.dtype == torch.bool",
+    as_array=None,
+    as_tensor="torch.as_tensor({x}, dtype=fdt)",
+    float_dtype_default="torch.get_default_dtype()",
+    int_dtype="torch.int64",
+    bool_dtype="torch.bool",
+    permute="{x}.permute{perm}",
+    broadcast="torch.broadcast_to({x}, {shape})",
+    device="{x}.device",
+)

@@ -1,0 +1,43 @@
+"""lossdsl: loss functions as small typed expressions, compiled to PyTorch and JAX.
+
+    import lossdsl
+    fn = lossdsl.load("focal").compile("torch")
+    loss = fn(logits, target, gamma=1.0, reduction="mean")
+
+Importing lossdsl imports neither torch nor jax; a backend is loaded when first compiled to.
+"""
+
+from lossdsl.compiler import Spec, list_specs, load, parse
+from lossdsl.errors import (
+    ArityError,
+    DimMismatch,
+    DuplicateDefinition,
+    InputError,
+    LossError,
+    LossSyntaxError,
+    MultipleErrors,
+    ParamError,
+    SpecImportError,
+    TypeMismatch,
+    UnknownName,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArityError",
+    "DimMismatch",
+    "DuplicateDefinition",
+    "InputError",
+    "LossError",
+    "LossSyntaxError",
+    "MultipleErrors",
+    "ParamError",
+    "Spec",
+    "SpecImportError",
+    "TypeMismatch",
+    "UnknownName",
+    "list_specs",
+    "load",
+    "parse",
+]

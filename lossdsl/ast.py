@@ -1,0 +1,205 @@
+"""Frozen dataclasses for what the user wrote. Spans are excluded from equality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from lossdsl.source import Span
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False)
+
+
+# ---- dimensions and types -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DimRef:
+    name: str
+    primes: int = 0
+    variadic: bool = False
+    span: Span | None = _span()
+
+    def __str__(self) -> str:
+        return ("*" if self.variadic else "") + self.name + "'" * self.primes
+
+
+@dataclass(frozen=True)
+class TypeExpr:
+    dtype: str  # float | int | bool | index
+    dims: tuple[DimRef, ...] | None  # None: a scalar written without brackets
+    of: DimRef | None = None
+    span: Span | None = _span()
+
+    def __str__(self) -> str:
+        s = self.dtype
+        if self.dims is not None:
+            s += "[" + ", ".join(map(str, self.dims)) + "]"
+        if self.of is not None:
+            s += f" of {self.of}"
+        return s
+
+
+# ---- expressions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float | int
+    text: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "-" | "!"
+    operand: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # + - * / ^ & |
+    left: Expr
+    right: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A comparison chain: a < b <= c means (a < b) & (b <= c)."""
+
+    operands: tuple[Expr, ...]
+    ops: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span | None = _span()
+    func_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Gather:
+    base: Expr
+    index: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Prime:
+    operand: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Tuple:
+    items: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+Expr: TypeAlias = Num | Bool | Name | Unary | Binary | Compare | Call | Gather | Prime | Tuple
+
+
+# ---- statements and definitions -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    dtype: str
+    default: Expr
+    constraint: Expr | None
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Use:
+    task: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Reduce:
+    mode: str  # mean | sum
+    by: Expr | None
+    empty: Expr | None
+    span: Span | None = _span()
+    mode_span: Span | None = _span()
+
+
+Stmt: TypeAlias = Param | Use | Let | Reduce
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    type: TypeExpr
+    default: Expr | None  # an optional input: filled with this constant when not passed
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class LossDef:
+    name: str
+    inputs: tuple[Input, ...]
+    body: tuple[Stmt, ...]
+    result: Expr
+    doc: str | None
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Import:
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Module:
+    doc: str | None
+    imports: tuple[Import, ...]
+    losses: tuple[LossDef, ...]
+    source: object = field(default=None, compare=False, repr=False)  # lossdsl.source.Source
+
+
+def span_of(node: object) -> Span | None:
+    return getattr(node, "span", None)

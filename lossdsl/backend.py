@@ -1,0 +1,575 @@
+"""Backend base: a template-driven emitter of standalone Python modules, and the registry.
+
+A backend (backends/*_backend.py) is a `Target`: its imports, and one template per op name of
+lossdsl/ops.py. This module does everything the targets share: layout (named dims -> axis numbers,
+via lossdsl/layout.py), input validation against the declared types, variadic dims, param
+checks, per-reduction tails, identifier mangling, literal and docstring escaping.
+
+Generated code is straight-line: one line per IR equation, no loop over data, no IR at run time.
+Nothing from the spec's text reaches the generated code except identifiers (validated by the
+grammar and mangled here), numbers (formatted from Python values) and the docstring (escaped).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import keyword
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lossdsl import layout
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var
+from lossdsl.ops import OPS
+from lossdsl.resources import resource_dir
+from lossdsl.types import Dim, fmt_dims
+
+INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
+ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
+
+# Param constraints run on Python numbers before any tensor work.
+SCALAR_TEMPLATES = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "pow": "{0} ** {1}",
+    "neg": "-{0}",
+    "eq": "{0} == {1}",
+    "ne": "{0} != {1}",
+    "lt": "{0} < {1}",
+    "le": "{0} <= {1}",
+    "gt": "{0} > {1}",
+    "ge": "{0} >= {1}",
+    "and": "({0} and {1})",
+    "or": "({0} or {1})",
+    "not": "(not {0})",
+    "abs": "abs({0})",
+    "maximum": "max({0}, {1})",
+    "minimum": "min({0}, {1})",
+    "to_float": "float({0})",
+}
+
+Template = str | Callable[["EqnContext"], str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A framework: what the generated module imports and how each op is written."""
+
+    name: str
+    imports: tuple[str, ...]
+    templates: dict[str, Template]
+    is_float: str  # "{x}" is a float tensor
+    is_int: str
+    is_bool: str
+    as_array: str | None  # wraps each input on entry (jax: jnp.asarray), or None
+    as_tensor: str  # a Python number as a 0-d tensor of the float dtype (for non-infix ops)
+    float_dtype_default: str
+    int_dtype: str
+    bool_dtype: str
+    permute: str  # "{x}", "{perm}"
+    broadcast: str  # "{x}", "{shape}"
+    device: str | None = None  # "{x}" -> its device, for tensors created inside
+    float_cast: str | None = None  # numpy computes in float64 whatever comes in
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EqnContext:
+    """What a template can use: aligned args {0} {1} {2}, and the equation's attributes made
+    concrete (axes, sizes, dtypes, einsum spec)."""
+
+    eqn: Eqn
+    args: list[str]
+    raw: list[str]
+    attrs: dict
+
+    def __getitem__(self, i: int) -> str:
+        return self.args[i]
+
+    def fmt(self, template: str) -> str:
+        return template.format(*self.args, **self.attrs)
+
+
+# ---- literal and identifier hygiene ------------------------------------------------------
+
+
+def py_literal(v) -> str:
+    """A Python expression for a literal: only numbers and bools, never user text."""
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, int):
+        return f"({v})" if v < 0 else str(int(v))
+    v = float(v)
+    if math.isnan(v):
+        return 'float("nan")'
+    if math.isinf(v):
+        return 'float("inf")' if v > 0 else '(-float("inf"))'
+    return f"({v!r})" if v < 0 else repr(v)
+
+
+def docstring(text: str, indent: str = "") -> str:
+    body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip("\n")
+    if body.endswith('"'):
+        body += " "
+    lines = body.splitlines() or [""]
+    out = [indent + '"""' + lines[0]] + [(indent + ln) if ln.strip() else "" for ln in lines[1:]]
+    if len(lines) > 1:
+        out.append(indent + '"""')
+    else:
+        out[-1] += '"""'
+    return "\n".join(out)
+
+
+class Names:
+    """IR names -> Python identifiers, avoiding keywords, builtins the code uses, framework
+    modules and every name the emitter itself introduces."""
+
+    RESERVED = frozenset(
+        set(keyword.kwlist)
+        | set(keyword.softkwlist)
+        | {"torch", "jax", "jnp", "np", "numpy", "math", "lax", "F", "float", "int", "bool"}
+        | {"tuple", "isinstance", "abs", "max", "min", "len", "reduction", "fdt", "dev"}
+        | {"LossInputError", "LossParamError", "_prod", "ValueError", "True", "False", "None"}
+    )
+
+    def __init__(self, extra: set[str] = frozenset()):
+        self.used: set[str] = set(self.RESERVED) | set(extra)
+        self.map: dict[str, str] = {}
+
+    def __call__(self, ir_name: str) -> str:
+        if ir_name not in self.map:
+            assert ir_name.isidentifier(), ir_name
+            name = ir_name
+            while name in self.used:
+                name += "_"
+            self.used.add(name)
+            self.map[ir_name] = name
+        return self.map[ir_name]
+
+
+# ---- module emission ----------------------------------------------------------------------
+
+
+def module_source(target: Target, programs: list[Program], doc: str) -> str:
+    """The standalone module for one spec: one function per combination of optional inputs
+    (so absent inputs cost nothing), and the public function that picks one."""
+    main = programs[0]
+    fname = main.name
+    lines = [docstring(doc or fname), "", *target.imports, ""]
+    lines += [
+        "",
+        "class LossInputError(ValueError):",
+        '    """A tensor that does not match the declared input type."""',
+        "",
+        "",
+        "class LossParamError(ValueError):",
+        '    """A param value that violates its declared constraint."""',
+        "",
+        "",
+        "def _prod(shape):",
+        "    n = 1",
+        "    for k in shape:",
+        "        n *= k",
+        "    return n",
+        "",
+    ]
+    full = _all_inputs(programs)
+    if len(programs) == 1:
+        lines += ["", *emit_function(target, main, fname, full, public=True, doc=doc)]
+        return "\n".join(lines) + "\n"
+    variants = []
+    for prog in programs:
+        vname = f"_{fname}__" + ("_".join(f"no_{a}" for a in prog.absent) or "all")
+        variants.append((prog, vname))
+        lines += ["", *emit_function(target, prog, vname, full, public=False), ""]
+    lines += ["", *_dispatcher(main, fname, full, variants, doc)]
+    return "\n".join(lines) + "\n"
+
+
+def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
+    """Every declared input in order, and whether it is optional."""
+    first = max(programs, key=lambda p: len(p.inputs))
+    return [(d.var.name, d.optional) for d in first.inputs]
+
+
+def _signature(prog: Program, full: list[tuple[str, bool]], names: Names) -> str:
+    ins = [names(n) + ("=None" if opt else "") for n, opt in full]
+    ps = [f"{names(p.var.name)}={py_literal(p.default)}" for p in prog.params]
+    return ", ".join(ins + ["*"] + ps + [f'reduction="{prog.default_reduction}"'])
+
+
+def _dispatcher(main, fname, full, variants, doc) -> list[str]:
+    names = Names({fname})
+    sig = _signature(main, full, names)
+    out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
+    call_params = ", ".join(
+        [f"{names(p.var.name)}={names(p.var.name)}" for p in main.params]
+        + ["reduction=reduction"]
+    )
+    optional = [n for n, opt in full if opt]
+    for prog, vname in variants:
+        absent = set(prog.absent)
+        cond = " and ".join(
+            f"{names(n)} is None" if n in absent else f"{names(n)} is not None" for n in optional
+        )
+        passed = ", ".join(names(d.var.name) for d in prog.inputs)
+        out.append(f"    if {cond}:")
+        out.append(f"        return {vname}({passed}, {call_params})")
+    out.append("    raise AssertionError('unreachable')")
+    return out
+
+
+def emit_function(target, prog, fname, full, public: bool, doc: str = "") -> list[str]:
+    return _FunctionEmitter(target, prog, fname).emit(full, public, doc)
+
+
+class _FunctionEmitter:
+    def __init__(self, target: Target, prog: Program, fname: str):
+        self.t = target
+        self.p = prog
+        self.fname = fname
+        dims = {d.name for i in prog.inputs for d in i.var.type.dims}
+        dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
+        self.names = Names({fname})
+        self.size: dict[str, str] = {}  # dim base name -> Python name of its size
+        for d in sorted(dims):
+            self.size[d] = self.names(d if d.isidentifier() else "n")
+        self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
+        self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
+        self.lines: list[str] = []
+
+    # -- helpers
+    def ref(self, a: Atom) -> str:
+        return py_literal(a.value) if isinstance(a, Lit) else self.expr[a.name]
+
+    def is_scalar(self, a: Atom) -> bool:
+        return isinstance(a, Lit) or a.name in self.scalar
+
+    def dim_size(self, d: Dim) -> str:
+        return self.size[d.name]
+
+    def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
+        if isinstance(a, Lit) or not a.type.dims:
+            return self.ref(a)
+        al = layout.align(a.type.dims, out_dims)
+        x = self.ref(a)
+        if al.perm is not None:
+            x = self.t.permute.format(x=x, perm=al.perm)
+        if al.index:
+            x = f"{x}[{', '.join(':' if i == ':' else 'None' for i in al.index)}]"
+        return x
+
+    def line(self, text: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + text)
+
+    # -- the function
+    def emit(self, full, public: bool, doc: str) -> list[str]:
+        p, n = self.p, self.names
+        for i in p.inputs:
+            self.expr[i.var.name] = n(i.var.name)
+        for q in p.params:
+            self.expr[q.var.name] = n(q.var.name)
+            self.scalar.add(q.var.name)
+        if public:
+            head = f"def {self.fname}({_signature(p, full, n)}):"
+        else:
+            ins = [n(d.var.name) for d in p.inputs]
+            ps = [n(q.var.name) for q in p.params]
+            head = f"def {self.fname}({', '.join(ins + ['*'] + ps + ['reduction'])}):"
+        out = [head]
+        if public:
+            out.append(docstring(doc or self.fname, "    "))
+        self._validate_reduction()
+        self._checks()
+        self._inputs()
+        self._body()
+        return out + self.lines
+
+    def _validate_reduction(self) -> None:
+        self.line('if reduction not in ("none", "sum", "mean"):')
+        self.line(
+            f'raise LossParamError(f"{self.fname}: reduction must be \'none\', \'sum\' or '
+            f"'mean', got {{reduction!r}}\")",
+            2,
+        )
+
+    def _checks(self) -> None:
+        for chk in self.p.checks:
+            params = sorted(
+                {a.name for e in chk.eqns for a in e.args if isinstance(a, Var)}
+                - {e.out.name for e in chk.eqns}
+            )
+            guard = " and ".join(f"isinstance({self.expr[q]}, (int, float))" for q in params)
+            local: dict[str, str] = {}
+
+            def r(a):
+                if isinstance(a, Lit):
+                    return py_literal(a.value)
+                return local.get(a.name) or self.expr[a.name]
+
+            for e in chk.eqns:
+                tmpl = SCALAR_TEMPLATES.get(e.op)
+                if tmpl is None:
+                    raise NotImplementedError(f"param constraint uses op '{e.op}'")
+                local[e.out.name] = "(" + tmpl.format(*(r(a) for a in e.args)) + ")"
+            cond = r(chk.ok)
+            shown = ", ".join(f"{q}={{{self.expr[q]}!r}}" for q in params)
+            text = chk.text.replace("{", "{{").replace("}", "}}").replace('"', "'")
+            text = text.replace("\\", "/")
+            self.line(f"if {guard or 'True'} and not {cond}:")
+            self.line(
+                f'raise LossParamError(f"{self.fname}: params must satisfy `{text}`, '
+                f'got {shown}")',
+                2,
+            )
+
+    def _inputs(self) -> None:
+        """Check each input's rank, dtype and dim sizes; bind dim sizes; flatten *S."""
+        t, n = self.t, self.names
+        bound: set[str] = set()
+        shapes: dict[str, str] = {}  # variadic dim -> name of its original shape tuple
+        fdt = None
+        for d in self.p.inputs:
+            x, ty = n(d.var.name), d.var.type
+            if t.as_array:
+                self.line(f"{x} = {t.as_array.format(x=x)}")
+            kind = "index" if ty.of is not None else ty.dtype
+            test = {"float": t.is_float, "int": t.is_int, "index": t.is_int, "bool": t.is_bool}
+            self.line(f"if not {test[kind].format(x=x)}:")
+            self.line(
+                f'raise LossInputError(f"{self.fname}: input \'{d.var.name}\' must be {ty}, '
+                f'got dtype {{{x}.dtype}}")',
+                2,
+            )
+            if ty.dtype == "float" and t.float_cast:
+                self.line(f"{x} = {t.float_cast.format(x=x)}")
+            if ty.dtype == "float" and fdt is None:
+                fdt = f"{x}.dtype"
+                self.line(f"fdt = {fdt}")
+                if t.device:
+                    self.line(f"dev = {t.device.format(x=x)}")
+            dims = ty.dims
+            var_i = next((k for k, dm in enumerate(dims) if dm.variadic), None)
+            if var_i is None:
+                self.line(f"if {x}.ndim != {len(dims)}:")
+                want = f"{len(dims)} dim{'s' if len(dims) != 1 else ''}"
+            else:
+                self.line(f"if {x}.ndim < {len(dims) - 1}:")
+                want = f"at least {len(dims) - 1} dims"
+            self.line(
+                f'raise LossInputError(f"{self.fname}: input \'{d.var.name}\' must be {ty} '
+                f'({want}), got shape {{tuple({x}.shape)}}")',
+                2,
+            )
+            tail = len(dims) - 1 - var_i if var_i is not None else 0
+            for k, dm in enumerate(dims):
+                if var_i is not None and k > var_i:
+                    pos = f"{x}.ndim - {len(dims) - k}"
+                else:
+                    pos = str(k)
+                if dm.variadic:
+                    stop = f"{x}.ndim - {tail}" if tail else ""
+                    piece = f"tuple({x}.shape[{k}:{stop}])"
+                    sz = self.size[dm.name]
+                    if dm.name not in shapes:
+                        shapes[dm.name] = n(dm.name + "_shape")
+                        self.line(f"{shapes[dm.name]} = {piece}")
+                        self.line(f"{sz} = _prod({shapes[dm.name]})")
+                        bound.add(dm.name)
+                    else:
+                        self._mismatch(piece, shapes[dm.name], dm, d.var.name, shape=True)
+                    continue
+                got = f"{x}.shape[{pos}]"
+                if dm.name not in bound:
+                    self.line(f"{self.size[dm.name]} = {got}")
+                    bound.add(dm.name)
+                else:
+                    self._mismatch(got, self.size[dm.name], dm, d.var.name)
+            if var_i is not None:
+                parts = [self.size[dm.name] for dm in dims]
+                lead = f"{x}.shape[:{var_i}]"
+                rest = f"{x}.shape[{x}.ndim - {tail}:]" if tail else "()"
+                mid = f"({self.size[dims[var_i].name]},)"
+                del parts
+                self.line(f"{x} = {x}.reshape(tuple({lead}) + {mid} + tuple({rest}))")
+        if fdt is None:
+            self.line(f"fdt = {t.float_dtype_default}")
+            if t.device:
+                first = self.p.inputs[0].var.name if self.p.inputs else None
+                self.line(f"dev = {t.device.format(x=n(first)) if first else 'None'}")
+        self.variadic_shapes = shapes
+        missing = {
+            d.name
+            for e in self.p.eqns
+            for d in _dims_needed(e)
+            if d.name not in bound
+        }
+        if missing:
+            raise NotImplementedError(f"dims with no input to take their size from: {missing}")
+
+    def _mismatch(self, got: str, want: str, dm: Dim, inp: str, shape: bool = False) -> None:
+        self.line(f"if {got} != {want}:")
+        what = "sizes" if shape else "size"
+        self.line(
+            f'raise LossInputError(f"{self.fname}: dim {dm} has {what} {{{want}}} from an '
+            f"earlier input but {{{got}}} in '{inp}'\")",
+            2,
+        )
+
+    def _body(self) -> None:
+        p = self.p
+        needed = {m: _deps(p, a) for m, a in p.outputs}
+        shared = set.intersection(*needed.values()) if needed else set()
+        for e in p.eqns:
+            if e.out.name in shared:
+                self._eqn(e)
+        order = [m for m in ("none", "sum", "mean") if m != p.default_reduction]
+        order.append(p.default_reduction)
+        for k, mode in enumerate(order):
+            last = k == len(order) - 1
+            indent = 1 if last else 2
+            if not last:
+                self.line(f'if reduction == "{mode}":')
+            for e in p.eqns:
+                if e.out.name in needed[mode] and e.out.name not in shared:
+                    self._eqn(e, indent)
+            res = self.ref(p.output(mode))
+            if mode == "none":
+                res = self._unflatten(p.output(mode), res)
+            self.line(f"return {res}", indent)
+
+    def _unflatten(self, a: Atom, expr: str) -> str:
+        if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
+            return expr
+        parts = [
+            self.variadic_shapes[d.name] if d.variadic else f"({self.size[d.name]},)"
+            for d in a.type.dims
+        ]
+        return f"{expr}.reshape({' + '.join(parts)})"
+
+    def _eqn(self, e: Eqn, indent: int = 1) -> None:
+        out = e.out.name
+        if e.op == "rename":
+            self.expr[out] = self.ref(e.args[0])
+            if self.is_scalar(e.args[0]):
+                self.scalar.add(out)
+            return
+        if e.op == "size":
+            self.expr[out] = self.dim_size(e.attr("dim"))
+            self.scalar.add(out)
+            return
+        ctx = self._context(e)
+        tmpl = self.t.templates[e.op]
+        code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
+        name = self.names(out)
+        self.expr[out] = name
+        if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
+            self.scalar.add(out)
+        self.line(f"{name} = {code}", indent)
+
+    def _context(self, e: Eqn) -> EqnContext:
+        op = OPS[e.op]
+        raw = [self.ref(a) for a in e.args]
+        if op.kind == "elementwise":
+            args = [self.aligned(a, e.out.type.dims) for a in e.args]
+            if e.op not in INFIX:
+                args = [
+                    self.t.as_tensor.format(x=s) if isinstance(a, Var) and a.name in self.scalar
+                    else s
+                    for a, s in zip(e.args, args)
+                ]
+        else:
+            args = list(raw)
+        attrs: dict = {"fdt": "fdt"}
+        a0 = e.args[0] if e.args else None
+        for k, v in e.attrs:
+            if k == "over":
+                ax = layout.axes(a0.type.dims, v)
+                attrs["axes"] = ax[0] if len(ax) == 1 else ax
+                attrs["axis"] = ax[0]
+                attrs["all"] = len(ax) == len(a0.type.dims)
+            elif k == "dim":
+                attrs["n"] = self.dim_size(v)
+            elif k == "dims":
+                attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
+                attrs["n"] = self.dim_size(v[0])
+            elif k == "dtype":
+                attrs["dtype"] = {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[v]
+            elif k in ("value", "empty"):
+                attrs[k] = py_literal(v)
+            elif k == "ddof":
+                attrs["ddof"] = int(v)
+        if e.op == "contract":
+            attrs["spec"] = layout.einsum_spec(e.args[0].type.dims, e.args[1].type.dims, e.out.type.dims)
+        if e.op == "gather":
+            attrs.update(self._gather(e))
+        return EqnContext(e, args, raw, attrs)
+
+    def _gather(self, e: Eqn) -> dict:
+        """How to pick x along the index's `of` dim; the target template picks the form."""
+        x, idx = e.args
+        of = idx.type.of
+        rest = tuple(d for d in x.type.dims if d != of)
+        if x.type.dims == (of,):
+            return {"form": "take"}
+        if set(idx.type.dims) == set(rest):
+            i = self.aligned(idx, rest) if idx.type.dims != rest else self.ref(idx)
+            return {"form": "axis", "k": x.type.dims.index(of), "i": i}
+        outd = e.out.type.dims
+        xa = self.aligned(x, outd + (of,))
+        shape_x = "(" + "".join(self.dim_size(d) + ", " for d in outd + (of,)) + ")"
+        shape_i = "(" + "".join(self.dim_size(d) + ", " for d in outd) + ")"
+        return {
+            "form": "general",
+            "xb": self.t.broadcast.format(x=xa, shape=shape_x),
+            "ib": self.t.broadcast.format(x=self.aligned(idx, outd), shape=shape_i),
+        }
+
+
+def _dims_needed(e: Eqn):
+    for k, v in e.attrs:
+        if k == "dim":
+            yield v
+        elif k == "dims":
+            yield from v
+    if e.op == "gather":
+        yield from e.out.type.dims
+
+
+def _deps(p: Program, a: Atom) -> set[str]:
+    """The equations (by output name) an output needs."""
+    producer = {e.out.name: e for e in p.eqns}
+    need: set[str] = set()
+    stack = [a.name] if isinstance(a, Var) else []
+    while stack:
+        v = stack.pop()
+        if v in need or v not in producer:
+            continue
+        need.add(v)
+        stack.extend(x.name for x in producer[v].args if isinstance(x, Var))
+    return need
+
+
+# ---- registry -------------------------------------------------------------------------
+
+BACKENDS = ("torch", "jax", "numpy")
+_FILES = {"torch": "torch_backend", "jax": "jax_backend", "numpy": "numpy_ref"}
+_LOADED: dict[str, object] = {}
+
+
+def load_backend(name: str):
+    """The backend module, loaded from the shipped backends/ directory by path (it lives beside
+    the package in a checkout and inside it in a wheel)."""
+    if name not in _LOADED:
+        path = resource_dir("backends") / f"{_FILES[name]}.py"
+        spec = importlib.util.spec_from_file_location(f"lossdsl_backends.{_FILES[name]}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _LOADED[name] = mod
+    return _LOADED[name]
+
+
+def describe_dims(dims) -> str:
+    return fmt_dims(tuple(dims))

@@ -1,0 +1,360 @@
+"""The pipeline, readable top to bottom:
+
+    text --parse--> AST --check/resolve--> losses in scope --lower--> IR --verify--> passes
+         --bake params--> IR --backend--> Python source --exec--> callable
+
+`Spec` is what `lossdsl.load` and `lossdsl.parse` return: a checked spec that can print its IR,
+generate source for a backend, and compile (cached) to a callable.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import linecache
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from lossdsl import ast
+from lossdsl.backend import BACKENDS, load_backend, module_source
+from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
+from lossdsl.errors import (
+    ArityError,
+    InputError,
+    LossError,
+    ParamError,
+    UnknownName,
+    did_you_mean,
+    raise_all,
+)
+from lossdsl.ir import Lit, Program, format_program, verify
+from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
+from lossdsl.ops import OPS
+from lossdsl.parser import parse_module
+from lossdsl.passes import PASS_NAMES, run_pipeline
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    dtype: str
+    default: float | int | bool
+    constraint: str | None
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    name: str
+    type: str
+    optional: bool
+
+
+class Spec:
+    """A parsed and checked loss. Construction raises LossError listing every error."""
+
+    def __init__(self, text: str, filename: str = "<string>"):
+        self.text, self.filename = text, filename
+        module = parse_module(text, filename)
+        errors: list[LossError] = []
+        base = Path(filename).parent if filename != "<string>" else None
+        self.resolved: Resolved = resolve(module, base, errors)
+        loss = self.resolved.main
+        if loss is None:
+            raise LossError("no loss defined", None, "write `loss NAME(inputs) { ... }`")
+        self.loss: ast.LossDef = loss
+        # Lower every spec in the file (helpers too), so that all errors show up at once.
+        for other in module.losses:
+            if other is not loss:
+                lower_loss(self.resolved, other, errors)
+        full = lower_loss(self.resolved, loss, errors)
+        raise_all(errors)
+        assert full is not None
+        self.name = loss.name
+        self.doc = (loss.doc or module.doc or loss.name).strip()
+        self.inputs = tuple(
+            InputInfo(i.name, str(i.type), i.default is not None) for i in loss.inputs
+        )
+        self.params = tuple(_param_info(p) for p in loss.body if isinstance(p, ast.Param))
+        self.default_reduction = full.default_reduction
+        self._raw: dict[frozenset[str], Program] = {frozenset(): full}
+
+    # ---- IR --------------------------------------------------------------------------
+
+    def _lowered(self, absent: frozenset[str]) -> Program:
+        if absent not in self._raw:
+            errors: list[LossError] = []
+            prog = lower_loss(self.resolved, self.loss, errors, absent)
+            raise_all(errors)
+            self._raw[absent] = verify(prog)
+        return self._raw[absent]
+
+    def variants(self) -> list[frozenset[str]]:
+        """Every combination of absent optional inputs: one specialized function each."""
+        opt = [i.name for i in self.inputs if i.optional]
+        return [
+            frozenset(c) for k in range(len(opt) + 1) for c in itertools.combinations(opt, k)
+        ]
+
+    def program(self, absent: frozenset[str] = frozenset(), **baked) -> Program:
+        """The optimized IR for one variant, with `baked` params folded in."""
+        return _optimized(self, absent, _baked_key(self, baked))
+
+    def ir(self, after: str | None = None, **baked) -> str:
+        """The IR as lowered (after=None) or after the named pass."""
+        prog = bake(self._lowered(frozenset()), dict(_baked_key(self, baked)))
+        if after is None or after == "lower":
+            return format_program(prog)
+        if after not in PASS_NAMES:
+            raise UnknownName(
+                f"unknown pass '{after}'",
+                None,
+                did_you_mean(after, PASS_NAMES) or f"passes: lower, {', '.join(PASS_NAMES)}",
+            )
+        seen: dict[str, Program] = {}
+        run_pipeline(prog, lambda name, p: seen.setdefault(name, verify(p)))
+        return format_program(seen[after])
+
+    # ---- code ------------------------------------------------------------------------
+
+    def source(self, backend: str, **baked) -> str:
+        """The standalone Python module for `backend` (imports only its framework)."""
+        return _source(self, _check_backend(backend), _baked_key(self, baked))
+
+    def compile(self, backend: str, **baked):
+        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached."""
+        return _compiled(self, _check_backend(backend), _baked_key(self, baked))
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.name}: {i.type}" for i in self.inputs)
+        return f"<lossdsl.Spec {self.name}({ins})>"
+
+
+def _param_info(p: ast.Param) -> ParamInfo:
+    text = None
+    if p.constraint is not None and p.constraint.span is not None:
+        s = p.constraint.span
+        line = s.source.line(s.line)
+        text = line[s.col - 1 : s.end_col - 1] if s.end_line == s.line else line[s.col - 1 :]
+    return ParamInfo(p.name, p.dtype, const_eval(p.default), text)
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UnknownName(
+            f"unknown backend '{backend}'",
+            None,
+            did_you_mean(backend, BACKENDS) or f"backends: {', '.join(BACKENDS)}",
+        )
+    return backend
+
+
+def _baked_key(spec: Spec, baked: dict) -> tuple:
+    """Validate compile-time params; a sorted tuple so it can key the caches."""
+    known = {p.name: p for p in spec.params}
+    for k, v in baked.items():
+        if k == "reduction":
+            raise ParamError(
+                "reduction is chosen per call, not at compile time",
+                None,
+                f"call fn(..., reduction={v!r})",
+            )
+        if k not in known:
+            raise ParamError(
+                f"{spec.name} has no param '{k}'",
+                None,
+                did_you_mean(k, known) or f"params: {', '.join(known) or 'none'}",
+            )
+        check_param_value(k, known[k].dtype, v)
+    return tuple(sorted(baked.items()))
+
+
+def bake(prog: Program, values: dict) -> Program:
+    """Replace params by literals. Constraints that become constant are checked now."""
+    if not values:
+        return prog
+    sub = {q.var.name: Lit(v if q.var.type.dtype != "float" else float(v), q.var.type)
+           for q in prog.params for k, v in values.items() if q.var.name == k}
+
+    def s(a):
+        return sub.get(a.name, a) if hasattr(a, "name") else a
+
+    eqns = tuple(replace(e, args=tuple(s(a) for a in e.args)) for e in prog.eqns)
+    checks = []
+    for c in prog.checks:
+        c2 = replace(c, eqns=tuple(replace(e, args=tuple(s(a) for a in e.args)) for e in c.eqns))
+        ok = _eval_check(c2)
+        if ok is None:
+            checks.append(c2)
+        elif not ok:
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            raise ParamError(
+                f"param value violates `{c.text}`: {shown}", c.span, "change the value"
+            )
+    params = tuple(q for q in prog.params if q.var.name not in sub)
+    outputs = tuple((m, s(a)) for m, a in prog.outputs)
+    return replace(prog, eqns=eqns, params=params, checks=tuple(checks), outputs=outputs)
+
+
+def _eval_check(c) -> bool | None:
+    """Evaluate a constraint whose inputs are all literals; None if some param is unbaked."""
+    env: dict[str, object] = {}
+    for e in c.eqns:
+        vals = []
+        for a in e.args:
+            if isinstance(a, Lit):
+                vals.append(np.asarray(a.value))
+            elif a.name in env:
+                vals.append(env[a.name])
+            else:
+                return None
+        with np.errstate(all="ignore"):
+            env[e.out.name] = np.asarray(OPS[e.op].ref(*vals, **dict(e.attrs)))
+    ok = c.ok
+    return bool(ok.value if isinstance(ok, Lit) else env[ok.name])
+
+
+@functools.lru_cache(maxsize=512)
+def _optimized_cached(spec_key, absent, baked) -> Program:
+    spec = _SPECS[spec_key]
+    return verify(run_pipeline(bake(spec._lowered(absent), dict(baked))))
+
+
+_SPECS: dict[tuple, Spec] = {}
+
+
+def _key(spec: Spec) -> tuple:
+    k = (spec.text, spec.filename)
+    _SPECS.setdefault(k, spec)
+    return k
+
+
+def _optimized(spec: Spec, absent, baked) -> Program:
+    return _optimized_cached(_key(spec), absent, baked)
+
+
+@functools.lru_cache(maxsize=512)
+def _source_cached(spec_key, backend, baked) -> str:
+    spec = _SPECS[spec_key]
+    progs = [_optimized(spec, a, baked) for a in spec.variants()]
+    return module_source(load_backend(backend).TARGET, progs, spec.doc)
+
+
+def _source(spec: Spec, backend: str, baked) -> str:
+    return _source_cached(_key(spec), backend, baked)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_cached(spec_key, backend, baked):
+    spec = _SPECS[spec_key]
+    if backend == "numpy":
+        return _reference_fn(spec, baked)
+    src = _source_cached(spec_key, backend, baked)
+    filename = f"<lossdsl {spec.name} {backend} {abs(hash((spec_key, baked)))}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    ns: dict = {"__name__": f"lossdsl_generated_{spec.name}"}
+    exec(compile(src, filename, "exec"), ns)  # the source came from our IR, not user text
+    ns["LossInputError"], ns["LossParamError"] = InputError, ParamError
+    return _guard(ns[spec.name])
+
+
+def _compiled(spec: Spec, backend: str, baked):
+    return _compiled_cached(_key(spec), backend, baked)
+
+
+def _guard(fn):
+    """Turn a bad call (unknown keyword, missing input) into an ArityError with a hint;
+    everything else passes straight through."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def loss_fn(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError as bad:
+                names = list(sig.parameters)
+                extra = [k for k in kwargs if k not in names]
+                hint = did_you_mean(extra[0], names) if extra else None
+                raise ArityError(
+                    f"{fn.__name__}{sig}: {bad}", None, hint or f"signature: {fn.__name__}{sig}"
+                ) from None
+            raise
+
+    loss_fn.signature = sig
+    return loss_fn
+
+
+def _reference_fn(spec: Spec, baked):
+    """The float64 numpy interpreter as a callable with the same signature as the others."""
+    ref = load_backend("numpy")
+    names = [i.name for i in spec.inputs]
+    optional = {i.name for i in spec.inputs if i.optional}
+    bake_d = dict(baked)
+    free = {p.name: p.default for p in spec.params if p.name not in bake_d}
+
+    def loss_fn(*args, reduction=None, **kwargs):
+        inputs = dict(zip(names, args))
+        for k in list(kwargs):
+            if k in names:
+                inputs[k] = kwargs.pop(k)
+        bad = [k for k in kwargs if k not in free]
+        if bad or len(args) > len(names):
+            raise ArityError(
+                f"{spec.name}() got unexpected argument {bad[0] if bad else len(args)}",
+                None,
+                did_you_mean(bad[0], list(free) + names) if bad else None,
+            )
+        reduction = reduction or spec.default_reduction
+        if reduction not in REDUCTIONS:
+            raise ParamError(f"{spec.name}: reduction must be one of {REDUCTIONS}")
+        absent = frozenset(k for k in optional if inputs.get(k) is None)
+        missing = [n for n in names if n not in inputs and n not in optional]
+        if missing:
+            raise ArityError(f"{spec.name}() is missing input '{missing[0]}'")
+        prog = _optimized(spec, absent, baked)
+        params = {**free, **kwargs}
+        _runtime_checks(spec, prog, params)
+        return ref.evaluate(prog, inputs, params, reduction)
+
+    return loss_fn
+
+
+def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:
+    """Evaluate the param constraints on this call's values (bake raises on a violation)."""
+    if prog.checks:
+        numbers = {k: v for k, v in params.items() if isinstance(v, (int, float))}
+        bake(prog, {q.var.name: numbers[q.var.name] for q in prog.params if q.var.name in numbers})
+
+
+# ---- public constructors -----------------------------------------------------------------
+
+
+def parse(text: str, filename: str = "<string>") -> Spec:
+    return Spec(text, filename)
+
+
+def load(name_or_path: str | Path) -> Spec:
+    """A shipped spec by name ("focal"), or a .loss file by path."""
+    s = str(name_or_path)
+    if s.endswith(".loss") or "/" in s or "\\" in s:
+        path = Path(s)
+        if not path.is_file():
+            raise LossError(f"no such spec file: {s}", None, "check the path")
+        return parse(path.read_text(), str(path))
+    path = shipped_specs_dir() / f"{s}.loss"
+    if not s.isidentifier() or not path.is_file():
+        raise UnknownName(
+            f"no shipped spec named '{s}'",
+            None,
+            did_you_mean(s, shipped_spec_names()) or "see `lossdsl list`",
+        )
+    return parse(path.read_text(), str(path))
+
+
+def list_specs() -> list[str]:
+    return shipped_spec_names()

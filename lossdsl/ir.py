@@ -1,0 +1,187 @@
+"""The typed IR: one equation per primitive (jaxpr-like), a printer, and a verifier."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from lossdsl.ops import OPS, OpTypeError
+from lossdsl.source import Span
+from lossdsl.types import TensorType
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    type: TensorType
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A scalar constant. `key` keeps 1 and 1.0 (and NaN) apart for folding and CSE."""
+
+    value: float | int | bool
+    type: TensorType
+
+    @property
+    def key(self) -> tuple:
+        return (self.type.dtype, repr(self.value))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Lit) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        v = self.value
+        if isinstance(v, float) and not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        return repr(v).lower() if isinstance(v, bool) else repr(v)
+
+
+Atom: TypeAlias = Var | Lit
+
+
+@dataclass(frozen=True)
+class Eqn:
+    out: Var
+    op: str
+    args: tuple[Atom, ...]
+    attrs: tuple[tuple[str, object], ...] = ()
+
+    def attr(self, name: str, default=None):
+        return dict(self.attrs).get(name, default)
+
+    @property
+    def key(self) -> tuple:
+        return (self.op, tuple(a.key if isinstance(a, Lit) else a for a in self.args), self.attrs)
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    var: Var
+    default: Lit | None = None  # optional input: absent -> filled with this value
+
+    @property
+    def optional(self) -> bool:
+        return self.default is not None
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    var: Var
+    default: float | int | bool
+
+
+@dataclass(frozen=True)
+class Check:
+    """A param constraint: `eqns` compute the bool scalar `ok` from params alone."""
+
+    eqns: tuple[Eqn, ...]
+    ok: Atom
+    text: str
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled loss. `outputs` maps each reduction mode to its result atom; all share eqns."""
+
+    name: str
+    doc: str
+    inputs: tuple[InputDecl, ...]
+    params: tuple[ParamDecl, ...]
+    eqns: tuple[Eqn, ...]
+    outputs: tuple[tuple[str, Atom], ...]  # (("none", v), ("sum", s), ("mean", m))
+    default_reduction: str = "mean"
+    checks: tuple[Check, ...] = ()
+    absent: tuple[str, ...] = ()  # optional inputs this specialization assumes were not passed
+
+    def output(self, mode: str) -> Atom:
+        return dict(self.outputs)[mode]
+
+    def replace_eqns(self, eqns, outputs=None) -> Program:
+        from dataclasses import replace
+
+        return replace(self, eqns=tuple(eqns), outputs=tuple(outputs or self.outputs))
+
+
+# ---- printer ----------------------------------------------------------------------------
+
+
+def _fmt_attr(v) -> str:
+    if isinstance(v, tuple):
+        if v and isinstance(v[0], tuple):
+            return "{" + ", ".join(f"{a}->{b}" for a, b in v) + "}"
+        return "(" + ", ".join(map(str, v)) + ")"
+    return str(v)
+
+
+def format_eqn(e: Eqn) -> str:
+    args = " ".join(str(a) for a in e.args)
+    attrs = ", ".join(f"{k}={_fmt_attr(v)}" for k, v in e.attrs)
+    attrs = f"[{attrs}]" if attrs else ""
+    return f"{e.out.name}:{e.out.type} = {e.op}{attrs} {args}".rstrip()
+
+
+def format_program(p: Program) -> str:
+    ins = ", ".join(
+        f"{i.var.name}:{i.var.type}" + (f"={i.default}" if i.default is not None else "")
+        for i in p.inputs
+    )
+    ps = ", ".join(f"{q.var.name}:{q.var.type}={q.default!r}" for q in p.params)
+    lines = [f"{{ lambda {ins} ; {ps} ."]
+    lines += ["    " + format_eqn(e) for e in p.eqns]
+    outs = ", ".join(f"{m}={a}" for m, a in p.outputs)
+    lines.append(f"  in ( {outs} ) }}")
+    return "\n".join(lines)
+
+
+# ---- verifier ---------------------------------------------------------------------------
+
+
+class IRError(AssertionError):
+    """The IR broke an invariant: a compiler bug, never a user error."""
+
+
+def verify(p: Program) -> Program:
+    """Every var defined once before use, every op in the table, every type re-derived."""
+    defined: dict[str, TensorType] = {}
+    for d in p.inputs:
+        defined[d.var.name] = d.var.type
+    for q in p.params:
+        defined[q.var.name] = q.var.type
+
+    def need(a: Atom, where: str):
+        if isinstance(a, Var):
+            if a.name not in defined:
+                raise IRError(f"{where}: {a.name} used before definition\n{format_program(p)}")
+            if defined[a.name] != a.type:
+                raise IRError(f"{where}: {a.name} has type {defined[a.name]}, used as {a.type}")
+
+    for e in p.eqns:
+        line = format_eqn(e)
+        op = OPS.get(e.op)
+        if op is None:
+            raise IRError(f"unknown op in: {line}")
+        if len(e.args) != op.nargs:
+            raise IRError(f"{e.op} takes {op.nargs} args: {line}")
+        for a in e.args:
+            need(a, line)
+        try:
+            t = op.type_rule([a.type for a in e.args], dict(e.attrs))
+        except OpTypeError as err:
+            raise IRError(f"ill-typed: {line}: {err.message}") from None
+        if t != e.out.type:
+            raise IRError(f"type of {line} should be {t}")
+        if e.out.name in defined:
+            raise IRError(f"{e.out.name} defined twice: {line}")
+        defined[e.out.name] = e.out.type
+    for _, a in p.outputs:
+        need(a, "output")
+    return p

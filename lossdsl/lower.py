@@ -1,0 +1,1244 @@
+"""AST -> typed IR.
+
+Lowering resolves every name (inputs, params, lets, task preludes, dims, functions, spec calls),
+derives every type from the op table's rules, and emits one IR equation per primitive. It never
+stops at the first mistake: a failed sub-expression reports a LossError and lowers to None, and
+whatever uses None is skipped silently, so one run reports each independent error once.
+
+Surface functions that are not primitives (normalize, count, clamp, logsigmoid, norm, masked
+mean, ...) are expanded here into primitives, so the op table stays small and every backend gets
+them for free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lossdsl import ast
+from lossdsl.check import Callee, Resolved, Scope
+from lossdsl.errors import (
+    ArityError,
+    DimMismatch,
+    DuplicateDefinition,
+    LossError,
+    ParamError,
+    TypeMismatch,
+    UnknownName,
+    did_you_mean,
+)
+from lossdsl.ir import Atom, Check, Eqn, InputDecl, Lit, ParamDecl, Program, Var
+from lossdsl.ops import OPS, OpDimError, OpTypeError
+from lossdsl.source import Span
+from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
+
+REDUCTIONS = ("none", "sum", "mean")
+
+
+def lit(value: float | int | bool) -> Lit:
+    if isinstance(value, bool):
+        return Lit(value, BOOL)
+    return Lit(value, INT if isinstance(value, int) else FLOAT)
+
+
+# ---- the equation builder ---------------------------------------------------------------
+
+
+class Builder:
+    """Appends equations; names temporaries t0, t1, ... and keeps user names readable."""
+
+    def __init__(self, taken: set[str] | None = None):
+        self.eqns: list[Eqn] = []
+        self.taken: set[str] = set(taken or ())
+        self._n = 0
+
+    def fresh(self, hint: str | None = None) -> str:
+        if hint and hint not in self.taken:
+            self.taken.add(hint)
+            return hint
+        base = hint or "t"
+        while True:
+            name = f"{base}{self._n}" if hint is None else f"{base}_{self._n}"
+            self._n += 1
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = (), hint: str | None = None):
+        """Type the equation with the op's rule (raises OpTypeError) and append it."""
+        t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        out = Var(self.fresh(hint), t)
+        self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs)))
+        return out
+
+    def rename_last(self, var: Var, name: str) -> Var:
+        """Give the equation that just produced `var` a user's let-name."""
+        last = self.eqns[-1] if self.eqns else None
+        if last is None or last.out != var or var.name == name:
+            return var
+        new = Var(self.fresh(name), var.type)
+        self.taken.discard(var.name)
+        self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs)
+        return new
+
+
+# ---- lowering context ---------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """State for lowering one loss body (a spec call gets a fresh Ctx on the same Builder)."""
+
+    b: Builder
+    errors: list[LossError]
+    scope: Scope
+    env: dict[str, Atom] = field(default_factory=dict)
+    dims: dict[str, Dim] = field(default_factory=dict)  # dim name as written -> IR dim
+    origin: dict[str, str] = field(default_factory=dict)  # name -> what bound it (for hints)
+    contracting: tuple[Dim, ...] = ()  # dims the innermost enclosing reduction sums over
+    stack: tuple[str, ...] = ()  # losses being inlined (recursion guard)
+    checks: list[Check] = field(default_factory=list)
+    loss_name: str = ""
+
+    def error(self, cls: type[LossError], msg: str, span: Span | None, hint: str | None = None):
+        self.errors.append(cls(msg, span, hint))
+        return None
+
+    def emit(self, op: str, args, attrs=(), span: Span | None = None, arg_spans=(), hint=None):
+        """Emit, turning a type-rule failure into a user error at the offending argument."""
+        if any(a is None for a in args):
+            return None
+        try:
+            return self.b.emit(op, tuple(args), tuple(attrs), hint)
+        except OpTypeError as e:
+            sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
+            cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch
+            return self.error(cls, e.message, sp or span, e.hint)
+
+
+def _sp(node) -> Span | None:
+    return ast.span_of(node)
+
+
+# ---- dims -----------------------------------------------------------------------------
+
+
+def resolve_dim(ctx: Ctx, node) -> Dim | None:
+    """A dim written as `C`, `B'` or `*S` (in over=..., eye(...), onehot(..., C), size(C))."""
+    primes = 0
+    while isinstance(node, ast.Prime):
+        primes += 1
+        node = node.operand
+    if not isinstance(node, ast.Name):
+        return ctx.error(
+            TypeMismatch, "expected a dimension name here", _sp(node), "e.g. over=C or over=(B, C)"
+        )
+    d = ctx.dims.get(node.name)
+    if d is None:
+        hint = did_you_mean(node.name, ctx.dims) or (
+            f"the dims in scope are {', '.join(sorted(ctx.dims))}"
+            if ctx.dims
+            else "no input declares a dim"
+        )
+        return ctx.error(UnknownName, f"unknown dimension '{node.name}'", _sp(node), hint)
+    for _ in range(primes):
+        d = d.prime()
+    return d
+
+
+def resolve_dims(ctx: Ctx, node) -> tuple[Dim, ...] | None:
+    items = node.items if isinstance(node, ast.Tuple) else (node,)
+    dims = tuple(resolve_dim(ctx, i) for i in items)
+    return None if any(d is None for d in dims) else dims
+
+
+# ---- expressions ----------------------------------------------------------------------
+
+_BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow", "&": "and", "|": "or"}
+_CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def lower_expr(ctx: Ctx, node) -> Atom | None:
+    match node:
+        case ast.Num(value=v):
+            return lit(v)
+        case ast.Bool(value=v):
+            return lit(v)
+        case ast.Name(name=n):
+            return lower_name(ctx, node)
+        case ast.Unary(op="-", operand=x):
+            a = lower_expr(ctx, x)
+            if isinstance(a, Lit) and a.type.dtype != "bool":
+                return Lit(-a.value, a.type)  # a negative literal, not an equation
+            return ctx.emit("neg", (a,), span=_sp(node), arg_spans=(_sp(x),))
+        case ast.Unary(op="!", operand=x):
+            return ctx.emit("not", (lower_expr(ctx, x),), span=_sp(node), arg_spans=(_sp(x),))
+        case ast.Binary(op=op, left=l, right=r):
+            a, b = lower_expr(ctx, l), lower_expr(ctx, r)
+            return ctx.emit(_BINOPS[op], (a, b), span=_sp(node), arg_spans=(_sp(l), _sp(r)))
+        case ast.Compare(operands=xs, ops=ops):
+            atoms = [lower_expr(ctx, x) for x in xs]
+            out = None
+            for i, op in enumerate(ops):
+                sp = (_sp(xs[i]), _sp(xs[i + 1]))
+                c = ctx.emit(_CMPOPS[op], (atoms[i], atoms[i + 1]), span=_sp(node), arg_spans=sp)
+                out = c if out is None else ctx.emit("and", (out, c), span=_sp(node))
+            return out
+        case ast.Gather(base=x, index=i):
+            a, b = lower_expr(ctx, x), lower_expr(ctx, i)
+            return ctx.emit("gather", (a, b), span=_sp(node), arg_spans=(_sp(x), _sp(i)))
+        case ast.Prime(operand=x):
+            a = lower_expr(ctx, x)
+            if a is None or isinstance(a, Lit) or not a.type.dims:
+                return a
+            mapping = tuple((d, d.prime()) for d in a.type.dims if d not in ctx.contracting)
+            if a.type.of is not None and not ctx.contracting:
+                pass  # the values index C either way; `of` is not a dim of the tensor
+            return ctx.emit("rename", (a,), (("mapping", mapping),), span=_sp(node))
+        case ast.Call():
+            return lower_call(ctx, node)
+        case ast.Tuple():
+            return ctx.error(
+                TypeMismatch,
+                "a tuple is not a value",
+                _sp(node),
+                "tuples only name several dims, as in over=(B, C)",
+            )
+        case ast.Keyword():
+            return ctx.error(ArityError, "unexpected keyword argument", _sp(node))
+    raise AssertionError(f"unhandled AST node {node!r}")
+
+
+def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
+    n = node.name
+    if n in ctx.env:
+        return ctx.env[n]
+    if n in ctx.dims:
+        return ctx.error(
+            TypeMismatch,
+            f"'{n}' is a dimension, not a value",
+            _sp(node),
+            f"use size({n}) for its size, or reduce over it with over={n}",
+        )
+    if n in _TASK_NAMES:
+        tasks = ", ".join(t for t, names in _TASK_NAMES_BY_TASK.items() if n in names)
+        return ctx.error(
+            UnknownName,
+            f"'{n}' is not defined",
+            _sp(node),
+            f"'{n}' is bound by `use {tasks.split(',')[0]}(...)`; add that line to the body",
+        )
+    if n in FUNCTIONS or ctx.scope.get(n):
+        return ctx.error(TypeMismatch, f"'{n}' is a function", _sp(node), f"call it: {n}(...)")
+    return ctx.error(
+        UnknownName,
+        f"'{n}' is not defined",
+        _sp(node),
+        did_you_mean(n, list(ctx.env) + list(FUNCTIONS)),
+    )
+
+
+# ---- calls ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sig:
+    """A surface function's parameters: positional-or-keyword names, those with defaults."""
+
+    names: tuple[str, ...]
+    defaults: tuple[tuple[str, object], ...] = ()
+    variadic: bool = False  # extra positional args allowed (eye)
+
+
+_MISSING = object()
+
+
+def bind(ctx: Ctx, call: ast.Call, sig: Sig) -> dict | None:
+    """Match a call's arguments to a signature; report arity and keyword errors."""
+    defaults = dict(sig.defaults)
+    out: dict[str, object] = {}
+    if len(call.args) > len(sig.names) and not sig.variadic:
+        extra = call.args[len(sig.names)]
+        return ctx.error(
+            ArityError,
+            f"{call.func}() takes at most {len(sig.names)} positional argument"
+            f"{'s' if len(sig.names) != 1 else ''}, got {len(call.args)}",
+            _sp(extra),
+            f"signature: {call.func}({_fmt_sig(sig)})",
+        )
+    for name, a in zip(sig.names, call.args):
+        out[name] = a
+    for kw in call.kwargs:
+        if kw.name not in sig.names:
+            return ctx.error(
+                ArityError,
+                f"{call.func}() has no argument '{kw.name}'",
+                _sp(kw),
+                did_you_mean(kw.name, sig.names) or f"signature: {call.func}({_fmt_sig(sig)})",
+            )
+        if kw.name in out:
+            return ctx.error(
+                ArityError, f"{call.func}() got '{kw.name}' twice", _sp(kw), "pass it once"
+            )
+        out[kw.name] = kw.value
+    for name in sig.names:
+        if name not in out:
+            if name in defaults:
+                out[name] = defaults[name]
+            else:
+                return ctx.error(
+                    ArityError,
+                    f"{call.func}() is missing argument '{name}'",
+                    call.span,
+                    f"signature: {call.func}({_fmt_sig(sig)})",
+                )
+    if sig.variadic:
+        out["*"] = call.args[len(sig.names) :]
+    return out
+
+
+def _fmt_sig(sig: Sig) -> str:
+    d = dict(sig.defaults)
+    parts = [n if n not in d else f"{n}={'...' if d[n] is None else d[n]}" for n in sig.names]
+    return ", ".join(parts) + (", ..." if sig.variadic else "")
+
+
+def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
+    fn = FUNCTIONS.get(call.func)
+    if fn is not None:
+        sig, handler = fn
+        args = bind(ctx, call, sig)
+        return None if args is None else handler(ctx, call, args)
+    callee = ctx.scope.get(call.func)
+    if callee is not None:
+        return lower_spec_call(ctx, call, callee)
+    hint = did_you_mean(call.func, list(FUNCTIONS) + ctx.scope.names())
+    if hint is None and call.func not in ctx.scope.names():
+        hint = f"to call another spec, add `import {call.func}` at the top of the file"
+    return ctx.error(
+        UnknownName, f"unknown function '{call.func}'", call.func_span or call.span, hint
+    )
+
+
+def _x(ctx: Ctx, node) -> Atom | None:
+    return lower_expr(ctx, node)
+
+
+def _const(ctx: Ctx, node, what: str) -> float | int | None:
+    """A compile-time number (eps=1e-12, ddof=1)."""
+    if isinstance(node, (int, float)):
+        return node
+    v = const_eval(node)
+    if v is None:
+        return ctx.error(TypeMismatch, f"{what} must be a number", _sp(node), "e.g. 1e-8")
+    return v
+
+
+def const_eval(node) -> float | int | bool | None:
+    """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus."""
+    match node:
+        case ast.Num(value=v) | ast.Bool(value=v):
+            return v
+        case ast.Unary(op="-", operand=x):
+            v = const_eval(x)
+            return None if v is None or isinstance(v, bool) else -v
+        case ast.Binary(op=op, left=l, right=r) if op in "+-*/^":
+            a, b = const_eval(l), const_eval(r)
+            if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
+                return None
+            try:
+                return {
+                    "+": lambda: a + b,
+                    "-": lambda: a - b,
+                    "*": lambda: a * b,
+                    "/": lambda: a / b,
+                    "^": lambda: float(a) ** b,
+                }[op]()
+            except (ZeroDivisionError, OverflowError, ValueError):
+                return None
+    return None
+
+
+def _unary(op: str) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        x = _x(ctx, a["x"])
+        return ctx.emit(op, (x,), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x",)), h
+
+
+def _binary(op: str, names=("x", "y")) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        x, y = _x(ctx, a[names[0]]), _x(ctx, a[names[1]])
+        return ctx.emit(op, (x, y), span=call.span, arg_spans=(_sp(a[names[0]]), _sp(a[names[1]])))
+
+    return Sig(names), h
+
+
+def _over(ctx: Ctx, a: dict, x_node) -> tuple[Dim, ...] | None:
+    """The dims a reduction sums over; all of the operand's when over= is not given."""
+    if a["over"] is None:
+        return ()
+    return resolve_dims(ctx, a["over"])
+
+
+def _reduce_operand(ctx: Ctx, a: dict, over: tuple[Dim, ...]):
+    """Lower the operand of a reduction; primes inside it leave the summed dims alone."""
+    saved, ctx.contracting = ctx.contracting, over
+    try:
+        return _x(ctx, a["x"])
+    finally:
+        ctx.contracting = saved
+
+
+def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    return over if over or x is None else x.type.dims
+
+
+def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        over = _over(ctx, a, a["x"])
+        if over is None:
+            return None
+        x = _reduce_operand(ctx, a, over)
+        if x is None:
+            return None
+        over = _all_dims(x, over)
+        if not over:
+            return x  # reducing a scalar is the identity
+        attrs = [("over", over)]
+        if op == "var":
+            ddof = _const(ctx, a["ddof"], "ddof")
+            if ddof not in (0, 1):
+                return ctx.error(
+                    TypeMismatch,
+                    f"ddof must be 0 (biased, BatchNorm) or 1 (unbiased, torch .var()), got {ddof}",
+                    _sp(a["ddof"]),
+                )
+            attrs.append(("ddof", int(ddof)))
+        return ctx.emit(op, (x,), tuple(attrs), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x", "over") + tuple(k for k, _ in extra), (("over", None),) + extra), h
+
+
+def _minmax(reduce_op: str, elementwise_op: str) -> tuple[Sig, Callable]:
+    """max(x, over=C) reduces; max(a, b) is elementwise."""
+    red_sig, red = _reduction(reduce_op)
+
+    def h(ctx, call, a):
+        if a["y"] is not None:
+            if a["over"] is not None:
+                return ctx.error(
+                    ArityError,
+                    f"{call.func}(a, b) is elementwise and takes no over=",
+                    _sp(a["over"]),
+                    f"use {call.func}(x, over=...) to reduce",
+                )
+            x, y = _x(ctx, a["x"]), _x(ctx, a["y"])
+            return ctx.emit(
+                elementwise_op, (x, y), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["y"]))
+            )
+        return red(ctx, call, a)
+
+    return Sig(("x", "y", "over"), (("y", None), ("over", None))), h
+
+
+def _mean(ctx, call, a):
+    """mean(x, over=..., where=mask, empty=0): a masked mean whose empty-set value is declared."""
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    x = _reduce_operand(ctx, a, over)
+    if a["where"] is None:
+        if a["empty"] is not None:
+            return ctx.error(
+                ArityError, "empty= only applies with where=", _sp(a["empty"]), "add where=mask"
+            )
+        over = _all_dims(x, over)
+        if x is None or not over:
+            return x
+        return ctx.emit("mean", (x,), (("over", over),), span=call.span)
+    m = _x(ctx, a["where"])
+    empty = 0.0 if a["empty"] is None else _const(ctx, a["empty"], "empty")
+    if x is None or m is None or empty is None:
+        return None
+    if m.type.dtype != "bool":
+        return ctx.error(TypeMismatch, f"where= must be a bool mask, found {m.type}", _sp(a["where"]))
+    zero = lit(0.0)
+    masked = ctx.emit("where", (m, x, zero), span=call.span, arg_spans=(_sp(a["where"]), _sp(a["x"])))
+    if masked is None:
+        return None
+    over = _all_dims(masked, over)
+    num = ctx.emit("sum", (masked,), (("over", over),), span=call.span)
+    cnt = _count(ctx, m, over, call)
+    return ctx.emit("safe_div", (num, cnt), (("empty", float(empty)),), span=call.span)
+
+
+def _count(ctx, m: Atom, over: tuple[Dim, ...], call) -> Atom | None:
+    f = ctx.emit("to_float", (m,), span=call.span)
+    over = tuple(d for d in over if f is not None and d in f.type.dims)
+    if not over:
+        return f
+    return ctx.emit("sum", (f,), (("over", over),), span=call.span)
+
+
+def _count_fn(ctx, call, a):
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    m = _reduce_operand(ctx, a, over)
+    if m is None:
+        return None
+    if m.type.dtype != "bool":
+        return ctx.error(TypeMismatch, f"count() expects a bool mask, found {m.type}", _sp(a["x"]))
+    missing = [d for d in over if d not in m.type.dims]
+    if missing:
+        return ctx.error(
+            DimMismatch,
+            f"cannot count over {', '.join(map(str, missing))}: the mask is {m.type}",
+            _sp(a["x"]),
+        )
+    return _count(ctx, m, _all_dims(m, over), call)
+
+
+def _axis_op(op: str) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        over = resolve_dims(ctx, a["over"]) if a["over"] is not None else None
+        if a["over"] is None:
+            return ctx.error(
+                ArityError, f"{call.func}() needs over=DIM", call.span, f"e.g. {call.func}(x, over=C)"
+            )
+        if over is None:
+            return None
+        if len(over) != 1:
+            return ctx.error(
+                DimMismatch, f"{call.func}() normalizes over exactly one dim", _sp(a["over"])
+            )
+        x = _x(ctx, a["x"])
+        return ctx.emit(op, (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x", "over"), (("over", None),)), h
+
+
+def _where(ctx, call, a):
+    c, x, y = _x(ctx, a["cond"]), _x(ctx, a["x"]), _x(ctx, a["y"])
+    sp = (_sp(a["cond"]), _sp(a["x"]), _sp(a["y"]))
+    return ctx.emit("where", (c, x, y), span=call.span, arg_spans=sp)
+
+
+def _clamp(ctx, call, a):
+    x = _x(ctx, a["x"])
+    if a["min"] is None and a["max"] is None:
+        return ctx.error(ArityError, "clamp() needs min= or max=", call.span, "clamp(x, min=1e-7)")
+    if a["min"] is not None:
+        x = ctx.emit("maximum", (x, _x(ctx, a["min"])), span=call.span)
+    if a["max"] is not None:
+        x = ctx.emit("minimum", (x, _x(ctx, a["max"])), span=call.span)
+    return x
+
+
+def _logsigmoid(ctx, call, a):
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    x = _x(ctx, a["x"])
+    nx = ctx.emit("neg", (x,), span=call.span)
+    return ctx.emit("neg", (ctx.emit("softplus", (nx,), span=call.span),), span=call.span)
+
+
+def _norm(ctx, call, a):
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    x = _reduce_operand(ctx, a, over)
+    sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
+    over = _all_dims(sq, over)
+    s = ctx.emit("sum", (sq,), (("over", over),), span=call.span) if over else sq
+    return ctx.emit("sqrt", (s,), span=call.span)
+
+
+def _normalize(ctx, call, a):
+    """x / max(||x||, eps) as in F.normalize, written x / sqrt(max(||x||^2, eps^2)) so that a
+    zero vector has a zero (not NaN) gradient: sqrt is never evaluated at 0."""
+    if a["over"] is None:
+        return ctx.error(ArityError, "normalize() needs over=DIM", call.span, "normalize(z, over=D)")
+    over = resolve_dims(ctx, a["over"])
+    eps = _const(ctx, a["eps"], "eps")
+    if over is None or eps is None:
+        return None
+    x = _x(ctx, a["x"])
+    sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
+    s = ctx.emit("sum", (sq,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+    s = ctx.emit("maximum", (s, lit(float(eps) ** 2)), span=call.span)
+    return ctx.emit("div", (x, ctx.emit("sqrt", (s,), span=call.span)), span=call.span)
+
+
+def _onehot(ctx, call, a):
+    idx = _x(ctx, a["x"])
+    if idx is None:
+        return None
+    if idx.type.of is None:
+        return ctx.error(
+            TypeMismatch,
+            f"onehot() needs an index tensor (index[...] of C), found {idx.type}",
+            _sp(a["x"]),
+            "declare the input as `index[B] of C`",
+        )
+    dim = idx.type.of if a["dim"] is None else resolve_dim(ctx, a["dim"])
+    return ctx.emit("onehot", (idx,), (("dim", dim),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _eye(ctx, call, a):
+    nodes = (a["a"], a["b"])
+    dims = tuple(resolve_dim(ctx, n) for n in nodes)
+    if None in dims:
+        return None
+    d0, d1 = dims
+    if not d0.twin_of(d1):
+        return ctx.error(
+            DimMismatch,
+            f"eye() needs a dim and its primed twin, got {d0} and {d1}",
+            call.span,
+            f"e.g. eye({d0.name}, {d0.name}')",
+        )
+    return ctx.emit("eye", (), (("dims", dims),), span=call.span)
+
+
+def _size(ctx, call, a):
+    d = resolve_dim(ctx, a["dim"])
+    return None if d is None else ctx.emit("size", (), (("dim", d),), span=call.span)
+
+
+def _xlogy(ctx, call, a):
+    x, y = _x(ctx, a["x"]), _x(ctx, a["y"])
+    return ctx.emit("xlogy", (x, y), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["y"])))
+
+
+FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
+    **{
+        name: _unary(op)
+        for name, op in {
+            "exp": "exp",
+            "log": "log",
+            "log1p": "log1p",
+            "expm1": "expm1",
+            "sqrt": "sqrt",
+            "abs": "abs",
+            "sigmoid": "sigmoid",
+            "softplus": "softplus",
+            "relu": "relu",
+            "erf": "erf",
+            "tanh": "tanh",
+            "stop_grad": "stop_grad",
+            "float": "to_float",
+        }.items()
+    },
+    "logsigmoid": (Sig(("x",)), _logsigmoid),
+    "pow": _binary("pow"),
+    "xlogy": (Sig(("x", "y")), _xlogy),
+    "where": (Sig(("cond", "x", "y")), _where),
+    "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
+    "max": _minmax("max", "maximum"),
+    "min": _minmax("min", "minimum"),
+    "sum": _reduction("sum"),
+    "logsumexp": _reduction("logsumexp"),
+    "var": _reduction("var", (("ddof", 0),)),
+    "mean": (Sig(("x", "over", "where", "empty"), (("over", None), ("where", None), ("empty", None))), _mean),
+    "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
+    "norm": (Sig(("x", "over"), (("over", None),)), _norm),
+    "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
+    "softmax": _axis_op("softmax"),
+    "log_softmax": _axis_op("log_softmax"),
+    "onehot": (Sig(("x", "dim"), (("dim", None),)), _onehot),
+    "eye": (Sig(("a", "b")), _eye),
+    "size": (Sig(("dim",)), _size),
+}
+
+
+# ---- task preludes --------------------------------------------------------------------
+
+
+def _classification(ctx: Ctx, use: ast.Use, logits: Atom, target: Atom) -> dict[str, Atom]:
+    """Softmax classification. Hard targets (index[...] of C) or soft targets (float[..., C])."""
+    if target.type.of is not None:
+        c = target.type.of
+    else:
+        c = next((d for d in reversed(logits.type.dims) if d in target.type.dims), None)
+        if c is None or target.type.dtype != "float":
+            return ctx.error(
+                TypeMismatch,
+                f"classification needs target: index[...] of C or float[..., C], found {target.type}",
+                _sp(use.args[1]) if len(use.args) > 1 else use.span,
+                "declare `target: index[B] of C`",
+            )
+    if logits.type.dtype != "float" or c not in logits.type.dims:
+        return ctx.error(
+            DimMismatch,
+            f"classification needs logits with the class dim {c}, found {logits.type}",
+            _sp(use.args[0]) if use.args else use.span,
+            f"declare `logits: float[B, {c}]`",
+        )
+    e = lambda op, args, attrs=(), hint=None: ctx.emit(op, args, attrs, span=use.span, hint=hint)  # noqa: E731
+    over = (("over", (c,)),)
+    out: dict[str, Atom] = {}
+    out["logp"] = e("log_softmax", (logits,), over, "logp")
+    out["p"] = e("softmax", (logits,), over, "p")
+    if target.type.of is not None:
+        out["logpt"] = e("gather", (out["logp"], target), (), "logpt")
+        out["onehot"] = e("onehot", (target,), (("dim", c),), "onehot")
+    else:
+        out["onehot"] = target
+        out["logpt"] = e("sum", (e("mul", (target, out["logp"])),), over, "logpt")
+    out["ce"] = e("neg", (out["logpt"],), (), "ce")
+    if target.type.of is not None:
+        out["pt"] = e("exp", (out["logpt"],), (), "pt")
+    else:
+        out["pt"] = e("sum", (e("mul", (target, out["p"])),), over, "pt")
+    return out
+
+
+def _multilabel(ctx: Ctx, use: ast.Use, logits: Atom, target: Atom) -> dict[str, Atom]:
+    """Independent sigmoids; targets in [0, 1] of the logits' shape."""
+    e = lambda op, args, hint=None: ctx.emit(op, args, span=use.span, hint=hint)  # noqa: E731
+    t = target if target.type.dtype == "float" else e("to_float", (target,))
+    out: dict[str, Atom] = {}
+    out["p"] = e("sigmoid", (logits,), "p")
+    # bce = softplus(x) - x*t: log(1+e^x) never overflows, unlike log(sigmoid(x)).
+    out["bce"] = e("sub", (e("softplus", (logits,)), e("mul", (logits, t))), "bce")
+    out["logpt"] = e("neg", (out["bce"],), "logpt")
+    q = e("sub", (lit(1.0), out["p"]))
+    u = e("sub", (lit(1.0), t))
+    out["pt"] = e("add", (e("mul", (out["p"], t)), e("mul", (q, u))), "pt")
+    return out
+
+
+def _regression(ctx: Ctx, use: ast.Use, pred: Atom, target: Atom) -> dict[str, Atom]:
+    return {"diff": ctx.emit("sub", (pred, target), span=use.span, hint="diff")}
+
+
+TASKS: dict[str, Callable] = {
+    "classification": _classification,
+    "segmentation": _classification,  # the same names; spatial dims ride along as *S
+    "multilabel": _multilabel,
+    "regression": _regression,
+}
+_TASK_NAMES_BY_TASK = {
+    "classification": ("p", "logp", "pt", "logpt", "ce", "onehot"),
+    "segmentation": ("p", "logp", "pt", "logpt", "ce", "onehot"),
+    "multilabel": ("p", "pt", "logpt", "bce"),
+    "regression": ("diff",),
+}
+_TASK_NAMES = {n for names in _TASK_NAMES_BY_TASK.values() for n in names}
+
+
+def lower_use(ctx: Ctx, use: ast.Use) -> None:
+    fn = TASKS.get(use.task)
+    if fn is None:
+        ctx.error(
+            UnknownName,
+            f"unknown task '{use.task}'",
+            use.span,
+            did_you_mean(use.task, TASKS) or f"tasks: {', '.join(TASKS)}",
+        )
+        return
+    if len(use.args) != 2 or use.kwargs:
+        ctx.error(
+            ArityError,
+            f"use {use.task}(...) takes 2 inputs, got {len(use.args) + len(use.kwargs)}",
+            use.span,
+            f"use {use.task}(logits, target)",
+        )
+        return
+    a, b = (lower_expr(ctx, x) for x in use.args)
+    if a is None or b is None:
+        return
+    bound = fn(ctx, use, a, b)
+    for name, atom in (bound or {}).items():
+        if name in ctx.env:
+            ctx.error(
+                DuplicateDefinition,
+                f"use {use.task}(...) binds '{name}', which is already defined",
+                use.span,
+                f"rename the earlier '{name}'",
+            )
+            continue
+        ctx.env[name] = atom
+        ctx.origin[name] = f"use {use.task}"
+
+
+# ---- spec calls -------------------------------------------------------------------------
+
+
+def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
+    """Inline another loss: its per-element value (before its reduction) over the caller's dims.
+    Callee dims bind to the argument dims by name, else by position; dims the arguments have
+    beyond the callee's declaration (e.g. *S) ride along like a vmap."""
+    loss = callee.loss
+    if loss.name in ctx.stack:
+        return ctx.error(
+            ArityError,
+            f"'{loss.name}' calls itself (through {' -> '.join(ctx.stack + (loss.name,))})",
+            call.span,
+            "losses cannot be recursive",
+        )
+    params = {p.name: p for p in loss.body if isinstance(p, ast.Param)}
+    inputs = {i.name: i for i in loss.inputs}
+    bound: dict[str, object] = {}
+    if len(call.args) > len(loss.inputs):
+        return ctx.error(
+            ArityError,
+            f"{loss.name}() takes {len(loss.inputs)} inputs, got {len(call.args)}",
+            _sp(call.args[len(loss.inputs)]),
+            f"inputs: {', '.join(inputs)}",
+        )
+    for inp, node in zip(loss.inputs, call.args):
+        bound[inp.name] = node
+    for kw in call.kwargs:
+        if kw.name in bound:
+            return ctx.error(ArityError, f"{loss.name}() got '{kw.name}' twice", _sp(kw))
+        if kw.name not in inputs and kw.name not in params:
+            return ctx.error(
+                ArityError,
+                f"{loss.name}() has no input or param '{kw.name}'",
+                _sp(kw),
+                did_you_mean(kw.name, list(inputs) + list(params))
+                or f"inputs: {', '.join(inputs)}; params: {', '.join(params) or 'none'}",
+            )
+        bound[kw.name] = kw.value
+    sub = Ctx(ctx.b, ctx.errors, callee.scope, stack=ctx.stack + (loss.name,), loss_name=loss.name)
+    dim_map: dict[str, Dim] = {}
+    ok = True
+    for inp in loss.inputs:
+        node = bound.get(inp.name)
+        if node is None:
+            if inp.default is None:
+                return ctx.error(
+                    ArityError,
+                    f"{loss.name}() is missing input '{inp.name}'",
+                    call.span,
+                    f"inputs: {', '.join(inputs)}",
+                )
+            continue
+        atom = lower_expr(ctx, node)
+        if atom is None:
+            ok = False
+            continue
+        if not _bind_dims(ctx, sub, inp, atom, dim_map, node):
+            ok = False
+        sub.env[inp.name] = atom
+    if not ok:
+        return None
+    sub.dims = dict(dim_map)
+    for inp in loss.inputs:
+        if inp.name not in sub.env:
+            sub.env[inp.name] = _absent_input(sub, inp)
+    for name, p in params.items():
+        if name in bound:
+            v = lower_expr(ctx, bound[name])
+            if v is None:
+                return None
+            if v.type.dims:
+                return ctx.error(
+                    TypeMismatch,
+                    f"param '{name}' of {loss.name} must be a scalar, found {v.type}",
+                    _sp(bound[name]),
+                )
+            sub.env[name] = v
+        else:
+            d = const_eval(p.default)
+            if d is None:
+                return None
+            sub.env[name] = lit(_coerce(p.dtype, d))
+        if p.constraint is not None:
+            _lower_check(sub, p, {n: sub.env[n] for n in params if n in sub.env})
+    ctx.checks.extend(sub.checks)
+    return lower_body(sub, loss, params_done=True)
+
+
+def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
+    decl = inp.type.dims or ()
+    have = list(atom.type.dims)
+    for i, dref in enumerate(decl):
+        want = dim_map.get(dref.name)
+        if want is not None:
+            want = Dim(want.name, want.primes + dref.primes, want.variadic)
+            if want not in have:
+                ctx.error(
+                    DimMismatch,
+                    f"input '{inp.name}' of {sub.loss_name} wants dim {dref} (= {want} here), "
+                    f"but the argument is {atom.type}",
+                    _sp(node),
+                    f"{sub.loss_name} declares {inp.name}: {inp.type}",
+                )
+                return False
+            continue
+        same = [d for d in have if d.name == dref.name and d.primes == dref.primes]
+        if same:
+            dim_map[dref.name] = Dim(same[0].name, same[0].primes - dref.primes, same[0].variadic)
+        elif i < len(have):
+            d = have[i]
+            dim_map[dref.name] = Dim(d.name, max(0, d.primes - dref.primes), d.variadic)
+        else:
+            ctx.error(
+                DimMismatch,
+                f"input '{inp.name}' of {sub.loss_name} is {inp.type}, but the argument is "
+                f"{atom.type}",
+                _sp(node),
+                "the argument lacks a dimension",
+            )
+            return False
+    if inp.type.of is not None and atom.type.of is not None:
+        dim_map.setdefault(inp.type.of.name, atom.type.of)
+    return True
+
+
+def _coerce(dtype: str, v):
+    if dtype == "float":
+        return float(v)
+    if dtype == "int":
+        return int(v)
+    return bool(v)
+
+
+# ---- inputs, params, body ---------------------------------------------------------------
+
+
+def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
+    t = inp.type
+    if t.of is not None and t.dtype != "index":
+        return ctx.error(
+            TypeMismatch,
+            f"only index tensors take `of`, found {t.dtype}",
+            t.span,
+            f"write `index[...] of {t.of}`",
+        )
+    if t.dtype == "index" and t.of is None:
+        return ctx.error(
+            TypeMismatch,
+            "an index tensor names the dim it indexes",
+            t.span,
+            "write e.g. `index[B] of C`",
+        )
+    dims = []
+    seen = set()
+    for d in t.dims or ():
+        prev = ctx.dims.get(d.name)
+        base = prev if prev is not None else Dim(d.name, 0, d.variadic)
+        dim = Dim(base.name, base.primes + d.primes, base.variadic)
+        if prev is not None and prev.variadic != d.variadic:
+            return ctx.error(
+                DimMismatch,
+                f"dim {d.name} is {'variadic' if prev.variadic else 'not variadic'} elsewhere",
+                d.span,
+                f"write it as {'*' if prev.variadic else ''}{d.name} everywhere",
+            )
+        if dim in seen:
+            return ctx.error(DimMismatch, f"dim {dim} appears twice in {t}", d.span)
+        seen.add(dim)
+        ctx.dims.setdefault(d.name, Dim(d.name, 0, d.variadic))
+        dims.append(dim)
+    if sum(d.variadic for d in dims) > 1:
+        return ctx.error(DimMismatch, "an input can have at most one variadic dim", t.span)
+    of = None
+    if t.of is not None:
+        if t.of.variadic:
+            return ctx.error(DimMismatch, "an index cannot point into a variadic dim", t.of.span)
+        base = ctx.dims.setdefault(t.of.name, Dim(t.of.name))
+        of = Dim(base.name, base.primes + t.of.primes)
+    dtype = "int" if t.dtype == "index" else t.dtype
+    return TensorType(dtype, tuple(dims), of)
+
+
+def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
+    """An optional input that was not passed: its default, broadcast to its declared dims."""
+    v = const_eval(inp.default)
+    t = input_type(ctx, inp)
+    if v is None or t is None:
+        return None
+    dtype = "int" if t.dtype == "int" else t.dtype
+    if not t.dims:
+        return lit(_coerce(dtype, v))
+    attrs = (("dims", t.dims), ("value", _coerce(dtype, v)), ("dtype", dtype))
+    return ctx.emit("fill", (), attrs, span=inp.span, hint=inp.name)
+
+
+def _lower_check(ctx: Ctx, p: ast.Param, env: dict[str, Atom]) -> None:
+    """A param constraint, lowered over the params alone into its own small equation list."""
+    b = Builder()
+    b.taken = ctx.b.taken  # share the namespace: check names never collide with body names
+    scratch = Ctx(b, ctx.errors, ctx.scope, dict(env), dict(ctx.dims))
+    n_errors = len(ctx.errors)
+    ok = lower_expr(scratch, p.constraint)
+    if ok is None or len(ctx.errors) > n_errors:
+        return
+    used_inputs = {
+        a.name for e in scratch.b.eqns for a in e.args if isinstance(a, Var)
+    } - {v.name for v in env.values() if isinstance(v, Var)} - {e.out.name for e in scratch.b.eqns}
+    if used_inputs or ok.type.dims:
+        ctx.error(
+            TypeMismatch,
+            "a param constraint may only use params and numbers",
+            _sp(p.constraint),
+            "e.g. `where gamma >= 0`",
+        )
+        return
+    if ok.type.dtype != "bool":
+        ctx.error(
+            TypeMismatch,
+            f"a constraint must be a comparison, found {ok.type}",
+            _sp(p.constraint),
+            "e.g. `where gamma >= 0`",
+        )
+        return
+    text = p.constraint.span.source.text if p.constraint.span else ""
+    if p.constraint.span is not None:
+        s = p.constraint.span
+        line = s.source.line(s.line)
+        text = line[s.col - 1 : (s.end_col - 1 if s.end_line == s.line else None)]
+    ctx.checks.append(Check(tuple(scratch.b.eqns), ok, text, p.constraint.span))
+
+
+def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
+    decls = []
+    for p in loss.body:
+        if not isinstance(p, ast.Param):
+            continue
+        if p.name in ctx.env or p.name in ctx.dims:
+            ctx.error(
+                DuplicateDefinition,
+                f"'{p.name}' is already defined",
+                p.name_span or p.span,
+                "rename the param",
+            )
+            continue
+        if p.dtype not in ("float", "int", "bool"):
+            ctx.error(
+                TypeMismatch,
+                f"a param is float, int or bool, found {p.dtype}",
+                p.span,
+                "index tensors are inputs, not params",
+            )
+            continue
+        d = const_eval(p.default)
+        if d is None:
+            ctx.error(
+                TypeMismatch,
+                "a param default must be a constant",
+                _sp(p.default),
+                "e.g. `param gamma: float = 2.0`",
+            )
+            continue
+        if p.dtype == "bool" and not isinstance(d, bool):
+            ctx.error(TypeMismatch, f"bool param '{p.name}' needs true or false", _sp(p.default))
+            continue
+        if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
+            ctx.error(TypeMismatch, f"int param '{p.name}' needs an integer default", _sp(p.default))
+            continue
+        if p.dtype == "float" and isinstance(d, bool):
+            ctx.error(TypeMismatch, f"float param '{p.name}' needs a number", _sp(p.default))
+            continue
+        var = Var(ctx.b.fresh(p.name), TensorType(p.dtype))
+        ctx.env[p.name] = var
+        ctx.origin[p.name] = "param"
+        decls.append(ParamDecl(var, _coerce(p.dtype, d)))
+    declared = {q.name: ctx.env[q.name] for q in loss.body if isinstance(q, ast.Param) and q.name in ctx.env}
+    for p in loss.body:
+        if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:
+            _lower_check(ctx, p, declared)
+    return decls
+
+
+def lower_body(ctx: Ctx, loss: ast.LossDef, params_done: bool = False) -> Atom | None:
+    """Lets, uses and the result expression, in order. Returns the per-element result."""
+    for st in loss.body:
+        match st:
+            case ast.Use():
+                lower_use(ctx, st)
+            case ast.Let(name=name, value=value):
+                if name in ctx.env or name in ctx.dims:
+                    what = "a dimension" if name in ctx.dims else ctx.origin.get(name, "defined")
+                    ctx.error(
+                        DuplicateDefinition,
+                        f"'{name}' is already defined ({what})",
+                        st.name_span or st.span,
+                        f"pick another name than '{name}'",
+                    )
+                    continue
+                v = lower_expr(ctx, value)
+                if isinstance(v, Var):
+                    v = ctx.b.rename_last(v, name)
+                ctx.env[name] = v  # None marks a failed let: later uses stay silent
+                ctx.origin[name] = "let"
+    return lower_expr(ctx, loss.result)
+
+
+def lower_loss(
+    resolved: Resolved,
+    loss: ast.LossDef,
+    errors: list[LossError],
+    absent: frozenset[str] = frozenset(),
+) -> Program | None:
+    """Lower one loss for one set of absent optional inputs."""
+    ctx = Ctx(Builder(), errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
+    decls: list[InputDecl] = []
+    seen: set[str] = set()
+    for inp in loss.inputs:
+        if inp.name in seen:
+            ctx.error(
+                DuplicateDefinition,
+                f"input '{inp.name}' is declared twice",
+                inp.name_span or inp.span,
+                "rename one of them",
+            )
+            continue
+        seen.add(inp.name)
+        t = input_type(ctx, inp)
+        default = None
+        if inp.default is not None:
+            dv = const_eval(inp.default)
+            if dv is None:
+                ctx.error(
+                    TypeMismatch,
+                    "an optional input's default must be a constant",
+                    _sp(inp.default),
+                    f"e.g. `{inp.name}: {inp.type} = 1`",
+                )
+                continue
+            default = lit(_coerce("int" if t and t.dtype == "int" else "float", dv)) if t else None
+        if t is None:
+            continue
+        if inp.name in absent:
+            ctx.env[inp.name] = None  # filled below, after every dim is known
+            continue
+        var = Var(ctx.b.fresh(inp.name), t)
+        ctx.env[inp.name] = var
+        ctx.origin[inp.name] = "input"
+        decls.append(InputDecl(var, default))
+    for inp in loss.inputs:
+        if inp.name in absent:
+            ctx.env[inp.name] = _absent_input(ctx, inp)
+            ctx.origin[inp.name] = "input"
+    for d in ctx.dims:
+        if d in ctx.env:
+            ctx.error(DuplicateDefinition, f"'{d}' is both a dim and an input", loss.span)
+    params = declare_params(ctx, loss)
+    result = lower_body(ctx, loss)
+    reduce_stmts = [s for s in loss.body if isinstance(s, ast.Reduce)]
+    if result is None:
+        return None
+    result = _check_result(ctx, loss, result)
+    if result is None:
+        return None
+    outputs, default_mode = _reductions(ctx, loss, result, reduce_stmts)
+    if outputs is None:
+        return None
+    return Program(
+        name=loss.name,
+        doc=loss.doc or "",
+        inputs=tuple(decls),
+        params=tuple(params),
+        eqns=tuple(ctx.b.eqns),
+        outputs=outputs,
+        default_reduction=default_mode,
+        checks=tuple(ctx.checks),
+        absent=tuple(sorted(absent)),
+    )
+
+
+def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
+    sp = _sp(loss.result)
+    if r.type.dtype == "bool":
+        return ctx.error(
+            TypeMismatch,
+            f"the loss is a comparison ({r.type}), not a number",
+            sp,
+            "a loss must be float; use where(mask, a, b) or float(mask)",
+        )
+    if r.type.dtype == "int":
+        r = ctx.emit("to_float", (r,), span=sp)
+    primed = [d for d in r.type.dims if d.primes]
+    if primed:
+        return ctx.error(
+            DimMismatch,
+            f"the loss still has the pairwise dim{'s' if len(primed) > 1 else ''} "
+            f"{', '.join(map(str, primed))}: {r.type}",
+            sp,
+            f"reduce over it, e.g. sum(..., over={primed[0]})",
+        )
+    return r
+
+
+def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
+    """Outputs for reduction='none' | 'sum' | 'mean'. `reduce mean by w empty e` makes the mean
+    sum(loss) / sum(w), with `e` when sum(w) == 0 (F.cross_entropy's weighted mean, without its
+    NaN on an all-ignored batch)."""
+    sp = _sp(loss.result)
+    default = "mean"
+    by = empty = None
+    if len(stmts) > 1:
+        ctx.error(DuplicateDefinition, "only one `reduce` per loss", stmts[1].span)
+        return None, default
+    if stmts:
+        st = stmts[0]
+        if st.mode not in REDUCTIONS:
+            ctx.error(
+                UnknownName,
+                f"unknown reduction '{st.mode}'",
+                st.mode_span or st.span,
+                did_you_mean(st.mode, REDUCTIONS) or "use mean, sum or none",
+            )
+            return None, default
+        default = st.mode
+        if st.by is not None:
+            if st.mode != "mean":
+                ctx.error(ArityError, "`by` only applies to `reduce mean`", _sp(st.by))
+                return None, default
+            if st.empty is None:
+                ctx.error(
+                    ArityError,
+                    "a weighted mean must declare its value on an empty set",
+                    st.span,
+                    "add `empty 0` (what an all-masked batch returns)",
+                )
+                return None, default
+            by = lower_expr(ctx, st.by)
+            empty = const_eval(st.empty)
+            if by is None:
+                return None, default
+            if empty is None:
+                ctx.error(TypeMismatch, "`empty` must be a number", _sp(st.empty))
+                return None, default
+            if set(by.type.dims) != set(r.type.dims) or by.type.dtype == "bool":
+                ctx.error(
+                    DimMismatch,
+                    f"the mean's weights are {by.type}, the loss is {r.type}",
+                    _sp(st.by),
+                    f"weights need the loss's dims {fmt_dims(r.type.dims)} and a numeric dtype",
+                )
+                return None, default
+        elif st.empty is not None:
+            ctx.error(ArityError, "`empty` only applies with `by`", _sp(st.empty))
+            return None, default
+    dims = r.type.dims
+    if not dims:
+        return (("none", r), ("sum", r), ("mean", r)), default
+    over = (("over", dims),)
+    s = ctx.emit("sum", (r,), over, span=sp, hint="total")
+    if by is None:
+        m = ctx.emit("mean", (r,), over, span=sp, hint="average")
+    else:
+        w = ctx.emit("sum", (by,), over, span=sp, hint="denominator")
+        m = ctx.emit("safe_div", (s, w), (("empty", float(empty)),), span=sp, hint="average")
+    if s is None or m is None:
+        return None, default
+    return (("none", r), ("sum", s), ("mean", m)), default
+
+
+def check_param_value(name: str, dtype: str, value) -> None:
+    """Reject a baked param of the wrong kind (True for a float, 2.5 for an int)."""
+    ok = {
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[dtype]
+    if not ok or (dtype == "float" and isinstance(value, float) and math.isnan(value)):
+        raise ParamError(f"param '{name}' must be {dtype}, got {value!r}")

@@ -1,0 +1,342 @@
+"""THE op table: one row per IR primitive -- arity, attributes, type rule, NumPy meaning.
+
+Backends are template tables keyed by these names (tests fail if one lacks a row). The NumPy
+functions are the reference semantics, evaluated in float64 by backends/numpy_ref.py on arrays
+laid out as lossdsl.layout describes:
+  elementwise: every argument aligned (transposed, size-1 axes inserted) to the output's dims
+  reduce:      f(x, axis=tuple of ints)          axis:  f(x, axis=int)
+  gather:      f(x, idx) with x laid out as out dims + (of,), idx as out dims
+  onehot:      f(idx, n)      eye: f(n)      fill: f(shape, value)      contract: einsum
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lossdsl.types import (
+    DimError,
+    TensorType,
+    broadcast,
+    fmt_dims,
+    promote,
+    remove_dims,
+)
+
+
+class OpTypeError(Exception):
+    """A type rule failed. `arg` is the offending argument's position (None: the whole call)."""
+
+    def __init__(self, message: str, hint: str | None = None, arg: int | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.arg = message, hint, arg
+
+
+class OpDimError(OpTypeError):
+    """A type rule failed on named dims rather than on dtypes."""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    kind: str  # elementwise | reduce | axis | gather | onehot | eye | fill | contract | rename
+    nargs: int
+    type_rule: Callable[[list[TensorType], dict], TensorType]
+    ref: Callable
+    doc: str
+    differentiable: bool = True
+    attrs: tuple[str, ...] = field(default=())
+
+
+# ---- type rules -------------------------------------------------------------------------
+
+
+def _bcast(ts: list[TensorType]) -> tuple:
+    try:
+        return broadcast(*(t.dims for t in ts))
+    except DimError as e:
+        raise OpDimError(e.message, e.hint) from None
+
+
+def _numeric(ts: list[TensorType], what: str) -> None:
+    for i, t in enumerate(ts):
+        if t.dtype == "bool":
+            raise OpTypeError(
+                f"{what} expects numbers, found {t}",
+                "a comparison gives a mask: turn it into numbers with float(mask) or "
+                "where(mask, a, b)",
+                i,
+            )
+
+
+def arith(ts, attrs):
+    _numeric(ts, "arithmetic")
+    dt = promote(*ts)
+    return TensorType(dt, _bcast(ts))
+
+
+def true_div(ts, attrs):
+    _numeric(ts, "division")
+    return TensorType("float", _bcast(ts))
+
+
+def unary_float(ts, attrs):
+    _numeric(ts, "this function")
+    return TensorType("float", ts[0].dims)
+
+
+def unary_same(ts, attrs):
+    _numeric(ts, "negation")
+    return TensorType(ts[0].dtype, ts[0].dims)
+
+
+def same(ts, attrs):
+    return ts[0]
+
+
+def to_float(ts, attrs):
+    return TensorType("float", ts[0].dims)
+
+
+def compare(ts, attrs):
+    _numeric(ts, "comparison")
+    return TensorType("bool", _bcast(ts))
+
+
+def equality(ts, attrs):
+    if (ts[0].dtype == "bool") != (ts[1].dtype == "bool"):
+        raise OpTypeError(f"cannot compare {ts[0]} with {ts[1]}", None, 1)
+    return TensorType("bool", _bcast(ts))
+
+
+def logical(ts, attrs):
+    for i, t in enumerate(ts):
+        if t.dtype != "bool":
+            raise OpTypeError(
+                f"'&', '|' and '!' expect bool masks, found {t}",
+                "compare first, e.g. x > 0",
+                i,
+            )
+    return TensorType("bool", _bcast(ts))
+
+
+def where_rule(ts, attrs):
+    c, a, b = ts
+    if c.dtype != "bool":
+        raise OpTypeError(f"where's condition must be a bool mask, found {c}", "compare first", 0)
+    if (a.dtype == "bool") != (b.dtype == "bool"):
+        raise OpTypeError(f"where's branches differ: {a} vs {b}", None, 2)
+    dt = promote(a, b)
+    of = a.of if (a.of is not None and a.of == b.of) or (a.of and b.dtype == "int") else None
+    of = of or (b.of if b.of is not None and a.dtype == "int" and a.of is None else None)
+    return TensorType(dt, _bcast(ts), of if dt == "int" else None)
+
+
+def _check_over(t: TensorType, attrs: dict, i: int = 0) -> tuple:
+    over = attrs["over"]
+    missing = [d for d in over if d not in t.dims]
+    if missing:
+        raise OpDimError(
+            f"cannot reduce over {', '.join(map(str, missing))}: the operand is {t}",
+            f"its dims are {fmt_dims(t.dims)}" if t.dims else "the operand is a scalar",
+            i,
+        )
+    return over
+
+
+def reduce_rule(ts, attrs):
+    _numeric(ts, "this reduction")
+    over = _check_over(ts[0], attrs)
+    dt = "float" if attrs.get("float_result", True) else ts[0].dtype
+    return TensorType(dt, remove_dims(ts[0].dims, over))
+
+
+def minmax_reduce(ts, attrs):
+    _numeric(ts, "max/min")
+    over = _check_over(ts[0], attrs)
+    return TensorType(ts[0].dtype, remove_dims(ts[0].dims, over))
+
+
+def axis_rule(ts, attrs):
+    _numeric(ts, "softmax")
+    _check_over(ts[0], attrs)
+    return TensorType("float", ts[0].dims)
+
+
+def gather_rule(ts, attrs):
+    x, idx = ts
+    if idx.of is None:
+        raise OpTypeError(
+            f"x[i] needs i to be an index (index[...] of D), found {idx}",
+            "declare the input as `index[B] of C`",
+            1,
+        )
+    if idx.of not in x.dims:
+        raise OpDimError(
+            f"{idx} indexes dim {idx.of}, but the gathered tensor is {x}",
+            f"gather from a tensor with a {idx.of} dim",
+            0,
+        )
+    rest = remove_dims(x.dims, (idx.of,))
+    try:
+        dims = broadcast(rest, idx.dims)
+    except DimError as e:
+        raise OpDimError(e.message, e.hint) from None
+    return TensorType(x.dtype, dims)
+
+
+def onehot_rule(ts, attrs):
+    (idx,) = ts
+    if idx.of is None:
+        raise OpTypeError(f"onehot needs an index tensor, found {idx}", None, 0)
+    if idx.of != attrs["dim"]:
+        raise OpTypeError(f"{idx} indexes {idx.of}, not {attrs['dim']}", None, 0)
+    return TensorType("float", idx.dims + (attrs["dim"],))
+
+
+def eye_rule(ts, attrs):
+    return TensorType("bool", attrs["dims"])
+
+
+def fill_rule(ts, attrs):
+    return TensorType(attrs["dtype"], attrs["dims"])
+
+
+def size_rule(ts, attrs):
+    return TensorType("int")
+
+
+def contract_rule(ts, attrs):
+    _numeric(ts, "contraction")
+    dims = _bcast(ts)
+    return TensorType("float", remove_dims(dims, attrs["over"]))
+
+
+def rename_rule(ts, attrs):
+    m = dict(attrs["mapping"])
+    of = ts[0].of
+    return TensorType(ts[0].dtype, tuple(m.get(d, d) for d in ts[0].dims), m.get(of, of))
+
+
+# ---- numpy references -------------------------------------------------------------------
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _sigmoid(x):
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def _xlogy(x, y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(y))
+
+
+def _logsumexp(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+def _log_softmax(x, axis):
+    return x - np.expand_dims(_logsumexp(x, (axis,)), axis)
+
+
+def _softmax(x, axis):
+    return np.exp(_log_softmax(x, axis))
+
+
+def _safe_div(a, b, empty=0.0):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, empty, a / np.where(b == 0, 1, b))
+
+
+_erf = np.vectorize(math.erf, otypes=[float])
+
+OPS: dict[str, OpDef] = {}
+
+
+def _row(name, kind, nargs, rule, ref, doc, differentiable=True, attrs=()):
+    OPS[name] = OpDef(name, kind, nargs, rule, ref, doc, differentiable, attrs)
+
+
+E = "elementwise"
+# elementwise, unary
+_row("neg", E, 1, unary_same, np.negative, "-x")
+_row("exp", E, 1, unary_float, np.exp, "e^x")
+_row("log", E, 1, unary_float, np.log, "natural log")
+_row("log1p", E, 1, unary_float, np.log1p, "log(1 + x), accurate near 0")
+_row("expm1", E, 1, unary_float, np.expm1, "e^x - 1, accurate near 0")
+_row("sqrt", E, 1, unary_float, np.sqrt, "square root")
+_row("abs", E, 1, unary_same, np.abs, "|x|")
+_row("sigmoid", E, 1, unary_float, _sigmoid, "1 / (1 + e^-x)")
+_row("softplus", E, 1, unary_float, _softplus, "log(1 + e^x), stable for large |x|")
+_row("relu", E, 1, unary_same, lambda x: np.maximum(x, 0), "max(x, 0)")
+_row("erf", E, 1, unary_float, _erf, "the error function")
+_row("tanh", E, 1, unary_float, np.tanh, "hyperbolic tangent")
+_row("not", E, 1, logical, np.logical_not, "boolean not", False)
+_row("stop_grad", E, 1, same, lambda x: x, "value of x, zero gradient")
+_row("to_float", E, 1, to_float, lambda x: x.astype(np.float64), "bool/int -> float")
+# elementwise, binary
+_row("add", E, 2, arith, np.add, "a + b")
+_row("sub", E, 2, arith, np.subtract, "a - b")
+_row("mul", E, 2, arith, np.multiply, "a * b")
+_row("div", E, 2, true_div, lambda a, b: np.true_divide(a, b), "a / b (true division)")
+_row("pow", E, 2, arith, lambda a, b: np.power(np.asarray(a, float), b), "a ^ b")
+_row("maximum", E, 2, arith, np.maximum, "elementwise max")
+_row("minimum", E, 2, arith, np.minimum, "elementwise min")
+_row("xlogy", E, 2, arith, _xlogy, "x * log(y), 0 where x == 0")
+_row("eq", E, 2, equality, np.equal, "a == b", False)
+_row("ne", E, 2, equality, np.not_equal, "a != b", False)
+_row("lt", E, 2, compare, np.less, "a < b", False)
+_row("le", E, 2, compare, np.less_equal, "a <= b", False)
+_row("gt", E, 2, compare, np.greater, "a > b", False)
+_row("ge", E, 2, compare, np.greater_equal, "a >= b", False)
+_row("and", E, 2, logical, np.logical_and, "a & b", False)
+_row("or", E, 2, logical, np.logical_or, "a | b", False)
+_row("safe_div", E, 2, true_div, _safe_div, "a / b, `empty` where b == 0 (finite gradient)",
+     attrs=("empty",))
+# elementwise, ternary
+_row("where", E, 3, where_rule, np.where, "c ? a : b")
+# reductions over named dims
+R = "reduce"
+_row("sum", R, 1, reduce_rule, lambda x, axis: np.sum(x, axis=axis), "sum over dims", attrs=("over",))
+_row("mean", R, 1, reduce_rule, lambda x, axis: np.mean(x, axis=axis), "mean over dims",
+     attrs=("over",))
+_row("max", R, 1, minmax_reduce, lambda x, axis: np.max(x, axis=axis), "max over dims",
+     attrs=("over",))
+_row("min", R, 1, minmax_reduce, lambda x, axis: np.min(x, axis=axis), "min over dims",
+     attrs=("over",))
+_row("logsumexp", R, 1, reduce_rule, _logsumexp, "log sum exp over dims, stable",
+     attrs=("over",))
+_row("var", R, 1, reduce_rule, lambda x, axis, ddof: np.var(x, axis=axis, ddof=ddof),
+     "variance over dims; ddof=0 biased (BatchNorm), ddof=1 unbiased (torch .var())",
+     attrs=("over", "ddof"))
+# per-axis normalizations (over exactly one dim)
+_row("softmax", "axis", 1, axis_rule, _softmax, "e^x / sum e^x over a dim", attrs=("over",))
+_row("log_softmax", "axis", 1, axis_rule, _log_softmax, "x - logsumexp(x) over a dim",
+     attrs=("over",))
+# structure
+_row("gather", "gather", 2, gather_rule,
+     lambda x, idx: np.take_along_axis(x, idx[..., None], axis=-1)[..., 0],
+     "x[i]: pick x along i's `of` dim")
+_row("onehot", "onehot", 1, onehot_rule,
+     lambda idx, n: (idx[..., None] == np.arange(n)).astype(np.float64),
+     "1.0 at the index, 0.0 elsewhere, along `dim`", False, ("dim",))
+_row("eye", "eye", 0, eye_rule, lambda n: np.eye(n, dtype=bool), "identity mask over twin dims",
+     False, ("dims",))
+_row("fill", "fill", 0, fill_rule, lambda shape, value: np.full(shape, value), "a constant tensor",
+     False, ("dims", "value", "dtype"))
+_row("size", "size", 0, size_rule, lambda n: np.int64(n), "the size of a dim (an int scalar)",
+     False, ("dim",))
+_row("contract", "contract", 2, contract_rule, np.einsum,
+     "sum(a * b, over=dims) without building a * b (an einsum)", attrs=("over",))
+_row("rename", "rename", 1, rename_rule, lambda x: x, "rename dims (x' primes every dim)",
+     attrs=("mapping",))
+

@@ -1,0 +1,294 @@
+"""Text -> AST. Lark LALR parse with positions; lark errors become LossSyntaxError."""
+
+from __future__ import annotations
+
+import functools
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from lossdsl import ast
+from lossdsl.errors import LossSyntaxError
+from lossdsl.resources import resource_dir
+from lossdsl.source import Source, Span, point
+
+_TOKEN_NAMES = {
+    "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "RBRACE": "'}'",
+    "LBRACE": "'{'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "NAME": "a name",
+    "NUMBER": "a number", "_NL": "a newline", "$END": "end of input", "DTYPE": "a dtype",
+    "CMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'",
+    "CIRCUMFLEX": "'^'", "PRIME": "\"'\"", "DOCSTRING": "a docstring", "STAR": "'*'",
+    "MINUS": "'-'", "BANG": "'!'", "AMPERSAND": "'&'", "VBAR": "'|'",
+}
+
+
+class NewlineFilter:
+    """Newlines end statements only inside a loss body and outside () and []."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        braces = parens = 0
+        last = None
+        for tok in stream:
+            t = tok.type
+            if t == "_NL":
+                if braces == 0 or parens > 0 or last in (None, "_NL", "LBRACE"):
+                    continue
+            elif t == "LBRACE":
+                braces += 1
+            elif t == "RBRACE":
+                braces = max(0, braces - 1)
+            elif t in ("LPAR", "LSQB"):
+                parens += 1
+            elif t in ("RPAR", "RSQB"):
+                parens = max(0, parens - 1)
+            last = t
+            yield tok
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    text = (resource_dir("grammar") / "lossdsl.lark").read_text()
+    return lark.Lark(
+        text, parser="lalr", propagate_positions=True, postlex=NewlineFilter(), maybe_placeholders=True
+    )
+
+
+def parse_module(text: str, filename: str = "<string>") -> ast.Module:
+    src = Source(text, filename)
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, src) from None
+    module = _ToAst(src).transform(tree)
+    return ast.Module(module.doc, module.imports, module.losses, src)
+
+
+def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:
+    line, col = max(1, e.line or 1), max(1, e.column or 1)
+    if isinstance(e, UnexpectedCharacters):
+        ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else "?"
+        if src.text.startswith('"""', e.pos_in_stream):
+            return LossSyntaxError(
+                "unterminated docstring", point(src, line, col, 3), 'close it with """'
+            )
+        return LossSyntaxError(
+            f"unexpected character {ch!r}", point(src, line, col), _expected_hint(e.allowed)
+        )
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+        last = src.text.rstrip().splitlines() or [""]
+        n = len(last)
+        return LossSyntaxError(
+            "unexpected end of input",
+            point(src, n, len(last[-1]) + 1),
+            _expected_hint(getattr(e, "expected", None) or getattr(e, "accepts", None)),
+        )
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    found = "a newline" if tok.type == "_NL" else repr(str(tok))
+    width = 1 if tok.type == "_NL" else max(1, len(str(tok)))
+    return LossSyntaxError(
+        f"unexpected {found}", point(src, line, col, width), _expected_hint(e.accepts or e.expected)
+    )
+
+
+def _expected_hint(expected) -> str | None:
+    if not expected:
+        return None
+    names = sorted({_TOKEN_NAMES.get(t, repr(t.lower()) if t.isupper() else t) for t in expected})
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return "expected " + ", ".join(names)
+
+
+def _number(text: str) -> float | int:
+    return int(text) if text.isdigit() else float(text)
+
+
+class _ToAst(Transformer):
+    """Lark tree -> frozen AST. Every node gets a Span from lark's propagated positions."""
+
+    def __init__(self, src: Source):
+        super().__init__()
+        self.src = src
+
+    def _span(self, meta) -> Span | None:
+        if getattr(meta, "empty", True):
+            return None
+        return Span(self.src, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok(self, tok: Token) -> Span:
+        return Span(self.src, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    @staticmethod
+    def _doc(tok) -> str | None:
+        return None if tok is None else str(tok)[3:-3]
+
+    # ---- module level
+    def start(self, items):
+        header, *losses = items
+        doc, imports = header if header is not None else (None, ())
+        return ast.Module(doc or (losses[0].doc if losses else None), imports, tuple(losses))
+
+    def header(self, items):
+        doc = self._doc(items[0])
+        imports = tuple(i for group in items if isinstance(group, list) for i in group)
+        return doc, imports
+
+    def import_stmt(self, names):
+        return [ast.Import(str(n), self._tok(n)) for n in names]
+
+    @v_args(meta=True)
+    def loss_def(self, meta, items):
+        doc, name, *rest = items
+        inputs = tuple(i for i in rest if isinstance(i, ast.Input))
+        body = tuple(i for i in rest if isinstance(i, (ast.Param, ast.Use, ast.Let, ast.Reduce)))
+        result = rest[-1]
+        return ast.LossDef(
+            str(name), inputs, body, result, self._doc(doc), self._span(meta), self._tok(name)
+        )
+
+    @v_args(meta=True)
+    def input(self, meta, items):
+        name, typ, default = items
+        return ast.Input(str(name), typ, default, self._span(meta), self._tok(name))
+
+    @v_args(meta=True)
+    def type(self, meta, items):
+        dtype, dims, of = items
+        return ast.TypeExpr(str(dtype), dims, of, self._span(meta))
+
+    def shape(self, items):
+        return tuple(d for d in items if d is not None)
+
+    @v_args(meta=True)
+    def dim_named(self, meta, items):
+        return ast.DimRef(str(items[0]), 0, False, self._span(meta))
+
+    @v_args(meta=True)
+    def dim_primed(self, meta, items):
+        return ast.DimRef(str(items[0]), 1, False, self._span(meta))
+
+    @v_args(meta=True)
+    def dim_variadic(self, meta, items):
+        return ast.DimRef(str(items[0]), 0, True, self._span(meta))
+
+    # ---- statements
+    @v_args(meta=True)
+    def param_stmt(self, meta, items):
+        name, dtype, default, constraint = items
+        return ast.Param(
+            str(name), str(dtype), default, constraint, self._span(meta), self._tok(name)
+        )
+
+    @v_args(meta=True)
+    def use_stmt(self, meta, items):
+        name, *args = items
+        pos, kws = self._split_args(args)
+        return ast.Use(str(name), pos, kws, self._span(meta))
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, items):
+        name, value = items
+        return ast.Let(str(name), value, self._span(meta), self._tok(name))
+
+    @v_args(meta=True)
+    def reduce_stmt(self, meta, items):
+        mode, by, empty = items
+        return ast.Reduce(str(mode), by, empty, self._span(meta), self._tok(mode))
+
+    # ---- expressions
+    @v_args(meta=True)
+    def number(self, meta, items):
+        return ast.Num(_number(str(items[0])), str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def true(self, meta, items):
+        return ast.Bool(True, self._span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta, items):
+        return ast.Bool(False, self._span(meta))
+
+    @v_args(meta=True)
+    def inf(self, meta, items):
+        return ast.Num(float("inf"), "inf", self._span(meta))
+
+    @v_args(meta=True)
+    def nan(self, meta, items):
+        return ast.Num(float("nan"), "nan", self._span(meta))
+
+    @v_args(meta=True)
+    def name(self, meta, items):
+        return ast.Name(str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, items):
+        return ast.Unary("-", items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta, items):
+        return ast.Unary("!", items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def binop(self, meta, items):
+        left, op, right = items
+        return ast.Binary(str(op), left, right, self._span(meta))
+
+    @v_args(meta=True)
+    def pow(self, meta, items):
+        return ast.Binary("^", items[0], items[1], self._span(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta, items):
+        return ast.Binary("&", items[0], items[1], self._span(meta))
+
+    @v_args(meta=True)
+    def or_(self, meta, items):
+        return ast.Binary("|", items[0], items[1], self._span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta, items):
+        return ast.Compare(tuple(items[0::2]), tuple(str(o) for o in items[1::2]), self._span(meta))
+
+    @v_args(meta=True)
+    def call(self, meta, items):
+        name, *args = items
+        pos, kws = self._split_args(args)
+        return ast.Call(str(name), pos, kws, self._span(meta), self._tok(name))
+
+    @v_args(meta=True)
+    def where_call(self, meta, items):
+        pos, kws = self._split_args(items)
+        sp = self._span(meta)
+        fsp = Span(self.src, sp.line, sp.col, sp.line, sp.col + 5) if sp else None
+        return ast.Call("where", pos, kws, sp, fsp)
+
+    @v_args(meta=True)
+    def gather(self, meta, items):
+        return ast.Gather(items[0], items[1], self._span(meta))
+
+    @v_args(meta=True)
+    def prime(self, meta, items):
+        return ast.Prime(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def tuple(self, meta, items):
+        return ast.Tuple(tuple(i for i in items if i is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def pos_arg(self, meta, items):
+        return items[0]
+
+    @v_args(meta=True)
+    def kw_arg(self, meta, items):
+        return ast.Keyword(str(items[0]), items[1], self._span(meta))
+
+    @staticmethod
+    def _split_args(args):
+        args = [a for a in args if a is not None]
+        pos = tuple(a for a in args if not isinstance(a, ast.Keyword))
+        kws = tuple(a for a in args if isinstance(a, ast.Keyword))
+        return pos, kws

@@ -1,0 +1,113 @@
+"""The machinery every pass shares: walk the equations once, let a rule replace each one, and
+substitute the replacement into every later use. Passes stay pure: a new Program comes out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var
+from lossdsl.ops import OPS
+
+
+class Rewriter:
+    """Builds the new equation list. Rules look at producers through `defn` and emit helpers
+    through `emit`; a replacement must have exactly the type of the equation it replaces."""
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.eqns: list[Eqn] = []
+        self.defs: dict[str, Eqn] = {}
+        self.subst: dict[str, Atom] = {}
+        self.taken = {i.var.name for i in prog.inputs} | {p.var.name for p in prog.params}
+        self.taken |= {e.out.name for e in prog.eqns}
+        self.uses = Counter(a.name for e in prog.eqns for a in e.args if isinstance(a, Var))
+        self.uses.update(a.name for _, a in prog.outputs if isinstance(a, Var))
+        self._n = 0
+        self.changed = False
+
+    def defn(self, a: Atom) -> Eqn | None:
+        return self.defs.get(a.name) if isinstance(a, Var) else None
+
+    def producer(self, a: Atom, op: str) -> Eqn | None:
+        e = self.defn(a)
+        return e if e is not None and e.op == op else None
+
+    def fresh(self) -> str:
+        while f"r{self._n}" in self.taken:
+            self._n += 1
+        self.taken.add(f"r{self._n}")
+        return f"r{self._n}"
+
+    def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = ()) -> Var:
+        t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        out = Var(self.fresh(), t)
+        self._append(Eqn(out, op, tuple(args), tuple(attrs)))
+        return out
+
+    def _append(self, e: Eqn) -> None:
+        self.eqns.append(e)
+        self.defs[e.out.name] = e
+
+    def sub(self, a: Atom) -> Atom:
+        return self.subst.get(a.name, a) if isinstance(a, Var) else a
+
+
+Rule = Callable[[Rewriter, Eqn], Atom | None]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One rewrite rule: what it does, why it is right, and the function that does it."""
+
+    name: str
+    reason: str
+    fn: Rule
+
+
+def run_rules(prog: Program, rules: tuple[Row, ...] | Rule, max_rounds: int = 8) -> Program:
+    """Apply the rules to every equation until nothing changes."""
+    fns = [rules] if callable(rules) else [r.fn for r in rules]
+    for _ in range(max_rounds):
+        prog, changed = _one_round(prog, fns)
+        if not changed:
+            break
+    return prog
+
+
+def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
+    rw = Rewriter(prog)
+    for e in prog.eqns:
+        e = replace(e, args=tuple(rw.sub(a) for a in e.args))
+        new = None
+        start = len(rw.eqns)
+        for fn in fns:
+            new = fn(rw, e)
+            if new is not None:
+                break
+        if new is None:
+            rw._append(e)
+            continue
+        assert new.type == e.out.type, f"rule changed the type of {e.out.name}: {new.type}"
+        rw.changed = True
+        last = rw.eqns[-1] if rw.eqns else None
+        if isinstance(new, Var) and len(rw.eqns) > start and last.out == new:
+            # Keep the replaced equation's (user-facing) name for the new last equation.
+            rw.eqns[-1] = Eqn(e.out, last.op, last.args, last.attrs)
+            rw.defs[e.out.name] = rw.eqns[-1]
+            rw.defs.pop(new.name, None)
+            rw.subst[new.name] = e.out
+        else:
+            rw.subst[e.out.name] = new
+    outputs = tuple((m, rw.sub(a)) for m, a in prog.outputs)
+    return replace(prog, eqns=tuple(rw.eqns), outputs=outputs), rw.changed
+
+
+def is_lit(a: Atom, value=None) -> bool:
+    """Is `a` a literal (equal to `value`, if given)? Bools only match bools: 1 is not true."""
+    if not isinstance(a, Lit):
+        return False
+    if value is None:
+        return True
+    return isinstance(value, bool) == (a.type.dtype == "bool") and a.value == value

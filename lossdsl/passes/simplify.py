@@ -1,0 +1,118 @@
+"""fold: evaluate equations whose arguments are all literals (the op table's numpy meaning).
+simplify: algebraic identities that delete work, each row with its reason."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossdsl.ir import Atom, Eqn, Lit, Program
+from lossdsl.ops import OPS
+from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
+from lossdsl.types import TensorType
+
+
+def _fold(rw: Rewriter, e: Eqn) -> Atom | None:
+    op = OPS[e.op]
+    if op.kind != "elementwise" or not e.args or not all(isinstance(a, Lit) for a in e.args):
+        return None
+    with np.errstate(all="ignore"):
+        v = op.ref(*(np.asarray(a.value) for a in e.args), **dict(e.attrs))
+    v = np.asarray(v).item()
+    cast = {"float": float, "int": int, "bool": bool}[e.out.type.dtype]
+    return Lit(cast(v), TensorType(e.out.type.dtype))
+
+
+def fold(prog: Program) -> Program:
+    return run_rules(prog, _fold)
+
+
+def _same(e: Eqn, a: Atom) -> Atom | None:
+    """`a` replaces `e` only if nothing downstream can tell: same dtype and dims."""
+    return a if a.type == e.out.type else None
+
+
+def _identity(op: str, unit, side: tuple[int, ...] = (0, 1)):
+    def fn(rw, e):
+        if e.op != op:
+            return None
+        for i in side:
+            if is_lit(e.args[i], unit):
+                return _same(e, e.args[1 - i])
+        return None
+
+    return fn
+
+
+def _double_neg(rw, e):
+    inner = rw.producer(e.args[0], "neg") if e.op == "neg" else None
+    return _same(e, inner.args[0]) if inner else None
+
+
+def _pow_zero_times(rw, e):
+    if e.op != "mul":
+        return None
+    for i in (0, 1):
+        p = rw.producer(e.args[i], "pow")
+        if p is not None and is_lit(p.args[1], 0):
+            return _same(e, e.args[1 - i])
+    return None
+
+
+def _fill_value(rw, a):
+    f = rw.producer(a, "fill")
+    return None if f is None else f.attr("value")
+
+
+def _mul_fill_one(rw, e):
+    if e.op != "mul":
+        return None
+    for i in (0, 1):
+        v = _fill_value(rw, e.args[i])
+        if v == 1 and not isinstance(v, bool):
+            return _same(e, e.args[1 - i])
+    return None
+
+
+def _gather_fill(rw, e):
+    f = rw.producer(e.args[0], "fill") if e.op == "gather" else None
+    if f is None:
+        return None
+    t = e.out.type
+    return rw.emit("fill", (), (("dims", t.dims), ("value", f.attr("value")), ("dtype", t.dtype)))
+
+
+def _where_const(rw, e):
+    if e.op == "where" and isinstance(e.args[0], Lit):
+        return _same(e, e.args[1] if e.args[0].value else e.args[2])
+    return None
+
+
+def _square(rw, e):
+    if e.op == "pow" and is_lit(e.args[1], 2) and e.args[0].type.dtype == "float":
+        return rw.emit("mul", (e.args[0], e.args[0]))
+    return None
+
+
+SIMPLIFY_RULES: tuple[Row, ...] = (
+    Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0)),
+    Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,))),
+    Row("x * 1 -> x", "multiplying by one changes nothing", _identity("mul", 1)),
+    Row("x / 1 -> x", "dividing by one changes nothing", _identity("div", 1, (1,))),
+    Row("x ^ 1 -> x", "the first power is the identity", _identity("pow", 1, (1,))),
+    Row("-(-x) -> x", "negation is an involution", _double_neg),
+    Row(
+        "x^0 * y -> y",
+        "x^0 = 1 everywhere, 0^0 included (torch, jax and numpy agree): focal with gamma=0 is CE",
+        _pow_zero_times,
+    ),
+    Row("fill(1) * x -> x", "an absent optional weight multiplies by one", _mul_fill_one),
+    Row("fill(v)[i] -> fill(v)", "gathering from a constant gives the constant", _gather_fill),
+    Row("where(true, a, b) -> a", "a constant condition picks one branch", _where_const),
+    Row("x^2 -> x*x", "one multiply instead of a pow kernel, with the same gradient", _square),
+    Row("x & true -> x", "true is the unit of and", _identity("and", True)),
+    Row("x | false -> x", "false is the unit of or", _identity("or", False)),
+)
+
+
+def simplify(prog: Program) -> Program:
+    return run_rules(prog, SIMPLIFY_RULES)

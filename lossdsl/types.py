@@ -1,0 +1,99 @@
+"""Types: dtype x named shape (x kind: an index into a dim). Broadcasting is by dim name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+DTYPES = ("bool", "int", "float")  # promotion order
+
+
+@dataclass(frozen=True, order=True)
+class Dim:
+    """A named dimension. `B'` is B's primed twin: same size, a different axis."""
+
+    name: str
+    primes: int = 0
+    variadic: bool = False  # *S: any number of axes, flattened to one at the function boundary
+
+    def prime(self) -> Dim:
+        return replace(self, primes=self.primes + 1)
+
+    def twin_of(self, other: Dim) -> bool:
+        return self.name == other.name and self.primes != other.primes
+
+    def __str__(self) -> str:
+        return ("*" if self.variadic else "") + self.name + "'" * self.primes
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: str  # bool | int | float
+    dims: tuple[Dim, ...] = ()
+    of: Dim | None = None  # set for index tensors: values in [0, size(of))
+
+    @property
+    def is_index(self) -> bool:
+        return self.of is not None
+
+    @property
+    def is_scalar(self) -> bool:
+        return not self.dims
+
+    def with_dims(self, dims: tuple[Dim, ...]) -> TensorType:
+        return replace(self, dims=tuple(dims))
+
+    def __str__(self) -> str:
+        dt = "index" if self.of is not None else self.dtype
+        s = dt + ("[" + ", ".join(map(str, self.dims)) + "]" if self.dims else "")
+        return s + (f" of {self.of}" if self.of is not None else "")
+
+
+FLOAT = TensorType("float")
+INT = TensorType("int")
+BOOL = TensorType("bool")
+
+
+class DimError(Exception):
+    """A shape rule failed; the checker turns it into a DimMismatch at the right span."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def fmt_dims(dims: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join(map(str, dims)) + "]"
+
+
+def broadcast(*dimss: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """Union of dims in order of first appearance. Two operands may each carry dims the other
+    lacks only when those extras are primed twins (`z * z'` -> [B, B', D]); anything else
+    (`[B, C] + [B, D]`) is almost always a bug, so it is an error."""
+    out: tuple[Dim, ...] = ()
+    for dims in dimss:
+        extra_new = [d for d in dims if d not in out]
+        extra_old = [d for d in out if d not in dims]
+        if extra_new and extra_old and dims:
+            unpaired = [d for d in extra_new if not any(d.twin_of(o) for o in extra_old)]
+            unpaired += [d for d in extra_old if not any(d.twin_of(n) for n in extra_new)]
+            if unpaired:
+                raise DimError(
+                    f"dims do not line up: {fmt_dims(out)} vs {fmt_dims(dims)}",
+                    f"{', '.join(map(str, extra_old))} and {', '.join(map(str, extra_new))} are "
+                    "different dims; reduce one side first (e.g. sum(x, over=...)), or prime a "
+                    "twin (x') for a pairwise matrix",
+                )
+        out = out + tuple(extra_new)
+    return out
+
+
+def promote(*types: TensorType) -> str:
+    return max((t.dtype for t in types), key=DTYPES.index)
+
+
+def remove_dims(dims: tuple[Dim, ...], over: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    return tuple(d for d in dims if d not in over)
+
+
+def rename_primes(dims: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    return tuple(d.prime() for d in dims)
