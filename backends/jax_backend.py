@@ -14,7 +14,9 @@ def _gather(c):
         return f"{x}[{i}]"
     if f == "axis":
         k = c.attrs["k"]
-        return f"jnp.take_along_axis({x}, jnp.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
+        return (
+            f"jnp.take_along_axis({x}, jnp.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
+        )
     return f"jnp.take_along_axis({c.attrs['xb']}, {c.attrs['ib']}[..., None], axis=-1)[..., 0]"
 
 
@@ -75,7 +77,7 @@ TARGET = Target(
     is_int="jnp.issubdtype({x}.dtype, jnp.integer)",
     is_bool="{x}.dtype == jnp.bool_",
     as_array="jnp.asarray({x})",
-    as_tensor="jnp.asarray({x}, dtype=fdt)",
+    as_tensor="jnp.asarray({x}, dtype={dtype})",
     float_dtype_default="jnp.float32",
     int_dtype="jnp.int32",
     bool_dtype="bool",

@@ -147,7 +147,9 @@ def _gather(c):
         return f"{x}[{i}]"
     if f == "axis":
         k = c.attrs["k"]
-        return f"np.take_along_axis({x}, np.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
+        return (
+            f"np.take_along_axis({x}, np.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
+        )
     return f"np.take_along_axis({c.attrs['xb']}, {c.attrs['ib']}[..., None], axis=-1)[..., 0]"
 
 
@@ -208,7 +210,7 @@ TARGET = Target(
     is_int="np.issubdtype({x}.dtype, np.integer)",
     is_bool="{x}.dtype == np.bool_",
     as_array="np.asarray({x})",
-    as_tensor="np.asarray({x}, dtype=fdt)",
+    as_tensor="np.asarray({x}, dtype={dtype})",
     float_dtype_default="np.float64",
     int_dtype="np.int64",
     bool_dtype="bool",

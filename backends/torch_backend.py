@@ -99,7 +99,7 @@ TARGET = Target(
     is_int="(not {x}.is_floating_point() and not {x}.is_complex() and {x}.dtype != torch.bool)",
     is_bool="{x}.dtype == torch.bool",
     as_array=None,
-    as_tensor="torch.as_tensor({x}, dtype=fdt)",
+    as_tensor="torch.as_tensor({x}, dtype={dtype})",
     float_dtype_default="torch.get_default_dtype()",
     int_dtype="torch.int64",
     bool_dtype="torch.bool",

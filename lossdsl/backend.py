@@ -205,8 +205,7 @@ def _dispatcher(main, fname, full, variants, doc) -> list[str]:
     sig = _signature(main, full, names)
     out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
     call_params = ", ".join(
-        [f"{names(p.var.name)}={names(p.var.name)}" for p in main.params]
-        + ["reduction=reduction"]
+        [f"{names(p.var.name)}={names(p.var.name)}" for p in main.params] + ["reduction=reduction"]
     )
     optional = [n for n, opt in full if opt]
     for prog, vname in variants:
@@ -290,7 +289,7 @@ class _FunctionEmitter:
     def _validate_reduction(self) -> None:
         self.line('if reduction not in ("none", "sum", "mean"):')
         self.line(
-            f'raise LossParamError(f"{self.fname}: reduction must be \'none\', \'sum\' or '
+            f"raise LossParamError(f\"{self.fname}: reduction must be 'none', 'sum' or "
             f"'mean', got {{reduction!r}}\")",
             2,
         )
@@ -320,8 +319,7 @@ class _FunctionEmitter:
             text = text.replace("\\", "/")
             self.line(f"if {guard or 'True'} and not {cond}:")
             self.line(
-                f'raise LossParamError(f"{self.fname}: params must satisfy `{text}`, '
-                f'got {shown}")',
+                f'raise LossParamError(f"{self.fname}: params must satisfy `{text}`, got {shown}")',
                 2,
             )
 
@@ -339,7 +337,7 @@ class _FunctionEmitter:
             test = {"float": t.is_float, "int": t.is_int, "index": t.is_int, "bool": t.is_bool}
             self.line(f"if not {test[kind].format(x=x)}:")
             self.line(
-                f'raise LossInputError(f"{self.fname}: input \'{d.var.name}\' must be {ty}, '
+                f"raise LossInputError(f\"{self.fname}: input '{d.var.name}' must be {ty}, "
                 f'got dtype {{{x}.dtype}}")',
                 2,
             )
@@ -359,7 +357,7 @@ class _FunctionEmitter:
                 self.line(f"if {x}.ndim < {len(dims) - 1}:")
                 want = f"at least {len(dims) - 1} dims"
             self.line(
-                f'raise LossInputError(f"{self.fname}: input \'{d.var.name}\' must be {ty} '
+                f"raise LossInputError(f\"{self.fname}: input '{d.var.name}' must be {ty} "
                 f'({want}), got shape {{tuple({x}.shape)}}")',
                 2,
             )
@@ -400,12 +398,7 @@ class _FunctionEmitter:
                 first = self.p.inputs[0].var.name if self.p.inputs else None
                 self.line(f"dev = {t.device.format(x=n(first)) if first else 'None'}")
         self.variadic_shapes = shapes
-        missing = {
-            d.name
-            for e in self.p.eqns
-            for d in _dims_needed(e)
-            if d.name not in bound
-        }
+        missing = {d.name for e in self.p.eqns for d in _dims_needed(e) if d.name not in bound}
         if missing:
             raise NotImplementedError(f"dims with no input to take their size from: {missing}")
 
@@ -476,7 +469,8 @@ class _FunctionEmitter:
             args = [self.aligned(a, e.out.type.dims) for a in e.args]
             if e.op not in INFIX:
                 args = [
-                    self.t.as_tensor.format(x=s) if isinstance(a, Var) and a.name in self.scalar
+                    self.t.as_tensor.format(x=s, dtype=self._dtype(a.type.dtype))
+                    if isinstance(a, Var) and a.name in self.scalar
                     else s
                     for a, s in zip(e.args, args)
                 ]
@@ -496,16 +490,21 @@ class _FunctionEmitter:
                 attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
                 attrs["n"] = self.dim_size(v[0])
             elif k == "dtype":
-                attrs["dtype"] = {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[v]
+                attrs["dtype"] = self._dtype(v)
             elif k in ("value", "empty"):
                 attrs[k] = py_literal(v)
             elif k == "ddof":
                 attrs["ddof"] = int(v)
         if e.op == "contract":
-            attrs["spec"] = layout.einsum_spec(e.args[0].type.dims, e.args[1].type.dims, e.out.type.dims)
+            attrs["spec"] = layout.einsum_spec(
+                e.args[0].type.dims, e.args[1].type.dims, e.out.type.dims
+            )
         if e.op == "gather":
             attrs.update(self._gather(e))
         return EqnContext(e, args, raw, attrs)
+
+    def _dtype(self, dtype: str) -> str:
+        return {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[dtype]
 
     def _gather(self, e: Eqn) -> dict:
         """How to pick x along the index's `of` dim; the target template picks the form."""

@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossdsl import ast
-from lossdsl.errors import DuplicateDefinition, LossError, SpecImportError, UnknownName
-from lossdsl.errors import did_you_mean
+from lossdsl.errors import (
+    DuplicateDefinition,
+    LossError,
+    SpecImportError,
+    UnknownName,
+    did_you_mean,
+)
 from lossdsl.parser import parse_module
 from lossdsl.resources import resource_dir
 
@@ -68,8 +73,9 @@ def resolve(
         if loss.name in seen:
             errors.append(
                 DuplicateDefinition(
-                    f"loss '{loss.name}' is defined twice", loss.name_span or loss.span,
-                    "rename one of them"
+                    f"loss '{loss.name}' is defined twice",
+                    loss.name_span or loss.span,
+                    "rename one of them",
                 )
             )
             continue
@@ -121,7 +127,8 @@ def _import(
         first = e.errors[0]
         errors.append(
             SpecImportError(
-                f"imported spec '{imp.name}' does not parse", imp.span,
+                f"imported spec '{imp.name}' does not parse",
+                imp.span,
                 first.render().splitlines()[0],
             )
         )
@@ -130,9 +137,13 @@ def _import(
     resolved = resolve(sub, path.parent, sub_errors, stack + (imp.name,))
     for e in sub_errors:
         # Report problems of the imported file at the import, so the user sees them here.
-        errors.append(SpecImportError(e.message, imp.span, e.hint) if isinstance(
-            e, SpecImportError) else SpecImportError(
-            f"imported spec '{imp.name}' has an error: {e.message}", imp.span, e.hint))
+        errors.append(
+            SpecImportError(e.message, imp.span, e.hint)
+            if isinstance(e, SpecImportError)
+            else SpecImportError(
+                f"imported spec '{imp.name}' has an error: {e.message}", imp.span, e.hint
+            )
+        )
     callee = resolved.scope.get(imp.name)
     if callee is None:
         errors.append(

@@ -94,9 +94,7 @@ class Spec:
     def variants(self) -> list[frozenset[str]]:
         """Every combination of absent optional inputs: one specialized function each."""
         opt = [i.name for i in self.inputs if i.optional]
-        return [
-            frozenset(c) for k in range(len(opt) + 1) for c in itertools.combinations(opt, k)
-        ]
+        return [frozenset(c) for k in range(len(opt) + 1) for c in itertools.combinations(opt, k)]
 
     def program(self, absent: frozenset[str] = frozenset(), **baked) -> Program:
         """The optimized IR for one variant, with `baked` params folded in."""
@@ -175,8 +173,12 @@ def bake(prog: Program, values: dict) -> Program:
     """Replace params by literals. Constraints that become constant are checked now."""
     if not values:
         return prog
-    sub = {q.var.name: Lit(v if q.var.type.dtype != "float" else float(v), q.var.type)
-           for q in prog.params for k, v in values.items() if q.var.name == k}
+    sub = {
+        q.var.name: Lit(v if q.var.type.dtype != "float" else float(v), q.var.type)
+        for q in prog.params
+        for k, v in values.items()
+        if q.var.name == k
+    }
 
     def s(a):
         return sub.get(a.name, a) if hasattr(a, "name") else a

@@ -464,9 +464,13 @@ def _mean(ctx, call, a):
     if x is None or m is None or empty is None:
         return None
     if m.type.dtype != "bool":
-        return ctx.error(TypeMismatch, f"where= must be a bool mask, found {m.type}", _sp(a["where"]))
+        return ctx.error(
+            TypeMismatch, f"where= must be a bool mask, found {m.type}", _sp(a["where"])
+        )
     zero = lit(0.0)
-    masked = ctx.emit("where", (m, x, zero), span=call.span, arg_spans=(_sp(a["where"]), _sp(a["x"])))
+    masked = ctx.emit(
+        "where", (m, x, zero), span=call.span, arg_spans=(_sp(a["where"]), _sp(a["x"]))
+    )
     if masked is None:
         return None
     over = _all_dims(masked, over)
@@ -507,7 +511,10 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
         over = resolve_dims(ctx, a["over"]) if a["over"] is not None else None
         if a["over"] is None:
             return ctx.error(
-                ArityError, f"{call.func}() needs over=DIM", call.span, f"e.g. {call.func}(x, over=C)"
+                ArityError,
+                f"{call.func}() needs over=DIM",
+                call.span,
+                f"e.g. {call.func}(x, over=C)",
             )
         if over is None:
             return None
@@ -560,7 +567,9 @@ def _normalize(ctx, call, a):
     """x / max(||x||, eps) as in F.normalize, written x / sqrt(max(||x||^2, eps^2)) so that a
     zero vector has a zero (not NaN) gradient: sqrt is never evaluated at 0."""
     if a["over"] is None:
-        return ctx.error(ArityError, "normalize() needs over=DIM", call.span, "normalize(z, over=D)")
+        return ctx.error(
+            ArityError, "normalize() needs over=DIM", call.span, "normalize(z, over=D)"
+        )
     over = resolve_dims(ctx, a["over"])
     eps = _const(ctx, a["eps"], "eps")
     if over is None or eps is None:
@@ -642,7 +651,10 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "sum": _reduction("sum"),
     "logsumexp": _reduction("logsumexp"),
     "var": _reduction("var", (("ddof", 0),)),
-    "mean": (Sig(("x", "over", "where", "empty"), (("over", None), ("where", None), ("empty", None))), _mean),
+    "mean": (
+        Sig(("x", "over", "where", "empty"), (("over", None), ("where", None), ("empty", None))),
+        _mean,
+    ),
     "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
     "norm": (Sig(("x", "over"), (("over", None),)), _norm),
     "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
@@ -970,9 +982,11 @@ def _lower_check(ctx: Ctx, p: ast.Param, env: dict[str, Atom]) -> None:
     ok = lower_expr(scratch, p.constraint)
     if ok is None or len(ctx.errors) > n_errors:
         return
-    used_inputs = {
-        a.name for e in scratch.b.eqns for a in e.args if isinstance(a, Var)
-    } - {v.name for v in env.values() if isinstance(v, Var)} - {e.out.name for e in scratch.b.eqns}
+    used_inputs = (
+        {a.name for e in scratch.b.eqns for a in e.args if isinstance(a, Var)}
+        - {v.name for v in env.values() if isinstance(v, Var)}
+        - {e.out.name for e in scratch.b.eqns}
+    )
     if used_inputs or ok.type.dims:
         ctx.error(
             TypeMismatch,
@@ -1031,7 +1045,9 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
             ctx.error(TypeMismatch, f"bool param '{p.name}' needs true or false", _sp(p.default))
             continue
         if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
-            ctx.error(TypeMismatch, f"int param '{p.name}' needs an integer default", _sp(p.default))
+            ctx.error(
+                TypeMismatch, f"int param '{p.name}' needs an integer default", _sp(p.default)
+            )
             continue
         if p.dtype == "float" and isinstance(d, bool):
             ctx.error(TypeMismatch, f"float param '{p.name}' needs a number", _sp(p.default))
@@ -1040,7 +1056,9 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
         ctx.env[p.name] = var
         ctx.origin[p.name] = "param"
         decls.append(ParamDecl(var, _coerce(p.dtype, d)))
-    declared = {q.name: ctx.env[q.name] for q in loss.body if isinstance(q, ast.Param) and q.name in ctx.env}
+    declared = {
+        q.name: ctx.env[q.name] for q in loss.body if isinstance(q, ast.Param) and q.name in ctx.env
+    }
     for p in loss.body:
         if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:
             _lower_check(ctx, p, declared)

@@ -229,7 +229,9 @@ def _softplus(x):
 
 
 def _sigmoid(x):
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+    return np.where(
+        x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))
+    )
 
 
 def _xlogy(x, y):
@@ -300,43 +302,134 @@ _row("gt", E, 2, compare, np.greater, "a > b", False)
 _row("ge", E, 2, compare, np.greater_equal, "a >= b", False)
 _row("and", E, 2, logical, np.logical_and, "a & b", False)
 _row("or", E, 2, logical, np.logical_or, "a | b", False)
-_row("safe_div", E, 2, true_div, _safe_div, "a / b, `empty` where b == 0 (finite gradient)",
-     attrs=("empty",))
+_row(
+    "safe_div",
+    E,
+    2,
+    true_div,
+    _safe_div,
+    "a / b, `empty` where b == 0 (finite gradient)",
+    attrs=("empty",),
+)
 # elementwise, ternary
 _row("where", E, 3, where_rule, np.where, "c ? a : b")
 # reductions over named dims
 R = "reduce"
-_row("sum", R, 1, reduce_rule, lambda x, axis: np.sum(x, axis=axis), "sum over dims", attrs=("over",))
-_row("mean", R, 1, reduce_rule, lambda x, axis: np.mean(x, axis=axis), "mean over dims",
-     attrs=("over",))
-_row("max", R, 1, minmax_reduce, lambda x, axis: np.max(x, axis=axis), "max over dims",
-     attrs=("over",))
-_row("min", R, 1, minmax_reduce, lambda x, axis: np.min(x, axis=axis), "min over dims",
-     attrs=("over",))
-_row("logsumexp", R, 1, reduce_rule, _logsumexp, "log sum exp over dims, stable",
-     attrs=("over",))
-_row("var", R, 1, reduce_rule, lambda x, axis, ddof: np.var(x, axis=axis, ddof=ddof),
-     "variance over dims; ddof=0 biased (BatchNorm), ddof=1 unbiased (torch .var())",
-     attrs=("over", "ddof"))
+_row(
+    "sum", R, 1, reduce_rule, lambda x, axis: np.sum(x, axis=axis), "sum over dims", attrs=("over",)
+)
+_row(
+    "mean",
+    R,
+    1,
+    reduce_rule,
+    lambda x, axis: np.mean(x, axis=axis),
+    "mean over dims",
+    attrs=("over",),
+)
+_row(
+    "max",
+    R,
+    1,
+    minmax_reduce,
+    lambda x, axis: np.max(x, axis=axis),
+    "max over dims",
+    attrs=("over",),
+)
+_row(
+    "min",
+    R,
+    1,
+    minmax_reduce,
+    lambda x, axis: np.min(x, axis=axis),
+    "min over dims",
+    attrs=("over",),
+)
+_row("logsumexp", R, 1, reduce_rule, _logsumexp, "log sum exp over dims, stable", attrs=("over",))
+_row(
+    "var",
+    R,
+    1,
+    reduce_rule,
+    lambda x, axis, ddof: np.var(x, axis=axis, ddof=ddof),
+    "variance over dims; ddof=0 biased (BatchNorm), ddof=1 unbiased (torch .var())",
+    attrs=("over", "ddof"),
+)
 # per-axis normalizations (over exactly one dim)
 _row("softmax", "axis", 1, axis_rule, _softmax, "e^x / sum e^x over a dim", attrs=("over",))
-_row("log_softmax", "axis", 1, axis_rule, _log_softmax, "x - logsumexp(x) over a dim",
-     attrs=("over",))
+_row(
+    "log_softmax",
+    "axis",
+    1,
+    axis_rule,
+    _log_softmax,
+    "x - logsumexp(x) over a dim",
+    attrs=("over",),
+)
 # structure
-_row("gather", "gather", 2, gather_rule,
-     lambda x, idx: np.take_along_axis(x, idx[..., None], axis=-1)[..., 0],
-     "x[i]: pick x along i's `of` dim")
-_row("onehot", "onehot", 1, onehot_rule,
-     lambda idx, n: (idx[..., None] == np.arange(n)).astype(np.float64),
-     "1.0 at the index, 0.0 elsewhere, along `dim`", False, ("dim",))
-_row("eye", "eye", 0, eye_rule, lambda n: np.eye(n, dtype=bool), "identity mask over twin dims",
-     False, ("dims",))
-_row("fill", "fill", 0, fill_rule, lambda shape, value: np.full(shape, value), "a constant tensor",
-     False, ("dims", "value", "dtype"))
-_row("size", "size", 0, size_rule, lambda n: np.int64(n), "the size of a dim (an int scalar)",
-     False, ("dim",))
-_row("contract", "contract", 2, contract_rule, np.einsum,
-     "sum(a * b, over=dims) without building a * b (an einsum)", attrs=("over",))
-_row("rename", "rename", 1, rename_rule, lambda x: x, "rename dims (x' primes every dim)",
-     attrs=("mapping",))
-
+_row(
+    "gather",
+    "gather",
+    2,
+    gather_rule,
+    lambda x, idx: np.take_along_axis(x, idx[..., None], axis=-1)[..., 0],
+    "x[i]: pick x along i's `of` dim",
+)
+_row(
+    "onehot",
+    "onehot",
+    1,
+    onehot_rule,
+    lambda idx, n: (idx[..., None] == np.arange(n)).astype(np.float64),
+    "1.0 at the index, 0.0 elsewhere, along `dim`",
+    False,
+    ("dim",),
+)
+_row(
+    "eye",
+    "eye",
+    0,
+    eye_rule,
+    lambda n: np.eye(n, dtype=bool),
+    "identity mask over twin dims",
+    False,
+    ("dims",),
+)
+_row(
+    "fill",
+    "fill",
+    0,
+    fill_rule,
+    lambda shape, value: np.full(shape, value),
+    "a constant tensor",
+    False,
+    ("dims", "value", "dtype"),
+)
+_row(
+    "size",
+    "size",
+    0,
+    size_rule,
+    lambda n: np.int64(n),
+    "the size of a dim (an int scalar)",
+    False,
+    ("dim",),
+)
+_row(
+    "contract",
+    "contract",
+    2,
+    contract_rule,
+    np.einsum,
+    "sum(a * b, over=dims) without building a * b (an einsum)",
+    attrs=("over",),
+)
+_row(
+    "rename",
+    "rename",
+    1,
+    rename_rule,
+    lambda x: x,
+    "rename dims (x' primes every dim)",
+    attrs=("mapping",),
+)

@@ -14,12 +14,31 @@ from lossdsl.resources import resource_dir
 from lossdsl.source import Source, Span, point
 
 _TOKEN_NAMES = {
-    "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "RBRACE": "'}'",
-    "LBRACE": "'{'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "NAME": "a name",
-    "NUMBER": "a number", "_NL": "a newline", "$END": "end of input", "DTYPE": "a dtype",
-    "CMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'",
-    "CIRCUMFLEX": "'^'", "PRIME": "\"'\"", "DOCSTRING": "a docstring", "STAR": "'*'",
-    "MINUS": "'-'", "BANG": "'!'", "AMPERSAND": "'&'", "VBAR": "'|'",
+    "RPAR": "')'",
+    "LPAR": "'('",
+    "RSQB": "']'",
+    "LSQB": "'['",
+    "RBRACE": "'}'",
+    "LBRACE": "'{'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "_NL": "a newline",
+    "$END": "end of input",
+    "DTYPE": "a dtype",
+    "CMP_OP": "a comparison",
+    "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*' or '/'",
+    "CIRCUMFLEX": "'^'",
+    "PRIME": '"\'"',
+    "DOCSTRING": "a docstring",
+    "STAR": "'*'",
+    "MINUS": "'-'",
+    "BANG": "'!'",
+    "AMPERSAND": "'&'",
+    "VBAR": "'|'",
 }
 
 
@@ -52,7 +71,11 @@ class NewlineFilter:
 def _lark() -> lark.Lark:
     text = (resource_dir("grammar") / "lossdsl.lark").read_text()
     return lark.Lark(
-        text, parser="lalr", propagate_positions=True, postlex=NewlineFilter(), maybe_placeholders=True
+        text,
+        parser="lalr",
+        propagate_positions=True,
+        postlex=NewlineFilter(),
+        maybe_placeholders=True,
     )
 
 

@@ -74,8 +74,10 @@ def broadcast(*dimss: tuple[Dim, ...]) -> tuple[Dim, ...]:
         extra_new = [d for d in dims if d not in out]
         extra_old = [d for d in out if d not in dims]
         if extra_new and extra_old and dims:
-            unpaired = [d for d in extra_new if not any(d.twin_of(o) for o in extra_old)]
-            unpaired += [d for d in extra_old if not any(d.twin_of(n) for n in extra_new)]
+            # An extra dim is fine when its twin is there too (B with B', on either side):
+            # that is a pairwise matrix, not two unrelated axes lined up by accident.
+            both = extra_new + extra_old
+            unpaired = [d for d in both if not any(d.twin_of(o) for o in both)]
             if unpaired:
                 raise DimError(
                     f"dims do not line up: {fmt_dims(out)} vs {fmt_dims(dims)}",

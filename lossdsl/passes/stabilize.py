@@ -70,7 +70,9 @@ def _gather_softmax(rw, e):
     s = rw.producer(e.args[0], "softmax") if e.op == "gather" else None
     if s is None:
         return None
-    return rw.emit("exp", (rw.emit("gather", (rw.emit("log_softmax", s.args, s.attrs), e.args[1])),))
+    return rw.emit(
+        "exp", (rw.emit("gather", (rw.emit("log_softmax", s.args, s.attrs), e.args[1])),)
+    )
 
 
 def _log_exp(rw, e):

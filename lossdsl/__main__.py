@@ -1,0 +1,5 @@
+import sys
+
+from lossdsl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""The `lossdsl` command. Every LossError is rendered (file:line:col, source, carets, hint) and
+exits 1; a Python traceback from user input would be a bug."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lossdsl.compiler import Spec, list_specs, load, parse
+from lossdsl.errors import LossError, MultipleErrors
+from lossdsl.passes import PASS_NAMES
+
+TASK_HEADERS = {
+    "classification": (
+        "logits: float[B, C], target: index[B] of C",
+        "use classification(logits, target)",
+    ),
+    "segmentation": (
+        "logits: float[B, C, *S], target: index[B, *S] of C",
+        "use segmentation(logits, target)",
+    ),
+    "multilabel": ("logits: float[B, C], target: float[B, C]", "use multilabel(logits, target)"),
+    "regression": ("pred: float[B, *S], target: float[B, *S]", "use regression(pred, target)"),
+}
+
+
+def _parse_value(text: str):
+    t = text.strip()
+    if t in ("true", "True"):
+        return True
+    if t in ("false", "False"):
+        return False
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        raise LossError(f"--param value must be a number or true/false, got {text!r}") from None
+
+
+def _params(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise LossError(f"--param takes NAME=VALUE, got {item!r}", None, "e.g. --param gamma=2")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v)
+    return out
+
+
+def inline_spec(expr: str, task: str, params: dict) -> Spec:
+    """`-e EXPR --task T`: a one-expression loss under the task's standard inputs. Names given
+    with --param become params of the loss (baked at their values)."""
+    if task not in TASK_HEADERS:
+        raise LossError(f"unknown task '{task}'", None, f"tasks: {', '.join(TASK_HEADERS)}")
+    if "\n" in expr or "}" in expr or '"""' in expr:
+        raise LossError("an inline loss is a single expression", None, "write a .loss file")
+    inputs, use = TASK_HEADERS[task]
+    decls = "".join(
+        f"    param {k}: {'bool' if isinstance(v, bool) else 'float'} = "
+        f"{str(v).lower() if isinstance(v, bool) else float(v)!r}\n"
+        for k, v in params.items()
+        if k.isidentifier()
+    )
+    text = f"loss inline({inputs}) {{\n{decls}    {use}\n    {expr}\n}}\n"
+    return parse(text, "<inline>")
+
+
+def _load(target: str) -> Spec:
+    return load(target)
+
+
+def cmd_compile(a) -> int:
+    params = _params(a.param)
+    if a.expr is not None:
+        spec = inline_spec(a.expr, a.task or "classification", params)
+    elif a.spec:
+        spec = _load(a.spec)
+    else:
+        raise LossError("compile needs a SPEC or -e EXPR", None, "e.g. lossdsl compile focal")
+    src = spec.source(a.backend, **params)
+    if a.output:
+        Path(a.output).write_text(src)
+    else:
+        sys.stdout.write(src)
+    return 0
+
+
+def cmd_check(a) -> int:
+    failed = 0
+    for target in a.specs:
+        try:
+            spec = _load(target)
+            print(f"{target}: ok ({spec.name})")
+        except LossError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_ir(a) -> int:
+    spec = _load(a.spec)
+    print(spec.ir(after=a.after, **_params(a.param)))
+    return 0
+
+
+def cmd_list(a) -> int:
+    for name in list_specs():
+        spec = load(name)
+        summary, cite = _summary(spec.doc)
+        print(f"{name:24s} {summary}" + (f"  [{cite}]" if cite else ""))
+    return 0
+
+
+def _summary(doc: str) -> tuple[str, str]:
+    lines = [ln.strip() for ln in doc.splitlines() if ln.strip()]
+    summary = lines[0] if lines else ""
+    cite = next((ln for ln in lines if "arXiv" in ln or any(y in ln for y in ("19", "20"))), "")
+    return summary, cite if cite != summary else ""
+
+
+def cmd_show(a) -> int:
+    spec = _load(a.name)
+    ins = ", ".join(
+        f"{i.name}: {i.type}" + (" (optional)" if i.optional else "") for i in spec.inputs
+    )
+    print(f"loss {spec.name}({ins})")
+    print(f"reduction: {spec.default_reduction} (per call: none | sum | mean)")
+    for p in spec.params:
+        c = f"  where {p.constraint}" if p.constraint else ""
+        print(f"param {p.name}: {p.dtype} = {p.default!r}{c}")
+    print()
+    print(spec.doc)
+    return 0
+
+
+def cmd_equiv(a) -> int:
+    from lossdsl.equiv import equivalence_table
+
+    names = a.specs or list_specs()
+    ok = equivalence_table(names, print)
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lossdsl", description="Loss functions as typed expressions.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compile", help="print the generated module for a backend")
+    c.add_argument("spec", nargs="?", help="shipped spec name or path to a .loss file")
+    c.add_argument("-e", "--expr", help="an inline loss expression, e.g. 'ce + eps*(1-pt)'")
+    c.add_argument("--task", choices=sorted(TASK_HEADERS), help="the inputs of an inline loss")
+    c.add_argument("--backend", default="torch", choices=["torch", "jax", "numpy"])
+    c.add_argument("-o", "--output", help="write the module here instead of stdout")
+    c.add_argument("--param", action="append", metavar="NAME=VALUE", help="bake a param")
+    c.set_defaults(fn=cmd_compile)
+    k = sub.add_parser("check", help="parse and type-check; every error with carets")
+    k.add_argument("specs", nargs="+")
+    k.set_defaults(fn=cmd_check)
+    i = sub.add_parser("ir", help="print the typed IR")
+    i.add_argument("spec")
+    i.add_argument("--after", choices=("lower",) + PASS_NAMES, help="after this pass")
+    i.add_argument("--param", action="append", metavar="NAME=VALUE")
+    i.set_defaults(fn=cmd_ir)
+    lst = sub.add_parser("list", help="the shipped specs")
+    lst.set_defaults(fn=cmd_list)
+    s = sub.add_parser("show", help="signature, params, formula and citation of a spec")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_show)
+    e = sub.add_parser("equiv", help="cross-backend equivalence of values and gradients")
+    e.add_argument("specs", nargs="*")
+    e.set_defaults(fn=cmd_equiv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except MultipleErrors as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except LossError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
