@@ -67,6 +67,7 @@ TEMPLATES = {
     "eye": "jnp.eye({n}, dtype=bool)",
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",
     "contract": 'jnp.einsum("{spec}", {0}, {1})',
+    "transpose": "jnp.transpose({0}, {perm})",
 }
 
 TARGET = Target(

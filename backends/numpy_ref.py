@@ -14,8 +14,14 @@ from lossdsl.ir import Lit, Program, Var
 from lossdsl.ops import OPS
 
 
-def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = None):
-    """Run `prog` in float64 on named numpy arrays; returns the `reduction` output."""
+def evaluate(
+    prog: Program, inputs: dict, params: dict, reduction: str | None = None, frozen=None
+):
+    """Run `prog` in float64 on named numpy arrays; returns the `reduction` output.
+
+    `frozen` (a dict, filled on first use) holds the values of stop_grad equations: a second
+    call with the same dict reuses them, which is what stop_grad means to a finite-difference
+    gradient (the value of x, held constant)."""
     env: dict[str, np.ndarray] = {}
     sizes: dict[str, int] = {}
     shapes: dict[str, tuple] = {}
@@ -31,7 +37,12 @@ def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = 
 
     with np.errstate(all="ignore"):
         for e in prog.eqns:
+            if e.op == "stop_grad" and frozen is not None and e.out.name in frozen:
+                env[e.out.name] = frozen[e.out.name]
+                continue
             env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes)
+            if e.op == "stop_grad" and frozen is not None:
+                frozen[e.out.name] = env[e.out.name]
     mode = reduction or prog.default_reduction
     out = prog.output(mode)
     res = val(out)
@@ -100,6 +111,8 @@ def _apply(e, args, sizes):
     if op.kind == "contract":
         a, b = e.args
         return op.ref(layout.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims), *args)
+    if op.kind == "transpose":
+        return op.ref(args[0], layout.axes(e.args[0].type.dims, attrs["dims"]))
     if op.kind == "rename":
         return args[0]
     raise AssertionError(f"numpy_ref has no rule for op kind {op.kind}")
@@ -200,6 +213,7 @@ TEMPLATES = {
     "eye": "np.eye({n}, dtype=bool)",
     "fill": "np.full({shape}, {value}, dtype={dtype})",
     "contract": 'np.einsum("{spec}", {0}, {1})',
+    "transpose": "np.transpose({0}, {perm})",
 }
 
 TARGET = Target(

@@ -89,6 +89,7 @@ TEMPLATES = {
     "eye": "torch.eye({n}, dtype=torch.bool, device=dev)",
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
     "contract": 'torch.einsum("{spec}", {0}, {1})',
+    "transpose": "{0}.permute{perm}",
 }
 
 TARGET = Target(

@@ -486,7 +486,7 @@ class _FunctionEmitter:
                 attrs["all"] = len(ax) == len(a0.type.dims)
             elif k == "dim":
                 attrs["n"] = self.dim_size(v)
-            elif k == "dims":
+            elif k == "dims" and e.op != "transpose":
                 attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
                 attrs["n"] = self.dim_size(v[0])
             elif k == "dtype":
@@ -495,6 +495,8 @@ class _FunctionEmitter:
                 attrs[k] = py_literal(v)
             elif k == "ddof":
                 attrs["ddof"] = int(v)
+        if e.op == "transpose":
+            attrs["perm"] = layout.axes(a0.type.dims, e.attr("dims"))
         if e.op == "contract":
             attrs["spec"] = layout.einsum_spec(
                 e.args[0].type.dims, e.args[1].type.dims, e.out.type.dims

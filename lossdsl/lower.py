@@ -1173,6 +1173,18 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
         )
     if r.type.dtype == "int":
         r = ctx.emit("to_float", (r,), span=sp)
+    # reduction="none" returns the dims in the order the inputs declare them, whatever order
+    # the expression happened to build them in.
+    order: list[Dim] = []
+    for inp in loss.inputs:
+        for d in inp.type.dims or ():
+            base = ctx.dims.get(d.name)
+            dim = Dim(base.name, base.primes + d.primes, base.variadic) if base else None
+            if dim is not None and dim not in order:
+                order.append(dim)
+    canon = tuple(sorted(r.type.dims, key=lambda d: order.index(d) if d in order else len(order)))
+    if r is not None and canon != r.type.dims:
+        r = ctx.emit("transpose", (r,), (("dims", canon),), span=sp)
     primed = [d for d in r.type.dims if d.primes]
     if primed:
         return ctx.error(

@@ -215,6 +215,12 @@ def contract_rule(ts, attrs):
     return TensorType("float", remove_dims(dims, attrs["over"]))
 
 
+def transpose_rule(ts, attrs):
+    if sorted(attrs["dims"]) != sorted(ts[0].dims):
+        raise OpDimError(f"transpose to {fmt_dims(attrs['dims'])} of {ts[0]}")
+    return TensorType(ts[0].dtype, tuple(attrs["dims"]), ts[0].of)
+
+
 def rename_rule(ts, attrs):
     m = dict(attrs["mapping"])
     of = ts[0].of

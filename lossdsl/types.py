@@ -69,6 +69,10 @@ def broadcast(*dimss: tuple[Dim, ...]) -> tuple[Dim, ...]:
     """Union of dims in order of first appearance. Two operands may each carry dims the other
     lacks only when those extras are primed twins (`z * z'` -> [B, B', D]); anything else
     (`[B, C] + [B, D]`) is almost always a bug, so it is an error."""
+    # Lay the result out like the operand with the most dims ([C] * [B, C] -> [B, C]), so the
+    # big operand never needs a transpose; the others' extra dims follow in order.
+    base = max(dimss, key=len, default=())
+    dimss = (base,) + tuple(dimss)
     out: tuple[Dim, ...] = ()
     for dims in dimss:
         extra_new = [d for d in dims if d not in out]
