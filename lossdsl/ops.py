@@ -42,7 +42,7 @@ class OpDimError(OpTypeError):
 @dataclass(frozen=True)
 class OpDef:
     name: str
-    kind: str  # elementwise | reduce | axis | gather | onehot | eye | fill | contract | rename
+    kind: str  # elementwise reduce axis gather onehot eye fill size contract rename transpose
     nargs: int
     type_rule: Callable[[list[TensorType], dict], TensorType]
     ref: Callable
@@ -438,4 +438,13 @@ _row(
     lambda x: x,
     "rename dims (x' primes every dim)",
     attrs=("mapping",),
+)
+_row(
+    "transpose",
+    "transpose",
+    1,
+    transpose_rule,
+    lambda x, perm: np.transpose(x, perm),
+    "reorder axes to the listed dims (a result's canonical order)",
+    attrs=("dims",),
 )
