@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import keyword
+import re
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,26 +167,22 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         "",
         "class LossParamError(ValueError):",
         '    """A param value that violates its declared constraint."""',
-        "",
-        "",
-        "def _prod(shape):",
-        "    n = 1",
-        "    for k in shape:",
-        "        n *= k",
-        "    return n",
-        "",
     ]
     full = _all_inputs(programs)
+    body: list[str] = []
     if len(programs) == 1:
-        lines += ["", *emit_function(target, main, fname, full, public=True, doc=doc)]
-        return "\n".join(lines) + "\n"
-    variants = []
-    for prog in programs:
-        vname = f"_{fname}__" + ("_".join(f"no_{a}" for a in prog.absent) or "all")
-        variants.append((prog, vname))
-        lines += ["", *emit_function(target, prog, vname, full, public=False), ""]
-    lines += ["", *_dispatcher(main, fname, full, variants, doc)]
-    return "\n".join(lines) + "\n"
+        body += ["", *emit_function(target, main, fname, full, public=True, doc=doc)]
+    else:
+        variants = []
+        for prog in programs:
+            vname = f"_{fname}__" + ("_".join(f"no_{a}" for a in prog.absent) or "all")
+            variants.append((prog, vname))
+            body += ["", *emit_function(target, prog, vname, full, public=False), ""]
+        body += ["", *_dispatcher(main, fname, full, variants, doc)]
+    if any("_prod(" in ln for ln in body):
+        lines += ["", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
+        lines += ["    return n", ""]
+    return "\n".join(lines + body) + "\n"
 
 
 def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
@@ -284,7 +281,20 @@ class _FunctionEmitter:
         self._checks()
         self._inputs()
         self._body()
-        return out + self.lines
+        return out + self._drop_unused_bindings()
+
+    def _drop_unused_bindings(self) -> list[str]:
+        """Dim sizes, fdt and dev are bound for every input; keep the ones the code uses."""
+        optional = {"fdt", "dev", *self.size.values()}
+        lines = list(self.lines)
+        for k, ln in reversed(list(enumerate(lines))):
+            m = re.match(r"\s*(\w+) = ", ln)
+            if m and m.group(1) in optional:
+                name = m.group(1)
+                rest = lines[:k] + lines[k + 1 :]
+                if not any(re.search(rf"\b{name}\b", r) for r in rest):
+                    del lines[k]
+        return lines
 
     def _validate_reduction(self) -> None:
         self.line('if reduction not in ("none", "sum", "mean"):')
@@ -355,7 +365,7 @@ class _FunctionEmitter:
                 want = f"{len(dims)} dim{'s' if len(dims) != 1 else ''}"
             else:
                 self.line(f"if {x}.ndim < {len(dims) - 1}:")
-                want = f"at least {len(dims) - 1} dims"
+                want = f"at least {len(dims) - 1} dim{'s' if len(dims) != 2 else ''}"
             self.line(
                 f"raise LossInputError(f\"{self.fname}: input '{d.var.name}' must be {ty} "
                 f'({want}), got shape {{tuple({x}.shape)}}")',
@@ -386,12 +396,10 @@ class _FunctionEmitter:
                 else:
                     self._mismatch(got, self.size[dm.name], dm, d.var.name)
             if var_i is not None:
-                parts = [self.size[dm.name] for dm in dims]
-                lead = f"{x}.shape[:{var_i}]"
-                rest = f"{x}.shape[{x}.ndim - {tail}:]" if tail else "()"
-                mid = f"({self.size[dims[var_i].name]},)"
-                del parts
-                self.line(f"{x} = {x}.reshape(tuple({lead}) + {mid} + tuple({rest}))")
+                new = f"tuple({x}.shape[:{var_i}]) + ({self.size[dims[var_i].name]},)"
+                if tail:
+                    new += f" + tuple({x}.shape[{x}.ndim - {tail}:])"
+                self.line(f"{x} = {x}.reshape({new})")
         if fdt is None:
             self.line(f"fdt = {t.float_dtype_default}")
             if t.device:

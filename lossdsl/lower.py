@@ -13,6 +13,7 @@ them for free.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,6 +101,9 @@ class Ctx:
     stack: tuple[str, ...] = ()  # losses being inlined (recursion guard)
     checks: list[Check] = field(default_factory=list)
     loss_name: str = ""
+    # Names whose definition failed (a bad param or input, a failed `use`): the failure was
+    # reported, so uses of them stay quiet instead of repeating it as "not defined".
+    silent: set[str] = field(default_factory=set)
 
     def error(self, cls: type[LossError], msg: str, span: Span | None, hint: str | None = None):
         self.errors.append(cls(msg, span, hint))
@@ -114,11 +118,33 @@ class Ctx:
         except OpTypeError as e:
             sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
             cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch
-            return self.error(cls, e.message, sp or span, e.hint)
+            return self.error(cls, e.message, sp or span, e.hint or _OP_HINTS.get(op))
+
+
+# For the type rules in lossdsl/ops.py that raise without a hint.
+_OP_HINTS = {
+    "eq": "compare masks with masks and numbers with numbers, e.g. float(mask) == 1",
+    "ne": "compare masks with masks and numbers with numbers, e.g. float(mask) != 1",
+    "where": "both branches must be numbers or both masks, e.g. where(m, x, 0.0)",
+    "onehot": "onehot(target) spreads an index over the dim it indexes (its `of` dim)",
+}
 
 
 def _sp(node) -> Span | None:
     return ast.span_of(node)
+
+
+def _word_span(span: Span | None, word: str, after: int = 0) -> Span | None:
+    """Where `word` is written on the first line of `span`, past its first `after` columns
+    (for the nodes whose name has no span of its own, e.g. the task of a `use`)."""
+    if span is None:
+        return None
+    m = re.compile(rf"\b{re.escape(word)}\b").search(
+        span.source.line(span.line), span.col - 1 + after
+    )
+    return (
+        None if m is None else Span(span.source, span.line, m.start() + 1, span.line, m.end() + 1)
+    )
 
 
 # ---- dims -----------------------------------------------------------------------------
@@ -206,7 +232,9 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
                 "tuples only name several dims, as in over=(B, C)",
             )
         case ast.Keyword():
-            return ctx.error(ArityError, "unexpected keyword argument", _sp(node))
+            return ctx.error(
+                ArityError, "unexpected keyword argument", _sp(node), "pass it as a value"
+            )
     raise AssertionError(f"unhandled AST node {node!r}")
 
 
@@ -214,6 +242,8 @@ def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
     n = node.name
     if n in ctx.env:
         return ctx.env[n]
+    if n in ctx.silent:
+        return None
     if n in ctx.dims:
         return ctx.error(
             TypeMismatch,
@@ -313,6 +343,8 @@ def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
     callee = ctx.scope.get(call.func)
     if callee is not None:
         return lower_spec_call(ctx, call, callee)
+    if call.func in ctx.scope.failed:
+        return None  # its import failed, and that was reported
     hint = did_you_mean(call.func, list(FUNCTIONS) + ctx.scope.names())
     if hint is None and call.func not in ctx.scope.names():
         hint = f"to call another spec, add `import {call.func}` at the top of the file"
@@ -415,6 +447,7 @@ def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig
                     TypeMismatch,
                     f"ddof must be 0 (biased, BatchNorm) or 1 (unbiased, torch .var()), got {ddof}",
                     _sp(a["ddof"]),
+                    "write ddof=0 or ddof=1",
                 )
             attrs.append(("ddof", int(ddof)))
         return ctx.emit(op, (x,), tuple(attrs), span=call.span, arg_spans=(_sp(a["x"]),))
@@ -445,31 +478,34 @@ def _minmax(reduce_op: str, elementwise_op: str) -> tuple[Sig, Callable]:
 
 
 def _mean(ctx, call, a):
-    """mean(x, over=..., where=mask, empty=0): a masked mean whose empty-set value is declared."""
+    """mean(x, over=..., mask=m, empty=0): a masked mean whose empty-set value is declared."""
     over = _over(ctx, a, a["x"])
     if over is None:
         return None
     x = _reduce_operand(ctx, a, over)
-    if a["where"] is None:
+    if a["mask"] is None:
         if a["empty"] is not None:
             return ctx.error(
-                ArityError, "empty= only applies with where=", _sp(a["empty"]), "add where=mask"
+                ArityError, "empty= only applies with mask=", _sp(a["empty"]), "add mask=m"
             )
         over = _all_dims(x, over)
         if x is None or not over:
             return x
         return ctx.emit("mean", (x,), (("over", over),), span=call.span)
-    m = _x(ctx, a["where"])
+    m = _x(ctx, a["mask"])
     empty = 0.0 if a["empty"] is None else _const(ctx, a["empty"], "empty")
     if x is None or m is None or empty is None:
         return None
     if m.type.dtype != "bool":
         return ctx.error(
-            TypeMismatch, f"where= must be a bool mask, found {m.type}", _sp(a["where"])
+            TypeMismatch,
+            f"mask= must be a bool mask, found {m.type}",
+            _sp(a["mask"]),
+            "compare first, e.g. mask=target != ignore_index",
         )
     zero = lit(0.0)
     masked = ctx.emit(
-        "where", (m, x, zero), span=call.span, arg_spans=(_sp(a["where"]), _sp(a["x"]))
+        "where", (m, x, zero), span=call.span, arg_spans=(_sp(a["mask"]), _sp(a["x"]))
     )
     if masked is None:
         return None
@@ -495,13 +531,19 @@ def _count_fn(ctx, call, a):
     if m is None:
         return None
     if m.type.dtype != "bool":
-        return ctx.error(TypeMismatch, f"count() expects a bool mask, found {m.type}", _sp(a["x"]))
+        return ctx.error(
+            TypeMismatch,
+            f"count() expects a bool mask, found {m.type}",
+            _sp(a["x"]),
+            "count a comparison, e.g. count(x > 0, over=C)",
+        )
     missing = [d for d in over if d not in m.type.dims]
     if missing:
         return ctx.error(
             DimMismatch,
             f"cannot count over {', '.join(map(str, missing))}: the mask is {m.type}",
             _sp(a["x"]),
+            f"its dims are {fmt_dims(m.type.dims)}" if m.type.dims else "the mask is a scalar",
         )
     return _count(ctx, m, _all_dims(m, over), call)
 
@@ -520,7 +562,10 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
             return None
         if len(over) != 1:
             return ctx.error(
-                DimMismatch, f"{call.func}() normalizes over exactly one dim", _sp(a["over"])
+                DimMismatch,
+                f"{call.func}() normalizes over exactly one dim, got {len(over)}",
+                _sp(a["over"]),
+                f"pick the one dim, e.g. {call.func}(x, over={over[-1]})",
             )
         x = _x(ctx, a["x"])
         return ctx.emit(op, (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
@@ -652,7 +697,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "logsumexp": _reduction("logsumexp"),
     "var": _reduction("var", (("ddof", 0),)),
     "mean": (
-        Sig(("x", "over", "where", "empty"), (("over", None), ("where", None), ("empty", None))),
+        Sig(("x", "over", "mask", "empty"), (("over", None), ("mask", None), ("empty", None))),
         _mean,
     ),
     "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
@@ -744,11 +789,14 @@ _TASK_NAMES = {n for names in _TASK_NAMES_BY_TASK.values() for n in names}
 
 def lower_use(ctx: Ctx, use: ast.Use) -> None:
     fn = TASKS.get(use.task)
+    # If the prelude fails (reported here), the names it would bind stay quiet in the body.
+    names = _TASK_NAMES_BY_TASK.get(use.task, tuple(_TASK_NAMES))
+    ctx.silent.update(n for n in names if n not in ctx.env)
     if fn is None:
         ctx.error(
             UnknownName,
             f"unknown task '{use.task}'",
-            use.span,
+            _word_span(use.span, use.task, after=3) or use.span,
             did_you_mean(use.task, TASKS) or f"tasks: {', '.join(TASKS)}",
         )
         return
@@ -763,18 +811,20 @@ def lower_use(ctx: Ctx, use: ast.Use) -> None:
     a, b = (lower_expr(ctx, x) for x in use.args)
     if a is None or b is None:
         return
-    bound = fn(ctx, use, a, b)
-    for name, atom in (bound or {}).items():
-        if name in ctx.env:
-            ctx.error(
-                DuplicateDefinition,
-                f"use {use.task}(...) binds '{name}', which is already defined",
-                use.span,
-                f"rename the earlier '{name}'",
-            )
-            continue
-        ctx.env[name] = atom
-        ctx.origin[name] = f"use {use.task}"
+    bound = fn(ctx, use, a, b) or {}
+    clash = [name for name in bound if name in ctx.env]
+    if clash:
+        ctx.error(
+            DuplicateDefinition,
+            f"use {use.task}(...) binds {', '.join(map(repr, clash))}, "
+            f"which {'is' if len(clash) == 1 else 'are'} already defined",
+            use.span,
+            f"rename the earlier {', '.join(map(repr, clash))}",
+        )
+    for name, atom in bound.items():
+        if name not in ctx.env:
+            ctx.env[name] = atom
+            ctx.origin[name] = f"use {use.task}"
 
 
 # ---- spec calls -------------------------------------------------------------------------
@@ -806,7 +856,9 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         bound[inp.name] = node
     for kw in call.kwargs:
         if kw.name in bound:
-            return ctx.error(ArityError, f"{loss.name}() got '{kw.name}' twice", _sp(kw))
+            return ctx.error(
+                ArityError, f"{loss.name}() got '{kw.name}' twice", _sp(kw), "pass it once"
+            )
         if kw.name not in inputs and kw.name not in params:
             return ctx.error(
                 ArityError,
@@ -853,6 +905,7 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
                     TypeMismatch,
                     f"param '{name}' of {loss.name} must be a scalar, found {v.type}",
                     _sp(bound[name]),
+                    "params are one number per call; pass a per-element weight as an input",
                 )
             sub.env[name] = v
         else:
@@ -944,16 +997,31 @@ def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
                 f"write it as {'*' if prev.variadic else ''}{d.name} everywhere",
             )
         if dim in seen:
-            return ctx.error(DimMismatch, f"dim {dim} appears twice in {t}", d.span)
+            return ctx.error(
+                DimMismatch,
+                f"dim {dim} appears twice in {t}",
+                d.span,
+                f"two axes of the same size are {dim} and {dim}' (its primed twin)",
+            )
         seen.add(dim)
         ctx.dims.setdefault(d.name, Dim(d.name, 0, d.variadic))
         dims.append(dim)
     if sum(d.variadic for d in dims) > 1:
-        return ctx.error(DimMismatch, "an input can have at most one variadic dim", t.span)
+        return ctx.error(
+            DimMismatch,
+            "an input can have at most one variadic dim",
+            t.span,
+            "one *S stands for any number of axes; name the others",
+        )
     of = None
     if t.of is not None:
         if t.of.variadic:
-            return ctx.error(DimMismatch, "an index cannot point into a variadic dim", t.of.span)
+            return ctx.error(
+                DimMismatch,
+                "an index cannot point into a variadic dim",
+                t.of.span,
+                f"index a named dim, e.g. `index[B] of C`, not of *{t.of.name}",
+            )
         base = ctx.dims.setdefault(t.of.name, Dim(t.of.name))
         of = Dim(base.name, base.primes + t.of.primes)
     dtype = "int" if t.dtype == "index" else t.dtype
@@ -973,26 +1041,33 @@ def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
     return ctx.emit("fill", (), attrs, span=inp.span, hint=inp.name)
 
 
-def _lower_check(ctx: Ctx, p: ast.Param, env: dict[str, Atom]) -> None:
+def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> None:
     """A param constraint, lowered over the params alone into its own small equation list."""
     b = Builder()
     b.taken = ctx.b.taken  # share the namespace: check names never collide with body names
-    scratch = Ctx(b, ctx.errors, ctx.scope, dict(env), dict(ctx.dims))
+    # The inputs are in scope only so that using one is reported as such, not as unknown.
+    env = {**ctx.env, **params}
+    scratch = Ctx(b, ctx.errors, ctx.scope, env, dict(ctx.dims), silent=ctx.silent)
     n_errors = len(ctx.errors)
     ok = lower_expr(scratch, p.constraint)
     if ok is None or len(ctx.errors) > n_errors:
         return
-    used_inputs = (
-        {a.name for e in scratch.b.eqns for a in e.args if isinstance(a, Var)}
-        - {v.name for v in env.values() if isinstance(v, Var)}
-        - {e.out.name for e in scratch.b.eqns}
-    )
-    if used_inputs or ok.type.dims:
+    used = {a.name for e in scratch.b.eqns for a in e.args if isinstance(a, Var)}
+    used |= {ok.name} if isinstance(ok, Var) else set()
+    used -= {v.name for v in params.values() if isinstance(v, Var)}
+    used -= {e.out.name for e in scratch.b.eqns}
+    names = {v.name: n for n, v in env.items() if isinstance(v, Var)}
+    bad = [f"'{names.get(u, u)}'" for u in sorted(used)]
+    # size(C) is a property of the inputs too: a constraint is checked before any input exists.
+    bad += [f"size({dict(e.attrs)['dim']})" for e in scratch.b.eqns if e.op == "size"]
+    if bad or ok.type.dims:
         ctx.error(
             TypeMismatch,
-            "a param constraint may only use params and numbers",
+            "a param constraint may only use params and numbers"
+            + (f", not {', '.join(bad)}" if bad else ""),
             _sp(p.constraint),
-            "e.g. `where gamma >= 0`",
+            "it is checked on the param values alone, e.g. `where gamma >= 0`; "
+            "a condition on tensors belongs in the body (where(...))",
         )
         return
     if ok.type.dtype != "bool":
@@ -1011,54 +1086,70 @@ def _lower_check(ctx: Ctx, p: ast.Param, env: dict[str, Atom]) -> None:
     ctx.checks.append(Check(tuple(scratch.b.eqns), ok, text, p.constraint.span))
 
 
+def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
+    """The param's default, checked against its dtype; None after reporting an error."""
+    if p.dtype not in ("float", "int", "bool"):
+        return ctx.error(
+            TypeMismatch,
+            f"a param is float, int or bool, found {p.dtype}",
+            p.span,
+            "index tensors are inputs, not params",
+        )
+    d = const_eval(p.default)
+    if d is None:
+        return ctx.error(
+            TypeMismatch,
+            "a param default must be a constant",
+            _sp(p.default),
+            "e.g. `param gamma: float = 2.0`",
+        )
+    if p.dtype == "bool" and not isinstance(d, bool):
+        return ctx.error(
+            TypeMismatch,
+            f"bool param '{p.name}' needs true or false, found {d}",
+            _sp(p.default),
+            f"write `param {p.name}: bool = {'true' if d else 'false'}`",
+        )
+    if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
+        return ctx.error(
+            TypeMismatch,
+            f"int param '{p.name}' needs an integer default, found {str(d).lower()}",
+            _sp(p.default),
+            f"give an integer, or declare it `param {p.name}: float`",
+        )
+    if p.dtype == "float" and isinstance(d, bool):
+        return ctx.error(
+            TypeMismatch,
+            f"float param '{p.name}' needs a number, found {str(d).lower()}",
+            _sp(p.default),
+            f"give a number, or declare it `param {p.name}: bool`",
+        )
+    return d
+
+
 def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
     decls = []
+    declared: dict[str, Atom] = {}
     for p in loss.body:
         if not isinstance(p, ast.Param):
             continue
-        if p.name in ctx.env or p.name in ctx.dims:
+        if p.name in ctx.env or p.name in ctx.dims or p.name in declared:
             ctx.error(
                 DuplicateDefinition,
-                f"'{p.name}' is already defined",
+                f"'{p.name}' is already defined"
+                + (f" ({ctx.origin[p.name]})" if p.name in ctx.origin else ""),
                 p.name_span or p.span,
                 "rename the param",
             )
             continue
-        if p.dtype not in ("float", "int", "bool"):
-            ctx.error(
-                TypeMismatch,
-                f"a param is float, int or bool, found {p.dtype}",
-                p.span,
-                "index tensors are inputs, not params",
-            )
-            continue
-        d = const_eval(p.default)
+        d = _param_default(ctx, p)
         if d is None:
-            ctx.error(
-                TypeMismatch,
-                "a param default must be a constant",
-                _sp(p.default),
-                "e.g. `param gamma: float = 2.0`",
-            )
-            continue
-        if p.dtype == "bool" and not isinstance(d, bool):
-            ctx.error(TypeMismatch, f"bool param '{p.name}' needs true or false", _sp(p.default))
-            continue
-        if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
-            ctx.error(
-                TypeMismatch, f"int param '{p.name}' needs an integer default", _sp(p.default)
-            )
-            continue
-        if p.dtype == "float" and isinstance(d, bool):
-            ctx.error(TypeMismatch, f"float param '{p.name}' needs a number", _sp(p.default))
+            ctx.silent.add(p.name)
             continue
         var = Var(ctx.b.fresh(p.name), TensorType(p.dtype))
-        ctx.env[p.name] = var
+        ctx.env[p.name] = declared[p.name] = var
         ctx.origin[p.name] = "param"
         decls.append(ParamDecl(var, _coerce(p.dtype, d)))
-    declared = {
-        q.name: ctx.env[q.name] for q in loss.body if isinstance(q, ast.Param) and q.name in ctx.env
-    }
     for p in loss.body:
         if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:
             _lower_check(ctx, p, declared)
@@ -1080,6 +1171,8 @@ def lower_body(ctx: Ctx, loss: ast.LossDef, params_done: bool = False) -> Atom |
                         st.name_span or st.span,
                         f"pick another name than '{name}'",
                     )
+                    if name not in ctx.env:
+                        ctx.silent.add(name)  # uses of the rejected let stay quiet
                     continue
                 v = lower_expr(ctx, value)
                 if isinstance(v, Var):
@@ -1120,9 +1213,11 @@ def lower_loss(
                     _sp(inp.default),
                     f"e.g. `{inp.name}: {inp.type} = 1`",
                 )
+                ctx.silent.add(inp.name)
                 continue
             default = lit(_coerce("int" if t and t.dtype == "int" else "float", dv)) if t else None
         if t is None:
+            ctx.silent.add(inp.name)
             continue
         if inp.name in absent:
             ctx.env[inp.name] = None  # filled below, after every dim is known
@@ -1137,7 +1232,13 @@ def lower_loss(
             ctx.origin[inp.name] = "input"
     for d in ctx.dims:
         if d in ctx.env:
-            ctx.error(DuplicateDefinition, f"'{d}' is both a dim and an input", loss.span)
+            inp = next(i for i in loss.inputs if i.name == d)
+            ctx.error(
+                DuplicateDefinition,
+                f"'{d}' is both a dim and an input",
+                inp.name_span or inp.span,
+                f"rename the input or the dim {d}",
+            )
     params = declare_params(ctx, loss)
     result = lower_body(ctx, loss)
     reduce_stmts = [s for s in loss.body if isinstance(s, ast.Reduce)]
@@ -1205,7 +1306,12 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
     default = "mean"
     by = empty = None
     if len(stmts) > 1:
-        ctx.error(DuplicateDefinition, "only one `reduce` per loss", stmts[1].span)
+        ctx.error(
+            DuplicateDefinition,
+            "only one `reduce` per loss",
+            stmts[1].span,
+            "keep one; the caller picks another with reduction=...",
+        )
         return None, default
     if stmts:
         st = stmts[0]
@@ -1220,7 +1326,12 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
         default = st.mode
         if st.by is not None:
             if st.mode != "mean":
-                ctx.error(ArityError, "`by` only applies to `reduce mean`", _sp(st.by))
+                ctx.error(
+                    ArityError,
+                    "`by` only applies to `reduce mean`",
+                    _sp(st.by),
+                    f"write `reduce mean by ...`, or drop `by` from `reduce {st.mode}`",
+                )
                 return None, default
             if st.empty is None:
                 ctx.error(
@@ -1235,7 +1346,7 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
             if by is None:
                 return None, default
             if empty is None:
-                ctx.error(TypeMismatch, "`empty` must be a number", _sp(st.empty))
+                ctx.error(TypeMismatch, "`empty` must be a number", _sp(st.empty), "e.g. `empty 0`")
                 return None, default
             if set(by.type.dims) != set(r.type.dims) or by.type.dtype == "bool":
                 ctx.error(
@@ -1246,7 +1357,12 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
                 )
                 return None, default
         elif st.empty is not None:
-            ctx.error(ArityError, "`empty` only applies with `by`", _sp(st.empty))
+            ctx.error(
+                ArityError,
+                "`empty` only applies with `by`",
+                _sp(st.empty),
+                "an unweighted mean is never empty: drop `empty`, or add `by weights`",
+            )
             return None, default
     dims = r.type.dims
     if not dims:
