@@ -13,6 +13,8 @@ import functools
 import inspect
 import itertools
 import linecache
+import sys
+import types
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -256,10 +258,13 @@ def _compiled_cached(spec_key, backend, baked):
     src = _source_cached(spec_key, backend, baked)
     filename = f"<lossdsl {spec.name} {backend} {abs(hash((spec_key, baked)))}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    ns: dict = {"__name__": f"lossdsl_generated_{spec.name}"}
-    exec(compile(src, filename, "exec"), ns)  # the source came from our IR, not user text
-    ns["LossInputError"], ns["LossParamError"] = InputError, ParamError
-    return _guard(ns[spec.name])
+    # A real module in sys.modules: torch.compile re-imports a function's module by name.
+    mod = types.ModuleType(f"_lossdsl_generated_{spec.name}_{backend}_{len(sys.modules)}")
+    mod.__file__ = filename
+    exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
+    mod.LossInputError, mod.LossParamError = InputError, ParamError
+    sys.modules[mod.__name__] = mod
+    return _guard(getattr(mod, spec.name))
 
 
 def _compiled(spec: Spec, backend: str, baked):
