@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from lossdsl import ast
 from lossdsl.check import Callee, Resolved, Scope
 from lossdsl.errors import (
@@ -106,7 +108,10 @@ class Ctx:
     silent: set[str] = field(default_factory=set)
 
     def error(self, cls: type[LossError], msg: str, span: Span | None, hint: str | None = None):
-        self.errors.append(cls(msg, span, hint))
+        # One mistake can be met twice (a helper lowered alone and inlined, the middle operand
+        # of a < b < c, several equations of a prelude): report it once.
+        if not any(type(e) is cls and e.message == msg and e.span == span for e in self.errors):
+            self.errors.append(cls(msg, span, hint))
         return None
 
     def emit(self, op: str, args, attrs=(), span: Span | None = None, arg_spans=(), hint=None):
@@ -161,6 +166,13 @@ def resolve_dim(ctx: Ctx, node) -> Dim | None:
             TypeMismatch, "expected a dimension name here", _sp(node), "e.g. over=C or over=(B, C)"
         )
     d = ctx.dims.get(node.name)
+    if d is None and node.name in ctx.env:
+        return ctx.error(
+            TypeMismatch,
+            f"'{node.name}' is a value, not a dimension",
+            _sp(node),
+            f"the dims are the names in the input types: {', '.join(sorted(ctx.dims)) or 'none'}",
+        )
     if d is None:
         hint = did_you_mean(node.name, ctx.dims) or (
             f"the dims in scope are {', '.join(sorted(ctx.dims))}"
@@ -265,7 +277,8 @@ def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
         UnknownName,
         f"'{n}' is not defined",
         _sp(node),
-        did_you_mean(n, list(ctx.env) + list(FUNCTIONS)),
+        did_you_mean(n, list(ctx.env) + list(FUNCTIONS))
+        or f"declare it as an input or a param, or bind it with `let {n} = ...` before this use",
     )
 
 
@@ -363,7 +376,12 @@ def _const(ctx: Ctx, node, what: str) -> float | int | None:
         return node
     v = const_eval(node)
     if v is None:
-        return ctx.error(TypeMismatch, f"{what} must be a number", _sp(node), "e.g. 1e-8")
+        return ctx.error(
+            TypeMismatch,
+            f"{what} must be a number",
+            _sp(node),
+            f"{what} is fixed when the spec compiles: write a literal, e.g. {what}=1",
+        )
     return v
 
 
@@ -442,6 +460,8 @@ def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig
         attrs = [("over", over)]
         if op == "var":
             ddof = _const(ctx, a["ddof"], "ddof")
+            if ddof is None:
+                return None
             if ddof not in (0, 1):
                 return ctx.error(
                     TypeMismatch,
@@ -720,10 +740,16 @@ def _classification(ctx: Ctx, use: ast.Use, logits: Atom, target: Atom) -> dict[
         c = target.type.of
     else:
         c = next((d for d in reversed(logits.type.dims) if d in target.type.dims), None)
-        if c is None or target.type.dtype != "float":
+        # Soft targets are a distribution per element: the logits' shape, not a subset of it.
+        if (
+            c is None
+            or target.type.dtype != "float"
+            or set(target.type.dims) != set(logits.type.dims)
+        ):
             return ctx.error(
                 TypeMismatch,
-                f"classification needs target: index[...] of C or float[..., C], found {target.type}",
+                "classification needs target: index[...] of C, or float with the logits' dims "
+                f"{fmt_dims(logits.type.dims)}; found {target.type}",
                 _sp(use.args[1]) if len(use.args) > 1 else use.span,
                 "declare `target: index[B] of C`",
             )
@@ -803,7 +829,9 @@ def lower_use(ctx: Ctx, use: ast.Use) -> None:
     if len(use.args) != 2 or use.kwargs:
         ctx.error(
             ArityError,
-            f"use {use.task}(...) takes 2 inputs, got {len(use.args) + len(use.kwargs)}",
+            f"use {use.task}(...) takes 2 inputs by position"
+            if use.kwargs
+            else f"use {use.task}(...) takes 2 inputs, got {len(use.args)}",
             use.span,
             f"use {use.task}(logits, target)",
         )
@@ -819,7 +847,7 @@ def lower_use(ctx: Ctx, use: ast.Use) -> None:
             f"use {use.task}(...) binds {', '.join(map(repr, clash))}, "
             f"which {'is' if len(clash) == 1 else 'are'} already defined",
             use.span,
-            f"rename the earlier {', '.join(map(repr, clash))}",
+            f"remove the repeated `use`, or rename the earlier {', '.join(map(repr, clash))}",
         )
     for name, atom in bound.items():
         if name not in ctx.env:
@@ -848,7 +876,8 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
     if len(call.args) > len(loss.inputs):
         return ctx.error(
             ArityError,
-            f"{loss.name}() takes {len(loss.inputs)} inputs, got {len(call.args)}",
+            f"{loss.name}() takes {len(loss.inputs)} input{'s' if len(loss.inputs) != 1 else ''}, "
+            f"got {len(call.args)}",
             _sp(call.args[len(loss.inputs)]),
             f"inputs: {', '.join(inputs)}",
         )
@@ -909,12 +938,24 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
                 )
             sub.env[name] = v
         else:
-            d = const_eval(p.default)
+            d = _param_default(sub, p)  # reported here too: an imported spec is not lowered alone
             if d is None:
                 return None
             sub.env[name] = lit(_coerce(p.dtype, d))
-        if p.constraint is not None:
-            _lower_check(sub, p, {n: sub.env[n] for n in params if n in sub.env})
+        if p.constraint is None:
+            continue
+        check = _lower_check(sub, p, {n: sub.env[n] for n in params if n in sub.env})
+        if _violated(check, {}) and name in bound:
+            v = sub.env[name]
+            ctx.error(
+                ParamError,
+                f"{loss.name}(): {name} = {v.value if isinstance(v, Lit) else v} violates "
+                f"`{check.text}`",
+                _sp(bound[name]),
+                "change the value",
+            )
+        elif _violated(check, {}):
+            _bad_default(sub, p, check)
     ctx.checks.extend(sub.checks)
     return lower_body(sub, loss, params_done=True)
 
@@ -1041,7 +1082,7 @@ def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
     return ctx.emit("fill", (), attrs, span=inp.span, hint=inp.name)
 
 
-def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> None:
+def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | None:
     """A param constraint, lowered over the params alone into its own small equation list."""
     b = Builder()
     b.taken = ctx.b.taken  # share the namespace: check names never collide with body names
@@ -1083,7 +1124,29 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> None:
         s = p.constraint.span
         line = s.source.line(s.line)
         text = line[s.col - 1 : (s.end_col - 1 if s.end_line == s.line else None)]
-    ctx.checks.append(Check(tuple(scratch.b.eqns), ok, text, p.constraint.span))
+    check = Check(tuple(scratch.b.eqns), ok, text, p.constraint.span)
+    ctx.checks.append(check)
+    return check
+
+
+def _violated(check: Check | None, values: dict[str, object]) -> bool:
+    """Whether a constraint already fails on constants: its params are literals (a spec call with
+    gamma=-1) or have the given `values` (defaults). False when it depends on anything else."""
+    if check is None:
+        return False
+    env = {k: np.asarray(v) for k, v in values.items()}
+
+    def val(a):
+        return np.asarray(a.value) if isinstance(a, Lit) else env.get(a.name)
+
+    for e in check.eqns:
+        args = [val(a) for a in e.args]
+        if any(a is None for a in args):
+            return False
+        with np.errstate(all="ignore"):
+            env[e.out.name] = np.asarray(OPS[e.op].ref(*args, **dict(e.attrs)))
+    ok = val(check.ok)
+    return ok is not None and not bool(ok)
 
 
 def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
@@ -1101,6 +1164,7 @@ def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
             TypeMismatch,
             "a param default must be a constant",
             _sp(p.default),
+            "write a number, or arithmetic on numbers that stays finite: "
             "e.g. `param gamma: float = 2.0`",
         )
     if p.dtype == "bool" and not isinstance(d, bool):
@@ -1123,6 +1187,13 @@ def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
             f"float param '{p.name}' needs a number, found {str(d).lower()}",
             _sp(p.default),
             f"give a number, or declare it `param {p.name}: bool`",
+        )
+    if isinstance(d, float) and math.isnan(d):
+        return ctx.error(
+            TypeMismatch,
+            f"param '{p.name}' defaults to nan",
+            _sp(p.default),
+            "give a number: a nan param makes every loss value nan",
         )
     return d
 
@@ -1150,10 +1221,22 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
         ctx.env[p.name] = declared[p.name] = var
         ctx.origin[p.name] = "param"
         decls.append(ParamDecl(var, _coerce(p.dtype, d)))
+    defaults = {d.var.name: d.default for d in decls}
     for p in loss.body:
         if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:
-            _lower_check(ctx, p, declared)
+            check = _lower_check(ctx, p, declared)
+            if _violated(check, defaults):
+                _bad_default(ctx, p, check)
     return decls
+
+
+def _bad_default(ctx: Ctx, p: ast.Param, check: Check) -> None:
+    ctx.error(
+        ParamError,
+        f"the default {p.name} = {const_eval(p.default)} violates `{check.text}`",
+        _sp(p.default),
+        "change the default or the constraint",
+    )
 
 
 def lower_body(ctx: Ctx, loss: ast.LossDef, params_done: bool = False) -> Atom | None:
@@ -1263,6 +1346,26 @@ def lower_loss(
     )
 
 
+def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
+    """Does `r` read an input tensor (not only params, sizes and literals)?"""
+    inputs = {ctx.env[n].name for n, o in ctx.origin.items() if o == "input" and ctx.env.get(n)}
+    producers = {e.out.name: e for e in ctx.b.eqns}
+    stack, seen = [r], set()
+    while stack:
+        a = stack.pop()
+        if not isinstance(a, Var) or a.name in seen:
+            continue
+        seen.add(a.name)
+        if a.name in inputs:
+            return True
+        e = producers.get(a.name)
+        if e is not None:
+            stack.extend(e.args)
+            if e.op == "fill":
+                return True  # an absent optional input still stands for an input
+    return False
+
+
 def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
     sp = _sp(loss.result)
     if r.type.dtype == "bool":
@@ -1271,6 +1374,13 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
             f"the loss is a comparison ({r.type}), not a number",
             sp,
             "a loss must be float; use where(mask, a, b) or float(mask)",
+        )
+    if not _depends_on_inputs(ctx, r):
+        return ctx.error(
+            TypeMismatch,
+            "the loss does not depend on any input",
+            sp,
+            "a loss is a function of its tensors; a constant has no gradient to train with",
         )
     if r.type.dtype == "int":
         r = ctx.emit("to_float", (r,), span=sp)

@@ -11,19 +11,21 @@ _PREC = {"|": 1, "&": 2, "cmp": 3, "+": 4, "-": 4, "*": 5, "/": 5, "unary": 6, "
 
 def unparse_module(m: ast.Module) -> str:
     out = []
+    # Module.doc falls back to the first loss's docstring; print it once, where it was.
+    header_doc = m.doc if m.doc is not None and (not m.losses or m.losses[0].doc != m.doc) else None
     if m.imports:
-        if m.doc is not None:
-            out.append(f'"""{m.doc}"""')
+        if header_doc is not None:
+            out.append(f'"""{header_doc}"""')
         out.append("import " + ", ".join(i.name for i in m.imports))
         out.append("")
     for loss in m.losses:
-        out.append(unparse_loss(loss, with_doc=not (m.imports and loss.doc == m.doc)))
+        out.append(unparse_loss(loss))
     return "\n".join(out) + "\n"
 
 
-def unparse_loss(loss: ast.LossDef, with_doc: bool = True) -> str:
+def unparse_loss(loss: ast.LossDef) -> str:
     lines = []
-    if loss.doc is not None and with_doc:
+    if loss.doc is not None:
         lines.append(f'"""{loss.doc}"""')
     ins = ", ".join(
         f"{i.name}: {i.type}" + (f" = {expr(i.default)}" if i.default is not None else "")

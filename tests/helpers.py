@@ -75,6 +75,8 @@ def grads(backend: str, fn, inputs: dict, wrt: list[str], dtype, **kw) -> dict:
             else:
                 conv[k] = torch.tensor(v)
         out = fn(**conv, **kw)
+        if not out.requires_grad:  # e.g. onehot(i): nothing differentiable reaches the loss
+            return {k: np.zeros(inputs[k].shape) for k in wrt}
         gs = torch.autograd.grad(out, [conv[k] for k in wrt], allow_unused=True)
         return {
             k: np.zeros(inputs[k].shape) if g is None else g.numpy() for k, g in zip(wrt, gs)
