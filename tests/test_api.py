@@ -213,3 +213,10 @@ def test_optional_inputs_are_specialized():
     src = spec.source("torch")
     no_weight = src.split("def _cross_entropy__no_weight")[1].split("\ndef ")[0]
     assert "weight" not in no_weight.split("):")[1]
+
+
+def test_cli_equiv_table():
+    r = run("-m", "lossdsl", "equiv", "focal", "kd")
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith(("focal", "kd"))]
+    assert len(rows) == 2 and all(ln.endswith("ok") for ln in rows)

@@ -1,0 +1,153 @@
+"""Cross-backend equivalence (`lossdsl equiv`): values and gradients of a spec on torch and jax
+against the float64 numpy reference, on random inputs drawn from the spec's declared types.
+The test-suite uses the same samplers. torch and jax are imported only when called."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossdsl.backend import load_backend
+
+SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2)}
+
+
+def input_types(spec, absent=frozenset()):
+    return [(d.var.name, d.var.type) for d in spec._lowered(frozenset(absent)).inputs]
+
+
+def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset()) -> dict:
+    """Inputs drawn from each declared type: normal floats, indices in range, few distinct int
+    labels (so that equal labels happen), targets/weights in [0, 1]."""
+    out = {}
+    for name, t in input_types(spec, absent):
+        shape: list[int] = []
+        for d in t.dims:
+            n = sizes.get(d.name, 3)
+            shape += list(n) if isinstance(n, tuple) else [n]
+        if t.of is not None:
+            out[name] = rng.integers(0, sizes.get(t.of.name, 3), size=shape)
+        elif t.dtype == "int":
+            out[name] = rng.integers(0, 3, size=shape)
+        elif t.dtype == "bool":
+            out[name] = rng.random(shape) < 0.5
+        elif name in ("target", "weight", "pos_weight"):
+            out[name] = rng.random(shape)
+        else:
+            out[name] = rng.standard_normal(shape)
+    return out
+
+
+def float_inputs(spec, absent=frozenset()) -> list[str]:
+    return [n for n, t in input_types(spec, absent) if t.dtype == "float" and t.of is None]
+
+
+def call(backend: str, fn, inputs: dict, dtype: str, **kw) -> np.ndarray:
+    """Call a compiled loss on numpy inputs converted for `backend`; a numpy result."""
+    if backend == "numpy":
+        return np.asarray(fn(**inputs, **kw))
+    if backend == "torch":
+        import torch
+
+        conv = {
+            k: torch.tensor(v, dtype=getattr(torch, dtype)) if v.dtype.kind == "f" else torch.tensor(v)
+            for k, v in inputs.items()
+        }
+        return fn(**conv, **kw).detach().numpy()
+    import jax.numpy as jnp
+
+    conv = {
+        k: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v)
+        for k, v in inputs.items()
+    }
+    return np.asarray(fn(**conv, **kw))
+
+
+def grads(backend: str, fn, inputs: dict, wrt: list[str], dtype: str, **kw) -> dict:
+    """Gradient of the (scalar) loss w.r.t. each float input in `wrt`."""
+    if backend == "torch":
+        import torch
+
+        conv = {}
+        for k, v in inputs.items():
+            if v.dtype.kind == "f":
+                conv[k] = torch.tensor(v, dtype=getattr(torch, dtype), requires_grad=k in wrt)
+            else:
+                conv[k] = torch.tensor(v)
+        out = fn(**conv, **kw)
+        if not out.requires_grad:  # e.g. onehot(i): nothing differentiable reaches the loss
+            return {k: np.zeros(inputs[k].shape) for k in wrt}
+        gs = torch.autograd.grad(out, [conv[k] for k in wrt], allow_unused=True)
+        return {k: np.zeros(inputs[k].shape) if g is None else g.numpy() for k, g in zip(wrt, gs)}
+    import jax
+    import jax.numpy as jnp
+
+    conv = {
+        k: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v)
+        for k, v in inputs.items()
+    }
+    g = jax.grad(lambda diff: fn(**{**conv, **diff}, **kw))({k: conv[k] for k in wrt})
+    return {k: np.asarray(v) for k, v in g.items()}
+
+
+def fd_grads(spec, absent, inputs: dict, wrt: list[str], h: float = 1e-6, **params) -> dict:
+    """Central finite differences of the float64 numpy reference (mean reduction), with every
+    stop_grad value held at its unperturbed value (what stop_grad means)."""
+    ref = load_backend("numpy")
+    prog = spec.program(frozenset(absent))
+    frozen: dict = {}
+    ref.evaluate(prog, inputs, params, "mean", frozen)
+    out = {}
+    for k in wrt:
+        x = inputs[k].astype(np.float64)
+        g = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[i] += h
+            xm[i] -= h
+            fp = float(ref.evaluate(prog, {**inputs, k: xp}, params, "mean", frozen))
+            fm = float(ref.evaluate(prog, {**inputs, k: xm}, params, "mean", frozen))
+            g[i] = (fp - fm) / (2 * h)
+        out[k] = g
+    return out
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = max(np.linalg.norm(b.ravel()), 1e-12)
+    return float(np.linalg.norm((a - b).ravel()) / scale)
+
+
+def equivalence_table(names: list[str], out=print, seed: int = 0) -> bool:
+    """One row per spec: worst relative error of float32 torch/jax values against the float64
+    reference over every reduction, and of float64 gradients against finite differences."""
+    import jax
+
+    from lossdsl.compiler import load
+
+    jax.config.update("jax_enable_x64", True)  # float64 gradients to compare with the reference
+    out(f"{'spec':22s} {'value torch':>12s} {'value jax':>12s} {'grad torch':>12s} {'grad jax':>12s}")
+    ok = True
+    for name in names:
+        spec = load(name)
+        worst = {"vt": 0.0, "vj": 0.0, "gt": 0.0, "gj": 0.0}
+        for absent in spec.variants():
+            d = random_inputs(spec, SIZES, np.random.default_rng(seed), absent)
+            for red in ("none", "sum", "mean"):
+                want = call("numpy", spec.compile("numpy"), d, "float64", reduction=red)
+                for b, key in (("torch", "vt"), ("jax", "vj")):
+                    got = call(b, spec.compile(b), d, "float32", reduction=red)
+                    worst[key] = max(worst[key], rel_err(got, want))
+            wrt = float_inputs(spec, absent)
+            fd = fd_grads(spec, absent, d, wrt)
+            for b, key in (("torch", "gt"), ("jax", "gj")):
+                g = grads(b, spec.compile(b), d, wrt, "float64")
+                for k in wrt:
+                    worst[key] = max(worst[key], rel_err(g[k], fd[k]))
+        good = max(worst["vt"], worst["vj"]) <= 1e-5 and max(worst["gt"], worst["gj"]) <= 1e-6
+        ok &= good
+        out(
+            f"{name:22s} {worst['vt']:12.2e} {worst['vj']:12.2e} {worst['gt']:12.2e} "
+            f"{worst['gj']:12.2e}  {'ok' if good else 'MISMATCH'}"
+        )
+    return ok
