@@ -7,6 +7,7 @@ the same error list so one run reports everything.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,9 @@ class Scope:
 
     def __init__(self) -> None:
         self.table: dict[str, Callee] = {}
+        # Imports that failed (already reported), with the spec a misspelled one meant: calls
+        # to them are not reported again as unknown functions.
+        self.failed: set[str] = set()
 
     def get(self, name: str) -> Callee | None:
         return self.table.get(name)
@@ -64,10 +68,17 @@ def resolve(
     """Collect the module's losses and its imports' (recursively), reporting duplicates,
     missing specs and import cycles into `errors`."""
     scope = Scope()
+    filename = Path(getattr(module.source, "filename", ""))
+    if not _stack and filename.suffix == ".loss":
+        # The file itself, so that `a` importing `b` importing `a` is the cycle a -> b -> a.
+        _stack = (filename.stem,)
     for imp in module.imports:
         callee = _import(imp, base_dir, errors, _stack)
         if callee is not None:
             scope.table[imp.name] = callee
+        else:
+            scope.failed.add(imp.name)
+            scope.failed.update(difflib.get_close_matches(imp.name, shipped_spec_names(), 1))
     seen: set[str] = set()
     for loss in module.losses:
         if loss.name in seen:
@@ -150,7 +161,9 @@ def _import(
             UnknownName(
                 f"{path.name} defines no loss named '{imp.name}'",
                 imp.span,
-                did_you_mean(imp.name, resolved.scope.names()),
+                did_you_mean(imp.name, resolved.scope.names())
+                or f"`import {imp.name}` takes `loss {imp.name}(...)` from {path.name}; "
+                f"it defines {', '.join(sorted(loss.name for loss in sub.losses)) or 'no loss'}",
             )
         )
     return callee

@@ -815,9 +815,11 @@ _TASK_NAMES = {n for names in _TASK_NAMES_BY_TASK.values() for n in names}
 
 def lower_use(ctx: Ctx, use: ast.Use) -> None:
     fn = TASKS.get(use.task)
-    # If the prelude fails (reported here), the names it would bind stay quiet in the body.
-    names = _TASK_NAMES_BY_TASK.get(use.task, tuple(_TASK_NAMES))
-    ctx.silent.update(n for n in names if n not in ctx.env)
+    bound = _lower_use(ctx, use, fn) if fn is not None else None
+    if not bound:
+        # The prelude failed (reported): the names it would bind stay quiet in the body.
+        names = _TASK_NAMES_BY_TASK.get(use.task, tuple(_TASK_NAMES))
+        ctx.silent.update(n for n in names if n not in ctx.env)
     if fn is None:
         ctx.error(
             UnknownName,
@@ -826,6 +828,23 @@ def lower_use(ctx: Ctx, use: ast.Use) -> None:
             did_you_mean(use.task, TASKS) or f"tasks: {', '.join(TASKS)}",
         )
         return
+    clash = [name for name in bound or () if name in ctx.env]
+    if clash:
+        ctx.error(
+            DuplicateDefinition,
+            f"use {use.task}(...) binds {', '.join(map(repr, clash))}, "
+            f"which {'is' if len(clash) == 1 else 'are'} already defined",
+            use.span,
+            f"remove the repeated `use`, or rename the earlier {', '.join(map(repr, clash))}",
+        )
+    for name, atom in (bound or {}).items():
+        if name not in ctx.env:
+            ctx.env[name] = atom
+            ctx.origin[name] = f"use {use.task}"
+
+
+def _lower_use(ctx: Ctx, use: ast.Use, fn: Callable) -> dict[str, Atom] | None:
+    """The names a known task's prelude binds, or None after reporting why it cannot."""
     if len(use.args) != 2 or use.kwargs:
         ctx.error(
             ArityError,
@@ -835,24 +854,11 @@ def lower_use(ctx: Ctx, use: ast.Use) -> None:
             use.span,
             f"use {use.task}(logits, target)",
         )
-        return
+        return None
     a, b = (lower_expr(ctx, x) for x in use.args)
     if a is None or b is None:
-        return
-    bound = fn(ctx, use, a, b) or {}
-    clash = [name for name in bound if name in ctx.env]
-    if clash:
-        ctx.error(
-            DuplicateDefinition,
-            f"use {use.task}(...) binds {', '.join(map(repr, clash))}, "
-            f"which {'is' if len(clash) == 1 else 'are'} already defined",
-            use.span,
-            f"remove the repeated `use`, or rename the earlier {', '.join(map(repr, clash))}",
-        )
-    for name, atom in bound.items():
-        if name not in ctx.env:
-            ctx.env[name] = atom
-            ctx.origin[name] = f"use {use.task}"
+        return None
+    return fn(ctx, use, a, b)
 
 
 # ---- spec calls -------------------------------------------------------------------------

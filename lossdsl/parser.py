@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import string
 
 import lark
 from lark import Token, Transformer, v_args
@@ -25,7 +26,7 @@ _TOKEN_NAMES = {
     "EQUAL": "'='",
     "NAME": "a name",
     "NUMBER": "a number",
-    "_NL": "a newline",
+    "_NL": "end of line",
     "$END": "end of input",
     "DTYPE": "a dtype",
     "CMP_OP": "a comparison",
@@ -97,30 +98,141 @@ def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:
             return LossSyntaxError(
                 "unterminated docstring", point(src, line, col, 3), 'close it with """'
             )
-        return LossSyntaxError(
-            f"unexpected character {ch!r}", point(src, line, col), _expected_hint(e.allowed)
+        # The contextual lexer's `allowed` is a merged set, too loose to list; say what to do.
+        hint = (
+            "statements end at a newline: remove the ';'"
+            if ch == ";"
+            else f"remove it: {ch!r} is not part of lossdsl "
+            "(operators: + - * / ^ == != < <= > >= & | !, comments start with #)"
         )
+        return LossSyntaxError(f"unexpected character {ch!r}", point(src, line, col), hint)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        last = src.text.rstrip().splitlines() or [""]
-        n = len(last)
+        expected = getattr(e, "expected", None) or getattr(e, "accepts", None)
+        end = _end_of_code(src)
         return LossSyntaxError(
             "unexpected end of input",
-            point(src, n, len(last[-1]) + 1),
-            _expected_hint(getattr(e, "expected", None) or getattr(e, "accepts", None)),
+            end,
+            _join_hints(_open_bracket(src, len(src.text)), _expected_hint(expected)),
         )
     assert isinstance(e, UnexpectedToken)
     tok = e.token
-    found = "a newline" if tok.type == "_NL" else repr(str(tok))
+    bad = _malformed_number(src.text, tok)
+    if bad is not None:
+        start, text = bad
+        c0 = col - (tok.start_pos - start)
+        return LossSyntaxError(
+            f"malformed number '{text}'",
+            Span(src, line, c0, line, c0 + len(text)),
+            "numbers look like 3, 0.25 or 1e-5; write 2 * x for a product",
+        )
+    opener = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}.get(tok.type)
+    if opener and not any(t.type == opener for t in _open_brackets(src, tok.start_pos)):
+        return LossSyntaxError(
+            f"unmatched '{tok}'",
+            point(src, line, col),
+            "nothing is open here for it to close: remove it, or add the opening bracket",
+        )
+    found = "end of line" if tok.type == "_NL" else repr(str(tok))
     width = 1 if tok.type == "_NL" else max(1, len(str(tok)))
     return LossSyntaxError(
-        f"unexpected {found}", point(src, line, col, width), _expected_hint(e.accepts or e.expected)
+        f"unexpected {found}",
+        point(src, line, col, width),
+        _join_hints(
+            _open_bracket(src, tok.start_pos, line), _expected_hint(e.accepts or e.expected)
+        ),
     )
+
+
+def _tokens(text: str):
+    """The tokens of `text` as far as it lexes (positions for error messages only)."""
+    try:
+        yield from _lark().lex(text)
+    except UnexpectedInput:
+        return
+
+
+def _end_of_code(src: Source) -> Span:
+    """Where 'end of input' is reported: after the last token, not after trailing comments."""
+    last = None
+    for tok in _tokens(src.text):
+        if tok.type != "_NL":
+            last = tok
+    if last is None:
+        return point(src, 1, 1)
+    return point(src, last.end_line, last.end_column)
+
+
+def _open_brackets(src: Source, pos: int) -> list[Token]:
+    """The '(', '[' and '{' still open at offset `pos`, innermost last."""
+    stack = []
+    for tok in _tokens(src.text):
+        if tok.start_pos >= pos:
+            break
+        if tok.type in ("LPAR", "LSQB", "LBRACE"):
+            stack.append(tok)
+        elif tok.type in ("RPAR", "RSQB", "RBRACE") and stack:
+            stack.pop()
+    return stack
+
+
+def _open_bracket(src: Source, pos: int, line: int | None = None) -> str | None:
+    """A note on the innermost bracket still open at `pos` (at the end of input), or on the
+    innermost '(' or '[' opened before `line`: inside brackets newlines are ignored, so a
+    missing ')' shows up lines later."""
+    stack = _open_brackets(src, pos)
+    if line is None and stack:
+        tok = stack[-1]
+        return f"the '{tok}' at {tok.line}:{tok.column} is never closed"
+    if stack and stack[-1].type != "LBRACE" and stack[-1].line < line:
+        tok = stack[-1]
+        close = ")" if tok.type == "LPAR" else "]"
+        return f"the '{tok}' at {tok.line}:{tok.column} is still open here (missing '{close}'?)"
+    return None
+
+
+_WORD_CHARS = frozenset(string.ascii_letters + string.digits + "._")
+
+
+def _malformed_number(text: str, tok: Token) -> tuple[int, str] | None:
+    """`1.2.3`, `1e` or `2x` lex as a number glued to another token; report the whole word."""
+    if tok.type not in ("NUMBER", "NAME") or not tok.start_pos:
+        return None
+    if text[tok.start_pos - 1] not in "0123456789.":
+        return None
+    start = tok.start_pos
+    while start > 0 and text[start - 1] in _WORD_CHARS:
+        start -= 1
+    if not (text[start].isdigit() or text[start] == "."):
+        return None  # a name like x1 followed by .5
+    end = tok.end_pos
+    while end < len(text) and text[end] in _WORD_CHARS:
+        end += 1
+    return start, text[start:end]
+
+
+def _join_hints(*hints: str | None) -> str | None:
+    return "; ".join(h for h in hints if h) or None
+
+
+# Terminals that start an expression, and those that continue one: listed as one word each.
+_EXPR_START = {"NAME", "NUMBER", "LPAR", "MINUS", "BANG", "TRUE", "FALSE", "INF", "NAN", "WHERE"}
+_OPERATORS = {"ADD_OP", "MUL_OP", "CIRCUMFLEX", "CMP_OP", "AMPERSAND", "VBAR", "PRIME", "LSQB"}
 
 
 def _expected_hint(expected) -> str | None:
     if not expected:
         return None
-    names = sorted({_TOKEN_NAMES.get(t, repr(t.lower()) if t.isupper() else t) for t in expected})
+    expected = set(expected)
+    groups = []
+    if {"NAME", "NUMBER"} <= expected:
+        groups.append("an expression")
+        expected -= _EXPR_START
+    if {"ADD_OP", "MUL_OP"} <= expected:
+        groups.append("an operator")
+        expected -= _OPERATORS
+    names = groups + sorted(
+        {_TOKEN_NAMES.get(t, repr(t.lower()) if t.isupper() else t) for t in expected}
+    )
     if len(names) > 6:
         names = names[:6] + ["..."]
     return "expected " + ", ".join(names)

@@ -36,7 +36,9 @@ class Span:
         text = self.source.line(self.line)
         end = self.end_col if self.end_line == self.line else len(text) + 1
         width = max(1, end - self.col)
-        return f"{text}\n{' ' * (self.col - 1)}{'^' * width}"
+        # Copy tabs from the line so the carets sit under the span however tabs are shown.
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.col - 1])
+        return f"{text}\n{pad}{'^' * width}"
 
     def __repr__(self) -> str:
         return f"Span({self.filename}:{self.line}:{self.col})"

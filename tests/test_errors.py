@@ -1,0 +1,115 @@
+"""The bad-program suite: every file in tests/errors/ is a spec with mistakes, and carries the
+diagnostics it must produce as `# expect: LINE:COL: MESSAGE-SUBSTRING` comments, one per error
+(`# expect: OTHER.loss:LINE:COL: ...` for an error inside a spec it imports).
+
+Each file must raise a LossError (a Python traceback is a compiler bug) whose errors match the
+expectations exactly, sorted by position, each rendered with `file:line:col: error:`, the
+source line, carets, and a hint. Helper specs that only exist to be imported live in
+subfolders; the entry points there are listed in SUBFOLDER_CASES.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lossdsl
+from lossdsl.errors import LossError
+
+ROOT = Path(__file__).resolve().parent.parent
+ERRORS = ROOT / "tests" / "errors"
+SUBFOLDER_CASES = [
+    "cycle/a.loss",
+    "imports/bad_import.loss",
+    "imports/wrong_name.loss",
+    "imports/calls_bad_helper.loss",
+]
+CASES = sorted(ERRORS.glob("*.loss")) + [ERRORS / c for c in SUBFOLDER_CASES]
+EXPECT = re.compile(r"^\s*#\s*expect:\s*(?:([\w.]+\.loss):)?(\d+):(\d+):\s*(.+?)\s*$")
+
+
+def _expectations(path: Path) -> list[tuple[str, int, int, str]]:
+    """(file, line, col, message substring) for each `# expect:` line of `path`."""
+    lines = path.read_text().splitlines()
+    return [
+        (m[1] or path.name, int(m[2]), int(m[3]), m[4])
+        for m in map(EXPECT.match, lines)
+        if m is not None
+    ]
+
+
+def _errors(path: Path) -> list[LossError]:
+    text = path.read_text()
+    try:
+        lossdsl.parse(text, str(path))
+    except LossError as e:
+        return e.errors
+    pytest.fail(f"{path.name}: no error raised")
+
+
+def test_suite_size():
+    assert len(CASES) >= 40
+    assert sum(len(_expectations(p)) > 1 for p in CASES) >= 3
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: str(p.relative_to(ERRORS)))
+def test_bad_program(path: Path):
+    expected = _expectations(path)
+    assert expected, f"{path.name} has no `# expect:` lines"
+    errors = _errors(path)
+    assert all(e.span is not None for e in errors), [str(e) for e in errors]
+    got = [(Path(e.span.filename).name, e.span.line, e.span.col, e.message) for e in errors]
+    shown = "\n".join(f"  {f}:{ln}:{col}: {msg}" for f, ln, col, msg in got)
+    assert len(got) == len(expected), f"expected {len(expected)} errors, got:\n{shown}"
+    unmatched = list(got)
+    for f, ln, col, sub in expected:
+        hit = next((g for g in unmatched if g[:3] == (f, ln, col) and sub in g[3]), None)
+        assert hit is not None, f"no error {f}:{ln}:{col}: ...{sub}... among:\n{shown}"
+        unmatched.remove(hit)
+    positions = [(e.span.filename, e.span.line, e.span.col) for e in errors]
+    assert positions == sorted(positions), "errors are not sorted by position"
+    for e in errors:
+        s = e.span
+        rendered = e.render()
+        assert f"{s.filename}:{s.line}:{s.col}: error: " in rendered
+        source_line = Path(s.filename).read_text().splitlines()[s.line - 1]
+        assert source_line in rendered.splitlines(), rendered
+        carets = rendered.splitlines()[2]
+        assert carets.strip() and set(carets.strip()) == {"^"}, rendered
+        assert carets.index("^") == s.col - 1, rendered
+        assert e.hint and e.hint.strip(), f"no hint for: {rendered}"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "lossdsl", "check", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_cli_check_bad_file():
+    path = ERRORS / "multi_unknown_names.loss"
+    r = _cli(str(path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Traceback" not in out, out
+    for _, ln, col, sub in _expectations(path):
+        assert f"{path}:{ln}:{col}: error: " in out, out
+        assert sub in out
+    assert "^" in out and "hint: " in out
+
+
+def test_cli_check_good_spec():
+    r = _cli(str(ROOT / "specs" / "focal.loss"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
