@@ -226,6 +226,7 @@ class _FunctionEmitter:
         self.t = target
         self.p = prog
         self.fname = fname
+        self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
         self.names = Names({fname})
@@ -299,7 +300,7 @@ class _FunctionEmitter:
     def _validate_reduction(self) -> None:
         self.line('if reduction not in ("none", "sum", "mean"):')
         self.line(
-            f"raise LossParamError(f\"{self.fname}: reduction must be 'none', 'sum' or "
+            f"raise LossParamError(f\"{self.label}: reduction must be 'none', 'sum' or "
             f"'mean', got {{reduction!r}}\")",
             2,
         )
@@ -329,7 +330,7 @@ class _FunctionEmitter:
             text = text.replace("\\", "/")
             self.line(f"if {guard or 'True'} and not {cond}:")
             self.line(
-                f'raise LossParamError(f"{self.fname}: params must satisfy `{text}`, got {shown}")',
+                f'raise LossParamError(f"{self.label}: params must satisfy `{text}`, got {shown}")',
                 2,
             )
 
@@ -347,7 +348,7 @@ class _FunctionEmitter:
             test = {"float": t.is_float, "int": t.is_int, "index": t.is_int, "bool": t.is_bool}
             self.line(f"if not {test[kind].format(x=x)}:")
             self.line(
-                f"raise LossInputError(f\"{self.fname}: input '{d.var.name}' must be {ty}, "
+                f"raise LossInputError(f\"{self.label}: input '{d.var.name}' must be {ty}, "
                 f'got dtype {{{x}.dtype}}")',
                 2,
             )
@@ -367,7 +368,7 @@ class _FunctionEmitter:
                 self.line(f"if {x}.ndim < {len(dims) - 1}:")
                 want = f"at least {len(dims) - 1} dim{'s' if len(dims) != 2 else ''}"
             self.line(
-                f"raise LossInputError(f\"{self.fname}: input '{d.var.name}' must be {ty} "
+                f"raise LossInputError(f\"{self.label}: input '{d.var.name}' must be {ty} "
                 f'({want}), got shape {{tuple({x}.shape)}}")',
                 2,
             )
@@ -414,7 +415,7 @@ class _FunctionEmitter:
         self.line(f"if {got} != {want}:")
         what = "sizes" if shape else "size"
         self.line(
-            f'raise LossInputError(f"{self.fname}: dim {dm} has {what} {{{want}}} from an '
+            f'raise LossInputError(f"{self.label}: dim {dm} has {what} {{{want}}} from an '
             f"earlier input but {{{got}}} in '{inp}'\")",
             2,
         )

@@ -16,7 +16,10 @@ from lossdsl.ir import format_program, verify
 from lossdsl.passes import PASS_NAMES, RULE_TABLES, run_pipeline
 from lossdsl.passes.rewrite import run_rules
 
-HEAD = "x: float[B, C], y: float[B, C], q: float[B, C], i: index[B] of C, w: float[C] = 1"
+HEAD = (
+    "x: float[B, C], y: float[B, C], q: float[B, C], i: index[B] of C, w: float[C] = 1, "
+    "v: float[C] = 0"
+)
 
 # rule name -> a loss body that triggers it (inputs: HEAD; y > 0, q in (0, 1) elementwise)
 TRIGGERS = {
@@ -31,6 +34,9 @@ TRIGGERS = {
     "fill(v)[i] -> fill(v)": "w[i] * sum(x, over=C)",
     "where(true, a, b) -> a": "where(true, x, y)",
     "x^2 -> x*x": "x^2",
+    "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",
+    "0 * x -> 0, 0 / size(D) -> 0": "x + 0.0 * log(y) + 0.0 / size(C)",
+    "x + fill(0) -> x": "x + v",
     "x & true -> x": "where((x > 0) & true, x, y)",
     "x | false -> x": "where((x > 0) | false, x, y)",
     "log(softmax x) -> log_softmax x": "log(softmax(x, over=C))",
@@ -76,7 +82,7 @@ def test_every_rule_states_its_reason():
 def test_rule_fires_and_preserves_meaning(table, row):
     spec = lossdsl.parse(f"loss t({HEAD}) {{\n    {TRIGGERS[row.name]}\n}}\n")
     ref = load_backend("numpy")
-    folded = spec._lowered(frozenset({"w"}))
+    folded = spec._lowered(frozenset({"w", "v"}))
     after = verify(run_rules(folded, (row,)))
     assert format_program(after) != format_program(folded), f"{row.name} did not fire"
     for seed in range(3):

@@ -87,6 +87,41 @@ def _where_const(rw, e):
     return None
 
 
+def _mask_to_float(rw, e):
+    """where(c, 1, 0) with a constant-one branch (a literal or an absent weight's fill)."""
+    if e.op != "where" or not is_lit(e.args[2], 0) and not is_lit(e.args[2], 0.0):
+        return None
+    one = e.args[1]
+    if is_lit(one, 1) or (_fill_value(rw, one) == 1 and not isinstance(_fill_value(rw, one), bool)):
+        if e.out.type.dtype == "float" and e.args[0].type.dims == e.out.type.dims:
+            return rw.emit("to_float", (e.args[0],))
+    return None
+
+
+def _times_zero(rw, e):
+    zero_at = (0, 1) if e.op == "mul" else (0,) if e.op == "div" else ()
+    if e.op == "div" and rw.producer(e.args[1], "size") is None:
+        return None  # 0 / x is NaN at x = 0; a dim's size is never 0 when there is data
+    for i in zero_at:
+        if is_lit(e.args[i], 0) or is_lit(e.args[i], 0.0):
+            t = e.out.type
+            if not t.dims:
+                return Lit(0.0 if t.dtype == "float" else 0, t)
+            return rw.emit("fill", (), (("dims", t.dims), ("value", 0.0), ("dtype", t.dtype)))
+    return None
+
+
+def _plus_fill_zero(rw, e):
+    if e.op not in ("add", "sub"):
+        return None
+    sides = (0, 1) if e.op == "add" else (1,)
+    for i in sides:
+        v = _fill_value(rw, e.args[i])
+        if v == 0 and not isinstance(v, bool):
+            return _same(e, e.args[1 - i])
+    return None
+
+
 def _square(rw, e):
     if e.op == "pow" and is_lit(e.args[1], 2) and e.args[0].type.dtype == "float":
         return rw.emit("mul", (e.args[0], e.args[0]))
@@ -108,6 +143,18 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
     Row("fill(1) * x -> x", "an absent optional weight multiplies by one", _mul_fill_one),
     Row("fill(v)[i] -> fill(v)", "gathering from a constant gives the constant", _gather_fill),
     Row("where(true, a, b) -> a", "a constant condition picks one branch", _where_const),
+    Row(
+        "where(c, 1, 0) -> float(c)",
+        "a mask as numbers: one cast instead of a constant tensor and a select",
+        _mask_to_float,
+    ),
+    Row(
+        "0 * x -> 0, 0 / size(D) -> 0",
+        "a term scaled by a baked zero is absent (label_smoothing=0 computes no smoothing "
+        "term, as torch); it also keeps 0 * -inf (a masked logit) from becoming NaN",
+        _times_zero,
+    ),
+    Row("x + fill(0) -> x", "adding an absent term changes nothing", _plus_fill_zero),
     Row("x^2 -> x*x", "one multiply instead of a pow kernel, with the same gradient", _square),
     Row("x & true -> x", "true is the unit of and", _identity("and", True)),
     Row("x | false -> x", "false is the unit of or", _identity("or", False)),
