@@ -63,6 +63,10 @@ TEMPLATES = {
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
     "gather": _gather,
+    "cross_entropy": (
+        "jax.nn.logsumexp({0}, axis={k}) - "
+        "jnp.take_along_axis({0}, jnp.expand_dims({i}, {k}), axis={k}).squeeze({k})"
+    ),
     "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt)",
     "eye": "jnp.eye({n}, dtype=bool)",
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",

@@ -98,6 +98,11 @@ def _apply(e, args, sizes):
         xa = _broadcast(args[0], x.type.dims, out + (idx.type.of,), sizes)
         ia = _broadcast(args[1], idx.type.dims, out, sizes)
         return op.ref(xa, ia)
+    if op.kind == "cross_entropy":
+        x, idx = e.args
+        rest = tuple(d for d in x.type.dims if d != idx.type.of)
+        ia = _broadcast(args[1], idx.type.dims, rest, sizes)
+        return op.ref(args[0], ia, x.type.dims.index(idx.type.of))
     if op.kind == "onehot":
         return op.ref(args[0], sizes[attrs["dim"].name])
     if op.kind == "eye":
@@ -209,6 +214,10 @@ TEMPLATES = {
     "softmax": "np.exp(_log_softmax({0}, {axis}))",
     "log_softmax": "_log_softmax({0}, {axis})",
     "gather": _gather,
+    "cross_entropy": (
+        "_logsumexp({0}, ({k},)) - "
+        "np.take_along_axis({0}, np.expand_dims({i}, {k}), axis={k}).squeeze({k})"
+    ),
     "onehot": "({0}[..., None] == np.arange({n})).astype(np.float64)",
     "eye": "np.eye({n}, dtype=bool)",
     "fill": "np.full({shape}, {value}, dtype={dtype})",

@@ -19,6 +19,15 @@ def _gather(c):
     return f"torch.gather({c.attrs['xb']}, -1, {c.attrs['ib']}.long().unsqueeze(-1)).squeeze(-1)"
 
 
+def _cross_entropy(c):
+    """F.cross_entropy when the classes are axis 1 (its layout); else logsumexp - x[t]."""
+    x, k, i = c.raw[0], c.attrs["k"], c.attrs["i"]
+    if k == 1:
+        return f'torch.nn.functional.cross_entropy({x}, {i}.long(), reduction="none")'
+    picked = f"torch.gather({x}, {k}, {i}.long().unsqueeze({k})).squeeze({k})"
+    return f"torch.logsumexp({x}, dim={k}) - {picked}"
+
+
 def _clamp_or(fn: str, side: str):
     """maximum/minimum: torch.clamp when one side is a literal (no tensor to allocate)."""
 
@@ -85,6 +94,7 @@ TEMPLATES = {
     "softmax": "torch.softmax({0}, dim={axis})",
     "log_softmax": "torch.log_softmax({0}, dim={axis})",
     "gather": _gather,
+    "cross_entropy": _cross_entropy,
     "onehot": "({0}.unsqueeze(-1) == torch.arange({n}, device=dev)).to(fdt)",
     "eye": "torch.eye({n}, dtype=torch.bool, device=dev)",
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",

@@ -510,7 +510,7 @@ class _FunctionEmitter:
             attrs["spec"] = layout.einsum_spec(
                 e.args[0].type.dims, e.args[1].type.dims, e.out.type.dims
             )
-        if e.op == "gather":
+        if e.op in ("gather", "cross_entropy"):
             attrs.update(self._gather(e))
         return EqnContext(e, args, raw, attrs)
 

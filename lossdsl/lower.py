@@ -45,6 +45,8 @@ def lit(value: float | int | bool) -> Lit:
     return Lit(value, INT if isinstance(value, int) else FLOAT)
 
 
+_FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
+
 # ---- the equation builder ---------------------------------------------------------------
 
 
@@ -71,6 +73,12 @@ class Builder:
     def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = (), hint: str | None = None):
         """Type the equation with the op's rule (raises OpTypeError) and append it."""
         t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        if t.dtype == "float" and op in _FLOAT_LITERAL_OPS:
+            # `1 - x` and `1.0 - x` are one value once x is float: one literal, so CSE sees it.
+            args = tuple(
+                Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
+                for a in args
+            )
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs)))
         return out

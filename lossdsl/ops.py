@@ -132,7 +132,8 @@ def where_rule(ts, attrs):
     dt = promote(a, b)
     of = a.of if (a.of is not None and a.of == b.of) or (a.of and b.dtype == "int") else None
     of = of or (b.of if b.of is not None and a.dtype == "int" and a.of is None else None)
-    return TensorType(dt, _bcast(ts), of if dt == "int" else None)
+    # Lay the result out like the values, not the mask: masks are cheap to transpose.
+    return TensorType(dt, _bcast([a, b, c]), of if dt == "int" else None)
 
 
 def _check_over(t: TensorType, attrs: dict, i: int = 0) -> tuple:
@@ -186,6 +187,13 @@ def gather_rule(ts, attrs):
     except DimError as e:
         raise OpDimError(e.message, e.hint) from None
     return TensorType(x.dtype, dims)
+
+
+def cross_entropy_rule(ts, attrs):
+    x, idx = ts
+    _numeric([x], "cross_entropy")
+    gather_rule(ts, attrs)
+    return TensorType("float", gather_rule(ts, attrs).dims)
 
 
 def onehot_rule(ts, attrs):
@@ -254,6 +262,12 @@ def _logsumexp(x, axis):
 
 def _log_softmax(x, axis):
     return x - np.expand_dims(_logsumexp(x, (axis,)), axis)
+
+
+def _cross_entropy(x, idx, axis):
+    """-log_softmax(x)[idx] along `axis`, written logsumexp(x) - x[idx] (optax's form)."""
+    picked = np.take_along_axis(x, np.expand_dims(idx, axis), axis=axis).squeeze(axis)
+    return _logsumexp(x, (axis,)) - picked
 
 
 def _softmax(x, axis):
@@ -447,4 +461,12 @@ _row(
     lambda x, perm: np.transpose(x, perm),
     "reorder axes to the listed dims (a result's canonical order)",
     attrs=("dims",),
+)
+_row(
+    "cross_entropy",
+    "cross_entropy",
+    2,
+    cross_entropy_rule,
+    _cross_entropy,
+    "-log_softmax(x)[i] = logsumexp(x) - x[i] along i's `of` dim (one fused op per framework)",
 )

@@ -58,6 +58,8 @@ PROGRAMS = {
     "softmax": "softmax(x, over=C)",
     "log_softmax": "log_softmax(x, over=C)",
     "gather": "x[i] + sum(z, over=B)[i]",
+    # classes on axis 1 (F.cross_entropy) and on axis 0 (the logsumexp - x[t] form)
+    "cross_entropy": "-log_softmax(x, over=C)[i] - log_softmax(z, over=C)[i]",
     "onehot": "onehot(i) * x",
     "eye": "sum(where(eye(B, B'), 2.0, 1.0), over=B') * x",
     "fill": None,  # an absent optional input: see test_fill_and_size

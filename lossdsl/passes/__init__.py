@@ -9,6 +9,7 @@ from collections.abc import Callable
 from lossdsl.ir import Program
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.contract import CONTRACT_RULES, contract
+from lossdsl.passes.fuse import FUSE_RULES, fuse
 from lossdsl.passes.simplify import SIMPLIFY_RULES, fold, simplify
 from lossdsl.passes.stabilize import STABILIZE_RULES, stabilize
 
@@ -18,12 +19,18 @@ PIPELINE: tuple[tuple[str, Pass], ...] = (
     ("fold", fold),
     ("simplify", simplify),
     ("stabilize", stabilize),
+    ("fuse", fuse),
     ("contract", contract),
     ("cse", cse),
     ("dce", dce),
 )
 PASS_NAMES = tuple(n for n, _ in PIPELINE)
-RULE_TABLES = {"simplify": SIMPLIFY_RULES, "stabilize": STABILIZE_RULES, "contract": CONTRACT_RULES}
+RULE_TABLES = {
+    "simplify": SIMPLIFY_RULES,
+    "stabilize": STABILIZE_RULES,
+    "fuse": FUSE_RULES,
+    "contract": CONTRACT_RULES,
+}
 
 
 def run_pipeline(prog: Program, after: Callable[[str, Program], None] | None = None) -> Program:

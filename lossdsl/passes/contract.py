@@ -7,6 +7,7 @@ memory instead of B*B'*D."""
 from __future__ import annotations
 
 from lossdsl.ir import Program
+from lossdsl.passes.cleanup import dce
 from lossdsl.passes.rewrite import Row, run_rules
 
 
@@ -33,4 +34,4 @@ CONTRACT_RULES = (
 
 
 def contract(prog: Program) -> Program:
-    return run_rules(prog, CONTRACT_RULES)
+    return run_rules(dce(prog), CONTRACT_RULES)  # dce first: count live uses only

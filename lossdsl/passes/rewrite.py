@@ -3,6 +3,7 @@ substitute the replacement into every later use. Passes stay pure: a new Program
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,6 +50,17 @@ class Rewriter:
     def _append(self, e: Eqn) -> None:
         self.eqns.append(e)
         self.defs[e.out.name] = e
+
+    def rename(self, var: Var, name: str) -> None:
+        """Rename a value this rewriter emitted (its uses so far are all in self.eqns)."""
+        new = Var(name, var.type)
+        ren = lambda a: new if isinstance(a, Var) and a.name == var.name else a  # noqa: E731
+        self.eqns = [
+            Eqn(ren(e.out), e.op, tuple(ren(a) for a in e.args), e.attrs) for e in self.eqns
+        ]
+        self.defs = {e.out.name: e for e in self.eqns}
+        self.subst = {k: ren(v) for k, v in self.subst.items()}
+        self.subst[var.name] = new
 
     def sub(self, a: Atom) -> Atom:
         return self.subst.get(a.name, a) if isinstance(a, Var) else a
@@ -100,8 +112,15 @@ def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
             rw.subst[new.name] = e.out
         else:
             rw.subst[e.out.name] = new
+            if isinstance(new, Var) and _generated(new.name) and not _generated(e.out.name):
+                rw.rename(new, e.out.name)  # keep the user's let-name on the surviving value
     outputs = tuple((m, rw.sub(a)) for m, a in prog.outputs)
     return replace(prog, eqns=tuple(rw.eqns), outputs=outputs), rw.changed
+
+
+def _generated(name: str) -> bool:
+    """Names the compiler made up (t3, r0), as opposed to the spec's own let-names."""
+    return re.fullmatch(r"[tr]\d+", name) is not None
 
 
 def is_lit(a: Atom, value=None) -> bool:
