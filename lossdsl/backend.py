@@ -154,9 +154,10 @@ class Names:
 
 
 def module_source(target: Target, programs: list[Program], doc: str) -> str:
-    """The standalone module for one spec: one function per combination of optional inputs
-    (so absent inputs cost nothing), and the public function that picks one."""
-    main = programs[0]
+    """The standalone module for one spec: one function per combination of absent optional
+    inputs and zero-valued params (so what is absent costs nothing), and the public function
+    that picks one."""
+    main = max(programs, key=lambda p: (len(p.inputs), len(p.params)))
     fname = main.name
     lines = [docstring(doc or fname), "", *target.imports, ""]
     lines += [
@@ -175,7 +176,8 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     else:
         variants = []
         for prog in programs:
-            vname = f"_{fname}__" + ("_".join(f"no_{a}" for a in prog.absent) or "all")
+            parts = [f"no_{a}" for a in prog.absent] + [f"{z}_0" for z in prog.zeros]
+            vname = f"_{fname}__" + ("__".join(parts) or "general")
             variants.append((prog, vname))
             body += ["", *emit_function(target, prog, vname, full, public=False), ""]
         body += ["", *_dispatcher(main, fname, full, variants, doc)]
@@ -198,21 +200,29 @@ def _signature(prog: Program, full: list[tuple[str, bool]], names: Names) -> str
 
 
 def _dispatcher(main, fname, full, variants, doc) -> list[str]:
+    """Pick the variant for this call: which optional inputs were passed, which specialized
+    params are the number 0 (a traced or tensor value takes the general variant)."""
     names = Names({fname})
-    sig = _signature(main, full, names)
+    general = max((p for p, _ in variants), key=lambda p: len(p.params))
+    sig = _signature(general, full, names)
     out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
-    call_params = ", ".join(
-        [f"{names(p.var.name)}={names(p.var.name)}" for p in main.params] + ["reduction=reduction"]
-    )
     optional = [n for n, opt in full if opt]
     for prog, vname in variants:
         absent = set(prog.absent)
-        cond = " and ".join(
+        conds = [
             f"{names(n)} is None" if n in absent else f"{names(n)} is not None" for n in optional
-        )
-        passed = ", ".join(names(d.var.name) for d in prog.inputs)
-        out.append(f"    if {cond}:")
-        out.append(f"        return {vname}({passed}, {call_params})")
+        ]
+        conds += [
+            f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros
+        ]
+        params = [f"{names(p.var.name)}={names(p.var.name)}" for p in prog.params]
+        call = ", ".join([names(d.var.name) for d in prog.inputs] + params + ["reduction=reduction"])
+        if conds:
+            out.append(f"    if {' and '.join(conds)}:")
+            out.append(f"        return {vname}({call})")
+        else:
+            out.append(f"    return {vname}({call})")
+            return out
     out.append("    raise AssertionError('unreachable')")
     return out
 

@@ -32,7 +32,7 @@ from lossdsl.errors import (
     did_you_mean,
     raise_all,
 )
-from lossdsl.ir import Lit, Program, format_program, verify
+from lossdsl.ir import Lit, Program, Var, format_program, verify
 from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
 from lossdsl.ops import OPS
 from lossdsl.parser import parse_module
@@ -239,11 +239,54 @@ def _optimized(spec: Spec, absent, baked) -> Program:
     return _optimized_cached(_key(spec), absent, baked)
 
 
+MAX_ZERO_SPECIALIZED = 2
+
+
+def _work(prog: Program) -> int:
+    """Equations that touch tensors bigger than the per-element loss (a [B, C] log-softmax
+    for a [B] loss): what a zero-specialization must save to be worth a variant."""
+    rank = len(prog.output("none").type.dims)
+    big = lambda a: isinstance(a, Var) and len(a.type.dims) > rank  # noqa: E731
+    return sum(1 for e in prog.eqns if big(e.out) or any(big(a) for a in e.args))
+
+
+def zero_params(spec: Spec, baked: tuple) -> tuple[str, ...]:
+    """Float params worth a specialized variant at value 0: those whose term disappears
+    (label_smoothing=0 computes no smoothing term, gamma=0 makes focal plain CE). Traced or
+    nonzero values take the general variant, so this is invisible except in speed."""
+    full = _optimized(spec, frozenset(), baked)
+    done = dict(baked)
+    gains = []
+    for p in spec.params:
+        if p.dtype != "float" or p.name in done:
+            continue
+        try:
+            with_zero = _optimized(spec, frozenset(), tuple(sorted({**done, p.name: 0.0}.items())))
+        except LossError:
+            continue  # 0 violates the param's constraint
+        saved = _work(full) - _work(with_zero)
+        if saved > 0:
+            gains.append((-saved, p.name))
+    return tuple(sorted(name for _, name in sorted(gains)[:MAX_ZERO_SPECIALIZED]))
+
+
+def variant_programs(spec: Spec, baked: tuple) -> list[Program]:
+    """One optimized program per (absent optional inputs, zero-valued params) combination,
+    the most specialized first within each set of absent inputs."""
+    zeros = zero_params(spec, baked)
+    out = []
+    for absent in spec.variants():
+        for k in range(len(zeros), -1, -1):
+            for z in itertools.combinations(zeros, k):
+                with_z = tuple(sorted({**dict(baked), **{n: 0.0 for n in z}}.items()))
+                out.append(replace(_optimized(spec, absent, with_z), zeros=z))
+    return out
+
+
 @functools.lru_cache(maxsize=512)
 def _source_cached(spec_key, backend, baked) -> str:
     spec = _SPECS[spec_key]
-    progs = [_optimized(spec, a, baked) for a in spec.variants()]
-    return module_source(load_backend(backend).TARGET, progs, spec.doc)
+    return module_source(load_backend(backend).TARGET, variant_programs(spec, baked), spec.doc)
 
 
 def _source(spec: Spec, backend: str, baked) -> str:

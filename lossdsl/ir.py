@@ -101,6 +101,7 @@ class Program:
     default_reduction: str = "mean"
     checks: tuple[Check, ...] = ()
     absent: tuple[str, ...] = ()  # optional inputs this specialization assumes were not passed
+    zeros: tuple[str, ...] = ()  # params this specialization assumes are 0 (baked away)
 
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]
