@@ -220,3 +220,28 @@ def test_cli_equiv_table():
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith(("focal", "kd"))]
     assert len(rows) == 2 and all(ln.endswith("ok") for ln in rows)
+
+
+def test_zero_valued_params_take_a_specialized_variant():
+    """label_smoothing=0 removes the smoothing term from the generated code; a tensor (or
+    traced) value takes the general variant; both compute the same values and gradients."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = lossdsl.load("cross_entropy")
+    src = spec.source("torch")
+    special = src.split("def _cross_entropy__no_weight__label_smoothing_0(")[1].split("\ndef ")[0]
+    assert "label_smoothing" not in special and "log_softmax" not in special
+    fn = spec.compile("torch")
+    x, y = xy(8, 5)
+    outs = []
+    for eps in (0.0, torch.tensor(0.0, dtype=torch.float64)):
+        xx = x.clone().requires_grad_(True)
+        out = fn(xx, y, label_smoothing=eps)
+        outs.append((out, torch.autograd.grad(out, [xx])[0]))
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(outs[0][0], F.cross_entropy(x, y))
+    jfn = spec.compile("jax")
+    traced = jax.jit(lambda e: jfn(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()), label_smoothing=e))
+    np.testing.assert_allclose(traced(0.0), outs[0][0].item(), rtol=1e-12)
+    np.testing.assert_allclose(traced(0.3), F.cross_entropy(x, y, label_smoothing=0.3).item(), rtol=1e-12)

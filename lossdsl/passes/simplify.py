@@ -11,15 +11,29 @@ from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import TensorType
 
 
+def _const_value(rw: Rewriter, a: Atom):
+    """The constant an atom holds everywhere: a literal's value, a fill's value, else None."""
+    if isinstance(a, Lit):
+        return a.value
+    f = rw.producer(a, "fill")
+    return None if f is None else f.attr("value")
+
+
 def _fold(rw: Rewriter, e: Eqn) -> Atom | None:
+    """Elementwise ops on constants (literals, or fills from absent optional inputs)."""
     op = OPS[e.op]
-    if op.kind != "elementwise" or not e.args or not all(isinstance(a, Lit) for a in e.args):
+    if op.kind != "elementwise" or not e.args:
+        return None
+    values = [_const_value(rw, a) for a in e.args]
+    if any(v is None for v in values):
         return None
     with np.errstate(all="ignore"):
-        v = op.ref(*(np.asarray(a.value) for a in e.args), **dict(e.attrs))
-    v = np.asarray(v).item()
-    cast = {"float": float, "int": int, "bool": bool}[e.out.type.dtype]
-    return Lit(cast(v), TensorType(e.out.type.dtype))
+        v = op.ref(*(np.asarray(x) for x in values), **dict(e.attrs))
+    t = e.out.type
+    v = {"float": float, "int": int, "bool": bool}[t.dtype](np.asarray(v).item())
+    if not t.dims:
+        return Lit(v, TensorType(t.dtype))
+    return rw.emit("fill", (), (("dims", t.dims), ("value", v), ("dtype", t.dtype)))
 
 
 def fold(prog: Program) -> Program:
@@ -103,7 +117,8 @@ def _times_zero(rw, e):
     if e.op == "div" and rw.producer(e.args[1], "size") is None:
         return None  # 0 / x is NaN at x = 0; a dim's size is never 0 when there is data
     for i in zero_at:
-        if is_lit(e.args[i], 0) or is_lit(e.args[i], 0.0):
+        v = _const_value(rw, e.args[i])
+        if v is not None and not isinstance(v, bool) and v == 0:
             t = e.out.type
             if not t.dims:
                 return Lit(0.0 if t.dtype == "float" else 0, t)
