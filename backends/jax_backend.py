@@ -67,7 +67,7 @@ TEMPLATES = {
         "jax.nn.logsumexp({0}, axis={k}) - "
         "jnp.take_along_axis({0}, jnp.expand_dims({i}, {k}), axis={k}).squeeze({k})"
     ),
-    "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt)",
+    "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt, axis={k})",
     "eye": "jnp.eye({n}, dtype=bool)",
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",
     "contract": 'jnp.einsum("{spec}", {0}, {1})',

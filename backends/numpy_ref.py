@@ -11,7 +11,7 @@ from lossdsl import layout
 from lossdsl.backend import Target
 from lossdsl.errors import InputError
 from lossdsl.ir import Lit, Program, Var
-from lossdsl.ops import OPS
+from lossdsl.ops import OPS, ref_attrs
 
 
 def evaluate(
@@ -85,7 +85,7 @@ def _apply(e, args, sizes):
                 v = np.transpose(v, al.perm) if al.perm is not None else v
                 v = v[tuple(slice(None) if i == ":" else None for i in al.index)] if al.index else v
             aligned.append(v)
-        return np.asarray(op.ref(*aligned, **attrs))
+        return np.asarray(op.ref(*aligned, **ref_attrs(op, attrs)))
     if op.kind == "reduce":
         ax = layout.axes(e.args[0].type.dims, attrs.pop("over"))
         return np.asarray(op.ref(args[0], axis=ax, **attrs))
@@ -104,7 +104,7 @@ def _apply(e, args, sizes):
         ia = _broadcast(args[1], idx.type.dims, rest, sizes)
         return op.ref(args[0], ia, x.type.dims.index(idx.type.of))
     if op.kind == "onehot":
-        return op.ref(args[0], sizes[attrs["dim"].name])
+        return op.ref(args[0], sizes[attrs["dim"].name], attrs.get("axis", -1))
     if op.kind == "eye":
         return op.ref(sizes[attrs["dims"][0].name])
     if op.kind == "fill":
@@ -218,7 +218,7 @@ TEMPLATES = {
         "_logsumexp({0}, ({k},)) - "
         "np.take_along_axis({0}, np.expand_dims({i}, {k}), axis={k}).squeeze({k})"
     ),
-    "onehot": "({0}[..., None] == np.arange({n})).astype(np.float64)",
+    "onehot": "(np.expand_dims({0}, {k}) == np.arange({n}).reshape({column})).astype(np.float64)",
     "eye": "np.eye({n}, dtype=bool)",
     "fill": "np.full({shape}, {value}, dtype={dtype})",
     "contract": 'np.einsum("{spec}", {0}, {1})',

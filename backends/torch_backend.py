@@ -95,7 +95,7 @@ TEMPLATES = {
     "log_softmax": "torch.log_softmax({0}, dim={axis})",
     "gather": _gather,
     "cross_entropy": _cross_entropy,
-    "onehot": "({0}.unsqueeze(-1) == torch.arange({n}, device=dev)).to(fdt)",
+    "onehot": "({0}.unsqueeze({k}) == torch.arange({n}, device=dev).reshape({column})).to(fdt)",
     "eye": "torch.eye({n}, dtype=torch.bool, device=dev)",
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
     "contract": 'torch.einsum("{spec}", {0}, {1})',

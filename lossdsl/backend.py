@@ -182,7 +182,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
             body += ["", *emit_function(target, prog, vname, full, public=False), ""]
         body += ["", *_dispatcher(main, fname, full, variants, doc)]
     if any("_prod(" in ln for ln in body):
-        lines += ["", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
+        lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
     return "\n".join(lines + body) + "\n"
 
@@ -514,6 +514,12 @@ class _FunctionEmitter:
                 attrs[k] = py_literal(v)
             elif k == "ddof":
                 attrs["ddof"] = int(v)
+        if e.op == "onehot":
+            # the class axis k, and the arange shaped to broadcast against idx.unsqueeze(k)
+            k = e.out.type.dims.index(e.attr("dim"))
+            trail = len(e.out.type.dims) - k - 1
+            attrs["k"] = k
+            attrs["column"] = "(" + ", ".join([attrs["n"]] + ["1"] * trail) + ("," if not trail else "") + ")"
         if e.op == "transpose":
             attrs["perm"] = layout.axes(a0.type.dims, e.attr("dims"))
         if e.op == "contract":

@@ -34,7 +34,7 @@ from lossdsl.errors import (
 )
 from lossdsl.ir import Lit, Program, Var, format_program, verify
 from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
-from lossdsl.ops import OPS
+from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
 
@@ -215,7 +215,7 @@ def _eval_check(c) -> bool | None:
             else:
                 return None
         with np.errstate(all="ignore"):
-            env[e.out.name] = np.asarray(OPS[e.op].ref(*vals, **dict(e.attrs)))
+            env[e.out.name] = np.asarray(OPS[e.op].ref(*vals, **ref_attrs(OPS[e.op], e.attrs)))
     ok = c.ok
     return bool(ok.value if isinstance(ok, Lit) else env[ok.name])
 

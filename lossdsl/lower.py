@@ -32,7 +32,7 @@ from lossdsl.errors import (
     did_you_mean,
 )
 from lossdsl.ir import Atom, Check, Eqn, InputDecl, Lit, ParamDecl, Program, Var
-from lossdsl.ops import OPS, OpDimError, OpTypeError
+from lossdsl.ops import OPS, OpDimError, OpTypeError, ref_attrs
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
 
@@ -1158,7 +1158,7 @@ def _violated(check: Check | None, values: dict[str, object]) -> bool:
         if any(a is None for a in args):
             return False
         with np.errstate(all="ignore"):
-            env[e.out.name] = np.asarray(OPS[e.op].ref(*args, **dict(e.attrs)))
+            env[e.out.name] = np.asarray(OPS[e.op].ref(*args, **ref_attrs(OPS[e.op], e.attrs)))
     ok = val(check.ok)
     return ok is not None and not bool(ok)
 

@@ -202,7 +202,8 @@ def onehot_rule(ts, attrs):
         raise OpTypeError(f"onehot needs an index tensor, found {idx}", None, 0)
     if idx.of != attrs["dim"]:
         raise OpTypeError(f"{idx} indexes {idx.of}, not {attrs['dim']}", None, 0)
-    return TensorType("float", idx.dims + (attrs["dim"],))
+    k = attrs.get("axis", len(idx.dims))  # where the new dim goes (the layout pass moves it)
+    return TensorType("float", idx.dims[:k] + (attrs["dim"],) + idx.dims[k:])
 
 
 def eye_rule(ts, attrs):
@@ -284,8 +285,31 @@ _erf = np.vectorize(math.erf, otypes=[float])
 OPS: dict[str, OpDef] = {}
 
 
+def _ordered(rule):
+    """Elementwise results may carry an `order` attr: the same dims, laid out in that order
+    (the layout pass picks it so that a consumer needs no transpose)."""
+
+    def typed(ts, attrs):
+        t = rule(ts, attrs)
+        order = attrs.get("order")
+        if order is None:
+            return t
+        if sorted(order) != sorted(t.dims):
+            raise OpDimError(f"layout {fmt_dims(order)} is not a permutation of {t}")
+        return TensorType(t.dtype, tuple(order), t.of)
+
+    return typed
+
+
 def _row(name, kind, nargs, rule, ref, doc, differentiable=True, attrs=()):
+    if kind == "elementwise":
+        rule, attrs = _ordered(rule), tuple(attrs) + ("order",)
     OPS[name] = OpDef(name, kind, nargs, rule, ref, doc, differentiable, attrs)
+
+
+def ref_attrs(op: OpDef, attrs) -> dict:
+    """The attrs an op's numpy `ref` takes (layout attrs are not part of the math)."""
+    return {k: v for k, v in dict(attrs).items() if k in op.attrs and k not in ("order", "over")}
 
 
 E = "elementwise"
@@ -400,10 +424,10 @@ _row(
     "onehot",
     1,
     onehot_rule,
-    lambda idx, n: (idx[..., None] == np.arange(n)).astype(np.float64),
-    "1.0 at the index, 0.0 elsewhere, along `dim`",
+    lambda idx, n, axis=-1: np.moveaxis((idx[..., None] == np.arange(n)).astype(np.float64), -1, axis),
+    "1.0 at the index, 0.0 elsewhere, along `dim` (placed at `axis`, default last)",
     False,
-    ("dim",),
+    ("dim", "axis"),
 )
 _row(
     "eye",

@@ -139,3 +139,14 @@ def test_golden_focal(kind):
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     assert text == path.read_text()
+
+
+def test_layout_pass_removes_transposes():
+    """dice's one-hot is built class-major like the probabilities it multiplies, and supcon's
+    masks are built in the similarity's [B, V, B', V'] order: no transposed copies."""
+    assert ".permute" not in lossdsl.load("dice").source("torch")
+    supcon = lossdsl.load("supcon").source("torch")
+    assert not [ln for ln in supcon.splitlines() if "torch.where" in ln and ".permute" in ln]
+    before = lossdsl.load("supcon").ir(after="contract")
+    after = lossdsl.load("supcon").ir(after="layout")
+    assert "order=" in after and "order=" not in before

@@ -10,6 +10,7 @@ from lossdsl.ir import Program
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.contract import CONTRACT_RULES, contract
 from lossdsl.passes.fuse import FUSE_RULES, fuse
+from lossdsl.passes.layout import layout
 from lossdsl.passes.simplify import SIMPLIFY_RULES, fold, simplify
 from lossdsl.passes.stabilize import STABILIZE_RULES, stabilize
 
@@ -21,6 +22,7 @@ PIPELINE: tuple[tuple[str, Pass], ...] = (
     ("stabilize", stabilize),
     ("fuse", fuse),
     ("contract", contract),
+    ("layout", layout),
     ("cse", cse),
     ("dce", dce),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lossdsl.ir import Atom, Eqn, Lit, Program
-from lossdsl.ops import OPS
+from lossdsl.ops import OPS, ref_attrs
 from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import TensorType
 
@@ -28,7 +28,7 @@ def _fold(rw: Rewriter, e: Eqn) -> Atom | None:
     if any(v is None for v in values):
         return None
     with np.errstate(all="ignore"):
-        v = op.ref(*(np.asarray(x) for x in values), **dict(e.attrs))
+        v = op.ref(*(np.asarray(x) for x in values), **ref_attrs(op, e.attrs))
     t = e.out.type
     v = {"float": float, "int": int, "bool": bool}[t.dtype](np.asarray(v).item())
     if not t.dims:
