@@ -14,9 +14,7 @@ from lossdsl.ir import Lit, Program, Var
 from lossdsl.ops import OPS, ref_attrs
 
 
-def evaluate(
-    prog: Program, inputs: dict, params: dict, reduction: str | None = None, frozen=None
-):
+def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = None, frozen=None):
     """Run `prog` in float64 on named numpy arrays; returns the `reduction` output.
 
     `frozen` (a dict, filled on first use) holds the values of stop_grad equations: a second

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import keyword
-import re
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -212,11 +212,11 @@ def _dispatcher(main, fname, full, variants, doc) -> list[str]:
         conds = [
             f"{names(n)} is None" if n in absent else f"{names(n)} is not None" for n in optional
         ]
-        conds += [
-            f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros
-        ]
+        conds += [f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros]
         params = [f"{names(p.var.name)}={names(p.var.name)}" for p in prog.params]
-        call = ", ".join([names(d.var.name) for d in prog.inputs] + params + ["reduction=reduction"])
+        call = ", ".join(
+            [names(d.var.name) for d in prog.inputs] + params + ["reduction=reduction"]
+        )
         if conds:
             out.append(f"    if {' and '.join(conds)}:")
             out.append(f"        return {vname}({call})")
@@ -519,7 +519,9 @@ class _FunctionEmitter:
             k = e.out.type.dims.index(e.attr("dim"))
             trail = len(e.out.type.dims) - k - 1
             attrs["k"] = k
-            attrs["column"] = "(" + ", ".join([attrs["n"]] + ["1"] * trail) + ("," if not trail else "") + ")"
+            attrs["column"] = (
+                "(" + ", ".join([attrs["n"]] + ["1"] * trail) + ("," if not trail else "") + ")"
+            )
         if e.op == "transpose":
             attrs["perm"] = layout.axes(a0.type.dims, e.attr("dims"))
         if e.op == "contract":

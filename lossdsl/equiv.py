@@ -49,7 +49,9 @@ def call(backend: str, fn, inputs: dict, dtype: str, **kw) -> np.ndarray:
         import torch
 
         conv = {
-            k: torch.tensor(v, dtype=getattr(torch, dtype)) if v.dtype.kind == "f" else torch.tensor(v)
+            k: torch.tensor(v, dtype=getattr(torch, dtype))
+            if v.dtype.kind == "f"
+            else torch.tensor(v)
             for k, v in inputs.items()
         }
         return fn(**conv, **kw).detach().numpy()
@@ -126,7 +128,8 @@ def equivalence_table(names: list[str], out=print, seed: int = 0) -> bool:
     from lossdsl.compiler import load
 
     jax.config.update("jax_enable_x64", True)  # float64 gradients to compare with the reference
-    out(f"{'spec':22s} {'value torch':>12s} {'value jax':>12s} {'grad torch':>12s} {'grad jax':>12s}")
+    heads = ("value torch", "value jax", "grad torch", "grad jax")
+    out(f"{'spec':22s} " + " ".join(f"{h:>12s}" for h in heads))
     ok = True
     for name in names:
         spec = load(name)

@@ -211,7 +211,7 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
             return lit(v)
         case ast.Bool(value=v):
             return lit(v)
-        case ast.Name(name=n):
+        case ast.Name():
             return lower_name(ctx, node)
         case ast.Unary(op="-", operand=x):
             a = lower_expr(ctx, x)

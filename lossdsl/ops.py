@@ -424,7 +424,9 @@ _row(
     "onehot",
     1,
     onehot_rule,
-    lambda idx, n, axis=-1: np.moveaxis((idx[..., None] == np.arange(n)).astype(np.float64), -1, axis),
+    lambda idx, n, axis=-1: np.moveaxis(
+        (idx[..., None] == np.arange(n)).astype(np.float64), -1, axis
+    ),
     "1.0 at the index, 0.0 elsewhere, along `dim` (placed at `axis`, default last)",
     False,
     ("dim", "axis"),

@@ -25,7 +25,9 @@ def run(*args, **kw):
 
 def xy(b=6, c=4, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, c, generator=g, dtype=torch.float64), torch.randint(0, c, (b,), generator=g)
+    return torch.randn(b, c, generator=g, dtype=torch.float64), torch.randint(
+        0, c, (b,), generator=g
+    )
 
 
 def test_import_does_not_import_frameworks():
@@ -163,7 +165,9 @@ def test_generated_module_is_standalone(tmp_path, backend, framework):
         )
         + "print('lossdsl' in sys.modules)"
     )
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path
+    )
     value, leaked = r.stdout.split()
     want = lossdsl.load("supcon").compile("numpy")(
         np.random.default_rng(0).standard_normal((4, 2, 3)), np.array([0, 1, 0, 1])
@@ -179,8 +183,17 @@ def test_cli_compile_shipped_spec():
 
 def test_cli_inline_expression_is_poly1():
     r = run(
-        "-m", "lossdsl", "compile", "-e", "ce + eps*(1-pt)", "--task", "classification",
-        "--backend", "torch", "--param", "eps=1",
+        "-m",
+        "lossdsl",
+        "compile",
+        "-e",
+        "ce + eps*(1-pt)",
+        "--task",
+        "classification",
+        "--backend",
+        "torch",
+        "--param",
+        "eps=1",
     )
     assert r.returncode == 0, r.stderr
     ns: dict = {}
@@ -242,6 +255,10 @@ def test_zero_valued_params_take_a_specialized_variant():
     torch.testing.assert_close(outs[0], outs[1])
     torch.testing.assert_close(outs[0][0], F.cross_entropy(x, y))
     jfn = spec.compile("jax")
-    traced = jax.jit(lambda e: jfn(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()), label_smoothing=e))
+    traced = jax.jit(
+        lambda e: jfn(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()), label_smoothing=e)
+    )
     np.testing.assert_allclose(traced(0.0), outs[0][0].item(), rtol=1e-12)
-    np.testing.assert_allclose(traced(0.3), F.cross_entropy(x, y, label_smoothing=0.3).item(), rtol=1e-12)
+    np.testing.assert_allclose(
+        traced(0.3), F.cross_entropy(x, y, label_smoothing=0.3).item(), rtol=1e-12
+    )

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import call, rel_err
 
 import lossdsl
-from helpers import call, rel_err
 from lossdsl.backend import ALIASES, load_backend
 from lossdsl.ops import OPS
 
@@ -110,7 +110,11 @@ def test_op_on_every_backend_matches_numpy_reference(op):
 
 def test_fill_and_size():
     """An optional input that is not passed becomes a fill of its declared dims."""
-    spec = lossdsl.parse("loss t(x: float[B, C], w: float[C] = 2) {\n    sum(w * x, over=C) + w[0 * 0]\n}\n".replace(" + w[0 * 0]", ""))
+    spec = lossdsl.parse(
+        "loss t(x: float[B, C], w: float[C] = 2) {\n    sum(w * x, over=C) + w[0 * 0]\n}\n".replace(
+            " + w[0 * 0]", ""
+        )
+    )
     prog = spec.program(frozenset({"w"}))
     data = {"x": np.random.default_rng(1).standard_normal((3, 4))}
     for backend in ("torch", "jax", "numpy"):

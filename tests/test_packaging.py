@@ -14,9 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_contains_resources_and_works_outside_the_tree(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     (wheel,) = tmp_path.glob("lossdsl-*.whl")
@@ -30,12 +41,17 @@ def test_wheel_contains_resources_and_works_outside_the_tree(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import lossdsl, sys; assert lossdsl.__file__.startswith(sys.argv[1]), lossdsl.__file__;"
-        "print(len(lossdsl.list_specs())); print(lossdsl.load('focal').source('jax').count('def focal'))"
+        "print(len(lossdsl.list_specs()));"
+        "print(lossdsl.load('focal').source('jax').count('def focal'))"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
     r = subprocess.run(
-        [sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path, env=env
+        [sys.executable, "-c", code, str(site)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(len(specs)), "1"]

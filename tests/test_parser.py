@@ -19,7 +19,8 @@ SNIPPETS = [
     "loss a(x: float[B], m: bool[B]) {\n    where(!m & (x > 0) | m, x, 0 <= x < 1)\n}\n",
     "loss a(x: float[B, C], i: index[B] of C) {\n    let y = x'\n    x[i] * (1 - 2) / 3\n}\n",
     "loss a(x: float[B, *S]) {\n    reduce mean by x * 0 + 1 empty 0\n    sum(x, over=(S,))\n}\n",
-    'import focal\n"""doc"""\nloss a(x: float[B, C], t: index[B] of C = 0) {\n    focal(x, t, gamma=1)\n}\n',
+    'import focal\n"""doc"""\nloss a(x: float[B, C], t: index[B] of C = 0) {\n'
+    "    focal(x, t, gamma=1)\n}\n",
 ]
 
 

@@ -5,16 +5,23 @@ i: index[B] of C compile on every backend and agree with the numpy reference, in
 from __future__ import annotations
 
 import numpy as np
+from helpers import call, grads, rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lossdsl
-from helpers import call, grads, rel_err
 
 HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C"
 
 UNARY = ["tanh({})", "sigmoid({})", "softplus({})", "abs({})", "-{}", "sqrt(1 + {}^2)", "erf({})"]
-BINARY = ["({} + {})", "({} - {})", "({} * {})", "max({}, {})", "min({}, {})", "({} / (1 + abs({})))"]
+BINARY = [
+    "({} + {})",
+    "({} - {})",
+    "({} * {})",
+    "max({}, {})",
+    "min({}, {})",
+    "({} / (1 + abs({})))",
+]
 
 
 def leaf_bc():

@@ -178,7 +178,9 @@ def test_poly1_matches_paper_listing(shape, eps):
         ["x"],
     )
     ours = lossdsl.load("poly1").compile("jax")(x.numpy(), y.numpy(), epsilon=eps, reduction="none")
-    ref = optax.losses.poly_loss_cross_entropy(x.numpy(), F.one_hot(y, c).double().numpy(), epsilon=eps)
+    ref = optax.losses.poly_loss_cross_entropy(
+        x.numpy(), F.one_hot(y, c).double().numpy(), epsilon=eps
+    )
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-9)
 
 
@@ -220,7 +222,9 @@ def test_mse_matches_torch_and_optax(shape):
             ["a", "b"],
         )
     ours = lossdsl.load("mse").compile("jax")(a.numpy(), b.numpy(), reduction="none")
-    np.testing.assert_allclose(np.asarray(ours), np.asarray(optax.squared_error(a.numpy(), b.numpy())))
+    np.testing.assert_allclose(
+        np.asarray(ours), np.asarray(optax.squared_error(a.numpy(), b.numpy()))
+    )
 
 
 # ---- kd: mdistiller kd_loss (tests/reference/kd_mdistiller.py) -------------------------------

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import SHAPES, call, fd_grads, float_inputs, grads, random_inputs, rel_err
 
 import lossdsl
-from helpers import SHAPES, call, fd_grads, float_inputs, grads, random_inputs, rel_err
 
 SPECS = lossdsl.list_specs()
 

@@ -44,7 +44,9 @@ FUSE_RULES = (
         "2x faster than that of take_along_axis(log_softmax))",
         _cross_entropy,
     ),
-    Row("mean(x, over=D) -> sum(x, over=D) / size(D)", _partial_mean.__doc__.strip(), _partial_mean),
+    Row(
+        "mean(x, over=D) -> sum(x, over=D) / size(D)", _partial_mean.__doc__.strip(), _partial_mean
+    ),
     _NEG_NEG,
 )
 

@@ -42,7 +42,9 @@ def layout(prog: Program) -> Program:
         votes = Counter({o: n for o, n in votes.items() if set(o) == set(cur)})
         if e.op == "onehot":  # only the class dim can move: keep the index's own order
             idx_dims = e.args[0].type.dims
-            votes = Counter({o: n for o, n in votes.items() if _without(o, e.attr("dim")) == idx_dims})
+            votes = Counter(
+                {o: n for o, n in votes.items() if _without(o, e.attr("dim")) == idx_dims}
+            )
         if votes:
             best = max(votes.items(), key=lambda kv: (kv[1], kv[0] == cur))[0]
             if best != cur:
