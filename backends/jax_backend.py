@@ -4,24 +4,10 @@ The generated function is pure: it works under jax.jit, jax.grad and jax.vmap. S
 static under jit, so the input checks run once at trace time.
 """
 
-from lossdsl.backend import Target
-
-
-def _gather(c):
-    f = c.attrs["form"]
-    x, i = c.raw
-    if f == "take":
-        return f"{x}[{i}]"
-    if f == "axis":
-        k = c.attrs["k"]
-        return (
-            f"jnp.take_along_axis({x}, jnp.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
-        )
-    return f"jnp.take_along_axis({c.attrs['xb']}, {c.attrs['ib']}[..., None], axis=-1)[..., 0]"
-
+from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
 
 TEMPLATES = {
-    "neg": "-{0}",
+    **INFIX_TEMPLATES,
     "exp": "jnp.exp({0})",
     "log": "jnp.log({0})",
     "log1p": "jnp.log1p({0})",
@@ -36,20 +22,9 @@ TEMPLATES = {
     "not": "jnp.logical_not({0})",
     "stop_grad": "jax.lax.stop_gradient({0})",
     "to_float": "jnp.asarray({0}).astype(fdt)",
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
-    "div": "{0} / {1}",
-    "pow": "{0} ** {1}",
     "maximum": "jnp.maximum({0}, {1})",
     "minimum": "jnp.minimum({0}, {1})",
     "xlogy": "jax.scipy.special.xlogy({0}, {1})",
-    "eq": "{0} == {1}",
-    "ne": "{0} != {1}",
-    "lt": "{0} < {1}",
-    "le": "{0} <= {1}",
-    "gt": "{0} > {1}",
-    "ge": "{0} >= {1}",
     "and": "jnp.logical_and({0}, {1})",
     "or": "jnp.logical_or({0}, {1})",
     "safe_div": "jnp.where({1} == 0, {empty}, {0} / jnp.where({1} == 0, 1, {1}))",
@@ -62,7 +37,7 @@ TEMPLATES = {
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
-    "gather": _gather,
+    "gather": take_along_axis_gather("jnp"),
     "cross_entropy": (
         "jax.nn.logsumexp({0}, axis={k}) - "
         "jnp.take_along_axis({0}, jnp.expand_dims({i}, {k}), axis={k}).squeeze({k})"

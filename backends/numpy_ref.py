@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from lossdsl import layout
-from lossdsl.backend import Target
+from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
 from lossdsl.errors import InputError
 from lossdsl.ir import Lit, Program, Var
 from lossdsl.ops import OPS, ref_attrs
@@ -156,21 +156,8 @@ PRELUDE = (
 )
 
 
-def _gather(c):
-    f = c.attrs["form"]
-    x, i = c.raw
-    if f == "take":
-        return f"{x}[{i}]"
-    if f == "axis":
-        k = c.attrs["k"]
-        return (
-            f"np.take_along_axis({x}, np.expand_dims({c.attrs['i']}, {k}), axis={k}).squeeze({k})"
-        )
-    return f"np.take_along_axis({c.attrs['xb']}, {c.attrs['ib']}[..., None], axis=-1)[..., 0]"
-
-
 TEMPLATES = {
-    "neg": "-{0}",
+    **INFIX_TEMPLATES,
     "exp": "np.exp({0})",
     "log": "np.log({0})",
     "log1p": "np.log1p({0})",
@@ -185,20 +172,11 @@ TEMPLATES = {
     "not": "np.logical_not({0})",
     "stop_grad": "{0}",
     "to_float": "np.asarray({0}, dtype=np.float64)",
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
     "div": "np.true_divide({0}, {1})",
     "pow": "np.power(np.asarray({0}, dtype=np.float64), {1})",
     "maximum": "np.maximum({0}, {1})",
     "minimum": "np.minimum({0}, {1})",
     "xlogy": "_xlogy({0}, {1})",
-    "eq": "{0} == {1}",
-    "ne": "{0} != {1}",
-    "lt": "{0} < {1}",
-    "le": "{0} <= {1}",
-    "gt": "{0} > {1}",
-    "ge": "{0} >= {1}",
     "and": "np.logical_and({0}, {1})",
     "or": "np.logical_or({0}, {1})",
     "safe_div": "np.where({1} == 0, {empty}, {0} / np.where({1} == 0, 1, {1}))",
@@ -211,7 +189,7 @@ TEMPLATES = {
     "var": "np.var({0}, axis={axes}, ddof={ddof})",
     "softmax": "np.exp(_log_softmax({0}, {axis}))",
     "log_softmax": "_log_softmax({0}, {axis})",
-    "gather": _gather,
+    "gather": take_along_axis_gather("np"),
     "cross_entropy": (
         "_logsumexp({0}, ({k},)) - "
         "np.take_along_axis({0}, np.expand_dims({i}, {k}), axis={k}).squeeze({k})"

@@ -5,7 +5,7 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.backend import Target
+from lossdsl.backend import INFIX_TEMPLATES, Target
 
 
 def _gather(c):
@@ -52,7 +52,7 @@ def _reduce(fn: str, extra: str = ""):
 
 
 TEMPLATES = {
-    "neg": "-{0}",
+    **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
     "log": "torch.log({0})",
     "log1p": "torch.log1p({0})",
@@ -67,20 +67,9 @@ TEMPLATES = {
     "not": "torch.logical_not({0})",
     "stop_grad": "{0}.detach()",
     "to_float": "{0}.to(fdt)",
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
-    "div": "{0} / {1}",
-    "pow": "{0} ** {1}",
     "maximum": _clamp_or("maximum", "min"),
     "minimum": _clamp_or("minimum", "max"),
     "xlogy": "torch.special.xlogy({0}, {1})",
-    "eq": "{0} == {1}",
-    "ne": "{0} != {1}",
-    "lt": "{0} < {1}",
-    "le": "{0} <= {1}",
-    "gt": "{0} > {1}",
-    "ge": "{0} >= {1}",
     "and": "torch.logical_and({0}, {1})",
     "or": "torch.logical_or({0}, {1})",
     "safe_div": "torch.where({1} == 0, {empty}, {0} / torch.where({1} == 0, 1, {1}))",

@@ -28,8 +28,8 @@ from lossdsl.types import Dim, fmt_dims
 INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
 ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
 
-# Param constraints run on Python numbers before any tensor work.
-SCALAR_TEMPLATES = {
+# Python operators: the same text for tensors of every framework and for plain numbers.
+INFIX_TEMPLATES = {
     "add": "{0} + {1}",
     "sub": "{0} - {1}",
     "mul": "{0} * {1}",
@@ -42,6 +42,11 @@ SCALAR_TEMPLATES = {
     "le": "{0} <= {1}",
     "gt": "{0} > {1}",
     "ge": "{0} >= {1}",
+}
+
+# Param constraints run on Python numbers before any tensor work.
+SCALAR_TEMPLATES = {
+    **INFIX_TEMPLATES,
     "and": "({0} and {1})",
     "or": "({0} or {1})",
     "not": "(not {0})",
@@ -52,6 +57,24 @@ SCALAR_TEMPLATES = {
 }
 
 Template = str | Callable[["EqnContext"], str]
+
+
+def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
+    """The gather template of a numpy-like module (jnp, np): x[i] along i's `of` axis."""
+
+    def gather(c):
+        f = c.attrs["form"]
+        x, i = c.raw
+        if f == "take":
+            return f"{x}[{i}]"
+        if f == "axis":
+            k, ia = c.attrs["k"], c.attrs["i"]
+            idx = f"{np_like}.expand_dims({ia}, {k})"
+            return f"{np_like}.take_along_axis({x}, {idx}, axis={k}).squeeze({k})"
+        xb, ib = c.attrs["xb"], c.attrs["ib"]
+        return f"{np_like}.take_along_axis({xb}, {ib}[..., None], axis=-1)[..., 0]"
+
+    return gather
 
 
 @dataclass(frozen=True)
