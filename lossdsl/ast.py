@@ -174,6 +174,7 @@ class Input:
     default: Expr | None  # an optional input: filled with this constant when not passed
     span: Span | None = _span()
     name_span: Span | None = _span()
+    domain: Expr | None = None  # `where 0 <= t <= 1`: the values callers promise
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from math import inf
 from pathlib import Path
 
 from lossdsl.compiler import Spec, list_specs, load, parse
@@ -125,7 +126,14 @@ def _summary(doc: str) -> tuple[str, str]:
 def cmd_show(a) -> int:
     spec = _load(a.name)
     ins = ", ".join(
-        f"{i.name}: {i.type}" + (" (optional)" if i.optional else "") for i in spec.inputs
+        f"{i.name}: {i.type}"
+        + (
+            f" in [{i.domain[0]:g}, {i.domain[1]:g}]"
+            if i.domain and i.domain != (-inf, inf)
+            else ""
+        )
+        + (" (optional)" if i.optional else "")
+        for i in spec.inputs
     )
     print(f"loss {spec.name}({ins})")
     print(f"reduction: {spec.default_reduction} (per call: none | sum | mean)")

@@ -52,6 +52,7 @@ class InputInfo:
     name: str
     type: str
     optional: bool
+    domain: tuple[float, float] | None = None
 
 
 class Spec:
@@ -76,8 +77,10 @@ class Spec:
         assert full is not None
         self.name = loss.name
         self.doc = (loss.doc or module.doc or loss.name).strip()
+        domains = {d.var.name: d.domain for d in full.inputs}
         self.inputs = tuple(
-            InputInfo(i.name, str(i.type), i.default is not None) for i in loss.inputs
+            InputInfo(i.name, str(i.type), i.default is not None, domains.get(i.name))
+            for i in loss.inputs
         )
         self.params = tuple(_param_info(p) for p in loss.body if isinstance(p, ast.Param))
         self.default_reduction = full.default_reduction

@@ -15,14 +15,28 @@ def input_types(spec, absent=frozenset()):
     return [(d.var.name, d.var.type) for d in spec._lowered(frozenset(absent)).inputs]
 
 
+def _sample_float(rng, shape, lo: float, hi: float) -> np.ndarray:
+    """Standard normal, or uniform inside a declared domain (away from its edges)."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        pad = 0.05 * (hi - lo)
+        return rng.uniform(lo + pad, hi - pad, shape)
+    if np.isfinite(lo):
+        return lo + rng.uniform(0.5, 2.0, shape)
+    if np.isfinite(hi):
+        return hi - rng.uniform(0.5, 2.0, shape)
+    return rng.standard_normal(shape)
+
+
 def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset()) -> dict:
-    """Inputs drawn from each declared type: normal floats, indices in range, few distinct int
-    labels (so that equal labels happen), targets/weights in [0, 1]."""
+    """Inputs drawn from each declared type and domain (`where 0 <= t <= 1`): normal floats,
+    indices in range, few distinct int labels (so that equal labels happen)."""
     out = {}
-    for name, t in input_types(spec, absent):
+    decls = spec._lowered(frozenset(absent)).inputs
+    for d in decls:
+        name, t = d.var.name, d.var.type
         shape: list[int] = []
-        for d in t.dims:
-            n = sizes.get(d.name, 3)
+        for dim in t.dims:
+            n = sizes.get(dim.name, 3)
             shape += list(n) if isinstance(n, tuple) else [n]
         if t.of is not None:
             out[name] = rng.integers(0, sizes.get(t.of.name, 3), size=shape)
@@ -30,10 +44,8 @@ def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset(
             out[name] = rng.integers(0, 3, size=shape)
         elif t.dtype == "bool":
             out[name] = rng.random(shape) < 0.5
-        elif name in ("target", "weight", "pos_weight"):
-            out[name] = rng.random(shape)
         else:
-            out[name] = rng.standard_normal(shape)
+            out[name] = _sample_float(rng, shape, *d.domain)
     return out
 
 

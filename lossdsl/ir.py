@@ -66,6 +66,7 @@ class Eqn:
 class InputDecl:
     var: Var
     default: Lit | None = None  # optional input: absent -> filled with this value
+    domain: tuple[float, float] = (-math.inf, math.inf)  # declared value range (a precondition)
 
     @property
     def optional(self) -> bool:

@@ -1083,6 +1083,38 @@ def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
     return TensorType(dtype, tuple(dims), of)
 
 
+def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[float, float]:
+    """`where lo <= x <= hi` on an input: the (lo, hi) it promises. Only comparisons of the
+    input with constants; strict and non-strict bounds are both kept as the bound itself."""
+    lo, hi = -math.inf, math.inf
+    d = inp.domain
+    if d is None:
+        return lo, hi
+    bad = (
+        "an input's `where` compares the input with constants",
+        _sp(d),
+        f"e.g. `{inp.name}: {inp.type} where {inp.name} > 0` or `where 0 <= {inp.name} <= 1`",
+    )
+    if not isinstance(d, ast.Compare):
+        ctx.error(TypeMismatch, *bad)
+        return lo, hi
+    for left, op, right in zip(d.operands, d.ops, d.operands[1:]):
+        me_left = isinstance(left, ast.Name) and left.name == inp.name
+        me_right = isinstance(right, ast.Name) and right.name == inp.name
+        bound = const_eval(right if me_left else left)
+        if me_left == me_right or bound is None or op in ("==", "!="):
+            ctx.error(TypeMismatch, *bad)
+            return -math.inf, math.inf
+        upper = (op in ("<", "<=")) == me_left
+        if upper:
+            hi = min(hi, float(bound))
+        else:
+            lo = max(lo, float(bound))
+    if lo >= hi:
+        ctx.error(TypeMismatch, f"the domain of '{inp.name}' is empty", _sp(d), "check the bounds")
+    return lo, hi
+
+
 def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
     """An optional input that was not passed: its default, broadcast to its declared dims."""
     v = const_eval(inp.default)
@@ -1322,7 +1354,7 @@ def lower_loss(
         var = Var(ctx.b.fresh(inp.name), t)
         ctx.env[inp.name] = var
         ctx.origin[inp.name] = "input"
-        decls.append(InputDecl(var, default))
+        decls.append(InputDecl(var, default, input_domain(ctx, inp)))
     for inp in loss.inputs:
         if inp.name in absent:
             ctx.env[inp.name] = _absent_input(ctx, inp)

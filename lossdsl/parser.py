@@ -287,8 +287,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def input(self, meta, items):
-        name, typ, default = items
-        return ast.Input(str(name), typ, default, self._span(meta), self._tok(name))
+        name, typ, default, domain = items
+        return ast.Input(str(name), typ, default, self._span(meta), self._tok(name), domain)
 
     @v_args(meta=True)
     def type(self, meta, items):

@@ -28,7 +28,9 @@ def unparse_loss(loss: ast.LossDef) -> str:
     if loss.doc is not None:
         lines.append(f'"""{loss.doc}"""')
     ins = ", ".join(
-        f"{i.name}: {i.type}" + (f" = {expr(i.default)}" if i.default is not None else "")
+        f"{i.name}: {i.type}"
+        + (f" = {expr(i.default)}" if i.default is not None else "")
+        + (f" where {expr(i.domain)}" if i.domain is not None else "")
         for i in loss.inputs
     )
     lines.append(f"loss {loss.name}({ins}) {{")
