@@ -6,6 +6,13 @@ static under jit, so the input checks run once at trace time.
 
 from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
 
+
+def _eigvalsh(c):
+    r = f"jnp.linalg.eigvalsh({c.attrs['mat']})"
+    p = c.attrs["unperm"]
+    return r if p is None else f"jnp.transpose({r}, {p})"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "jnp.exp({0})",
@@ -35,6 +42,8 @@ TEMPLATES = {
     "min": "jnp.min({0}, axis={axes})",
     "logsumexp": "jax.nn.logsumexp({0}, axis={axes})",
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
+    "argmax": "jnp.argmax({0}, axis={axis})",
+    "eigvalsh": _eigvalsh,
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
     "gather": take_along_axis_gather("jnp"),

@@ -87,6 +87,17 @@ def _apply(e, args, sizes):
     if op.kind == "reduce":
         ax = layout.axes(e.args[0].type.dims, attrs.pop("over"))
         return np.asarray(op.ref(args[0], axis=ax, **attrs))
+    if op.kind == "argmax":
+        (ax,) = layout.axes(e.args[0].type.dims, attrs["over"])
+        return op.ref(args[0], ax)
+    if op.kind == "eigvalsh":
+        d, d2 = attrs["over"]
+        dims = e.args[0].type.dims
+        x = np.moveaxis(args[0], (dims.index(d), dims.index(d2)), (-2, -1))
+        rest = tuple(x for x in dims if x not in (d, d2))
+        out = op.ref(x)  # [..rest, d]
+        want = e.out.type.dims
+        return np.moveaxis(out, -1, want.index(d)) if rest else out
     if op.kind == "axis":
         (ax,) = layout.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
@@ -156,6 +167,12 @@ PRELUDE = (
 )
 
 
+def _eigvalsh(c):
+    r = f"np.linalg.eigvalsh({c.attrs['mat']})"
+    p = c.attrs["unperm"]
+    return r if p is None else f"np.transpose({r}, {p})"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "np.exp({0})",
@@ -187,6 +204,8 @@ TEMPLATES = {
     "min": "np.min({0}, axis={axes})",
     "logsumexp": "_logsumexp({0}, {axes})",
     "var": "np.var({0}, axis={axes}, ddof={ddof})",
+    "argmax": "np.argmax({0}, axis={axis})",
+    "eigvalsh": _eigvalsh,
     "softmax": "np.exp(_log_softmax({0}, {axis}))",
     "log_softmax": "_log_softmax({0}, {axis})",
     "gather": take_along_axis_gather("np"),

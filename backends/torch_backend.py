@@ -51,6 +51,12 @@ def _reduce(fn: str, extra: str = ""):
     return t
 
 
+def _eigvalsh(c):
+    r = f"torch.linalg.eigvalsh({c.attrs['mat']})"
+    p = c.attrs["unperm"]
+    return r if p is None else f"{r}.permute{p}"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
@@ -80,6 +86,8 @@ TEMPLATES = {
     "min": _reduce("amin"),
     "logsumexp": "torch.logsumexp({0}, dim={axes})",
     "var": _reduce("var", ", correction={ddof}"),
+    "argmax": "torch.argmax({0}, dim={axis})",
+    "eigvalsh": _eigvalsh,
     "softmax": "torch.softmax({0}, dim={axis})",
     "log_softmax": "torch.log_softmax({0}, dim={axis})",
     "gather": _gather,

@@ -545,6 +545,8 @@ class _FunctionEmitter:
             attrs["column"] = (
                 "(" + ", ".join([attrs["n"]] + ["1"] * trail) + ("," if not trail else "") + ")"
             )
+        if e.op == "eigvalsh":
+            attrs.update(self._matrix_last(e))
         if e.op == "transpose":
             attrs["perm"] = layout.axes(a0.type.dims, e.attr("dims"))
         if e.op == "contract":
@@ -554,6 +556,21 @@ class _FunctionEmitter:
         if e.op in ("gather", "cross_entropy"):
             attrs.update(self._gather(e))
         return EqnContext(e, args, raw, attrs)
+
+    def _matrix_last(self, e: Eqn) -> dict:
+        """A matrix op on (D, D'): the operand with those two axes last ({mat}), and how to
+        move the result's trailing D back to where the output type has it ({unperm})."""
+        (x,) = e.args
+        d, d2 = e.attr("over")
+        rest = tuple(k for k in x.type.dims if k not in (d, d2))
+        mat = self.ref(x)
+        if x.type.dims != rest + (d, d2):
+            perm = tuple(x.type.dims.index(k) for k in rest + (d, d2))
+            mat = self.t.permute.format(x=mat, perm=perm)
+        got = rest + (d,)
+        want = e.out.type.dims
+        unperm = None if got == want else tuple(got.index(k) for k in want)
+        return {"mat": mat, "unperm": unperm}
 
     def _dtype(self, dtype: str) -> str:
         return {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[dtype]

@@ -591,7 +591,7 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
         if len(over) != 1:
             return ctx.error(
                 DimMismatch,
-                f"{call.func}() normalizes over exactly one dim, got {len(over)}",
+                f"{call.func}() works over exactly one dim, got {len(over)}",
                 _sp(a["over"]),
                 f"pick the one dim, e.g. {call.func}(x, over={over[-1]})",
             )
@@ -599,6 +599,22 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
         return ctx.emit(op, (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
     return Sig(("x", "over"), (("over", None),)), h
+
+
+def _eigvalsh(ctx, call, a):
+    """eigvalsh(c, over=(D, D')): eigenvalues of a symmetric [.., D, D'] matrix, ascending."""
+    over = resolve_dims(ctx, a["over"])
+    if over is None:
+        return None
+    if len(over) != 2:
+        return ctx.error(
+            DimMismatch,
+            "eigvalsh() takes a matrix: over=(D, D')",
+            _sp(a["over"]),
+            "name the dim and its primed twin",
+        )
+    x = _x(ctx, a["x"])
+    return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
 
 def _where(ctx, call, a):
@@ -731,6 +747,8 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
     "norm": (Sig(("x", "over"), (("over", None),)), _norm),
     "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
+    "argmax": _axis_op("argmax"),
+    "eigvalsh": (Sig(("x", "over")), lambda ctx, call, a: _eigvalsh(ctx, call, a)),
     "softmax": _axis_op("softmax"),
     "log_softmax": _axis_op("log_softmax"),
     "onehot": (Sig(("x", "dim"), (("dim", None),)), _onehot),

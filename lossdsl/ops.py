@@ -167,6 +167,24 @@ def axis_rule(ts, attrs):
     return TensorType("float", ts[0].dims)
 
 
+def argmax_rule(ts, attrs):
+    _numeric(ts, "argmax")
+    (d,) = _check_over(ts[0], attrs)
+    return TensorType("int", remove_dims(ts[0].dims, (d,)), d)
+
+
+def eigvalsh_rule(ts, attrs):
+    d, d2 = attrs["over"]
+    _numeric(ts, "eigvalsh")
+    _check_over(ts[0], attrs)
+    if not d.twin_of(d2):
+        raise OpDimError(
+            f"eigvalsh needs a square matrix over a dim and its twin, got {d} and {d2}",
+            f"e.g. eigvalsh(c, over=({d}, {d}'))",
+        )
+    return TensorType("float", remove_dims(ts[0].dims, (d2,)))
+
+
 def gather_rule(ts, attrs):
     x, idx = ts
     if idx.of is None:
@@ -495,4 +513,24 @@ _row(
     cross_entropy_rule,
     _cross_entropy,
     "-log_softmax(x)[i] = logsumexp(x) - x[i] along i's `of` dim (one fused op per framework)",
+)
+_row(
+    "argmax",
+    "argmax",
+    1,
+    argmax_rule,
+    lambda x, axis: np.argmax(x, axis=axis),
+    "the index of the largest entry along a dim (first on ties): an index into that dim",
+    False,
+    ("over",),
+)
+_row(
+    "eigvalsh",
+    "eigvalsh",
+    1,
+    eigvalsh_rule,
+    lambda x: np.linalg.eigvalsh(x),
+    "eigenvalues (ascending) of a symmetric matrix over (D, D'); the result keeps D",
+    True,
+    ("over",),
 )
