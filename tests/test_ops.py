@@ -137,4 +137,4 @@ def test_op_gradients_agree_with_finite_differences(op):
     want = fd_grads(spec, frozenset(), data, ["x"])
     for backend in ("torch", "jax"):
         got = grads(backend, spec.compile(backend), data, ["x"], "float64")
-        assert rel_err(got["x"], want["x"]) <= 1e-6, backend
+        np.testing.assert_allclose(got["x"], want["x"], rtol=1e-6, atol=1e-8, err_msg=backend)
