@@ -145,6 +145,25 @@ def cmd_show(a) -> int:
     return 0
 
 
+def cmd_latex(a) -> int:
+    from lossdsl.latex import spec_latex
+
+    print(spec_latex(_load(a.name)))
+    return 0
+
+
+def cmd_docs(a) -> int:
+    from lossdsl.docs import specs_markdown
+
+    text = specs_markdown()
+    if a.output:
+        Path(a.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_equiv(a) -> int:
     from lossdsl.equiv import equivalence_table
 
@@ -177,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="signature, params, formula and citation of a spec")
     s.add_argument("name")
     s.set_defaults(fn=cmd_show)
+    lx = sub.add_parser("latex", help="the spec's formula as LaTeX, rendered from its IR")
+    lx.add_argument("name")
+    lx.set_defaults(fn=cmd_latex)
+    d = sub.add_parser("docs", help="the catalog of shipped specs as markdown")
+    d.add_argument("-o", "--output", help="write here (e.g. docs/specs.md)")
+    d.set_defaults(fn=cmd_docs)
     e = sub.add_parser("equiv", help="cross-backend equivalence of values and gradients")
     e.add_argument("specs", nargs="*")
     e.set_defaults(fn=cmd_equiv)

@@ -1,0 +1,149 @@
+"""IR -> LaTeX: a spec's formula rendered from its lowered IR (`lossdsl latex NAME`, docs).
+
+One template per op, like a backend. Single-use temporaries are inlined into their consumer;
+the spec's own let-names and task names (p, p_t, ce) become definitions, so the output reads
+like the paper: a few named quantities and the loss."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from lossdsl.ir import Atom, Lit, Program
+from lossdsl.passes.cleanup import dce
+
+# op -> (template, precedence of the result). {0} {1} {2}: arguments; {over}: the dims.
+# Precedence: 1 logic, 2 comparison, 3 sum, 4 product, 5 unary minus, 6 power, 7 atom.
+TEMPLATES: dict[str, tuple[str, int]] = {
+    "neg": ("-{0}", 5),
+    "exp": ("e^{{{0}}}", 6),
+    "log": (r"\log {0}", 5),
+    "log1p": (r"\log(1 + {0})", 7),
+    "expm1": (r"(e^{{{0}}} - 1)", 7),
+    "sqrt": (r"\sqrt{{{0}}}", 7),
+    "abs": (r"\left|{0}\right|", 7),
+    "sigmoid": (r"\sigma({0})", 7),
+    "softplus": (r"\operatorname{{softplus}}({0})", 7),
+    "relu": (r"[{0}]_+", 7),
+    "erf": (r"\operatorname{{erf}}({0})", 7),
+    "tanh": (r"\tanh({0})", 7),
+    "not": (r"\lnot {0}", 5),
+    "stop_grad": (r"\operatorname{{sg}}[{0}]", 7),
+    "to_float": (r"[{0}]", 7),
+    "add": ("{0} + {1}", 3),
+    "sub": ("{0} - {1}", 3),
+    "mul": (r"{0} \, {1}", 4),
+    "div": (r"\frac{{{0}}}{{{1}}}", 7),
+    "pow": ("{0}^{{{1}}}", 6),
+    "maximum": (r"\max({0}, {1})", 7),
+    "minimum": (r"\min({0}, {1})", 7),
+    "xlogy": (r"{0} \log {1}", 4),
+    "eq": ("{0} = {1}", 2),
+    "ne": (r"{0} \neq {1}", 2),
+    "lt": ("{0} < {1}", 2),
+    "le": (r"{0} \le {1}", 2),
+    "gt": ("{0} > {1}", 2),
+    "ge": (r"{0} \ge {1}", 2),
+    "and": (r"{0} \land {1}", 1),
+    "or": (r"{0} \lor {1}", 1),
+    "safe_div": (r"\frac{{{0}}}{{{1}}}", 7),
+    "where": (r"\begin{{cases}} {1} & {0} \\ {2} & \text{{otherwise}} \end{{cases}}", 7),
+    "sum": (r"\sum_{{{over}}} {0}", 4),
+    "mean": (r"\frac{{1}}{{|{over}|}} \sum_{{{over}}} {0}", 4),
+    "max": (r"\max_{{{over}}} {0}", 4),
+    "min": (r"\min_{{{over}}} {0}", 4),
+    "logsumexp": (r"\log \sum_{{{over}}} e^{{{0}}}", 4),
+    "var": (r"\operatorname{{Var}}_{{{over}}}[{0}]", 7),
+    "softmax": (r"\operatorname{{softmax}}_{{{over}}}({0})", 7),
+    "log_softmax": (r"\log \operatorname{{softmax}}_{{{over}}}({0})", 5),
+    "gather": ("{0}_{{{1}}}", 7),
+    "cross_entropy": (r"-\log \operatorname{{softmax}}({0})_{{{1}}}", 5),
+    "onehot": (r"\mathbb{{1}}[{over} = {0}]", 7),
+    "eye": (r"\mathbb{{1}}[{over}]", 7),
+    "fill": ("{value}", 7),
+    "size": ("|{over}|", 7),
+    "contract": (r"\sum_{{{over}}} {0} \, {1}", 4),
+    "rename": ("{0}'", 7),
+    "transpose": ("{0}", 7),
+    "argmax": (r"\operatorname{{argmax}}_{{{over}}} {0}", 5),
+    "eigvalsh": (r"\lambda({0})", 7),
+}
+
+GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "eps", "lambda", "mu", "sigma", "tau",
+    "theta", "omega", "kappa", "rho", "eta", "xi", "nu", "phi", "psi",
+}  # fmt: skip
+NAMED = {"pt": "p_t", "logpt": r"\log p_t", "logp": r"\log p", "ce": r"\mathrm{CE}"}
+
+
+def symbol(name: str) -> str:
+    """A spec name as a LaTeX symbol: greek letters, p_t, subscripts from underscores."""
+    if name in NAMED:
+        return NAMED[name]
+    base, _, sub = name.partition("_")
+    base = "epsilon" if base == "eps" else base
+    if base not in GREEK and len(base) > 1:
+        return r"\mathrm{" + name.replace("_", r"\_") + "}"
+    head = f"\\{base}" if base in GREEK else base
+    return head + ("_{" + sub.replace("_", r"\_") + "}" if sub else "")
+
+
+def _generated(name: str) -> bool:
+    return re.fullmatch(r"[tr]\d+|total|average|denominator", name) is not None
+
+
+def spec_latex(spec) -> str:
+    """The formula of a spec (its lowered IR, every optional input present)."""
+    return render(spec._lowered(frozenset()))
+
+
+def render(prog: Program) -> str:
+    """`aligned` LaTeX: one line per named intermediate, then the per-element loss."""
+    prog = dce(replace(prog, outputs=(("none", prog.output("none")),)))
+    producers = {e.out.name: e for e in prog.eqns}
+    memo: dict[str, tuple[str, int]] = {}
+
+    def atom(a: Atom) -> tuple[str, int]:
+        if isinstance(a, Lit):
+            v = a.value
+            if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+                v = int(v)
+            if isinstance(v, float) and abs(v) == float("inf"):
+                text = r"\infty" if v > 0 else r"-\infty"
+            else:
+                text = str(v).lower()
+            return text, (5 if text.startswith("-") else 7)
+        if a.name in producers and _generated(a.name):
+            return expr(producers[a.name])
+        return symbol(a.name), 7
+
+    def expr(e) -> tuple[str, int]:
+        if e.out.name in memo:
+            return memo[e.out.name]
+        tmpl, prec = TEMPLATES[e.op]
+        args = []
+        for a in e.args:
+            text, p = atom(a)
+            need = prec if e.op not in ("sub", "div") else prec + (a is e.args[1])
+            if e.op in ("div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"):
+                need = 0
+            if e.op == "pow" and a is e.args[1]:
+                need = 0
+            if e.op == "mul" and p == 5:
+                need = 6  # w (-log p): a negated factor gets parentheses
+            args.append(f"\\left({text}\\right)" if p < need else text)
+        attrs = dict(e.attrs)
+        over = attrs.get("over") or attrs.get("dims") or (attrs.get("dim"),)
+        fill = {"over": ", ".join(str(d) for d in over if d is not None)}
+        fill["value"] = attrs.get("value", "")
+        out = (tmpl.format(*args, **fill), prec)
+        memo[e.out.name] = out
+        return out
+
+    lines = []
+    for e in prog.eqns:
+        if not _generated(e.out.name) and e.op != "rename":
+            lines.append(f"{symbol(e.out.name)} &= {expr(e)[0]}")
+    result = prog.output("none")
+    lines.append(rf"\ell &= {atom(result)[0]}")
+    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
