@@ -164,6 +164,25 @@ def cmd_docs(a) -> int:
     return 0
 
 
+def cmd_plot(a) -> int:
+    from lossdsl.plot import plot
+
+    sweeps: dict[str, list[float]] = {}
+    for item in a.param or ():
+        if "=" not in item:
+            raise LossError(
+                f"--param takes NAME=V1,V2,..., got {item!r}", None, "--param gamma=0,1,2"
+            )
+        k, vs = item.split("=", 1)
+        sweeps[k.strip()] = [float(_parse_value(v)) for v in vs.split(",") if v.strip()]
+    if a.over != "pt":
+        raise LossError(f"plot --over {a.over} is not supported yet", None, "use --over pt")
+    for finding in plot(a.names, sweeps, a.output):
+        print(f"note: {finding}")
+    print(f"wrote {a.output}")
+    return 0
+
+
 def cmd_equiv(a) -> int:
     from lossdsl.equiv import equivalence_table
 
@@ -196,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="signature, params, formula and citation of a spec")
     s.add_argument("name")
     s.set_defaults(fn=cmd_show)
+    pl = sub.add_parser("plot", help="loss and dL/dp_t against p_t for a param sweep")
+    pl.add_argument("names", nargs="+")
+    pl.add_argument("--over", default="pt", help="the x axis (pt)")
+    pl.add_argument("--param", action="append", metavar="NAME=V1,V2", help="values to sweep")
+    pl.add_argument("-o", "--output", default="loss.png")
+    pl.set_defaults(fn=cmd_plot)
     lx = sub.add_parser("latex", help="the spec's formula as LaTeX, rendered from its IR")
     lx.add_argument("name")
     lx.set_defaults(fn=cmd_latex)
