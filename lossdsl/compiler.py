@@ -71,7 +71,7 @@ class Spec:
         # Lower every spec in the file (helpers too), so that all errors show up at once.
         for other in module.losses:
             if other is not loss:
-                lower_loss(self.resolved, other, errors)
+                lower_loss(self.resolved, other, errors, helper=True)
         full = lower_loss(self.resolved, loss, errors)
         raise_all(errors)
         assert full is not None

@@ -1334,8 +1334,10 @@ def lower_loss(
     loss: ast.LossDef,
     errors: list[LossError],
     absent: frozenset[str] = frozenset(),
+    helper: bool = False,
 ) -> Program | None:
-    """Lower one loss for one set of absent optional inputs."""
+    """Lower one loss for one set of absent optional inputs. A helper (a loss other specs in
+    the file call, not the file's spec) may return a pairwise [B, B'] value."""
     ctx = Ctx(Builder(), errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
     decls: list[InputDecl] = []
     seen: set[str] = set()
@@ -1391,7 +1393,7 @@ def lower_loss(
     reduce_stmts = [s for s in loss.body if isinstance(s, ast.Reduce)]
     if result is None:
         return None
-    result = _check_result(ctx, loss, result)
+    result = _check_result(ctx, loss, result, helper)
     if result is None:
         return None
     outputs, default_mode = _reductions(ctx, loss, result, reduce_stmts)
@@ -1430,7 +1432,7 @@ def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
     return False
 
 
-def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
+def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) -> Atom | None:
     sp = _sp(loss.result)
     if r.type.dtype == "bool":
         return ctx.error(
@@ -1461,7 +1463,7 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom) -> Atom | None:
     if r is not None and canon != r.type.dims:
         r = ctx.emit("transpose", (r,), (("dims", canon),), span=sp)
     primed = [d for d in r.type.dims if d.primes]
-    if primed:
+    if primed and not helper:
         return ctx.error(
             DimMismatch,
             f"the loss still has the pairwise dim{'s' if len(primed) > 1 else ''} "
