@@ -104,8 +104,9 @@ def grads(backend: str, fn, inputs: dict, wrt: list[str], dtype: str, **kw) -> d
 
 
 def fd_grads(spec, absent, inputs: dict, wrt: list[str], h: float = 1e-6, **params) -> dict:
-    """Central finite differences of the float64 numpy reference (mean reduction), with every
-    stop_grad value held at its unperturbed value (what stop_grad means)."""
+    """Central finite differences of the float64 numpy reference (reduction="mean": compare
+    with grads(..., reduction="mean")), every stop_grad value held at its unperturbed value
+    (what stop_grad means)."""
     ref = load_backend("numpy")
     prog = spec.program(frozenset(absent))
     frozen: dict = {}
@@ -156,7 +157,7 @@ def equivalence_table(names: list[str], out=print, seed: int = 0) -> bool:
             wrt = float_inputs(spec, absent)
             fd = fd_grads(spec, absent, d, wrt)
             for b, key in (("torch", "gt"), ("jax", "gj")):
-                g = grads(b, spec.compile(b), d, wrt, "float64")
+                g = grads(b, spec.compile(b), d, wrt, "float64", reduction="mean")
                 for k in wrt:
                     worst[key] = max(worst[key], rel_err(g[k], fd[k]))
         good = max(worst["vt"], worst["vj"]) <= 1e-5 and max(worst["gt"], worst["gj"]) <= 1e-6
