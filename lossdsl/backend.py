@@ -158,9 +158,9 @@ class Names:
         | {"LossInputError", "LossParamError", "_prod", "ValueError", "True", "False", "None"}
     )
 
-    def __init__(self, extra: set[str] = frozenset()):
-        self.used: set[str] = set(self.RESERVED) | set(extra)
-        self.map: dict[str, str] = {}
+    def __init__(self, extra: set[str] = frozenset(), preset: dict[str, str] | None = None):
+        self.map: dict[str, str] = dict(preset or {})
+        self.used: set[str] = set(self.RESERVED) | set(extra) | set(self.map.values())
 
     def __call__(self, ir_name: str) -> str:
         if ir_name not in self.map:
@@ -193,17 +193,22 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         '    """A param value that violates its declared constraint."""',
     ]
     full = _all_inputs(programs)
+    api = Names()  # the public names of inputs and params, shared by every function below
+    for n, _ in full:
+        api(n)
+    for q in main.params:
+        api(q.var.name)
     body: list[str] = []
     if len(programs) == 1:
-        body += ["", *emit_function(target, main, fname, full, public=True, doc=doc)]
+        body += ["", *emit_function(target, main, fname, full, True, doc, api.map)]
     else:
         variants = []
         for prog in programs:
             parts = [f"no_{a}" for a in prog.absent] + [f"{z}_0" for z in prog.zeros]
             vname = f"_{fname}__" + ("__".join(parts) or "general")
             variants.append((prog, vname))
-            body += ["", *emit_function(target, prog, vname, full, public=False), ""]
-        body += ["", *_dispatcher(main, fname, full, variants, doc)]
+            body += ["", *emit_function(target, prog, vname, full, False, "", api.map), ""]
+        body += ["", *_dispatcher(main, fname, full, variants, doc, api.map)]
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
@@ -222,10 +227,10 @@ def _signature(prog: Program, full: list[tuple[str, bool]], names: Names) -> str
     return ", ".join(ins + ["*"] + ps + [f'reduction="{prog.default_reduction}"'])
 
 
-def _dispatcher(main, fname, full, variants, doc) -> list[str]:
+def _dispatcher(main, fname, full, variants, doc, api) -> list[str]:
     """Pick the variant for this call: which optional inputs were passed, which specialized
     params are the number 0 (a traced or tensor value takes the general variant)."""
-    names = Names({fname})
+    names = Names({v for _, v in variants}, preset=api)
     general = max((p for p, _ in variants), key=lambda p: len(p.params))
     sig = _signature(general, full, names)
     out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
@@ -250,19 +255,21 @@ def _dispatcher(main, fname, full, variants, doc) -> list[str]:
     return out
 
 
-def emit_function(target, prog, fname, full, public: bool, doc: str = "") -> list[str]:
-    return _FunctionEmitter(target, prog, fname).emit(full, public, doc)
+def emit_function(target, prog, fname, full, public: bool, doc="", api=None) -> list[str]:
+    return _FunctionEmitter(target, prog, fname, api or {}).emit(full, public, doc)
 
 
 class _FunctionEmitter:
-    def __init__(self, target: Target, prog: Program, fname: str):
+    def __init__(self, target: Target, prog: Program, fname: str, api: dict[str, str]):
         self.t = target
         self.p = prog
         self.fname = fname
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
-        self.names = Names({fname})
+        # Inputs and params keep the module-wide names of the public signature (`api`), so the
+        # dispatcher and every variant agree; a param may share the loss's own name.
+        self.names = Names(preset=api)
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
             self.size[d] = self.names(d if d.isidentifier() else "n")

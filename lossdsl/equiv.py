@@ -113,7 +113,7 @@ def fd_grads(spec, absent, inputs: dict, wrt: list[str], h: float = 1e-6, **para
     ref.evaluate(prog, inputs, params, "mean", frozen)
     out = {}
     for k in wrt:
-        x = inputs[k].astype(np.float64)
+        x = np.array(inputs[k], dtype=np.float64)  # scalar inputs too
         g = np.zeros_like(x)
         for i in np.ndindex(x.shape):
             xp, xm = x.copy(), x.copy()

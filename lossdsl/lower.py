@@ -642,6 +642,8 @@ def _logsigmoid(ctx, call, a):
 
 
 def _norm(ctx, call, a):
+    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is only
+    evaluated where the sum of squares is positive."""
     over = _over(ctx, a, a["x"])
     if over is None:
         return None
@@ -649,7 +651,11 @@ def _norm(ctx, call, a):
     sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
     over = _all_dims(sq, over)
     s = ctx.emit("sum", (sq,), (("over", over),), span=call.span) if over else sq
-    return ctx.emit("sqrt", (s,), span=call.span)
+    pos = ctx.emit("gt", (s, lit(0.0)), span=call.span)
+    root = ctx.emit(
+        "sqrt", (ctx.emit("where", (pos, s, lit(1.0)), span=call.span),), span=call.span
+    )
+    return ctx.emit("where", (pos, root, lit(0.0)), span=call.span)
 
 
 def _normalize(ctx, call, a):

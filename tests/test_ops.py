@@ -138,3 +138,13 @@ def test_op_gradients_agree_with_finite_differences(op):
     for backend in ("torch", "jax"):
         got = grads(backend, spec.compile(backend), data, ["x"], "float64")
         np.testing.assert_allclose(got["x"], want["x"], rtol=1e-6, atol=1e-8, err_msg=backend)
+
+
+def test_norm_has_zero_gradient_at_zero():
+    """torch: x.norm() at x = 0 has gradient 0 (a subgradient), not NaN."""
+    import torch
+
+    spec = lossdsl.parse("loss nz(x: float[B, D]) {\n    norm(x, over=D)\n}\n")
+    x = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(spec.compile("torch")(x), [x])
+    assert torch.all(g == 0)
