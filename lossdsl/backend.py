@@ -517,8 +517,16 @@ class _FunctionEmitter:
         if op.kind == "elementwise":
             args = [self.aligned(a, e.out.type.dims) for a in e.args]
             if e.op not in INFIX:
+                # A Python number becomes a 0-d tensor; of the float dtype when the op computes
+                # in floats (log(size(B)) must not run in torch's default float32).
+                out_float = e.out.type.dtype == "float"
                 args = [
-                    self.t.as_tensor.format(x=s, dtype=self._dtype(a.type.dtype))
+                    self.t.as_tensor.format(
+                        x=s,
+                        dtype=self._dtype(
+                            "float" if out_float and a.type.dtype == "int" else a.type.dtype
+                        ),
+                    )
                     if isinstance(a, Var) and a.name in self.scalar
                     else s
                     for a, s in zip(e.args, args)

@@ -1420,7 +1420,11 @@ def lower_loss(
 
 def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
     """Does `r` read an input tensor (not only params, sizes and literals)?"""
-    inputs = {ctx.env[n].name for n, o in ctx.origin.items() if o == "input" and ctx.env.get(n)}
+    inputs = {
+        ctx.env[n].name
+        for n, o in ctx.origin.items()
+        if o == "input" and isinstance(ctx.env.get(n), Var)
+    }
     producers = {e.out.name: e for e in ctx.b.eqns}
     stack, seen = [r], set()
     while stack:

@@ -26,7 +26,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("b", [5, 16])
-@pytest.mark.parametrize("name,params,bound", CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize("name,params,bound", CASES, ids=[f"{n}-{p}" for n, p, _ in CASES])
 def test_mi_bound_matches_official(name, params, bound, b):
     f = torch.randn(b, b, generator=torch.Generator().manual_seed(b)) * 3 + 2 * torch.eye(b)
     fn = lossdsl.load(name).compile("torch")

@@ -68,7 +68,9 @@ PROGRAMS = {
     "transpose": "z + x",
     "argmax": "x[argmax(x, over=C)] + float(argmax(z, over=C))",
     # a Gram matrix [C, C'] (symmetric), and its [C', C] layout (operand transposed first)
-    "eigvalsh": "eigvalsh(sum(x * x', over=B), over=(C, C')) + eigvalsh(sum(x' * x, over=B), over=(C, C'))",
+    "eigvalsh": (
+        "eigvalsh(sum(x * x', over=B), over=(C, C')) + eigvalsh(sum(x' * x, over=B), over=(C, C'))"
+    ),
     "rename": "sum(sum(x' * 2.0, over=C'), over=B') + x",
 }
 

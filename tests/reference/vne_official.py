@@ -1,8 +1,9 @@
 """Von Neumann entropy of embeddings, transcribed from the official code.
 
-Repository: jaeill/CVPR23-VNE, file vne/__init__.py, commit ff4fa0d57ff0bea90169bd4e8e53e911f977fd7a,
-function get_vne (the svd form; the file's commented eigh form is equivalent). Deviation: numpy's
-sqrt of the batch size is replaced by math.sqrt (same value).
+Repository: jaeill/CVPR23-VNE, file vne/__init__.py,
+commit ff4fa0d57ff0bea90169bd4e8e53e911f977fd7a, function get_vne (the svd form; the file's
+commented eigh form is equivalent). Deviation: numpy's sqrt of the batch size is replaced by
+math.sqrt (same value).
 """
 
 import math
