@@ -7,6 +7,7 @@ value comes from. Everything runs in float64.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -48,7 +49,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 #  * PML default temperature is 0.1, official default 0.07.
 # --------------------------------------------------------------------------------------------
 
-pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
+pml_losses = importlib.import_module("pytorch_metric_learning.losses")
 
 
 def _pml_supcon(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -266,7 +267,7 @@ def test_sigmoid_focal_closed_form_and_alpha_semantics():
 
 
 def test_sigmoid_focal_matches_monai_and_optax():
-    monai_focal = pytest.importorskip("monai.losses.focal_loss")
+    monai_focal = importlib.import_module("monai.losses.focal_loss")
     g = _gen(22)
     x = torch.randn(3, 4, 5, generator=g, dtype=DT)
     y = (torch.rand(3, 4, 5, generator=g, dtype=DT) > 0.3).to(DT)
@@ -276,8 +277,8 @@ def test_sigmoid_focal_matches_monai_and_optax():
         monai_focal.sigmoid_focal_loss(x, y, gamma=2.0, alpha=0.25),
         msg="expected: monai.losses.focal_loss.sigmoid_focal_loss(gamma=2, alpha=0.25)",
     )
-    jax = pytest.importorskip("jax")
-    optax = pytest.importorskip("optax")
+    jax = importlib.import_module("jax")
+    optax = importlib.import_module("optax")
     import numpy as np
 
     with jax.enable_x64(True):
@@ -312,7 +313,7 @@ def test_focal_plain_gamma0_is_cross_entropy(reduction):
 
 
 def test_focal_plain_matches_monai_softmax_focal_summed_over_classes():
-    monai_focal = pytest.importorskip("monai.losses.focal_loss")
+    monai_focal = importlib.import_module("monai.losses.focal_loss")
     g = _gen(31)
     x = torch.randn(4, 5, 2, 3, generator=g, dtype=DT)
     y = torch.randint(5, (4, 2, 3), generator=g)
@@ -363,7 +364,7 @@ def test_kornia_focal_default_onehot_eps_leaks_into_other_classes():
 
 
 def test_kornia_alpha_convention_matches_monai_scalar_alpha():
-    monai_focal = pytest.importorskip("monai.losses.focal_loss")
+    monai_focal = importlib.import_module("monai.losses.focal_loss")
     g = _gen(35)
     x = torch.randn(3, 4, 2, generator=g, dtype=DT)
     y = torch.randint(4, (3, 2), generator=g)
@@ -429,8 +430,8 @@ def test_poly1_epsilon0_is_cross_entropy():
 
 
 def _optax_poly(x: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
-    jax = pytest.importorskip("jax")
-    optax = pytest.importorskip("optax")
+    jax = importlib.import_module("jax")
+    optax = importlib.import_module("optax")
     import numpy as np
 
     with jax.enable_x64(True):
