@@ -24,33 +24,12 @@ from reference.mmd_official import mix_rbf_mmd2
 from reference.supcon_official import supcon_loss
 from reference.triplet_batch_hard_official import triplet_loss
 from reference.vicreg_official import vicreg_loss
+from torch_helpers import assert_same, gen
 
 import lossdsl
 
 torch.set_default_dtype(torch.float64)
 BD = [(8, 5), (13, 17)]  # (B, D)
-
-
-def assert_same(ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=1e-12):
-    """Values and gradients (w.r.t. `wrt`) of ours and the reference, both on float64 torch."""
-
-    def run(fn):
-        xs = {
-            k: v.detach().clone().requires_grad_(k in wrt) if v.is_floating_point() else v
-            for k, v in inputs.items()
-        }
-        out = fn(**xs)
-        gs = torch.autograd.grad(out.sum(), [xs[k] for k in wrt]) if wrt else ()
-        return out.detach(), gs
-
-    (a, ga), (b, gb) = run(ours_fn), run(ref_fn)
-    torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
-    for x, y in zip(ga, gb, strict=True):
-        torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def randn(*shape, seed=0, scale=1.0):
