@@ -13,40 +13,13 @@ from reference.gram_style_official import gram_matrix, style_loss
 from reference.r3gan_official import discriminator_loss, generator_loss
 from reference.spectral_decoupling_official import binary_sd, multiclass_sd
 from reference.stablemax_official import stablemax_cross_entropy
+from torch_helpers import assert_same, gen, logits_target
 
 import lossdsl
 
 torch.set_default_dtype(torch.float64)
 SHAPES = [(8, 5), (33, 17)]
 REDUCTIONS = ["none", "sum", "mean"]
-
-
-def assert_same(ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=1e-12):
-    """Values and gradients (w.r.t. `wrt`) of ours and the reference, both on float64 torch."""
-
-    def run(fn):
-        xs = {
-            k: v.detach().clone().requires_grad_(k in wrt) if v.is_floating_point() else v
-            for k, v in inputs.items()
-        }
-        out = fn(**xs)
-        gs = torch.autograd.grad(out.sum(), [xs[k] for k in wrt]) if wrt else ()
-        return out.detach(), gs
-
-    (a, ga), (b, gb) = run(ours_fn), run(ref_fn)
-    torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
-    for x, y in zip(ga, gb, strict=True):
-        torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def logits_target(shape, seed=0, scale=3.0):
-    g = gen(seed)
-    b, c = shape
-    return torch.randn(b, c, generator=g) * scale, torch.randint(0, c, (b,), generator=g)
 
 
 # ---- stablemax_ce: LucasPrietoAl/grokking-at-the-edge-of-numerical-stability utils.py ----------
