@@ -617,6 +617,29 @@ def _eigvalsh(ctx, call, a):
     return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
 
+def _prime(ctx, call, a):
+    """prime(x, C): prime only the listed dims (x' primes all but the summed ones), e.g. a
+    per-sample Gram matrix sum(f * prime(f, C), over=S) is [B, C, C'], not [B, C, B', C']."""
+    dims = tuple(resolve_dim(ctx, n) for n in a["*"])
+    if not dims:
+        return ctx.error(ArityError, "prime() needs the dims to prime", call.span, "prime(x, C)")
+    if any(d is None for d in dims):
+        return None
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    missing = [d for d in dims if d not in x.type.dims]
+    if missing:
+        return ctx.error(
+            DimMismatch,
+            f"cannot prime {', '.join(map(str, missing))}: the operand is {x.type}",
+            call.span,
+            f"its dims are {fmt_dims(x.type.dims)}",
+        )
+    mapping = tuple((d, d.prime()) for d in dims)
+    return ctx.emit("rename", (x,), (("mapping", mapping),), span=call.span)
+
+
 def _where(ctx, call, a):
     c, x, y = _x(ctx, a["cond"]), _x(ctx, a["x"]), _x(ctx, a["y"])
     sp = (_sp(a["cond"]), _sp(a["x"]), _sp(a["y"]))
@@ -740,6 +763,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "pow": _binary("pow"),
     "xlogy": (Sig(("x", "y")), _xlogy),
     "where": (Sig(("cond", "x", "y")), _where),
+    "prime": (Sig(("x",), variadic=True), _prime),
     "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
     "max": _minmax("max", "maximum"),
     "min": _minmax("min", "minimum"),

@@ -150,3 +150,18 @@ def test_norm_has_zero_gradient_at_zero():
     x = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(spec.compile("torch")(x), [x])
     assert torch.all(g == 0)
+
+
+def test_prime_selected_dims_is_a_batched_gram_matrix():
+    """prime(f, C) primes C only: sum(f * prime(f, C), over=S) is the per-sample Gram matrix
+    f f^T ([B, C, C']), computed here with torch.bmm."""
+    import torch
+
+    spec = lossdsl.parse(
+        "loss g(f: float[B, C, *S]) {\n    mean(sum(f * prime(f, C), over=S), over=C')\n}\n"
+    )
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    flat = f.reshape(2, 3, -1)
+    gram = torch.bmm(flat, flat.transpose(1, 2))
+    torch.testing.assert_close(spec.compile("torch")(f, reduction="none"), gram.mean(2))
+    assert "contract" in {e.op for e in spec.program().eqns}  # a matmul, no outer product
