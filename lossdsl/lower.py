@@ -1019,7 +1019,7 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         elif _violated(check, {}):
             _bad_default(sub, p, check)
     ctx.checks.extend(sub.checks)
-    return lower_body(sub, loss, params_done=True)
+    return lower_body(sub, loss)
 
 
 def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
@@ -1333,7 +1333,7 @@ def _bad_default(ctx: Ctx, p: ast.Param, check: Check) -> None:
     )
 
 
-def lower_body(ctx: Ctx, loss: ast.LossDef, params_done: bool = False) -> Atom | None:
+def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
     """Lets, uses and the result expression, in order. Returns the per-element result."""
     for st in loss.body:
         match st:
