@@ -368,7 +368,7 @@ def test_mmd_samples_of_different_sizes_match_the_paper(biased):
     n, m = 7, 4
 
     def paper(x, y, sigma=1.5):
-        k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * sigma**2))
+        k = lambda a, b: torch.exp(-(torch.cdist(a, b) ** 2) / (2 * sigma**2))
         kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
         if biased:
             return kxx.sum() / n**2 + kyy.sum() / m**2 - 2 * kxy.sum() / (n * m)

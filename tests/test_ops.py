@@ -76,8 +76,7 @@ PROGRAMS = {
     "rename": "sum(sum(x' * 2.0, over=C'), over=B') + x",
     # an outer difference of unrelated dims ([B] vs [C]), and two new dims at once
     "expand": (
-        "(expand(sum(x, over=C), C) - sum(z, over=B))^2 * x"
-        " + sum(expand(y[i], C, B')[i], over=B')"
+        "(expand(sum(x, over=C), C) - sum(z, over=B))^2 * x + sum(expand(y[i], C, B')[i], over=B')"
     ),
     # the first difference along C (over C-1), and along B with C reduced
     "diff": "sum(diff(x, over=C)^2, over=C) + mean(abs(diff(z * y, over=B)))",
