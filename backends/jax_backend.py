@@ -26,6 +26,8 @@ TEMPLATES = {
     "relu": "jax.nn.relu({0})",
     "erf": "jax.scipy.special.erf({0})",
     "tanh": "jnp.tanh({0})",
+    "sin": "jnp.sin({0})",
+    "cos": "jnp.cos({0})",
     "not": "jnp.logical_not({0})",
     "stop_grad": "jax.lax.stop_gradient({0})",
     "to_float": "jnp.asarray({0}).astype(fdt)",
@@ -56,6 +58,8 @@ TEMPLATES = {
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",
     "contract": 'jnp.einsum("{spec}", {0}, {1})',
     "transpose": "jnp.transpose({0}, {perm})",
+    "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
+    "diff": "jnp.diff({0}, axis={axis})",
 }
 
 TARGET = Target(

@@ -98,9 +98,11 @@ def _apply(e, args, sizes):
         out = op.ref(x)  # [..rest, d]
         want = e.out.type.dims
         return np.moveaxis(out, -1, want.index(d)) if rest else out
-    if op.kind == "axis":
+    if op.kind in ("axis", "diff"):
         (ax,) = layout.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
+    if op.kind == "expand":
+        return op.ref(args[0], tuple(_n(sizes, d) for d in e.out.type.dims))
     if op.kind == "gather":
         x, idx = e.args
         out = e.out.type.dims
@@ -113,15 +115,15 @@ def _apply(e, args, sizes):
         ia = _broadcast(args[1], idx.type.dims, rest, sizes)
         return op.ref(args[0], ia, x.type.dims.index(idx.type.of))
     if op.kind == "onehot":
-        return op.ref(args[0], sizes[attrs["dim"].name], attrs.get("axis", -1))
+        return op.ref(args[0], _n(sizes, attrs["dim"]), attrs.get("axis", -1))
     if op.kind == "eye":
-        return op.ref(sizes[attrs["dims"][0].name])
+        return op.ref(_n(sizes, attrs["dims"][0]))
     if op.kind == "fill":
-        shape = tuple(sizes[d.name] for d in attrs["dims"])
+        shape = tuple(_n(sizes, d) for d in attrs["dims"])
         dt = {"float": np.float64, "int": np.int64, "bool": bool}[attrs["dtype"]]
         return op.ref(shape, attrs["value"]).astype(dt)
     if op.kind == "size":
-        return op.ref(sizes[attrs["dim"].name])
+        return op.ref(_n(sizes, attrs["dim"]))
     if op.kind == "contract":
         a, b = e.args
         return op.ref(layout.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims), *args)
@@ -137,7 +139,12 @@ def _broadcast(v, src, dst, sizes):
     v = np.transpose(v, al.perm) if al.perm is not None else v
     if al.index:
         v = v[tuple(slice(None) if i == ":" else None for i in al.index)]
-    return np.broadcast_to(v, tuple(sizes[d.name] for d in dst))
+    return np.broadcast_to(v, tuple(_n(sizes, d) for d in dst))
+
+
+def _n(sizes, d) -> int:
+    """A dim's size; diff's D-1 is D's size minus its cut."""
+    return sizes[d.name] - d.cut
 
 
 # ---- NumPy source target ------------------------------------------------------------------
@@ -186,6 +193,8 @@ TEMPLATES = {
     "relu": "np.maximum({0}, 0)",
     "erf": "_erf({0})",
     "tanh": "np.tanh({0})",
+    "sin": "np.sin({0})",
+    "cos": "np.cos({0})",
     "not": "np.logical_not({0})",
     "stop_grad": "{0}",
     "to_float": "np.asarray({0}, dtype=np.float64)",
@@ -218,6 +227,8 @@ TEMPLATES = {
     "fill": "np.full({shape}, {value}, dtype={dtype})",
     "contract": 'np.einsum("{spec}", {0}, {1})',
     "transpose": "np.transpose({0}, {perm})",
+    "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
+    "diff": "np.diff({0}, axis={axis})",
 }
 
 TARGET = Target(

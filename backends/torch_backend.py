@@ -71,6 +71,8 @@ TEMPLATES = {
     "relu": "torch.relu({0})",
     "erf": "torch.special.erf({0})",
     "tanh": "torch.tanh({0})",
+    "sin": "torch.sin({0})",
+    "cos": "torch.cos({0})",
     "not": "torch.logical_not({0})",
     "stop_grad": "{0}.detach()",
     "to_float": "{0}.to(fdt)",
@@ -98,6 +100,8 @@ TEMPLATES = {
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
     "contract": 'torch.einsum("{spec}", {0}, {1})',
     "transpose": "{0}.permute{perm}",
+    "expand": "{0}[..., {nones}].expand({shape})",
+    "diff": "torch.diff({0}, dim={axis})",
 }
 
 TARGET = Target(

@@ -285,7 +285,8 @@ class _FunctionEmitter:
         return isinstance(a, Lit) or a.name in self.scalar
 
     def dim_size(self, d: Dim) -> str:
-        return self.size[d.name]
+        n = self.size[d.name]
+        return f"({n} - {d.cut})" if d.cut else n
 
     def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
         if isinstance(a, Lit) or not a.type.dims:
@@ -562,6 +563,10 @@ class _FunctionEmitter:
             )
         if e.op == "eigvalsh":
             attrs.update(self._matrix_last(e))
+        if e.op == "expand":
+            new = e.attr("dims")
+            attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in e.out.type.dims) + ")"
+            attrs["nones"] = ", ".join(["None"] * len(new))
         if e.op == "transpose":
             attrs["perm"] = layout.axes(a0.type.dims, e.attr("dims"))
         if e.op == "contract":

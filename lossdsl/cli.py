@@ -175,9 +175,7 @@ def cmd_plot(a) -> int:
             )
         k, vs = item.split("=", 1)
         sweeps[k.strip()] = [float(_parse_value(v)) for v in vs.split(",") if v.strip()]
-    if a.over != "pt":
-        raise LossError(f"plot --over {a.over} is not supported yet", None, "use --over pt")
-    for finding in plot(a.names, sweeps, a.output):
+    for finding in plot(a.names, sweeps, a.output, over=a.over):
         print(f"note: {finding}")
     print(f"wrote {a.output}")
     return 0
@@ -215,9 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="signature, params, formula and citation of a spec")
     s.add_argument("name")
     s.set_defaults(fn=cmd_show)
-    pl = sub.add_parser("plot", help="loss and dL/dp_t against p_t for a param sweep")
+    pl = sub.add_parser(
+        "plot", help="a loss and its derivative along p_t, a margin or a similarity"
+    )
     pl.add_argument("names", nargs="+")
-    pl.add_argument("--over", default="pt", help="the x axis (pt)")
+    pl.add_argument(
+        "--over",
+        default="pt",
+        choices=("pt", "margin", "similarity"),
+        help="the x axis: pt (classification), margin (scores), similarity (embeddings)",
+    )
     pl.add_argument("--param", action="append", metavar="NAME=V1,V2", help="values to sweep")
     pl.add_argument("-o", "--output", default="loss.png")
     pl.set_defaults(fn=cmd_plot)

@@ -27,6 +27,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "relu": (r"[{0}]_+", 7),
     "erf": (r"\operatorname{{erf}}({0})", 7),
     "tanh": (r"\tanh({0})", 7),
+    "sin": (r"\sin({0})", 7),
+    "cos": (r"\cos({0})", 7),
     "not": (r"\lnot {0}", 5),
     "stop_grad": (r"\operatorname{{sg}}[{0}]", 7),
     "to_float": (r"[{0}]", 7),
@@ -67,6 +69,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "transpose": ("{0}", 7),
     "argmax": (r"\operatorname{{argmax}}_{{{over}}} {0}", 5),
     "eigvalsh": (r"\lambda({0})", 7),
+    "expand": ("{0}", 7),
+    "diff": (r"\Delta_{{{over}}} {0}", 5),
 }
 
 GREEK = {

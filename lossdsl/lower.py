@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -451,7 +451,14 @@ def _reduce_operand(ctx: Ctx, a: dict, over: tuple[Dim, ...]):
 
 
 def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
-    return over if over or x is None else x.type.dims
+    """The dims to reduce: all of x's when none are listed. over=H also names H-1 (from
+    diff(x, over=H)) when x has that and not H itself: users cannot spell H-1."""
+    if x is None:
+        return over
+    if not over:
+        return x.type.dims
+    cut = {replace(d, cut=0): d for d in x.type.dims if d.cut}
+    return tuple(cut.get(d, d) if d not in x.type.dims else d for d in over)
 
 
 def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
@@ -640,6 +647,22 @@ def _prime(ctx, call, a):
     return ctx.emit("rename", (x,), (("mapping", mapping),), span=call.span)
 
 
+def _expand(ctx, call, a):
+    """expand(x, M): x repeated along new dims, so that unrelated dims may meet on purpose:
+    expand(centers, B) - target is [C, B] (an implicit [C] - [B] is an error: usually a bug)."""
+    dims = tuple(resolve_dim(ctx, n) for n in a["*"])
+    if not dims:
+        return ctx.error(
+            ArityError, "expand() needs the dims to add", call.span, "e.g. expand(x, B)"
+        )
+    if any(d is None for d in dims):
+        return None
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    return ctx.emit("expand", (x,), (("dims", dims),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
 def _where(ctx, call, a):
     c, x, y = _x(ctx, a["cond"]), _x(ctx, a["x"]), _x(ctx, a["y"])
     sp = (_sp(a["cond"]), _sp(a["x"]), _sp(a["y"]))
@@ -755,6 +778,8 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
             "relu": "relu",
             "erf": "erf",
             "tanh": "tanh",
+            "sin": "sin",
+            "cos": "cos",
             "stop_grad": "stop_grad",
             "float": "to_float",
         }.items()
@@ -764,6 +789,8 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "xlogy": (Sig(("x", "y")), _xlogy),
     "where": (Sig(("cond", "x", "y")), _where),
     "prime": (Sig(("x",), variadic=True), _prime),
+    "expand": (Sig(("x",), variadic=True), _expand),
+    "diff": _axis_op("diff"),
     "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
     "max": _minmax("max", "maximum"),
     "min": _minmax("min", "minimum"),

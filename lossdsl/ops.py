@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class OpDimError(OpTypeError):
 @dataclass(frozen=True)
 class OpDef:
     name: str
-    kind: str  # elementwise reduce axis gather onehot eye fill size contract rename transpose
+    kind: str  # elementwise reduce axis gather onehot eye fill size contract rename transpose ...
     nargs: int
     type_rule: Callable[[list[TensorType], dict], TensorType]
     ref: Callable
@@ -224,6 +224,37 @@ def onehot_rule(ts, attrs):
     return TensorType("float", idx.dims[:k] + (attrs["dim"],) + idx.dims[k:])
 
 
+def expand_rule(ts, attrs):
+    (x,) = ts
+    if not x.dims:
+        raise OpDimError(
+            f"expand() needs a tensor, found {x}",
+            "a scalar broadcasts against any dims already; drop the expand",
+            0,
+        )
+    again = [d for d in attrs["dims"] if d in x.dims]
+    if again:
+        raise OpDimError(
+            f"cannot expand {x} by {', '.join(map(str, again))}: it has that dim already",
+            "list only dims the operand lacks",
+            0,
+        )
+    return TensorType(x.dtype, x.dims + tuple(attrs["dims"]), x.of)
+
+
+def diff_rule(ts, attrs):
+    _numeric(ts, "diff")
+    (d,) = _check_over(ts[0], attrs)
+    if d.variadic:
+        raise OpDimError(
+            f"diff() needs a named axis, not the variadic {d}",
+            "declare the spatial axes by name, e.g. float[B, C, H, W]",
+            0,
+        )
+    cut = replace(d, cut=d.cut + 1)
+    return TensorType("float", tuple(cut if k == d else k for k in ts[0].dims))
+
+
 def eye_rule(ts, attrs):
     return TensorType("bool", attrs["dims"])
 
@@ -344,6 +375,8 @@ _row("softplus", E, 1, unary_float, _softplus, "log(1 + e^x), stable for large |
 _row("relu", E, 1, unary_same, lambda x: np.maximum(x, 0), "max(x, 0)")
 _row("erf", E, 1, unary_float, _erf, "the error function")
 _row("tanh", E, 1, unary_float, np.tanh, "hyperbolic tangent")
+_row("sin", E, 1, unary_float, np.sin, "sine (radians)")
+_row("cos", E, 1, unary_float, np.cos, "cosine (radians)")
 _row("not", E, 1, logical, np.logical_not, "boolean not", False)
 _row("stop_grad", E, 1, same, lambda x: x, "value of x, zero gradient")
 _row("to_float", E, 1, to_float, lambda x: x.astype(np.float64), "bool/int -> float")
@@ -522,6 +555,26 @@ _row(
     lambda x, axis: np.argmax(x, axis=axis),
     "the index of the largest entry along a dim (first on ties): an index into that dim",
     False,
+    ("over",),
+)
+_row(
+    "expand",
+    "expand",
+    1,
+    expand_rule,
+    lambda x, shape: np.broadcast_to(x.reshape(x.shape + (1,) * (len(shape) - x.ndim)), shape),
+    "x repeated along new dims (appended): the explicit outer product of unrelated dims",
+    True,
+    ("dims",),
+)
+_row(
+    "diff",
+    "diff",
+    1,
+    diff_rule,
+    lambda x, axis: np.diff(x, axis=axis),
+    "x[1:] - x[:-1] along a dim D; the result is over D-1 (D's size minus one)",
+    True,
     ("over",),
 )
 _row(

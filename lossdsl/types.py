@@ -14,15 +14,17 @@ class Dim:
     name: str
     primes: int = 0
     variadic: bool = False  # *S: any number of axes, flattened to one at the function boundary
+    cut: int = 0  # diff(x, over=H) is over H-1: H's size minus `cut` (a dim users cannot name)
 
     def prime(self) -> Dim:
         return replace(self, primes=self.primes + 1)
 
     def twin_of(self, other: Dim) -> bool:
-        return self.name == other.name and self.primes != other.primes
+        return self.name == other.name and self.primes != other.primes and self.cut == other.cut
 
     def __str__(self) -> str:
-        return ("*" if self.variadic else "") + self.name + "'" * self.primes
+        s = ("*" if self.variadic else "") + self.name + "'" * self.primes
+        return s + (f"-{self.cut}" if self.cut else "")
 
 
 @dataclass(frozen=True)

@@ -345,18 +345,41 @@ def test_byol_is_affine_in_simsiam():
 
 @pytest.mark.parametrize("bd", BD)
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 4.0])
-def test_mmd_matches_mmd_gan(bd, sigma):
+@pytest.mark.parametrize("biased", [True, False])
+def test_mmd_matches_mmd_gan(bd, sigma, biased):
     b, d = bd
     x, y = randn(b, d, seed=35), randn(b, d, seed=36) + 0.5
     fn = lossdsl.load("mmd").compile("torch")
     assert_same(
-        lambda x, y: fn(x, y, sigma=sigma),
-        lambda x, y: mix_rbf_mmd2(x, y, [sigma], biased=True),
+        lambda x, y: fn(x, y, sigma=sigma, biased=biased),
+        lambda x, y: mix_rbf_mmd2(x, y, [sigma], biased=biased),
         {"x": x, "y": y},
         ["x", "y"],
         rtol=1e-8,
         atol=1e-10,
     )
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_mmd_samples_of_different_sizes_match_the_paper(biased):
+    # MMD-GAN's code needs N == M; for N != M the expected value is Gretton et al. (JMLR 2012)
+    # Lemma 6 (biased, eq. 5) and eq. 3 (unbiased), written out here on the kernel matrices
+    x, y = randn(7, 3, seed=39), randn(4, 3, seed=40) * 2
+    n, m = 7, 4
+
+    def paper(x, y, sigma=1.5):
+        k = lambda a, b: torch.exp(-(torch.cdist(a, b) ** 2) / (2 * sigma**2))
+        kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+        if biased:
+            return kxx.sum() / n**2 + kyy.sum() / m**2 - 2 * kxy.sum() / (n * m)
+        off = lambda kk: kk.sum() - kk.diagonal().sum()
+        return off(kxx) / (n * (n - 1)) + off(kyy) / (m * (m - 1)) - 2 * kxy.sum() / (n * m)
+
+    fn = lossdsl.load("mmd").compile("torch")
+    assert_same(
+        lambda x, y: fn(x, y, sigma=1.5, biased=biased), paper, {"x": x, "y": y}, ["x", "y"],
+        rtol=1e-8, atol=1e-10,
+    )  # fmt: skip
 
 
 def test_mmd_identical_samples_is_zero_and_symmetric():

@@ -29,6 +29,11 @@ from reference.diffusers_official import (
     huber_c_schedule,
     min_snr_loss,
 )
+from reference.ict_official import (
+    improved_loss_weighting,
+    kinyugo_training_loss,
+    paper_pseudo_huber,
+)
 from reference.ldam_official import drw_weights, ldam_loss
 from reference.z_loss_t5x import weighted_z_loss
 from torch_helpers import assert_same, gen, logits_target
@@ -454,3 +459,55 @@ def test_jax_matches_torch_reference(name, args):
     a = np.asarray(compiled(name, "jax")(*[v.numpy() for v in args(x, y, t)], reduction="none"))
     b = compiled(name)(*args(x, y, t), reduction="none").numpy()
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# ---- pseudo_huber_ict: iCT paper Sec. 3.3/3.4 and Kinyugo/consistency_models -----------------
+
+ICT_SHAPES = [(4, 3, 8, 8), (6, 10)]
+
+
+@pytest.mark.parametrize("shape", ICT_SHAPES)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_pseudo_huber_ict_vector_form_matches_paper(shape, reduction):
+    g = gen(51)
+    x, y = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+    sigmas = torch.linspace(0.002, 80.0, shape[0] + 1) ** 1.5  # an increasing discretization
+    w = improved_loss_weighting(sigmas)
+    fn = lossdsl.load("pseudo_huber_ict").compile("torch")
+    red = {"none": lambda v: v, "sum": torch.sum, "mean": torch.mean}[reduction]
+    assert_same(
+        lambda x, y: fn(x, y, w, reduction=reduction),
+        lambda x, y: red(paper_pseudo_huber(x, y, w)),
+        {"x": x, "y": y},
+        ["x", "y"],
+    )
+
+
+@pytest.mark.parametrize("shape", ICT_SHAPES)
+def test_pseudo_huber_ict_elementwise_matches_kinyugo(shape):
+    g = gen(52)
+    x = torch.randn(*shape, generator=g)
+    y = x + torch.randn(*shape, generator=g) * 0.01  # near x: both regimes of |d| vs c
+    w = torch.rand(shape[0], generator=g) + 0.5
+    fn = lossdsl.load("pseudo_huber_ict").compile("torch")
+    assert_same(
+        lambda x, y: fn(x, y, w, vector=False),
+        lambda x, y: kinyugo_training_loss(x, y, w),
+        {"x": x, "y": y},
+        ["x", "y"],
+    )
+
+
+def test_pseudo_huber_ict_c_scales_with_dimension():
+    # the paper's CIFAR-10 value: c = 0.00054 * sqrt(3 * 32 * 32) = 0.0299 (Sec. 3.3, "0.03")
+    fn = lossdsl.load("pseudo_huber_ict").compile("torch")
+    x = torch.zeros(1, 3, 32, 32)
+    y = x.clone()
+    y[0, 0, 0, 0] = 1.0
+    c = 0.00054 * math.sqrt(3 * 32 * 32)
+    assert abs(c - 0.03) < 3e-4
+    torch.testing.assert_close(fn(x, y), torch.tensor(math.sqrt(1 + c**2) - c))
+    # equal inputs: zero loss, zero (finite) gradient
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(xr, x), xr)
+    assert torch.equal(g, torch.zeros_like(g))

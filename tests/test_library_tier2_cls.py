@@ -18,6 +18,7 @@ from reference.encouraging_official import encouraging_loss
 from reference.hl_gauss_official import hl_gauss_loss
 from reference.info_max_official import im_loss
 from reference.logitclip_official import logitclip_ce
+from reference.md4_official import md4_loss
 from reference.mdlm_official import mdlm_loss
 from reference.sfda_official import ent_kl_prop
 from reference.squentropy_official import squentropy
@@ -493,6 +494,47 @@ def test_masked_diffusion_polynomial_schedule_weight():
     fn = lossdsl.load("masked_diffusion_ce").compile("torch")
     ce = F.cross_entropy(x.reshape(-1, 6), x0.reshape(-1), reduction="none").reshape(3, 4).sum(1)
     torch.testing.assert_close(fn(x, x0, mask, t, exponent=3.0, reduction="none"), 3.0 / t * ce)
+
+
+# ---- masked_diffusion_ce: google-deepmind/md4 md4.py (MaskingSchedule, cont-time loss) -------
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 5), (9, 16, 11)])
+@pytest.mark.parametrize(
+    "schedule,kw",
+    [
+        ("cosine", {"cosine": True}),
+        ("linear", {}),
+        ("poly2", {"exponent": 2.0}),
+    ],
+)
+@pytest.mark.parametrize("eps", [1e-4, 0.0])
+def test_masked_diffusion_matches_md4(shape, schedule, kw, eps):
+    b, length, v = shape
+    g = gen(37)
+    x = torch.randn(b, length, v, generator=g) * 2
+    x0 = torch.randint(0, v, (b, length), generator=g)
+    mask = torch.rand(b, length, generator=g) < 0.6
+    t = torch.rand(b, generator=g) * 0.98 + 0.02
+    fn = lossdsl.load("masked_diffusion_ce").compile("torch")
+    assert_same(
+        lambda x, t: fn(x, x0, mask, t, eps=eps, reduction="none", **kw),
+        lambda x, t: md4_loss(x, x0, mask, t, schedule=schedule, eps=eps),
+        {"x": x, "t": t},
+        ["x", "t"],
+        rtol=1e-9,
+    )
+
+
+def test_masked_diffusion_cosine_weight_is_half_pi_tan():
+    """MD4 paper, Table 1: cosine schedule weight (pi/2) tan(pi/2 (1 - t)), eps = 0."""
+    x = torch.zeros(3, 1, 4)  # uniform logits: ce = log 4 on the one masked token
+    x0 = torch.zeros(3, 1, dtype=torch.long)
+    mask = torch.ones(3, 1, dtype=torch.bool)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    fn = lossdsl.load("masked_diffusion_ce").compile("torch")
+    want = math.pi / 2 * torch.tan(math.pi / 2 * (1 - t)) * math.log(4)
+    torch.testing.assert_close(fn(x, x0, mask, t, cosine=True, reduction="none"), want)
 
 
 # ---- shift invariance of the softmax losses (metamorphic) ------------------------------------

@@ -13,6 +13,7 @@ from reference.gram_style_official import gram_matrix, style_loss
 from reference.r3gan_official import discriminator_loss, generator_loss
 from reference.spectral_decoupling_official import binary_sd, multiclass_sd
 from reference.stablemax_official import stablemax_cross_entropy
+from reference.tv_srgan import tv_loss as srgan_tv_loss
 from torch_helpers import assert_same, gen, logits_target
 
 import lossdsl
@@ -184,3 +185,44 @@ def test_gram_style_edges():
     b = torch.randn(3, 4, 5, 5, generator=g)
     per = torch.stack([fn(a[i : i + 1], b[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(fn(a, b, reduction="none"), per)
+
+
+# ---- tv: kornia.losses.total_variation (kornia 0.9.0) and the SRGAN TVLoss of iSeeBetter ----
+
+TV_SHAPES = [(2, 3, 5, 7), (1, 2, 8, 4)]
+
+
+@pytest.mark.parametrize("shape", TV_SHAPES)
+@pytest.mark.parametrize("kornia_reduction", ["sum", "mean"])
+def test_tv_matches_kornia(shape, kornia_reduction):
+    from kornia.losses import total_variation
+
+    x = torch.randn(*shape, generator=gen(7))
+    fn = lossdsl.load("tv").compile("torch")
+    normalize = kornia_reduction == "mean"
+    assert_same(
+        lambda x: fn(x, normalize=normalize, reduction="none"),
+        lambda x: total_variation(x, reduction=kornia_reduction),
+        {"x": x},
+        ["x"],
+    )
+
+
+@pytest.mark.parametrize("shape", TV_SHAPES)
+def test_tv_squared_matches_srgan_tvloss(shape):
+    x = torch.randn(*shape, generator=gen(8))
+    fn = lossdsl.load("tv").compile("torch")
+    assert_same(lambda x: fn(x, p=2.0, scale=2.0), srgan_tv_loss, {"x": x}, ["x"])
+
+
+def test_tv_hand_values_and_constant_image():
+    fn = lossdsl.load("tv").compile("torch")
+    # by hand: rows [0, 1], [3, 5]: |dh| = 3, 4 (mean 3.5); |dw| = 1, 2 (mean 1.5)
+    x = torch.tensor([[[[0.0, 1.0], [3.0, 5.0]]]])
+    torch.testing.assert_close(fn(x), torch.tensor(5.0))
+    torch.testing.assert_close(fn(x, normalize=False), torch.tensor(10.0))
+    # a constant image has zero variation and a zero (not NaN) gradient, for p = 1 and p = 2
+    c = torch.full((2, 1, 3, 3), 0.5, requires_grad=True)
+    for p in (1.0, 2.0):
+        (g,) = torch.autograd.grad(fn(c, p=p), c)
+        assert torch.equal(g, torch.zeros_like(g))

@@ -28,6 +28,8 @@ PROGRAMS = {
     "relu": "relu(x)",
     "erf": "erf(x)",
     "tanh": "tanh(x)",
+    "sin": "sin(x)",
+    "cos": "cos(x)",
     "not": "where(!m, x, y)",
     "stop_grad": "stop_grad(x) * y",
     "to_float": "float(m) * x",
@@ -72,6 +74,12 @@ PROGRAMS = {
         "eigvalsh(sum(x * x', over=B), over=(C, C')) + eigvalsh(sum(x' * x, over=B), over=(C, C'))"
     ),
     "rename": "sum(sum(x' * 2.0, over=C'), over=B') + x",
+    # an outer difference of unrelated dims ([B] vs [C]), and two new dims at once
+    "expand": (
+        "(expand(sum(x, over=C), C) - sum(z, over=B))^2 * x + sum(expand(y[i], C, B')[i], over=B')"
+    ),
+    # the first difference along C (over C-1), and along B with C reduced
+    "diff": "sum(diff(x, over=C)^2, over=C) + mean(abs(diff(z * y, over=B)))",
 }
 
 

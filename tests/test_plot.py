@@ -57,3 +57,55 @@ def test_cli_writes_a_png(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_margin_curves_are_the_closed_forms():
+    """Two-class CE and BPR at score margin m are softplus(-m) = log(1 + e^-m) (Rendle et al.
+    2009, eq. for -ln sigma(x_uij)); the hinge loss is max(0, 1 - m) (Cortes and Vapnik 1995)."""
+    (ce,) = curves(["ce"], {}, over="margin")
+    np.testing.assert_allclose(ce.loss, np.logaddexp(0.0, -ce.pt), rtol=1e-12)
+    (bpr,) = curves(["bpr"], {}, over="margin")
+    np.testing.assert_allclose(bpr.loss, np.logaddexp(0.0, -bpr.pt), rtol=1e-12)
+    (hinge,) = curves(["hinge"], {}, over="margin")
+    np.testing.assert_allclose(hinge.loss, np.maximum(0.0, 1.0 - hinge.pt), atol=1e-12)
+    assert not ce.findings() and not bpr.findings() and not hinge.findings()
+
+
+def test_similarity_curve_of_the_triplet_loss():
+    """Unit anchor a, positive at cosine s (|a - p| = sqrt(2 - 2s)), negative orthogonal
+    (|a - n| = sqrt(2)): max(sqrt(2 - 2s) - sqrt(2) + margin, 0) (Schroff et al. 2015, eq. 1
+    with distances, as torch.nn.TripletMarginLoss; its eps = 1e-6 shifts it by < 1e-5)."""
+    for c in curves(["triplet_margin"], {"margin": [0.2, 1.0]}, over="similarity"):
+        margin = dict(c.params)["margin"]
+        want = np.maximum(np.sqrt(2 - 2 * c.pt) - np.sqrt(2) + margin, 0.0)
+        np.testing.assert_allclose(c.loss, want, atol=1e-5)
+        assert not c.findings()  # decreasing in s, zero once the margin is met
+
+
+def test_similarity_axis_covers_the_batch_shapes_of_contrastive_specs():
+    # every family the axis documents: labelled batches, two views, paired batches
+    for name in ["circle", "supcon", "info_nce", "triplet_batch_hard", "align_uniform"]:
+        (c,) = curves([name], {}, over="similarity")
+        assert np.isfinite(c.loss).all() and c.loss[0] > c.loss[-1], name
+
+
+def test_plot_axis_errors_name_the_signature(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "lossdsl", "plot", "clip", "--over", "similarity", "-o",
+         str(tmp_path / "x.png")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "plot --over similarity needs" in r.stderr and "logit_scale" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_plots_over_similarity(tmp_path):
+    out = tmp_path / "sim.png"
+    r = subprocess.run(
+        [sys.executable, "-m", "lossdsl", "plot", "triplet_margin", "supcon", "--over",
+         "similarity", "--param", "margin=0.2,1", "-o", str(out)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

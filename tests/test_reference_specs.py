@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from reference.focal_softmax import focal_loss_plain
 from reference.kd_mdistiller import kd_loss
-from reference.poly1_paper import poly1_cross_entropy
+from reference.poly1_paper import poly1_cross_entropy, poly1_focal_loss
 from reference.sigmoid_focal_torchvision import sigmoid_focal_loss
 from reference.supcon_official import supcon_loss
 from torch_helpers import assert_same, gen, logits_target
@@ -155,6 +155,31 @@ def test_poly1_matches_paper_listing(shape, eps):
         x.numpy(), F.one_hot(y, c).double().numpy(), epsilon=eps
     )
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-9)
+
+
+# ---- poly1_focal: the paper's poly1_focal_loss listing; torchvision at epsilon = 0 ------------
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (3, 5, 7)])
+@pytest.mark.parametrize("eps", [-1.0, 0.0, 1.0])
+@pytest.mark.parametrize("alpha", [None, 0.25])
+def test_poly1_focal_matches_paper_listing(shape, eps, alpha):
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 3
+    t = (torch.rand(*shape, generator=g) < 0.4).double()
+    fn = lossdsl.load("poly1_focal").compile("torch")
+    a = -1.0 if alpha is None else alpha
+    for reduction in ("none", "sum", "mean"):
+        assert_same(
+            lambda x: fn(x, t, epsilon=eps, gamma=2.0, alpha=a, reduction=reduction),
+            lambda x: poly1_focal_loss(x, t, eps, 2.0, alpha=alpha, reduction=reduction),
+            {"x": x},
+            ["x"],
+        )
+    if eps == 0.0 and alpha is not None:  # the epsilon = 0 case is torchvision's focal loss
+        ours = fn(x, t, epsilon=0.0, alpha=0.25, reduction="none")
+        ref = sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="none")
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
 # ---- label_smoothing_ce: F.cross_entropy(label_smoothing=eps); optax.smooth_labels ---------
