@@ -55,6 +55,7 @@ TEMPLATES = {
     ),
     "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt, axis={k})",
     "eye": "jnp.eye({n}, dtype=bool)",
+    "arange": "jnp.arange({n})",
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",
     "contract": 'jnp.einsum("{spec}", {0}, {1})',
     "transpose": "jnp.transpose({0}, {perm})",

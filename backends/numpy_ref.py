@@ -116,6 +116,8 @@ def _apply(e, args, sizes):
         return op.ref(args[0], ia, x.type.dims.index(idx.type.of))
     if op.kind == "onehot":
         return op.ref(args[0], _n(sizes, attrs["dim"]), attrs.get("axis", -1))
+    if op.kind == "arange":
+        return op.ref(_n(sizes, attrs["dim"]))
     if op.kind == "eye":
         return op.ref(_n(sizes, attrs["dims"][0]))
     if op.kind == "fill":
@@ -224,6 +226,7 @@ TEMPLATES = {
     ),
     "onehot": "(np.expand_dims({0}, {k}) == np.arange({n}).reshape({column})).astype(np.float64)",
     "eye": "np.eye({n}, dtype=bool)",
+    "arange": "np.arange({n})",
     "fill": "np.full({shape}, {value}, dtype={dtype})",
     "contract": 'np.einsum("{spec}", {0}, {1})',
     "transpose": "np.transpose({0}, {perm})",

@@ -97,6 +97,7 @@ TEMPLATES = {
     "cross_entropy": _cross_entropy,
     "onehot": "({0}.unsqueeze({k}) == torch.arange({n}, device=dev).reshape({column})).to(fdt)",
     "eye": "torch.eye({n}, dtype=torch.bool, device=dev)",
+    "arange": "torch.arange({n}, device=dev)",
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
     "contract": 'torch.einsum("{spec}", {0}, {1})',
     "transpose": "{0}.permute{perm}",

@@ -62,6 +62,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "cross_entropy": (r"-\log \operatorname{{softmax}}({0})_{{{1}}}", 5),
     "onehot": (r"\mathbb{{1}}[{over} = {0}]", 7),
     "eye": (r"\mathbb{{1}}[{over}]", 7),
+    "arange": ("{over}", 7),
     "fill": ("{value}", 7),
     "size": ("|{over}|", 7),
     "contract": (r"\sum_{{{over}}} {0} \, {1}", 4),

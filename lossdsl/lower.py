@@ -753,6 +753,12 @@ def _eye(ctx, call, a):
     return ctx.emit("eye", (), (("dims", dims),), span=call.span)
 
 
+def _arange(ctx, call, a):
+    """arange(K): the positions 0 .. size(K) - 1, an index into K (for masks like j <= k)."""
+    d = resolve_dim(ctx, a["dim"])
+    return None if d is None else ctx.emit("arange", (), (("dim", d),), span=call.span)
+
+
 def _size(ctx, call, a):
     d = resolve_dim(ctx, a["dim"])
     return None if d is None else ctx.emit("size", (), (("dim", d),), span=call.span)
@@ -811,6 +817,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "onehot": (Sig(("x", "dim"), (("dim", None),)), _onehot),
     "eye": (Sig(("a", "b")), _eye),
     "size": (Sig(("dim",)), _size),
+    "arange": (Sig(("dim",)), _arange),
 }
 
 

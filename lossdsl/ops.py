@@ -255,6 +255,11 @@ def diff_rule(ts, attrs):
     return TensorType("float", tuple(cut if k == d else k for k in ts[0].dims))
 
 
+def arange_rule(ts, attrs):
+    d = attrs["dim"]
+    return TensorType("int", (d,), d)
+
+
 def eye_rule(ts, attrs):
     return TensorType("bool", attrs["dims"])
 
@@ -491,6 +496,16 @@ _row(
     "identity mask over twin dims",
     False,
     ("dims",),
+)
+_row(
+    "arange",
+    "arange",
+    0,
+    arange_rule,
+    lambda n: np.arange(n),
+    "the positions 0 .. size(D) - 1 along a dim: an index into D",
+    False,
+    ("dim",),
 )
 _row(
     "fill",

@@ -28,7 +28,7 @@ REDUCTIONS = ["none", "sum", "mean"]
 
 
 def sq_dist(x, w):
-    """The spec's input, built (differentiably) from x [B, D] and the centers W [C, D]."""
+    """The squared distances [B, C] from x [B, D] to the centers W [C, D] (difference form)."""
     return (x[:, None, :] - w[None, :, :]).pow(2).sum(-1)
 
 
@@ -41,9 +41,9 @@ def test_harmonic_matches_official(bcd, n, eps, reduction):
     x, w = torch.randn(b, d, generator=g), torch.randn(c, d, generator=g)
     y = torch.randint(0, c, (b,), generator=g)
     fn = lossdsl.load("harmonic").compile("torch")
-    # gradients w.r.t. the representations AND the class centers, through the distances
+    # gradients w.r.t. the representations AND the class centers
     assert_same(
-        lambda x, w, y: fn(sq_dist(x, w), y, n=n, eps=eps, reduction=reduction),
+        lambda x, w, y: fn(x, w, y, n=n, eps=eps, reduction=reduction),
         lambda x, w, y: harmonic_loss(x, w, y, n=n, eps=eps, reduction=reduction),
         {"x": x, "w": w, "y": y},
         ["x", "w"],
@@ -53,9 +53,10 @@ def test_harmonic_matches_official(bcd, n, eps, reduction):
 
 def test_harmonic_hand_values_and_paper_exponent():
     fn = lossdsl.load("harmonic").compile("torch")
-    # by hand, eps = 0, n = 1: P = (1/1, 1/4) / (5/4) = (0.8, 0.2)
-    dsq = torch.tensor([[1.0, 4.0], [1.0, 4.0]])
-    out = fn(dsq, torch.tensor([0, 1]), eps=0.0, reduction="none")
+    # by hand, eps = 0, n = 1: x = 0, centers 1 and 2 (1-D): squared distances (1, 4),
+    # P = (1/1, 1/4) / (5/4) = (0.8, 0.2)
+    x0, w0 = torch.zeros(2, 1), torch.tensor([[1.0], [2.0]])
+    out = fn(x0, w0, torch.tensor([0, 1]), eps=0.0, reduction="none")
     torch.testing.assert_close(out, torch.tensor([-math.log(0.8), -math.log(0.2)]))
     # README's HarMax 1/d^n_paper on the L2 distance d equals this spec with n = n_paper / 2
     g = gen(3)
@@ -64,20 +65,22 @@ def test_harmonic_hand_values_and_paper_exponent():
     d = torch.cdist(x, w)
     p = d.pow(-3.0) / d.pow(-3.0).sum(1, keepdim=True)
     want = -torch.log(p[torch.arange(6), y])
-    torch.testing.assert_close(fn(d**2, y, n=1.5, eps=0.0, reduction="none"), want)
+    torch.testing.assert_close(fn(x, w, y, n=1.5, eps=0.0, reduction="none"), want)
 
 
 def test_harmonic_scale_invariance_and_center_hit():
     fn = lossdsl.load("harmonic").compile("torch")
     g = gen(4)
-    dsq, y = torch.rand(7, 6, generator=g) * 5, torch.randint(0, 6, (7,), generator=g)
+    xs, ws = torch.randn(7, 3, generator=g), torch.randn(6, 3, generator=g)
+    y = torch.randint(0, 6, (7,), generator=g)
     # HarMax is scale invariant (paper, section 2): with eps = 0 scaling all distances is a no-op
-    torch.testing.assert_close(fn(dsq * 1e3, y, n=3.0, eps=0.0), fn(dsq, y, n=3.0, eps=0.0))
+    k = 30.0
+    torch.testing.assert_close(fn(xs * k, ws * k, y, n=3.0, eps=0.0), fn(xs, ws, y, n=3.0, eps=0.0))
     # a representation exactly on its class center: finite loss and gradient (eps), close to 0;
     # the official expanded distance gives the same value up to its rounding
     x, w = torch.randn(1, 4, generator=g), torch.randn(3, 4, generator=g)
     x = w[1:2].clone().requires_grad_(True)
-    out = fn(sq_dist(x, w), torch.tensor([1]))
+    out = fn(x, w, torch.tensor([1]))
     (gx,) = torch.autograd.grad(out, x)
     assert torch.isfinite(out) and torch.isfinite(gx).all() and 0 <= out.item() < 1e-3
     ref = harmonic_loss(x.detach(), w, torch.tensor([1]))
@@ -89,7 +92,8 @@ def test_harmonic_large_exponent_no_underflow():
     # class 15% farther than the nearest (log 0 = -inf loss); in float64 it is still finite here
     # and is the expected value; ours in float32 matches it
     g = gen(5)
-    dsq = 1.0 + torch.rand(4, 6, generator=g) * 0.5
+    x, w = torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g) * 0.3
+    dsq = sq_dist(x, w)
     y = torch.randint(0, 6, (4,), generator=g)
     fn = lossdsl.load("harmonic").compile("torch")
     # the official's layer output, fed exactly these distances: x = the distances' own "layer"
@@ -98,7 +102,7 @@ def test_harmonic_large_exponent_no_underflow():
     assert torch.isfinite(want).all()
     p32 = p.float() ** -768.0
     assert torch.isinf(torch.log(p32 / p32.sum(1, keepdim=True))).any()  # the official pitfall
-    got = fn(dsq.float(), y, n=768.0, reduction="none")
+    got = fn(x.float(), w.float(), y, n=768.0, reduction="none")
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got.double(), want, rtol=2e-4, atol=1e-3)
 

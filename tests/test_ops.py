@@ -66,6 +66,8 @@ PROGRAMS = {
     "eye": "sum(where(eye(B, B'), 2.0, 1.0), over=B') * x",
     "fill": None,  # an absent optional input: see test_fill_and_size
     "size": "x / size(C)",
+    # positions along C compared with a class id: the mask c <= i (a cumulative mask)
+    "arange": "where(expand(arange(C), B) <= i, x, y) + float(arange(C))[i]",
     "contract": "sum(sum(x * x', over=C), over=B')",
     "transpose": "z + x",
     "argmax": "x[argmax(x, over=C)] + float(argmax(z, over=C))",
