@@ -12,6 +12,7 @@ grammar and mangled here), numbers (formatted from Python values) and the docstr
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import keyword
 import math
@@ -148,7 +149,9 @@ def docstring(text: str, indent: str = "") -> str:
 
 class Names:
     """IR names -> Python identifiers, avoiding keywords, builtins the code uses, framework
-    modules and every name the emitter itself introduces."""
+    modules and every name the emitter itself introduces. Builtins that reach code (eval,
+    exec, open, __import__, ...) and dunder names are renamed everywhere; other builtins only
+    inside function bodies (`input` stays a keyword argument: F.gaussian_nll_loss's name)."""
 
     RESERVED = frozenset(
         set(keyword.kwlist)
@@ -156,16 +159,29 @@ class Names:
         | {"torch", "jax", "jnp", "np", "numpy", "math", "lax", "F", "float", "int", "bool"}
         | {"tuple", "isinstance", "abs", "max", "min", "len", "reduction", "fdt", "dev"}
         | {"LossInputError", "LossParamError", "_prod", "ValueError", "True", "False", "None"}
+        | {"odt", "check_indices"}
+        | {"eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals"}
+        | {"locals", "vars", "breakpoint", "input", "exit", "quit", "help", "type", "object"}
     )
+    API_OK = frozenset({"input"})  # builtins a public argument may keep as its name
 
-    def __init__(self, extra: set[str] = frozenset(), preset: dict[str, str] | None = None):
+    def __init__(
+        self,
+        extra: set[str] = frozenset(),
+        preset: dict[str, str] | None = None,
+        public: bool = False,
+    ):
         self.map: dict[str, str] = dict(preset or {})
-        self.used: set[str] = set(self.RESERVED) | set(extra) | set(self.map.values())
+        reserved = set(self.RESERVED) | (set() if public else set(dir(builtins)))
+        self.used: set[str] = (reserved - (self.API_OK if public else set())) | set(extra)
+        self.used |= set(self.map.values())
 
     def __call__(self, ir_name: str) -> str:
         if ir_name not in self.map:
             assert ir_name.isidentifier(), ir_name
             name = ir_name
+            if name.startswith("__") and name.endswith("__"):
+                name = "u" + name  # never a dunder: those mean something to Python
             while name in self.used:
                 name += "_"
             self.used.add(name)
@@ -193,7 +209,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         '    """A param value that violates its declared constraint."""',
     ]
     full = _all_inputs(programs)
-    api = Names()  # the public names of inputs and params, shared by every function below
+    api = Names(public=True)  # the public names of inputs and params, shared by every function
     for n, _ in full:
         api(n)
     for q in main.params:

@@ -1,0 +1,194 @@
+"""Spec text is untrusted input: nothing from it may reach eval/exec except code the compiler
+generated from the IR. These tests try injection through names, dims, docstrings, param
+defaults and imports, and check the structure of every generated module (its imports, the
+names it calls, its string constants)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import call
+
+import lossdsl
+from lossdsl.errors import LossError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.loss"))
+BACKENDS = ("torch", "jax", "numpy")
+PAYLOAD = "__import__('pathlib').Path('{}').touch()"
+
+# Names the generated code may call without a module prefix: its own helpers, error classes,
+# and a few builtins used in the input checks. Everything else is `torch.*`, `jnp.*`, `np.*`...
+CALLABLE_NAMES = {
+    "isinstance", "tuple", "int", "float", "bool", "abs", "max", "min", "len",
+    "_prod", "LossInputError", "LossParamError", "ValueError", "AssertionError",
+    "_logsumexp", "_log_softmax", "_xlogy", "_erf", "_softplus", "_sigmoid",
+}  # fmt: skip
+MODULES = {"torch", "jax", "jax.numpy", "numpy", "math"}
+
+
+def _module_tree(spec, backend: str) -> ast.Module:
+    return ast.parse(spec.source(backend))
+
+
+def _check_structure(tree: ast.Module, fname: str) -> None:
+    variants = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert {a.name for a in node.names} <= MODULES, ast.dump(node)
+        assert not isinstance(node, ast.ImportFrom), ast.dump(node)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id in CALLABLE_NAMES | variants, (fname, node.func.id)
+        if isinstance(node, ast.Name):
+            assert node.id not in {"eval", "exec", "__import__", "open", "compile", "getattr"}
+        if isinstance(node, ast.Attribute):
+            assert not node.attr.startswith("__"), (fname, node.attr)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_generated_module_calls_only_framework_code(backend):
+    for name in SPECS:
+        _check_structure(_module_tree(lossdsl.load(name), backend), name)
+
+
+# Every identifier the generated code itself uses (modules, builtins, its own locals), plus
+# Python's dangerous builtins: as input, dim, param and let names they must be renamed away.
+HOSTILE = [
+    "torch", "jax", "jnp", "np", "math", "F", "fdt", "odt", "dev", "reduction", "check_indices",
+    "isinstance", "tuple", "int", "float", "bool", "len", "abs", "max", "min", "_prod",
+    "LossInputError", "LossParamError", "ValueError", "eval", "exec", "open", "print",
+    "__import__", "__builtins__", "globals", "getattr", "os", "sys", "self", "lambda_", "None_",
+]  # fmt: skip
+
+
+def _hostile_spec(names: list[str]) -> str:
+    x, w, k, t, dim_b, dim_c = names
+    head = f"{x}: float[{dim_b}, {dim_c}], {t}: index[{dim_b}] of {dim_c}, {w}: float[{dim_c}] = 1"
+    return f'''"""Hostile names."""
+loss hostile({head}) {{
+    param {k}: float = 2.0   where {k} > 0
+    let {dim_b.lower()}_ = log_softmax({x}, over={dim_c})
+    -{w}[{t}] * (1 - exp({dim_b.lower()}_[{t}]))^{k} * {dim_b.lower()}_[{t}]
+}}
+'''
+
+
+@pytest.mark.parametrize("start", range(0, len(HOSTILE), 6))
+def test_hostile_identifiers_are_mangled_and_change_nothing(start):
+    names = (HOSTILE[start:] + HOSTILE)[:6]
+    if len(set(names)) < 6 or any(not n.isidentifier() for n in names):
+        pytest.skip("needs six distinct names")  # never: the list is longer than 12
+    plain = lossdsl.parse(_hostile_spec(["x", "w", "k", "t", "B", "C"]))
+    bad = lossdsl.parse(_hostile_spec(names))
+    rng = np.random.default_rng(start)
+    data = {"x": rng.standard_normal((5, 4)), "t": rng.integers(0, 4, 5), "w": rng.random(4)}
+    for backend in BACKENDS:
+        _check_structure(_module_tree(bad, backend), "hostile")
+        want = call(backend, plain.compile(backend), data, "float64", reduction="none")
+        got = _positional(backend, bad.compile(backend), [data["x"], data["t"], data["w"]])
+        np.testing.assert_allclose(np.mean(want), got, rtol=1e-12, err_msg=f"{backend}: {names}")
+
+
+def _positional(backend, fn, arrays):
+    """Call with positional inputs (the hostile names are renamed in the Python signature)."""
+    if backend == "torch":
+        import torch
+
+        return float(fn(*(torch.as_tensor(a) for a in arrays)))
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return float(fn(*(jnp.asarray(a) for a in arrays)))
+    return float(fn(*arrays))
+
+
+def test_docstrings_are_escaped_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    # backslashes, quotes (one and two: three end a DSL docstring), f-string braces, escape
+    # sequences, the payload in braces and bare, a trailing backslash
+    payload = PAYLOAD.format(marker)
+    doc = (
+        r"""Tricky doc: \" "" {x} {{y}} \N{BULLET} \x41 ' ''' {"""
+        + payload
+        + "}\n"
+        + r"\ line two "
+        + payload
+        + r" \u0041 ends with a backslash \\"
+    )
+    src = f'"""{doc}"""\nloss d(x: float[B]) {{\n    x * x\n}}\n'
+    spec = lossdsl.parse(src)
+    for backend in BACKENDS:
+        spec.compile(backend)  # torch and jax execute the generated module
+        tree = _module_tree(spec, backend)
+        (fd,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "d"]
+        assert ast.get_docstring(fd) == inspect.cleandoc(doc)
+        assert ast.get_docstring(tree) == inspect.cleandoc(doc)
+        _check_structure(tree, "d")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "default",
+    [
+        PAYLOAD.format("/tmp/lossdsl_pwned"),
+        "eval('1')",
+        "open('/etc/passwd')",
+        "'1' + '2'",
+        "(lambda: 1)()",
+        "x",  # an input is not a constant
+    ],
+)
+def test_param_defaults_must_be_constants(default):
+    src = f"loss p(x: float[B]) {{\n    param k: float = {default}\n    k * x\n}}\n"
+    with pytest.raises(LossError) as e:
+        lossdsl.parse(src).compile("numpy")
+    assert all(err.span is not None for err in e.value.errors)
+    assert not Path("/tmp/lossdsl_pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "imp",
+    ["os", "sys", "subprocess", "lossdsl", "__init__", "../../etc/passwd", "/etc/passwd",
+     "..", "specs.focal", "focal.loss"],
+)  # fmt: skip
+def test_imports_only_load_spec_files_from_the_search_path(imp):
+    src = f"import {imp}\nloss f(x: float[B]) {{\n    x * x\n}}\n"
+    with pytest.raises(LossError) as e:
+        lossdsl.parse(src)
+    err = e.value.errors[0]
+    assert err.span is not None and err.span.line == 1
+    assert "Traceback" not in str(e.value)
+
+
+def test_an_import_resolves_to_a_loss_file_beside_the_spec_never_a_python_module(tmp_path):
+    # a Python module named like the import sits beside the spec: it is not a spec, not loaded
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil.py").write_text(f"{PAYLOAD.format(marker)}\n")
+    main = tmp_path / "main.loss"
+    main.write_text("import evil\nloss main(x: float[B]) {\n    x * x\n}\n")
+    with pytest.raises(LossError, match="evil"):
+        lossdsl.load(str(main))
+    assert not marker.exists()
+    # a spec file of that name is what an import means
+    (tmp_path / "evil.loss").write_text("loss evil(x: float[B]) {\n    2 * x\n}\n")
+    main.write_text("import evil\nloss main(x: float[B]) {\n    evil(x) + x\n}\n")
+    fn = lossdsl.load(str(main)).compile("numpy")
+    assert float(fn(np.ones(3))) == 3.0
+    assert not marker.exists()
+
+
+def test_no_builtin_is_shadowed_in_the_generated_module():
+    # module-level names of a generated module: its imports, classes and functions only
+    for name in ["focal", "cross_entropy", "dice", "supcon"]:
+        for backend in BACKENDS:
+            tree = _module_tree(lossdsl.load(name), backend)
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    assert not hasattr(builtins, node.name), node.name
+                elif isinstance(node, ast.Assign):
+                    raise AssertionError(f"module-level assignment in {name}/{backend}")
