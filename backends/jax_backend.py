@@ -13,8 +13,18 @@ def _eigvalsh(c):
     return r if p is None else f"jnp.transpose({r}, {p})"
 
 
+def _pow(c):
+    """x ** y; with a param exponent, x^0 gets torch's gradient 0 at x = 0 (jax's y x^(y-1)
+    is 0 * inf = NaN there: dual_focal at p_t = 1 with gamma = 0)."""
+    x, y = c.eqn.args
+    if type(y).__name__ == "Lit" or not x.type.dims:
+        return f"{c[0]} ** {c[1]}"
+    return f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
+    "pow": _pow,
     "exp": "jnp.exp({0})",
     "log": "jnp.log({0})",
     "log1p": "jnp.log1p({0})",

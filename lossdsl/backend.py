@@ -521,6 +521,8 @@ class _FunctionEmitter:
             return
         ctx = self._context(e)
         tmpl = self.t.templates[e.op]
+        if e.op == "where" and self.t.select and self._selects(e):
+            tmpl = self.t.select
         code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
         name = self.names(out)
         self.expr[out] = name

@@ -53,6 +53,7 @@ class InputInfo:
     type: str
     optional: bool
     domain: tuple[float, float] | None = None
+    open_bounds: tuple[bool, bool] = (False, False)  # strict bounds: `x > 0` excludes 0
 
 
 class Spec:
@@ -77,9 +78,15 @@ class Spec:
         assert full is not None
         self.name = loss.name
         self.doc = (loss.doc or module.doc or loss.name).strip()
-        domains = {d.var.name: d.domain for d in full.inputs}
+        decl = {d.var.name: d for d in full.inputs}
         self.inputs = tuple(
-            InputInfo(i.name, str(i.type), i.default is not None, domains.get(i.name))
+            InputInfo(
+                i.name,
+                str(i.type),
+                i.default is not None,
+                decl[i.name].domain if i.name in decl else None,
+                decl[i.name].open_bounds if i.name in decl else (False, False),
+            )
             for i in loss.inputs
         )
         self.params = tuple(_param_info(p) for p in loss.body if isinstance(p, ast.Param))

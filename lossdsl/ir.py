@@ -67,6 +67,7 @@ class InputDecl:
     var: Var
     default: Lit | None = None  # optional input: absent -> filled with this value
     domain: tuple[float, float] = (-math.inf, math.inf)  # declared value range (a precondition)
+    open_bounds: tuple[bool, bool] = (False, False)  # `x > 0` excludes 0; `x >= 0` includes it
 
     @property
     def optional(self) -> bool:

@@ -1165,13 +1165,14 @@ def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
     return TensorType(dtype, tuple(dims), of)
 
 
-def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[float, float]:
-    """`where lo <= x <= hi` on an input: the (lo, hi) it promises. Only comparisons of the
-    input with constants; strict and non-strict bounds are both kept as the bound itself."""
+def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[tuple[float, float], tuple[bool, bool]]:
+    """`where lo <= x <= hi` on an input: the (lo, hi) it promises, and which bounds are
+    strict (`x > 0` excludes 0). Only comparisons of the input with constants."""
     lo, hi = -math.inf, math.inf
+    lo_open = hi_open = False
     d = inp.domain
     if d is None:
-        return lo, hi
+        return (lo, hi), (lo_open, hi_open)
     bad = (
         "an input's `where` compares the input with constants",
         _sp(d),
@@ -1179,22 +1180,23 @@ def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[float, float]:
     )
     if not isinstance(d, ast.Compare):
         ctx.error(TypeMismatch, *bad)
-        return lo, hi
+        return (lo, hi), (lo_open, hi_open)
     for left, op, right in zip(d.operands, d.ops, d.operands[1:]):
         me_left = isinstance(left, ast.Name) and left.name == inp.name
         me_right = isinstance(right, ast.Name) and right.name == inp.name
         bound = const_eval(right if me_left else left)
         if me_left == me_right or bound is None or op in ("==", "!="):
             ctx.error(TypeMismatch, *bad)
-            return -math.inf, math.inf
+            return (-math.inf, math.inf), (False, False)
         upper = (op in ("<", "<=")) == me_left
-        if upper:
-            hi = min(hi, float(bound))
-        else:
-            lo = max(lo, float(bound))
+        strict = op in ("<", ">")
+        if upper and float(bound) <= hi:
+            hi, hi_open = float(bound), strict or (hi_open and float(bound) == hi)
+        elif not upper and float(bound) >= lo:
+            lo, lo_open = float(bound), strict or (lo_open and float(bound) == lo)
     if lo >= hi:
         ctx.error(TypeMismatch, f"the domain of '{inp.name}' is empty", _sp(d), "check the bounds")
-    return lo, hi
+    return (lo, hi), (lo_open, hi_open)
 
 
 def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
@@ -1438,7 +1440,7 @@ def lower_loss(
         var = Var(ctx.b.fresh(inp.name), t)
         ctx.env[inp.name] = var
         ctx.origin[inp.name] = "input"
-        decls.append(InputDecl(var, default, input_domain(ctx, inp)))
+        decls.append(InputDecl(var, default, *input_domain(ctx, inp)))
     for inp in loss.inputs:
         if inp.name in absent:
             ctx.env[inp.name] = _absent_input(ctx, inp)

@@ -1,0 +1,163 @@
+"""Numerics at the extremes, for every shipped spec on every backend (in the spirit of optax's
+_classification_stability_test.py): logits at +-1e4, all-zero inputs (zero-norm embeddings,
+equal logits), domain inputs exactly at their bounds (one-hot probabilities, p = 0 and 1),
+p_t = 1 and p_t = 0, all-masked and all-ignored batches, a class absent from the batch. The
+value and the gradient must be finite; the few specs whose math is undefined at an extreme
+declare it in EXEMPT with the reason (and the spec header says the same).
+
+The precision policy: float16 and bfloat16 inputs are computed in float32 and the result comes
+back in the input dtype. Checked for every spec against the float64 reference on the same
+(rounded) inputs, within the tolerances below."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import SHAPES as _  # noqa: F401  (conftest: jax in float64)
+from helpers import call, random_inputs
+
+import lossdsl
+from lossdsl.equiv import grads
+
+SPECS = lossdsl.list_specs()
+SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2), "N": 4, "M": 3, "L": 3, "T": 4}
+
+# (spec, scenario) -> {"value" or an input's name: why that value or gradient is not finite
+# there}. Each is a property of the math (or of the reference implementations), not a bug.
+EXEMPT: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _decls(spec):
+    return spec._lowered(frozenset()).inputs
+
+
+def _scenarios(spec, seed=0):
+    """(name, inputs) pairs: the extremes that apply to this spec's signature."""
+    rng = np.random.default_rng(seed)
+    base = random_inputs(spec, SIZES, rng)
+    decls = _decls(spec)
+    free = [d.var.name for d in decls if d.var.type.dtype == "float" and not _bounded(d)]
+    bounded = [d.var.name for d in decls if d.var.type.dtype == "float" and _bounded(d)]
+    out = []
+    if free:
+        big = dict(base)
+        for k in free:
+            big[k] = np.sign(base[k] + 1e-3) * 1e4 * (1 + rng.random(base[k].shape))
+        out.append(("logits at +-1e4", big))
+        zero = dict(base)
+        for k in free:
+            zero[k] = np.zeros_like(base[k])
+        out.append(("all-zero inputs", zero))
+    if bounded:
+        edge = dict(base)
+        for d in decls:
+            if d.var.name in bounded:
+                lo, hi = d.domain
+                lo = lo if np.isfinite(lo) else hi - 1.0
+                hi = hi if np.isfinite(hi) else lo + 1.0
+                # a strict bound (`x > 0`) is approached, not reached
+                lo_open, hi_open = d.open_bounds
+                lo += 1e-6 * (1 + abs(lo)) if lo_open else 0.0
+                hi -= 1e-6 * (1 + abs(hi)) if hi_open else 0.0
+                edge[d.var.name] = np.where(rng.random(base[d.var.name].shape) < 0.5, lo, hi)
+        out.append(("domain inputs at their bounds", edge))
+    masks = [d.var.name for d in decls if d.var.type.dtype == "bool"]
+    if masks:
+        out.append(("all-masked", {**base, **{k: np.zeros_like(base[k]) for k in masks}}))
+    logits, target = _classification(decls)
+    if logits is not None:
+        y = base[target]
+        c = base[logits].shape[-1]
+        hot = np.eye(c)[y] if base[logits].ndim == 2 else None
+        if hot is not None:
+            out.append(("p_t = 1", {**base, logits: 1e4 * (2 * hot - 1)}))
+            other = np.eye(c)[(y + 1) % c]
+            out.append(("p_t = 0", {**base, logits: 1e4 * (2 * other - 1)}))
+            out.append(("class 0 absent", {**base, target: np.maximum(y, 1)}))
+    ignore = next((p for p in spec.params if p.name == "ignore_index"), None)
+    if ignore is not None and target is not None:
+        out.append(("all-ignored", {**base, target: np.full_like(base[target], ignore.default)}))
+    return out
+
+
+def _bounded(d) -> bool:
+    lo, hi = d.domain if d.domain is not None else (-np.inf, np.inf)
+    return bool(np.isfinite(lo) or np.isfinite(hi))
+
+
+def _classification(decls):
+    """(logits, target) when the spec takes float[B, C] logits and an index[B] of C."""
+    for t in decls:
+        of = t.var.type.of
+        if of is None:
+            continue
+        for x in decls:
+            dims = x.var.type.dims
+            if x.var.type.dtype == "float" and len(dims) == 2 and dims[-1] == of:
+                return x.var.name, t.var.name
+    return None, None
+
+
+def _finite(a) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(a, dtype=np.float64))))
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_extremes_give_finite_values_and_gradients(name):
+    spec = lossdsl.load(name)
+    wrt = [d.var.name for d in _decls(spec) if d.var.type.dtype == "float"]
+    failures = []
+    for scenario, inputs in _scenarios(spec):
+        exempt = EXEMPT.get((name, scenario), {})
+        for backend in ("numpy", "torch", "jax"):
+            value = call(backend, spec.compile(backend), inputs, "float64")
+            if not _finite(value) and "value" not in exempt:
+                failures.append(f"{scenario}: {backend} value {value}")
+        for backend in ("torch", "jax"):
+            g = grads(backend, spec.compile(backend), inputs, wrt, "float64")
+            bad = [k for k, v in g.items() if not _finite(v) and k not in exempt]
+            if bad and "value" not in exempt:
+                failures.append(f"{scenario}: {backend} gradient of {bad} not finite")
+    assert not failures, f"{name}:\n  " + "\n  ".join(failures)
+
+
+# ---- precision policy ---------------------------------------------------------------------
+
+# relative error of the result (rounded to the output dtype once, computed in float32):
+# float16 has a 2^-11 unit roundoff, bfloat16 2^-8; a few ulps of slack for the float32 work
+TOL = {"float16": 4e-3, "bfloat16": 3e-2}
+
+
+def _round_to(x: np.ndarray, dtype: str) -> np.ndarray:
+    import torch
+
+    return torch.tensor(x).to(getattr(torch, dtype)).double().numpy()
+
+
+@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_inputs_compute_in_float32_and_return_their_dtype(name, dtype):
+    import jax.numpy as jnp
+    import torch
+
+    spec = lossdsl.load(name)
+    inputs = random_inputs(spec, SIZES, np.random.default_rng(1))
+    floats = [k for k, v in inputs.items() if v.dtype.kind == "f"]
+    inputs = {k: _round_to(v, dtype) if k in floats else v for k, v in inputs.items()}
+    want = np.asarray(call("numpy", spec.compile("numpy"), inputs, "float64"))
+    tol = TOL[dtype] * max(1.0, float(np.max(np.abs(want))))
+    tfn, jfn = spec.compile("torch"), spec.compile("jax")
+    targs = {
+        k: torch.tensor(v).to(getattr(torch, dtype)) if k in floats else torch.tensor(v)
+        for k, v in inputs.items()
+    }
+    got = tfn(**targs)
+    assert got.dtype == getattr(torch, dtype)
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=0, atol=tol, err_msg="torch")
+    jargs = {
+        k: jnp.asarray(v, dtype=getattr(jnp, dtype)) if k in floats else jnp.asarray(v)
+        for k, v in inputs.items()
+    }
+    got = jfn(**jargs)
+    assert got.dtype == getattr(jnp, dtype)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=tol, err_msg="jax")
