@@ -87,4 +87,13 @@ TARGET = Target(
     bool_dtype="bool",
     permute="jnp.transpose({x}, {perm})",
     broadcast="jnp.broadcast_to({x}, {shape})",
+    select="(({1} if {0} else {2}) if isinstance({0}, bool) else jnp.where({0}, {1}, {2}))",
+    is_half="{x}.dtype in (jnp.float16, jnp.bfloat16)",
+    upcast="{x}.astype(jnp.float32)",
+    out_cast="{x}.astype(odt)",
+    # under jax.jit the values are tracers: nothing to check at trace time
+    index_out_of_range=(
+        "not isinstance({i}, jax.core.Tracer) and {i}.size > 0 and "
+        "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
+    ),
 )

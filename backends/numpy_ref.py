@@ -249,4 +249,6 @@ TARGET = Target(
     permute="np.transpose({x}, {perm})",
     broadcast="np.broadcast_to({x}, {shape})",
     float_cast="{x}.astype(np.float64)",
+    select="({1} if {0} else {2})",
+    index_out_of_range="{i}.size > 0 and (int({i}.min()) < 0 or int({i}.max()) >= {n})",
 )

@@ -120,4 +120,13 @@ TARGET = Target(
     permute="{x}.permute{perm}",
     broadcast="torch.broadcast_to({x}, {shape})",
     device="{x}.device",
+    select="({1} if {0} else {2})",
+    is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
+    upcast="{x}.float()",
+    out_cast="{x}.to(odt)",
+    # skipped inside torch.compile (a data-dependent branch would break the graph)
+    index_out_of_range=(
+        "not torch.compiler.is_compiling() and {i}.numel() > 0 and "
+        "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
+    ),
 )

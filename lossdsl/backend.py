@@ -97,6 +97,17 @@ class Target:
     broadcast: str  # "{x}", "{shape}"
     device: str | None = None  # "{x}" -> its device, for tensors created inside
     float_cast: str | None = None  # numpy computes in float64 whatever comes in
+    # Precision policy: float16/bfloat16 inputs are computed in float32, the result is returned
+    # in the input's dtype. `is_half` tests an input, `upcast` lifts it, `out_cast` casts back.
+    is_half: str | None = None
+    upcast: str | None = None
+    out_cast: str | None = None
+    # Index range check ({i}: index tensor, {n}: its dim's size): true when a value is outside
+    # [0, n). Empty tensors and traced values (jax.jit) are skipped.
+    index_out_of_range: str | None = None
+    # where(c, a, b) on a bool param c: only the chosen branch reaches the result, so the other
+    # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
+    select: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -209,6 +220,9 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         '    """A param value that violates its declared constraint."""',
     ]
     full = _all_inputs(programs)
+    # Specs with index inputs take check_indices=True: class ids are range-checked where they
+    # are used (a wrong id is a crash in torch and a silently clamped gather in jax).
+    checks = any(d.var.type.of is not None for d in main.inputs)
     api = Names(public=True)  # the public names of inputs and params, shared by every function
     for n, _ in full:
         api(n)
@@ -216,15 +230,19 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         api(q.var.name)
     body: list[str] = []
     if len(programs) == 1:
-        body += ["", *emit_function(target, main, fname, full, True, doc, api.map)]
+        body += ["", *emit_function(target, main, fname, full, True, doc, api.map, checks)]
     else:
         variants = []
         for prog in programs:
             parts = [f"no_{a}" for a in prog.absent] + [f"{z}_0" for z in prog.zeros]
             vname = f"_{fname}__" + ("__".join(parts) or "general")
             variants.append((prog, vname))
-            body += ["", *emit_function(target, prog, vname, full, False, "", api.map), ""]
-        body += ["", *_dispatcher(main, fname, full, variants, doc, api.map)]
+            body += [
+                "",
+                *emit_function(target, prog, vname, full, False, "", api.map, checks),
+                "",
+            ]
+        body += ["", *_dispatcher(main, fname, full, variants, doc, api.map, checks)]
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
@@ -237,18 +255,19 @@ def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
     return [(d.var.name, d.optional) for d in first.inputs]
 
 
-def _signature(prog: Program, full: list[tuple[str, bool]], names: Names) -> str:
+def _signature(prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool) -> str:
     ins = [names(n) + ("=None" if opt else "") for n, opt in full]
     ps = [f"{names(p.var.name)}={py_literal(p.default)}" for p in prog.params]
-    return ", ".join(ins + ["*"] + ps + [f'reduction="{prog.default_reduction}"'])
+    ps += [f'reduction="{prog.default_reduction}"'] + (["check_indices=True"] if checks else [])
+    return ", ".join(ins + ["*"] + ps)
 
 
-def _dispatcher(main, fname, full, variants, doc, api) -> list[str]:
+def _dispatcher(main, fname, full, variants, doc, api, checks) -> list[str]:
     """Pick the variant for this call: which optional inputs were passed, which specialized
     params are the number 0 (a traced or tensor value takes the general variant)."""
     names = Names({v for _, v in variants}, preset=api)
     general = max((p for p, _ in variants), key=lambda p: len(p.params))
-    sig = _signature(general, full, names)
+    sig = _signature(general, full, names, checks)
     out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
     optional = [n for n, opt in full if opt]
     for prog, vname in variants:
@@ -258,9 +277,8 @@ def _dispatcher(main, fname, full, variants, doc, api) -> list[str]:
         ]
         conds += [f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros]
         params = [f"{names(p.var.name)}={names(p.var.name)}" for p in prog.params]
-        call = ", ".join(
-            [names(d.var.name) for d in prog.inputs] + params + ["reduction=reduction"]
-        )
+        tail = ["reduction=reduction"] + (["check_indices=check_indices"] if checks else [])
+        call = ", ".join([names(d.var.name) for d in prog.inputs] + params + tail)
         if conds:
             out.append(f"    if {' and '.join(conds)}:")
             out.append(f"        return {vname}({call})")
@@ -271,15 +289,22 @@ def _dispatcher(main, fname, full, variants, doc, api) -> list[str]:
     return out
 
 
-def emit_function(target, prog, fname, full, public: bool, doc="", api=None) -> list[str]:
-    return _FunctionEmitter(target, prog, fname, api or {}).emit(full, public, doc)
+def emit_function(
+    target, prog, fname, full, public: bool, doc="", api=None, checks=False
+) -> list[str]:
+    return _FunctionEmitter(target, prog, fname, api or {}, checks).emit(full, public, doc)
 
 
 class _FunctionEmitter:
-    def __init__(self, target: Target, prog: Program, fname: str, api: dict[str, str]):
+    def __init__(
+        self, target: Target, prog: Program, fname: str, api: dict[str, str], checks: bool
+    ):
         self.t = target
         self.p = prog
         self.fname = fname
+        self.checks = checks and target.index_out_of_range is not None
+        self.checked: set[str] = set()  # index vars already range-checked
+        self.odt = False  # whether the output is cast back to the input dtype (odt)
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
@@ -326,12 +351,13 @@ class _FunctionEmitter:
         for q in p.params:
             self.expr[q.var.name] = n(q.var.name)
             self.scalar.add(q.var.name)
+        flag = ["check_indices"] if self.checks else []
         if public:
-            head = f"def {self.fname}({_signature(p, full, n)}):"
+            head = f"def {self.fname}({_signature(p, full, n, bool(flag))}):"
         else:
             ins = [n(d.var.name) for d in p.inputs]
             ps = [n(q.var.name) for q in p.params]
-            head = f"def {self.fname}({', '.join(ins + ['*'] + ps + ['reduction'])}):"
+            head = f"def {self.fname}({', '.join(ins + ['*'] + ps + ['reduction'] + flag)}):"
         out = [head]
         if public:
             out.append(docstring(doc or self.fname, "    "))
@@ -411,6 +437,12 @@ class _FunctionEmitter:
             )
             if ty.dtype == "float" and t.float_cast:
                 self.line(f"{x} = {t.float_cast.format(x=x)}")
+            if ty.dtype == "float" and t.upcast:
+                if fdt is None:
+                    self.line(f"odt = {x}.dtype")
+                    self.odt = True
+                self.line(f"if {t.is_half.format(x=x)}:")
+                self.line(f"{x} = {t.upcast.format(x=x)}", 2)
             if ty.dtype == "float" and fdt is None:
                 fdt = f"{x}.dtype"
                 self.line(f"fdt = {fdt}")
@@ -497,6 +529,8 @@ class _FunctionEmitter:
             res = self.ref(p.output(mode))
             if mode == "none":
                 res = self._unflatten(p.output(mode), res)
+            if self.odt:
+                res = self.t.out_cast.format(x=res)
             self.line(f"return {res}", indent)
 
     def _unflatten(self, a: Atom, expr: str) -> str:
@@ -519,6 +553,8 @@ class _FunctionEmitter:
             self.expr[out] = self.dim_size(e.attr("dim"))
             self.scalar.add(out)
             return
+        if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
+            self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         ctx = self._context(e)
         tmpl = self.t.templates[e.op]
         if e.op == "where" and self.t.select and self._selects(e):
@@ -529,6 +565,51 @@ class _FunctionEmitter:
         if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
             self.scalar.add(out)
         self.line(f"{name} = {code}", indent)
+
+    def _selects(self, e: Eqn) -> bool:
+        """A where whose condition is a Python bool (a param) and whose branches already have
+        the output's shape: a conditional expression."""
+        c, a, b = e.args
+        return (
+            isinstance(c, Var)
+            and c.name in self.scalar
+            and all(isinstance(x, Var) and x.type.dims == e.out.type.dims for x in (a, b))
+        )
+
+    def _index_check(self, i: Atom, indent: int) -> None:
+        """Raise when an index used here (a class id from an input) is outside its dim."""
+        if not isinstance(i, Var) or i.name in self.checked or i.type.of is None:
+            return
+        self.checked.add(i.name)
+        sources = self._index_sources(i)
+        if not sources:  # argmax and friends: in range by construction
+            return
+        x, n = self.ref(i), self.dim_size(i.type.of)
+        names = " / ".join(f"'{s}'" for s in sources)
+        self.line(f"if check_indices and {self.t.index_out_of_range.format(i=x, n=n)}:", indent)
+        self.line(
+            f'raise LossInputError(f"{self.label}: input {names} holds class ids outside '
+            f"[0, {{{n}}}) for dim {i.type.of} (size {{{n}}}): found values from "
+            f"{{int({x}.min())}} to {{int({x}.max())}}; pass check_indices=False to skip this "
+            f'check")',
+            indent + 1,
+        )
+
+    def _index_sources(self, i: Var) -> list[str]:
+        """The index inputs an index value is computed from (through where, renames, ...)."""
+        producer = {e.out.name: e for e in self.p.eqns}
+        inputs = {d.var.name for d in self.p.inputs if d.var.type.of is not None}
+        seen, stack, found = set(), [i.name], []
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            if v in inputs:
+                found.append(v)
+            elif v in producer and producer[v].op != "argmax":
+                stack += [a.name for a in producer[v].args if isinstance(a, Var)]
+        return sorted(found)
 
     def _context(self, e: Eqn) -> EqnContext:
         op = OPS[e.op]

@@ -239,8 +239,20 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
             if a is None or isinstance(a, Lit) or not a.type.dims:
                 return a
             mapping = tuple((d, d.prime()) for d in a.type.dims if d not in ctx.contracting)
-            if a.type.of is not None and not ctx.contracting:
-                pass  # the values index C either way; `of` is not a dim of the tensor
+            m = dict(mapping)
+            new = [m.get(d, d) for d in a.type.dims]
+            twice = [d for d in new if new.count(d) > 1]
+            if twice:
+                kept = [d for d in a.type.dims if d not in m]
+                return ctx.error(
+                    DimMismatch,
+                    f"{a.type}' would have dim {twice[0]} twice: the enclosing reduction sums "
+                    f"{fmt_dims(tuple(kept))}, so those dims keep their names while the others "
+                    "get primed",
+                    _sp(node),
+                    "bind the primed value with `let` outside the reduction, or prime only the "
+                    "dims you mean with prime(x, D)",
+                )
             return ctx.emit("rename", (a,), (("mapping", mapping),), span=_sp(node))
         case ast.Call():
             return lower_call(ctx, node)
