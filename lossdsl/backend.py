@@ -557,9 +557,9 @@ class _FunctionEmitter:
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         ctx = self._context(e)
         tmpl = self.t.templates[e.op]
-        if e.op == "where" and self.t.select and self._selects(e):
-            tmpl = self.t.select
         code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
+        if e.op == "where" and self.t.select and self._selects(e):
+            code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
         name = self.names(out)
         self.expr[out] = name
         if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
