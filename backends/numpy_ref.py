@@ -10,11 +10,18 @@ import numpy as np
 from lossdsl import layout
 from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
 from lossdsl.errors import InputError
-from lossdsl.ir import Lit, Program, Var
+from lossdsl.ir import Lit, Program, Var, index_sources
 from lossdsl.ops import OPS, ref_attrs
 
 
-def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = None, frozen=None):
+def evaluate(
+    prog: Program,
+    inputs: dict,
+    params: dict,
+    reduction: str | None = None,
+    frozen=None,
+    check_indices: bool = False,
+):
     """Run `prog` in float64 on named numpy arrays; returns the `reduction` output.
 
     `frozen` (a dict, filled on first use) holds the values of stop_grad equations: a second
@@ -38,6 +45,9 @@ def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = 
             if e.op == "stop_grad" and frozen is not None and e.out.name in frozen:
                 env[e.out.name] = frozen[e.out.name]
                 continue
+            if check_indices and e.op in ("gather", "cross_entropy", "onehot"):
+                i = e.args[0 if e.op == "onehot" else 1]
+                _check_range(prog, i, val(i), sizes)
             env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes)
             if e.op == "stop_grad" and frozen is not None:
                 frozen[e.out.name] = env[e.out.name]
@@ -50,6 +60,20 @@ def evaluate(prog: Program, inputs: dict, params: dict, reduction: str | None = 
             shape += list(shapes[d.name]) if d.variadic else [sizes[d.name]]
         res = res.reshape(shape)
     return res
+
+
+def _check_range(prog, i, v, sizes) -> None:
+    """Class ids outside their dim: the message of the generated code's check."""
+    sources = index_sources(prog, i) if isinstance(i, Var) else []
+    n = _n(sizes, i.type.of) if i.type.of is not None else None
+    if not sources or n is None or v.size == 0 or (v.min() >= 0 and v.max() < n):
+        return
+    names = " / ".join(f"'{s}'" for s in sources)
+    raise InputError(
+        f"{prog.name}: input {names} holds class ids outside [0, {n}) for dim {i.type.of} "
+        f"(size {n}): found values from {int(v.min())} to {int(v.max())}; pass "
+        "check_indices=False to skip this check"
+    )
 
 
 def _flatten(x, dims, sizes, shapes, name):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lossdsl import layout
-from lossdsl.ir import Atom, Eqn, Lit, Program, Var
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources
 from lossdsl.ops import OPS
 from lossdsl.resources import resource_dir
 from lossdsl.types import Dim, fmt_dims
@@ -581,7 +581,7 @@ class _FunctionEmitter:
         if not isinstance(i, Var) or i.name in self.checked or i.type.of is None:
             return
         self.checked.add(i.name)
-        sources = self._index_sources(i)
+        sources = index_sources(self.p, i)
         if not sources:  # argmax and friends: in range by construction
             return
         x, n = self.ref(i), self.dim_size(i.type.of)
@@ -594,22 +594,6 @@ class _FunctionEmitter:
             f'check")',
             indent + 1,
         )
-
-    def _index_sources(self, i: Var) -> list[str]:
-        """The index inputs an index value is computed from (through where, renames, ...)."""
-        producer = {e.out.name: e for e in self.p.eqns}
-        inputs = {d.var.name for d in self.p.inputs if d.var.type.of is not None}
-        seen, stack, found = set(), [i.name], []
-        while stack:
-            v = stack.pop()
-            if v in seen:
-                continue
-            seen.add(v)
-            if v in inputs:
-                found.append(v)
-            elif v in producer and producer[v].op != "argmax":
-                stack += [a.name for a in producer[v].args if isinstance(a, Var)]
-        return sorted(found)
 
     def _context(self, e: Eqn) -> EqnContext:
         op = OPS[e.op]

@@ -356,8 +356,10 @@ def _reference_fn(spec: Spec, baked):
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
+    has_index = any(i.type.startswith("index") for i in spec.inputs)
 
     def loss_fn(*args, reduction=None, **kwargs):
+        check = kwargs.pop("check_indices", True) if has_index else False
         inputs = dict(zip(names, args))
         for k in list(kwargs):
             if k in names:
@@ -379,7 +381,7 @@ def _reference_fn(spec: Spec, baked):
         prog = _optimized(spec, absent, baked)
         params = {**free, **kwargs}
         _runtime_checks(spec, prog, params)
-        return ref.evaluate(prog, inputs, params, reduction)
+        return ref.evaluate(prog, inputs, params, reduction, check_indices=check)
 
     return loss_fn
 

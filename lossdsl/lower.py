@@ -1514,6 +1514,33 @@ def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
     return False
 
 
+def _has_gradient(ctx: Ctx, r: Atom) -> bool:
+    """Does `r` depend differentiably on a float input? Not through comparisons, argmax,
+    indices, the condition of a where, or stop_grad."""
+    inputs = {
+        ctx.env[n].name
+        for n, o in ctx.origin.items()
+        if o == "input" and isinstance(ctx.env.get(n), Var)
+    }
+    producers = {e.out.name: e for e in ctx.b.eqns}
+    stack, seen = [r], set()
+    while stack:
+        a = stack.pop()
+        if not isinstance(a, Var) or a.name in seen or a.type.dtype != "float":
+            continue
+        seen.add(a.name)
+        if a.name in inputs:
+            return True
+        e = producers.get(a.name)
+        if e is None or e.op == "stop_grad" or not OPS[e.op].differentiable:
+            continue
+        if e.op == "fill":
+            return True  # an absent optional float input
+        args = e.args[1:] if e.op == "where" else e.args
+        stack.extend(args[:1] if e.op in ("gather", "cross_entropy") else args)
+    return False
+
+
 def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) -> Atom | None:
     sp = _sp(loss.result)
     if r.type.dtype == "bool":
@@ -1529,6 +1556,15 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) ->
             "the loss does not depend on any input",
             sp,
             "a loss is a function of its tensors; a constant has no gradient to train with",
+        )
+    if not helper and not _has_gradient(ctx, r):
+        return ctx.error(
+            TypeMismatch,
+            "the loss has no gradient: it reaches the float inputs only through integers, "
+            "comparisons, indices or stop_grad",
+            sp,
+            "argmax, ==, onehot(i), x[i]'s index and stop_grad have zero gradient; make the loss "
+            "depend smoothly on a float input (e.g. logits, not argmax(logits))",
         )
     if r.type.dtype == "int":
         r = ctx.emit("to_float", (r,), span=sp)

@@ -1,0 +1,88 @@
+"""Runtime input validation of compiled losses: class ids out of range are a LossError naming
+the input, the dim and its size (a crash in torch, a silently clamped gather in jax otherwise);
+ignore_index values pass; check_indices=False turns the check off; under jax.jit and
+torch.compile the check is skipped (no data-dependent branch in a traced graph). Rank, dtype and
+dim-size checks are in tests/test_api.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lossdsl
+
+LOGITS = np.random.default_rng(0).standard_normal((6, 5))
+GOOD = np.array([0, 4, 2, 1, 3, 0])
+BAD = np.array([0, 4, 7, 1, 3, 0])  # 7 is not a class of C = 5
+NEG = np.array([0, -2, 2, 1, 3, 0])
+
+
+def _args(backend, y):
+    if backend == "torch":
+        return torch.tensor(LOGITS), torch.tensor(y)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(LOGITS), jnp.asarray(y)
+    return LOGITS, y
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("name", ["cross_entropy", "focal", "poly1", "ldam_free"])
+def test_class_ids_out_of_range_raise_a_loss_error(backend, name):
+    if name == "ldam_free":
+        name = "label_smoothing_ce"
+    fn = lossdsl.load(name).compile(backend)
+    for y, lo, hi in ((BAD, 0, 7), (NEG, -2, 3)):
+        with pytest.raises(lossdsl.InputError) as e:
+            fn(*_args(backend, y))
+        msg = str(e.value)
+        assert "input 'target'" in msg and "outside [0, 5) for dim C (size 5)" in msg
+        assert f"from {lo} to {hi}" in msg and "check_indices=False" in msg
+    fn(*_args(backend, GOOD))  # in range: no error
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+def test_ignore_index_is_not_out_of_range(backend):
+    fn = lossdsl.load("cross_entropy").compile(backend)
+    y = np.array([0, -100, 2, -100, 3, 0])
+    out = fn(*_args(backend, y))
+    # F.cross_entropy (torch 2.13) on the same batch: the mean over the 4 kept rows
+    want = torch.nn.functional.cross_entropy(torch.tensor(LOGITS), torch.tensor(y))
+    np.testing.assert_allclose(float(out), float(want), rtol=1e-12)
+    with pytest.raises(lossdsl.InputError, match="from -5 to 3"):
+        fn(*_args(backend, np.array([0, -5, 2, -100, 3, 0])))  # -5 is neither a class nor -100
+
+
+def test_check_indices_false_skips_the_check():
+    import jax.numpy as jnp
+
+    fn = lossdsl.load("cross_entropy").compile("jax")
+    # jax fills an out-of-range gather with NaN instead of failing: the silent wrong answer
+    # the check exists for; with check_indices=False ids in range are the caller's promise
+    out = fn(jnp.asarray(LOGITS), jnp.asarray(BAD), check_indices=False)
+    assert np.isnan(float(out))
+    tfn = lossdsl.load("cross_entropy").compile("torch")
+    with pytest.raises((IndexError, RuntimeError)):  # torch's own gather error, not ours
+        tfn(torch.tensor(LOGITS), torch.tensor(BAD), check_indices=False)
+
+
+def test_the_check_is_skipped_inside_jax_jit_and_torch_compile():
+    import jax
+    import jax.numpy as jnp
+
+    fn = lossdsl.load("focal").compile("jax")
+    val = jax.jit(fn)(jnp.asarray(LOGITS), jnp.asarray(GOOD))
+    np.testing.assert_allclose(float(val), float(fn(jnp.asarray(LOGITS), jnp.asarray(GOOD))))
+    tfn = lossdsl.load("focal").compile("torch")
+    compiled = torch.compile(tfn, fullgraph=True)  # no graph break from the check
+    x, y = torch.tensor(LOGITS), torch.tensor(GOOD)
+    torch.testing.assert_close(compiled(x, y), tfn(x, y))
+
+
+def test_specs_without_index_inputs_take_no_check_flag():
+    sig = lossdsl.load("mse").compile("torch").signature
+    assert "check_indices" not in sig.parameters
+    sig = lossdsl.load("cross_entropy").compile("torch").signature
+    assert sig.parameters["check_indices"].default is True
