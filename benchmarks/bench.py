@@ -355,6 +355,31 @@ def torch_case(loss: str, shape: tuple[int, ...]) -> Case:
     return Case("torch", loss, "x".join(map(str, shape)), target_for(shape), cands)
 
 
+def validation_case(shape: tuple[int, ...]) -> Case:
+    """The cost of the runtime input checks: cross_entropy as compiled (rank, dtype and size
+    checks, class ids range-checked) against the same function with check_indices=False."""
+    import torch
+
+    x_np, y_np = np_inputs("cross_entropy", shape)
+    x = torch.from_numpy(x_np).requires_grad_(True)
+    y = torch.from_numpy(y_np)
+    dsl = lossdsl.load("cross_entropy").compile("torch")
+
+    def make(**kw):
+        def run():
+            val = dsl(x, y, **kw)
+            (g,) = torch.autograd.grad(val, x)
+            return val.detach(), g
+
+        return run
+
+    cands = [
+        Candidate("lossdsl", make(), True),
+        Candidate("check_indices=False", make(check_indices=False)),
+    ]
+    return Case("torch", "validation", "x".join(map(str, shape)), 1.05, cands)
+
+
 # ---- jax ------------------------------------------------------------------------------------
 
 
@@ -535,7 +560,7 @@ def case_rows(case: Case) -> list[str]:
         )
         if r is best:
             status = case.status or ("ok" if ratio <= case.target else "SLOW")
-            line += f"{'<=' + format(case.target, '.1f'):>6} {_pct(case.foreign):>4}  {status}"
+            line += f"{'<=' + format(case.target, 'g'):>6} {_pct(case.foreign):>4}  {status}"
         lines.append((lead if not lines else " " * len(lead)) + line)
     if case.note:
         lines.append(" " * 10 + "! " + case.note)
@@ -603,9 +628,9 @@ def main(argv: list[str] | None = None) -> int:
         _reexec_with_steady_malloc()
 
     only = set(args.only.split(",")) if args.only else None
-    unknown = (only or set()) - set(ALL_LOSSES) - {"parse", "import"}
+    unknown = (only or set()) - set(ALL_LOSSES) - {"parse", "import", "validation"}
     if unknown:
-        names = ", ".join(ALL_LOSSES + ["parse", "import"])
+        names = ", ".join(ALL_LOSSES + ["validation", "parse", "import"])
         ap.error(f"unknown --only name(s) {sorted(unknown)}; choose from {names}")
     losses = [n for n in ALL_LOSSES if only is None or n in only]
     backends = [args.backend] if args.backend else ["torch", "jax"]
@@ -656,33 +681,35 @@ def main(argv: list[str] | None = None) -> int:
 
             jax.config.update("jax_platforms", "cpu")
             build = jax_case
-        if not losses:
+        todo = [(loss, shape) for loss in losses for shape in shapes_for(loss, args.quick)]
+        if backend == "torch" and (only is None or "validation" in only):
+            todo.append(("validation", (4096, 1000)))
+        if not todo:
             continue
         print(HEADER)
         print("-" * len(HEADER))
-        for loss in losses:
-            for shape in shapes_for(loss, args.quick):
-                case = build(loss, shape)
-                check_close(case)
-                attempts = []  # with --wait-quiet, a case timed under other load is timed again
-                for _ in range(3 if args.wait_quiet else 1):
-                    if args.wait_quiet:
-                        wait_quiet(args.wait_quiet)
-                    for c in case.candidates:
-                        c.samples = []
-                    time_case(case, budget)
-                    attempts.append((case.foreign, [c.samples for c in case.candidates]))
-                    if not case.foreign > 0.1:
-                        break
-                case.foreign, kept = min(attempts, key=lambda a: (math.isnan(a[0]), a[0]))
-                for c, smp in zip(case.candidates, kept):
-                    c.samples = smp
-                cases.append(case)
-                for line in case_rows(case):
-                    print(line, flush=True)
+        for loss, shape in todo:
+            case = validation_case(shape) if loss == "validation" else build(loss, shape)
+            check_close(case)
+            attempts = []  # with --wait-quiet, a case timed under other load is timed again
+            for _ in range(3 if args.wait_quiet else 1):
+                if args.wait_quiet:
+                    wait_quiet(args.wait_quiet)
                 for c in case.candidates:
-                    c.run = None  # keep the samples, drop the closures (and their tensors)
-                gc.collect()
+                    c.samples = []
+                time_case(case, budget)
+                attempts.append((case.foreign, [c.samples for c in case.candidates]))
+                if not case.foreign > 0.1:
+                    break
+            case.foreign, kept = min(attempts, key=lambda a: (math.isnan(a[0]), a[0]))
+            for c, smp in zip(case.candidates, kept):
+                c.samples = smp
+            cases.append(case)
+            for line in case_rows(case):
+                print(line, flush=True)
+            for c in case.candidates:
+                c.run = None  # keep the samples, drop the closures (and their tensors)
+            gc.collect()
         print()
 
     parse_rows: list[dict] = []
