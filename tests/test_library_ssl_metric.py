@@ -325,8 +325,9 @@ def test_byol_cosine_matches_official(bd, simsiam):
         ["p1", "p2"],
     )
     zs = [z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)]
-    gz = torch.autograd.grad(fn(p1, p2, *zs, simsiam=simsiam), zs, allow_unused=True)
-    assert all(g is None or torch.all(g == 0) for g in gz)  # targets are stop-gradient
+    # the targets are stop-gradient: the loss does not reach z1, z2 at all (the official
+    # .detach() / stop_gradient), so it does not even require grad here
+    assert not fn(p1, p2, *zs, simsiam=simsiam).requires_grad
 
 
 def test_byol_is_affine_in_simsiam():
