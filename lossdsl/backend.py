@@ -200,6 +200,12 @@ class Names:
         return self.map[ir_name]
 
 
+def function_name(loss_name: str) -> str:
+    """The Python name of a loss's function: `lambda_` for a loss named lambda, `max_` for one
+    named max (a module-level def must not shadow what the generated code calls)."""
+    return Names(public=False)(loss_name)
+
+
 # ---- module emission ----------------------------------------------------------------------
 
 
@@ -208,7 +214,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     inputs and zero-valued params (so what is absent costs nothing), and the public function
     that picks one."""
     main = max(programs, key=lambda p: (len(p.inputs), len(p.params)))
-    fname = main.name
+    fname = function_name(main.name)
     lines = [docstring(doc or fname), "", *target.imports, ""]
     lines += [
         "",

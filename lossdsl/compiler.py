@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lossdsl import ast
-from lossdsl.backend import BACKENDS, load_backend, module_source
+from lossdsl.backend import BACKENDS, function_name, load_backend, module_source
 from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
     ArityError,
@@ -317,7 +317,7 @@ def _compiled_cached(spec_key, backend, baked):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    return _guard(getattr(mod, spec.name))
+    return _guard(getattr(mod, function_name(spec.name)))
 
 
 def _compiled(spec: Spec, backend: str, baked):

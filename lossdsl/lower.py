@@ -73,6 +73,13 @@ class Builder:
     def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = (), hint: str | None = None):
         """Type the equation with the op's rule (raises OpTypeError) and append it."""
         t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        twice = [d for d in t.dims if t.dims.count(d) > 1]
+        if twice:
+            raise OpDimError(
+                f"the result would have dim {twice[0]} twice: {fmt_dims(t.dims)}",
+                f"an index into {twice[0]} used along {twice[0]} itself? declare it over the "
+                f"primed twin ({twice[0]}') or prime one side",
+            )
         if t.dtype == "float" and op in _FLOAT_LITERAL_OPS:
             # `1 - x` and `1.0 - x` are one value once x is float: one literal, so CSE sees it.
             args = tuple(

@@ -33,6 +33,7 @@ def main() -> int:
     kinds: Counter = Counter()
     worst = (0.0, "")
     failures = []
+    slow: list[tuple[float, str, str]] = []
     end = time.monotonic() + a.seconds
     i = 0
     while time.monotonic() < end:
@@ -56,6 +57,7 @@ def main() -> int:
             kinds.update(type(e).__name__ for e in out.error.errors)
         if out.seconds > 1.0:
             counts["slower than 1 s"] += 1
+            slow.append((out.seconds, name, text))
         worst = max(worst, (out.seconds, name))
     print(f"fuzz: {i} inputs in {a.seconds:.0f} s (seed {a.seed})")
     for k in ("inputs", "compiled", "rejected with LossError", "errors reported",
@@ -63,6 +65,8 @@ def main() -> int:
         print(f"  {k}: {counts[k]}")
     print("  error classes: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
     print(f"  slowest input: {worst[0] * 1000:.0f} ms ({Path(worst[1]).name})")
+    for sec, name, text in sorted(slow, reverse=True)[:3]:
+        print(f"--- {sec * 1000:.0f} ms on a mutation of {name}:\n{text}")
     for name, text, tb in failures[:5]:
         print(f"--- contract failure on a mutation of {name}:\n{text}\n{tb}")
     return 1 if failures or counts["slower than 1 s"] else 0

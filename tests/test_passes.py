@@ -150,3 +150,28 @@ def test_layout_pass_removes_transposes():
     before = lossdsl.load("supcon").ir(after="contract")
     after = lossdsl.load("supcon").ir(after="layout")
     assert "order=" in after and "order=" not in before
+
+
+def test_cse_follows_a_value_renamed_to_a_let_name():
+    """Found by scripts/fuzz.py: `1 - target` computed three times, the second under a let-name.
+    CSE keeps the let-name on the first value; the third copy must be pointed at the renamed
+    value, not the old name (the verifier caught 'used before definition')."""
+    src = """loss f(x: float[B, C], t: float[B, C]) {
+    let a = sum(x * (1 - t), over=C)
+    let alpha_t = 1 - t
+    a + sum((1 - t)^2 * x * alpha_t, over=C)
+}
+"""
+    spec = lossdsl.parse(src)
+    verify(spec.program())
+    x, t = np.random.default_rng(0).random((2, 3, 4))
+    want = np.sum(x * (1 - t), axis=1) + np.sum((1 - t) ** 3 * x, axis=1)
+    np.testing.assert_allclose(spec.compile("numpy")(x, t, reduction="none"), want)
+
+
+def test_a_loss_named_like_a_python_keyword_compiles():
+    """Found by scripts/fuzz.py: `loss lambda(...)` generated `def lambda(...)`."""
+    spec = lossdsl.parse("loss lambda(x: float[B], None_: float[B]) {\n    x * None_\n}\n")
+    for backend in ("torch", "jax"):
+        fn = spec.compile(backend)
+        assert fn.__name__ == "lambda_"

@@ -101,6 +101,9 @@ def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
         if new is None:
             rw._append(e)
             continue
+        # A rule may hand back a value it saw earlier (cse) that was renamed since (to keep a
+        # user's let-name): follow the renaming.
+        new = rw.sub(new)
         assert new.type == e.out.type, f"rule changed the type of {e.out.name}: {new.type}"
         rw.changed = True
         last = rw.eqns[-1] if rw.eqns else None
