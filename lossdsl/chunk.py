@@ -1,0 +1,331 @@
+"""Row statistics over a large class dim (issue 5, step one): when does a loss depend on its
+logits [..., V] only through statistics that can be accumulated V-chunk by V-chunk?
+
+`plan(prog, "logits")` rewrites the program into *stat form* -- log_softmax(z) becomes
+z - logsumexp(z), a gather or a sum over V is pushed through terms that do not vary along V --
+and then splits it in three:
+
+  chunk side  equations over V (terms of the logits, of a per-class weight[V], of a multilabel
+              target[B, V]) that need no statistic: evaluated on a slice of V at a time;
+  statistics  reductions over V of chunk-side values (sum, logsumexp, max, min) and gathers
+              along V (x[target]), each with the associative rule that combines two chunks;
+  row side    everything else: a function of the statistics, the other inputs and the params.
+
+If a chunk-side equation needs a statistic (softmax(z) * w summed with something that is not
+linear in it), the program is not chunkable in one pass and `plan` raises ChunkError with the
+reason. The chunked code generators build on this plan; the plan itself is checked here on the
+float64 reference (the stat form computes the same values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from lossdsl.ir import Atom, Eqn, Program, Var, verify
+from lossdsl.passes.cleanup import cse, dce
+from lossdsl.passes.rewrite import Rewriter, Row, run_rules
+from lossdsl.types import Dim, DimError, broadcast
+
+# reduction op over V -> how two chunks' partial results combine
+COMBINE = {"sum": "add", "logsumexp": "logaddexp", "max": "maximum", "min": "minimum"}
+
+
+class ChunkError(Exception):
+    """The loss is not a function of per-row statistics over the chunked dim."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    var: Var  # the statistic's value (no V dim)
+    kind: str  # "sum", "logsumexp", "max", "min" (gathers are "sum": one chunk holds the id)
+    eqn: Eqn  # the equation that computes it from chunk-side values
+
+
+@dataclass(frozen=True)
+class Plan:
+    prog: Program  # the program in stat form
+    logits: str
+    dim: Dim  # V
+    chunk_side: tuple[Eqn, ...]
+    stats: tuple[Stat, ...]
+    row_side: tuple[Eqn, ...]
+
+
+def _lacks(a: Atom, v: Dim) -> bool:
+    return not isinstance(a, Var) or v not in a.type.dims
+
+
+def _fits(e: Eqn, w: Atom, a: Atom, b: Atom) -> bool:
+    """w a and w b line up, and (w a) op (w b) has e's exact type."""
+    try:
+        wa, wb = (broadcast(w.type.dims, x.type.dims) for x in (a, b))
+        return broadcast(wa, wb) == e.out.type.dims
+    except DimError:
+        return False
+
+
+def _rules(v: Dim) -> tuple[Row, ...]:
+    over_v = (("over", (v,)),)
+
+    def over_only_v(e: Eqn) -> bool:
+        return tuple(e.attr("over") or ()) == (v,)
+
+    def lse(rw: Rewriter, z: Atom) -> Var:
+        return rw.emit("logsumexp", (z,), over_v)
+
+    def log_softmax(rw, e):
+        if e.op == "log_softmax" and tuple(e.attr("over")) == (v,):
+            return rw.emit("sub", (e.args[0], lse(rw, e.args[0])))
+        return None
+
+    def softmax(rw, e):
+        if e.op == "softmax" and tuple(e.attr("over")) == (v,):
+            return rw.emit("exp", (rw.emit("sub", (e.args[0], lse(rw, e.args[0]))),))
+        return None
+
+    def cross_entropy(rw, e):
+        if e.op == "cross_entropy" and e.args[1].type.of == v:
+            z, t = e.args
+            return rw.emit("sub", (lse(rw, z), rw.emit("gather", (z, t))))
+        return None
+
+    def gather_through(rw, e):
+        """x[t] of (a op b), b constant along V: a[t] op b (and of -a: -(a[t]))."""
+        if e.op != "gather" or e.args[1].type.of != v:
+            return None
+        x, t = e.args
+        d = rw.defn(x)
+        if d is None:
+            return None
+        if d.op == "neg":
+            return rw.emit("neg", (rw.emit("gather", (d.args[0], t)),))
+        if d.op in ("add", "sub", "mul") and len(d.args) == 2:
+            a, b = d.args
+            if _lacks(b, v) and not _lacks(a, v):
+                return rw.emit(d.op, (rw.emit("gather", (a, t)), b))
+            if _lacks(a, v) and not _lacks(b, v) and d.op != "sub":
+                return rw.emit(d.op, (a, rw.emit("gather", (b, t))))
+            if _lacks(a, v) and not _lacks(b, v):
+                return rw.emit("sub", (a, rw.emit("gather", (b, t))))
+        return None
+
+    def mean_to_sum(rw, e):
+        """mean over dims that include V = sum / the product of their sizes."""
+        over = tuple(e.attr("over") or ())
+        if e.op == "mean" and v in over:
+            n = rw.emit("size", (), (("dim", over[0]),))
+            for d in over[1:]:
+                n = rw.emit("mul", (n, rw.emit("size", (), (("dim", d),))))
+            return rw.emit("div", (rw.emit("sum", e.args, e.attrs), n))
+        return None
+
+    def sum_linear(rw, e):
+        """sum over V is linear: through +, -, negation, and factors constant along V."""
+        if e.op != "sum" or not over_only_v(e):
+            return None
+        d = rw.defn(e.args[0])
+        if d is None:
+            return None
+        if d.op == "neg":
+            return rw.emit("neg", (rw.emit("sum", (d.args[0],), over_v),))
+        if d.op in ("add", "sub"):
+            a, b = d.args
+            parts = []
+            for x in (a, b):
+                if _lacks(x, v):  # sum over V of a term constant along V: size(V) times it
+                    parts.append(rw.emit("mul", (x, rw.emit("size", (), (("dim", v),)))))
+                else:
+                    parts.append(rw.emit("sum", (x,), over_v))
+            return rw.emit(d.op, tuple(parts))
+        if d.op == "mul":
+            a, b = d.args
+            if _lacks(b, v) and not _lacks(a, v):
+                return rw.emit("mul", (rw.emit("sum", (a,), over_v), b))
+            if _lacks(a, v) and not _lacks(b, v):
+                return rw.emit("mul", (a, rw.emit("sum", (b,), over_v)))
+            for w, x in ((a, b), (b, a)):
+                # sum(w (y - s)) with s constant along V: sum(w y) - s sum(w)
+                inner = rw.defn(x)
+                if inner is None or inner.op not in ("add", "sub") or _lacks(w, v):
+                    continue
+                y, s = inner.args
+                if _lacks(s, v) and not _lacks(y, v):
+                    wy = rw.emit("sum", (rw.emit("mul", (w, y)),), over_v)
+                    ws = rw.emit("mul", (s, rw.emit("sum", (w,), over_v)))
+                    return rw.emit(inner.op, (wy, ws))
+        return None
+
+    def distribute(rw, e):
+        """w * (z - s) with s constant along V: w * z - w * s (so that a sum splits)."""
+        if e.op != "mul":
+            return None
+        for i in (0, 1):
+            d = rw.defn(e.args[1 - i])
+            w = e.args[i]
+            if d is not None and d.op in ("add", "sub") and not _lacks(w, v):
+                a, b = d.args
+                if _lacks(a, v) != _lacks(b, v) and _fits(e, w, a, b):
+                    return rw.emit(d.op, (rw.emit("mul", (w, a)), rw.emit("mul", (w, b))))
+        return None
+
+    return (
+        Row("log_softmax", "log_softmax(z) = z - logsumexp(z): a statistic", log_softmax),
+        Row("softmax", "softmax(z) = exp(z - logsumexp(z))", softmax),
+        Row("cross_entropy", "CE(z, t) = logsumexp(z) - z[t]: two statistics", cross_entropy),
+        Row("gather_through", "(a op b)[t] = a[t] op b when b is constant along V", gather_through),
+        Row("mean_to_sum", "mean over V = sum over V / size(V)", mean_to_sum),
+        Row("sum_linear", "sum over V is linear", sum_linear),
+        Row("distribute", "w (a - b) = w a - w b, to split a sum over V", distribute),
+    )
+
+
+def stat_form(prog: Program, v: Dim) -> Program:
+    """The program with its V-statistics made explicit (same values)."""
+    prog = run_rules(prog, _rules(v), max_rounds=16)
+    return verify(dce(cse(prog)))
+
+
+def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
+    """The chunk plan of `prog` over the last dim of input `logits`, for one reduction (its
+    other outputs are dropped) or all of them."""
+    inp = next((d for d in prog.inputs if d.var.name == logits), None)
+    if inp is None or inp.var.type.dtype != "float" or not inp.var.type.dims:
+        raise ChunkError(f"no float input named '{logits}'")
+    v = inp.var.type.dims[-1]
+    if reduction is not None:
+        prog = replace(prog, outputs=((reduction, prog.output(reduction)),))
+    prog = stat_form(prog, v)
+    x = inp.var.name
+    chunk: dict[str, Eqn] = {}
+    stats: list[Stat] = []
+    row: list[Eqn] = []
+    stat_names: set[str] = set()
+    for e in prog.eqns:
+        reads_chunk = any(isinstance(a, Var) and (a.name in chunk or a.name == x) for a in e.args)
+        if v in e.out.type.dims and reads_chunk:
+            bad = [a.name for a in e.args if isinstance(a, Var) and _depends(prog, a, stat_names)]
+            if bad:
+                raise ChunkError(
+                    f"'{e.out.name}' ({e.op} over {v}) needs the statistic(s) behind "
+                    f"{', '.join(bad)}: not a one-pass row statistic"
+                )
+            chunk[e.out.name] = e
+        elif reads_chunk:
+            kind = _stat_kind(e, v)
+            if kind is None:
+                raise ChunkError(
+                    f"'{e.out.name}' = {e.op} of the logits is not a statistic over {v}"
+                )
+            stats.append(Stat(e.out, kind, e))
+            stat_names.add(e.out.name)
+        else:
+            # no logits in it: computed once at full size (a per-class margin, a multilabel
+            # target's terms, onehot(target)) and sliced along V for each chunk
+            row.append(e)
+    for m, a in prog.outputs:
+        if isinstance(a, Var) and a.name in chunk:
+            raise ChunkError(f"the {m} output keeps {v}: reduction='none' over {v} is not chunked")
+    return Plan(prog, x, v, tuple(chunk.values()), tuple(stats), tuple(row))
+
+
+def _stat_kind(e: Eqn, v: Dim) -> str | None:
+    if e.op in COMBINE and v in tuple(e.attr("over") or ()):
+        return e.op
+    if e.op == "gather" and e.args[1].type.of == v:
+        return "sum"  # the id falls in exactly one chunk; the others contribute 0
+    return None
+
+
+def _depends(prog: Program, a: Var, names: set[str]) -> bool:
+    producer = {e.out.name: e for e in prog.eqns}
+    stack, seen = [a.name], set()
+    while stack:
+        n = stack.pop()
+        if n in names:
+            return True
+        if n in seen or n not in producer:
+            continue
+        seen.add(n)
+        stack += [x.name for x in producer[n].args if isinstance(x, Var)]
+    return False
+
+
+def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk: int):
+    """The plan run V-chunk by V-chunk on the float64 reference: the semantics every chunked
+    generator must reproduce. Per chunk, the chunk side and the statistics are evaluated on a
+    slice of V (class ids shifted into the slice, 0 outside it), the partial statistics are
+    combined with their associative rule, then the row side runs once."""
+    import numpy as np
+
+    from lossdsl.backend import load_backend
+
+    ref = load_backend("numpy")
+    env: dict = {}
+    sizes: dict = {}
+    shapes: dict = {}
+    for d in p.prog.inputs:
+        x = np.asarray(inputs[d.var.name])
+        x = x.astype(np.float64) if d.var.type.dtype == "float" else x
+        env[d.var.name] = ref._flatten(x, d.var.type.dims, sizes, shapes, d.var.name)
+    for q in p.prog.params:
+        env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
+
+    def val(a, scope):
+        return np.asarray(a.value) if not isinstance(a, Var) else scope[a.name]
+
+    n = sizes[p.dim.name]
+    combined: dict = {}
+    row_done: dict = dict(env)
+    _run(ref, [e for e in p.row_side if _ready(e, row_done, p)], row_done, sizes)
+    over_v = {d.var.name: d.var.type.dims for d in p.prog.inputs if p.dim in d.var.type.dims}
+    over_v |= {e.out.name: e.out.type.dims for e in p.row_side if p.dim in e.out.type.dims}
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        scope = dict(row_done)
+        for name, dims in over_v.items():  # slice everything over V
+            if name in scope:
+                k = dims.index(p.dim)
+                scope[name] = np.take(scope[name], np.arange(lo, hi), axis=k)
+        csizes = {**sizes, p.dim.name: hi - lo}
+        _run(ref, p.chunk_side, scope, csizes)
+        for s in p.stats:
+            e = s.eqn
+            if e.op == "gather":  # the id is in this chunk, or the chunk contributes 0
+                x, t = e.args
+                ids = val(t, scope) - lo
+                inside = (ids >= 0) & (ids < hi - lo)
+                part = ref._apply(e, [val(x, scope), np.where(inside, ids, 0)], csizes)
+                part = np.where(inside, part, 0.0)
+            else:
+                part = ref._apply(e, [val(a, scope) for a in e.args], csizes)
+            prev = combined.get(s.var.name)
+            combined[s.var.name] = part if prev is None else _combine(s.kind, prev, part)
+    row_done.update(combined)
+    _run(ref, [e for e in p.row_side if e.out.name not in row_done], row_done, sizes)
+    return val(p.prog.output(reduction), row_done)
+
+
+def _ready(e: Eqn, scope: dict, p: Plan) -> bool:
+    """Row-side equations that need no statistic (computed before the chunks)."""
+    stats = {s.var.name for s in p.stats}
+    return not any(isinstance(a, Var) and _depends(p.prog, a, stats) for a in e.args)
+
+
+def _run(ref, eqns, scope: dict, sizes: dict) -> None:
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        for e in eqns:
+            args = [
+                np.asarray(a.value) if not isinstance(a, Var) else scope[a.name] for a in e.args
+            ]
+            scope[e.out.name] = ref._apply(e, args, sizes)
+
+
+def _combine(kind: str, a, b):
+    import numpy as np
+
+    if kind == "sum":
+        return a + b
+    if kind == "logsumexp":
+        return np.logaddexp(a, b)
+    return np.maximum(a, b) if kind == "max" else np.minimum(a, b)

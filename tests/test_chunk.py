@@ -1,0 +1,69 @@
+"""Issue 5, step one: the row-statistics plan of a loss over a large class dim
+(lossdsl/chunk.py). For every shipped spec whose first input is float: either the plan exists
+and running it V-chunk by V-chunk on the float64 reference gives the unchunked value (chunk
+sizes that divide V, that do not, of 1 and larger than V), or ChunkError says why not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import random_inputs
+
+import lossdsl
+from lossdsl.backend import load_backend
+from lossdsl.chunk import ChunkError, evaluate_chunked, plan
+
+SIZES = {"B": 4, "C": 23, "D": 3, "S": (3, 2), "K": 7, "V": 2, "N": 4, "M": 3, "L": 3, "T": 4}
+MUST_CHUNK = [  # the LLM-vocabulary losses of the issue, and their relatives
+    "cross_entropy", "focal", "poly1", "label_smoothing_ce", "z_loss", "gce", "encouraging",
+    "comp_sum", "stablemax_ce", "squentropy", "ldam", "balanced_softmax_ce",
+]  # fmt: skip
+
+
+def _first_float(spec):
+    first = spec.inputs[0]
+    return first.name if first.type.startswith("float[") else None
+
+
+@pytest.mark.parametrize("name", lossdsl.list_specs())
+def test_plan_runs_chunked_or_says_why_not(name):
+    spec = lossdsl.load(name)
+    logits = _first_float(spec)
+    if logits is None:
+        pytest.skip(f"{name}'s first input is not a float tensor")
+    prog = spec.program(frozenset())
+    ref = load_backend("numpy")
+    data = random_inputs(spec, SIZES, np.random.default_rng(0))
+    for reduction in ("mean", "sum"):
+        try:
+            p = plan(prog, logits, reduction)
+        except ChunkError as e:
+            assert name not in MUST_CHUNK, f"{name}: {e}"
+            assert str(e)
+            continue
+        want = ref.evaluate(prog, data, {}, reduction)
+        n = prog.inputs[0].var.type.dims[-1].name
+        for chunk in (1, 5, SIZES.get(n, 3) if not isinstance(SIZES.get(n), tuple) else 2, 100):
+            got = evaluate_chunked(p, data, {}, reduction, chunk)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{chunk=}")
+
+
+def test_the_ce_family_needs_only_a_few_statistics():
+    """cross_entropy (weight and label smoothing included) is logsumexp, the target logit and
+    two weighted sums; focal and poly1 are logsumexp and the target logit."""
+    kinds = {}
+    for name in ("cross_entropy", "focal", "poly1", "z_loss"):
+        p = plan(lossdsl.load(name).program(frozenset()), lossdsl.load(name).inputs[0].name, "mean")
+        kinds[name] = sorted(s.kind for s in p.stats)
+    assert kinds["focal"] == kinds["poly1"] == ["logsumexp", "sum"]
+    assert kinds["z_loss"] == ["logsumexp"]
+    assert kinds["cross_entropy"] == ["logsumexp", "sum", "sum"]
+
+
+def test_losses_that_need_two_passes_are_refused_with_the_reason():
+    # KD weighs the student's log-probabilities by the teacher's softmax: a term over V that
+    # needs the teacher's logsumexp first
+    with pytest.raises(ChunkError, match="needs the statistic"):
+        plan(lossdsl.load("kd").program(frozenset()), "student", "mean")
+    with pytest.raises(ChunkError, match="reduction='none' over C"):
+        plan(lossdsl.load("bce_with_logits").program(frozenset()), "logits", "none")
