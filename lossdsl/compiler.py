@@ -37,6 +37,8 @@ from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
 from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
+from lossdsl.passes.cleanup import dce
+from lossdsl.passes.simplify import fold, simplify
 
 
 @dataclass(frozen=True)
@@ -260,18 +262,24 @@ def _work(prog: Program) -> int:
     return sum(1 for e in prog.eqns if big(e.out) or any(big(a) for a in e.args))
 
 
+def _estimate(spec: Spec, baked: tuple) -> Program:
+    return dce(simplify(fold(bake(spec._lowered(frozenset()), dict(baked)))))
+
+
 def zero_params(spec: Spec, baked: tuple) -> tuple[str, ...]:
     """Float params worth a specialized variant at value 0: those whose term disappears
     (label_smoothing=0 computes no smoothing term, gamma=0 makes focal plain CE). Traced or
     nonzero values take the general variant, so this is invisible except in speed."""
-    full = _optimized(spec, frozenset(), baked)
+    # The estimate runs the cheap passes only (fold, simplify, dce): a term that a zero param
+    # deletes is gone after them, and the full pipeline runs only for the chosen variants.
+    full = _estimate(spec, baked)
     done = dict(baked)
     gains = []
     for p in spec.params:
         if p.dtype != "float" or p.name in done:
             continue
         try:
-            with_zero = _optimized(spec, frozenset(), tuple(sorted({**done, p.name: 0.0}.items())))
+            with_zero = _estimate(spec, tuple(sorted({**done, p.name: 0.0}.items())))
         except LossError:
             continue  # 0 violates the param's constraint
         saved = _work(full) - _work(with_zero)

@@ -91,7 +91,10 @@ def run_rules(prog: Program, rules: tuple[Row, ...] | Rule, max_rounds: int = 8)
 def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
     rw = Rewriter(prog)
     for e in prog.eqns:
-        e = replace(e, args=tuple(rw.sub(a) for a in e.args))
+        if rw.subst:  # (dataclasses.replace is slow; most equations keep their arguments)
+            args = tuple(rw.sub(a) for a in e.args)
+            if args != e.args:
+                e = Eqn(e.out, e.op, args, e.attrs)
         new = None
         start = len(rw.eqns)
         for fn in fns:
