@@ -1,0 +1,313 @@
+"""Chunked schedules over a large class dim V for torch (issue 5), built from a chunk plan
+(lossdsl/chunk.py): the [N, V] logits -- or, fused with the final linear layer, h @ W.T -- are
+never held at once.
+
+The plan splits a loss into row statistics over V and a row function of them. The compiler
+turns each part into an ordinary generated torch function (the same emitter as `compile`):
+
+  pre_u(inputs)          a row value the chunk side reads (a shifted target, a mask)
+  stat_s(z, ...)         one statistic of one V-slice z (logsumexp, a sum, z[target] or 0)
+  row(stats, inputs)     the loss from the combined statistics
+
+A torch.autograd.Function runs stat_s slice by slice under no_grad and combines the partial
+statistics (sum: +, logsumexp: logaddexp, max / min); backward recomputes each slice with
+autograd and pulls the statistics' gradients back through it (a logsumexp slice gets
+dS * exp(s_k - S)), writing the slice's gradient into dlogits, or into dh and dW[slice] when
+fused with the linear layer. Peak memory: one [N, chunk] slice and its autograd graph.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+
+from lossdsl.backend import function_name, load_backend, module_source
+from lossdsl.chunk import Plan, plan
+from lossdsl.errors import InputError, ParamError
+from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var
+
+
+def _torch_fn(prog: Program):
+    """An ordinary generated torch function for a sub-program."""
+    src = module_source(load_backend("torch").TARGET, [prog], prog.name)
+    mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{len(sys.modules)}")
+    exec(compile(src, f"<lossdsl chunked {prog.name}>", "exec"), mod.__dict__)  # our IR only
+    mod.LossInputError, mod.LossParamError = InputError, ParamError
+    sys.modules[mod.__name__] = mod
+    return getattr(mod, function_name(prog.name))
+
+
+def _needed(eqns: tuple[Eqn, ...], wanted: set[str]) -> tuple[tuple[Eqn, ...], set[str]]:
+    """The equations that compute `wanted` from each other, and the free vars they read."""
+    by = {e.out.name: e for e in eqns}
+    keep: dict[str, Eqn] = {}
+    free: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        n = stack.pop()
+        if n in keep:
+            continue
+        e = by.get(n)
+        if e is None:
+            free.add(n)
+            continue
+        keep[n] = e
+        stack += [a.name for a in e.args if isinstance(a, Var)]
+    order = tuple(e for e in eqns if e.out.name in keep)
+    return order, free
+
+
+def _sub(prog: Program, name: str, eqns, inputs: list[Var], out: Var) -> Program:
+    params = tuple(q for q in prog.params if any(q.var in e.args for e in eqns) or q.var == out)
+    return Program(
+        name=name,
+        doc=name,
+        inputs=tuple(InputDecl(v) for v in inputs),
+        params=params,
+        eqns=tuple(eqns),
+        outputs=(("none", out), ("sum", out), ("mean", out)),
+        default_reduction="none",
+    )
+
+
+def _sizes_as_params(eqns, inputs: list[Var]):
+    """size(V) in a sub-program none of whose inputs is over V (the row function sees only
+    statistics): the size becomes an int param, passed in at run time as `size_V`."""
+    have = {d.name for v in inputs for d in v.type.dims}
+    kept, params = [], []
+    for e in eqns:
+        if e.op == "size" and e.attr("dim").name not in have:
+            params.append(ParamDecl(Var(f"size_{e.attr('dim').name}", e.out.type), 0))
+            kept.append(Eqn(e.out, "add", (params[-1].var, Lit(0, e.out.type)), ()))
+        else:
+            kept.append(e)
+    uniq = tuple({p.var.name: p for p in params}.values())
+    return tuple(kept), uniq
+
+
+@dataclass
+class _Stat:
+    name: str
+    kind: str
+    fn: object
+    args: list[str]  # the stat function's inputs after the slice: names of row values
+    gather_index: str | None  # for z[t]: the row value holding t (shifted per slice)
+
+
+class ChunkedLoss:
+    """The chunked form of one spec variant for one reduction (torch)."""
+
+    def __init__(self, prog: Program, logits: str, reduction: str, chunk: int):
+        self.plan: Plan = plan(prog, logits, reduction)
+        self.reduction, self.chunk = reduction, chunk
+        p = self.plan.prog
+        self.v = self.plan.dim
+        vars_ = {d.var.name: d.var for d in p.inputs}
+        vars_ |= {e.out.name: e.out for e in p.eqns}
+        self.vars = vars_
+        stat_names = {s.var.name for s in self.plan.stats}
+        # row values the chunk side reads, computed before the slices
+        chunk_eqns = self.plan.chunk_side
+        inputs = {d.var.name for d in p.inputs}
+        self.pre: dict[str, object] = {}
+        reads: set[str] = set()
+        self.stats: list[_Stat] = []
+        for s in self.plan.stats:
+            e = s.eqn
+            eqns, free = _needed(chunk_eqns + (e,), {s.var.name})
+            free -= {q.var.name for q in p.params}
+            gather_index = None
+            if e.op == "gather":
+                gather_index = e.args[1].name if isinstance(e.args[1], Var) else None
+            args = sorted(free - {logits})
+            reads |= set(args)
+            fn = _torch_fn(
+                _sub(
+                    p, f"stat_{s.var.name}", eqns, [vars_[logits]] + [vars_[a] for a in args], s.var
+                )
+            )
+            self.stats.append(_Stat(s.var.name, s.kind, fn, args, gather_index))
+        for name in sorted(reads - inputs):
+            eqns, free = _needed(self.plan.row_side, {name})
+            free -= {q.var.name for q in p.params}
+            ins = sorted(free)
+            self.pre[name] = (
+                _torch_fn(_sub(p, f"pre_{name}", eqns, [vars_[a] for a in ins], vars_[name])),
+                ins,
+            )
+        # the row function: every row-side equation, from the inputs and the statistics
+        out = p.output(reduction)
+        row_eqns, free = _needed(self.plan.row_side, {out.name} if isinstance(out, Var) else set())
+        free -= {q.var.name for q in p.params}
+        self.row_inputs = sorted(free - stat_names)
+        self.row_stats = [s.name for s in self.stats if s.name in free]
+        row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
+        row_eqns, sizes = _sizes_as_params(row_eqns, row_ins)
+        row_prog = Program(
+            name="row",
+            doc="row",
+            inputs=tuple(InputDecl(v) for v in row_ins),
+            params=p.params + sizes,
+            eqns=row_eqns,
+            outputs=((reduction, out),)
+            + tuple((m, out) for m in ("none", "sum", "mean") if m != reduction),
+            default_reduction=reduction,
+        )
+        self.row = _torch_fn(row_prog)
+        self.params = [q.var.name for q in p.params]
+
+    # -- running
+    def __call__(self, inputs: dict, params: dict, linear=None):
+        """inputs: name -> tensor (the logits among them unless `linear` = (h, W))."""
+        import torch
+
+        logits = self.plan.logits
+        values = dict(inputs)
+        kw = {k: v for k, v in params.items() if k in self.params}
+        total = linear[1].shape[0] if linear is not None else values[logits].shape[-1]
+        kw[f"size_{self.v.name}"] = int(total)
+        for name, (fn, ins) in self.pre.items():
+            values[name] = fn(*(values[a] for a in ins), **self._kw(fn, kw))
+        extra = sorted({a for s in self.stats for a in s.args})
+        tensors = [values[a] for a in extra]
+        if linear is not None:
+            h, w = linear
+            stats = _Chunked.apply(self, kw, extra, h, w, *tensors)
+        else:
+            stats = _Chunked.apply(self, kw, extra, values[logits], None, *tensors)
+        by = dict(zip([s.name for s in self.stats], stats))
+        args = [values[n] for n in self.row_inputs] + [by[n] for n in self.row_stats]
+        out = self.row(*args, reduction=self.reduction, **self._kw(self.row, kw))
+        return out if not isinstance(out, torch.Tensor) else out
+
+    @staticmethod
+    def _kw(fn, kw):
+        import inspect
+
+        names = inspect.signature(fn).parameters
+        out = {k: v for k, v in kw.items() if k in names}
+        if "check_indices" in names:
+            out["check_indices"] = False
+        return out
+
+    def slice_stats(self, z, lo: int, kw: dict, values: dict):
+        """Every statistic of one V-slice z = logits[..., lo:lo+n]."""
+        import torch
+
+        n = z.shape[-1]
+        out = []
+        for s in self.stats:
+            args = []
+            for a in s.args:
+                x = values[a]
+                dims = self.vars[a].type.dims
+                if a == s.gather_index:
+                    local = x - lo
+                    inside = (local >= 0) & (local < n)
+                    x = torch.where(inside, local, 0)
+                elif self.v in dims:
+                    k = len(dims) - 1 - dims.index(self.v)  # axis counted from the end
+                    x = x.narrow(x.ndim - 1 - k, lo, n)
+                args.append(x)
+            r = s.fn(z, *args, **self._kw(s.fn, kw))
+            if s.gather_index is not None:
+                local = values[s.gather_index] - lo
+                r = torch.where((local >= 0) & (local < n), r, torch.zeros_like(r))
+            out.append(r)
+        return out
+
+
+_COMBINE = {
+    "sum": lambda a, b: a + b,
+    "logsumexp": lambda a, b: __import__("torch").logaddexp(a, b),
+    "max": lambda a, b: __import__("torch").maximum(a, b),
+    "min": lambda a, b: __import__("torch").minimum(a, b),
+}
+
+
+def _slices(total: int, chunk: int):
+    return [(lo, min(total, lo + chunk)) for lo in range(0, total, chunk)]
+
+
+def _make_function():
+    import torch
+
+    class Chunked(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, loss, kw, extra, x, w, *tensors):
+            values = dict(zip(extra, tensors))
+            total = w.shape[0] if w is not None else x.shape[-1]
+            acc = None
+            with torch.no_grad():
+                for lo, hi in _slices(total, loss.chunk):
+                    z = x @ w[lo:hi].T if w is not None else x[..., lo:hi]
+                    part = loss.slice_stats(z, lo, kw, values)
+                    acc = (
+                        part
+                        if acc is None
+                        else [_COMBINE[s.kind](a, b) for s, a, b in zip(loss.stats, acc, part)]
+                    )
+            ctx.loss, ctx.kw, ctx.extra = loss, kw, extra
+            ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc)
+            ctx.fused = w is not None
+            ctx.n_tensors = len(tensors)
+            return tuple(acc)
+
+        @staticmethod
+        def backward(ctx, *d_stats):
+            loss = ctx.loss
+            saved = ctx.saved_tensors
+            x, w = saved[0], saved[1] if ctx.fused else None
+            tensors = saved[2 : 2 + ctx.n_tensors]
+            totals = saved[2 + ctx.n_tensors :]
+            values = dict(zip(ctx.extra, tensors))
+            total = w.shape[0] if w is not None else x.shape[-1]
+            dx = torch.zeros_like(x)
+            dw = torch.zeros_like(w) if w is not None else None
+            for lo, hi in _slices(total, loss.chunk):
+                with torch.enable_grad():
+                    if w is not None:
+                        xs = x.detach().requires_grad_(True)
+                        wk = w[lo:hi].detach().requires_grad_(True)
+                        z = xs @ wk.T
+                        leaves = [xs, wk]
+                    else:
+                        z = x[..., lo:hi].detach().requires_grad_(True)
+                        leaves = [z]
+                    parts = loss.slice_stats(z, lo, ctx.kw, values)
+                    outs, grads = [], []
+                    for s, part, tot, d in zip(loss.stats, parts, totals, d_stats):
+                        if d is None:
+                            continue
+                        if s.kind == "logsumexp":
+                            d = d * torch.exp(part - tot)
+                        elif s.kind in ("max", "min"):
+                            d = d * (part == tot).to(d.dtype)
+                        outs.append(part)
+                        grads.append(d)
+                    if not outs:
+                        continue
+                    g = torch.autograd.grad(outs, leaves, grads, allow_unused=True)
+                if w is not None:
+                    if g[0] is not None:
+                        dx += g[0]
+                    if g[1] is not None:
+                        dw[lo:hi] = g[1]
+                elif g[0] is not None:
+                    dx[..., lo:hi] = g[0]
+            return (None, None, None, dx, dw) + (None,) * ctx.n_tensors
+
+    return Chunked
+
+
+class _Lazy:
+    fn = None
+
+    def apply(self, *args):
+        if _Lazy.fn is None:
+            _Lazy.fn = _make_function()
+        return _Lazy.fn.apply(*args)
+
+
+_Chunked = _Lazy()
