@@ -135,9 +135,24 @@ class Spec:
         """The standalone Python module for `backend` (imports only its framework)."""
         return _source(self, _check_backend(backend), _baked_key(self, baked))
 
-    def compile(self, backend: str, **baked):
-        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached."""
+    def compile(self, backend: str, schedule: str = "plain", chunk: int = 8192, **baked):
+        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
+
+        schedule="chunked" (torch): the first input (the logits [..., V]) is consumed
+        `chunk` classes at a time through row statistics, never materializing the
+        log-softmax and its intermediates over V (lossdsl/chunked.py)."""
+        if schedule == "chunked":
+            return _chunked(self, backend, chunk, _baked_key(self, baked), linear=False)
+        if schedule != "plain":
+            raise UnknownName(f"unknown schedule '{schedule}'", None, "plain or chunked")
         return _compiled(self, _check_backend(backend), _baked_key(self, baked))
+
+    def compile_linear(self, backend: str = "torch", chunk: int = 8192, **baked):
+        """The loss fused with the final linear layer: fn(h, W, *other inputs, **params,
+        reduction=...) computes the spec on logits = h @ W.T (h [N, D], W [V, D]) V-chunk by
+        V-chunk, so the [N, V] logits are never held at once (Cut Cross-Entropy / Liger's
+        fused linear cross-entropy, derived for any spec with a chunk plan)."""
+        return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}: {i.type}" for i in self.inputs)
@@ -391,6 +406,62 @@ def _reference_fn(spec: Spec, baked):
         _runtime_checks(spec, prog, params)
         return ref.evaluate(prog, inputs, params, reduction, check_indices=check)
 
+    return loss_fn
+
+
+def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool):
+    """The chunked schedule of a spec (lossdsl/chunked.py), dispatching like the compiled
+    functions: one chunked program per (absent optional inputs, reduction)."""
+    from lossdsl.chunk import ChunkError
+    from lossdsl.chunked import ChunkedLoss
+
+    if _check_backend(backend) != "torch":
+        raise UnknownName(
+            f"the chunked schedule is implemented for torch, not {backend}", None, "torch"
+        )
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ParamError(f"chunk must be a positive int, got {chunk!r}")
+    logits = spec.inputs[0].name
+    rest = [i.name for i in spec.inputs[1:]]
+    optional = {i.name for i in spec.inputs if i.optional}
+    bake_d = dict(baked)
+    free = {p.name: p.default for p in spec.params if p.name not in bake_d}
+    plans: dict = {}
+
+    def loss_fn(*args, reduction=None, **kwargs):
+        names = (["h", "W"] if linear else [logits]) + rest
+        given = dict(zip(names, args))
+        given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})
+        bad = [k for k in kwargs if k not in free]
+        if bad:
+            raise ArityError(f"{spec.name}() got unexpected argument {bad[0]}", None,
+                             did_you_mean(bad[0], list(free) + names))  # fmt: skip
+        reduction = reduction or spec.default_reduction
+        if reduction not in ("sum", "mean"):
+            raise ParamError(
+                f"{spec.name}: the chunked schedule reduces over the batch (sum or mean), "
+                f"got reduction={reduction!r}"
+            )
+        absent = frozenset(k for k in optional if given.get(k) is None)
+        key = (absent, reduction)
+        if key not in plans:
+            prog = _optimized(spec, absent, baked)
+            try:
+                plans[key] = ChunkedLoss(prog, logits, reduction, chunk)
+            except ChunkError as e:
+                raise LossError(
+                    f"{spec.name} has no one-pass chunk plan over its logits: {e}",
+                    None,
+                    "use the plain schedule",
+                ) from None
+        params = {**free, **kwargs}
+        _runtime_checks(spec, _optimized(spec, absent, baked), params)
+        inputs = {k: v for k, v in given.items() if k in rest and v is not None}
+        if linear:
+            return plans[key](inputs, params, linear=(given["h"], given["W"]))
+        return plans[key]({**inputs, logits: given[logits]}, params)
+
+    loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")
     return loss_fn
 
 
