@@ -4,7 +4,9 @@ w.r.t. h and W) at N=2048, V=131072, D=512 float32 on CPU, for
 
   plain     F.cross_entropy(h @ W.T, y)                     (the hand-written baseline)
   unfused   lossdsl's compiled spec on the materialized h @ W.T
-  chunked   lossdsl's compile_linear(chunk=8192): logits never held at once
+  chunked   lossdsl's compile_linear(chunk=8192): V-slices, backward recomputes each slice
+  rows      lossdsl's compile_linear(rows=256): blocks of batch rows over the whole V, each
+            block's gradient taken at once (no recomputation)
 
 Each candidate runs in a fresh process: peak memory = the process's peak RSS (ru_maxrss) minus
 its RSS after the inputs exist; time = median of 3 runs after a warm-up. Values and gradients of
@@ -30,7 +32,7 @@ def _rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def child(kind: str, spec: str, n: int, v: int, d: int, chunk: int) -> dict:
+def child(kind: str, spec: str, n: int, v: int, d: int, chunk: int, rows: int) -> dict:
     import torch
 
     import lossdsl
@@ -50,6 +52,9 @@ def child(kind: str, spec: str, n: int, v: int, d: int, chunk: int) -> dict:
     elif kind == "unfused":
         compiled = s.compile("torch")
         fn = lambda: compiled(h @ w.T, y)  # noqa: E731
+    elif kind == "rows":
+        blocked = s.compile_linear("torch", rows=rows)
+        fn = lambda: blocked(h, w, y)  # noqa: E731
     else:
         fused = s.compile_linear("torch", chunk=chunk)
         fn = lambda: fused(h, w, y)  # noqa: E731
@@ -84,25 +89,31 @@ def main() -> int:
     ap.add_argument("--v", type=int, default=131072)
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--chunk", type=int, default=8192)
+    ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--child", default=None)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.spec, a.n, a.v, a.d, a.chunk)))
+        print(json.dumps(child(a.child, a.spec, a.n, a.v, a.d, a.chunk, a.rows)))
         return 0
     rows = {}
-    for kind in ("plain", "unfused", "chunked"):
+    for kind in ("plain", "unfused", "chunked", "rows"):
         r = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--spec", a.spec, "--n", str(a.n),
-             "--v", str(a.v), "--d", str(a.d), "--chunk", str(a.chunk)],
+             "--v", str(a.v), "--d", str(a.d), "--chunk", str(a.chunk), "--rows", str(a.rows)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         rows[kind] = json.loads(r.stdout.strip().splitlines()[-1])
     import torch
 
     ref = torch.load("/tmp/lossdsl_bench_chunked_plain.pt")
-    got = torch.load("/tmp/lossdsl_bench_chunked_chunked.pt")
-    err = max(float((x - r).abs().max() / r.abs().max()) for x, r in zip(got, ref))
-    print(f"{a.spec}: N={a.n} V={a.v} D={a.d} float32, chunk={a.chunk}, forward+backward (CPU)")
+    errs = {}
+    for kind in ("chunked", "rows"):
+        got = torch.load(f"/tmp/lossdsl_bench_chunked_{kind}.pt")
+        errs[kind] = max(float((x - r).abs().max() / r.abs().max()) for x, r in zip(got, ref))
+    print(
+        f"{a.spec}: N={a.n} V={a.v} D={a.d} float32, chunk={a.chunk}, rows={a.rows}, "
+        "forward+backward (CPU)"
+    )
     p = rows["plain"]
     for kind, r in rows.items():
         print(

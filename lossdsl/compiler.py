@@ -147,12 +147,16 @@ class Spec:
             raise UnknownName(f"unknown schedule '{schedule}'", None, "plain or chunked")
         return _compiled(self, _check_backend(backend), _baked_key(self, baked))
 
-    def compile_linear(self, backend: str = "torch", chunk: int = 8192, **baked):
+    def compile_linear(
+        self, backend: str = "torch", chunk: int = 8192, rows: int | None = None, **baked
+    ):
         """The loss fused with the final linear layer: fn(h, W, *other inputs, **params,
-        reduction=...) computes the spec on logits = h @ W.T (h [N, D], W [V, D]) V-chunk by
-        V-chunk, so the [N, V] logits are never held at once (Cut Cross-Entropy / Liger's
-        fused linear cross-entropy, derived for any spec with a chunk plan)."""
-        return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True)
+        reduction=...) computes the spec on logits = h @ W.T (h [N, D], W [V, D]) without
+        holding the [N, V] logits at once. By default V-chunk by V-chunk through the spec's
+        chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
+        rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
+        (Liger-Kernel's schedule: no recomputation, for losses that sum over rows)."""
+        return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True, rows=rows)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}: {i.type}" for i in self.inputs)
@@ -409,18 +413,19 @@ def _reference_fn(spec: Spec, baked):
     return loss_fn
 
 
-def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool):
+def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, rows=None):
     """The chunked schedule of a spec (lossdsl/chunked.py), dispatching like the compiled
     functions: one chunked program per (absent optional inputs, reduction)."""
     from lossdsl.chunk import ChunkError
-    from lossdsl.chunked import ChunkedLoss
+    from lossdsl.chunked import ChunkedLoss, RowBlocked
 
     if _check_backend(backend) != "torch":
         raise UnknownName(
             f"the chunked schedule is implemented for torch, not {backend}", None, "torch"
         )
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ParamError(f"chunk must be a positive int, got {chunk!r}")
+    for what, n in (("chunk", chunk), ("rows", 1 if rows is None else rows)):
+        if not isinstance(n, int) or n < 1:
+            raise ParamError(f"{what} must be a positive int, got {n!r}")
     logits = spec.inputs[0].name
     rest = [i.name for i in spec.inputs[1:]]
     optional = {i.name for i in spec.inputs if i.optional}
@@ -447,16 +452,27 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool):
         if key not in plans:
             prog = _optimized(spec, absent, baked)
             try:
-                plans[key] = ChunkedLoss(prog, logits, reduction, chunk)
+                if rows is not None:
+                    plain = _compiled(spec, "torch", baked)
+                    plans[key] = RowBlocked(plain, prog, logits, reduction, rows)
+                else:
+                    plans[key] = ChunkedLoss(prog, logits, reduction, chunk)
             except ChunkError as e:
+                what = (
+                    "cannot run in row blocks"
+                    if rows is not None
+                    else ("has no one-pass chunk plan over its logits")
+                )
                 raise LossError(
-                    f"{spec.name} has no one-pass chunk plan over its logits: {e}",
+                    f"{spec.name} {what}: {e}",
                     None,
                     "use the plain schedule",
                 ) from None
         params = {**free, **kwargs}
         _runtime_checks(spec, _optimized(spec, absent, baked), params)
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
+        if rows is not None:
+            return plans[key](inputs, params, given["h"], given["W"])
         if linear:
             return plans[key](inputs, params, linear=(given["h"], given["W"]))
         return plans[key]({**inputs, logits: given[logits]}, params)

@@ -32,11 +32,23 @@ def _grads(fn, h, w, rest, **kw):
 
 
 @pytest.mark.parametrize("name", SPECS)
-@pytest.mark.parametrize("chunk", [1, 5, 23, 64])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"chunk": 1},
+        {"chunk": 5},
+        {"chunk": 23},
+        {"chunk": 64},
+        {"rows": 1},
+        {"rows": 3},
+        {"rows": 50},
+    ],
+    ids=lambda s: "-".join(f"{k}{v}" for k, v in s.items()),
+)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_fused_linear_equals_the_plain_loss_on_materialized_logits(name, chunk, reduction):
+def test_fused_linear_equals_the_plain_loss_on_materialized_logits(name, schedule, reduction):
     spec = lossdsl.load(name)
-    plain, fused = spec.compile("torch"), spec.compile_linear("torch", chunk=chunk)
+    plain, fused = spec.compile("torch"), spec.compile_linear("torch", **schedule)
     h, w, rest = _inputs(name)
     want = _grads(lambda h, w, *r: plain(h @ w.T, *r, reduction=reduction), h, w, rest)
     got = _grads(lambda h, w, *r: fused(h, w, *r, reduction=reduction), h, w, rest)
@@ -65,8 +77,13 @@ def test_cross_entropy_options_in_the_chunked_schedule():
     h, w, (y,) = _inputs("cross_entropy", n=9, v=31, seed=2)
     y[2] = y[5] = -100
     cw = torch.rand(31, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.2
-    fused = lossdsl.load("cross_entropy").compile_linear("torch", chunk=8)
-    for kw in ({}, {"label_smoothing": 0.1}):
+    ce = lossdsl.load("cross_entropy")
+    for fused, kw in [
+        (ce.compile_linear("torch", chunk=8), {}),
+        (ce.compile_linear("torch", chunk=8), {"label_smoothing": 0.1}),
+        (ce.compile_linear("torch", rows=4), {}),  # the ignore/weight denominator, by rows
+        (ce.compile_linear("torch", rows=4), {"label_smoothing": 0.1}),
+    ]:
         got = _grads(lambda h, w: fused(h, w, y, cw, **kw), h, w, [])
         want = _grads(
             lambda h, w: torch.nn.functional.cross_entropy(h @ w.T, y, weight=cw, **kw), h, w, []
