@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from lossdsl.backend import function_name, load_backend, module_source
 from lossdsl.chunk import Plan, plan
 from lossdsl.errors import InputError, ParamError
-from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var
+from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sources
 from lossdsl.types import Dim
 
 
@@ -161,7 +161,6 @@ class ChunkedLoss:
     # -- running
     def __call__(self, inputs: dict, params: dict, linear=None):
         """inputs: name -> tensor (the logits among them unless `linear` = (h, W))."""
-        import torch
 
         logits = self.plan.logits
         values = dict(inputs)
@@ -170,6 +169,9 @@ class ChunkedLoss:
         kw[f"size_{self.v.name}"] = int(total)
         for name, (fn, ins) in self.pre.items():
             values[name] = fn(*(values[a] for a in ins), **self._kw(fn, kw))
+        for s in self.stats:  # the slices see shifted ids: check the class ids here, once
+            if s.gather_index is not None:
+                self._check_ids(values[s.gather_index], s.gather_index, int(total))
         extra = sorted({a for s in self.stats for a in s.args})
         tensors = [values[a] for a in extra]
         if linear is not None:
@@ -179,8 +181,16 @@ class ChunkedLoss:
             stats = _Chunked.apply(self, kw, extra, values[logits], None, *tensors)
         by = dict(zip([s.name for s in self.stats], stats))
         args = [values[n] for n in self.row_inputs] + [by[n] for n in self.row_stats]
-        out = self.row(*args, reduction=self.reduction, **self._kw(self.row, kw))
-        return out if not isinstance(out, torch.Tensor) else out
+        return self.row(*args, reduction=self.reduction, **self._kw(self.row, kw))
+
+    def _check_ids(self, t, name: str, n: int) -> None:
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
+            sources = index_sources(self.plan.prog, self.vars[name])
+            raise InputError(
+                f"input {' / '.join(repr(x) for x in sources)} holds class ids outside "
+                f"[0, {n}) for dim {self.v} (size {n}): found values from {int(t.min())} "
+                f"to {int(t.max())}"
+            )
 
     @staticmethod
     def _kw(fn, kw):
@@ -219,12 +229,15 @@ class ChunkedLoss:
         return out
 
 
-_COMBINE = {
-    "sum": lambda a, b: a + b,
-    "logsumexp": lambda a, b: __import__("torch").logaddexp(a, b),
-    "max": lambda a, b: __import__("torch").maximum(a, b),
-    "min": lambda a, b: __import__("torch").minimum(a, b),
-}
+def _combine(kind: str, a, b):
+    """Two slices' partial statistics of one kind, combined."""
+    import torch
+
+    if kind == "sum":
+        return a + b
+    if kind == "logsumexp":
+        return torch.logaddexp(a, b)
+    return torch.maximum(a, b) if kind == "max" else torch.minimum(a, b)
 
 
 def _slices(total: int, chunk: int):
@@ -247,7 +260,7 @@ def _make_function():
                     acc = (
                         part
                         if acc is None
-                        else [_COMBINE[s.kind](a, b) for s, a, b in zip(loss.stats, acc, part)]
+                        else [_combine(s.kind, a, b) for s, a, b in zip(loss.stats, acc, part)]
                     )
             ctx.loss, ctx.kw, ctx.extra = loss, kw, extra
             ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc)

@@ -109,3 +109,12 @@ def test_losses_without_a_one_pass_plan_are_refused_clearly():
     with pytest.raises(LossError, match="sum or mean"):
         lossdsl.load("focal").compile_linear("torch")(h, w, torch.zeros(7, dtype=torch.long),
                                                        reduction="none")  # fmt: skip
+
+
+def test_class_ids_are_range_checked_before_slicing():
+    # the slices see shifted ids (an id outside one slice is legal there); the check runs once
+    h, w, (y,) = _inputs("focal", n=5, v=23)
+    y[3] = 40
+    fused = lossdsl.load("focal").compile_linear("torch", chunk=8)
+    with pytest.raises(lossdsl.InputError, match=r"outside \[0, 23\).*from \d+ to 40"):
+        fused(h, w, y)
