@@ -92,8 +92,10 @@ TARGET = Target(
     upcast="{x}.astype(jnp.float32)",
     out_cast="{x}.astype(odt)",
     # under jax.jit the values are tracers: nothing to check at trace time
+    # (also when the ids are concrete but an enclosing transformation stages the min)
     index_out_of_range=(
         "not isinstance({i}, jax.core.Tracer) and {i}.size > 0 and "
+        "not isinstance({i}.min(), jax.core.Tracer) and "
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
 )

@@ -32,7 +32,46 @@ def _rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def child_jax(kind: str, spec: str, n: int, v: int, d: int, rows: int) -> dict:
+    """jax (CPU): jit(value_and_grad) of the compiled spec on h @ W.T, or of the row-blocked
+    linear-fused schedule."""
+    import jax
+    import jax.numpy as jnp
+
+    import lossdsl
+
+    jax.config.update("jax_platforms", "cpu")
+    s = lossdsl.load(spec)
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    h = jax.random.normal(k1, (n, d), jnp.float32) / d**0.5
+    w = jax.random.normal(k2, (v, d), jnp.float32) / d**0.5
+    y = jax.random.randint(k3, (n,), 0, v)
+    if kind == "jax-plain":
+        plain = s.compile("jax")
+        f = lambda h, w, y: plain(h @ w.T, y)  # noqa: E731
+    else:
+        fused = s.compile_linear("jax", rows=rows)
+        f = lambda h, w, y: fused(h, w, y)  # noqa: E731
+    step = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
+    jax.block_until_ready(step(h[:2], w[:64], y[:2] % 64))  # warm up the tracing machinery
+    base = _rss_kib()
+    res = jax.block_until_ready(step(h, w, y))  # compile + first run: the peak
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        res = jax.block_until_ready(step(h, w, y))
+        times.append(time.perf_counter() - t0)
+    import numpy as np
+
+    np.save(f"/tmp/lossdsl_bench_chunked_{kind}.npy", np.concatenate(
+        [np.ravel(np.asarray(res[0]))] + [np.ravel(np.asarray(g)) for g in res[1]]))  # fmt: skip
+    return {"kind": kind, "peak_mib": peak / 1024, "ms": 1000 * statistics.median(times)}
+
+
 def child(kind: str, spec: str, n: int, v: int, d: int, chunk: int, rows: int) -> dict:
+    if kind.startswith("jax"):
+        return child_jax(kind, spec, n, v, d, rows)
     import torch
 
     import lossdsl
@@ -96,7 +135,7 @@ def main() -> int:
         print(json.dumps(child(a.child, a.spec, a.n, a.v, a.d, a.chunk, a.rows)))
         return 0
     rows = {}
-    for kind in ("plain", "unfused", "chunked", "rows"):
+    for kind in ("plain", "unfused", "chunked", "rows", "jax-plain", "jax-rows"):
         r = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--spec", a.spec, "--n", str(a.n),
              "--v", str(a.v), "--d", str(a.d), "--chunk", str(a.chunk), "--rows", str(a.rows)],
@@ -116,12 +155,20 @@ def main() -> int:
     )
     p = rows["plain"]
     for kind, r in rows.items():
+        if kind == "jax-plain":
+            p = r  # the jax rows compare with jax's own plain run
         print(
             f"  {kind:<8} peak {r['peak_mib']:8.0f} MiB ({r['peak_mib'] / p['peak_mib']:5.2f}x)"
             f"   time {r['ms']:8.0f} ms ({r['ms'] / p['ms']:4.2f}x)"
         )
+    import numpy as np
+
+    jref = np.load("/tmp/lossdsl_bench_chunked_jax-plain.npy")
+    jgot = np.load("/tmp/lossdsl_bench_chunked_jax-rows.npy")
+    errs["jax-rows"] = float(np.max(np.abs(jgot - jref)) / np.max(np.abs(jref)))
     for kind, err in errs.items():
         r = rows[kind]
+        p = rows["jax-plain" if kind.startswith("jax") else "plain"]
         ok = r["peak_mib"] <= 0.25 * p["peak_mib"] and r["ms"] <= 1.3 * p["ms"]
         print(
             f"  {kind}: max relative difference of loss and gradients to plain {err:.1e}; "

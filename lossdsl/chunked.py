@@ -29,9 +29,9 @@ from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sourc
 from lossdsl.types import Dim
 
 
-def _torch_fn(prog: Program):
-    """An ordinary generated torch function for a sub-program."""
-    src = module_source(load_backend("torch").TARGET, [prog], prog.name)
+def _torch_fn(prog: Program, backend: str = "torch"):
+    """An ordinary generated function (torch, or jax) for a sub-program."""
+    src = module_source(load_backend(backend).TARGET, [prog], prog.name)
     mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{len(sys.modules)}")
     exec(compile(src, f"<lossdsl chunked {prog.name}>", "exec"), mod.__dict__)  # our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
@@ -335,10 +335,12 @@ class RowBlocked:
     over rows, or a mean whose denominator does not depend on the logits (a count, or a
     weight sum such as cross_entropy's ignore_index / class-weight denominator)."""
 
-    def __init__(self, spec_fn, prog: Program, logits: str, reduction: str, rows: int):
+    def __init__(
+        self, spec_fn, prog: Program, logits: str, reduction: str, rows: int, backend="torch"
+    ):
         from lossdsl.chunk import ChunkError
 
-        self.fn, self.reduction, self.rows = spec_fn, reduction, rows
+        self.fn, self.reduction, self.rows, self.backend = spec_fn, reduction, rows, backend
         self.logits = logits
         self.batch = next(d for d in prog.inputs if d.var.name == logits).var.type.dims[0]
         self.den = None  # None: a plain mean over the per-element loss
@@ -358,7 +360,7 @@ class RowBlocked:
             lt = vars_[logits].type
             shape_var = Var("h", lt.with_dims(lt.dims[:-1] + (Dim("D_h"),)))
             sub = _sub(prog, "denominator", eqns, [vars_[a] for a in ins] + [shape_var], den)
-            self.den = (_torch_fn(sub), ins)
+            self.den = (_torch_fn(sub, backend), ins)
             self.empty = e.attr("empty")
         elif reduction == "mean" and (e is None or e.op != "mean"):
             raise ChunkError(f"the mean is a {e.op if e else 'constant'}, not a mean over rows")
@@ -370,17 +372,35 @@ class RowBlocked:
         self.order = [d.var.name for d in prog.inputs if d.var.name != logits]
 
     def __call__(self, inputs: dict, params: dict, h, w):
-        import torch
-
         rest = [inputs.get(n) for n in self.order]
-        total, count = _RowBlocks.apply(self, params, h, w, *rest)
+        if self.backend == "jax":
+            import jax.numpy as xp
+
+            total, count = _jax_row_blocks(self, params, h, w, rest)
+        else:
+            import torch as xp
+
+            total, count = _RowBlocks.apply(self, params, h, w, *rest)
         if self.reduction == "sum":
             return total
         if self.den is None:
             return total / count
         fn, ins = self.den
         den = fn(*(inputs[a] for a in ins), h, **ChunkedLoss._kw(fn, params))
-        return torch.where(den == 0, self.empty, total / torch.where(den == 0, 1, den))
+        return xp.where(den == 0, self.empty, total / xp.where(den == 0, 1, den))
+
+    def blocks(self, n: int):
+        return [(lo, min(n, lo + self.rows)) for lo in range(0, n, self.rows)]
+
+    def block_args(self, rest, lo: int, hi: int):
+        out = []
+        for name, x in zip(self.order, rest):
+            k = self.row_axes.get(name)
+            if x is not None and k is not None:
+                idx = (slice(None),) * k + (slice(lo, hi),)
+                x = x[idx]
+            out.append(x)
+        return out
 
 
 def _make_rows():
@@ -432,3 +452,41 @@ class _LazyRows:
 
 
 _RowBlocks = _LazyRows()
+
+
+def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
+    """The jax row-blocked schedule: a custom_vjp whose forward takes every block's gradient
+    (jax.value_and_grad of the block's loss sum) and whose backward only scales them, so no
+    block's [rows, V] logits outlive its step."""
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    def per_element(z, args):
+        return loss.fn(z, *args, reduction="none", **params)
+
+    @jax.custom_vjp
+    def total_of(h, w):
+        return fwd(h, w)[0]
+
+    def fwd(h, w):
+        total = jnp.zeros((), h.dtype)
+        dh, dw = [], jnp.zeros_like(w)
+        for lo, hi in loss.blocks(h.shape[0]):
+            hr, args = h[lo:hi], loss.block_args(rest, lo, hi)
+            val, dz = jax.value_and_grad(lambda z: jnp.sum(per_element(z, args)))(hr @ w.T)
+            total = total + val
+            dh.append(dz @ w)
+            dw = dw + dz.T @ hr
+        return total, (jnp.concatenate(dh), dw)
+
+    def bwd(res, g):
+        dh, dw = res
+        return g * dh, g * dw
+
+    total_of.defvjp(fwd, bwd)
+    # the mean's count: elements of the per-element loss, from shapes alone
+    logits = jax.ShapeDtypeStruct(h.shape[:-1] + (w.shape[0],), h.dtype)
+    shape = jax.eval_shape(lambda z: per_element(z, rest), logits).shape
+    return total_of(h, w), jnp.asarray(float(math.prod(shape)), h.dtype)

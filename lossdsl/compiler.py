@@ -419,9 +419,11 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
     from lossdsl.chunk import ChunkError
     from lossdsl.chunked import ChunkedLoss, RowBlocked
 
-    if _check_backend(backend) != "torch":
+    if _check_backend(backend) != "torch" and not (backend == "jax" and rows is not None):
         raise UnknownName(
-            f"the chunked schedule is implemented for torch, not {backend}", None, "torch"
+            f"this chunked schedule is implemented for torch, not {backend}",
+            None,
+            "torch; on jax, compile_linear('jax', rows=R)",
         )
     for what, n in (("chunk", chunk), ("rows", 1 if rows is None else rows)):
         if not isinstance(n, int) or n < 1:
@@ -453,8 +455,8 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
             prog = _optimized(spec, absent, baked)
             try:
                 if rows is not None:
-                    plain = _compiled(spec, "torch", baked)
-                    plans[key] = RowBlocked(plain, prog, logits, reduction, rows)
+                    plain = _compiled(spec, backend, baked)
+                    plans[key] = RowBlocked(plain, prog, logits, reduction, rows, backend)
                 else:
                     plans[key] = ChunkedLoss(prog, logits, reduction, chunk)
             except ChunkError as e:
