@@ -470,15 +470,40 @@ def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
     def total_of(h, w):
         return fwd(h, w)[0]
 
+    def block(hr, w, args):
+        val, dz = jax.value_and_grad(lambda z: jnp.sum(per_element(z, args)))(hr @ w.T)
+        return val, dz @ w, dz.T @ hr
+
     def fwd(h, w):
-        total = jnp.zeros((), h.dtype)
-        dh, dw = [], jnp.zeros_like(w)
-        for lo, hi in loss.blocks(h.shape[0]):
-            hr, args = h[lo:hi], loss.block_args(rest, lo, hi)
-            val, dz = jax.value_and_grad(lambda z: jnp.sum(per_element(z, args)))(hr @ w.T)
-            total = total + val
-            dh.append(dz @ w)
-            dw = dw + dz.T @ hr
+        # whole blocks in a lax.scan (one block's buffers live at a time: an unrolled Python
+        # loop lets XLA keep every block's [rows, V] logits alive), the remainder after it
+        n, r = h.shape[0], loss.rows
+        main = n - n % r
+        total, dw, dh = jnp.zeros((), h.dtype), jnp.zeros_like(w), []
+        if main:
+            rowed = [k for k, name in enumerate(loss.order) if rest[k] is not None
+                     and name in loss.row_axes]  # fmt: skip
+
+            def blocks_of(x, axis):
+                x = jnp.moveaxis(x[(slice(None),) * axis + (slice(0, main),)], axis, 0)
+                return x.reshape((main // r, r) + x.shape[1:])
+
+            xs = [blocks_of(h, 0)] + [blocks_of(rest[k], loss.row_axes[loss.order[k]])
+                                      for k in rowed]  # fmt: skip
+
+            def body(carry, x):
+                args = list(rest)
+                for k, xk in zip(rowed, x[1:]):
+                    args[k] = jnp.moveaxis(xk, 0, loss.row_axes[loss.order[k]])
+                val, dhb, dwb = block(x[0], w, args)
+                return (carry[0] + val, carry[1] + dwb), dhb
+
+            (total, dw), dhs = jax.lax.scan(body, (total, dw), xs)
+            dh.append(dhs.reshape((main,) + h.shape[1:]))
+        if main < n:
+            val, dhb, dwb = block(h[main:], w, loss.block_args(rest, main, n))
+            total, dw = total + val, dw + dwb
+            dh.append(dhb)
         return total, (jnp.concatenate(dh), dw)
 
     def bwd(res, g):
