@@ -44,6 +44,7 @@ TEMPLATES = {
     "maximum": "jnp.maximum({0}, {1})",
     "minimum": "jnp.minimum({0}, {1})",
     "xlogy": "jax.scipy.special.xlogy({0}, {1})",
+    "bce_logits": "jax.nn.softplus({0}) - {0} * {1}",
     "and": "jnp.logical_and({0}, {1})",
     "or": "jnp.logical_or({0}, {1})",
     "safe_div": "jnp.where({1} == 0, {empty}, {0} / jnp.where({1} == 0, 1, {1}))",

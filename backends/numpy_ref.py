@@ -229,6 +229,7 @@ TEMPLATES = {
     "maximum": "np.maximum({0}, {1})",
     "minimum": "np.minimum({0}, {1})",
     "xlogy": "_xlogy({0}, {1})",
+    "bce_logits": "np.logaddexp(0.0, {0}) - {0} * {1}",
     "and": "np.logical_and({0}, {1})",
     "or": "np.logical_or({0}, {1})",
     "safe_div": "np.where({1} == 0, {empty}, {0} / np.where({1} == 0, 1, {1}))",

@@ -79,6 +79,9 @@ TEMPLATES = {
     "maximum": _clamp_or("maximum", "min"),
     "minimum": _clamp_or("minimum", "max"),
     "xlogy": "torch.special.xlogy({0}, {1})",
+    "bce_logits": (
+        'torch.nn.functional.binary_cross_entropy_with_logits({0}, {1}, reduction="none")'
+    ),
     "and": "torch.logical_and({0}, {1})",
     "or": "torch.logical_or({0}, {1})",
     "safe_div": "torch.where({1} == 0, {empty}, {0} / torch.where({1} == 0, 1, {1}))",

@@ -394,6 +394,14 @@ _row("pow", E, 2, arith, lambda a, b: np.power(np.asarray(a, float), b), "a ^ b"
 _row("maximum", E, 2, arith, np.maximum, "elementwise max")
 _row("minimum", E, 2, arith, np.minimum, "elementwise min")
 _row("xlogy", E, 2, arith, _xlogy, "x * log(y), 0 where x == 0")
+_row(
+    "bce_logits",
+    E,
+    2,
+    true_div,
+    lambda x, t: _softplus(x) - x * t,
+    "softplus(x) - t x: binary cross-entropy with logits (one fused op per framework)",
+)
 _row("eq", E, 2, equality, np.equal, "a == b", False)
 _row("ne", E, 2, equality, np.not_equal, "a != b", False)
 _row("lt", E, 2, compare, np.less, "a < b", False)

@@ -41,6 +41,7 @@ PROGRAMS = {
     "maximum": "max(x, y) + max(x, 0.5)",
     "minimum": "min(x, y) + min(x, 0.5)",
     "xlogy": "xlogy(y, y)",
+    "bce_logits": "softplus(x) - y * x",
     "eq": "where(x == y, 1.0, x)",
     "ne": "where(x != 0.25, x, y)",
     "lt": "where(x < y, x, y)",

@@ -51,6 +51,7 @@ TRIGGERS = {
     "sum(a * b, over) -> contract(a, b, over)": "sum(sum(x * x', over=C), over=B')",
     "-log_softmax(x)[t] -> cross_entropy(x, t)": "log_softmax(x, over=C)[i]",
     "mean(x, over=D) -> sum(x, over=D) / size(D)": "mean(x, over=C)",
+    "softplus(x) - t * x -> bce_logits(x, t)": "softplus(x) - q * x",
 }
 RULES = [(table, row) for table, rows in RULE_TABLES.items() for row in rows]
 EXTREME = {  # rules whose reason is an overflow/underflow: inputs where the original breaks
