@@ -9,7 +9,7 @@ import numpy as np
 
 from lossdsl import layout
 from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
-from lossdsl.errors import InputError
+from lossdsl.errors import InputError, class_ids_message
 from lossdsl.ir import Lit, Program, Var, index_sources
 from lossdsl.ops import OPS, ref_attrs
 
@@ -68,11 +68,8 @@ def _check_range(prog, i, v, sizes) -> None:
     n = _n(sizes, i.type.of) if i.type.of is not None else None
     if not sources or n is None or v.size == 0 or (v.min() >= 0 and v.max() < n):
         return
-    names = " / ".join(f"'{s}'" for s in sources)
     raise InputError(
-        f"{prog.name}: input {names} holds class ids outside [0, {n}) for dim {i.type.of} "
-        f"(size {n}): found values from {int(v.min())} to {int(v.max())}; pass "
-        "check_indices=False to skip this check"
+        class_ids_message(prog.name, sources, i.type.of, n, int(v.min()), int(v.max()))
     )
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lossdsl import layout
+from lossdsl.errors import class_ids_message
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources
 from lossdsl.ops import OPS
 from lossdsl.resources import resource_dir
@@ -591,15 +592,11 @@ class _FunctionEmitter:
         if not sources:  # argmax and friends: in range by construction
             return
         x, n = self.ref(i), self.dim_size(i.type.of)
-        names = " / ".join(f"'{s}'" for s in sources)
-        self.line(f"if check_indices and {self.t.index_out_of_range.format(i=x, n=n)}:", indent)
-        self.line(
-            f'raise LossInputError(f"{self.label}: input {names} holds class ids outside '
-            f"[0, {{{n}}}) for dim {i.type.of} (size {{{n}}}): found values from "
-            f"{{int({x}.min())}} to {{int({x}.max())}}; pass check_indices=False to skip this "
-            f'check")',
-            indent + 1,
+        msg = class_ids_message(
+            self.label, sources, i.type.of, f"{{{n}}}", f"{{int({x}.min())}}", f"{{int({x}.max())}}"
         )
+        self.line(f"if check_indices and {self.t.index_out_of_range.format(i=x, n=n)}:", indent)
+        self.line(f'raise LossInputError(f"{msg}")', indent + 1)
 
     def _context(self, e: Eqn) -> EqnContext:
         op = OPS[e.op]

@@ -25,8 +25,14 @@ from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, Row, run_rules
 from lossdsl.types import Dim, DimError, broadcast
 
-# reduction op over V -> how two chunks' partial results combine
+# reduction op over V -> how two chunks' partial results combine: the function of that name in
+# numpy and in torch alike
 COMBINE = {"sum": "add", "logsumexp": "logaddexp", "max": "maximum", "min": "minimum"}
+
+
+def combine(kind: str, a, b, xp):
+    """Two chunks' partial statistics of one kind; `xp` is numpy or torch."""
+    return getattr(xp, COMBINE[kind])(a, b)
 
 
 class ChunkError(Exception):
@@ -298,7 +304,7 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
             else:
                 part = ref._apply(e, [val(a, scope) for a in e.args], csizes)
             prev = combined.get(s.var.name)
-            combined[s.var.name] = part if prev is None else _combine(s.kind, prev, part)
+            combined[s.var.name] = part if prev is None else combine(s.kind, prev, part, np)
     row_done.update(combined)
     _run(ref, [e for e in p.row_side if e.out.name not in row_done], row_done, sizes)
     return val(p.prog.output(reduction), row_done)
@@ -319,13 +325,3 @@ def _run(ref, eqns, scope: dict, sizes: dict) -> None:
                 np.asarray(a.value) if not isinstance(a, Var) else scope[a.name] for a in e.args
             ]
             scope[e.out.name] = ref._apply(e, args, sizes)
-
-
-def _combine(kind: str, a, b):
-    import numpy as np
-
-    if kind == "sum":
-        return a + b
-    if kind == "logsumexp":
-        return np.logaddexp(a, b)
-    return np.maximum(a, b) if kind == "max" else np.minimum(a, b)

@@ -23,8 +23,8 @@ import types
 from dataclasses import dataclass
 
 from lossdsl.backend import function_name, load_backend, module_source
-from lossdsl.chunk import Plan, plan
-from lossdsl.errors import InputError, ParamError
+from lossdsl.chunk import Plan, combine, plan
+from lossdsl.errors import InputError, ParamError, class_ids_message
 from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sources
 from lossdsl.types import Dim
 
@@ -186,11 +186,9 @@ class ChunkedLoss:
     def _check_ids(self, t, name: str, n: int) -> None:
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
             sources = index_sources(self.plan.prog, self.vars[name])
-            raise InputError(
-                f"input {' / '.join(repr(x) for x in sources)} holds class ids outside "
-                f"[0, {n}) for dim {self.v} (size {n}): found values from {int(t.min())} "
-                f"to {int(t.max())}"
-            )
+            lo, hi = int(t.min()), int(t.max())
+            label = self.plan.prog.name
+            raise InputError(class_ids_message(label, sources, self.v, n, lo, hi, opt_out=False))
 
     @staticmethod
     def _kw(fn, kw):
@@ -229,17 +227,6 @@ class ChunkedLoss:
         return out
 
 
-def _combine(kind: str, a, b):
-    """Two slices' partial statistics of one kind, combined."""
-    import torch
-
-    if kind == "sum":
-        return a + b
-    if kind == "logsumexp":
-        return torch.logaddexp(a, b)
-    return torch.maximum(a, b) if kind == "max" else torch.minimum(a, b)
-
-
 def _slices(total: int, chunk: int):
     return [(lo, min(total, lo + chunk)) for lo in range(0, total, chunk)]
 
@@ -260,7 +247,9 @@ def _make_function():
                     acc = (
                         part
                         if acc is None
-                        else [_combine(s.kind, a, b) for s, a, b in zip(loss.stats, acc, part)]
+                        else [
+                            combine(s.kind, a, b, torch) for s, a, b in zip(loss.stats, acc, part)
+                        ]
                     )
             ctx.loss, ctx.kw, ctx.extra = loss, kw, extra
             ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc)
@@ -316,15 +305,19 @@ def _make_function():
 
 
 class _Lazy:
-    fn = None
+    """A torch.autograd.Function class built on first use (importing lossdsl does not import
+    torch)."""
+
+    def __init__(self, make):
+        self.make, self.fn = make, None
 
     def apply(self, *args):
-        if _Lazy.fn is None:
-            _Lazy.fn = _make_function()
-        return _Lazy.fn.apply(*args)
+        if self.fn is None:
+            self.fn = self.make()
+        return self.fn.apply(*args)
 
 
-_Chunked = _Lazy()
+_Chunked = _Lazy(_make_function)
 
 
 class RowBlocked:
@@ -442,16 +435,7 @@ def _make_rows():
     return RowBlocks
 
 
-class _LazyRows:
-    fn = None
-
-    def apply(self, *args):
-        if _LazyRows.fn is None:
-            _LazyRows.fn = _make_rows()
-        return _LazyRows.fn.apply(*args)
-
-
-_RowBlocks = _LazyRows()
+_RowBlocks = _Lazy(_make_rows)
 
 
 def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):

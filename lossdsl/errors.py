@@ -104,3 +104,14 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean X?' hint for the closest candidate, if any is close."""
     match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
+
+
+def class_ids_message(label, sources, dim, n, lo, hi, opt_out: bool = True) -> str:
+    """The text of every runtime range check on class ids (generated code passes placeholders
+    for the sizes and values it formats at run time)."""
+    names = " / ".join(f"'{s}'" for s in sources)
+    text = (
+        f"{label}: input {names} holds class ids outside [0, {n}) for dim {dim} (size {n}): "
+        f"found values from {lo} to {hi}"
+    )
+    return text + ("; pass check_indices=False to skip this check" if opt_out else "")

@@ -1497,8 +1497,10 @@ def lower_loss(
     )
 
 
-def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
-    """Does `r` read an input tensor (not only params, sizes and literals)?"""
+def _reaches_input(ctx: Ctx, r: Atom, differentiably: bool = False) -> bool:
+    """Does `r` read an input tensor (not only params, sizes and literals)? With
+    `differentiably`, only through float values and differentiable ops: not through
+    comparisons, argmax, indices, the condition of a where, or stop_grad."""
     inputs = {
         ctx.env[n].name
         for n, o in ctx.origin.items()
@@ -1510,41 +1512,23 @@ def _depends_on_inputs(ctx: Ctx, r: Atom) -> bool:
         a = stack.pop()
         if not isinstance(a, Var) or a.name in seen:
             continue
+        if differentiably and a.type.dtype != "float":
+            continue
         seen.add(a.name)
         if a.name in inputs:
             return True
         e = producers.get(a.name)
-        if e is not None:
+        if e is None:
+            continue
+        if differentiably:
+            if e.op == "stop_grad" or not OPS[e.op].differentiable:
+                continue  # (a fill too: an absent input is a constant)
+            args = e.args[1:] if e.op == "where" else e.args
+            stack.extend(args[:1] if e.op in ("gather", "cross_entropy") else args)
+        elif e.op == "fill":
+            return True  # an absent optional input still stands for an input
+        else:
             stack.extend(e.args)
-            if e.op == "fill":
-                return True  # an absent optional input still stands for an input
-    return False
-
-
-def _has_gradient(ctx: Ctx, r: Atom) -> bool:
-    """Does `r` depend differentiably on a float input? Not through comparisons, argmax,
-    indices, the condition of a where, or stop_grad."""
-    inputs = {
-        ctx.env[n].name
-        for n, o in ctx.origin.items()
-        if o == "input" and isinstance(ctx.env.get(n), Var)
-    }
-    producers = {e.out.name: e for e in ctx.b.eqns}
-    stack, seen = [r], set()
-    while stack:
-        a = stack.pop()
-        if not isinstance(a, Var) or a.name in seen or a.type.dtype != "float":
-            continue
-        seen.add(a.name)
-        if a.name in inputs:
-            return True
-        e = producers.get(a.name)
-        if e is None or e.op == "stop_grad" or not OPS[e.op].differentiable:
-            continue
-        if e.op == "fill":
-            return True  # an absent optional float input
-        args = e.args[1:] if e.op == "where" else e.args
-        stack.extend(args[:1] if e.op in ("gather", "cross_entropy") else args)
     return False
 
 
@@ -1557,14 +1541,14 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) ->
             sp,
             "a loss must be float; use where(mask, a, b) or float(mask)",
         )
-    if not _depends_on_inputs(ctx, r):
+    if not _reaches_input(ctx, r):
         return ctx.error(
             TypeMismatch,
             "the loss does not depend on any input",
             sp,
             "a loss is a function of its tensors; a constant has no gradient to train with",
         )
-    if not helper and not _has_gradient(ctx, r):
+    if not helper and not _reaches_input(ctx, r, differentiably=True):
         return ctx.error(
             TypeMismatch,
             "the loss has no gradient: it reaches the float inputs only through integers, "

@@ -24,16 +24,12 @@ from reference.mmd_official import mix_rbf_mmd2
 from reference.supcon_official import supcon_loss
 from reference.triplet_batch_hard_official import triplet_loss
 from reference.vicreg_official import vicreg_loss
-from torch_helpers import assert_same, gen
+from torch_helpers import assert_same, gen, randn
 
 import lossdsl
 
 torch.set_default_dtype(torch.float64)
 BD = [(8, 5), (13, 17)]  # (B, D)
-
-
-def randn(*shape, seed=0, scale=1.0):
-    return torch.randn(*shape, generator=gen(seed)) * scale
 
 
 def concat_views(f):

@@ -26,17 +26,13 @@ from reference.sdsc_official import (
     sdsc_loss_canonical,
     sdsc_loss_legacy,
 )
-from torch_helpers import assert_same, gen, logits_target
+from torch_helpers import assert_same, gen, logits_target, randn
 
 import lossdsl
 
 torch.set_default_dtype(torch.float64)
 SHAPES = [(8, 5), (33, 17)]
 REDUCTIONS = ["none", "sum", "mean"]
-
-
-def randn(*shape, seed=0, scale=1.0):
-    return torch.randn(*shape, generator=gen(seed)) * scale
 
 
 def grad_of(fn, *xs):

@@ -40,10 +40,6 @@ SHAPES = [(8, 5), (33, 17)]
 REDUCTIONS = ["none", "sum", "mean"]
 
 
-def randn(*shape, seed=0, scale=1.0):
-    return torch.randn(*shape, generator=gen(seed)) * scale
-
-
 def compiled(name, **baked):
     return lossdsl.load(name).compile("torch", **baked)
 

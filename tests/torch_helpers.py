@@ -27,6 +27,10 @@ def gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
+def randn(*shape, seed=0, scale=1.0):
+    return torch.randn(*shape, generator=gen(seed)) * scale
+
+
 def logits_target(shape, seed=0, scale=3.0):
     g = gen(seed)
     b, c = shape
