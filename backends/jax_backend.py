@@ -4,7 +4,7 @@ The generated function is pure: it works under jax.jit, jax.grad and jax.vmap. S
 static under jit, so the input checks run once at trace time.
 """
 
-from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
+from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target, take_along_axis_gather
 
 
 def _eigvalsh(c):
@@ -21,6 +21,30 @@ def _pow(c):
         return f"{c[0]} ** {c[1]}"
     return f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
 
+
+# ---- sharded programs (lossdsl/shard.py): called inside shard_map (or pmap) over `axis_name`;
+# jax differentiates psum and all_gather itself, so a whole result needs no gradient scaling
+
+_ACROSS = {"max": "jnp.max", "min": "jnp.min", "logsumexp": "jax.nn.logsumexp"}
+
+
+def _all_reduce(c):
+    if c.attrs["kind"] == "sum":
+        return f"jax.lax.psum({c[0]}, axis_name)"
+    return f"{_ACROSS[c.attrs['kind']]}(jax.lax.all_gather({c[0]}, axis_name), axis=0)"
+
+
+def _shard_eye(c):
+    rows = f"(jnp.arange({c.attrs['nl']}) + rank * {c.attrs['nl']})"
+    cols = f"jnp.arange({c.attrs['ng']})"
+    a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
+    return f"{a}[:, None] == {b}[None, :]"
+
+
+SHARD = ShardTarget(
+    kwargs=('axis_name="batch"',),
+    prelude=("world = jax.lax.axis_size(axis_name)", "rank = jax.lax.axis_index(axis_name)"),
+)
 
 TEMPLATES = {
     **INFIX_TEMPLATES,
@@ -72,6 +96,11 @@ TEMPLATES = {
     "transpose": "jnp.transpose({0}, {perm})",
     "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "jnp.diff({0}, axis={axis})",
+    "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
+    "all_reduce": _all_reduce,
+    "shard_slice": "jax.lax.dynamic_slice_in_dim({0}, rank * {nl}, {nl}, axis={axis})",
+    "shard_eye": _shard_eye,
+    "shard_result": "{0}",
 }
 
 TARGET = Target(
@@ -92,6 +121,7 @@ TARGET = Target(
     is_half="{x}.dtype in (jnp.float16, jnp.bfloat16)",
     upcast="{x}.astype(jnp.float32)",
     out_cast="{x}.astype(odt)",
+    shard=SHARD,
     # under jax.jit the values are tracers: nothing to check at trace time
     # (also when the ids are concrete but an enclosing transformation stages the min)
     index_out_of_range=(

@@ -5,6 +5,8 @@ numpy` whose output the tests hold to the interpreter.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from lossdsl import layout
@@ -21,14 +23,17 @@ def evaluate(
     reduction: str | None = None,
     frozen=None,
     check_indices: bool = False,
+    comm=None,
 ):
     """Run `prog` in float64 on named numpy arrays; returns the `reduction` output.
 
     `frozen` (a dict, filled on first use) holds the values of stop_grad equations: a second
     call with the same dict reuses them, which is what stop_grad means to a finite-difference
-    gradient (the value of x, held constant)."""
+    gradient (the value of x, held constant).
+
+    A sharded program (lossdsl/shard.py) runs as one rank of `comm` (see `evaluate_sharded`)."""
     env: dict[str, np.ndarray] = {}
-    sizes: dict[str, int] = {}
+    sizes: dict = {}
     shapes: dict[str, tuple] = {}
     for d in prog.inputs:
         x = np.asarray(inputs[d.var.name])
@@ -36,6 +41,8 @@ def evaluate(
         env[d.var.name] = _flatten(x, d.var.type.dims, sizes, shapes, d.var.name)
     for q in prog.params:
         env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
+    if prog.shard is not None:
+        sizes[("global", prog.shard)] = comm.world * sizes[prog.shard]
 
     def val(a):
         return np.asarray(a.value) if isinstance(a, Lit) else env[a.name]
@@ -48,7 +55,7 @@ def evaluate(
             if check_indices and e.op in ("gather", "cross_entropy", "onehot"):
                 i = e.args[0 if e.op == "onehot" else 1]
                 _check_range(prog, i, val(i), sizes)
-            env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes)
+            env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes, comm)
             if e.op == "stop_grad" and frozen is not None:
                 frozen[e.out.name] = env[e.out.name]
     mode = reduction or prog.default_reduction
@@ -57,7 +64,7 @@ def evaluate(
     if mode == "none" and isinstance(out, Var):
         shape = []
         for d in out.type.dims:
-            shape += list(shapes[d.name]) if d.variadic else [sizes[d.name]]
+            shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
         res = res.reshape(shape)
     return res
 
@@ -93,9 +100,11 @@ def _flatten(x, dims, sizes, shapes, name):
     return x.reshape(shape)
 
 
-def _apply(e, args, sizes):
+def _apply(e, args, sizes, comm=None):
     op = OPS[e.op]
     attrs = dict(e.attrs)
+    if op.kind == "collective":
+        return _collective(e, op, args, sizes, comm)
     if op.kind == "elementwise":
         aligned = []
         for a, v in zip(e.args, args):
@@ -166,8 +175,100 @@ def _broadcast(v, src, dst, sizes):
 
 
 def _n(sizes, d) -> int:
-    """A dim's size; diff's D-1 is D's size minus its cut."""
-    return sizes[d.name] - d.cut
+    """A dim's size; diff's D-1 is D's size minus its cut; a primed twin of the sharded dim is
+    the whole batch."""
+    g = sizes.get(("global", d.name)) if d.primes else None
+    return (sizes[d.name] if g is None else g) - d.cut
+
+
+def _collective(e, op, args, sizes, comm):
+    attrs = dict(e.attrs)
+    (x,) = args or (None,)
+    if e.op in ("all_gather", "shard_slice"):
+        axis = e.args[0].type.dims.index(attrs["dim"])
+        if e.op == "all_gather":
+            return op.ref(x, axis, comm)
+        return op.ref(x, axis, _n(sizes, attrs["to"]), comm)
+    if e.op == "all_reduce":
+        return op.ref(x, attrs["kind"], comm)
+    if e.op == "shard_eye":
+        d0, d1 = attrs["dims"]
+        local, other = (d0, d1) if d0 == attrs["local"] else (d1, d0)
+        return op.ref(_n(sizes, local), _n(sizes, other), d0 == local, comm)
+    return op.ref(x, comm)  # shard_result: its value
+
+
+class Ranks:
+    """`world` ranks in threads that meet at each collective: what torch.distributed and
+    jax.lax give the generated code, for the float64 interpreter."""
+
+    def __init__(self, world: int):
+        self.world = world
+        self.slots: list = [None] * world
+        self.barrier = threading.Barrier(world, timeout=60)
+
+    def comm(self, rank: int) -> _Comm:
+        return _Comm(self, rank)
+
+
+class _Comm:
+    def __init__(self, ranks: Ranks, rank: int):
+        self.ranks, self.rank, self.world = ranks, rank, ranks.world
+
+    def gather(self, x) -> list:
+        r = self.ranks
+        r.slots[self.rank] = np.asarray(x)
+        r.barrier.wait()
+        out = list(r.slots)
+        r.barrier.wait()  # nobody overwrites a slot before everyone has read them all
+        return out
+
+
+def split_batch(prog: Program, inputs: dict, world: int) -> list[dict]:
+    """Each rank's inputs: every input with the sharded dim cut into `world` equal parts."""
+    b = prog.shard
+    out = [dict(inputs) for _ in range(world)]
+    for d in prog.inputs:
+        x = inputs.get(d.var.name)
+        dims = d.var.type.dims
+        if x is None or not any(k.name == b and not k.primes for k in dims):
+            continue
+        x = np.asarray(x)
+        k = next(i for i, k in enumerate(dims) if k.name == b and not k.primes)
+        axis = k if not any(v.variadic for v in dims[:k]) else x.ndim - (len(dims) - k)
+        if x.shape[axis] % world:
+            raise InputError(
+                f"input '{d.var.name}': {x.shape[axis]} rows do not split into {world} ranks"
+            )
+        for r, part in enumerate(np.split(x, world, axis=axis)):
+            out[r][d.var.name] = part
+    return out
+
+
+def evaluate_sharded(prog: Program, inputs: dict, params: dict, reduction=None, world=2):
+    """Run a sharded program on `world` simulated ranks, each on its rows of `inputs` (the
+    full batch); returns every rank's result, in rank order."""
+    ranks = Ranks(world)
+    parts = split_batch(prog, inputs, world)
+    results: list = [None] * world
+    errors: list = []
+
+    def run(r):
+        try:
+            results[r] = evaluate(prog, parts[r], params, reduction, comm=ranks.comm(r))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(err)
+            ranks.barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+    if real or errors:
+        raise (real or errors)[0]
+    return results
 
 
 # ---- NumPy source target ------------------------------------------------------------------

@@ -5,7 +5,7 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.backend import INFIX_TEMPLATES, Target
+from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target
 
 
 def _gather(c):
@@ -57,6 +57,74 @@ def _eigvalsh(c):
     return r if p is None else f"{r}.permute{p}"
 
 
+# ---- sharded programs (lossdsl/shard.py): torch.distributed collectives in autograd Functions
+# (torch.distributed.nn's are deprecated since torch 2.6 and warn on every call)
+
+_ACROSS = {"sum": "torch.sum", "max": "torch.amax", "min": "torch.amin"}
+_ACROSS["logsumexp"] = "torch.logsumexp"
+
+
+def _all_reduce(c):
+    """Every rank's partial result stacked on a new axis 0, then combined over it."""
+    return f"{_ACROSS[c.attrs['kind']]}(_AllGather.apply({c[0]}[None], 0, group), dim=0)"
+
+
+def _shard_eye(c):
+    rows = f"(torch.arange({c.attrs['nl']}, device=dev) + rank * {c.attrs['nl']})"
+    cols = f"torch.arange({c.attrs['ng']}, device=dev)"
+    a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
+    return f"{a}[:, None] == {b}[None, :]"
+
+
+ALL_GATHER = '''
+class _AllGather(torch.autograd.Function):
+    """Every rank's x, concatenated along `dim` in rank order. Backward: each rank's rows get
+    the sum over ranks of their gradients (every rank used them)."""
+
+    @staticmethod
+    def forward(ctx, x, dim, group):
+        ctx.dim, ctx.group = dim, group
+        world = torch.distributed.get_world_size(group)
+        parts = [torch.empty_like(x) for _ in range(world)]
+        torch.distributed.all_gather(parts, x.contiguous(), group=group)
+        return torch.cat(parts, dim=dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.clone(memory_format=torch.contiguous_format)
+        torch.distributed.all_reduce(g, group=ctx.group)
+        n = g.shape[ctx.dim] // torch.distributed.get_world_size(ctx.group)
+        rank = torch.distributed.get_rank(ctx.group)
+        return g.narrow(ctx.dim, rank * n, n), None, None
+'''
+
+GRAD_SCALE = '''
+class _GradScale(torch.autograd.Function):
+    """The identity, with its gradient scaled: a result every rank holds whole is
+    backpropagated on every rank, so with grads="sum" each rank takes 1/world of it."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.scale, None
+'''
+
+SHARD = ShardTarget(
+    kwargs=("group=None", 'grads="mean"'),
+    prelude=(
+        'if grads not in ("mean", "sum"):',
+        "    raise LossParamError(f\"{label}: grads must be 'mean' (DDP and FSDP average the "
+        "ranks' gradients) or 'sum' (they are added), got {grads!r}\")",
+        "world = torch.distributed.get_world_size(group)",
+        "rank = torch.distributed.get_rank(group)",
+    ),
+    helpers=(("_AllGather", ALL_GATHER), ("_GradScale", GRAD_SCALE)),
+)
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
@@ -106,6 +174,11 @@ TEMPLATES = {
     "transpose": "{0}.permute{perm}",
     "expand": "{0}[..., {nones}].expand({shape})",
     "diff": "torch.diff({0}, dim={axis})",
+    "all_gather": "_AllGather.apply({0}, {axis}, group)",
+    "all_reduce": _all_reduce,
+    "shard_slice": "{0}.narrow({axis}, rank * {nl}, {nl})",
+    "shard_eye": _shard_eye,
+    "shard_result": '({0} if grads == "mean" else _GradScale.apply({0}, 1.0 / world))',
 }
 
 TARGET = Target(
@@ -127,6 +200,7 @@ TARGET = Target(
     is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",
+    shard=SHARD,
     # skipped inside torch.compile (a data-dependent branch would break the graph)
     index_out_of_range=(
         "not torch.compiler.is_compiling() and {i}.numel() > 0 and "

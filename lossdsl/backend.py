@@ -80,6 +80,19 @@ def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
 
 
 @dataclass(frozen=True)
+class ShardTarget:
+    """How a framework runs a program sharded over its batch (lossdsl/shard.py): the keyword
+    arguments the function takes (with defaults), the lines that bind `world` and `rank` (and
+    check those arguments; {label} is the loss's name), and module-level helpers the templates
+    call, by name (emitted once, when used)."""
+
+    kwargs: tuple[str, ...]
+    prelude: tuple[str, ...]
+    helpers: tuple[tuple[str, str], ...] = ()
+    imports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Target:
     """A framework: what the generated module imports and how each op is written."""
 
@@ -109,6 +122,7 @@ class Target:
     # where(c, a, b) on a bool param c: only the chosen branch reaches the result, so the other
     # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
     select: str | None = None
+    shard: ShardTarget | None = None  # None: this framework has no distributed mode
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -216,7 +230,8 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     that picks one."""
     main = max(programs, key=lambda p: (len(p.inputs), len(p.params)))
     fname = function_name(main.name)
-    lines = [docstring(doc or fname), "", *target.imports, ""]
+    imports = target.imports + (target.shard.imports if main.shard is not None else ())
+    lines = [docstring(doc or fname), "", *imports, ""]
     lines += [
         "",
         "class LossInputError(ValueError):",
@@ -227,10 +242,14 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         '    """A param value that violates its declared constraint."""',
     ]
     full = _all_inputs(programs)
+    sharded = main.shard is not None
+    if sharded and target.shard is None:
+        raise NotImplementedError(f"the {target.name} backend has no distributed mode")
     # Specs with index inputs take check_indices=True: class ids are range-checked where they
     # are used (a wrong id is a crash in torch and a silently clamped gather in jax).
     checks = any(d.var.type.of is not None for d in main.inputs)
-    api = Names(public=True)  # the public names of inputs and params, shared by every function
+    # the public names of inputs and params, shared by every function
+    api = Names(_shard_names(target) if sharded else (), public=True)
     for n, _ in full:
         api(n)
     for q in main.params:
@@ -249,11 +268,25 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
                 *emit_function(target, prog, vname, full, False, "", api.map, checks),
                 "",
             ]
-        body += ["", *_dispatcher(main, fname, full, variants, doc, api.map, checks)]
+        body += ["", *_dispatcher(target, main, fname, full, variants, doc, api.map, checks)]
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
+    for name, code in target.shard.helpers if sharded else ():
+        if any(f"{name}." in ln or f"{name}(" in ln for ln in body):
+            lines += ["", "", *code.strip("\n").splitlines(), ""]
     return "\n".join(lines + body) + "\n"
+
+
+def _shard_names(target: Target) -> set[str]:
+    """The names a sharded function binds besides the spec's: its keyword arguments, world,
+    rank and the helpers."""
+    kw = {k.split("=")[0] for k in target.shard.kwargs}
+    return kw | {"world", "rank"} | {n for n, _ in target.shard.helpers}
+
+
+def _shard_kwargs(prog: Program, target: Target) -> list[str]:
+    return list(target.shard.kwargs) if prog.shard is not None else []
 
 
 def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
@@ -262,19 +295,22 @@ def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
     return [(d.var.name, d.optional) for d in first.inputs]
 
 
-def _signature(prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool) -> str:
+def _signature(
+    prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool, shard=()
+) -> str:
     ins = [names(n) + ("=None" if opt else "") for n, opt in full]
     ps = [f"{names(p.var.name)}={py_literal(p.default)}" for p in prog.params]
     ps += [f'reduction="{prog.default_reduction}"'] + (["check_indices=True"] if checks else [])
-    return ", ".join(ins + ["*"] + ps)
+    return ", ".join(ins + ["*"] + ps + list(shard))
 
 
-def _dispatcher(main, fname, full, variants, doc, api, checks) -> list[str]:
+def _dispatcher(target, main, fname, full, variants, doc, api, checks) -> list[str]:
     """Pick the variant for this call: which optional inputs were passed, which specialized
     params are the number 0 (a traced or tensor value takes the general variant)."""
     names = Names({v for _, v in variants}, preset=api)
     general = max((p for p, _ in variants), key=lambda p: len(p.params))
-    sig = _signature(general, full, names, checks)
+    shard = _shard_kwargs(general, target)
+    sig = _signature(general, full, names, checks, shard)
     out = [f"def {fname}({sig}):", docstring(doc or fname, "    ")]
     optional = [n for n, opt in full if opt]
     for prog, vname in variants:
@@ -285,6 +321,7 @@ def _dispatcher(main, fname, full, variants, doc, api, checks) -> list[str]:
         conds += [f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros]
         params = [f"{names(p.var.name)}={names(p.var.name)}" for p in prog.params]
         tail = ["reduction=reduction"] + (["check_indices=check_indices"] if checks else [])
+        tail += [f"{k}={k}" for k in (s.split("=")[0] for s in shard)]
         call = ", ".join([names(d.var.name) for d in prog.inputs] + params + tail)
         if conds:
             out.append(f"    if {' and '.join(conds)}:")
@@ -300,6 +337,7 @@ def emit_function(
     target, prog, fname, full, public: bool, doc="", api=None, checks=False
 ) -> list[str]:
     return _FunctionEmitter(target, prog, fname, api or {}, checks).emit(full, public, doc)
+
 
 
 class _FunctionEmitter:
@@ -321,6 +359,12 @@ class _FunctionEmitter:
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
             self.size[d] = self.names(d if d.isidentifier() else "n")
+        # sharded (lossdsl/shard.py): B's rows here, the whole batch's size for B', B'', ...
+        self.shard = prog.shard
+        if self.shard is not None:
+            for k in _shard_names(target):
+                self.names.used.add(k)
+            self.global_size = self.names(f"{self.shard}_all")
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
         self.lines: list[str] = []
@@ -334,6 +378,8 @@ class _FunctionEmitter:
 
     def dim_size(self, d: Dim) -> str:
         n = self.size[d.name]
+        if d.name == self.shard and d.primes:
+            n = self.global_size
         return f"({n} - {d.cut})" if d.cut else n
 
     def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
@@ -359,17 +405,22 @@ class _FunctionEmitter:
             self.expr[q.var.name] = n(q.var.name)
             self.scalar.add(q.var.name)
         flag = ["check_indices"] if self.checks else []
+        shard = _shard_kwargs(p, self.t)
         if public:
-            head = f"def {self.fname}({_signature(p, full, n, bool(flag))}):"
+            head = f"def {self.fname}({_signature(p, full, n, bool(flag), shard)}):"
         else:
             ins = [n(d.var.name) for d in p.inputs]
-            ps = [n(q.var.name) for q in p.params]
-            head = f"def {self.fname}({', '.join(ins + ['*'] + ps + ['reduction'] + flag)}):"
+            ps = [n(q.var.name) for q in p.params] + ["reduction"] + flag
+            ps += [k.split("=")[0] for k in shard]
+            head = f"def {self.fname}({', '.join(ins + ['*'] + ps)}):"
         out = [head]
         if public:
             out.append(docstring(doc or self.fname, "    "))
         self._validate_reduction()
         self._checks()
+        if self.shard is not None:
+            for ln in self.t.shard.prelude:
+                self.line(ln.replace("{label}", self.label))
         self._inputs()
         self._body()
         return out + self._drop_unused_bindings()
@@ -377,6 +428,8 @@ class _FunctionEmitter:
     def _drop_unused_bindings(self) -> list[str]:
         """Dim sizes, fdt and dev are bound for every input; keep the ones the code uses."""
         optional = {"fdt", "dev", *self.size.values()}
+        if self.shard is not None:
+            optional |= {self.global_size, "world", "rank"}
         lines = list(self.lines)
         for k, ln in reversed(list(enumerate(lines))):
             m = re.match(r"\s*(\w+) = ", ln)
@@ -490,8 +543,10 @@ class _FunctionEmitter:
                 if dm.name not in bound:
                     self.line(f"{self.size[dm.name]} = {got}")
                     bound.add(dm.name)
+                    if dm.name == self.shard:
+                        self.line(f"{self.global_size} = {self.size[dm.name]} * world")
                 else:
-                    self._mismatch(got, self.size[dm.name], dm, d.var.name)
+                    self._mismatch(got, self.dim_size(dm), dm, d.var.name)
             if var_i is not None:
                 new = f"tuple({x}.shape[:{var_i}]) + ({self.size[dims[var_i].name]},)"
                 if tail:
@@ -564,6 +619,9 @@ class _FunctionEmitter:
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         ctx = self._context(e)
         tmpl = self.t.templates[e.op]
+        if tmpl == "{0}":  # the identity in this framework (jax's shard_result): an alias
+            self.expr[out] = ctx.args[0]
+            return
         code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
         if e.op == "where" and self.t.select and self._selects(e):
             code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
@@ -661,7 +719,20 @@ class _FunctionEmitter:
             )
         if e.op in ("gather", "cross_entropy"):
             attrs.update(self._gather(e))
+        if OPS[e.op].kind == "collective":
+            attrs.update(self._collective(e))
         return EqnContext(e, args, raw, attrs)
+
+    def _collective(self, e: Eqn) -> dict:
+        """The sharded dim's axis in the operand, the local and global sizes, the kind."""
+        local = Dim(self.shard)
+        out = {"nl": self.dim_size(local), "ng": self.dim_size(local.prime())}
+        out["kind"] = e.attr("kind")
+        if e.op in ("all_gather", "shard_slice"):
+            out["axis"] = e.args[0].type.dims.index(e.attr("dim"))
+        if e.op == "shard_eye":
+            out["local_first"] = e.attr("dims")[0] == e.attr("local")
+        return out
 
     def _matrix_last(self, e: Eqn) -> dict:
         """A matrix op on (D, D'): the operand with those two axes last ({mat}), and how to

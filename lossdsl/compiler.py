@@ -38,6 +38,7 @@ from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
+from lossdsl.shard import shard
 from lossdsl.passes.simplify import fold, simplify
 
 
@@ -131,21 +132,59 @@ class Spec:
 
     # ---- code ------------------------------------------------------------------------
 
-    def source(self, backend: str, **baked) -> str:
+    def source(self, backend: str, shard: str | None = None, **baked) -> str:
         """The standalone Python module for `backend` (imports only its framework)."""
-        return _source(self, _check_backend(backend), _baked_key(self, baked))
+        backend = _check_backend(backend)
+        return _source(self, backend, _baked_key(self, baked), self._shard(backend, shard))
 
-    def compile(self, backend: str, schedule: str = "plain", chunk: int = 8192, **baked):
+    def compile(
+        self,
+        backend: str,
+        schedule: str = "plain",
+        chunk: int = 8192,
+        shard: str | None = None,
+        **baked,
+    ):
         """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
 
         schedule="chunked" (torch): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
-        log-softmax and its intermediates over V (lossdsl/chunked.py)."""
+        log-softmax and its intermediates over V (lossdsl/chunked.py).
+
+        shard="B": the batch dim B is split across devices (lossdsl/shard.py). Each rank
+        passes its rows; the loss and the gradients are those of the whole batch. torch: call
+        it on every rank of a torch.distributed process group (keywords group=None and
+        grads="mean", for DDP/FSDP, which average the ranks' gradients, or "sum"). jax: call
+        it inside shard_map or pmap over the mesh axis `axis_name` (keyword, "batch")."""
         if schedule == "chunked":
+            if shard is not None:
+                raise ParamError("a chunked schedule is not sharded", None, "drop shard=")
             return _chunked(self, backend, chunk, _baked_key(self, baked), linear=False)
         if schedule != "plain":
             raise UnknownName(f"unknown schedule '{schedule}'", None, "plain or chunked")
-        return _compiled(self, _check_backend(backend), _baked_key(self, baked))
+        backend = _check_backend(backend)
+        return _compiled(self, backend, _baked_key(self, baked), self._shard(backend, shard))
+
+    def _shard(self, backend: str, dim: str | None) -> str | None:
+        """Validate shard=: a dim of an input, a backend with a distributed mode, and a
+        program that splits (the transform raises ShardError at the spec's text if not)."""
+        if dim is None:
+            return None
+        if backend == "numpy":
+            raise ParamError(
+                "the numpy backend has no distributed mode",
+                None,
+                "shard= is for torch and jax (tests simulate ranks with "
+                "backends/numpy_ref.evaluate_sharded)",
+            )
+        if not isinstance(dim, str):
+            raise ParamError(f"shard= takes a dim name, got {dim!r}", None, "e.g. shard='B'")
+        self.sharded_program(dim)  # the errors, now
+        return dim
+
+    def sharded_program(self, dim: str, absent: frozenset[str] = frozenset(), **baked):
+        """The program one rank runs with `dim` split across ranks (lossdsl/shard.py)."""
+        return _sharded_cached(_key(self), absent, _baked_key(self, baked), dim)
 
     def compile_linear(
         self, backend: str = "torch", chunk: int = 8192, rows: int | None = None, **baked
@@ -321,22 +360,33 @@ def variant_programs(spec: Spec, baked: tuple) -> list[Program]:
 
 
 @functools.lru_cache(maxsize=512)
-def _source_cached(spec_key, backend, baked) -> str:
+def _sharded_cached(spec_key, absent, baked, dim) -> Program:
     spec = _SPECS[spec_key]
-    return module_source(load_backend(backend).TARGET, variant_programs(spec, baked), spec.doc)
-
-
-def _source(spec: Spec, backend: str, baked) -> str:
-    return _source_cached(_key(spec), backend, baked)
+    spans = {i.name: i.span for i in spec.loss.inputs}
+    return shard(_optimized_cached(spec_key, absent, baked), dim, spans)
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled_cached(spec_key, backend, baked):
+def _source_cached(spec_key, backend, baked, dim=None) -> str:
+    spec = _SPECS[spec_key]
+    progs = variant_programs(spec, baked)
+    if dim is not None:
+        spans = {i.name: i.span for i in spec.loss.inputs}
+        progs = [replace(shard(p, dim, spans), zeros=p.zeros) for p in progs]
+    return module_source(load_backend(backend).TARGET, progs, spec.doc)
+
+
+def _source(spec: Spec, backend: str, baked, dim=None) -> str:
+    return _source_cached(_key(spec), backend, baked, dim)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
     if backend == "numpy":
         return _reference_fn(spec, baked)
-    src = _source_cached(spec_key, backend, baked)
-    filename = f"<lossdsl {spec.name} {backend} {abs(hash((spec_key, baked)))}>"
+    src = _source_cached(spec_key, backend, baked, dim)
+    filename = f"<lossdsl {spec.name} {backend} {abs(hash((spec_key, baked, dim)))}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
     # A real module in sys.modules: torch.compile re-imports a function's module by name.
     mod = types.ModuleType(f"_lossdsl_generated_{spec.name}_{backend}_{len(sys.modules)}")
@@ -347,8 +397,8 @@ def _compiled_cached(spec_key, backend, baked):
     return _guard(getattr(mod, function_name(spec.name)))
 
 
-def _compiled(spec: Spec, backend: str, baked):
-    return _compiled_cached(_key(spec), backend, baked)
+def _compiled(spec: Spec, backend: str, baked, dim=None):
+    return _compiled_cached(_key(spec), backend, baked, dim)
 
 
 def _guard(fn):

@@ -63,6 +63,10 @@ class ParamError(LossError, ValueError):
     """A parameter value that violates its declared type or constraint."""
 
 
+class ShardError(LossError):
+    """A loss that cannot be split across devices along the requested dim."""
+
+
 class SpecImportError(LossError):
     """A spec import that cannot be resolved (missing, cyclic, outside the search path)."""
 

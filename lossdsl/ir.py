@@ -53,6 +53,9 @@ class Eqn:
     op: str
     args: tuple[Atom, ...]
     attrs: tuple[tuple[str, object], ...] = ()
+    # Where the spec wrote it (for errors found after lowering, e.g. by the shard transform);
+    # a rewrite's equations inherit the span of the equation they replace.
+    span: Span | None = field(default=None, compare=False)
 
     def attr(self, name: str, default=None):
         return dict(self.attrs).get(name, default)
@@ -104,6 +107,9 @@ class Program:
     checks: tuple[Check, ...] = ()
     absent: tuple[str, ...] = ()  # optional inputs this specialization assumes were not passed
     zeros: tuple[str, ...] = ()  # params this specialization assumes are 0 (baked away)
+    # The dim this program is sharded over (lossdsl/shard.py): B is this rank's rows, every
+    # primed twin B', B'', ... is the whole batch (all ranks' rows).
+    shard: str | None = None
 
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]

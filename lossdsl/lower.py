@@ -70,7 +70,9 @@ class Builder:
                 self.taken.add(name)
                 return name
 
-    def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = (), hint: str | None = None):
+    def emit(
+        self, op: str, args: tuple[Atom, ...], attrs: tuple = (), hint: str | None = None, span=None
+    ):
         """Type the equation with the op's rule (raises OpTypeError) and append it."""
         t = OPS[op].type_rule([a.type for a in args], dict(attrs))
         twice = [d for d in t.dims if t.dims.count(d) > 1]
@@ -87,7 +89,7 @@ class Builder:
                 for a in args
             )
         out = Var(self.fresh(hint), t)
-        self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs)))
+        self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
         return out
 
     def rename_last(self, var: Var, name: str) -> Var:
@@ -97,7 +99,7 @@ class Builder:
             return var
         new = Var(self.fresh(name), var.type)
         self.taken.discard(var.name)
-        self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs)
+        self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
         return new
 
 
@@ -134,7 +136,7 @@ class Ctx:
         if any(a is None for a in args):
             return None
         try:
-            return self.b.emit(op, tuple(args), tuple(attrs), hint)
+            return self.b.emit(op, tuple(args), tuple(attrs), hint, span)
         except OpTypeError as e:
             sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
             cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch

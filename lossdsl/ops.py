@@ -610,3 +610,93 @@ _row(
     True,
     ("over",),
 )
+
+
+# ---- collectives: a loss sharded over its batch dim (lossdsl/shard.py) ----------------------
+# Each `ref` also takes `comm`: this rank (`comm.rank`), the world size (`comm.world`) and
+# `comm.gather(x)`, every rank's x in rank order. backends/numpy_ref.py simulates the ranks in
+# threads; the torch and jax templates call torch.distributed and jax.lax collectives.
+
+
+def regather_rule(ts, attrs):
+    """all_gather and shard_slice: the same tensor with dim `dim` replaced by `to`."""
+    (x,) = ts
+    d, to = attrs["dim"], attrs["to"]
+    if d not in x.dims or to in x.dims or not d.twin_of(to):
+        raise OpDimError(f"cannot move {x} from {d} to {to}")
+    return TensorType(x.dtype, tuple(to if k == d else k for k in x.dims), x.of)
+
+
+def _all_gather(x, axis, comm):
+    return np.concatenate(comm.gather(x), axis=axis)
+
+
+def _shard_slice(x, axis, n, comm):
+    return np.take(x, np.arange(comm.rank * n, (comm.rank + 1) * n), axis=axis)
+
+
+_ACROSS_RANKS = {
+    "sum": np.sum,
+    "max": np.max,
+    "min": np.min,
+    "logsumexp": lambda x, axis: _logsumexp(x, (axis,)),
+}
+
+
+def _all_reduce(x, kind, comm):
+    return np.asarray(_ACROSS_RANKS[kind](np.stack(comm.gather(x)), axis=0))
+
+
+def _shard_eye(n_local, n_global, local_first, comm):
+    rows = comm.rank * n_local + np.arange(n_local)
+    m = rows[:, None] == np.arange(n_global)[None, :]
+    return m if local_first else m.T
+
+
+C = "collective"
+_row(
+    "all_gather",
+    C,
+    1,
+    regather_rule,
+    _all_gather,
+    "every rank's rows of x along local dim `dim`, concatenated in rank order as global `to`",
+    attrs=("dim", "to"),
+)
+_row(
+    "shard_slice",
+    C,
+    1,
+    regather_rule,
+    _shard_slice,
+    "this rank's rows of a global dim `dim` (every rank holds all of it), as local `to`",
+    attrs=("dim", "to"),
+)
+_row(
+    "all_reduce",
+    C,
+    1,
+    same,
+    _all_reduce,
+    "combine every rank's partial reduction: `kind` is sum, max, min or logsumexp",
+    attrs=("kind",),
+)
+_row(
+    "shard_eye",
+    C,
+    0,
+    eye_rule,
+    _shard_eye,
+    "eye over (local B, global B'): true where this rank's row b is global row b'",
+    False,
+    ("dims", "local"),
+)
+_row(
+    "shard_result",
+    C,
+    1,
+    same,
+    lambda x, comm: x,
+    "a result every rank holds whole: its value, with the gradient scaled so that the ranks' "
+    "backward passes add up to the full-batch gradient once",
+)

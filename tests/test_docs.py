@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_op_has_a_latex_template():
-    assert set(OPS) <= set(TEMPLATES)
+    # formulas render the lowered IR, which never holds the shard transform's collectives
+    assert {op for op, d in OPS.items() if d.kind != "collective"} <= set(TEMPLATES)
 
 
 def test_focal_formula_reads_like_the_paper():

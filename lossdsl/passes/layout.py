@@ -77,6 +77,6 @@ def layout(prog: Program) -> Program:
         out = Var(e.out.name, t)
         if out != e.out:
             new_var[e.out.name] = out
-        eqns.append(Eqn(out, e.op, args, attrs))
+        eqns.append(Eqn(out, e.op, args, attrs, e.span))
     outputs = tuple((m, sub(a)) for m, a in prog.outputs)
     return replace(prog, eqns=tuple(eqns), outputs=outputs)

@@ -27,6 +27,7 @@ class Rewriter:
         self.uses.update(a.name for _, a in prog.outputs if isinstance(a, Var))
         self._n = 0
         self.changed = False
+        self.span = None  # the span of the equation being rewritten: its replacement's
 
     def defn(self, a: Atom) -> Eqn | None:
         return self.defs.get(a.name) if isinstance(a, Var) else None
@@ -44,7 +45,7 @@ class Rewriter:
     def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = ()) -> Var:
         t = OPS[op].type_rule([a.type for a in args], dict(attrs))
         out = Var(self.fresh(), t)
-        self._append(Eqn(out, op, tuple(args), tuple(attrs)))
+        self._append(Eqn(out, op, tuple(args), tuple(attrs), self.span))
         return out
 
     def _append(self, e: Eqn) -> None:
@@ -56,7 +57,7 @@ class Rewriter:
         new = Var(name, var.type)
         ren = lambda a: new if isinstance(a, Var) and a.name == var.name else a  # noqa: E731
         self.eqns = [
-            Eqn(ren(e.out), e.op, tuple(ren(a) for a in e.args), e.attrs) for e in self.eqns
+            Eqn(ren(e.out), e.op, tuple(ren(a) for a in e.args), e.attrs, e.span) for e in self.eqns
         ]
         self.defs = {e.out.name: e for e in self.eqns}
         self.subst = {k: ren(v) for k, v in self.subst.items()}
@@ -94,7 +95,8 @@ def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
         if rw.subst:  # (dataclasses.replace is slow; most equations keep their arguments)
             args = tuple(rw.sub(a) for a in e.args)
             if args != e.args:
-                e = Eqn(e.out, e.op, args, e.attrs)
+                e = Eqn(e.out, e.op, args, e.attrs, e.span)
+        rw.span = e.span
         new = None
         start = len(rw.eqns)
         for fn in fns:
@@ -112,7 +114,7 @@ def _one_round(prog: Program, fns: list[Rule]) -> tuple[Program, bool]:
         last = rw.eqns[-1] if rw.eqns else None
         if isinstance(new, Var) and len(rw.eqns) > start and last.out == new:
             # Keep the replaced equation's (user-facing) name for the new last equation.
-            rw.eqns[-1] = Eqn(e.out, last.op, last.args, last.attrs)
+            rw.eqns[-1] = Eqn(e.out, last.op, last.args, last.attrs, last.span)
             rw.defs[e.out.name] = rw.eqns[-1]
             rw.defs.pop(new.name, None)
             rw.subst[new.name] = e.out

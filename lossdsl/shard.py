@@ -1,0 +1,243 @@
+"""Sharding a loss over its batch dim (issue 5, distributed): the program every rank runs when
+the batch B is split across devices, derived from the single-device program.
+
+The single-device program is the meaning; the sharded one must compute the same loss and the
+same gradients. Each rank holds its rows of every input with dim B. In the sharded program
+
+  B           is this rank's rows (local);
+  B', B'', .. (a primed twin) is the whole batch, every rank's rows in rank order (global).
+
+So `x'` of a local x becomes an all_gather (the negatives of info_nce, supcon, circle, clip),
+a reduction over B becomes a local reduction and an all_reduce that combines the ranks' partial
+results (a masked mean's global count, dice's global sums, a global logsumexp), `size(B)` is
+the global batch size, and `eye(B, B')` marks row b of this rank against global row b'. A
+value without a local B is the same on every rank (it was reduced over B, gathered, or never
+depended on the batch).
+
+Gradients. The collectives are differentiable (torch.distributed.nn, jax.lax): each rank's
+backward sends every gathered row's gradient back to the rank that owns it, so the ranks'
+backward passes together differentiate the sum of what each rank backpropagates. A result that
+every rank holds whole (the mean or sum of the loss) would be counted once per rank; the
+`shard_result` op at each such output scales its gradient so that the total is counted once
+(torch: by 1/world with grads="sum"; by 1 with grads="mean", because DDP and FSDP then average
+the ranks' gradients, which divides by the world size; jax.grad around shard_map needs no
+scaling: jax transposes psum and all_gather itself). `reduction="none"` returns this rank's
+rows of the per-element loss.
+
+What cannot be split is an error at the spec's own text: an op along B that needs rows of other
+ranks other than through gathers and reductions (diff, argmax, an index into the batch, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lossdsl.errors import ShardError, raise_all
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
+from lossdsl.ops import OPS
+from lossdsl.passes.cleanup import cse, dce
+from lossdsl.types import INT, Dim
+
+ACROSS = ("sum", "max", "min", "logsumexp")  # reductions whose partial results combine directly
+
+
+def shardable_dims(prog: Program) -> list[str]:
+    """The unprimed named dims of the inputs (the candidates for `shard=`), in order."""
+    out: list[str] = []
+    for d in prog.inputs:
+        for k in d.var.type.dims:
+            if not k.variadic and not k.primes and not k.cut and k.name not in out:
+                out.append(k.name)
+    return out
+
+
+def shard(prog: Program, dim: str, input_spans: dict | None = None) -> Program:
+    """The program one rank runs when `dim` is split across ranks (ShardError if it cannot)."""
+    b = Dim(dim)
+    spans = input_spans or {}
+    _check_inputs(prog, b, spans)
+    s = _Sharder(prog, b)
+    for e in prog.eqns:
+        s.eqn(e)
+    raise_all(s.errors)
+    outputs = []
+    for mode, a in prog.outputs:
+        a = s.sub(a)
+        if isinstance(a, Var) and b not in a.type.dims:
+            a = s.emit("shard_result", (a,), (), None)
+        outputs.append((mode, a))
+    out = replace(prog, eqns=tuple(s.eqns), outputs=tuple(outputs), shard=dim)
+    return verify(dce(cse(out)))
+
+
+def _check_inputs(prog: Program, b: Dim, spans: dict) -> None:
+    errors = []
+    if b.name not in shardable_dims(prog):
+        cands = shardable_dims(prog)
+        raise ShardError(
+            f"{prog.name} has no input with a dim named {b}",
+            None,
+            f"shard over one of its inputs' dims: {', '.join(cands)}" if cands else None,
+        )
+    for d in prog.inputs:
+        t = d.var.type
+        span = spans.get(d.var.name)
+        if any(k.name == b.name and k.primes for k in t.dims):
+            errors.append(
+                ShardError(
+                    f"input '{d.var.name}' is {t}: sharded over {b}, a {b}' input would have "
+                    "to hold every rank's rows",
+                    span,
+                    f"pass the {b}-rows and build the {b}' side inside the loss ({d.var.name}')",
+                )
+            )
+        if t.of is not None and t.of.name == b.name:
+            errors.append(
+                ShardError(
+                    f"input '{d.var.name}' indexes into {t.of}, the sharded dim: its values "
+                    "would point at rows other ranks hold",
+                    span,
+                    f"shard over another dim, or compare positions (eye({b}, {b}')) instead",
+                )
+            )
+    raise_all(errors)
+
+
+class _Sharder:
+    def __init__(self, prog: Program, b: Dim):
+        self.b = b
+        self.glob = b.prime()  # the whole batch's dim (any primed twin reads the same size)
+        self.eqns: list[Eqn] = []
+        self.errors: list[ShardError] = []
+        self.subst: dict[str, Atom] = {}
+        self.taken = {i.var.name for i in prog.inputs} | {q.var.name for q in prog.params}
+        self.taken |= {e.out.name for e in prog.eqns}
+        self._n = 0
+
+    def sub(self, a: Atom) -> Atom:
+        return self.subst.get(a.name, a) if isinstance(a, Var) else a
+
+    def emit(self, op: str, args: tuple, attrs: tuple, span, name: str | None = None) -> Var:
+        t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        if name is None:
+            while f"g{self._n}" in self.taken:
+                self._n += 1
+            name = f"g{self._n}"
+            self.taken.add(name)
+        out = Var(name, t)
+        self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
+        return out
+
+    def local(self, a: Atom) -> bool:
+        return isinstance(a, Var) and self.b in a.type.dims
+
+    def refuse(self, e: Eqn, what: str, hint: str) -> None:
+        self.errors.append(ShardError(f"cannot shard over {self.b}: {what}", e.span, hint))
+
+    def eqn(self, e: Eqn) -> None:
+        e = replace(e, args=tuple(self.sub(a) for a in e.args))
+        new = self._rewrite(e)
+        if new is None:
+            self.eqns.append(e)
+            return
+        assert new.type == e.out.type, (e, new)
+        # the last equation computes e's value: give it e's (the spec's) name
+        last = self.eqns[-1]
+        if last.out == new:
+            self.eqns[-1] = replace(last, out=e.out)
+        else:
+            self.subst[e.out.name] = new
+
+    def _rewrite(self, e: Eqn) -> Var | None:
+        b, op, sp = self.b, e.op, e.span
+        over = tuple(e.attr("over") or ())
+        x = e.args[0] if e.args else None
+        if op == "rename":
+            return self._rename(e)
+        if op in ACROSS and b in over:
+            part = self.emit(op, e.args, e.attrs, sp)
+            return self.emit("all_reduce", (part,), (("kind", op),), sp)
+        if op == "contract" and b in over:
+            part = self.emit(op, e.args, e.attrs, sp)
+            return self.emit("all_reduce", (part,), (("kind", "sum"),), sp)
+        if op == "mean" and b in over:
+            return self._mean(x, over, sp)
+        if op == "var" and b in over:
+            m = self._mean(x, over, sp)
+            dev = self.emit("sub", (x, m), (), sp)
+            ms = self._mean(self.emit("mul", (dev, dev), (), sp), over, sp)
+            ddof = e.attr("ddof") or 0
+            if not ddof:
+                return ms
+            n = self._count(over, sp)
+            nd = self.emit("sub", (n, Lit(int(ddof), INT)), (), sp)
+            return self.emit("div", (self.emit("mul", (ms, n), (), sp), nd), (), sp)
+        if op in ("log_softmax", "softmax") and b in over:
+            lse = self.emit("logsumexp", (x,), (("over", over),), sp)
+            lse = self.emit("all_reduce", (lse,), (("kind", "logsumexp"),), sp)
+            z = self.emit("sub", (x, lse), (), sp)
+            return z if op == "log_softmax" else self.emit("exp", (z,), (), sp)
+        if op == "size" and e.attr("dim") == b:
+            return self.emit("size", (), (("dim", self.glob),), sp)
+        if op == "eye" and b in e.attr("dims"):
+            return self.emit("shard_eye", (), (("dims", e.attr("dims")), ("local", b)), sp)
+        self._refusals(e, over)
+        return None
+
+    def _rename(self, e: Eqn) -> Var | None:
+        (x,) = e.args
+        mapping = dict(e.attr("mapping"))
+        gather = self.b in x.type.dims and self.b in mapping
+        back = [k for k, v in mapping.items() if v == self.b and k in x.type.dims]
+        if gather and back:
+            self.refuse(
+                e,
+                f"this swaps {self.b} with {mapping[self.b]} (a transpose across ranks)",
+                f"write the {self.b}'-side expression with primes instead of transposing",
+            )
+            return None
+        if gather:
+            step, moved = "all_gather", (self.b, mapping.pop(self.b))
+        elif back:
+            step, moved = "shard_slice", (back[0], mapping.pop(back[0]))
+        else:
+            return None
+        y = self.emit(step, (x,), (("dim", moved[0]), ("to", moved[1])), e.span)
+        mapping = {k: v for k, v in mapping.items() if k in y.type.dims or k == y.type.of}
+        if not mapping:
+            return y
+        return self.emit("rename", (y,), (("mapping", tuple(mapping.items())),), e.span)
+
+    def _count(self, over: tuple[Dim, ...], sp) -> Var:
+        n = None
+        for d in over:
+            k = self.emit("size", (), (("dim", self.glob if d == self.b else d),), sp)
+            n = k if n is None else self.emit("mul", (n, k), (), sp)
+        return n
+
+    def _mean(self, x: Atom, over: tuple[Dim, ...], sp) -> Var:
+        part = self.emit("sum", (x,), (("over", over),), sp)
+        total = self.emit("all_reduce", (part,), (("kind", "sum"),), sp)
+        return self.emit("div", (total, self._count(over, sp)), (), sp)
+
+    def _refusals(self, e: Eqn, over: tuple[Dim, ...]) -> None:
+        b, op = self.b, e.op
+        if op in ("argmax", "diff", "eigvalsh") and b in over:
+            what = {
+                "argmax": f"argmax over {b} picks a position among every rank's rows",
+                "diff": f"diff over {b} needs the neighbouring row, which another rank may hold",
+                "eigvalsh": f"an eigendecomposition over {b} needs the whole matrix on one rank",
+            }[op]
+            self.refuse(e, what, f"shard over another dim, or write it over {b}' (gathered)")
+        elif op in ("gather", "cross_entropy") and e.args[1].type.of == b:
+            self.refuse(
+                e,
+                f"this picks rows along {b} by index, and another rank may hold them",
+                f"index the gathered side instead: an index of {b}' picks among all rows",
+            )
+        elif op == "onehot" and e.attr("dim") == b:
+            self.refuse(e, f"onehot over {b}", f"use eye({b}, {b}') for the positions")
+        elif op == "arange" and e.attr("dim") == b:
+            self.refuse(
+                e, f"arange({b}) numbers this rank's rows only", f"use arange({b}') or eye"
+            )
