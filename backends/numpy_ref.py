@@ -38,11 +38,16 @@ def evaluate(
     for d in prog.inputs:
         x = np.asarray(inputs[d.var.name])
         x = x.astype(np.float64) if d.var.type.dtype == "float" else x
-        env[d.var.name] = _flatten(x, d.var.type.dims, sizes, shapes, d.var.name)
+        env[d.var.name] = _flatten(x, d.var.type.dims, sizes, shapes, d.var.name, prog.shard)
     for q in prog.params:
         env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
     if prog.shard is not None:
-        sizes[("global", prog.shard)] = comm.world * sizes[prog.shard]
+        n = comm.world * sizes[prog.shard]
+        if sizes.setdefault(("global", prog.shard), n) != n:
+            raise InputError(
+                f"dim {prog.shard}' is {sizes[('global', prog.shard)]}, but {comm.world} ranks "
+                f"of {sizes[prog.shard]} rows make {n}"
+            )
 
     def val(a):
         return np.asarray(a.value) if isinstance(a, Lit) else env[a.name]
@@ -80,7 +85,7 @@ def _check_range(prog, i, v, sizes) -> None:
     )
 
 
-def _flatten(x, dims, sizes, shapes, name):
+def _flatten(x, dims, sizes, shapes, name, shard=None):
     fixed = [d for d in dims if not d.variadic]
     if x.ndim < len(fixed) or (len(fixed) == len(dims) and x.ndim != len(dims)):
         raise InputError(f"input '{name}' has shape {x.shape}, declared {list(map(str, dims))}")
@@ -95,8 +100,9 @@ def _flatten(x, dims, sizes, shapes, name):
             shape.append(x.shape[k])
             k += 1
     for d, n in zip(dims, shape):
-        if sizes.setdefault(d.name, n) != n:
-            raise InputError(f"dim {d.name} is {sizes[d.name]} elsewhere but {n} in '{name}'")
+        key = ("global", d.name) if d.name == shard and d.primes else d.name
+        if sizes.setdefault(key, n) != n:
+            raise InputError(f"dim {d} is {sizes[key]} elsewhere but {n} in '{name}'")
     return x.reshape(shape)
 
 

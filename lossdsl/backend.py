@@ -339,7 +339,6 @@ def emit_function(
     return _FunctionEmitter(target, prog, fname, api or {}, checks).emit(full, public, doc)
 
 
-
 class _FunctionEmitter:
     def __init__(
         self, target: Target, prog: Program, fname: str, api: dict[str, str], checks: bool

@@ -2,7 +2,8 @@
 the batch B is split across devices, derived from the single-device program.
 
 The single-device program is the meaning; the sharded one must compute the same loss and the
-same gradients. Each rank holds its rows of every input with dim B. In the sharded program
+same gradients. Each rank holds its rows of every input with dim B (and of an input [B, B'], its rows against
+every rank's columns, e.g. critic scores against the gathered batch). In the sharded program
 
   B           is this rank's rows (local);
   B', B'', .. (a primed twin) is the whole batch, every rank's rows in rank order (global).
@@ -79,18 +80,21 @@ def _check_inputs(prog: Program, b: Dim, spans: dict) -> None:
             None,
             f"shard over one of its inputs' dims: {', '.join(cands)}" if cands else None,
         )
+    seen_local = False
     for d in prog.inputs:
         t = d.var.type
         span = spans.get(d.var.name)
-        if any(k.name == b.name and k.primes for k in t.dims):
+        family = [k for k in t.dims if k.name == b.name]
+        if family and family[0].primes and not seen_local:
             errors.append(
                 ShardError(
-                    f"input '{d.var.name}' is {t}: sharded over {b}, a {b}' input would have "
-                    "to hold every rank's rows",
+                    f"input '{d.var.name}' is {t}: its {family[0]} (all ranks' rows) comes "
+                    f"before any input gives this rank's {b}",
                     span,
-                    f"pass the {b}-rows and build the {b}' side inside the loss ({d.var.name}')",
+                    f"declare an input over {b} first (its rows on this rank)",
                 )
             )
+        seen_local = seen_local or b in t.dims
         if t.of is not None and t.of.name == b.name:
             errors.append(
                 ShardError(
@@ -196,17 +200,24 @@ class _Sharder:
                 f"write the {self.b}'-side expression with primes instead of transposing",
             )
             return None
-        if gather:
-            step, moved = "all_gather", (self.b, mapping.pop(self.b))
-        elif back:
-            step, moved = "shard_slice", (back[0], mapping.pop(back[0]))
-        else:
+        if not gather and not back:
             return None
-        y = self.emit(step, (x,), (("dim", moved[0]), ("to", moved[1])), e.span)
-        mapping = {k: v for k, v in mapping.items() if k in y.type.dims or k == y.type.of}
+        # gather after the other renames (x[B, B']' frees B' first: [B, B''] -> [B', B'']),
+        # slice before them (x[B', B'']' -> [B, B''] -> [B, B'])
+        frm = self.b if gather else back[0]
+        to = mapping.pop(frm)
+        if gather:
+            x = self._plain_rename(x, mapping, e.span)
+        y = self.emit(
+            "all_gather" if gather else "shard_slice", (x,), (("dim", frm), ("to", to)), e.span
+        )
+        return y if gather else self._plain_rename(y, mapping, e.span)
+
+    def _plain_rename(self, x: Var, mapping: dict, span) -> Var:
+        mapping = {k: v for k, v in mapping.items() if k in x.type.dims or k == x.type.of}
         if not mapping:
-            return y
-        return self.emit("rename", (y,), (("mapping", tuple(mapping.items())),), e.span)
+            return x
+        return self.emit("rename", (x,), (("mapping", tuple(mapping.items())),), span)
 
     def _count(self, over: tuple[Dim, ...], sp) -> Var:
         n = None
@@ -238,6 +249,4 @@ class _Sharder:
         elif op == "onehot" and e.attr("dim") == b:
             self.refuse(e, f"onehot over {b}", f"use eye({b}, {b}') for the positions")
         elif op == "arange" and e.attr("dim") == b:
-            self.refuse(
-                e, f"arange({b}) numbers this rank's rows only", f"use arange({b}') or eye"
-            )
+            self.refuse(e, f"arange({b}) numbers this rank's rows only", f"use arange({b}') or eye")

@@ -269,6 +269,23 @@ def test_dice_matches_monai(shape):
         assert_same(lambda x, y, r=r: fn(x, y, reduction=r), ref, {"x": x, "y": y}, ["x"])
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 4, 5, 6, 7), (4, 2, 10)])
+def test_batch_dice_matches_monai_batch_true(shape):
+    import monai
+
+    x = torch.randn(*shape, generator=gen(35)) * 2
+    y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=gen(36))
+    fn = lossdsl.load("batch_dice").compile("torch")
+    for r in ("mean", "sum", "none"):
+        m = monai.losses.DiceLoss(softmax=True, to_onehot_y=True, batch=True, reduction=r)
+
+        def ref(x, y, m=m, r=r):
+            out = m(x, y[:, None])
+            return out.reshape(shape[1]) if r == "none" else out
+
+        assert_same(lambda x, y, r=r: fn(x, y, reduction=r), ref, {"x": x, "y": y}, ["x"])
+
+
 def test_dice_class_absent_from_batch():
     """A class absent from target and (almost) absent from the prediction: D ~ 1, loss ~ 0."""
     import monai
