@@ -38,8 +38,8 @@ from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
-from lossdsl.shard import shard
 from lossdsl.passes.simplify import fold, simplify
+from lossdsl.shard import shard
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 the batch B is split across devices, derived from the single-device program.
 
 The single-device program is the meaning; the sharded one must compute the same loss and the
-same gradients. Each rank holds its rows of every input with dim B (and of an input [B, B'], its rows against
-every rank's columns, e.g. critic scores against the gathered batch). In the sharded program
+same gradients. Each rank holds its rows of every input with dim B (and of an input [B, B'],
+its rows against every rank's columns, e.g. critic scores against the gathered batch). In the
+sharded program
 
   B           is this rank's rows (local);
   B', B'', .. (a primed twin) is the whole batch, every rank's rows in rank order (global).
