@@ -75,7 +75,6 @@ def rel(got, want) -> float:
 
 
 def torch_rank(rank: int, world: int, port: int, out: str) -> None:
-    import torch
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -88,7 +87,6 @@ def torch_rank(rank: int, world: int, port: int, out: str) -> None:
     finally:
         dist.barrier()
         dist.destroy_process_group()
-    del torch
 
 
 def _rows(x, rank, world):

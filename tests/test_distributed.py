@@ -32,7 +32,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(args: list[str], tmp: Path) -> None:
+def _run(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=900
     )
@@ -47,7 +47,7 @@ def test_torch_gloo_two_processes(tmp_path):
     """Every case on both ranks; DDP parameter gradients; F.cross_entropy as an outside
     reference. (One test per backend: the worker starts its processes once.)"""
     out = tmp_path / "out.json"
-    _run(["torch", str(_free_port()), str(out)], tmp_path)
+    _run(["torch", str(_free_port()), str(out)])
     for rank in (0, 1):
         res = json.loads(Path(f"{out}.{rank}").read_text())
         assert sorted(res) == sorted([*CASES, "ddp", "ce_vs_torch"])
@@ -65,7 +65,7 @@ def test_jax_shard_map_four_devices(tmp_path):
     """Every case: jax.grad around shard_map (jitted) and inside it (pmap style), the
     per-row `none` output, and one case eagerly."""
     out = tmp_path / "out.json"
-    _run(["jax", str(out)], tmp_path)
+    _run(["jax", str(out)])
     res = json.loads(out.read_text())
     assert sorted(res) == sorted(CASES)
     for name in CASES:
