@@ -84,10 +84,11 @@ class _AllGather(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dim, group):
         ctx.dim, ctx.group = dim, group
+        rows = x.movedim(dim, 0).contiguous()  # rank r's row i lands at r * n + i
         world = torch.distributed.get_world_size(group)
-        parts = [torch.empty_like(x) for _ in range(world)]
-        torch.distributed.all_gather(parts, x.contiguous(), group=group)
-        return torch.cat(parts, dim=dim)
+        out = rows.new_empty((world * rows.shape[0], *rows.shape[1:]))
+        torch.distributed.all_gather_into_tensor(out, rows, group=group)
+        return out.movedim(0, dim)
 
     @staticmethod
     def backward(ctx, g):

@@ -202,6 +202,14 @@ class Names:
         self.used: set[str] = (reserved - (self.API_OK if public else set())) | set(extra)
         self.used |= set(self.map.values())
 
+    def fresh(self, base: str) -> str:
+        """A new Python name for something that is no IR value (it can never be looked up)."""
+        name = base
+        while name in self.used:
+            name += "_"
+        self.used.add(name)
+        return name
+
     def __call__(self, ir_name: str) -> str:
         if ir_name not in self.map:
             assert ir_name.isidentifier(), ir_name
@@ -363,7 +371,7 @@ class _FunctionEmitter:
         if self.shard is not None:
             for k in _shard_names(target):
                 self.names.used.add(k)
-            self.global_size = self.names(f"{self.shard}_all")
+            self.global_size = self.names.fresh(f"{self.shard}_all")
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
         self.lines: list[str] = []

@@ -82,7 +82,7 @@ def cmd_compile(a) -> int:
         spec = _load(a.spec)
     else:
         raise LossError("compile needs a SPEC or -e EXPR", None, "e.g. lossdsl compile focal")
-    src = spec.source(a.backend, **params)
+    src = spec.source(a.backend, shard=a.shard, **params)
     if a.output:
         Path(a.output).write_text(src)
     else:
@@ -199,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", default="torch", choices=["torch", "jax", "numpy"])
     c.add_argument("-o", "--output", help="write the module here instead of stdout")
     c.add_argument("--param", action="append", metavar="NAME=VALUE", help="bake a param")
+    c.add_argument(
+        "--shard",
+        metavar="DIM",
+        help="split DIM (the batch) across devices: torch.distributed / jax shard_map code",
+    )
     c.set_defaults(fn=cmd_compile)
     k = sub.add_parser("check", help="parse and type-check; every error with carets")
     k.add_argument("specs", nargs="+")

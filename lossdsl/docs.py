@@ -40,6 +40,21 @@ def _citation(doc: str) -> str:
     return ""
 
 
+def _distributed(spec) -> str:
+    """What the shard transform makes of the spec over its batch dim (lossdsl/shard.py)."""
+    from lossdsl.errors import LossError
+    from lossdsl.shard import shardable_dims
+
+    dim = shardable_dims(spec.program())[0]
+    try:
+        prog = spec.sharded_program(dim)
+    except LossError as e:
+        return f"cannot shard over {dim}: {e.message}"
+    ops = {e.op for e in prog.eqns}
+    what = [w for op, w in (("all_gather", "gathers"), ("all_reduce", "all-reduces")) if op in ops]
+    return f'`shard="{dim}"` ({" and ".join(what) or "no collective"} across ranks)'
+
+
 def spec_entry(name: str) -> str:
     spec = load(name)
     doc = spec.doc
@@ -67,6 +82,7 @@ def spec_entry(name: str) -> str:
         f"- Inputs: {', '.join(ins)}",
         f"- Params: {', '.join(params) or 'none'}",
         f"- Reduction (default): `{spec.default_reduction}`",
+        f"- Distributed: {_distributed(spec)}",
         f"- Citation: {_citation(doc) or 'n/a'}",
         f"- Verified against: {ref}",
         "",

@@ -240,7 +240,9 @@ class _Sharder:
                 "diff": f"diff over {b} needs the neighbouring row, which another rank may hold",
                 "eigvalsh": f"an eigendecomposition over {b} needs the whole matrix on one rank",
             }[op]
-            self.refuse(e, what, f"shard over another dim, or write it over {b}' (gathered)")
+            self.refuse(
+                e, what, "shard over the batch dim, which the loss only gathers and reduces"
+            )
         elif op in ("gather", "cross_entropy") and e.args[1].type.of == b:
             self.refuse(
                 e,

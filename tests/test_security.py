@@ -191,3 +191,52 @@ def test_no_builtin_is_shadowed_in_the_generated_module():
                     assert not hasattr(builtins, node.name), node.name
                 elif isinstance(node, ast.Assign):
                     raise AssertionError(f"module-level assignment in {name}/{backend}")
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_every_sharded_module_calls_only_framework_code(backend):
+    from lossdsl.shard import shardable_dims
+
+    for name in SPECS:
+        spec = lossdsl.load(name)
+        dim = shardable_dims(spec.program())[0]
+        _check_structure(ast.parse(spec.source(backend, shard=dim)), name)
+
+
+# the names a sharded module binds besides the spec's (keywords, world size, rank, helpers)
+SHARD_HOSTILE = [
+    ["world", "rank", "group", "grads", "B", "C"],
+    ["axis_name", "_AllGather", "_GradScale", "B_all", "B", "world"],
+]
+
+
+@pytest.mark.parametrize("names", SHARD_HOSTILE)
+def test_hostile_identifiers_in_a_sharded_module(names, tmp_path):
+    """On one rank (a world-1 gloo group; a 1-device jax mesh) the sharded hostile spec
+    computes what the plain spec computes."""
+    import jax
+    import torch
+    import torch.distributed as dist
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    plain = lossdsl.parse(_hostile_spec(["x", "w", "k", "t", "B", "C"]))
+    bad = lossdsl.parse(_hostile_spec(names))
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((5, 4)), "t": rng.integers(0, 4, 5), "w": rng.random(4)}
+    want = float(np.mean(call("numpy", plain.compile("numpy"), data, "float64", reduction="none")))
+    arrays = [data["x"], data["t"], data["w"]]
+    for backend in ("torch", "jax"):
+        _check_structure(ast.parse(bad.source(backend, shard="B")), "hostile")
+    fn = bad.compile("jax", shard="B")
+    mesh = jax.make_mesh((1,), ("batch",), axis_types=(AxisType.Auto,))
+    sm = jax.shard_map(lambda *a: fn(*a), mesh=mesh, in_specs=(P("batch"), P("batch"), P()),
+                       out_specs=P())  # fmt: skip
+    assert float(sm(*(jax.numpy.asarray(a) for a in arrays))) == pytest.approx(want, rel=1e-6)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        got = _positional("torch", bad.compile("torch", shard="B"), arrays)
+    finally:
+        dist.destroy_process_group()
+    assert got == pytest.approx(want, rel=1e-12)
+    del torch
