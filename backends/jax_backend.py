@@ -43,7 +43,8 @@ def _shard_eye(c):
 
 SHARD = ShardTarget(
     kwargs=('axis_name="batch"',),
-    prelude=("world = jax.lax.axis_size(axis_name)", "rank = jax.lax.axis_index(axis_name)"),
+    # psum of a Python 1: the axis size as a Python int (jax.lax.axis_size is newer)
+    prelude=("world = jax.lax.psum(1, axis_name)", "rank = jax.lax.axis_index(axis_name)"),
 )
 
 TEMPLATES = {
