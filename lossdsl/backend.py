@@ -363,15 +363,15 @@ class _FunctionEmitter:
         # Inputs and params keep the module-wide names of the public signature (`api`), so the
         # dispatcher and every variant agree; a param may share the loss's own name.
         self.names = Names(preset=api)
+        # sharded (lossdsl/shard.py): B's rows here, the whole batch's size for B', B'', ...
+        # (its names are taken first: a dim named `world` must not rebind the world size)
+        self.shard = prog.shard
+        if self.shard is not None:
+            self.names.used |= _shard_names(target)
+            self.global_size = self.names.fresh(f"{self.shard}_all")
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
             self.size[d] = self.names(d if d.isidentifier() else "n")
-        # sharded (lossdsl/shard.py): B's rows here, the whole batch's size for B', B'', ...
-        self.shard = prog.shard
-        if self.shard is not None:
-            for k in _shard_names(target):
-                self.names.used.add(k)
-            self.global_size = self.names.fresh(f"{self.shard}_all")
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
         self.lines: list[str] = []

@@ -227,7 +227,13 @@ def test_hostile_identifiers_in_a_sharded_module(names, tmp_path):
     want = float(np.mean(call("numpy", plain.compile("numpy"), data, "float64", reduction="none")))
     arrays = [data["x"], data["t"], data["w"]]
     for backend in ("torch", "jax"):
-        _check_structure(ast.parse(bad.source(backend, shard="B")), "hostile")
+        tree = ast.parse(bad.source(backend, shard="B"))
+        _check_structure(tree, "hostile")
+        for f in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+            bound = [t.id for n in ast.walk(f) if isinstance(n, ast.Assign) for t in n.targets
+                     if isinstance(t, ast.Name)]  # fmt: skip
+            twice = {n for n in bound if bound.count(n) > 1 and n in ("world", "rank")}
+            assert not twice, (backend, f.name, twice)  # the world size is bound once
     fn = bad.compile("jax", shard="B")
     mesh = jax.make_mesh((1,), ("batch",), axis_types=(AxisType.Auto,))
     sm = jax.shard_map(lambda *a: fn(*a), mesh=mesh, in_specs=(P("batch"), P("batch"), P()),
