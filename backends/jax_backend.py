@@ -22,7 +22,7 @@ def _pow(c):
     return f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
 
 
-# ---- sharded programs (lossdsl/shard.py): called inside shard_map (or pmap) over `axis_name`;
+# ---- sharded programs (lossdsl/shard.py): called inside shard_map over `axis_name`;
 # jax differentiates psum and all_gather itself, so a whole result needs no gradient scaling
 
 _ACROSS = {"max": "jnp.max", "min": "jnp.min", "logsumexp": "jax.nn.logsumexp"}

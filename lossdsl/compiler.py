@@ -155,7 +155,7 @@ class Spec:
         passes its rows; the loss and the gradients are those of the whole batch. torch: call
         it on every rank of a torch.distributed process group (keywords group=None and
         grads="mean", for DDP/FSDP, which average the ranks' gradients, or "sum"). jax: call
-        it inside shard_map or pmap over the mesh axis `axis_name` (keyword, "batch")."""
+        it inside shard_map over the mesh axis `axis_name` (keyword, "batch")."""
         if schedule == "chunked":
             if shard is not None:
                 raise ParamError("a chunked schedule is not sharded", None, "drop shard=")
