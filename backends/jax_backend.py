@@ -4,7 +4,13 @@ The generated function is pure: it works under jax.jit, jax.grad and jax.vmap. S
 static under jit, so the input checks run once at trace time.
 """
 
-from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target, take_along_axis_gather
+from lossdsl.backend import (
+    INFIX_TEMPLATES,
+    ShardTarget,
+    Target,
+    shard_eye,
+    take_along_axis_gather,
+)
 
 
 def _eigvalsh(c):
@@ -32,13 +38,6 @@ def _all_reduce(c):
     if c.attrs["kind"] == "sum":
         return f"jax.lax.psum({c[0]}, axis_name)"
     return f"{_ACROSS[c.attrs['kind']]}(jax.lax.all_gather({c[0]}, axis_name), axis=0)"
-
-
-def _shard_eye(c):
-    rows = f"(jnp.arange({c.attrs['nl']}) + rank * {c.attrs['nl']})"
-    cols = f"jnp.arange({c.attrs['ng']})"
-    a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
-    return f"{a}[:, None] == {b}[None, :]"
 
 
 SHARD = ShardTarget(
@@ -100,7 +99,7 @@ TEMPLATES = {
     "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
     "all_reduce": _all_reduce,
     "shard_slice": "jax.lax.dynamic_slice_in_dim({0}, rank * {nl}, {nl}, axis={axis})",
-    "shard_eye": _shard_eye,
+    "shard_eye": shard_eye("jnp.arange({n})"),
     "shard_result": "{0}",
 }
 

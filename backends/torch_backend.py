@@ -5,7 +5,7 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target
+from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target, shard_eye
 
 
 def _gather(c):
@@ -58,22 +58,20 @@ def _eigvalsh(c):
 
 
 # ---- sharded programs (lossdsl/shard.py): torch.distributed collectives in autograd Functions
-# (torch.distributed.nn's are deprecated since torch 2.6 and warn on every call)
+# (torch.distributed.nn's all_gather is deprecated since torch 2.6, and its gloo backward gave
+# wrong gradients in torch 2.13: benchmarks/README.md, Distributed)
 
-_ACROSS = {"sum": "torch.sum", "max": "torch.amax", "min": "torch.amin"}
-_ACROSS["logsumexp"] = "torch.logsumexp"
+_ACROSS = {
+    "sum": "torch.sum",
+    "max": "torch.amax",
+    "min": "torch.amin",
+    "logsumexp": "torch.logsumexp",
+}
 
 
 def _all_reduce(c):
     """Every rank's partial result stacked on a new axis 0, then combined over it."""
     return f"{_ACROSS[c.attrs['kind']]}(_AllGather.apply({c[0]}[None], 0, group), dim=0)"
-
-
-def _shard_eye(c):
-    rows = f"(torch.arange({c.attrs['nl']}, device=dev) + rank * {c.attrs['nl']})"
-    cols = f"torch.arange({c.attrs['ng']}, device=dev)"
-    a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
-    return f"{a}[:, None] == {b}[None, :]"
 
 
 ALL_GATHER = '''
@@ -178,7 +176,7 @@ TEMPLATES = {
     "all_gather": "_AllGather.apply({0}, {axis}, group)",
     "all_reduce": _all_reduce,
     "shard_slice": "{0}.narrow({axis}, rank * {nl}, {nl})",
-    "shard_eye": _shard_eye,
+    "shard_eye": shard_eye("torch.arange({n}, device=dev)"),
     "shard_result": '({0} if grads == "mean" else _GradScale.apply({0}, 1.0 / world))',
 }
 

@@ -116,7 +116,6 @@ CASES = {  # name: (local shape, label classes)
 
 
 def rank_main(rank: int, world: int, port: int, reps: int) -> None:
-    import numpy as np
     import torch
     import torch.distributed as dist
 
@@ -172,7 +171,6 @@ def rank_main(rank: int, world: int, port: int, reps: int) -> None:
             shp = "x".join(map(str, shape))
             print(f"| {name} | {shp} | {a:.2f} | {b:.2f} | {a / b:.2f} | {'yes' if ok else 'NO'} |")
     dist.destroy_process_group()
-    del np
 
 
 def main() -> None:

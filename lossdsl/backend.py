@@ -79,6 +79,20 @@ def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
     return gather
 
 
+def shard_eye(arange: str) -> Callable[[EqnContext], str]:
+    """The shard_eye template of a framework whose `arange` ({n}: a size) numbers positions:
+    this rank's rows, offset by rank * B, against every global row."""
+
+    def eye(c):
+        n, g = c.attrs["nl"], c.attrs["ng"]
+        rows = f"({arange.format(n=n)} + rank * {n})"
+        cols = arange.format(n=g)
+        a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
+        return f"{a}[:, None] == {b}[None, :]"
+
+    return eye
+
+
 @dataclass(frozen=True)
 class ShardTarget:
     """How a framework runs a program sharded over its batch (lossdsl/shard.py): the keyword
@@ -203,7 +217,7 @@ class Names:
         self.used |= set(self.map.values())
 
     def fresh(self, base: str) -> str:
-        """A new Python name for something that is no IR value (it can never be looked up)."""
+        """An unused Python name from `base` (for an IR value, or a name of the emitter's own)."""
         name = base
         while name in self.used:
             name += "_"
@@ -216,10 +230,7 @@ class Names:
             name = ir_name
             if name.startswith("__") and name.endswith("__"):
                 name = "u" + name  # never a dunder: those mean something to Python
-            while name in self.used:
-                name += "_"
-            self.used.add(name)
-            self.map[ir_name] = name
+            self.map[ir_name] = self.fresh(name)
         return self.map[ir_name]
 
 

@@ -361,9 +361,12 @@ def variant_programs(spec: Spec, baked: tuple) -> list[Program]:
 
 @functools.lru_cache(maxsize=512)
 def _sharded_cached(spec_key, absent, baked, dim) -> Program:
-    spec = _SPECS[spec_key]
-    spans = {i.name: i.span for i in spec.loss.inputs}
-    return shard(_optimized_cached(spec_key, absent, baked), dim, spans)
+    return shard(_optimized_cached(spec_key, absent, baked), dim, _input_spans(_SPECS[spec_key]))
+
+
+def _input_spans(spec: Spec) -> dict:
+    """Where each input is declared: the shard transform's errors about inputs point there."""
+    return {i.name: i.span for i in spec.loss.inputs}
 
 
 @functools.lru_cache(maxsize=512)
@@ -371,8 +374,7 @@ def _source_cached(spec_key, backend, baked, dim=None) -> str:
     spec = _SPECS[spec_key]
     progs = variant_programs(spec, baked)
     if dim is not None:
-        spans = {i.name: i.span for i in spec.loss.inputs}
-        progs = [replace(shard(p, dim, spans), zeros=p.zeros) for p in progs]
+        progs = [shard(p, dim, _input_spans(spec)) for p in progs]
     return module_source(load_backend(backend).TARGET, progs, spec.doc)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 
 from lossdsl.compiler import list_specs, load
+from lossdsl.errors import LossError
 from lossdsl.latex import spec_latex
+from lossdsl.shard import shardable_dims
 
 HEADER = """# Shipped specs
 
@@ -42,9 +44,6 @@ def _citation(doc: str) -> str:
 
 def _distributed(spec) -> str:
     """What the shard transform makes of the spec over its batch dim (lossdsl/shard.py)."""
-    from lossdsl.errors import LossError
-    from lossdsl.shard import shardable_dims
-
     dim = shardable_dims(spec.program())[0]
     try:
         prog = spec.sharded_program(dim)

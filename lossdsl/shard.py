@@ -34,13 +34,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lossdsl.chunk import COMBINE
 from lossdsl.errors import ShardError, raise_all
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
-from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
+from lossdsl.passes.rewrite import Rewriter, run_rules
 from lossdsl.types import INT, Dim
-
-ACROSS = ("sum", "max", "min", "logsumexp")  # reductions whose partial results combine directly
 
 
 def shardable_dims(prog: Program) -> list[str]:
@@ -58,17 +57,16 @@ def shard(prog: Program, dim: str, input_spans: dict | None = None) -> Program:
     b = Dim(dim)
     spans = input_spans or {}
     _check_inputs(prog, b, spans)
-    s = _Sharder(prog, b)
-    for e in prog.eqns:
-        s.eqn(e)
+    s = _Sharder(b)
+    prog = run_rules(prog, s.rule, max_rounds=1)
     raise_all(s.errors)
-    outputs = []
-    for mode, a in prog.outputs:
-        a = s.sub(a)
-        if isinstance(a, Var) and b not in a.type.dims:
-            a = s.emit("shard_result", (a,), (), None)
-        outputs.append((mode, a))
-    out = replace(prog, eqns=tuple(s.eqns), outputs=tuple(outputs), shard=dim)
+    # a result every rank holds whole: its gradient is counted once over the ranks
+    rw = Rewriter(prog)
+    outputs = tuple(
+        (mode, rw.emit("shard_result", (a,)) if isinstance(a, Var) and b not in a.type.dims else a)
+        for mode, a in prog.outputs
+    )
+    out = replace(prog, eqns=prog.eqns + tuple(rw.eqns), outputs=outputs, shard=dim)
     return verify(dce(cse(out)))
 
 
@@ -109,83 +107,58 @@ def _check_inputs(prog: Program, b: Dim, spans: dict) -> None:
 
 
 class _Sharder:
-    def __init__(self, prog: Program, b: Dim):
+    """The rewrite rule (one pass of lossdsl/passes/rewrite.py): each equation that touches
+    the local B becomes its sharded form; what cannot be split is collected in `errors`."""
+
+    def __init__(self, b: Dim):
         self.b = b
         self.glob = b.prime()  # the whole batch's dim (any primed twin reads the same size)
-        self.eqns: list[Eqn] = []
         self.errors: list[ShardError] = []
-        self.subst: dict[str, Atom] = {}
-        self.taken = {i.var.name for i in prog.inputs} | {q.var.name for q in prog.params}
-        self.taken |= {e.out.name for e in prog.eqns}
-        self._n = 0
+        self.rw: Rewriter | None = None
 
-    def sub(self, a: Atom) -> Atom:
-        return self.subst.get(a.name, a) if isinstance(a, Var) else a
+    def rule(self, rw: Rewriter, e: Eqn) -> Var | None:
+        self.rw = rw
+        return self._rewrite(e)
 
-    def emit(self, op: str, args: tuple, attrs: tuple, span, name: str | None = None) -> Var:
-        t = OPS[op].type_rule([a.type for a in args], dict(attrs))
-        if name is None:
-            while f"g{self._n}" in self.taken:
-                self._n += 1
-            name = f"g{self._n}"
-            self.taken.add(name)
-        out = Var(name, t)
-        self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
-        return out
-
-    def local(self, a: Atom) -> bool:
-        return isinstance(a, Var) and self.b in a.type.dims
+    def emit(self, op: str, args: tuple, attrs: tuple = ()) -> Var:
+        return self.rw.emit(op, tuple(args), tuple(attrs))  # typed; the span is e's
 
     def refuse(self, e: Eqn, what: str, hint: str) -> None:
         self.errors.append(ShardError(f"cannot shard over {self.b}: {what}", e.span, hint))
 
-    def eqn(self, e: Eqn) -> None:
-        e = replace(e, args=tuple(self.sub(a) for a in e.args))
-        new = self._rewrite(e)
-        if new is None:
-            self.eqns.append(e)
-            return
-        assert new.type == e.out.type, (e, new)
-        # the last equation computes e's value: give it e's (the spec's) name
-        last = self.eqns[-1]
-        if last.out == new:
-            self.eqns[-1] = replace(last, out=e.out)
-        else:
-            self.subst[e.out.name] = new
-
     def _rewrite(self, e: Eqn) -> Var | None:
-        b, op, sp = self.b, e.op, e.span
+        b, op = self.b, e.op
         over = tuple(e.attr("over") or ())
         x = e.args[0] if e.args else None
         if op == "rename":
             return self._rename(e)
-        if op in ACROSS and b in over:
-            part = self.emit(op, e.args, e.attrs, sp)
-            return self.emit("all_reduce", (part,), (("kind", op),), sp)
+        if op in COMBINE and b in over:  # partial results combine directly
+            part = self.emit(op, e.args, e.attrs)
+            return self.emit("all_reduce", (part,), (("kind", op),))
         if op == "contract" and b in over:
-            part = self.emit(op, e.args, e.attrs, sp)
-            return self.emit("all_reduce", (part,), (("kind", "sum"),), sp)
+            part = self.emit(op, e.args, e.attrs)
+            return self.emit("all_reduce", (part,), (("kind", "sum"),))
         if op == "mean" and b in over:
-            return self._mean(x, over, sp)
+            return self._mean(x, over)
         if op == "var" and b in over:
-            m = self._mean(x, over, sp)
-            dev = self.emit("sub", (x, m), (), sp)
-            ms = self._mean(self.emit("mul", (dev, dev), (), sp), over, sp)
+            m = self._mean(x, over)
+            dev = self.emit("sub", (x, m))
+            ms = self._mean(self.emit("mul", (dev, dev)), over)
             ddof = e.attr("ddof") or 0
             if not ddof:
                 return ms
-            n = self._count(over, sp)
-            nd = self.emit("sub", (n, Lit(int(ddof), INT)), (), sp)
-            return self.emit("div", (self.emit("mul", (ms, n), (), sp), nd), (), sp)
+            n = self._count(over)
+            nd = self.emit("sub", (n, Lit(int(ddof), INT)))
+            return self.emit("div", (self.emit("mul", (ms, n)), nd))
         if op in ("log_softmax", "softmax") and b in over:
-            lse = self.emit("logsumexp", (x,), (("over", over),), sp)
-            lse = self.emit("all_reduce", (lse,), (("kind", "logsumexp"),), sp)
-            z = self.emit("sub", (x, lse), (), sp)
-            return z if op == "log_softmax" else self.emit("exp", (z,), (), sp)
+            lse = self.emit("logsumexp", (x,), (("over", over),))
+            lse = self.emit("all_reduce", (lse,), (("kind", "logsumexp"),))
+            z = self.emit("sub", (x, lse))
+            return z if op == "log_softmax" else self.emit("exp", (z,))
         if op == "size" and e.attr("dim") == b:
-            return self.emit("size", (), (("dim", self.glob),), sp)
+            return self.emit("size", (), (("dim", self.glob),))
         if op == "eye" and b in e.attr("dims"):
-            return self.emit("shard_eye", (), (("dims", e.attr("dims")), ("local", b)), sp)
+            return self.emit("shard_eye", (), (("dims", e.attr("dims")), ("local", b)))
         self._refusals(e, over)
         return None
 
@@ -208,29 +181,27 @@ class _Sharder:
         frm = self.b if gather else back[0]
         to = mapping.pop(frm)
         if gather:
-            x = self._plain_rename(x, mapping, e.span)
-        y = self.emit(
-            "all_gather" if gather else "shard_slice", (x,), (("dim", frm), ("to", to)), e.span
-        )
-        return y if gather else self._plain_rename(y, mapping, e.span)
+            x = self._plain_rename(x, mapping)
+        y = self.emit("all_gather" if gather else "shard_slice", (x,), (("dim", frm), ("to", to)))
+        return y if gather else self._plain_rename(y, mapping)
 
-    def _plain_rename(self, x: Var, mapping: dict, span) -> Var:
+    def _plain_rename(self, x: Var, mapping: dict) -> Var:
         mapping = {k: v for k, v in mapping.items() if k in x.type.dims or k == x.type.of}
         if not mapping:
             return x
-        return self.emit("rename", (x,), (("mapping", tuple(mapping.items())),), span)
+        return self.emit("rename", (x,), (("mapping", tuple(mapping.items())),))
 
-    def _count(self, over: tuple[Dim, ...], sp) -> Var:
+    def _count(self, over: tuple[Dim, ...]) -> Var:
         n = None
         for d in over:
-            k = self.emit("size", (), (("dim", self.glob if d == self.b else d),), sp)
-            n = k if n is None else self.emit("mul", (n, k), (), sp)
+            k = self.emit("size", (), (("dim", self.glob if d == self.b else d),))
+            n = k if n is None else self.emit("mul", (n, k))
         return n
 
-    def _mean(self, x: Atom, over: tuple[Dim, ...], sp) -> Var:
-        part = self.emit("sum", (x,), (("over", over),), sp)
-        total = self.emit("all_reduce", (part,), (("kind", "sum"),), sp)
-        return self.emit("div", (total, self._count(over, sp)), (), sp)
+    def _mean(self, x: Atom, over: tuple[Dim, ...]) -> Var:
+        part = self.emit("sum", (x,), (("over", over),))
+        total = self.emit("all_reduce", (part,), (("kind", "sum"),))
+        return self.emit("div", (total, self._count(over)))
 
     def _refusals(self, e: Eqn, over: tuple[Dim, ...]) -> None:
         b, op = self.b, e.op

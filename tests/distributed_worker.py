@@ -20,6 +20,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+from lossdsl.types import Dim  # noqa: E402  (a plain script: the path is set just above)
+
 # the distributed-aware specs: negatives gathered across ranks (info_nce, supcon, circle, clip,
 # triplet_batch_hard, tcm, mi_infonce with its [B, B'] critic scores), global masked means
 # (cross_entropy's ignore_index, mae_masked_mse, z_loss), global batch statistics
@@ -52,18 +54,12 @@ def case_data(name: str) -> dict:
 
 def batch_inputs(spec) -> set[str]:
     prog = spec.program()
-    return {d.var.name for d in prog.inputs if d.var.type.dims[:1] == (_dim("B"),)}
+    return {d.var.name for d in prog.inputs if d.var.type.dims[:1] == (Dim("B"),)}
 
 
 def none_has_rows(spec) -> bool:
     """Does reduction="none" give per-row values (this rank's rows) or a whole result?"""
-    return _dim("B") in spec.program().output("none").type.dims
-
-
-def _dim(name):
-    from lossdsl.types import Dim
-
-    return Dim(name)
+    return Dim("B") in spec.program().output("none").type.dims
 
 
 def rel(got, want) -> float:

@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from reference.bpr_official import lightgcn_bpr_loss, recbole_bpr_loss
 from reference.brier_sklearn import brier_score_loss
-from torch_helpers import assert_same, gen, logits_target
-
-import lossdsl
+from torch_helpers import assert_same, compiled, gen, logits_target
 
 torch.set_default_dtype(torch.float64)
 SHAPES = [(8, 5), (33, 17)]
@@ -44,10 +42,6 @@ def assert_same_as_optax(ours_jax, optax_fn, inputs: dict, wrt: list[str], rtol=
 
 def soft_targets(shape, seed):
     return F.softmax(torch.randn(*shape, generator=gen(seed)) * 2, dim=1)
-
-
-def compiled(name, backend="torch", **baked):
-    return lossdsl.load(name).compile(backend, **baked)
 
 
 # ---- B2 soft_cross_entropy: F.cross_entropy (probability targets); optax.softmax_cross_entropy

@@ -36,17 +36,13 @@ from reference.ict_official import (
 )
 from reference.ldam_official import drw_weights, ldam_loss
 from reference.z_loss_t5x import weighted_z_loss
-from torch_helpers import assert_same, gen, logits_target
+from torch_helpers import assert_same, compiled, gen, logits_target
 
 import lossdsl
 
 torch.set_default_dtype(torch.float64)
 SHAPES = [(8, 5), (33, 17)]
 REDUCTIONS = ["mean", "sum", "none"]
-
-
-def compiled(name, backend="torch"):
-    return lossdsl.load(name).compile(backend)
 
 
 # ---- asymmetric: Alibaba-MIIL/ASL AsymmetricLoss / AsymmetricLossOptimized -----------------

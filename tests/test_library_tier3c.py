@@ -31,17 +31,11 @@ from reference.symmetric_ce_consistency_official import (
     softmax_entropy,
     symmetric_entropy,
 )
-from torch_helpers import assert_same, gen, logits_target
-
-import lossdsl
+from torch_helpers import assert_same, compiled, gen, logits_target
 
 torch.set_default_dtype(torch.float64)
 SHAPES = [(8, 5), (33, 17)]
 REDUCTIONS = ["none", "sum", "mean"]
-
-
-def compiled(name, **baked):
-    return lossdsl.load(name).compile("torch", **baked)
 
 
 # ---- symmetric_ce_consistency: mariodoebler/test-time-adaptation (RMT) --------------------------

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import torch
 
+import lossdsl
+
+
+def compiled(name, backend="torch", **baked):
+    """A shipped spec, compiled."""
+    return lossdsl.load(name).compile(backend, **baked)
+
 
 def assert_same(ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=1e-12):
     """Values and gradients (w.r.t. `wrt`) of ours and the reference, both on float64 torch."""
