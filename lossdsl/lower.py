@@ -1409,7 +1409,9 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
                         ctx.silent.add(name)  # uses of the rejected let stay quiet
                     continue
                 v = lower_expr(ctx, value)
-                if isinstance(v, Var):
+                # `let p = (logp)` names a value already bound: p is an alias, and the
+                # equation that made logp keeps its name (later uses of logp refer to it)
+                if isinstance(v, Var) and v not in ctx.env.values():
                     v = ctx.b.rename_last(v, name)
                 ctx.env[name] = v  # None marks a failed let: later uses stay silent
                 ctx.origin[name] = "let"

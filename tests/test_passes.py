@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import lossdsl
 from lossdsl.backend import load_backend
@@ -168,6 +169,28 @@ def test_cse_follows_a_value_renamed_to_a_let_name():
     x, t = np.random.default_rng(0).random((2, 3, 4))
     want = np.sum(x * (1 - t), axis=1) + np.sum((1 - t) ** 3 * x, axis=1)
     np.testing.assert_allclose(spec.compile("numpy")(x, t, reduction="none"), want)
+
+
+def test_a_let_that_names_an_existing_value_is_an_alias():
+    """Found by scripts/fuzz.py (a mutation of dual_focal): `let p = (logp)` renamed the
+    equation that computes logp to p, and the later `logp[target]` pointed at nothing (the
+    verifier: 'logp used before definition')."""
+    src = """loss f(x: float[B, C], t: index[B] of C) {
+    let logp = log_softmax(x, over=C)
+    let p = (logp)
+    let lpt = logp[t]
+    sum(p, over=C) + lpt
+}
+"""
+    spec = lossdsl.parse(src)
+    verify(spec.program())
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((3, 4)), rng.integers(0, 4, 3)
+    logp = x - np.log(np.sum(np.exp(x), axis=1, keepdims=True))  # log_softmax by hand
+    want = np.sum(logp, axis=1) + logp[np.arange(3), t]
+    np.testing.assert_allclose(spec.compile("numpy")(x, t, reduction="none"), want)
+    got = spec.compile("torch")(torch.as_tensor(x), torch.as_tensor(t), reduction="none")
+    np.testing.assert_allclose(got.numpy(), want)
 
 
 def test_a_loss_named_like_a_python_keyword_compiles():
