@@ -60,6 +60,9 @@ def evaluate(
             if check_indices and e.op in ("gather", "cross_entropy", "onehot"):
                 i = e.args[0 if e.op == "onehot" else 1]
                 _check_range(prog, i, val(i), sizes)
+            if check_indices and e.op == "cross_entropy_ignore":  # ignore_index is no class
+                i, k = e.args[1], val(e.args[2])
+                _check_range(prog, i, np.where(val(i) != k, val(i), 0), sizes)
             env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes, comm)
             if e.op == "stop_grad" and frozen is not None:
                 frozen[e.out.name] = env[e.out.name]
@@ -150,6 +153,8 @@ def _apply(e, args, sizes, comm=None):
         rest = tuple(d for d in x.type.dims if d != idx.type.of)
         ia = _broadcast(args[1], idx.type.dims, rest, sizes)
         return op.ref(args[0], ia, x.type.dims.index(idx.type.of))
+    if op.kind == "library":  # the pass checked the layout: the args go as they are
+        return np.asarray(op.ref(*args, **ref_attrs(op, attrs)))
     if op.kind == "onehot":
         return op.ref(args[0], _n(sizes, attrs["dim"]), attrs.get("axis", -1))
     if op.kind == "arange":

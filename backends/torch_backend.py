@@ -28,6 +28,19 @@ def _cross_entropy(c):
     return f"torch.logsumexp({x}, dim={k}) - {picked}"
 
 
+def _cross_entropy_ignore(c):
+    """F.cross_entropy with the spec's ignore_index; its mean is 0/0 = NaN on an all-ignored
+    batch, where the spec says 0 (the gradient is 0 either way: nll_loss's backward writes no
+    ignored row)."""
+    x, t, k = c.raw
+    reduce = c.attrs["reduce"]
+    call = (
+        f"torch.nn.functional.cross_entropy({x}, {t}.long(), ignore_index=int({k}), "
+        f'reduction="{reduce}")'
+    )
+    return f"torch.where(({t} != {k}).any(), {call}, 0.0)" if reduce == "mean" else call
+
+
 def _clamp_or(fn: str, side: str):
     """maximum/minimum: torch.clamp when one side is a literal (no tensor to allocate)."""
 
@@ -149,6 +162,10 @@ TEMPLATES = {
     "bce_logits": (
         'torch.nn.functional.binary_cross_entropy_with_logits({0}, {1}, reduction="none")'
     ),
+    "bce_logits_reduce": (
+        'torch.nn.functional.binary_cross_entropy_with_logits({0}, {1}, reduction="{reduce}")'
+    ),
+    "cross_entropy_ignore": _cross_entropy_ignore,
     "and": "torch.logical_and({0}, {1})",
     "or": "torch.logical_or({0}, {1})",
     "safe_div": "torch.where({1} == 0, {empty}, {0} / torch.where({1} == 0, 1, {1}))",
@@ -200,6 +217,7 @@ TARGET = Target(
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",
     shard=SHARD,
+    library_calls=True,
     # skipped inside torch.compile (a data-dependent branch would break the graph)
     index_out_of_range=(
         "not torch.compiler.is_compiling() and {i}.numel() > 0 and "

@@ -137,6 +137,9 @@ class Target:
     # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
     select: str | None = None
     shard: ShardTarget | None = None  # None: this framework has no distributed mode
+    # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
+    # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
+    library_calls: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -366,7 +369,8 @@ class _FunctionEmitter:
         self.p = prog
         self.fname = fname
         self.checks = checks and target.index_out_of_range is not None
-        self.checked: set[str] = set()  # index vars already range-checked
+        self.checked: set = set()  # index vars already range-checked
+        self.masked: dict = {}  # (index, ignore_index) -> the name of the masked copy checked
         self.odt = False  # whether the output is cast back to the input dtype (odt)
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
@@ -603,6 +607,7 @@ class _FunctionEmitter:
             indent = 1 if last else 2
             if not last:
                 self.line(f'if reduction == "{mode}":')
+            checked = set(self.checked)  # a check inside one branch does not cover the next
             for e in p.eqns:
                 if e.out.name in needed[mode] and e.out.name not in shared:
                     self._eqn(e, indent)
@@ -612,6 +617,7 @@ class _FunctionEmitter:
             if self.odt:
                 res = self.t.out_cast.format(x=res)
             self.line(f"return {res}", indent)
+            self.checked = checked
 
     def _unflatten(self, a: Atom, expr: str) -> str:
         if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
@@ -635,6 +641,8 @@ class _FunctionEmitter:
             return
         if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
+        if self.checks and e.op == "cross_entropy_ignore":
+            self._index_check(e.args[1], indent, ignore=e.args[2])
         ctx = self._context(e)
         tmpl = self.t.templates[e.op]
         if tmpl == "{0}":  # the identity in this framework (jax's shard_result): an alias
@@ -659,19 +667,30 @@ class _FunctionEmitter:
             and all(isinstance(x, Var) and x.type.dims == e.out.type.dims for x in (a, b))
         )
 
-    def _index_check(self, i: Atom, indent: int) -> None:
-        """Raise when an index used here (a class id from an input) is outside its dim."""
-        if not isinstance(i, Var) or i.name in self.checked or i.type.of is None:
+    def _index_check(self, i: Atom, indent: int, ignore: Atom | None = None) -> None:
+        """Raise when an index used here (a class id from an input) is outside its dim; with
+        `ignore`, that value (an ignore_index) is allowed too."""
+        key = i.name if ignore is None else (i.name, str(ignore))
+        if not isinstance(i, Var) or key in self.checked or i.type.of is None:
             return
-        self.checked.add(i.name)
+        self.checked.add(key)
         sources = index_sources(self.p, i)
         if not sources:  # argmax and friends: in range by construction
             return
         x, n = self.ref(i), self.dim_size(i.type.of)
+        cond = "check_indices and "
+        if ignore is not None:  # the check sees ignored entries as class 0
+            kept = INFIX_TEMPLATES["ne"].format(x, self.ref(ignore))
+            if key not in self.masked:  # one name in every branch that checks
+                self.masked[key] = self.names.fresh(f"{x}_checked")
+            masked = self.masked[key]
+            self.line("if check_indices:", indent)
+            self.line(f"{masked} = {self.t.templates['where'].format(kept, x, 0)}", indent + 1)
+            x, indent, cond = masked, indent + 1, ""
         msg = class_ids_message(
             self.label, sources, i.type.of, f"{{{n}}}", f"{{int({x}.min())}}", f"{{int({x}.max())}}"
         )
-        self.line(f"if check_indices and {self.t.index_out_of_range.format(i=x, n=n)}:", indent)
+        self.line(f"if {cond}{self.t.index_out_of_range.format(i=x, n=n)}:", indent)
         self.line(f'raise LossInputError(f"{msg}")', indent + 1)
 
     def _context(self, e: Eqn) -> EqnContext:
@@ -713,6 +732,8 @@ class _FunctionEmitter:
                 attrs["dtype"] = self._dtype(v)
             elif k in ("value", "empty"):
                 attrs[k] = py_literal(v)
+            elif k == "reduce":
+                attrs[k] = v
             elif k == "ddof":
                 attrs["ddof"] = int(v)
         if e.op == "onehot":

@@ -38,6 +38,7 @@ from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
+from lossdsl.passes.library import library
 from lossdsl.passes.simplify import fold, simplify
 from lossdsl.shard import shard
 
@@ -373,9 +374,12 @@ def _input_spans(spec: Spec) -> dict:
 def _source_cached(spec_key, backend, baked, dim=None) -> str:
     spec = _SPECS[spec_key]
     progs = variant_programs(spec, baked)
+    target = load_backend(backend).TARGET
     if dim is not None:
         progs = [shard(p, dim, _input_spans(spec)) for p in progs]
-    return module_source(load_backend(backend).TARGET, progs, spec.doc)
+    elif target.library_calls:
+        progs = [verify(library(p)) for p in progs]
+    return module_source(target, progs, spec.doc)
 
 
 def _source(spec: Spec, backend: str, baked, dim=None) -> str:

@@ -612,6 +612,54 @@ _row(
 )
 
 
+# ---- library calls: a loss and its reduction as one framework function ---------------------
+# Made by the `library` pass (lossdsl/passes/library.py) for the unsharded, unchunked programs
+# the backends emit; the args are in the layout the rule checked (classes on axis 1).
+
+
+def library_rule(ts, attrs):
+    """A scalar for reduce=sum/mean; the per-row loss (x's dims less axis 1) for none."""
+    if attrs["reduce"] != "none":
+        return TensorType("float", ())
+    x = ts[0]
+    return TensorType("float", x.dims[:1] + x.dims[2:])
+
+
+def _reduce_as(r, reduce, count=None):
+    if reduce == "none":
+        return r
+    if reduce == "sum":
+        return np.sum(r)
+    return np.mean(r) if count is None else _safe_div(np.sum(r), np.sum(count))
+
+
+def _cross_entropy_ignore(x, target, ignore_index, reduce):
+    valid = target != ignore_index
+    r = np.where(valid, _cross_entropy(x, np.where(valid, target, 0), 1), 0.0)
+    return _reduce_as(r, reduce, valid)
+
+
+L = "library"
+_row(
+    "cross_entropy_ignore",
+    L,
+    3,
+    library_rule,
+    _cross_entropy_ignore,
+    "F.cross_entropy(x, target, ignore_index=k, reduction): -log_softmax(x)[target] on axis 1, "
+    "0 where target == k; its mean divides by the rows kept (0 when none is)",
+    attrs=("reduce",),
+)
+_row(
+    "bce_logits_reduce",
+    L,
+    2,
+    library_rule,
+    lambda x, t, reduce: _reduce_as(_softplus(x) - x * t, reduce),
+    "the sum or mean of bce_logits(x, t) over every element (x and t share one layout)",
+    attrs=("reduce",),
+)
+
 # ---- collectives: a loss sharded over its batch dim (lossdsl/shard.py) ----------------------
 # Each `ref` also takes `comm`: this rank (`comm.rank`), the world size (`comm.world`) and
 # `comm.gather(x)`, every rank's x in rank order. backends/numpy_ref.py simulates the ranks in

@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_op_has_a_latex_template():
-    # formulas render the lowered IR, which never holds the shard transform's collectives
-    assert {op for op, d in OPS.items() if d.kind != "collective"} <= set(TEMPLATES)
+    # formulas render the lowered IR, which never holds the shard transform's collectives or
+    # the library pass's calls (made for torch's source only)
+    assert {op for op, d in OPS.items() if d.kind not in ("collective", "library")} <= set(
+        TEMPLATES
+    )
 
 
 def test_focal_formula_reads_like_the_paper():

@@ -69,6 +69,8 @@ PROGRAMS = {
     # made only by the shard transform: every one runs in tests/test_shard.py (numpy ranks)
     # and tests/test_distributed.py (torch gloo processes, jax host devices)
     **{op: None for op, d in OPS.items() if d.kind == "collective"},
+    # made only by the library pass for torch: tests/test_library.py runs each one
+    **{op: None for op, d in OPS.items() if d.kind == "library"},
     "size": "x / size(C)",
     # positions along C compared with a class id: the mask c <= i (a cumulative mask)
     "arange": "where(expand(arange(C), B) <= i, x, y) + float(arange(C))[i]",
@@ -108,7 +110,12 @@ def test_every_op_has_a_test_program():
 def test_every_backend_has_every_op(backend):
     """A backend that lacks a template for an op fails here, not at a user's compile."""
     target = load_backend(backend).TARGET
-    ops = {op for op, d in OPS.items() if d.kind != "collective" or target.shard is not None}
+    ops = {
+        op
+        for op, d in OPS.items()
+        if (d.kind != "collective" or target.shard is not None)
+        and (d.kind != "library" or target.library_calls)
+    }
     missing = sorted(ops - ALIASES - set(target.templates))
     assert not missing, f"{backend} lacks templates for {missing}"
 
