@@ -438,6 +438,9 @@ def _make_rows():
 _RowBlocks = _Lazy(_make_rows)
 
 
+DW_SLICE = 8192  # rows of dW updated at a time by the jax row-blocked schedule
+
+
 def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
     """The jax row-blocked schedule: a custom_vjp whose forward takes every block's gradient
     (jax.value_and_grad of the block's loss sum) and whose backward only scales them, so no
@@ -454,9 +457,27 @@ def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
     def total_of(h, w):
         return fwd(h, w)[0]
 
-    def block(hr, w, args):
+    def block(hr, w, args, dw):
         val, dz = jax.value_and_grad(lambda z: jnp.sum(per_element(z, args)))(hr @ w.T)
-        return val, dz @ w, dz.T @ hr
+        return val, dz @ w, accumulate(dw, dz, hr)
+
+    def accumulate(dw, dz, hr):
+        """dw + dz.T @ hr, V-slice by V-slice in place: the whole product would be a second
+        [V, D] buffer beside the accumulator (XLA does not fuse the add into the matmul)."""
+        v = w.shape[0]
+        s = min(DW_SLICE, v)
+
+        def add(k, dw):
+            start = k * s
+            part = jax.lax.dynamic_slice_in_dim(dz, start, s, axis=1).T @ hr
+            cur = jax.lax.dynamic_slice_in_dim(dw, start, s, axis=0)
+            return jax.lax.dynamic_update_slice_in_dim(dw, cur + part, start, axis=0)
+
+        dw = jax.lax.fori_loop(0, v // s, add, dw)
+        if v % s:
+            rest = v - v % s
+            dw = dw.at[rest:].add(dz[:, rest:].T @ hr)
+        return dw
 
     def fwd(h, w):
         # whole blocks in a lax.scan (one block's buffers live at a time: an unrolled Python
@@ -479,14 +500,14 @@ def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
                 args = list(rest)
                 for k, xk in zip(rowed, x[1:]):
                     args[k] = jnp.moveaxis(xk, 0, loss.row_axes[loss.order[k]])
-                val, dhb, dwb = block(x[0], w, args)
-                return (carry[0] + val, carry[1] + dwb), dhb
+                val, dhb, dw = block(x[0], w, args, carry[1])
+                return (carry[0] + val, dw), dhb
 
             (total, dw), dhs = jax.lax.scan(body, (total, dw), xs)
             dh.append(dhs.reshape((main,) + h.shape[1:]))
         if main < n:
-            val, dhb, dwb = block(h[main:], w, loss.block_args(rest, main, n))
-            total, dw = total + val, dw + dwb
+            val, dhb, dw = block(h[main:], w, loss.block_args(rest, main, n), dw)
+            total = total + val
             dh.append(dhb)
         return total, (jnp.concatenate(dh), dw)
 

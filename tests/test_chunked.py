@@ -124,11 +124,17 @@ def test_class_ids_are_range_checked_before_slicing():
 @pytest.mark.parametrize("name", ["cross_entropy", "focal", "z_loss", "ldam"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("jit", [False, True])
-def test_jax_row_blocked_equals_the_plain_loss(name, reduction, jit):
+@pytest.mark.parametrize("dw_slice", [8192, 3])
+def test_jax_row_blocked_equals_the_plain_loss(name, reduction, jit, dw_slice, monkeypatch):
     """compile_linear("jax", rows=R): a custom_vjp that takes each block's gradient in the
-    forward pass; eager and under jax.jit, against jax.value_and_grad of the plain spec."""
+    forward pass; eager and under jax.jit, against jax.value_and_grad of the plain spec. dW
+    is accumulated DW_SLICE rows at a time: 3 gives several slices and a remainder."""
     import jax
     import jax.numpy as jnp
+
+    from lossdsl import chunked
+
+    monkeypatch.setattr(chunked, "DW_SLICE", dw_slice)
 
     h, w, rest = _inputs(name, seed=5)
     h, w = jnp.asarray(h.numpy()), jnp.asarray(w.numpy())
