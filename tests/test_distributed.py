@@ -45,12 +45,13 @@ def _bad(errs: dict) -> dict:
 
 def test_torch_gloo_two_processes(tmp_path):
     """Every case on both ranks; DDP parameter gradients; F.cross_entropy as an outside
-    reference. (One test per backend: the worker starts its processes once.)"""
+    reference; torch.compile of two sharded losses. (One test per backend: the worker starts
+    its processes once.)"""
     out = tmp_path / "out.json"
     _run(["torch", str(_free_port()), str(out)])
     for rank in (0, 1):
         res = json.loads(Path(f"{out}.{rank}").read_text())
-        assert sorted(res) == sorted([*CASES, "ddp", "ce_vs_torch"])
+        assert sorted(res) == sorted([*CASES, "ddp", "ce_vs_torch", "torch_compile"])
         bad = {name: _bad(res[name]) for name in CASES if _bad(res[name])}
         assert not bad, (rank, bad)
         for name in DDP_CASES:
@@ -59,6 +60,10 @@ def test_torch_gloo_two_processes(tmp_path):
         # ignore_index with a rank that holds only ignored targets, against F.cross_entropy
         # (torch 2.13) on the whole batch: value and the logits' gradient
         assert res["ce_vs_torch"] <= TOL
+        # the sharded supcon and cross_entropy under torch.compile, against the eager loss on
+        # the whole batch
+        assert set(res["torch_compile"]) == {"supcon", "cross_entropy"}
+        assert max(res["torch_compile"].values()) <= TOL, res["torch_compile"]
 
 
 def test_jax_shard_map_four_devices(tmp_path):
