@@ -670,8 +670,10 @@ class _FunctionEmitter:
     def _index_check(self, i: Atom, indent: int, ignore: Atom | None = None) -> None:
         """Raise when an index used here (a class id from an input) is outside its dim; with
         `ignore`, that value (an ignore_index) is allowed too."""
+        if not isinstance(i, Var) or i.type.of is None:
+            return
         key = i.name if ignore is None else (i.name, str(ignore))
-        if not isinstance(i, Var) or key in self.checked or i.type.of is None:
+        if key in self.checked:
             return
         self.checked.add(key)
         sources = index_sources(self.p, i)

@@ -38,6 +38,9 @@ TRIGGERS = {
     "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",
     "0 * x -> 0, 0 / size(D) -> 0": "x + 0.0 * log(y) + 0.0 / size(C)",
     "x + fill(0) -> x": "x + v",
+    "s * (t * x) -> (s * t) * x": (
+        "2.0 * (3.0 * x) + 2.0 * -x + 2.0 * (x / size(C)) + (2.0 * x) / size(B) - (2.0 * y)"
+    ),
     "x & true -> x": "where((x > 0) & true, x, y)",
     "x | false -> x": "where((x > 0) | false, x, y)",
     "log(softmax x) -> log_softmax x": "log(softmax(x, over=C))",

@@ -4,12 +4,15 @@ i: index[B] of C compile on every backend and agree with the numpy reference, in
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from helpers import call, fd_grads, grads
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import lossdsl
+from lossdsl.backend import load_backend
 
 HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C"
 
@@ -70,11 +73,26 @@ def data(seed):
     }
 
 
+def assume_no_tie(spec, d):
+    """Skip an example where a comparison's two sides are equal up to rounding: `a > b` then
+    depends on each backend's last bit (hypothesis found softmax(x) > softmax(log_softmax(x)),
+    equal in exact arithmetic)."""
+    ref = load_backend("numpy")
+    prog = spec.program()
+    for e in prog.eqns:
+        if e.op in ("lt", "le", "gt", "ge", "eq", "ne"):
+            a, b = (
+                ref.evaluate(replace(prog, outputs=(("none", s),)), d, {}, "none") for s in e.args
+            )
+            assume(np.all(np.abs(a - b) > 1e-9 * (1 + np.abs(a) + np.abs(b))))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.one_of(expr_bc(), expr_b(expr_bc())), seed=st.integers(0, 100))
 def test_random_expressions_agree_on_every_backend(body, seed):
     spec = parse(body)
     d = data(seed)
+    assume_no_tie(spec, d)
     want = call("numpy", spec.compile("numpy"), d, "float64", reduction="none")
     for backend in ("torch", "jax"):
         got = call(backend, spec.compile(backend), d, "float64", reduction="none")

@@ -57,6 +57,8 @@ def _partial_mean(rw, e):
 
 
 _NEG_NEG = next(r for r in SIMPLIFY_RULES if r.name == "-(-x) -> x")
+# cross_entropy's rule leaves -ce, which a scalar factor may absorb: s * -ce -> (-s) * ce
+_SCALARS = next(r for r in SIMPLIFY_RULES if r.name == "s * (t * x) -> (s * t) * x")
 
 FUSE_RULES = (
     Row(
@@ -75,6 +77,7 @@ FUSE_RULES = (
         "mean(x, over=D) -> sum(x, over=D) / size(D)", _partial_mean.__doc__.strip(), _partial_mean
     ),
     _NEG_NEG,
+    _SCALARS,
 )
 
 

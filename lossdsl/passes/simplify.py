@@ -143,6 +143,40 @@ def _square(rw, e):
     return None
 
 
+def _scalar(a: Atom) -> bool:
+    return not a.type.dims and a.type.dtype in ("float", "int")
+
+
+def _gather_scalars(rw, e):
+    """s * (t * x), s * (x / t), s * -x, (s * x) / t, -(s * x): the scalar factors meet in
+    one coefficient (Python arithmetic, or a 0-d op) and x is scaled once."""
+    if e.op == "mul":
+        for s, x in (e.args, e.args[::-1]):
+            inner = rw.defn(x)
+            if not _scalar(s) or _scalar(x) or inner is None or rw.uses[x.name] != 1:
+                continue
+            if inner.op == "neg":
+                return _same(e, rw.emit("mul", (rw.emit("neg", (s,)), inner.args[0])))
+            if inner.op not in ("mul", "div"):
+                continue
+            a, b = inner.args
+            if inner.op == "mul" and (_scalar(a) or _scalar(b)):
+                t, y = (a, b) if _scalar(a) else (b, a)
+                return _same(e, rw.emit("mul", (rw.emit("mul", (s, t)), y)))
+            if inner.op == "div" and _scalar(b) and not _scalar(a):
+                return _same(e, rw.emit("mul", (rw.emit("div", (s, b)), a)))
+        return None
+    if e.op in ("div", "neg") and not _scalar(e.args[0]) and rw.uses[e.args[0].name] == 1:
+        inner = rw.producer(e.args[0], "mul")
+        if inner is None or (e.op == "div" and not _scalar(e.args[1])):
+            return None
+        for s, y in (inner.args, inner.args[::-1]):
+            if _scalar(s) and not _scalar(y):
+                c = rw.emit("div", (s, e.args[1])) if e.op == "div" else rw.emit("neg", (s,))
+                return _same(e, rw.emit("mul", (c, y)))
+    return None
+
+
 SIMPLIFY_RULES: tuple[Row, ...] = (
     Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0)),
     Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,))),
@@ -171,6 +205,12 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
     ),
     Row("x + fill(0) -> x", "adding an absent term changes nothing", _plus_fill_zero),
     Row("x^2 -> x*x", "one multiply instead of a pow kernel, with the same gradient", _square),
+    Row(
+        "s * (t * x) -> (s * t) * x",
+        "one multiply of the tensor where scalar factors (and negations, and divisions by a "
+        "scalar) were one kernel each, forward and backward",
+        _gather_scalars,
+    ),
     Row("x & true -> x", "true is the unit of and", _identity("and", True)),
     Row("x | false -> x", "false is the unit of or", _identity("or", False)),
 )
