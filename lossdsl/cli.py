@@ -210,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=cmd_check)
     i = sub.add_parser("ir", help="print the typed IR")
     i.add_argument("spec")
-    i.add_argument("--after", choices=("lower",) + PASS_NAMES, help="after this pass")
+    i.add_argument(
+        "--after",
+        choices=("lower",) + PASS_NAMES + ("library",),
+        help="after this pass (library: torch's library calls, the last step for torch)",
+    )
     i.add_argument("--param", action="append", metavar="NAME=VALUE")
     i.set_defaults(fn=cmd_ir)
     lst = sub.add_parser("list", help="the shipped specs")

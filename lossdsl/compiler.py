@@ -117,18 +117,21 @@ class Spec:
         return _optimized(self, absent, _baked_key(self, baked))
 
     def ir(self, after: str | None = None, **baked) -> str:
-        """The IR as lowered (after=None) or after the named pass."""
+        """The IR as lowered (after=None) or after the named pass (`library`: what torch's
+        source is emitted from)."""
         prog = bake(self._lowered(frozenset()), dict(_baked_key(self, baked)))
         if after is None or after == "lower":
             return format_program(prog)
-        if after not in PASS_NAMES:
+        names = PASS_NAMES + ("library",)
+        if after not in names:
             raise UnknownName(
                 f"unknown pass '{after}'",
                 None,
-                did_you_mean(after, PASS_NAMES) or f"passes: lower, {', '.join(PASS_NAMES)}",
+                did_you_mean(after, names) or f"passes: lower, {', '.join(names)}",
             )
         seen: dict[str, Program] = {}
         run_pipeline(prog, lambda name, p: seen.setdefault(name, verify(p)))
+        seen["library"] = verify(library(seen["dce"]))
         return format_program(seen[after])
 
     # ---- code ------------------------------------------------------------------------

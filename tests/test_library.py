@@ -155,3 +155,10 @@ def test_only_torch_unsharded_sources_get_library_calls():
     assert not lossdsl.backend.load_backend("jax").TARGET.library_calls
     src = lossdsl.load("cross_entropy").source("torch", shard="B")
     assert "ignore_index=int(" not in src and "nn.functional.cross_entropy(" in src
+
+
+def test_ir_after_library_shows_the_calls():
+    text = lossdsl.load("bce_with_logits").ir(after="library")
+    assert "bce_logits_reduce[reduce=mean]" in text and "bce_logits_reduce[reduce=sum]" in text
+    with pytest.raises(lossdsl.LossError, match="unknown pass 'libary'"):
+        lossdsl.load("bce_with_logits").ir(after="libary")
