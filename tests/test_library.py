@@ -158,7 +158,7 @@ def test_only_torch_unsharded_sources_get_library_calls():
 
 
 def test_ir_after_library_shows_the_calls():
-    text = lossdsl.load("bce_with_logits").ir(after="library")
+    text = lossdsl.parse(BCE).ir(after="library")
     assert "bce_logits_reduce[reduce=mean]" in text and "bce_logits_reduce[reduce=sum]" in text
     with pytest.raises(lossdsl.LossError, match="unknown pass 'libary'"):
         lossdsl.load("bce_with_logits").ir(after="libary")
