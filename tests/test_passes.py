@@ -115,6 +115,31 @@ def test_verifier_accepts_every_pass_of_every_spec(name):
         assert [n for n, _ in seen] == list(PASS_NAMES)
 
 
+def test_rules_only_rewrite_the_ops_they_declare():
+    """run_rules offers a Row only equations of its `ops`: on every equation of every stage of
+    every shipped spec, a row must do nothing to an op it does not declare."""
+    from lossdsl.passes.library import LIBRARY_RULES, library
+    from lossdsl.passes.rewrite import Rewriter
+
+    rows = [r for r in (*(row for _, row in RULES), *LIBRARY_RULES) if r.ops is not None]
+    assert len(rows) == len(RULES) + len(LIBRARY_RULES)  # every table row declares its ops
+    checked = 0
+    for name in lossdsl.list_specs():
+        spec = lossdsl.load(name)
+        stages = [spec._lowered(frozenset())]
+        run_pipeline(stages[0], lambda n, p: stages.append(p))
+        stages.append(library(stages[-1]))
+        for prog in stages:
+            rw = Rewriter(prog)
+            for e in prog.eqns:
+                for row in rows:
+                    if e.op not in row.ops:
+                        assert row.fn(rw, e) is None, (name, row.name, e.op)
+                        checked += 1
+                rw._append(e)
+    assert checked > 10_000
+
+
 def test_pipeline_preserves_every_spec():
     """Lowered IR vs fully optimized IR on the numpy reference."""
     from helpers import SHAPES, random_inputs

@@ -29,6 +29,7 @@ CONTRACT_RULES = (
         "sum(a * b, over) -> contract(a, b, over)",
         "an outer product summed over a dim is a matmul; never materialize it",
         _contract,
+        ("sum",),
     ),
 )
 

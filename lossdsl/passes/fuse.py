@@ -66,15 +66,20 @@ FUSE_RULES = (
         "one fused op (F.cross_entropy; logsumexp(x) - x[t] in jax, whose gradient XLA runs "
         "2x faster than that of take_along_axis(log_softmax))",
         _cross_entropy,
+        ("gather",),
     ),
     Row(
         "softplus(x) - t * x -> bce_logits(x, t)",
         "one fused op (F.binary_cross_entropy_with_logits: one kernel forward and one backward "
         "where softplus, mul and sub take three each)",
         _bce_logits,
+        ("sub",),
     ),
     Row(
-        "mean(x, over=D) -> sum(x, over=D) / size(D)", _partial_mean.__doc__.strip(), _partial_mean
+        "mean(x, over=D) -> sum(x, over=D) / size(D)",
+        _partial_mean.__doc__.strip(),
+        _partial_mean,
+        ("mean",),
     ),
     _NEG_NEG,
     _SCALARS,

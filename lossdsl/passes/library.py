@@ -98,17 +98,20 @@ LIBRARY_RULES = (
         "where(valid, [float(valid) *] cross_entropy(x, t), 0) -> cross_entropy_ignore",
         _cross_entropy_ignore.__doc__.strip(),
         _cross_entropy_ignore,
+        ("where",),
     ),
     Row(
         "sum|mean(loss call) -> loss call[reduce=sum|mean]",
         "F.cross_entropy / F.binary_cross_entropy_with_logits reduce inside their kernel, and "
         "their backward takes the scalar gradient: no [B, C] gradient of a mean materialized",
         _reduce_call,
+        ("sum", "mean"),
     ),
     Row(
         "safe_div(cross_entropy_ignore[sum], count kept) -> cross_entropy_ignore[mean]",
         _ignore_mean.__doc__.strip(),
         _ignore_mean,
+        ("safe_div",),
     ),
 )
 

@@ -178,41 +178,59 @@ def _gather_scalars(rw, e):
 
 
 SIMPLIFY_RULES: tuple[Row, ...] = (
-    Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0)),
-    Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,))),
-    Row("x * 1 -> x", "multiplying by one changes nothing", _identity("mul", 1)),
-    Row("x / 1 -> x", "dividing by one changes nothing", _identity("div", 1, (1,))),
-    Row("x ^ 1 -> x", "the first power is the identity", _identity("pow", 1, (1,))),
-    Row("-(-x) -> x", "negation is an involution", _double_neg),
+    Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0), ("add",)),
+    Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,)), ("sub",)),
+    Row("x * 1 -> x", "multiplying by one changes nothing", _identity("mul", 1), ("mul",)),
+    Row("x / 1 -> x", "dividing by one changes nothing", _identity("div", 1, (1,)), ("div",)),
+    Row("x ^ 1 -> x", "the first power is the identity", _identity("pow", 1, (1,)), ("pow",)),
+    Row("-(-x) -> x", "negation is an involution", _double_neg, ("neg",)),
     Row(
         "x^0 * y -> y",
         "x^0 = 1 everywhere, 0^0 included (torch, jax and numpy agree): focal with gamma=0 is CE",
         _pow_zero_times,
+        ("mul",),
     ),
-    Row("fill(1) * x -> x", "an absent optional weight multiplies by one", _mul_fill_one),
-    Row("fill(v)[i] -> fill(v)", "gathering from a constant gives the constant", _gather_fill),
-    Row("where(true, a, b) -> a", "a constant condition picks one branch", _where_const),
+    Row("fill(1) * x -> x", "an absent optional weight multiplies by one", _mul_fill_one, ("mul",)),
+    Row(
+        "fill(v)[i] -> fill(v)",
+        "gathering from a constant gives the constant",
+        _gather_fill,
+        ("gather",),
+    ),
+    Row(
+        "where(true, a, b) -> a", "a constant condition picks one branch", _where_const, ("where",)
+    ),
     Row(
         "where(c, 1, 0) -> float(c)",
         "a mask as numbers: one cast instead of a constant tensor and a select",
         _mask_to_float,
+        ("where",),
     ),
     Row(
         "0 * x -> 0, 0 / size(D) -> 0",
         "a term scaled by a baked zero is absent (label_smoothing=0 computes no smoothing "
         "term, as torch); it also keeps 0 * -inf (a masked logit) from becoming NaN",
         _times_zero,
+        ("mul", "div"),
     ),
-    Row("x + fill(0) -> x", "adding an absent term changes nothing", _plus_fill_zero),
-    Row("x^2 -> x*x", "one multiply instead of a pow kernel, with the same gradient", _square),
+    Row(
+        "x + fill(0) -> x", "adding an absent term changes nothing", _plus_fill_zero, ("add", "sub")
+    ),
+    Row(
+        "x^2 -> x*x",
+        "one multiply instead of a pow kernel, with the same gradient",
+        _square,
+        ("pow",),
+    ),
     Row(
         "s * (t * x) -> (s * t) * x",
         "one multiply of the tensor where scalar factors (and negations, and divisions by a "
         "scalar) were one kernel each, forward and backward",
         _gather_scalars,
+        ("mul", "div", "neg"),
     ),
-    Row("x & true -> x", "true is the unit of and", _identity("and", True)),
-    Row("x | false -> x", "false is the unit of or", _identity("or", False)),
+    Row("x & true -> x", "true is the unit of and", _identity("and", True), ("and",)),
+    Row("x | false -> x", "false is the unit of or", _identity("or", False), ("or",)),
 )
 
 

@@ -95,35 +95,41 @@ STABILIZE_RULES: tuple[Row, ...] = (
         "log(softmax x) -> log_softmax x",
         "softmax underflows to 0 for logits ~1e2 apart and log(0) = -inf; log_softmax is x - lse",
         _log_softmax,
+        ("log",),
     ),
     Row(
         "log(sigmoid x) -> -softplus(-x)",
         "sigmoid(-800) is 0 in float64; -softplus(-x) is exact for any x",
         _log_sigmoid,
+        ("log",),
     ),
     Row(
         "log(1 - sigmoid x) -> -softplus(x)",
         "1 - sigmoid(x) cancels to 0 for x > 17 in float32",
         _log_one_minus_sigmoid,
+        ("log",),
     ),
     Row(
         "log(sum(exp x)) -> logsumexp x",
         "exp overflows for x > 88 in float32; logsumexp subtracts the max first",
         _log_sum_exp,
+        ("log",),
     ),
-    Row("log(1 + x) -> log1p x", "1 + x rounds away x < 1e-8 in float32", _log1p),
+    Row("log(1 + x) -> log1p x", "1 + x rounds away x < 1e-8 in float32", _log1p, ("log",)),
     Row(
         "1 - exp(x) -> -expm1(x)",
         "the focal weight 1 - p_t from log p_t: 1 - exp cancels when p_t ~ 1, expm1 does not",
         _one_minus_exp,
+        ("sub",),
     ),
     Row(
         "softmax(x)[i] -> exp(log_softmax(x)[i])",
         "p_t through log space, so that 1 - p_t and log p_t above apply",
         _gather_softmax,
+        ("gather",),
     ),
-    Row("log(exp x) -> x", "exp overflows first", _log_exp),
-    Row("q * log q -> xlogy(q, q)", "0 * log 0 is NaN; xlogy defines it as 0", _xlogx),
+    Row("log(exp x) -> x", "exp overflows first", _log_exp, ("log",)),
+    Row("q * log q -> xlogy(q, q)", "0 * log 0 is NaN; xlogy defines it as 0", _xlogx, ("mul",)),
 )
 
 
