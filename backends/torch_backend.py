@@ -125,8 +125,17 @@ class _GradScale(torch.autograd.Function):
         return g * ctx.scale, None
 '''
 
+SIZES_DIFFER = '''
+def _sizes_differ(n, group, device):
+    """Do the ranks' local batch sizes differ? One all_reduce of (n, -n) with MAX: every rank
+    learns the largest and the smallest size, so all of them raise together."""
+    t = torch.tensor([n, -n], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX, group=group)
+    return int(t[0]) != -int(t[1])
+'''
+
 SHARD = ShardTarget(
-    kwargs=("group=None", 'grads="mean"'),
+    kwargs=("group=None", 'grads="mean"', "check_sizes=True"),
     prelude=(
         'if grads not in ("mean", "sum"):',
         "    raise LossParamError(f\"{label}: grads must be 'mean' (DDP and FSDP average the "
@@ -134,7 +143,16 @@ SHARD = ShardTarget(
         "world = torch.distributed.get_world_size(group)",
         "rank = torch.distributed.get_rank(group)",
     ),
-    helpers=(("_AllGather", ALL_GATHER), ("_GradScale", GRAD_SCALE)),
+    helpers=(
+        ("_AllGather", ALL_GATHER),
+        ("_GradScale", GRAD_SCALE),
+        ("_sizes_differ", SIZES_DIFFER),
+    ),
+    # skipped inside torch.compile, as the index checks (a host sync, a data-dependent branch)
+    sizes_differ=(
+        "check_sizes and not torch.compiler.is_compiling() and "
+        "_sizes_differ({n}, group, {x}.device)"
+    ),
 )
 
 TEMPLATES = {

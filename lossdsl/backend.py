@@ -104,6 +104,9 @@ class ShardTarget:
     prelude: tuple[str, ...]
     helpers: tuple[tuple[str, str], ...] = ()
     imports: tuple[str, ...] = ()
+    # true when the ranks' local sizes {n} of the sharded dim differ ({x}: the input they come
+    # from); None where the framework makes equal shards itself (jax's shard_map)
+    sizes_differ: str | None = None
 
 
 @dataclass(frozen=True)
@@ -567,6 +570,7 @@ class _FunctionEmitter:
                     bound.add(dm.name)
                     if dm.name == self.shard:
                         self.line(f"{self.global_size} = {self.size[dm.name]} * world")
+                        self._equal_sizes(self.size[dm.name], x, d.var.name)
                 else:
                     self._mismatch(got, self.dim_size(dm), dm, d.var.name)
             if var_i is not None:
@@ -583,6 +587,22 @@ class _FunctionEmitter:
         missing = {d.name for e in self.p.eqns for d in _dims_needed(e) if d.name not in bound}
         if missing:
             raise NotImplementedError(f"dims with no input to take their size from: {missing}")
+
+    def _equal_sizes(self, n: str, x: str, inp: str) -> None:
+        """Every rank must hold as many rows: all_gather takes equal shards, and a rank with
+        fewer would abort (gloo) or hang (NCCL) in the collective instead of raising."""
+        cond = self.t.shard.sizes_differ
+        if cond is None:
+            return
+        self.line(f"if {cond.format(n=n, x=x)}:")
+        self.line(
+            f"raise LossInputError(f\"{self.label}: input '{inp}' has {{{n}}} rows along "
+            f"{self.shard} on this rank and another rank has a different number; a sharded "
+            "loss needs the same local batch size on every rank (all_gather takes equal "
+            "shards): pad the last batch (DistributedSampler does) or drop it "
+            '(drop_last=True), or pass check_sizes=False to skip this check")',
+            2,
+        )
 
     def _mismatch(self, got: str, want: str, dm: Dim, inp: str, shape: bool = False) -> None:
         self.line(f"if {got} != {want}:")

@@ -80,6 +80,7 @@ def torch_rank(rank: int, world: int, port: int, out: str) -> None:
         results["ddp"] = {name: ddp_case(name, rank, world) for name in DDP_CASES}
         results["ce_vs_torch"] = ce_against_torch(rank, world)
         results["torch_compile"] = {name: compiled_case(name, rank, world) for name in COMPILED}
+        results["unequal"] = unequal_case(rank, world)
         Path(f"{out}.{rank}").write_text(json.dumps(results))
     finally:
         dist.barrier()
@@ -228,6 +229,26 @@ def compiled_case(name: str, rank: int, world: int) -> float:
             dist.all_reduce(g)
             err = max(err, rel(g, a[k].grad))
     return err
+
+
+def unequal_case(rank: int, world: int) -> str:
+    """Ranks with different local batch sizes: every rank raises the same LossInputError (no
+    abort or hang in all_gather), and the process group still works afterwards."""
+    import torch
+    import torch.distributed as dist
+
+    import lossdsl
+
+    fn = lossdsl.load("info_nce").compile("torch", shard="B")
+    x = torch.randn(4 if rank == 0 else 3, 2, 5, dtype=torch.float64)
+    try:
+        fn(x)
+        message = "no error"
+    except lossdsl.InputError as e:
+        message = str(e)
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    return message if t.item() == world else "group broken"
 
 
 def run_torch(port: int, out: str) -> None:

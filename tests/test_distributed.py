@@ -51,7 +51,7 @@ def test_torch_gloo_two_processes(tmp_path):
     _run(["torch", str(_free_port()), str(out)])
     for rank in (0, 1):
         res = json.loads(Path(f"{out}.{rank}").read_text())
-        assert sorted(res) == sorted([*CASES, "ddp", "ce_vs_torch", "torch_compile"])
+        assert sorted(res) == sorted([*CASES, "ddp", "ce_vs_torch", "torch_compile", "unequal"])
         bad = {name: _bad(res[name]) for name in CASES if _bad(res[name])}
         assert not bad, (rank, bad)
         for name in DDP_CASES:
@@ -64,6 +64,11 @@ def test_torch_gloo_two_processes(tmp_path):
         # the whole batch
         assert set(res["torch_compile"]) == {"supcon", "cross_entropy"}
         assert max(res["torch_compile"].values()) <= TOL, res["torch_compile"]
+        # 4 rows on rank 0, 3 on rank 1: a LossInputError on both (gloo aborted the process
+        # before the check), and the group still answers
+        rows = 4 if rank == 0 else 3
+        assert f"'features' has {rows} rows along B on this rank" in res["unequal"], res["unequal"]
+        assert "same local batch size on every rank" in res["unequal"]
 
 
 def test_jax_shard_map_four_devices(tmp_path):

@@ -156,11 +156,13 @@ def test_shard_argument_errors():
 def test_a_sharded_module_takes_the_distributed_keywords_and_nothing_else_changes():
     spec = lossdsl.load("supcon")
     torch_src = spec.source("torch", shard="B")
-    assert 'group=None, grads="mean")' in torch_src and "class _AllGather" in torch_src
-    assert 'axis_name="batch")' in spec.source("jax", shard="B")
+    assert 'group=None, grads="mean", check_sizes=True)' in torch_src
+    assert "class _AllGather" in torch_src and "def _sizes_differ" in torch_src
+    jax_src = spec.source("jax", shard="B")
+    assert 'axis_name="batch")' in jax_src and "check_sizes" not in jax_src  # shard_map splits
     assert "world" not in spec.source("torch")  # the plain module is untouched
     sig = spec.compile("torch", shard="B").signature
-    assert list(sig.parameters)[-2:] == ["group", "grads"]
+    assert list(sig.parameters)[-3:] == ["group", "grads", "check_sizes"]
 
 
 def test_the_interpreter_checks_a_global_input_against_the_world():
