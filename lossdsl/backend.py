@@ -442,6 +442,7 @@ class _FunctionEmitter:
         if public:
             out.append(docstring(doc or self.fname, "    "))
         self._validate_reduction()
+        self._param_types()
         self._checks()
         if self.shard is not None:
             for ln in self.t.shard.prelude:
@@ -472,6 +473,24 @@ class _FunctionEmitter:
             f"'mean', got {{reduction!r}}\")",
             2,
         )
+
+    def _param_types(self) -> None:
+        """A Python number of the wrong kind for a param (2.5 for an int, True for a float)
+        would otherwise compute something: ignore_index=2.5 ignores no class, and F.cross_entropy
+        would take it as 2. Tensors and traced values pass (their dtype is the framework's)."""
+        wrong = {"int": "(bool, float)", "float": "bool"}
+        for q in self.p.params:
+            kinds = wrong.get(q.var.type.dtype)
+            name = q.var.name
+            if kinds is None or name not in self.expr:
+                continue
+            x = self.expr[name]
+            self.line(f"if isinstance({x}, {kinds}):")
+            self.line(
+                f"raise LossParamError(f\"{self.label}: param '{name}' must be "
+                f'{q.var.type.dtype}, got {{{x}!r}}")',
+                2,
+            )
 
     def _checks(self) -> None:
         for chk in self.p.checks:

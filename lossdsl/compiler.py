@@ -543,7 +543,12 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
 
 
 def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:
-    """Evaluate the param constraints on this call's values (bake raises on a violation)."""
+    """Check this call's Python-number params: their kind (as the generated code does) and
+    the constraints (bake raises on a violation)."""
+    for q in prog.params:
+        v = params.get(q.var.name)
+        if isinstance(v, (bool, int, float)) and q.var.type.dtype in ("int", "float"):
+            check_param_value(q.var.name, q.var.type.dtype, v)
     if prog.checks:
         numbers = {k: v for k, v in params.items() if isinstance(v, (int, float))}
         bake(prog, {q.var.name: numbers[q.var.name] for q in prog.params if q.var.name in numbers})

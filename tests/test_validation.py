@@ -55,6 +55,20 @@ def test_ignore_index_is_not_out_of_range(backend):
         fn(*_args(backend, np.array([0, -5, 2, -100, 3, 0])))  # -5 is neither a class nor -100
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+def test_a_python_number_of_the_wrong_kind_for_a_param_raises(backend):
+    """ignore_index=2.5 would ignore no class (target != 2.5), and F.cross_entropy would take
+    it as 2; True for a float param is a slip too. An int for a float param is fine."""
+    fn = lossdsl.load("cross_entropy").compile(backend)
+    args = _args(backend, GOOD)
+    for kw, kind in ((dict(ignore_index=2.5), "int"), (dict(ignore_index=True), "int"),
+                     (dict(label_smoothing=True), "float")):  # fmt: skip
+        name = next(iter(kw))
+        with pytest.raises(lossdsl.ParamError, match=f"param '{name}' must be {kind}, got"):
+            fn(*args, **kw)
+    fn(*args, ignore_index=-1, label_smoothing=0)
+
+
 def test_check_indices_false_skips_the_check():
     import jax.numpy as jnp
 
