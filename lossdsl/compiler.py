@@ -380,7 +380,7 @@ def _source_cached(spec_key, backend, baked, dim=None) -> str:
     target = load_backend(backend).TARGET
     if dim is not None:
         progs = [shard(p, dim, _input_spans(spec)) for p in progs]
-    elif target.library_calls:
+    if target.library_calls:  # after shard: it splits the primitives' sums
         progs = [verify(library(p)) for p in progs]
     return module_source(target, progs, spec.doc)
 

@@ -149,12 +149,15 @@ def test_bce_with_logits_spec_is_one_call_per_reduction():
     assert "torch.mean(" not in src.split("def _bce_with_logits__no_pos_weight")[1]
 
 
-def test_only_torch_unsharded_sources_get_library_calls():
-    """XLA fuses the primitives itself; the shard transform splits the primitive sums."""
+def test_torch_sources_get_library_calls_jax_keeps_the_primitives():
+    """XLA fuses the primitives itself. A sharded torch program gets the calls after the shard
+    transform split its sums: this rank's rows go through F.cross_entropy(reduction="sum")
+    before the all_reduce (tests/test_distributed.py checks its value and gradients)."""
     assert lossdsl.backend.load_backend("torch").TARGET.library_calls
     assert not lossdsl.backend.load_backend("jax").TARGET.library_calls
     src = lossdsl.load("cross_entropy").source("torch", shard="B")
-    assert "ignore_index=int(" not in src and "nn.functional.cross_entropy(" in src
+    assert 'ignore_index=int(ignore_index), reduction="sum")' in src
+    assert 'reduction="mean")' not in src  # the mean divides by the global count
 
 
 def test_ir_after_library_shows_the_calls():

@@ -3,8 +3,9 @@ as its own kernel (torch eager: `Target.library_calls`). F.cross_entropy with ig
 F.binary_cross_entropy_with_logits with its reduction take one kernel forward and one backward
 where the primitives take one each per op: at [64, 10] that per-op overhead is most of the time.
 
-It runs after the pipeline, on the programs a backend emits only: the sharded and chunked
-schedules and the numpy reference see the primitives (shard.py splits sums the way it knows)."""
+It runs last, on the programs torch's source is emitted from, after the shard transform (which
+splits the primitives' sums across ranks); the chunked schedules and the numpy reference keep
+the primitives."""
 
 from __future__ import annotations
 
