@@ -613,8 +613,8 @@ _row(
 
 
 # ---- library calls: a loss and its reduction as one framework function ---------------------
-# Made by the `library` pass (lossdsl/passes/library.py) for the unsharded, unchunked programs
-# the backends emit; the args are in the layout the rule checked (classes on axis 1).
+# Made by the `library` pass (lossdsl/passes/library.py) for the programs torch's source is
+# emitted from; the args are in the layout the rule checked (classes on axis 1).
 
 
 def library_rule(ts, attrs):
