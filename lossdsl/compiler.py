@@ -15,6 +15,7 @@ import itertools
 import linecache
 import sys
 import types
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -300,7 +301,8 @@ def _optimized_cached(spec_key, absent, baked) -> Program:
     return verify(run_pipeline(bake(spec._lowered(absent), dict(baked))))
 
 
-_SPECS: dict[tuple, Spec] = {}
+# The specs behind the cache keys, while someone holds them (the caches key on the text).
+_SPECS: weakref.WeakValueDictionary[tuple, Spec] = weakref.WeakValueDictionary()
 
 
 def _key(spec: Spec) -> tuple:
@@ -395,15 +397,29 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     if backend == "numpy":
         return _reference_fn(spec, baked)
     src = _source_cached(spec_key, backend, baked, dim)
-    filename = f"<lossdsl {spec.name} {backend} {abs(hash((spec_key, baked, dim)))}>"
+    n = next(_MODULE_IDS)
+    filename = f"<lossdsl {spec.name} {backend} {n}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
     # A real module in sys.modules: torch.compile re-imports a function's module by name.
-    mod = types.ModuleType(f"_lossdsl_generated_{spec.name}_{backend}_{len(sys.modules)}")
+    mod = types.ModuleType(f"_lossdsl_generated_{spec.name}_{backend}_{n}")
     mod.__file__ = filename
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    return _guard(getattr(mod, function_name(spec.name)))
+    fn = _guard(getattr(mod, function_name(spec.name)))
+    # Once neither this cache nor the caller holds the function, its module and source go
+    # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
+    # keep every one, and its garbage-collection pauses grow with them.
+    weakref.finalize(fn, _forget_module, mod.__name__, filename)
+    return fn
+
+
+_MODULE_IDS = itertools.count()
+
+
+def _forget_module(name: str, filename: str) -> None:
+    sys.modules.pop(name, None)
+    linecache.cache.pop(filename, None)
 
 
 def _compiled(spec: Spec, backend: str, baked, dim=None):
