@@ -18,6 +18,7 @@ fused with the linear layer. Peak memory: one [N, chunk] slice and its autograd 
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
 from dataclasses import dataclass
@@ -28,11 +29,13 @@ from lossdsl.errors import InputError, ParamError, class_ids_message
 from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sources
 from lossdsl.types import Dim
 
+_MODULE_IDS = itertools.count()  # unique names: sys.modules shrinks as compiled modules go
+
 
 def _torch_fn(prog: Program, backend: str = "torch"):
     """An ordinary generated function (torch, or jax) for a sub-program."""
     src = module_source(load_backend(backend).TARGET, [prog], prog.name)
-    mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{len(sys.modules)}")
+    mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{next(_MODULE_IDS)}")
     exec(compile(src, f"<lossdsl chunked {prog.name}>", "exec"), mod.__dict__)  # our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
