@@ -252,38 +252,33 @@ def test_kd_teacher_gets_no_gradient():
 # ---- dice: monai.losses.DiceLoss --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 4, 5, 6, 7), (2, 2, 10)])
-def test_dice_matches_monai(shape):
+def _dice_against_monai(name, shape, seed, batch):
+    """The spec against monai.losses.DiceLoss(softmax=True, to_onehot_y=True, batch=batch),
+    every reduction; `none` is per (sample, class), or per class with batch=True."""
     import monai
 
-    x = torch.randn(*shape, generator=gen(15)) * 2
-    y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=gen(16))
-    fn = lossdsl.load("dice").compile("torch")
+    x = torch.randn(*shape, generator=gen(seed)) * 2
+    y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=gen(seed + 1))
+    fn = lossdsl.load(name).compile("torch")
+    per = shape[1] if batch else shape[:2]
     for r in ("mean", "sum", "none"):
-        m = monai.losses.DiceLoss(softmax=True, to_onehot_y=True, reduction=r)
+        m = monai.losses.DiceLoss(softmax=True, to_onehot_y=True, batch=batch, reduction=r)
 
         def ref(x, y, m=m, r=r):
             out = m(x, y[:, None])
-            return out.reshape(shape[:2]) if r == "none" else out
+            return out.reshape(per) if r == "none" else out
 
         assert_same(lambda x, y, r=r: fn(x, y, reduction=r), ref, {"x": x, "y": y}, ["x"])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 4, 5, 6, 7), (2, 2, 10)])
+def test_dice_matches_monai(shape):
+    _dice_against_monai("dice", shape, 15, batch=False)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 4, 5, 6, 7), (4, 2, 10)])
 def test_batch_dice_matches_monai_batch_true(shape):
-    import monai
-
-    x = torch.randn(*shape, generator=gen(35)) * 2
-    y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=gen(36))
-    fn = lossdsl.load("batch_dice").compile("torch")
-    for r in ("mean", "sum", "none"):
-        m = monai.losses.DiceLoss(softmax=True, to_onehot_y=True, batch=True, reduction=r)
-
-        def ref(x, y, m=m, r=r):
-            out = m(x, y[:, None])
-            return out.reshape(shape[1]) if r == "none" else out
-
-        assert_same(lambda x, y, r=r: fn(x, y, reduction=r), ref, {"x": x, "y": y}, ["x"])
+    _dice_against_monai("batch_dice", shape, 35, batch=True)
 
 
 def test_dice_class_absent_from_batch():

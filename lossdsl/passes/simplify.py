@@ -144,7 +144,7 @@ def _square(rw, e):
 
 
 def _scalar(a: Atom) -> bool:
-    return not a.type.dims and a.type.dtype in ("float", "int")
+    return a.type.is_scalar and a.type.dtype in ("float", "int")
 
 
 def _gather_scalars(rw, e):
