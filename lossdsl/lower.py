@@ -567,16 +567,28 @@ def _mean(ctx, call, a):
         return None
     over = _all_dims(masked, over)
     num = ctx.emit("sum", (masked,), (("over", over),), span=call.span)
+    if num is None:
+        return None
     cnt = _count(ctx, m, over, call)
     return ctx.emit("safe_div", (num, cnt), (("empty", float(empty)),), span=call.span)
 
 
 def _count(ctx, m: Atom, over: tuple[Dim, ...], call) -> Atom | None:
+    """How many elements of the reduced set `m` selects: the sum over `over` of m broadcast to
+    the reduced value's dims. A dim of `over` that m lacks counts m once per position, so it
+    multiplies the count by its size (mean(x, over=C, mask=m) with m: [B] counts size(C) per
+    row, not 1)."""
     f = ctx.emit("to_float", (m,), span=call.span)
-    over = tuple(d for d in over if f is not None and d in f.type.dims)
-    if not over:
-        return f
-    return ctx.emit("sum", (f,), (("over", over),), span=call.span)
+    if f is None:
+        return None
+    inside = tuple(d for d in over if d in f.type.dims)
+    if inside:
+        f = ctx.emit("sum", (f,), (("over", inside),), span=call.span)
+    for d in over:
+        if d not in inside:
+            n = ctx.emit("size", (), (("dim", d),), span=call.span)
+            f = ctx.emit("mul", (f, n), span=call.span)
+    return f
 
 
 def _count_fn(ctx, call, a):
@@ -1638,11 +1650,26 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
                 ctx.error(TypeMismatch, "`empty` must be a number", _sp(st.empty), "e.g. `empty 0`")
                 return None, default
             if set(by.type.dims) != set(r.type.dims) or by.type.dtype == "bool":
+                # One weight per loss element: a weight lacking a dim would count once per row
+                # or once per element depending on how it is read; expand() says which.
+                lacks = tuple(d for d in r.type.dims if d not in by.type.dims)
+                extra = ", ".join(str(d) for d in by.type.dims if d not in r.type.dims)
+                if extra:
+                    fix = (
+                        f"pick one weight per element along {extra} (w[i] for an index i into "
+                        f"it) or reduce {extra} away"
+                    )
+                elif lacks:
+                    names = ", ".join(map(str, lacks))
+                    w = st.by.name if isinstance(st.by, ast.Name) else "w"
+                    fix = f"repeat the weights along {names}: `by expand({w}, {names})`"
+                else:
+                    fix = "they are a mask: weigh by float(mask)"
                 ctx.error(
                     DimMismatch,
                     f"the mean's weights are {by.type}, the loss is {r.type}",
                     _sp(st.by),
-                    f"weights need the loss's dims {fmt_dims(r.type.dims)} and a numeric dtype",
+                    f"weights need the loss's dims {fmt_dims(r.type.dims)}, as numbers; {fix}",
                 )
                 return None, default
         elif st.empty is not None:

@@ -1,0 +1,83 @@
+"""The lowering of everyday constructs (lossdsl/lower.py): masked means, primed twins beside
+their unprimed input, spec calls that rename a helper's dims. Each generator test draws random
+dim layouts and compares every backend with a numpy computation written here from the
+documented meaning (README.md, "The language")."""
+
+from __future__ import annotations
+
+import numpy as np
+from helpers import call
+
+import lossdsl
+
+BACKENDS = ("numpy", "torch", "jax")
+SIZES = {"A": 2, "B": 3, "C": 4, "D": 5}  # distinct sizes: a wrong axis cannot hide
+
+
+def run(spec, backend: str, inputs: dict, reduction: str = "none") -> np.ndarray:
+    fn = spec.compile(backend)
+    return call(backend, fn, inputs, "float64", reduction=reduction)
+
+
+def _dims(names) -> str:
+    return "[" + ", ".join(names) + "]" if names else ""
+
+
+def _to(v: np.ndarray, src: tuple, dst: tuple) -> np.ndarray:
+    """v laid out over dims `src`, broadcast (by name) to dims `dst`."""
+    v = np.transpose(v, [src.index(d) for d in sorted(src, key=dst.index)])
+    shape = [SIZES[d] if d in src else 1 for d in dst]
+    return np.broadcast_to(v.reshape(shape), [SIZES[d] for d in dst])
+
+
+# ---- masked mean -------------------------------------------------------------------------
+
+
+def test_masked_mean_counts_the_mask_broadcast_over_the_reduced_dims():
+    # x = [[0, 1, 2], [3, 4, 5]], m = [T, T]: every element of each row is selected, so the
+    # masked mean over C is the row mean (hand computation): [1, 4]. Counting m itself (one per
+    # row) instead of its broadcast over C gave the row sums [3, 12].
+    spec = lossdsl.parse("loss f(x: float[B, C], m: bool[B]) { mean(x, over=C, mask=m, empty=0) }")
+    inputs = {"x": np.arange(6.0).reshape(2, 3), "m": np.array([True, False])}
+    for backend in BACKENDS:
+        np.testing.assert_allclose(run(spec, backend, inputs), [1.0, 0.0], err_msg=backend)
+
+
+def _masked_mean_case(rng):
+    names = list(SIZES)
+    xd = tuple(rng.permutation(names)[: rng.integers(1, 5)])
+    md = tuple(d for d in rng.permutation(xd) if rng.random() < 0.5)
+    od = tuple(d for d in rng.permutation(xd) if rng.random() < 0.6)
+    return xd, md, od
+
+
+def test_masked_mean_over_random_dim_subsets_matches_its_documented_meaning():
+    """mean(x, over=O, mask=m, empty=e) is documented as the mean of the elements m selects
+    (m broadcast by name over x), e where it selects none: sum_O(where(m, x, 0)) /
+    sum_O(broadcast(m)), computed here with plain numpy. x over a random subset and order of
+    {A, B, C, D}, m over any subset of x's dims (a scalar mask too), O any subset (none: all)."""
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        xd, md, od = _masked_mean_case(rng)
+        if (xd, md, od) in seen:
+            continue
+        seen.add((xd, md, od))
+        empty = float(rng.choice([0.0, -1.0, 2.5]))
+        over = f", over=({', '.join(od)})" if od else ""
+        text = (
+            f"loss f(x: float{_dims(xd)}, m: bool{_dims(md)}) "
+            f"{{ mean(x{over}, mask=m, empty={empty}) }}"
+        )
+        spec = lossdsl.parse(text)
+        x = rng.standard_normal([SIZES[d] for d in xd])
+        m = rng.random([SIZES[d] for d in md]) < 0.4  # often a whole row unselected
+        mb = _to(np.asarray(m), md, xd)
+        axes = tuple(xd.index(d) for d in (od or xd))
+        num = np.where(mb, x, 0.0).sum(axis=axes)
+        cnt = mb.sum(axis=axes)
+        want = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1), empty)
+        for backend in BACKENDS:
+            got = run(spec, backend, {"x": x, "m": m})
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=text + backend)
+    assert len(seen) >= 25
