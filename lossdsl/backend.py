@@ -759,6 +759,8 @@ class _FunctionEmitter:
         attrs: dict = {"fdt": "fdt"}
         a0 = e.args[0] if e.args else None
         for k, v in e.attrs:
+            if k == "over" and e.op == "contract":
+                continue  # its einsum spec names the summed dims, which may be b's alone
             if k == "over":
                 ax = layout.axes(a0.type.dims, v)
                 attrs["axes"] = ax[0] if len(ax) == 1 else ax

@@ -5,6 +5,8 @@ documented meaning (README.md, "The language")."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from helpers import call
 
@@ -81,3 +83,73 @@ def test_masked_mean_over_random_dim_subsets_matches_its_documented_meaning():
             got = run(spec, backend, {"x": x, "m": m})
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=text + backend)
     assert len(seen) >= 25
+
+
+# ---- primed twins inside a reduction ------------------------------------------------------
+
+
+def test_twin_summed_beside_its_unprimed_input():
+    # x = [1, 2]: mean over H' of x[h] * x[h'] is x[h] * 1.5, plus x[h]: [2.5, 5] (by hand);
+    # sum(x * prime(x, H), over=H') + x is x[h] * 3 + x[h]: [4, 8]. The contraction over a dim
+    # only its second operand has used to crash the torch and jax emitters.
+    x = {"x": np.array([1.0, 2.0])}
+    for body, want in [
+        ("mean(x * x', over=H') + x", [2.5, 5.0]),
+        ("sum(x * prime(x, H), over=H') + x", [4.0, 8.0]),
+        ("sum(prime(x, H) * x, over=H') + x", [4.0, 8.0]),
+    ]:
+        spec = lossdsl.parse(f"loss f(x: float[H]) {{ {body} }}")
+        for backend in BACKENDS:
+            np.testing.assert_allclose(run(spec, backend, x), want, err_msg=body + backend)
+
+
+def _primed(operand: str, over: set) -> dict:
+    """x's dims under `operand` ({dim: axis letter}), by the documented rule: x' primes every
+    dim except those the enclosing reduction sums; prime(x, D) primes D alone."""
+    if operand == "x":
+        return {"A": "a", "B": "b"}
+    if operand == "x'":
+        return {d if d in over else d + "'": d.lower() for d in "AB"}
+    d = operand[-2]  # prime(x, A)
+    return {e + "'" * (e == d): e.lower() for e in "AB"}
+
+
+def test_random_twin_contractions_match_einsum():
+    """sum/mean(P * Q, over=O) for P, Q among x, x', prime(x, A), prime(x, B) (x: [A, B]) and
+    O any subset of the dims the product has, the result's primed dims summed and x added:
+    every backend against an einsum written from the prime rule (README, "Primes")."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((SIZES["A"], SIZES["B"]))
+    operands = ["x", "x'", "prime(x, A)", "prime(x, B)"]
+    all_dims = ["A", "B", "A'", "B'"]
+    checked = 0
+    for p, q in itertools.product(operands, repeat=2):
+        for k in (1, 2, 3):
+            over = tuple(rng.permutation(all_dims)[:k])
+            dp, dq = _primed(p, set(over)), _primed(q, set(over))
+            if not set(over) <= set(dp) | set(dq) or (p == q == "x'" and set(dp) == {"A", "B"}):
+                continue  # a sum over a dim the product lacks; x' that primes nothing
+            fn = str(rng.choice(["sum", "mean"]))
+            letter = {d: chr(ord("a") + i) for i, d in enumerate(all_dims)}
+            keep = [d for d in ("A", "B") if d in (set(dp) | set(dq)) - set(over)]
+            spec_ = (
+                "".join(letter[d] for d in dp)
+                + ","
+                + "".join(letter[d] for d in dq)
+                + "->"
+                + "".join(letter[d] for d in keep)
+            )
+            want = np.einsum(spec_, x, x)
+            if fn == "mean":
+                want = want / np.prod([SIZES[d[0]] for d in over])
+            want = _to(want, tuple(keep), ("A", "B")) + x
+            o = over[0] if len(over) == 1 else "(" + ", ".join(over) + ")"
+            inner = f"{fn}({p} * {q}, over={o})"
+            primed = [d for d in (set(dp) | set(dq)) - set(over) if d.endswith("'")]
+            body = f"sum({inner}, over=({', '.join(sorted(primed))}))" if primed else inner
+            spec = lossdsl.parse(f"loss f(x: float[A, B]) {{ {body} + x }}")
+            for backend in BACKENDS:
+                got = run(spec, backend, {"x": x})
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=body + backend)
+            checked += 1
+    assert checked >= 30
