@@ -16,6 +16,9 @@ class LossError(Exception):
         self.message = message
         self.span = span
         self.hint = hint
+        # Where else the mistake shows: an error inside an inlined spec call gets a note at
+        # each call site it was reached through (innermost first), with its dim bindings.
+        self.notes: list[tuple[str, Span | None]] = []
 
     @property
     def errors(self) -> list[LossError]:
@@ -29,6 +32,9 @@ class LossError(Exception):
             head = f"{s.filename}:{s.line}:{s.col}: error: {self.message}\n{s.render()}"
         if self.hint:
             head += f"\nhint: {self.hint}"
+        for text, span in self.notes:
+            where = f"{span.filename}:{span.line}:{span.col}: " if span is not None else ""
+            head += f"\n{where}note: {text}" + (f"\n{span.render()}" if span is not None else "")
         return head
 
     def __str__(self) -> str:

@@ -989,8 +989,10 @@ def _lower_use(ctx: Ctx, use: ast.Use, fn: Callable) -> dict[str, Atom] | None:
 
 def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
     """Inline another loss: its per-element value (before its reduction) over the caller's dims.
-    Callee dims bind to the argument dims by name, else by position; dims the arguments have
-    beyond the callee's declaration (e.g. *S) ride along like a vmap."""
+    The callee's dims bind to the argument dims by position, whatever their names (colsum(r:
+    [N, M]) called with [M, N] sums the caller's M), all at once: the callee's body resolves
+    each of its dim names through that one map, so no renaming can capture another. Dims the
+    arguments have beyond the callee's declaration (e.g. *S) ride along like a vmap."""
     loss = callee.loss
     if loss.name in ctx.stack:
         return ctx.error(
@@ -1052,7 +1054,10 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
     sub.dims = dict(dim_map)
     for inp in loss.inputs:
         if inp.name not in sub.env:
-            sub.env[inp.name] = _absent_input(sub, inp)
+            t = _bound_type(ctx, loss, inp, dim_map, call)
+            if t is None:
+                return None
+            sub.env[inp.name] = _absent_input(sub, inp, t)
     for name, p in params.items():
         if name in bound:
             v = lower_expr(ctx, bound[name])
@@ -1086,44 +1091,88 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         elif _violated(check, {}):
             _bad_default(sub, p, check)
     ctx.checks.extend(sub.checks)
-    return lower_body(sub, loss)
+    n_errors = len(ctx.errors)
+    out = lower_body(sub, loss)
+    # A mistake met inside the callee may come from this call's dims (colsum's N is the
+    # caller's M here): point at the call too, with the binding.
+    renamed = [f"{k} = {v}" for k, v in dim_map.items() if str(v) != k]
+    note = f"in {loss.name}(...), inlined here" + (f" with {', '.join(renamed)}" if renamed else "")
+    for e in ctx.errors[n_errors:]:
+        e.notes.append((note, call.span))
+    return out
 
 
 def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
+    """Bind the dims `inp` declares to the argument's, position by position (the argument's
+    dims in the order its type lists them: an input's declared order). A dim bound by an
+    earlier input must meet the same caller dim again; a declared twin (B') binds its base B
+    to the caller's dim with one prime fewer. Dims past the declaration ride along."""
     decl = inp.type.dims or ()
-    have = list(atom.type.dims)
-    for i, dref in enumerate(decl):
+    have = atom.type.dims
+
+    def bad(msg: str) -> bool:
+        ctx.error(
+            DimMismatch,
+            f"input '{inp.name}' of {sub.loss_name} {msg}",
+            _sp(node),
+            f"{sub.loss_name} declares {inp.name}: {inp.type}; its dims bind to the "
+            "argument's by position",
+        )
+        return False
+
+    if len(have) < len(decl):
+        return bad(f"is {inp.type}, but the argument is {atom.type}: it lacks a dimension")
+    for dref, d in zip(decl, have):
         want = dim_map.get(dref.name)
         if want is not None:
-            want = Dim(want.name, want.primes + dref.primes, want.variadic)
-            if want not in have:
-                ctx.error(
-                    DimMismatch,
-                    f"input '{inp.name}' of {sub.loss_name} wants dim {dref} (= {want} here), "
-                    f"but the argument is {atom.type}",
-                    _sp(node),
-                    f"{sub.loss_name} declares {inp.name}: {inp.type}",
+            want = replace(want, primes=want.primes + dref.primes)
+            if want != d:
+                return bad(
+                    f"wants dim {dref} (= {want} here) where the argument {atom.type} has {d}"
                 )
-                return False
-            continue
-        same = [d for d in have if d.name == dref.name and d.primes == dref.primes]
-        if same:
-            dim_map[dref.name] = Dim(same[0].name, same[0].primes - dref.primes, same[0].variadic)
-        elif i < len(have):
-            d = have[i]
-            dim_map[dref.name] = Dim(d.name, max(0, d.primes - dref.primes), d.variadic)
+        elif d.primes < dref.primes:
+            return bad(f"wants a primed dim ({dref}) where the argument {atom.type} has {d}")
         else:
-            ctx.error(
-                DimMismatch,
-                f"input '{inp.name}' of {sub.loss_name} is {inp.type}, but the argument is "
-                f"{atom.type}",
-                _sp(node),
-                "the argument lacks a dimension",
+            dim_map[dref.name] = replace(d, primes=d.primes - dref.primes)
+    of = inp.type.of
+    if of is not None:
+        if atom.type.of is None:
+            return bad(f"is an index ({inp.type}), but the argument is {atom.type}")
+        want = dim_map.get(of.name)
+        if want is None:
+            if atom.type.of.primes < of.primes:
+                return bad(f"indexes {of}, but the argument indexes {atom.type.of}")
+            dim_map[of.name] = replace(atom.type.of, primes=atom.type.of.primes - of.primes)
+        elif replace(want, primes=want.primes + of.primes) != atom.type.of:
+            return bad(
+                f"indexes {of} (= {replace(want, primes=want.primes + of.primes)} here), but "
+                f"the argument indexes {atom.type.of}"
             )
-            return False
-    if inp.type.of is not None and atom.type.of is not None:
-        dim_map.setdefault(inp.type.of.name, atom.type.of)
     return True
+
+
+def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> TensorType | None:
+    """The type of a callee's optional input that the call leaves out: its declared dims
+    through the call's binding. A dim no passed argument binds has no size to fill with."""
+    t = inp.type
+    unbound = [
+        d.name for d in (*(t.dims or ()), *((t.of,) if t.of else ())) if d.name not in dim_map
+    ]
+    if unbound:
+        return ctx.error(
+            DimMismatch,
+            f"{loss.name}() leaves out '{inp.name}' ({t}), and no argument binds its dim "
+            f"{unbound[0]}",
+            call.span,
+            f"pass {inp.name}=... too, so {unbound[0]} has a size",
+        )
+
+    def sub(d):
+        base = dim_map[d.name]
+        return replace(base, primes=base.primes + d.primes)
+
+    of = sub(t.of) if t.of is not None else None
+    return TensorType("int" if t.dtype == "index" else t.dtype, tuple(map(sub, t.dims or ())), of)
 
 
 def _coerce(dtype: str, v):
@@ -1232,10 +1281,11 @@ def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[tuple[float, float], tuple[b
     return (lo, hi), (lo_open, hi_open)
 
 
-def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
-    """An optional input that was not passed: its default, broadcast to its declared dims."""
+def _absent_input(ctx: Ctx, inp: ast.Input, t: TensorType | None = None) -> Atom | None:
+    """An optional input that was not passed: its default, broadcast to its declared dims
+    (`t`: its type when already known, e.g. through a spec call's dim binding)."""
     v = const_eval(inp.default)
-    t = input_type(ctx, inp)
+    t = t if t is not None else input_type(ctx, inp)
     if v is None or t is None:
         return None
     dtype = "int" if t.dtype == "int" else t.dtype

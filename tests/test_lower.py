@@ -6,8 +6,10 @@ documented meaning (README.md, "The language")."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
+import pytest
 from helpers import call
 
 import lossdsl
@@ -153,3 +155,90 @@ def test_random_twin_contractions_match_einsum():
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=body + backend)
             checked += 1
     assert checked >= 30
+
+
+# ---- spec calls bind the helper's dims by position -----------------------------------------
+
+
+def test_helper_called_with_its_dim_names_swapped_binds_by_position():
+    # r = [[0, 1, 2], [3, 4, 5]] is [M, N] here; colsum's N is the caller's M (its first
+    # axis), so colsum sums the columns (by hand): [3, 5, 7]. Binding by name summed the rows.
+    spec = lossdsl.parse(
+        "loss colsum(r: float[N, M]) { sum(r, over=N) }\nloss swapped(r: float[M, N]) { colsum(r) }"
+    )
+    for backend in BACKENDS:
+        got = run(spec, backend, {"r": np.arange(6.0).reshape(2, 3)})
+        np.testing.assert_allclose(got, [3.0, 5.0, 7.0], err_msg=backend)
+
+
+HELPER_BODIES = [
+    "sum(r, over=N) * v",
+    "mean(r * v, over=(M, K))",
+    "sum(r[t], over=M)",
+    "sum(sum(r * r', over=K), over=(N', M'))",
+    "sum(r * prime(r, M), over=(K, M'))",
+    "sum(v * v', over=M') * sum(r, over=(N, K))",
+    "sum(onehot(t) * r, over=(M, K)) + sum(softmax(r, over=K)[t] * v, over=M)",
+]
+CALL_SIZES = {"N": 2, "M": 3, "K": 4, "P": 5, "Q": 6, "R": 7}
+
+
+def _subst(text: str, names: dict) -> str:
+    """Every helper dim name replaced at once (N -> M and M -> N swap them)."""
+    return re.sub(r"\b[NMK]\b", lambda m: names[m.group()], text)
+
+
+def test_random_dim_renamings_at_a_call_equal_the_helper_written_inline():
+    """A helper over (r: [N, M, K], v: [M], t: index[N] of K) called with arguments whose dims
+    are a random injective renaming of N, M, K among N, M, K, P, Q (swaps, cycles, chains like
+    N -> M, M -> K), sometimes with an extra trailing dim riding along, equals the helper's body
+    written inline with the caller's names (one simultaneous substitution of the text)."""
+    rng = np.random.default_rng(2)
+    cases = 0
+    for body in HELPER_BODIES:
+        for _ in range(3):
+            names = dict(zip("NMK", rng.permutation(["N", "M", "K", "P", "Q"])[:3]))
+            ride = ", R" if rng.random() < 0.3 and "onehot" not in body else ""
+            head = (
+                f"a: float[{names['N']}, {names['M']}, {names['K']}{ride}], "
+                f"w: float[{names['M']}], i: index[{names['N']}] of {names['K']}"
+            )
+            helper = f"loss h(r: float[N, M, K], v: float[M], t: index[N] of K) {{ {body} }}\n"
+            called = lossdsl.parse(helper + f"loss f({head}) {{ h(a, w, i) }}")
+            inline = lossdsl.parse(
+                f"loss f({head}) {{ "
+                + re.sub(
+                    r"\b[rvt]\b",
+                    lambda m: {"r": "a", "v": "w", "t": "i"}[m.group()],
+                    _subst(body, names),
+                )
+                + " }"
+            )
+            shape = [CALL_SIZES[names[d]] for d in "NMK"] + ([CALL_SIZES["R"]] if ride else [])
+            inputs = {
+                "a": rng.standard_normal(shape),
+                "w": rng.standard_normal(CALL_SIZES[names["M"]]),
+                "i": rng.integers(0, CALL_SIZES[names["K"]], CALL_SIZES[names["N"]]),
+            }
+            want = run(inline, "numpy", inputs)
+            for backend in BACKENDS:
+                got = run(called, backend, inputs)
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{names} {body}")
+            cases += 1
+    assert cases == 3 * len(HELPER_BODIES)
+
+
+def test_an_error_inside_a_helper_also_points_at_the_call_and_its_binding():
+    # h alone is fine ([N] expanded by M); called with x for both inputs, N and M are both the
+    # caller's B, and expand(a, B) of a [B] value fails inside h: the error must show the call
+    # (line 2, col 23) and that N and M are B there.
+    text = (
+        "loss h(a: float[N], b: float[M]) { sum(expand(a, M) * b, over=M) }\n"
+        "loss g(x: float[B]) { h(x, x) }"
+    )
+    with pytest.raises(lossdsl.LossError) as e:
+        lossdsl.parse(text)
+    (err,) = e.value.errors
+    assert (err.span.line, err.span.col) == (1, 47)
+    assert err.notes and err.notes[0][1].line == 2 and err.notes[0][1].col == 23
+    assert "<string>:2:23: note: in h(...), inlined here with N = B, M = B" in err.render()
