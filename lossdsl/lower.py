@@ -140,7 +140,33 @@ class Ctx:
         except OpTypeError as e:
             sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
             cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch
-            return self.error(cls, e.message, sp or span, e.hint or _OP_HINTS.get(op))
+            hint = e.hint or _OP_HINTS.get(op)
+            if isinstance(e, OpDimError) and OPS[op].kind == "elementwise":
+                hint = _line_up_hint(args, arg_spans) or hint
+            return self.error(cls, e.message, sp or span, hint)
+
+
+def _line_up_hint(args, spans) -> str | None:
+    """For operands whose dims do not line up ([N, D] - [M, D]): the expand() that pairs them on
+    purpose, written with the operands' own text, and the reduction that drops the extra dims."""
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        if j >= len(args) or j >= len(spans):
+            continue
+        a, b = args[i].type.dims, args[j].type.dims
+        only_a = [d for d in a if d not in b]
+        only_b = [d for d in b if d not in a]
+        unpaired = [d for d in only_a + only_b if not any(d.twin_of(o) for o in only_a + only_b)]
+        ta, tb = _src(spans[i]), _src(spans[j])
+        if not (only_a and only_b and unpaired and ta and tb):
+            continue
+        new = ", ".join(map(str, only_b))
+        over = new if len(only_b) == 1 else f"({new})"
+        return (
+            f"{ta} has {', '.join(map(str, only_a))}, {tb} has {new}: different dims. To pair "
+            f"each with each on purpose (an outer product), expand one side: "
+            f"`expand({ta}, {new})`; or reduce the other first: `sum({tb}, over={over})`"
+        )
+    return None
 
 
 # For the type rules in lossdsl/ops.py that raise without a hint.
@@ -169,19 +195,25 @@ def _word_span(span: Span | None, word: str, after: int = 0) -> Span | None:
     )
 
 
+def _src(span: Span | None) -> str | None:
+    """The source text of a one-line span (to write a hint's fix in the user's own terms)."""
+    if span is None or span.end_line != span.line:
+        return None
+    return span.source.line(span.line)[span.col - 1 : span.end_col - 1] or None
+
+
 # ---- dims -----------------------------------------------------------------------------
 
 
-def resolve_dim(ctx: Ctx, node) -> Dim | None:
-    """A dim written as `C`, `B'` or `*S` (in over=..., eye(...), onehot(..., C), size(C))."""
+def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> Dim | None:
+    """A dim written as `C`, `B'` or `*S` (in over=..., eye(...), onehot(..., C), size(C));
+    `example` shows the form this place takes, for the hint."""
     primes = 0
     while isinstance(node, ast.Prime):
         primes += 1
         node = node.operand
     if not isinstance(node, ast.Name):
-        return ctx.error(
-            TypeMismatch, "expected a dimension name here", _sp(node), "e.g. over=C or over=(B, C)"
-        )
+        return ctx.error(TypeMismatch, "expected a dimension name here", _sp(node), example)
     d = ctx.dims.get(node.name)
     if d is None and node.name in ctx.env:
         return ctx.error(
@@ -245,9 +277,30 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
             return ctx.emit("gather", (a, b), span=_sp(node), arg_spans=(_sp(x), _sp(i)))
         case ast.Prime(operand=x):
             a = lower_expr(ctx, x)
-            if a is None or isinstance(a, Lit) or not a.type.dims:
+            if a is None:
                 return a
+            text = _src(_sp(x)) or "x"
+            if isinstance(a, Lit) or not a.type.dims:
+                return ctx.error(
+                    DimMismatch,
+                    f"{text}' is {text}: it is a scalar, with no dims to prime",
+                    _sp(node),
+                    f"drop the prime: `{text}`",
+                )
             mapping = tuple((d, d.prime()) for d in a.type.dims if d not in ctx.contracting)
+            if not mapping:
+                # Summed dims keep their names (so that z' in sum(z * z', over=D) is [B', D]);
+                # when that is every dim, the prime is silently the value itself.
+                dims = ", ".join(map(str, a.type.dims))
+                many = len(a.type.dims) > 1
+                return ctx.error(
+                    DimMismatch,
+                    f"{text}' is {text} here, because {dims} {'are' if many else 'is'} summed "
+                    "by the enclosing reduction (summed dims keep their names)",
+                    _sp(node),
+                    f"prime the summed dim{'s' if many else ''} explicitly: "
+                    f"`prime({text}, {dims})`, or prime it outside the reduction",
+                )
             m = dict(mapping)
             new = [m.get(d, d) for d in a.type.dims]
             twice = [d for d in new if new.count(d) > 1]
@@ -657,24 +710,45 @@ def _eigvalsh(ctx, call, a):
     return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
 
+def _dim_args(ctx, call, a) -> tuple | None:
+    """The dims listed after x in prime(x, H, W) and expand(x, H, W). A tuple there is the
+    over=(H, W) form, which these do not take: the hint writes the call as they do."""
+    tup = next((n for n in a["*"] if isinstance(n, ast.Tuple)), None)
+    if tup is not None:
+        flat = [i for n in a["*"] for i in (n.items if isinstance(n, ast.Tuple) else (n,))]
+        x = _src(_sp(a["x"])) or "x"
+        names = ", ".join(_src(_sp(i)) or "D" for i in flat)
+        return ctx.error(
+            TypeMismatch,
+            f"{call.func}() takes its dims as separate arguments, not a tuple",
+            _sp(tup),
+            f"write `{call.func}({x}, {names})`",
+        )
+    dims = tuple(resolve_dim(ctx, n, f"e.g. {call.func}(x, C)") for n in a["*"])
+    return None if any(d is None for d in dims) else dims
+
+
 def _prime(ctx, call, a):
     """prime(x, C): prime only the listed dims (x' primes all but the summed ones), e.g. a
     per-sample Gram matrix sum(f * prime(f, C), over=S) is [B, C, C'], not [B, C, B', C']."""
-    dims = tuple(resolve_dim(ctx, n) for n in a["*"])
+    dims = _dim_args(ctx, call, a)
+    if dims is None:
+        return None
     if not dims:
         return ctx.error(ArityError, "prime() needs the dims to prime", call.span, "prime(x, C)")
-    if any(d is None for d in dims):
-        return None
     x = _x(ctx, a["x"])
     if x is None:
         return None
     missing = [d for d in dims if d not in x.type.dims]
     if missing:
+        text = _src(_sp(a["x"])) or "x"
         return ctx.error(
             DimMismatch,
             f"cannot prime {', '.join(map(str, missing))}: the operand is {x.type}",
             call.span,
-            f"its dims are {fmt_dims(x.type.dims)}",
+            f"prime a dim it has, e.g. `prime({text}, {x.type.dims[0]})`"
+            if x.type.dims
+            else f"a scalar has no dims to prime: `{text}`",
         )
     mapping = tuple((d, d.prime()) for d in dims)
     return ctx.emit("rename", (x,), (("mapping", mapping),), span=call.span)
@@ -683,13 +757,13 @@ def _prime(ctx, call, a):
 def _expand(ctx, call, a):
     """expand(x, M): x repeated along new dims, so that unrelated dims may meet on purpose:
     expand(centers, B) - target is [C, B] (an implicit [C] - [B] is an error: usually a bug)."""
-    dims = tuple(resolve_dim(ctx, n) for n in a["*"])
+    dims = _dim_args(ctx, call, a)
+    if dims is None:
+        return None
     if not dims:
         return ctx.error(
             ArityError, "expand() needs the dims to add", call.span, "e.g. expand(x, B)"
         )
-    if any(d is None for d in dims):
-        return None
     x = _x(ctx, a["x"])
     if x is None:
         return None
@@ -1712,7 +1786,7 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
                 elif lacks:
                     names = ", ".join(map(str, lacks))
                     w = st.by.name if isinstance(st.by, ast.Name) else "w"
-                    fix = f"repeat the weights along {names}: `by expand({w}, {names})`"
+                    fix = f"repeat the weights along {names}: by `expand({w}, {names})`"
                 else:
                     fix = "they are a mask: weigh by float(mask)"
                 ctx.error(

@@ -88,8 +88,9 @@ def broadcast(*dimss: tuple[Dim, ...]) -> tuple[Dim, ...]:
                 raise DimError(
                     f"dims do not line up: {fmt_dims(out)} vs {fmt_dims(dims)}",
                     f"{', '.join(map(str, extra_old))} and {', '.join(map(str, extra_new))} are "
-                    "different dims; reduce one side first (e.g. sum(x, over=...)), or prime a "
-                    "twin (x') for a pairwise matrix",
+                    f"different dims: expand(x, {extra_new[0]}) pairs each with each on purpose "
+                    "(an outer product); else reduce one side first (sum(x, over=...)), or prime "
+                    "a twin (x') for a pairwise matrix",
                 )
         out = out + tuple(extra_new)
     return out

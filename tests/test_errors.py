@@ -85,6 +85,31 @@ def test_bad_program(path: Path):
         assert e.hint and e.hint.strip(), f"no hint for: {rendered}"
 
 
+HINT_FIXES = re.compile(r"^\s*#\s*hint fixes:\s*(.+?)\s*$", re.M)
+HINT_CASES = [p for p in CASES if HINT_FIXES.search(p.read_text())]
+
+
+def test_hint_fix_suite_size():
+    assert len(HINT_CASES) >= 7
+
+
+@pytest.mark.parametrize("path", HINT_CASES, ids=lambda p: p.name)
+def test_applying_the_hint_fixes_the_program(path: Path):
+    """A file with `# hint fixes: OLD` has one error whose hint names its fix in backticks:
+    writing that for OLD (its first occurrence on the error's line) must compile. A hint that
+    points elsewhere (a form that fails again) fails here."""
+    text = path.read_text()
+    old = HINT_FIXES.search(text)[1]
+    (err,) = _errors(path)
+    fix = re.search(r"`([^`]+)`", err.hint or "")
+    assert fix is not None, f"the hint names no fix in backticks: {err.hint}"
+    lines = text.splitlines()
+    line = lines[err.span.line - 1]
+    assert old in line, (old, line)
+    lines[err.span.line - 1] = line.replace(old, fix[1], 1)
+    lossdsl.parse("\n".join(lines), str(path))  # raises on any error
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(

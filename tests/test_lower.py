@@ -242,3 +242,14 @@ def test_an_error_inside_a_helper_also_points_at_the_call_and_its_binding():
     assert (err.span.line, err.span.col) == (1, 47)
     assert err.notes and err.notes[0][1].line == 2 and err.notes[0][1].col == 23
     assert "<string>:2:23: note: in h(...), inlined here with N = B, M = B" in err.render()
+
+
+def test_a_prime_that_primes_nothing_is_an_error():
+    # Inside sum(..., over=C), k' keeps C (summed dims keep their names), so k <= k' was k <= k
+    # and the loss silently compiled to sum(x, over=C).
+    with pytest.raises(lossdsl.LossError, match=r"k' is k here, because C is summed") as e:
+        lossdsl.parse("loss f(k: float[C], x: float[B, C]) { sum(where(k <= k', x, 0), over=C) }")
+    assert "`prime(k, C)`" in e.value.hint
+    # a prime that keeps some dims and primes others is the documented rule, not an error
+    spec = lossdsl.parse("loss f(z: float[B, D]) { sum(sum(z * z', over=D), over=B') }")
+    assert spec.program().output("none").type.dims[0].name == "B"
