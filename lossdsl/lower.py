@@ -1613,9 +1613,13 @@ def lower_loss(
                 inp.name_span or inp.span,
                 f"rename the input or the dim {d}",
             )
+    if not helper:
+        _optional_only_dims(ctx, loss)
     params = declare_params(ctx, loss)
     result = lower_body(ctx, loss)
     reduce_stmts = [s for s in loss.body if isinstance(s, ast.Reduce)]
+    if not helper:
+        _unsized_dims(ctx, decls)
     if result is None:
         return None
     result = _check_result(ctx, loss, result, helper)
@@ -1635,6 +1639,49 @@ def lower_loss(
         checks=tuple(ctx.checks),
         absent=tuple(sorted(absent)),
     )
+
+
+def _optional_only_dims(ctx: Ctx, loss: ast.LossDef) -> None:
+    """A dim that only optional inputs carry has no size when they are left out (the default
+    fills a tensor over it): the spec cannot be called without them, so say so at check."""
+    required = {d.name for i in loss.inputs if i.default is None for d in i.type.dims or ()}
+    reported = set()
+    for inp in loss.inputs:
+        if inp.default is None:
+            continue
+        for d in inp.type.dims or ():
+            if d.name in required or d.name in reported:
+                continue
+            reported.add(d.name)
+            ctx.error(
+                DimMismatch,
+                f"dim {d} is only on optional inputs: when '{inp.name}' is left out, nothing "
+                f"gives {d.name} a size",
+                d.span or inp.span,
+                f"declare {d.name} on a required input too, or make '{inp.name}' required "
+                "(drop its `= default`)",
+            )
+
+
+def _unsized_dims(ctx: Ctx, decls: list[InputDecl]) -> None:
+    """Every dim an equation needs the size of (fill, eye, arange, onehot, size, expand) must
+    be a dim of a passed input: an `index[...] of C` alone does not say how big C is."""
+    carried = {d.name for decl in decls for d in decl.var.type.dims}
+    reported = set()
+    for e in ctx.b.eqns:
+        dims = [v for k, v in e.attrs if k == "dim"] + [
+            d for k, v in e.attrs if k == "dims" for d in v
+        ]
+        for d in dims:
+            if isinstance(d, Dim) and d.name not in carried and d.name not in reported:
+                reported.add(d.name)
+                ctx.error(
+                    DimMismatch,
+                    f"the size of {d.name} is unknown: no input has dim {d.name}",
+                    e.span,
+                    f"declare an input over {d.name} (e.g. the logits float[B, {d.name}]); "
+                    f"an index `of {d.name}` does not give its size",
+                )
 
 
 def _reaches_input(ctx: Ctx, r: Atom, differentiably: bool = False) -> bool:

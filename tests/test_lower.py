@@ -253,3 +253,22 @@ def test_a_prime_that_primes_nothing_is_an_error():
     # a prime that keeps some dims and primes others is the documented rule, not an error
     spec = lossdsl.parse("loss f(z: float[B, D]) { sum(sum(z * z', over=D), over=B') }")
     assert spec.program().output("none").type.dims[0].name == "B"
+
+
+# ---- dims with no size ---------------------------------------------------------------------
+
+
+def test_a_dim_only_on_an_optional_input_is_an_error_at_check():
+    # Without w nothing gives S a size: this passed check and raised a raw NotImplementedError
+    # from the torch and jax emitters (a KeyError from numpy) at compile.
+    with pytest.raises(lossdsl.LossError, match="only on optional inputs"):
+        lossdsl.parse("loss f(x: float[B], w: float[B, *S] = 1) { sum(x * mean(w, over=S)) }")
+    # S on a required input too: both variants compile and agree with numpy by hand
+    spec = lossdsl.parse(
+        "loss f(x: float[B, *S], w: float[B, *S] = 2) { sum(x * mean(w, over=S), over=S) }"
+    )
+    x = np.arange(6.0).reshape(2, 3)
+    for backend in BACKENDS:
+        # w absent: 2 * row sums of x = [6, 24]; w = 1: [3, 12]
+        np.testing.assert_allclose(run(spec, backend, {"x": x}), [6.0, 24.0])
+        np.testing.assert_allclose(run(spec, backend, {"x": x, "w": np.ones((2, 3))}), [3, 12])
