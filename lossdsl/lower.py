@@ -660,11 +660,14 @@ def _count_fn(ctx, call, a):
         )
     missing = [d for d in over if d not in m.type.dims]
     if missing:
+        names = ", ".join(map(str, missing))
+        text = _src(_sp(a["x"])) or "m"
         return ctx.error(
             DimMismatch,
-            f"cannot count over {', '.join(map(str, missing))}: the mask is {m.type}",
+            f"cannot count over {names}: the mask is {m.type}",
             _sp(a["x"]),
-            f"its dims are {fmt_dims(m.type.dims)}" if m.type.dims else "the mask is a scalar",
+            f"to count each of its entries once per {names}, repeat it: `expand({text}, {names})`"
+            + (f"; or count over its own dims {fmt_dims(m.type.dims)}" if m.type.dims else ""),
         )
     return _count(ctx, m, _all_dims(m, over), call)
 

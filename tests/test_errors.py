@@ -96,7 +96,7 @@ def test_hint_fix_suite_size():
 @pytest.mark.parametrize("path", HINT_CASES, ids=lambda p: p.name)
 def test_applying_the_hint_fixes_the_program(path: Path):
     """A file with `# hint fixes: OLD` has one error whose hint names its fix in backticks:
-    writing that for OLD (its first occurrence on the error's line) must compile. A hint that
+    writing that for OLD (where the caret points on the error's line) must compile. A hint that
     points elsewhere (a form that fails again) fails here."""
     text = path.read_text()
     old = HINT_FIXES.search(text)[1]
@@ -104,9 +104,13 @@ def test_applying_the_hint_fixes_the_program(path: Path):
     fix = re.search(r"`([^`]+)`", err.hint or "")
     assert fix is not None, f"the hint names no fix in backticks: {err.hint}"
     lines = text.splitlines()
-    line = lines[err.span.line - 1]
-    assert old in line, (old, line)
-    lines[err.span.line - 1] = line.replace(old, fix[1], 1)
+    line, col = lines[err.span.line - 1], err.span.col - 1
+    starts = [m.start() for m in re.finditer(re.escape(old), line)]
+    assert starts, (old, line)
+    # the occurrence under the error's caret, else the first after it
+    at = next((i for i in starts if i <= col < i + len(old)), None)
+    at = at if at is not None else next((i for i in starts if i >= col), starts[0])
+    lines[err.span.line - 1] = line[:at] + fix[1] + line[at + len(old) :]
     lossdsl.parse("\n".join(lines), str(path))  # raises on any error
 
 

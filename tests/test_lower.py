@@ -62,7 +62,7 @@ def test_masked_mean_over_random_dim_subsets_matches_its_documented_meaning():
     {A, B, C, D}, m over any subset of x's dims (a scalar mask too), O any subset (none: all)."""
     rng = np.random.default_rng(0)
     seen = set()
-    for _ in range(40):
+    for _ in range(30):
         xd, md, od = _masked_mean_case(rng)
         if (xd, md, od) in seen:
             continue
@@ -84,7 +84,7 @@ def test_masked_mean_over_random_dim_subsets_matches_its_documented_meaning():
         for backend in BACKENDS:
             got = run(spec, backend, {"x": x, "m": m})
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=text + backend)
-    assert len(seen) >= 25
+    assert len(seen) >= 20
 
 
 # ---- primed twins inside a reduction ------------------------------------------------------
