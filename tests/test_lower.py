@@ -228,6 +228,42 @@ def test_random_dim_renamings_at_a_call_equal_the_helper_written_inline():
     assert cases == 3 * len(HELPER_BODIES)
 
 
+@pytest.mark.parametrize(
+    "helper, caller, inline, shape",
+    [
+        # a variadic *S bound to the caller's *T, and to a plain dim H
+        (
+            "loss h(r: float[N, *S]) { mean(r, over=S) * sum(r, over=(N, S)) }",
+            "loss g(a: float[M, *T]) { h(a) }",
+            "loss g(a: float[M, *T]) { mean(a, over=T) * sum(a, over=(M, T)) }",
+            (2, 3, 4),
+        ),
+        (
+            "loss h(r: float[N, *S]) { mean(r, over=S) * sum(r, over=(N, S)) }",
+            "loss g(a: float[M, H]) { h(a) }",
+            "loss g(a: float[M, H]) { mean(a, over=H) * sum(a, over=(M, H)) }",
+            (2, 3),
+        ),
+        # a declared twin [N, N'] bound to the caller's [M, M'], N and M swapped with v's dim
+        (
+            "loss h(p: float[N, N'], q: float[M]) { sum(p, over=N') * sum(q) }",
+            "loss g(a: float[M], v: float[N]) { h(a * a', v) + 0 * sum(v) }",
+            "loss g(a: float[M], v: float[N]) { sum(a * a', over=M') * sum(v) + 0 * sum(v) }",
+            (3,),
+        ),
+    ],
+)
+def test_variadic_and_twin_dims_bind_like_the_inline_body(helper, caller, inline, shape):
+    rng = np.random.default_rng(3)
+    inputs = {"a": rng.standard_normal(shape)}
+    if "v:" in caller:
+        inputs["v"] = rng.standard_normal(4)
+    want = run(lossdsl.parse(inline), "numpy", inputs)
+    called = lossdsl.parse(helper + "\n" + caller)
+    for backend in BACKENDS:
+        np.testing.assert_allclose(run(called, backend, inputs), want, rtol=1e-12)
+
+
 def test_an_error_inside_a_helper_also_points_at_the_call_and_its_binding():
     # h alone is fine ([N] expanded by M); called with x for both inputs, N and M are both the
     # caller's B, and expand(a, B) of a [B] value fails inside h: the error must show the call
