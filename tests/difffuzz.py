@@ -1283,6 +1283,7 @@ class Ev:
         sig = dict(e.a("sigma"))  # caller dim -> helper dim
         inv = {v: k for k, v in sig.items()}
         hsizes = {sig[d]: self.sizes[d] for d in sig}
+        hsizes.update({prime_dim(k): v for k, v in hsizes.items()})
         henv = {}
         for inp, arg in zip(h.inputs, args):
             henv[inp.name] = NA(arg.a, [sig[d] for d in arg.dims])
@@ -1321,6 +1322,11 @@ def _softplus(x):
 
 
 def _sigmoid(x):
+    with np.errstate(all="ignore"):
+        return np.where(np.isnan(x), x, _sigmoid_num(x))
+
+
+def _sigmoid_num(x):
     with np.errstate(all="ignore"):
         return np.where(
             x >= 0,
