@@ -23,6 +23,7 @@ from lossdsl import ast
 from lossdsl.check import Callee, Resolved, Scope
 from lossdsl.errors import (
     ArityError,
+    ConstantError,
     DimMismatch,
     DuplicateDefinition,
     LossError,
@@ -32,7 +33,17 @@ from lossdsl.errors import (
     did_you_mean,
 )
 from lossdsl.ir import Atom, Check, Eqn, InputDecl, Lit, ParamDecl, Program, Var
-from lossdsl.ops import OPS, OpDimError, OpTypeError, ref_attrs
+from lossdsl.ops import (
+    FOLDABLE_KINDS,
+    OPS,
+    FoldError,
+    OpDimError,
+    OpTypeError,
+    check_representable,
+    fold_value,
+    ref_attrs,
+    short_number,
+)
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
 
@@ -88,6 +99,10 @@ class Builder:
                 Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
                 for a in args
             )
+        if args and OPS[op].kind in FOLDABLE_KINDS and all(isinstance(a, Lit) for a in args):
+            # Constants fold now (exactly, for ints): no framework op ever sees only Python
+            # numbers, and a value the IR cannot hold is reported here, at its expression.
+            return Lit(fold_value(op, [a.value for a in args], dict(attrs), t.dtype), t)
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
         return out
@@ -139,7 +154,13 @@ class Ctx:
             return self.b.emit(op, tuple(args), tuple(attrs), hint, span)
         except OpTypeError as e:
             sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
-            cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch
+            cls = (
+                ConstantError
+                if isinstance(e, FoldError)
+                else DimMismatch
+                if isinstance(e, OpDimError)
+                else TypeMismatch
+            )
             return self.error(cls, e.message, sp or span, e.hint or _OP_HINTS.get(op))
 
 
@@ -217,7 +238,7 @@ _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 def lower_expr(ctx: Ctx, node) -> Atom | None:
     match node:
         case ast.Num(value=v):
-            return lit(v)
+            return _literal(ctx, node)
         case ast.Bool(value=v):
             return lit(v)
         case ast.Name():
@@ -277,6 +298,23 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
                 ArityError, "unexpected keyword argument", _sp(node), "pass it as a value"
             )
     raise AssertionError(f"unhandled AST node {node!r}")
+
+
+def _literal(ctx: Ctx, node: ast.Num) -> Atom | None:
+    """A number as written; one the compiled code cannot hold is an error at the literal."""
+    v = node.value
+    if isinstance(v, float) and math.isinf(v) and node.text != "inf":
+        return ctx.error(
+            ConstantError,
+            f"the number {short_number(node.text)} overflows float64",
+            _sp(node),
+            "write inf for infinity; the largest float is about 1.8e308",
+        )
+    try:
+        check_representable(v)
+    except FoldError as e:
+        return ctx.error(ConstantError, e.message, _sp(node), e.hint)
+    return lit(v)
 
 
 def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
@@ -415,9 +453,13 @@ def _const(ctx: Ctx, node, what: str) -> float | int | None:
 
 
 def const_eval(node) -> float | int | bool | None:
-    """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus."""
+    """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus,
+    with the language's types (the op table's folding: ints exact, `/` true division, so
+    `4 / 2` is 2.0). None when it is not constant or not representable (int64, float64)."""
     match node:
         case ast.Num(value=v) | ast.Bool(value=v):
+            if isinstance(v, float) and math.isinf(v) and node.text != "inf":
+                return None  # a literal that overflowed float64
             return v
         case ast.Unary(op="-", operand=x):
             v = const_eval(x)
@@ -426,16 +468,16 @@ def const_eval(node) -> float | int | bool | None:
             a, b = const_eval(l), const_eval(r)
             if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
                 return None
+            name = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}[op]
+            types = [TensorType("int" if isinstance(v, int) else "float") for v in (a, b)]
+            dtype = OPS[name].type_rule(types, {}).dtype
             try:
-                return {
-                    "+": lambda: a + b,
-                    "-": lambda: a - b,
-                    "*": lambda: a * b,
-                    "/": lambda: a / b,
-                    "^": lambda: float(a) ** b,
-                }[op]()
-            except (ZeroDivisionError, OverflowError, ValueError):
+                v = fold_value(name, [a, b], {}, dtype)
+            except FoldError:
                 return None
+            if isinstance(v, float) and math.isinf(v) and math.isfinite(a) and math.isfinite(b):
+                return None  # 1 / 0: no number
+            return v
     return None
 
 
@@ -1325,12 +1367,18 @@ def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
             _sp(p.default),
             f"write `param {p.name}: bool = {'true' if d else 'false'}`",
         )
-    if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
+    if p.dtype == "int" and (isinstance(d, bool) or not isinstance(d, int)):
+        # One rule for every backend: the default has the param's type, as the language
+        # computes it (`/` is true division: 4 / 2 is 2.0, not an int).
+        whole = isinstance(d, float) and d.is_integer()
         return ctx.error(
             TypeMismatch,
             f"int param '{p.name}' needs an integer default, found {str(d).lower()}",
             _sp(p.default),
-            f"give an integer, or declare it `param {p.name}: float`",
+            f"write `param {p.name}: int = {int(d)}` (`/` is true division and a literal "
+            "with a point is a float)"
+            if whole
+            else f"give an integer, or declare it `param {p.name}: float`",
         )
     if p.dtype == "float" and isinstance(d, bool):
         return ctx.error(
