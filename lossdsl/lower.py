@@ -17,9 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
-from lossdsl import ast
+from lossdsl import ast, constraints
 from lossdsl.check import Callee, Resolved, Scope
 from lossdsl.errors import (
     ArityError,
@@ -41,7 +39,6 @@ from lossdsl.ops import (
     OpTypeError,
     check_representable,
     fold_value,
-    ref_attrs,
     short_number,
 )
 from lossdsl.source import Span
@@ -1312,6 +1309,16 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | Non
             "e.g. `where gamma >= 0`",
         )
         return
+    bad_op = constraints.unsupported(scratch.b.eqns)
+    if bad_op is not None:
+        # Checked on Python numbers before any tensor exists (lossdsl/constraints.py).
+        ctx.error(
+            TypeMismatch,
+            f"a param constraint cannot use {_SURFACE.get(bad_op.op, bad_op.op)}",
+            bad_op.span or _sp(p.constraint),
+            constraints.HINT,
+        )
+        return
     text = p.constraint.span.source.text if p.constraint.span else ""
     if p.constraint.span is not None:
         s = p.constraint.span
@@ -1325,21 +1332,10 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | Non
 def _violated(check: Check | None, values: dict[str, object]) -> bool:
     """Whether a constraint already fails on constants: its params are literals (a spec call with
     gamma=-1) or have the given `values` (defaults). False when it depends on anything else."""
-    if check is None:
-        return False
-    env = {k: np.asarray(v) for k, v in values.items()}
+    return check is not None and constraints.evaluate(check, values) is False
 
-    def val(a):
-        return np.asarray(a.value) if isinstance(a, Lit) else env.get(a.name)
 
-    for e in check.eqns:
-        args = [val(a) for a in e.args]
-        if any(a is None for a in args):
-            return False
-        with np.errstate(all="ignore"):
-            env[e.out.name] = np.asarray(OPS[e.op].ref(*args, **ref_attrs(OPS[e.op], e.attrs)))
-    ok = val(check.ok)
-    return ok is not None and not bool(ok)
+_SURFACE = {"pow": "'^'", "safe_div": "a masked mean"}  # ops a user knows by another name
 
 
 def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
@@ -1725,3 +1721,8 @@ def check_param_value(name: str, dtype: str, value) -> None:
     }[dtype]
     if not ok or (dtype == "float" and isinstance(value, float) and math.isnan(value)):
         raise ParamError(f"param '{name}' must be {dtype}, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            check_representable(value)
+        except FoldError as e:
+            raise ParamError(f"param '{name}': {e.message}", None, e.hint) from None
