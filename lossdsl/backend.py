@@ -789,7 +789,7 @@ class _FunctionEmitter:
                 attrs["n"] = self.dim_size(v)
             elif k == "dims" and e.op != "transpose":
                 attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
-                attrs["n"] = self.dim_size(v[0])
+                attrs["n"] = self.dim_size(v[0]) if v else "1"  # a 0-d fill: a folded result
             elif k == "dtype":
                 attrs["dtype"] = self._dtype(v)
             elif k in ("value", "empty"):

@@ -46,7 +46,7 @@ TEMPLATES: dict[str, str] = {
     # np.maximum/np.minimum propagate nan (Python's max(0, nan) is 0)
     "maximum": "({1} if {1} > {0} or {1} != {1} else {0})",
     "minimum": "({1} if {1} < {0} or {1} != {1} else {0})",
-    "relu": "(0 * {0} if {0} < 0 else {0})",
+    "relu": "(0 if {0} < 0 else {0})",
     "to_float": "float({0})",
     "stop_grad": "{0}",
     "exp": _EXP,

@@ -65,6 +65,7 @@ class Builder:
         self.eqns: list[Eqn] = []
         self.taken: set[str] = set(taken or ())
         self._n = 0
+        self.fold = False  # return constants as literals (param constraints)
 
     def fresh(self, hint: str | None = None) -> str:
         if hint and hint not in self.taken:
@@ -97,9 +98,12 @@ class Builder:
                 for a in args
             )
         if args and OPS[op].kind in FOLDABLE_KINDS and all(isinstance(a, Lit) for a in args):
-            # Constants fold now (exactly, for ints): no framework op ever sees only Python
-            # numbers, and a value the IR cannot hold is reported here, at its expression.
-            return Lit(fold_value(op, [a.value for a in args], dict(attrs), t.dtype), t)
+            # A constant the IR cannot hold (int64, float64) is reported here, at its
+            # expression. The body keeps the equation (formulas show log(2), not 0.693; the
+            # fold pass folds it); a constraint folds now (`g <= 2 ^ 3` needs no pow).
+            v = fold_value(op, [a.value for a in args], dict(attrs), t.dtype)
+            if self.fold:
+                return Lit(v, t)
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
         return out
@@ -1275,6 +1279,7 @@ def _absent_input(ctx: Ctx, inp: ast.Input) -> Atom | None:
 def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | None:
     """A param constraint, lowered over the params alone into its own small equation list."""
     b = Builder()
+    b.fold = True
     b.taken = ctx.b.taken  # share the namespace: check names never collide with body names
     # The inputs are in scope only so that using one is reported as such, not as unknown.
     env = {**ctx.env, **params}

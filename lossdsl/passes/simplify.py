@@ -242,6 +242,13 @@ def _gather_scalars(rw, e):
 
 
 SIMPLIFY_RULES: tuple[Row, ...] = (
+    Row(
+        "fold",
+        "constants the rules below make (0 * x -> 0, then 0 / 2) are folded too: no framework "
+        "op is handed Python numbers alone",
+        _fold,
+        tuple(n for n, o in OPS.items() if o.kind in FOLDABLE_KINDS),
+    ),
     Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0), ("add",)),
     Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,)), ("sub",)),
     Row("x * 1 -> x", "multiplying by one changes nothing", _identity("mul", 1), ("mul",)),
