@@ -118,6 +118,7 @@ TARGET = Target(
     permute="jnp.transpose({x}, {perm})",
     broadcast="jnp.broadcast_to({x}, {shape})",
     select="(({1} if {0} else {2}) if isinstance({0}, bool) else jnp.where({0}, {1}, {2}))",
+    param_traced="isinstance({x}, jax.core.Tracer)",  # jax.jit, vmap, grad
     is_half="{x}.dtype in (jnp.float16, jnp.bfloat16)",
     upcast="{x}.astype(jnp.float32)",
     out_cast="{x}.astype(odt)",

@@ -231,6 +231,11 @@ TARGET = Target(
     broadcast="torch.broadcast_to({x}, {shape})",
     device="{x}.device",
     select="({1} if {0} else {2})",
+    # torch.compile traces a tensor param; vmap and grad wrap it (.item() fails under vmap)
+    param_traced=(
+        "torch.compiler.is_compiling() or (isinstance({x}, torch.Tensor) and "
+        "torch._C._functorch.is_functorch_wrapped_tensor({x}))"
+    ),
     is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",

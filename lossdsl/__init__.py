@@ -10,6 +10,7 @@ Importing lossdsl imports neither torch nor jax; a backend is loaded when first 
 from lossdsl.compiler import Spec, list_specs, load, parse
 from lossdsl.errors import (
     ArityError,
+    ConstantError,
     DimMismatch,
     DuplicateDefinition,
     InputError,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArityError",
+    "ConstantError",
     "DimMismatch",
     "DuplicateDefinition",
     "InputError",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lossdsl import layout
+from lossdsl import constraints, layout
 from lossdsl.errors import class_ids_message
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources
 from lossdsl.ops import OPS
@@ -46,17 +46,9 @@ INFIX_TEMPLATES = {
     "ge": "{0} >= {1}",
 }
 
-# Param constraints run on Python numbers before any tensor work.
-SCALAR_TEMPLATES = {
-    **INFIX_TEMPLATES,
-    "and": "({0} and {1})",
-    "or": "({0} or {1})",
-    "not": "(not {0})",
-    "abs": "abs({0})",
-    "maximum": "max({0}, {1})",
-    "minimum": "min({0}, {1})",
-    "to_float": "float({0})",
-}
+# Param constraints run on Python numbers before any tensor work: the one table of
+# lossdsl/constraints.py (every op a constraint may use; the checker rejects the others).
+SCALAR_TEMPLATES = constraints.TEMPLATES
 
 Template = str | Callable[["EqnContext"], str]
 
@@ -139,6 +131,9 @@ class Target:
     # where(c, a, b) on a bool param c: only the chosen branch reaches the result, so the other
     # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
     select: str | None = None
+    # A 0-d tensor param whose value is not known yet ({x}; traced: jax.jit, torch.compile,
+    # vmap): its constraint cannot be checked now (its shape still is).
+    param_traced: str = "False"
     shard: ShardTarget | None = None  # None: this framework has no distributed mode
     # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
     # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
@@ -475,50 +470,76 @@ class _FunctionEmitter:
         )
 
     def _param_types(self) -> None:
-        """A Python number of the wrong kind for a param (2.5 for an int, True for a float)
-        would otherwise compute something: ignore_index=2.5 ignores no class, and F.cross_entropy
-        would take it as 2. Tensors and traced values pass (their dtype is the framework's)."""
+        """Each param as a Python number `self.value[name]` for the checks: itself, or the
+        value of a numpy scalar or 0-d array/tensor (None while traced). More than one element
+        is an error (a param is one number, never broadcast). A number of the wrong kind (2.5
+        for an int, True for a float) would otherwise compute something: ignore_index=2.5
+        ignores no class, and F.cross_entropy would take it as 2."""
         wrong = {"int": "(bool, float)", "float": "bool"}
+        self.value: dict[str, str] = {}
         for q in self.p.params:
-            kinds = wrong.get(q.var.type.dtype)
             name = q.var.name
-            if kinds is None or name not in self.expr:
+            if q.var.type.dtype not in ("int", "float", "bool") or name not in self.expr:
                 continue
             x = self.expr[name]
-            self.line(f"if isinstance({x}, {kinds}):")
+            v = self.value[name] = self.names.fresh(f"{x}_v")
+            self.line(f"{v} = {x}")
+            self.line(f"if not isinstance({x}, (int, float)):")
+            self.line(f"if tuple({x}.shape) != ():", 2)
+            self.line(
+                f"raise LossParamError(f\"{self.label}: param '{name}' must be a scalar (a "
+                f'number or a 0-d tensor), got shape {{tuple({x}.shape)}}")',
+                3,
+            )
+            self.line(f"{v} = None if {self.t.param_traced.format(x=x)} else {x}.item()", 2)
+            kinds = wrong.get(q.var.type.dtype)
+            if kinds is None:
+                continue
+            self.line(f"if isinstance({v}, {kinds}):")
             self.line(
                 f"raise LossParamError(f\"{self.label}: param '{name}' must be "
-                f'{q.var.type.dtype}, got {{{x}!r}}")',
+                f'{q.var.type.dtype}, got {{{v}!r}}")',
                 2,
             )
 
     def _checks(self) -> None:
+        """Each constraint on the params' Python values (lossdsl/constraints.py), one line per
+        equation; skipped while a value it needs is traced."""
         for chk in self.p.checks:
             params = sorted(
                 {a.name for e in chk.eqns for a in e.args if isinstance(a, Var)}
                 - {e.out.name for e in chk.eqns}
             )
-            guard = " and ".join(f"isinstance({self.expr[q]}, (int, float))" for q in params)
+            if isinstance(chk.ok, Var) and not chk.eqns:
+                params = [chk.ok.name]
+            guard = " and ".join(f"{self.value[q]} is not None" for q in params)
+            indent = 1
+            if guard:
+                self.line(f"if {guard}:")
+                indent = 2
+            if any(constraints.uses_math(e.op) for e in chk.eqns):
+                self.line("import math", indent)
             local: dict[str, str] = {}
 
             def r(a):
                 if isinstance(a, Lit):
                     return py_literal(a.value)
-                return local.get(a.name) or self.expr[a.name]
+                return local.get(a.name) or self.value[a.name]
 
             for e in chk.eqns:
-                tmpl = SCALAR_TEMPLATES.get(e.op)
-                if tmpl is None:
-                    raise NotImplementedError(f"param constraint uses op '{e.op}'")
-                local[e.out.name] = "(" + tmpl.format(*(r(a) for a in e.args)) + ")"
-            cond = r(chk.ok)
-            shown = ", ".join(f"{q}={{{self.expr[q]}!r}}" for q in params)
+                code = SCALAR_TEMPLATES[e.op].format(*(r(a) for a in e.args))  # checked ops
+                if e.out == chk.ok:  # the last one goes in the `if`
+                    local[e.out.name] = f"({code})"
+                    continue
+                local[e.out.name] = self.names.fresh(e.out.name)
+                self.line(f"{local[e.out.name]} = {code}", indent)
+            shown = ", ".join(f"{q}={{{self.value[q]}!r}}" for q in params)
             text = chk.text.replace("{", "{{").replace("}", "}}").replace('"', "'")
             text = text.replace("\\", "/")
-            self.line(f"if {guard or 'True'} and not {cond}:")
+            self.line(f"if not {r(chk.ok)}:", indent)
             self.line(
                 f'raise LossParamError(f"{self.label}: params must satisfy `{text}`, got {shown}")',
-                2,
+                indent + 1,
             )
 
     def _inputs(self) -> None:
@@ -770,7 +791,7 @@ class _FunctionEmitter:
                 attrs["n"] = self.dim_size(v)
             elif k == "dims" and e.op != "transpose":
                 attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
-                attrs["n"] = self.dim_size(v[0])
+                attrs["n"] = self.dim_size(v[0]) if v else "1"  # a 0-d fill: a folded result
             elif k == "dtype":
                 attrs["dtype"] = self._dtype(v)
             elif k in ("value", "empty"):

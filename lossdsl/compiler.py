@@ -19,9 +19,7 @@ import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
-from lossdsl import ast
+from lossdsl import ast, constraints
 from lossdsl.backend import BACKENDS, function_name, load_backend, module_source
 from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
@@ -34,8 +32,7 @@ from lossdsl.errors import (
     raise_all,
 )
 from lossdsl.ir import Lit, Program, Var, format_program, verify
-from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
-from lossdsl.ops import OPS, ref_attrs
+from lossdsl.lower import REDUCTIONS, _coerce, check_param_value, const_eval, lower_loss
 from lossdsl.parser import parse_module
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
@@ -213,7 +210,8 @@ def _param_info(p: ast.Param) -> ParamInfo:
         s = p.constraint.span
         line = s.source.line(s.line)
         text = line[s.col - 1 : s.end_col - 1] if s.end_line == s.line else line[s.col - 1 :]
-    return ParamInfo(p.name, p.dtype, const_eval(p.default), text)
+    # the default as the param's type (an int literal for a float param is a float)
+    return ParamInfo(p.name, p.dtype, _coerce(p.dtype, const_eval(p.default)), text)
 
 
 def _check_backend(backend: str) -> str:
@@ -264,7 +262,7 @@ def bake(prog: Program, values: dict) -> Program:
     checks = []
     for c in prog.checks:
         c2 = replace(c, eqns=tuple(replace(e, args=tuple(s(a) for a in e.args)) for e in c.eqns))
-        ok = _eval_check(c2)
+        ok = constraints.evaluate(c2, {})
         if ok is None:
             checks.append(c2)
         elif not ok:
@@ -275,24 +273,6 @@ def bake(prog: Program, values: dict) -> Program:
     params = tuple(q for q in prog.params if q.var.name not in sub)
     outputs = tuple((m, s(a)) for m, a in prog.outputs)
     return replace(prog, eqns=eqns, params=params, checks=tuple(checks), outputs=outputs)
-
-
-def _eval_check(c) -> bool | None:
-    """Evaluate a constraint whose inputs are all literals; None if some param is unbaked."""
-    env: dict[str, object] = {}
-    for e in c.eqns:
-        vals = []
-        for a in e.args:
-            if isinstance(a, Lit):
-                vals.append(np.asarray(a.value))
-            elif a.name in env:
-                vals.append(env[a.name])
-            else:
-                return None
-        with np.errstate(all="ignore"):
-            env[e.out.name] = np.asarray(OPS[e.op].ref(*vals, **ref_attrs(OPS[e.op], e.attrs)))
-    ok = c.ok
-    return bool(ok.value if isinstance(ok, Lit) else env[ok.name])
 
 
 @functools.lru_cache(maxsize=512)
@@ -395,6 +375,7 @@ def _source(spec: Spec, backend: str, baked, dim=None) -> str:
 def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
     if backend == "numpy":
+        bake(spec._lowered(frozenset()), dict(baked))  # a violated constraint: now, as torch's
         return _reference_fn(spec, baked)
     src = _source_cached(spec_key, backend, baked, dim)
     n = next(_MODULE_IDS)
@@ -559,15 +540,26 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
 
 
 def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:
-    """Check this call's Python-number params: their kind (as the generated code does) and
-    the constraints (bake raises on a violation)."""
+    """Check this call's params as the generated code does: each one a scalar (a number, a
+    numpy scalar, a 0-d array or tensor), of its kind, within its constraints."""
+    values = {}
     for q in prog.params:
-        v = params.get(q.var.name)
+        name = q.var.name
+        if name not in params:
+            continue
+        v = constraints.scalar_value(spec.name, name, params[name])
         if isinstance(v, (bool, int, float)) and q.var.type.dtype in ("int", "float"):
-            check_param_value(q.var.name, q.var.type.dtype, v)
-    if prog.checks:
-        numbers = {k: v for k, v in params.items() if isinstance(v, (int, float))}
-        bake(prog, {q.var.name: numbers[q.var.name] for q in prog.params if q.var.name in numbers})
+            check_param_value(name, q.var.type.dtype, v)
+        if v is not None:
+            values[name] = v
+    for c in prog.checks:
+        if constraints.evaluate(c, values) is False:
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            raise ParamError(
+                f"{spec.name}: params must satisfy `{c.text}`, got {shown}",
+                c.span,
+                "change the value",
+            )
 
 
 # ---- public constructors -----------------------------------------------------------------

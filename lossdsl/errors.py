@@ -65,6 +65,10 @@ class DimMismatch(LossError):
     """Named dimensions that do not line up."""
 
 
+class ConstantError(LossError):
+    """A constant the compiled code cannot hold: an int outside int64, a float64 overflow."""
+
+
 class ParamError(LossError, ValueError):
     """A parameter value that violates its declared type or constraint."""
 

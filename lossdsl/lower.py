@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
-from lossdsl import ast
+from lossdsl import ast, constraints
 from lossdsl.check import Callee, Resolved, Scope
 from lossdsl.errors import (
     ArityError,
+    ConstantError,
     DimMismatch,
     DuplicateDefinition,
     LossError,
@@ -32,7 +31,16 @@ from lossdsl.errors import (
     did_you_mean,
 )
 from lossdsl.ir import Atom, Check, Eqn, InputDecl, Lit, ParamDecl, Program, Var
-from lossdsl.ops import OPS, OpDimError, OpTypeError, ref_attrs
+from lossdsl.ops import (
+    FOLDABLE_KINDS,
+    OPS,
+    FoldError,
+    OpDimError,
+    OpTypeError,
+    check_representable,
+    fold_value,
+    short_number,
+)
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
 
@@ -57,6 +65,7 @@ class Builder:
         self.eqns: list[Eqn] = []
         self.taken: set[str] = set(taken or ())
         self._n = 0
+        self.fold = False  # return constants as literals (param constraints)
 
     def fresh(self, hint: str | None = None) -> str:
         if hint and hint not in self.taken:
@@ -88,6 +97,13 @@ class Builder:
                 Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
                 for a in args
             )
+        if args and OPS[op].kind in FOLDABLE_KINDS and all(isinstance(a, Lit) for a in args):
+            # A constant the IR cannot hold (int64, float64) is reported here, at its
+            # expression. The body keeps the equation (formulas show log(2), not 0.693; the
+            # fold pass folds it); a constraint folds now (`g <= 2 ^ 3` needs no pow).
+            v = fold_value(op, [a.value for a in args], dict(attrs), t.dtype)
+            if self.fold:
+                return Lit(v, t)
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
         return out
@@ -139,7 +155,13 @@ class Ctx:
             return self.b.emit(op, tuple(args), tuple(attrs), hint, span)
         except OpTypeError as e:
             sp = arg_spans[e.arg] if e.arg is not None and e.arg < len(arg_spans) else span
-            cls = DimMismatch if isinstance(e, OpDimError) else TypeMismatch
+            cls = (
+                ConstantError
+                if isinstance(e, FoldError)
+                else DimMismatch
+                if isinstance(e, OpDimError)
+                else TypeMismatch
+            )
             hint = e.hint or _OP_HINTS.get(op)
             if isinstance(e, OpDimError) and OPS[op].kind == "elementwise":
                 hint = _line_up_hint(args, arg_spans) or hint
@@ -249,7 +271,7 @@ _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 def lower_expr(ctx: Ctx, node) -> Atom | None:
     match node:
         case ast.Num(value=v):
-            return lit(v)
+            return _literal(ctx, node)
         case ast.Bool(value=v):
             return lit(v)
         case ast.Name():
@@ -330,6 +352,23 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
                 ArityError, "unexpected keyword argument", _sp(node), "pass it as a value"
             )
     raise AssertionError(f"unhandled AST node {node!r}")
+
+
+def _literal(ctx: Ctx, node: ast.Num) -> Atom | None:
+    """A number as written; one the compiled code cannot hold is an error at the literal."""
+    v = node.value
+    if isinstance(v, float) and math.isinf(v) and node.text != "inf":
+        return ctx.error(
+            ConstantError,
+            f"the number {short_number(node.text)} overflows float64",
+            _sp(node),
+            "write inf for infinity; the largest float is about 1.8e308",
+        )
+    try:
+        check_representable(v)
+    except FoldError as e:
+        return ctx.error(ConstantError, e.message, _sp(node), e.hint)
+    return lit(v)
 
 
 def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
@@ -468,9 +507,13 @@ def _const(ctx: Ctx, node, what: str) -> float | int | None:
 
 
 def const_eval(node) -> float | int | bool | None:
-    """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus."""
+    """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus,
+    with the language's types (the op table's folding: ints exact, `/` true division, so
+    `4 / 2` is 2.0). None when it is not constant or not representable (int64, float64)."""
     match node:
         case ast.Num(value=v) | ast.Bool(value=v):
+            if isinstance(v, float) and math.isinf(v) and node.text != "inf":
+                return None  # a literal that overflowed float64
             return v
         case ast.Unary(op="-", operand=x):
             v = const_eval(x)
@@ -479,16 +522,16 @@ def const_eval(node) -> float | int | bool | None:
             a, b = const_eval(l), const_eval(r)
             if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
                 return None
+            name = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}[op]
+            types = [TensorType("int" if isinstance(v, int) else "float") for v in (a, b)]
+            dtype = OPS[name].type_rule(types, {}).dtype
             try:
-                return {
-                    "+": lambda: a + b,
-                    "-": lambda: a - b,
-                    "*": lambda: a * b,
-                    "/": lambda: a / b,
-                    "^": lambda: float(a) ** b,
-                }[op]()
-            except (ZeroDivisionError, OverflowError, ValueError):
+                v = fold_value(name, [a, b], {}, dtype)
+            except FoldError:
                 return None
+            if isinstance(v, float) and math.isinf(v) and math.isfinite(a) and math.isfinite(b):
+                return None  # 1 / 0: no number
+            return v
     return None
 
 
@@ -1375,6 +1418,7 @@ def _absent_input(ctx: Ctx, inp: ast.Input, t: TensorType | None = None) -> Atom
 def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | None:
     """A param constraint, lowered over the params alone into its own small equation list."""
     b = Builder()
+    b.fold = True
     b.taken = ctx.b.taken  # share the namespace: check names never collide with body names
     # The inputs are in scope only so that using one is reported as such, not as unknown.
     env = {**ctx.env, **params}
@@ -1409,6 +1453,16 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | Non
             "e.g. `where gamma >= 0`",
         )
         return
+    bad_op = constraints.unsupported(scratch.b.eqns)
+    if bad_op is not None:
+        # Checked on Python numbers before any tensor exists (lossdsl/constraints.py).
+        ctx.error(
+            TypeMismatch,
+            f"a param constraint cannot use {_SURFACE.get(bad_op.op, bad_op.op)}",
+            bad_op.span or _sp(p.constraint),
+            constraints.HINT,
+        )
+        return
     text = p.constraint.span.source.text if p.constraint.span else ""
     if p.constraint.span is not None:
         s = p.constraint.span
@@ -1422,21 +1476,10 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | Non
 def _violated(check: Check | None, values: dict[str, object]) -> bool:
     """Whether a constraint already fails on constants: its params are literals (a spec call with
     gamma=-1) or have the given `values` (defaults). False when it depends on anything else."""
-    if check is None:
-        return False
-    env = {k: np.asarray(v) for k, v in values.items()}
+    return check is not None and constraints.evaluate(check, values) is False
 
-    def val(a):
-        return np.asarray(a.value) if isinstance(a, Lit) else env.get(a.name)
 
-    for e in check.eqns:
-        args = [val(a) for a in e.args]
-        if any(a is None for a in args):
-            return False
-        with np.errstate(all="ignore"):
-            env[e.out.name] = np.asarray(OPS[e.op].ref(*args, **ref_attrs(OPS[e.op], e.attrs)))
-    ok = val(check.ok)
-    return ok is not None and not bool(ok)
+_SURFACE = {"pow": "'^'", "safe_div": "a masked mean"}  # ops a user knows by another name
 
 
 def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
@@ -1464,12 +1507,18 @@ def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
             _sp(p.default),
             f"write `param {p.name}: bool = {'true' if d else 'false'}`",
         )
-    if p.dtype == "int" and (isinstance(d, bool) or not float(d).is_integer()):
+    if p.dtype == "int" and (isinstance(d, bool) or not isinstance(d, int)):
+        # One rule for every backend: the default has the param's type, as the language
+        # computes it (`/` is true division: 4 / 2 is 2.0, not an int).
+        whole = isinstance(d, float) and d.is_integer()
         return ctx.error(
             TypeMismatch,
             f"int param '{p.name}' needs an integer default, found {str(d).lower()}",
             _sp(p.default),
-            f"give an integer, or declare it `param {p.name}: float`",
+            f"write `param {p.name}: int = {int(d)}` (`/` is true division and a literal "
+            "with a point is a float)"
+            if whole
+            else f"give an integer, or declare it `param {p.name}: float`",
         )
     if p.dtype == "float" and isinstance(d, bool):
         return ctx.error(
@@ -1878,3 +1927,8 @@ def check_param_value(name: str, dtype: str, value) -> None:
     }[dtype]
     if not ok or (dtype == "float" and isinstance(value, float) and math.isnan(value)):
         raise ParamError(f"param '{name}' must be {dtype}, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            check_representable(value)
+        except FoldError as e:
+            raise ParamError(f"param '{name}': {e.message}", None, e.hint) from None

@@ -612,6 +612,80 @@ _row(
 )
 
 
+# ---- constant folding: an op's value on Python scalars --------------------------------------
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class FoldError(OpTypeError):
+    """A constant the IR cannot hold: an int outside int64, a float that overflowed float64."""
+
+
+def short_number(v) -> str:
+    s = str(v)
+    return s if len(s) <= 24 else f"{s[:8]}...{s[-4:]} ({len(s.lstrip('-'))} digits)"
+
+
+def check_representable(v) -> None:
+    """Raise FoldError for an int outside int64 (generated code, numpy, torch and jax hold ints
+    in 64 bits; Python would silently compute with a bigger one)."""
+    if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
+        raise FoldError(
+            f"the integer {short_number(v)} is outside the int64 range",
+            "write it as a float (e.g. 1e20), or use smaller numbers",
+        )
+
+
+# Ops whose numpy meaning works on Python ints held in object arrays: exact, never wrapping.
+_EXACT_INT = frozenset(
+    {"neg", "abs", "relu", "add", "sub", "mul", "maximum", "minimum", "where", "stop_grad"}
+)
+FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
+
+
+def fold_value(op: str, values: list, attrs, dtype: str):
+    """The value of `op` on constant Python scalars, by its numpy meaning, as a Python scalar of
+    `dtype`. Integer results are exact (Python ints, never wrapped at 64 bits); a result the IR
+    cannot hold (outside int64, a float64 overflow) raises FoldError."""
+    o = OPS[op]
+    kw = ref_attrs(o, attrs)
+    if o.kind == "reduce":
+        kw["axis"] = ()
+    ints = [isinstance(v, int) and not isinstance(v, bool) for v in values]
+    v = None
+    if dtype == "int" and op == "pow" and all(ints):
+        a, b = values
+        if b < 0 and abs(a) != 1:  # int ^ int is an int: 2 ^ -1 would truncate 0.5 to 0
+            raise FoldError(
+                f"{a} ^ {b} is not an integer (int ^ int is an int)",
+                f"write a float base: {a}.0 ^ {b}",
+            )
+        if abs(a) > 1 and b >= 64:  # |a|^b > 2^63: no need to compute a huge power
+            raise FoldError(
+                f"{a} ^ {b} is outside the int64 range", "use a float base, e.g. 2.0 ^ 70"
+            )
+        v = a**b if b >= 0 else int(a**b)  # (+-1) ^ -b
+    elif dtype == "int" and op in _EXACT_INT:
+        args = [np.asarray(x, dtype=object) if i else np.asarray(x) for x, i in zip(values, ints)]
+        v = np.asarray(o.ref(*args, **kw)).item()
+    if v is None:
+        with np.errstate(over="raise", divide="ignore", invalid="ignore", under="ignore"):
+            try:
+                v = np.asarray(o.ref(*(np.asarray(x) for x in values), **kw)).item()
+            except FloatingPointError:
+                raise FoldError(
+                    f"{op} of {', '.join(map(short_number, values))} overflows float64",
+                    "use smaller constants (the largest float is about 1.8e308)",
+                ) from None
+        if dtype == "int" and isinstance(v, float):
+            if not math.isfinite(v):
+                raise FoldError(f"{op} of {', '.join(map(short_number, values))} is {v}")
+            v = int(v)
+    v = {"float": float, "int": int, "bool": bool}[dtype](v)
+    check_representable(v)
+    return v
+
+
 # ---- library calls: a loss and its reduction as one framework function ---------------------
 # Made by the `library` pass (lossdsl/passes/library.py) for the programs torch's source is
 # emitted from; the args are in the layout the rule checked (classes on axis 1).

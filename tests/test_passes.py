@@ -24,6 +24,8 @@ HEAD = (
 
 # rule name -> a loss body that triggers it (inputs: HEAD; y > 0, q in (0, 1) elementwise)
 TRIGGERS = {
+    # absent w, v are constant fills: exp(fill) folds, a constant condition picks a branch
+    "fold": "exp(w) * x + where(v > 0, y, x) + where((x > 0) | (v < 1), x, y)",
     "x + 0 -> x": "x + 0.0",
     "x - 0 -> x": "x - 0.0",
     "x * 1 -> x": "x * 1.0",

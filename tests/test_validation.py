@@ -100,3 +100,69 @@ def test_specs_without_index_inputs_take_no_check_flag():
     assert "check_indices" not in sig.parameters
     sig = lossdsl.load("cross_entropy").compile("torch").signature
     assert sig.parameters["check_indices"].default is True
+
+
+def _scalars(backend, v):
+    """The concrete scalar forms a param can be passed as: numpy scalars and 0-d arrays on every
+    backend, plus the backend's own 0-d tensor."""
+    out = [np.float32(v), np.float64(v), np.asarray(v)]
+    if backend == "torch":
+        out.append(torch.tensor(v))
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        out.append(jnp.asarray(v))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+def test_concrete_array_scalars_are_checked_against_the_constraint(backend):
+    """np.float32(-1) for focal's gamma (`where gamma >= 0`) ran with gamma = -1: only Python
+    numbers were checked. Every concrete scalar is checked on its value; a valid one gives the
+    value of the same Python float."""
+    fn = lossdsl.load("focal").compile(backend)
+    args = _args(backend, GOOD)
+    for g in _scalars(backend, -1.0):
+        with pytest.raises(lossdsl.ParamError, match="gamma >= 0"):
+            fn(*args, gamma=g)
+    want = float(fn(*args, gamma=1.5))
+    for g in _scalars(backend, 1.5):
+        np.testing.assert_allclose(float(fn(*args, gamma=g)), want, rtol=1e-6)
+    with pytest.raises(lossdsl.ParamError, match="param 'ignore_index' must be int, got 2.5"):
+        lossdsl.load("cross_entropy").compile(backend)(*args, ignore_index=np.float32(2.5))
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+def test_a_param_with_several_elements_is_a_param_error(backend):
+    """gamma=tensor([1., 2., 3.]) was a raw broadcasting RuntimeError/ValueError."""
+    fn = lossdsl.load("focal").compile(backend)
+    args = _args(backend, GOOD)
+    three = {"numpy": np.array([1.0, 2.0, 3.0]), "torch": torch.tensor([1.0, 2.0, 3.0])}
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        three["jax"] = jnp.asarray([1.0, 2.0, 3.0])
+    msg = r"param 'gamma' must be a scalar \(a number or a 0-d tensor\), got shape \(3,\)"
+    with pytest.raises(lossdsl.ParamError, match=msg):
+        fn(*args, gamma=three[backend])
+
+
+def test_traced_params_skip_the_value_check_but_not_the_shape_check():
+    """Under jax.jit a param passed as an argument is a tracer: its constraint cannot be checked
+    (documented in README, Params); its shape still is. Under torch.func.vmap over gamma, each
+    gamma is a 0-d wrapped tensor: no .item() (it would fail), the value is computed."""
+    import jax
+    import jax.numpy as jnp
+
+    fn = lossdsl.load("focal").compile("jax")
+    x, y = jnp.asarray(LOGITS), jnp.asarray(GOOD)
+    got = jax.jit(lambda g: fn(x, y, gamma=g))(jnp.asarray(1.5))
+    np.testing.assert_allclose(float(got), float(fn(x, y, gamma=1.5)), rtol=1e-6)
+    with pytest.raises(lossdsl.ParamError, match="must be a scalar"):
+        jax.jit(lambda g: fn(x, y, gamma=g))(jnp.ones(3))
+    tfn = lossdsl.load("focal").compile("torch")
+    tx, ty = torch.tensor(LOGITS), torch.tensor(GOOD)
+    gammas = torch.tensor([0.5, 2.0])
+    got = torch.func.vmap(lambda g: tfn(tx, ty, gamma=g))(gammas)
+    want = torch.stack([tfn(tx, ty, gamma=0.5), tfn(tx, ty, gamma=2.0)])
+    torch.testing.assert_close(got, want)

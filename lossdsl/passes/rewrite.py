@@ -132,8 +132,17 @@ def _one_round(prog: Program, fns: Callable[[str], list[Rule]]) -> tuple[Program
             rw.subst[e.out.name] = new
             if isinstance(new, Var) and _generated(new.name) and not _generated(e.out.name):
                 rw.rename(new, e.out.name)  # keep the user's let-name on the surviving value
-    outputs = tuple((m, rw.sub(a)) for m, a in prog.outputs)
+    outputs = tuple((m, _materialize(rw, rw.sub(a))) for m, a in prog.outputs)
     return replace(prog, eqns=tuple(rw.eqns), outputs=outputs), rw.changed
+
+
+def _materialize(rw: Rewriter, a: Atom) -> Atom:
+    """A result that folded to a literal (align_uniform with both weights baked at 0) is still
+    returned as a 0-d array of the input's float dtype: a fill, not a Python number."""
+    if not isinstance(a, Lit):
+        return a
+    f = rw.emit("fill", (), (("dims", ()), ("value", a.value), ("dtype", a.type.dtype)))
+    return f if f.type == a.type else a
 
 
 def _generated(name: str) -> bool:

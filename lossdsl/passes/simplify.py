@@ -3,10 +3,9 @@ simplify: algebraic identities that delete work, each row with its reason."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from lossdsl.errors import ConstantError
 from lossdsl.ir import Atom, Eqn, Lit, Program
-from lossdsl.ops import OPS, ref_attrs
+from lossdsl.ops import FOLDABLE_KINDS, OPS, FoldError, fold_value
 from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import TensorType
 
@@ -19,21 +18,86 @@ def _const_value(rw: Rewriter, a: Atom):
     return None if f is None else f.attr("value")
 
 
+def _constant(rw: Rewriter, t: TensorType, v) -> Atom | None:
+    """`v` as a value of type `t`: a literal for a scalar, else a fill (None: a fill cannot
+    carry an index's `of`)."""
+    v = {"float": float, "int": int, "bool": bool}[t.dtype](v)
+    if not t.dims:
+        return Lit(v, t)
+    f = rw.emit("fill", (), (("dims", t.dims), ("value", v), ("dtype", t.dtype)))
+    return f if f.type == t else None
+
+
+def _fold_value(e: Eqn, values: list):
+    try:
+        return fold_value(e.op, values, e.attrs, e.out.type.dtype)
+    except FoldError as err:  # a baked param made a constant the IR cannot hold
+        raise ConstantError(err.message, e.span, err.hint) from None
+
+
 def _fold(rw: Rewriter, e: Eqn) -> Atom | None:
-    """Elementwise ops on constants (literals, or fills from absent optional inputs)."""
+    """Elementwise ops on constants (literals, or fills from absent optional inputs), and
+    reductions of a literal: evaluated now (the op table's numpy meaning, ints exact), so that no
+    framework op is ever handed Python numbers alone (torch.where(False, ...) is a TypeError)."""
     op = OPS[e.op]
-    if op.kind != "elementwise" or not e.args:
+    if op.kind not in FOLDABLE_KINDS or not e.args:
+        return None
+    if op.kind == "reduce" and not isinstance(e.args[0], Lit):
         return None
     values = [_const_value(rw, a) for a in e.args]
     if any(v is None for v in values):
-        return None
-    with np.errstate(all="ignore"):
-        v = op.ref(*(np.asarray(x) for x in values), **ref_attrs(op, e.attrs))
+        return _partial(rw, e, values)
+    return _constant(rw, e.out.type, _fold_value(e, values))
+
+
+def _partial(rw: Rewriter, e: Eqn, values: list) -> Atom | None:
+    """Some arguments constant: a constant condition picks its branch, a constant side of
+    & and | decides or drops out, a constant denominator of safe_div is tested now."""
+    if e.op == "where" and values[0] is not None:
+        return _broadcast(rw, e, e.args[1] if values[0] else e.args[2])
+    if e.op in ("and", "or"):
+        for i in (0, 1):
+            v = values[i]
+            if v is None:
+                continue
+            if bool(v) == (e.op == "or"):  # x | true, x & false: the constant decides
+                return _constant(rw, e.out.type, v)
+            return _broadcast(rw, e, e.args[1 - i])  # x & true, x | false: x
+    if e.op == "safe_div" and values[1] is not None:
+        if values[1] == 0:
+            return _constant(rw, e.out.type, e.attr("empty"))
+        return _broadcast(rw, e, rw.emit("div", e.args[:2]))
+    return None
+
+
+def _broadcast(rw: Rewriter, e: Eqn, a: Atom) -> Atom | None:
+    """`a` as a value of exactly `e`'s type (dtype, dims and their order), to replace `e`."""
     t = e.out.type
-    v = {"float": float, "int": int, "bool": bool}[t.dtype](np.asarray(v).item())
-    if not t.dims:
-        return Lit(v, TensorType(t.dtype))
-    return rw.emit("fill", (), (("dims", t.dims), ("value", v), ("dtype", t.dtype)))
+    if a.type == t:
+        return a
+    v = _const_value(rw, a)
+    if v is not None:
+        return _constant(rw, t, v)
+    if t.dtype == "float" and a.type.dtype != "float":
+        a = rw.emit("to_float", (a,))
+    missing = tuple(d for d in t.dims if d not in a.type.dims)
+    if missing and a.type.dims:
+        a = rw.emit("expand", (a,), (("dims", missing),))
+    if a.type.dims != t.dims and sorted(map(str, a.type.dims)) == sorted(map(str, t.dims)):
+        a = rw.emit("transpose", (a,), (("dims", t.dims),))
+    if a.type == t:
+        return a
+    # Not reachable by those (a scalar param broadcast over dims, an index's `of`): `e` itself,
+    # its Python-bool literals made masks (frameworks take a mask, never a Python bool).
+    if not any(isinstance(x, Lit) and x.type.dtype == "bool" for x in e.args):
+        return None
+    args = []
+    for x in e.args:
+        if isinstance(x, Lit) and x.type.dtype == "bool":
+            x = _constant(rw, TensorType("bool", t.dims), x.value)
+        args.append(x)
+    new = rw.emit(e.op, tuple(args), e.attrs)
+    return new if new.type == t else None
 
 
 def fold(prog: Program) -> Program:
@@ -178,6 +242,13 @@ def _gather_scalars(rw, e):
 
 
 SIMPLIFY_RULES: tuple[Row, ...] = (
+    Row(
+        "fold",
+        "constants the rules below make (0 * x -> 0, then 0 / 2) are folded too: no framework "
+        "op is handed Python numbers alone",
+        _fold,
+        tuple(n for n, o in OPS.items() if o.kind in FOLDABLE_KINDS),
+    ),
     Row("x + 0 -> x", "adding zero changes nothing", _identity("add", 0), ("add",)),
     Row("x - 0 -> x", "subtracting zero changes nothing", _identity("sub", 0, (1,)), ("sub",)),
     Row("x * 1 -> x", "multiplying by one changes nothing", _identity("mul", 1), ("mul",)),

@@ -1,0 +1,109 @@
+"""Baked params (`spec.compile(backend, gamma=0.0)`): constant folding must leave code that
+every framework runs, with the value of the same param passed at call time.
+
+The generator: every shipped spec, its params baked at their defaults and at each boundary of
+their `where` constraint (`gamma >= 0` -> 0; `0 <= ls <= 1` -> 0 and 1; a strict bound `t > 0`
+-> just inside it, and the bound itself must be refused), bool params at both values,
+unconstrained floats also at 0 and -1 (sigmoid_focal's documented "no alpha"), ints at the
+default + 1; on numpy, torch and jax, against the numpy reference with the params passed at
+call time (unbaked). Before the fix, baked constants reached torch ops as Python bools
+(torch.where(False, ...) is a TypeError: sigmoid_focal with alpha=-1, poly1_focal by default).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from helpers import SHAPES, call, random_inputs
+
+import lossdsl
+from lossdsl.errors import ParamError
+
+SPECS = lossdsl.list_specs()
+NUM = r"-?(?:\d+\.?\d*(?:e-?\d+)?|inf)"
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _bounds(p) -> list[tuple[float, bool, str]]:
+    """(bound, strict, side) of a constraint `NAME op NUM`, `NUM op NAME` or a chain."""
+    text = p.constraint or ""
+    out = []
+    for m in re.finditer(rf"(?=({NUM})\s*(<=|<)\s*{p.name}\b)", text):
+        out.append((float(m[1]), m[2] == "<", "lo"))
+    for m in re.finditer(rf"\b{p.name}\s*(<=|<|>=|>)\s*({NUM})", text):
+        side = "lo" if m[1] in (">", ">=") else "hi"
+        out.append((float(m[2]), m[1] in ("<", ">"), side))
+    return out
+
+
+def _values(p) -> list:
+    """The values to bake `p` at, besides its default."""
+    if p.dtype == "bool":
+        return [not p.default]
+    bounds = _bounds(p)
+    assert bounds or p.constraint is None, f"unparsed constraint `{p.constraint}`"
+    if not bounds:
+        return [p.default + 1] if p.dtype == "int" else [0.0, -1.0]
+    out = []
+    for b, strict, side in bounds:
+        if not strict:
+            out.append(int(b) if p.dtype == "int" else b)
+        else:  # just inside: a hundredth of the way to the other bound (or of 1)
+            other = [x for x, _, s in bounds if s != side]
+            step = 0.01 * (abs(other[0] - b) if other else 1.0)
+            out.append(b + step if side == "lo" else b - step)
+    return [v for v in out if v != p.default]
+
+
+def _strict_bounds(spec):
+    return [(p.name, b) for p in spec.params for b, strict, _ in _bounds(p) if strict]
+
+
+def _settings(spec) -> list[dict]:
+    """Every param at its default, then the k-th extra value of every param at once (params
+    with fewer extra values keep their defaults)."""
+    defaults = {p.name: p.default for p in spec.params}
+    extra = {p.name: _values(p) for p in spec.params}
+    out = [defaults]
+    for k in range(max((len(v) for v in extra.values()), default=0)):
+        out.append({n: (v[k] if k < len(v) else defaults[n]) for n, v in extra.items()})
+    return out
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_baked_params_equal_unbaked_reference(name):
+    spec = lossdsl.load(name)
+    rng = np.random.default_rng(0)
+    inputs = random_inputs(spec, SHAPES[0], rng)
+    ref = spec.compile("numpy")
+    for values in _settings(spec):
+        want = {r: call("numpy", ref, inputs, "float64", reduction=r, **values) for r in ("none",)}
+        for backend in ("numpy", "torch", "jax"):
+            fn = spec.compile(backend, **values)
+            got = call(backend, fn, inputs, "float64", reduction="none")
+            np.testing.assert_allclose(
+                got, want["none"], rtol=1e-9, atol=1e-12, err_msg=f"{name} {backend} {values}"
+            )
+
+
+@pytest.mark.parametrize("name", [n for n in SPECS if _strict_bounds(lossdsl.load(n))])
+def test_baking_a_strict_bound_is_refused(name):
+    spec = lossdsl.load(name)
+    for p, b in _strict_bounds(spec):
+        for backend in ("numpy", "torch", "jax"):
+            with pytest.raises(ParamError, match="violates"):
+                spec.compile(backend, **{p: b})
+
+
+def test_the_generator_covers_every_param():
+    """Every param of every shipped spec is baked at a value besides its default when it can
+    take one (its constraint parses), and bools at both values."""
+    n = 0
+    for name in SPECS:
+        for p in lossdsl.load(name).params:
+            at_bound = [b for b, _, _ in _bounds(p)] == [p.default]  # gamma >= 0, default 0
+            assert _values(p) or at_bound, (name, p)
+            n += 1
+    assert n > 150
