@@ -181,16 +181,30 @@ def py_literal(v) -> str:
 
 
 def docstring(text: str, indent: str = "") -> str:
-    body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip("\n")
-    if body.endswith('"'):
-        body += " "
-    lines = body.splitlines() or [""]
+    """`text` as a docstring literal that holds exactly `text` (up to surrounding newlines).
+    Backslashes are escaped, quotes where two meet or one ends the text, and every character
+    that is not printable but a newline or a tab: NUL (no source may hold one), lone
+    surrogates (not encodable), and the line breaks that Python's tokenizer does not know but
+    str.splitlines does (CR, form feed, NEL, U+2028, ...), which would shift the module's
+    line numbers."""
+    body = "".join(_doc_char(c) for c in text.strip("\n"))
+    body = re.sub(r'"(?="|$)', r'\\"', body)  # no three quotes in a row, none at the end
+    lines = body.split("\n")
     out = [indent + '"""' + lines[0]] + [(indent + ln) if ln.strip() else "" for ln in lines[1:]]
     if len(lines) > 1:
         out.append(indent + '"""')
     else:
         out[-1] += '"""'
     return "\n".join(out)
+
+
+def _doc_char(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    if c in "\n\t" or c.isprintable():
+        return c
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 # Call keywords of every compiled function besides its inputs and params (and, sharded, the
