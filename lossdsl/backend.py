@@ -181,7 +181,8 @@ def py_literal(v) -> str:
 
 
 def docstring(text: str, indent: str = "") -> str:
-    """`text` as a docstring literal that holds exactly `text` (up to surrounding newlines).
+    """`text` as a docstring literal that holds exactly `text` (less surrounding newlines; the
+    closing quotes of several lines go on their own line, indented).
     Backslashes are escaped, quotes where two meet or one ends the text, and every character
     that is not printable but a newline or a tab: NUL (no source may hold one), lone
     surrogates (not encodable), and the line breaks that Python's tokenizer does not know but
