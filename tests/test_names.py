@@ -112,7 +112,8 @@ def renamings(spec: lossdsl.Spec, k: int, seed: int) -> list[dict[str, str]]:
             taken = set(words)
             mapping = {}
             for kind in ("input", "param", "dim"):
-                bad = CALL_KEYWORDS | (COMPILE_KEYWORDS if kind == "param" else set())
+                bad = {"input": CALL_KEYWORDS, "param": CALL_KEYWORDS | COMPILE_KEYWORDS}
+                bad = bad.get(kind, set())  # a dim may be called anything
                 for old in kinds[kind]:
                     cands = [n for n in pool if n not in taken | bad | banned]
                     mapping[old] = cands[int(rng.integers(len(cands)))]
@@ -166,6 +167,41 @@ def test_every_spec_renamed_to_generated_names_computes_the_same_bits(name):
     spec = lossdsl.load(name)
     (mapping,) = renamings(spec, 1, zlib.crc32(name.encode()))
     check_renaming(name, mapping)
+
+
+SHARDED = ["cross_entropy", "supcon", "clip", "info_nce", "mi_infonce", "vicreg"]
+
+
+@pytest.mark.parametrize("name", SHARDED)
+def test_sharded_modules_renamed_compute_the_same_bits(name):
+    """jax's sharded module (on a 1-device mesh) of a spec whose dims, the sharded one too, are
+    renamed to the names a sharded module binds (world, rank, B_all, axis_name, ...)."""
+    import jax
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    from lossdsl.shard import shardable_dims
+
+    spec = lossdsl.load(name)
+    dim = shardable_dims(spec.program())[0]
+    pool = ["world", "rank", f"{dim}_all", "axis_name", "group", "t0", "_AllGather", "n"]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    dims = renamables(spec)["dim"]
+    mapping = dict(zip(dims, rng.permutation(pool)[: len(dims)].tolist()))
+    renamed = lossdsl.parse(rename(spec.text, mapping), spec.filename)
+    inputs = random_inputs(spec, SHAPES[0], rng)
+    mesh = jax.make_mesh((1,), ("batch",), axis_types=(AxisType.Auto,))
+    out = []
+    for s, d in ((spec, dim), (renamed, mapping.get(dim, dim))):
+        fn = s.compile("jax", shard=d)
+        decl = [(i.var.name, i.var.type.dims) for i in s.program().inputs]
+        specs = tuple(P(*["batch" if k.name == d and not k.primes else None for k in ds])
+                      for _, ds in decl)  # fmt: skip
+        sm = jax.jit(
+            jax.shard_map(lambda *a, f=fn: f(*a), mesh=mesh, in_specs=specs, out_specs=P())
+        )
+        out.append(np.asarray(sm(*(jax.numpy.asarray(v) for v in inputs.values()))))
+    assert np.array_equal(out[0], out[1]), mapping
 
 
 # ---- regression tests ------------------------------------------------------------------------
