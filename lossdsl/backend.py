@@ -211,8 +211,9 @@ def _doc_char(c: str) -> str:
 # Call keywords of every compiled function besides its inputs and params (and, sharded, the
 # keywords of the targets' ShardTarget). A spec cannot declare an input or param so named
 # (lossdsl/check.py): `fn(x, reduction=...)` must mean one thing.
-CALL_KEYWORDS = frozenset({"reduction", "check_indices", "group", "grads", "check_sizes"})
-CALL_KEYWORDS |= {"axis_name"}
+CALL_KEYWORDS = frozenset(
+    {"reduction", "check_indices", "group", "grads", "check_sizes", "axis_name"}
+)
 
 
 class Names:
@@ -776,7 +777,7 @@ class _FunctionEmitter:
         if ignore is not None:  # the check sees ignored entries as class 0
             kept = INFIX_TEMPLATES["ne"].format(x, self.ref(ignore))
             if key not in self.masked:  # one name in every branch that checks
-                self.masked[key] = self.names.fresh(f"{x}_checked")
+                self.masked[key] = self.names.fresh(f"{x if x.isidentifier() else i.name}_checked")
             masked = self.masked[key]
             self.line("if check_indices:", indent)
             self.line(f"{masked} = {self.t.templates['where'].format(kept, x, 0)}", indent + 1)
