@@ -176,10 +176,16 @@ def py_literal(v) -> str:
 
 
 def docstring(text: str, indent: str = "") -> str:
-    body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip("\n")
-    if body.endswith('"'):
-        body += " "
-    lines = body.splitlines() or [""]
+    """`text` as a docstring literal that holds exactly `text` (less surrounding newlines; the
+    closing quotes of several lines go on their own line, indented).
+    Backslashes are escaped, quotes where two meet or one ends the text, and every character
+    that is not printable but a newline or a tab: NUL (no source may hold one), lone
+    surrogates (not encodable), and the line breaks that Python's tokenizer does not know but
+    str.splitlines does (CR, form feed, NEL, U+2028, ...), which would shift the module's
+    line numbers."""
+    body = "".join(_doc_char(c) for c in text.strip("\n"))
+    body = re.sub(r'"(?="|$)', r'\\"', body)  # no three quotes in a row, none at the end
+    lines = body.split("\n")
     out = [indent + '"""' + lines[0]] + [(indent + ln) if ln.strip() else "" for ln in lines[1:]]
     if len(lines) > 1:
         out.append(indent + '"""')
@@ -188,57 +194,111 @@ def docstring(text: str, indent: str = "") -> str:
     return "\n".join(out)
 
 
+def _doc_char(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    if c in "\n\t" or c.isprintable():
+        return c
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+# Call keywords of every compiled function besides its inputs and params (and, sharded, the
+# keywords of the targets' ShardTarget). A spec cannot declare an input or param so named
+# (lossdsl/check.py): `fn(x, reduction=...)` must mean one thing.
+CALL_KEYWORDS = frozenset(
+    {"reduction", "check_indices", "group", "grads", "check_sizes", "axis_name"}
+)
+
+
 class Names:
-    """IR names -> Python identifiers, avoiding keywords, builtins the code uses, framework
-    modules and every name the emitter itself introduces. Builtins that reach code (eval,
-    exec, open, __import__, ...) and dunder names are renamed everywhere; other builtins only
-    inside function bodies (`input` stays a keyword argument: F.gaussian_nll_loss's name)."""
+    """One print context: every value of a generated module gets its own Python identifier.
+
+    Values are keyed by what they are, never by a bare string: ("var", "t0") is the IR value t0
+    (an input or param too: their IR names are the declared ones), ("dim", "t0") the size of
+    dim t0, ("shape", "S") the shape tuple of variadic dim S. A dim named like a temporary, a
+    let of an imported spec named like the caller's dim, an input named like a variant
+    function: different keys, so different identifiers. Names the emitter writes literally
+    (fdt, reduction, torch, _prod, world, ...) are RESERVED and never handed out; names of its
+    own (x_checked, B_all, variant functions) come from `fresh`, so they avoid every name
+    handed out before and after. A key's identifier is its own name where free, else with
+    trailing underscores; dunders get a `u` prefix (they mean something to Python)."""
 
     RESERVED = frozenset(
         set(keyword.kwlist)
         | set(keyword.softkwlist)
         | {"torch", "jax", "jnp", "np", "numpy", "math", "lax", "F", "float", "int", "bool"}
-        | {"tuple", "isinstance", "abs", "max", "min", "len", "reduction", "fdt", "dev"}
-        | {"LossInputError", "LossParamError", "_prod", "ValueError", "True", "False", "None"}
-        | {"odt", "check_indices"}
+        | {"tuple", "isinstance", "abs", "max", "min", "len", "fdt", "dev", "odt", "_prod"}
+        | {"LossInputError", "LossParamError", "ValueError", "AssertionError"}
+        | {"True", "False", "None"}
         | {"eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals"}
         | {"locals", "vars", "breakpoint", "input", "exit", "quit", "help", "type", "object"}
+        # sharded modules (ShardTarget): the world size, the rank and the helpers
+        | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
+        # the numpy reference module's helpers (numpy_ref.PRELUDE)
+        | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus"}
+        | CALL_KEYWORDS
     )
     API_OK = frozenset({"input"})  # builtins a public argument may keep as its name
 
-    def __init__(
-        self,
-        extra: set[str] = frozenset(),
-        preset: dict[str, str] | None = None,
-        public: bool = False,
-    ):
-        self.map: dict[str, str] = dict(preset or {})
-        reserved = set(self.RESERVED) | (set() if public else set(dir(builtins)))
-        self.used: set[str] = (reserved - (self.API_OK if public else set())) | set(extra)
-        self.used |= set(self.map.values())
+    def __init__(self, reserved=frozenset()):
+        self.map: dict[tuple[str, str], str] = {}
+        self.used: set[str] = set(reserved)
+
+    def copy(self) -> Names:
+        """A nested scope: the names given so far stay taken and keep their keys."""
+        out = Names(self.used)
+        out.map = dict(self.map)
+        return out
 
     def fresh(self, base: str) -> str:
-        """An unused Python name from `base` (for an IR value, or a name of the emitter's own)."""
+        """An unused Python name from `base` (for a name of the emitter's own)."""
         name = base
+        if name.startswith("__") and name.endswith("__"):
+            name = "u" + name  # never a dunder: those mean something to Python
         while name in self.used:
             name += "_"
         self.used.add(name)
         return name
 
-    def __call__(self, ir_name: str) -> str:
-        if ir_name not in self.map:
-            assert ir_name.isidentifier(), ir_name
-            name = ir_name
-            if name.startswith("__") and name.endswith("__"):
-                name = "u" + name  # never a dunder: those mean something to Python
-            self.map[ir_name] = self.fresh(name)
-        return self.map[ir_name]
+    def __call__(self, kind: str, name: str, base: str | None = None) -> str:
+        """The identifier of value `name` of `kind` (given once, on first use)."""
+        key = (kind, name)
+        if key not in self.map:
+            base = base or name
+            assert base.isidentifier(), base
+            self.map[key] = self.fresh(base)
+        return self.map[key]
+
+    def claim(self, kind: str, names) -> None:
+        """Give several names at once, those free as written first: with `lambda` and
+        `lambda_` both declared, `lambda_` keeps its name and `lambda` becomes `lambda__`."""
+        names = list(dict.fromkeys(names))
+        for n in names:
+            if n not in self.used and not (n.startswith("__") and n.endswith("__")):
+                self(kind, n)
+        for n in names:
+            self(kind, n)
+
+
+def public_names(inputs: list[str], params: list[str]) -> dict[str, str]:
+    """Declared input and param names -> the Python names of the generated signature. The
+    same for every backend and variant; compiled functions accept the declared names too
+    (lossdsl/compiler.py), so `fn(x, **{"lambda": 2.0})` works where `lambda` cannot be one."""
+    api = _api_names(inputs, params)
+    return {n: api.map[("var", n)] for n in [*inputs, *params]}
+
+
+def _api_names(inputs, params) -> Names:
+    api = Names(Names.RESERVED - Names.API_OK)
+    api.claim("var", [*inputs, *params])
+    return api
 
 
 def function_name(loss_name: str) -> str:
     """The Python name of a loss's function: `lambda_` for a loss named lambda, `max_` for one
     named max (a module-level def must not shadow what the generated code calls)."""
-    return Names(public=False)(loss_name)
+    return Names(Names.RESERVED | set(dir(builtins)))("fn", loss_name)
 
 
 # ---- module emission ----------------------------------------------------------------------
@@ -268,27 +328,25 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     # Specs with index inputs take check_indices=True: class ids are range-checked where they
     # are used (a wrong id is a crash in torch and a silently clamped gather in jax).
     checks = any(d.var.type.of is not None for d in main.inputs)
-    # the public names of inputs and params, shared by every function
-    api = Names(_shard_names(target) if sharded else (), public=True)
-    for n, _ in full:
-        api(n)
-    for q in main.params:
-        api(q.var.name)
+    # The module's print context: the public names of inputs and params (shared by every
+    # function), then the module-level functions, then (in a copy per function) its locals.
+    names = _api_names([n for n, _ in full], [q.var.name for q in main.params])
+    names.used.add(fname)
     body: list[str] = []
     if len(programs) == 1:
-        body += ["", *emit_function(target, main, fname, full, True, doc, api.map, checks)]
+        body += ["", *emit_function(target, main, fname, full, True, doc, names, checks)]
     else:
         variants = []
         for prog in programs:
             parts = [f"no_{a}" for a in prog.absent] + [f"{z}_0" for z in prog.zeros]
-            vname = f"_{fname}__" + ("__".join(parts) or "general")
-            variants.append((prog, vname))
+            variants.append((prog, names.fresh(f"_{fname}__" + ("__".join(parts) or "general"))))
+        for prog, vname in variants:
             body += [
                 "",
-                *emit_function(target, prog, vname, full, False, "", api.map, checks),
+                *emit_function(target, prog, vname, full, False, "", names, checks),
                 "",
             ]
-        body += ["", *_dispatcher(target, main, fname, full, variants, doc, api.map, checks)]
+        body += ["", *_dispatcher(target, main, fname, full, variants, doc, names, checks)]
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
@@ -296,13 +354,6 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         if any(f"{name}." in ln or f"{name}(" in ln for ln in body):
             lines += ["", "", *code.strip("\n").splitlines(), ""]
     return "\n".join(lines + body) + "\n"
-
-
-def _shard_names(target: Target) -> set[str]:
-    """The names a sharded function binds besides the spec's: its keyword arguments, world,
-    rank and the helpers."""
-    kw = {k.split("=")[0] for k in target.shard.kwargs}
-    return kw | {"world", "rank"} | {n for n, _ in target.shard.helpers}
 
 
 def _shard_kwargs(prog: Program, target: Target) -> list[str]:
@@ -318,16 +369,16 @@ def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
 def _signature(
     prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool, shard=()
 ) -> str:
-    ins = [names(n) + ("=None" if opt else "") for n, opt in full]
-    ps = [f"{names(p.var.name)}={py_literal(p.default)}" for p in prog.params]
+    ins = [names("var", n) + ("=None" if opt else "") for n, opt in full]
+    ps = [f"{names('var', p.var.name)}={py_literal(p.default)}" for p in prog.params]
     ps += [f'reduction="{prog.default_reduction}"'] + (["check_indices=True"] if checks else [])
     return ", ".join(ins + ["*"] + ps + list(shard))
 
 
-def _dispatcher(target, main, fname, full, variants, doc, api, checks) -> list[str]:
+def _dispatcher(target, main, fname, full, variants, doc, names: Names, checks) -> list[str]:
     """Pick the variant for this call: which optional inputs were passed, which specialized
     params are the number 0 (a traced or tensor value takes the general variant)."""
-    names = Names({v for _, v in variants}, preset=api)
+    names = names.copy()
     general = max((p for p, _ in variants), key=lambda p: len(p.params))
     shard = _shard_kwargs(general, target)
     sig = _signature(general, full, names, checks, shard)
@@ -335,14 +386,13 @@ def _dispatcher(target, main, fname, full, variants, doc, api, checks) -> list[s
     optional = [n for n, opt in full if opt]
     for prog, vname in variants:
         absent = set(prog.absent)
-        conds = [
-            f"{names(n)} is None" if n in absent else f"{names(n)} is not None" for n in optional
-        ]
-        conds += [f"isinstance({names(z)}, (int, float)) and {names(z)} == 0" for z in prog.zeros]
-        params = [f"{names(p.var.name)}={names(p.var.name)}" for p in prog.params]
+        v = lambda n: names("var", n)  # noqa: E731
+        conds = [f"{v(n)} is None" if n in absent else f"{v(n)} is not None" for n in optional]
+        conds += [f"isinstance({v(z)}, (int, float)) and {v(z)} == 0" for z in prog.zeros]
+        params = [f"{v(p.var.name)}={v(p.var.name)}" for p in prog.params]
         tail = ["reduction=reduction"] + (["check_indices=check_indices"] if checks else [])
         tail += [f"{k}={k}" for k in (s.split("=")[0] for s in shard)]
-        call = ", ".join([names(d.var.name) for d in prog.inputs] + params + tail)
+        call = ", ".join([v(d.var.name) for d in prog.inputs] + params + tail)
         if conds:
             out.append(f"    if {' and '.join(conds)}:")
             out.append(f"        return {vname}({call})")
@@ -354,15 +404,15 @@ def _dispatcher(target, main, fname, full, variants, doc, api, checks) -> list[s
 
 
 def emit_function(
-    target, prog, fname, full, public: bool, doc="", api=None, checks=False
+    target, prog, fname, full, public: bool, doc="", names: Names | None = None, checks=False
 ) -> list[str]:
-    return _FunctionEmitter(target, prog, fname, api or {}, checks).emit(full, public, doc)
+    if names is None:
+        names = _api_names([n for n, _ in full], [q.var.name for q in prog.params])
+    return _FunctionEmitter(target, prog, fname, names, checks).emit(full, public, doc)
 
 
 class _FunctionEmitter:
-    def __init__(
-        self, target: Target, prog: Program, fname: str, api: dict[str, str], checks: bool
-    ):
+    def __init__(self, target: Target, prog: Program, fname: str, names: Names, checks: bool):
         self.t = target
         self.p = prog
         self.fname = fname
@@ -373,23 +423,27 @@ class _FunctionEmitter:
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
-        # Inputs and params keep the module-wide names of the public signature (`api`), so the
-        # dispatcher and every variant agree; a param may share the loss's own name.
-        self.names = Names(preset=api)
+        # Inputs and params keep the module-wide names of the public signature, so the
+        # dispatcher and every variant agree; every other name is this function's own (and
+        # shadows no builtin: the module's names are public only).
+        self.names = names.copy()
+        self.names.used |= set(dir(builtins))
         # sharded (lossdsl/shard.py): B's rows here, the whole batch's size for B', B'', ...
-        # (its names are taken first: a dim named `world` must not rebind the world size)
         self.shard = prog.shard
         if self.shard is not None:
-            self.names.used |= _shard_names(target)
-            self.global_size = self.names.fresh(f"{self.shard}_all")
+            self.global_size = self.names("dim_all", self.shard, f"{self.shard}_all")
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
-            self.size[d] = self.names(d if d.isidentifier() else "n")
+            self.size[d] = self.names("dim", d, d if d.isidentifier() else "n")
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
         self.lines: list[str] = []
 
     # -- helpers
+    def var(self, name: str) -> str:
+        """The Python name of IR value `name` (an input, a param, an equation's result)."""
+        return self.names("var", name)
+
     def ref(self, a: Atom) -> str:
         return py_literal(a.value) if isinstance(a, Lit) else self.expr[a.name]
 
@@ -418,7 +472,7 @@ class _FunctionEmitter:
 
     # -- the function
     def emit(self, full, public: bool, doc: str) -> list[str]:
-        p, n = self.p, self.names
+        p, n = self.p, self.var
         for i in p.inputs:
             self.expr[i.var.name] = n(i.var.name)
         for q in p.params:
@@ -427,7 +481,7 @@ class _FunctionEmitter:
         flag = ["check_indices"] if self.checks else []
         shard = _shard_kwargs(p, self.t)
         if public:
-            head = f"def {self.fname}({_signature(p, full, n, bool(flag), shard)}):"
+            head = f"def {self.fname}({_signature(p, full, self.names, bool(flag), shard)}):"
         else:
             ins = [n(d.var.name) for d in p.inputs]
             ps = [n(q.var.name) for q in p.params] + ["reduction"] + flag
@@ -544,7 +598,7 @@ class _FunctionEmitter:
 
     def _inputs(self) -> None:
         """Check each input's rank, dtype and dim sizes; bind dim sizes; flatten *S."""
-        t, n = self.t, self.names
+        t, n = self.t, self.var
         bound: set[str] = set()
         shapes: dict[str, str] = {}  # variadic dim -> name of its original shape tuple
         fdt = None
@@ -597,7 +651,7 @@ class _FunctionEmitter:
                     piece = f"tuple({x}.shape[{k}:{stop}])"
                     sz = self.size[dm.name]
                     if dm.name not in shapes:
-                        shapes[dm.name] = n(dm.name + "_shape")
+                        shapes[dm.name] = self.names("shape", dm.name, dm.name + "_shape")
                         self.line(f"{shapes[dm.name]} = {piece}")
                         self.line(f"{sz} = _prod({shapes[dm.name]})")
                         bound.add(dm.name)
@@ -711,7 +765,7 @@ class _FunctionEmitter:
         code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
         if e.op == "where" and self.t.select and self._selects(e):
             code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
-        name = self.names(out)
+        name = self.var(out)
         self.expr[out] = name
         if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
             self.scalar.add(out)
@@ -744,7 +798,7 @@ class _FunctionEmitter:
         if ignore is not None:  # the check sees ignored entries as class 0
             kept = INFIX_TEMPLATES["ne"].format(x, self.ref(ignore))
             if key not in self.masked:  # one name in every branch that checks
-                self.masked[key] = self.names.fresh(f"{x}_checked")
+                self.masked[key] = self.names.fresh(f"{x if x.isidentifier() else i.name}_checked")
             masked = self.masked[key]
             self.line("if check_indices:", indent)
             self.line(f"{masked} = {self.t.templates['where'].format(kept, x, 0)}", indent + 1)

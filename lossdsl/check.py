@@ -12,15 +12,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossdsl import ast
+from lossdsl.backend import CALL_KEYWORDS
 from lossdsl.errors import (
     DuplicateDefinition,
     LossError,
+    ReservedName,
     SpecImportError,
     UnknownName,
     did_you_mean,
 )
 from lossdsl.parser import parse_module
 from lossdsl.resources import resource_dir
+
+# Keywords of lossdsl's own methods that also take a spec's params as keywords:
+# Spec.compile(backend, schedule, chunk, shard, **params), compile_linear(backend, chunk, rows),
+# source(backend, shard), program(absent), ir(after), sharded_program(dim, absent). A param so
+# named could not be baked (`compile("torch", chunk=2.0)` sets the chunk size), and the calls
+# of a compiled function take CALL_KEYWORDS (reduction, ...) besides the inputs and params:
+# a spec cannot use any of these names for a param (nor CALL_KEYWORDS for an input).
+COMPILE_KEYWORDS = frozenset(
+    {"self", "backend", "schedule", "chunk", "shard", "rows", "absent", "after", "dim"}
+)
 
 
 def shipped_specs_dir() -> Path:
@@ -92,7 +104,30 @@ def resolve(
             continue
         seen.add(loss.name)
         scope.table[loss.name] = Callee(loss, scope)
+        _reserved_names(loss, errors)
     return Resolved(module, _main_loss(module), scope)
+
+
+def _reserved_names(loss: ast.LossDef, errors: list[LossError]) -> None:
+    """Inputs and params named like a keyword of the Python API (see COMPILE_KEYWORDS)."""
+    named = [("input", i, CALL_KEYWORDS) for i in loss.inputs]
+    named += [
+        ("param", p, CALL_KEYWORDS | COMPILE_KEYWORDS)
+        for p in loss.body
+        if isinstance(p, ast.Param)
+    ]
+    for what, node, reserved in named:
+        if node.name in reserved:
+            api = "a compiled loss's call" if node.name in CALL_KEYWORDS else "Spec.compile"
+            errors.append(
+                ReservedName(
+                    f"{what} name '{node.name}' is reserved: {api} takes a keyword "
+                    f"argument '{node.name}' of its own",
+                    node.name_span or node.span,
+                    f"rename the {what} (e.g. '{node.name}_'); reserved {what} names: "
+                    + ", ".join(sorted(reserved)),
+                )
+            )
 
 
 def _main_loss(module: ast.Module) -> ast.LossDef | None:

@@ -23,7 +23,7 @@ import sys
 import types
 from dataclasses import dataclass
 
-from lossdsl.backend import function_name, load_backend, module_source
+from lossdsl.backend import function_name, load_backend, module_source, public_names
 from lossdsl.chunk import Plan, combine, plan
 from lossdsl.errors import InputError, ParamError, class_ids_message
 from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sources
@@ -39,7 +39,11 @@ def _torch_fn(prog: Program, backend: str = "torch"):
     exec(compile(src, f"<lossdsl chunked {prog.name}>", "exec"), mod.__dict__)  # our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    return getattr(mod, function_name(prog.name))
+    fn = getattr(mod, function_name(prog.name))
+    # the Python name of each param (`lambda` is `lambda_`): ChunkedLoss passes them by name
+    names = public_names([d.var.name for d in prog.inputs], [q.var.name for q in prog.params])
+    fn.param_names = {q.var.name: names[q.var.name] for q in prog.params}
+    return fn
 
 
 def _needed(eqns: tuple[Eqn, ...], wanted: set[str]) -> tuple[tuple[Eqn, ...], set[str]]:
@@ -75,19 +79,19 @@ def _sub(prog: Program, name: str, eqns, inputs: list[Var], out: Var) -> Program
     )
 
 
-def _sizes_as_params(eqns, inputs: list[Var]):
+def _sizes_as_params(eqns, inputs: list[Var], size: str):
     """size(V) in a sub-program none of whose inputs is over V (the row function sees only
-    statistics): the size becomes an int param, passed in at run time as `size_V`."""
+    statistics): the size becomes an int param named `size` (a name no value of the program
+    has), passed in at run time."""
     have = {d.name for v in inputs for d in v.type.dims}
     kept, params = [], []
     for e in eqns:
         if e.op == "size" and e.attr("dim").name not in have:
-            params.append(ParamDecl(Var(f"size_{e.attr('dim').name}", e.out.type), 0))
+            params.append(ParamDecl(Var(size, e.out.type), 0))
             kept.append(Eqn(e.out, "add", (params[-1].var, Lit(0, e.out.type)), ()))
         else:
             kept.append(e)
-    uniq = tuple({p.var.name: p for p in params}.values())
-    return tuple(kept), uniq
+    return tuple(kept), tuple(params[:1])
 
 
 @dataclass
@@ -147,7 +151,13 @@ class ChunkedLoss:
         self.row_inputs = sorted(free - stat_names)
         self.row_stats = [s.name for s in self.stats if s.name in free]
         row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
-        row_eqns, sizes = _sizes_as_params(row_eqns, row_ins)
+        taken = set(vars_) | {q.var.name for q in p.params}
+        self.size_param = next(
+            n
+            for n in (f"size_{self.v.name}" + "_" * k for k in itertools.count())
+            if n not in taken
+        )
+        row_eqns, sizes = _sizes_as_params(row_eqns, row_ins, self.size_param)
         row_prog = Program(
             name="row",
             doc="row",
@@ -169,7 +179,7 @@ class ChunkedLoss:
         values = dict(inputs)
         kw = {k: v for k, v in params.items() if k in self.params}
         total = linear[1].shape[0] if linear is not None else values[logits].shape[-1]
-        kw[f"size_{self.v.name}"] = int(total)
+        kw[self.size_param] = int(total)
         for name, (fn, ins) in self.pre.items():
             values[name] = fn(*(values[a] for a in ins), **self._kw(fn, kw))
         for s in self.stats:  # the slices see shifted ids: check the class ids here, once
@@ -195,11 +205,11 @@ class ChunkedLoss:
 
     @staticmethod
     def _kw(fn, kw):
+        """The params `fn` takes, under their Python names; index checks are done once, here."""
         import inspect
 
-        names = inspect.signature(fn).parameters
-        out = {k: v for k, v in kw.items() if k in names}
-        if "check_indices" in names:
+        out = {fn.param_names[k]: v for k, v in kw.items() if k in fn.param_names}
+        if "check_indices" in inspect.signature(fn).parameters:
             out["check_indices"] = False
         return out
 

@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lossdsl import ast, constraints
-from lossdsl.backend import BACKENDS, function_name, load_backend, module_source
+from lossdsl.backend import BACKENDS, function_name, load_backend, module_source, public_names
 from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
     ArityError,
+    DuplicateDefinition,
     InputError,
     LossError,
     ParamError,
@@ -387,7 +388,7 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    fn = _guard(getattr(mod, function_name(spec.name)))
+    fn = _guard(getattr(mod, function_name(spec.name)), _public_names(spec, baked))
     # Once neither this cache nor the caller holds the function, its module and source go
     # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
     # keep every one, and its garbage-collection pauses grow with them.
@@ -407,29 +408,87 @@ def _compiled(spec: Spec, backend: str, baked, dim=None):
     return _compiled_cached(_key(spec), backend, baked, dim)
 
 
-def _guard(fn):
-    """Turn a bad call (unknown keyword, missing input) into an ArityError with a hint;
-    everything else passes straight through."""
+def _public_names(spec: Spec, baked) -> dict[str, str]:
+    """Declared input and param names -> the generated function's Python names."""
+    done = dict(baked)
+    params = [p.name for p in spec.params if p.name not in done]
+    return public_names([i.name for i in spec.inputs], params)
+
+
+def _aliases(spec: Spec, baked) -> dict[str, str]:
+    """The Python names of renamed inputs and params -> their declared names: every backend
+    and schedule accepts both, as the generated functions do."""
+    return {py: d for d, py in _public_names(spec, baked).items() if py != d}
+
+
+def _from_python(kwargs: dict, back: dict[str, str]) -> dict:
+    if not back or not any(k in back for k in kwargs):
+        return kwargs
+    out = {}
+    for k, v in kwargs.items():
+        d = back.get(k, k)
+        if d in out:
+            raise ArityError(f"got '{d}' twice (as '{d}' and '{k}')", None, f"pass '{d}' once")
+        out[d] = v
+    return out
+
+
+def _guard(fn, declared: dict[str, str]):
+    """Accept the declared names of inputs and params (a param named `lambda` is `lambda_` in
+    Python) and turn a bad call (unknown keyword, missing input) into an ArityError whose
+    message and hint show the declared names; everything else passes straight through."""
     sig = inspect.signature(fn)
+    renamed = {d: py for d, py in declared.items() if d != py}
+    back = {py: d for d, py in renamed.items()}
+    shown = _declared_signature(fn.__name__, sig, back)
 
     @functools.wraps(fn)
     def loss_fn(*args, **kwargs):
+        if renamed and any(k in renamed for k in kwargs):
+            kwargs = _to_python(kwargs, renamed, shown)
         try:
             return fn(*args, **kwargs)
         except TypeError:
             try:
                 sig.bind(*args, **kwargs)
             except TypeError as bad:
-                names = list(sig.parameters)
-                extra = [k for k in kwargs if k not in names]
+                names = [back.get(k, k) for k in sig.parameters]
+                extra = [back.get(k, k) for k in kwargs if k not in sig.parameters]
                 hint = did_you_mean(extra[0], names) if extra else None
-                raise ArityError(
-                    f"{fn.__name__}{sig}: {bad}", None, hint or f"signature: {fn.__name__}{sig}"
-                ) from None
+                msg = str(bad)
+                for py, d in back.items():
+                    msg = msg.replace(f"'{py}'", f"'{d}'")
+                raise ArityError(f"{shown}: {msg}", None, hint or f"signature: {shown}") from None
             raise
 
     loss_fn.signature = sig
+    loss_fn.declared = dict(declared)
     return loss_fn
+
+
+def _to_python(kwargs: dict, renamed: dict[str, str], shown: str) -> dict:
+    out = {}
+    for k, v in kwargs.items():
+        py = renamed.get(k, k)
+        if py in out:
+            raise ArityError(
+                f"{shown}: got '{k}' twice (as '{k}' and '{py}')", None, f"pass '{k}' once"
+            )
+        out[py] = v
+    return out
+
+
+def _declared_signature(name: str, sig: inspect.Signature, back: dict[str, str]) -> str:
+    """`f(x, *, lambda=1.0, reduction='mean')`: the signature with the declared names (which
+    inspect.Signature cannot hold when they are Python keywords)."""
+    parts, star = [], False
+    for p in sig.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        text = str(p)
+        parts.append(back.get(p.name, p.name) + text[len(p.name) :])
+    return f"{name}({', '.join(parts)})"
 
 
 def _reference_fn(spec: Spec, baked):
@@ -440,8 +499,10 @@ def _reference_fn(spec: Spec, baked):
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
     has_index = any(i.type.startswith("index") for i in spec.inputs)
+    back = _aliases(spec, baked)
 
     def loss_fn(*args, reduction=None, **kwargs):
+        kwargs = _from_python(kwargs, back)
         check = kwargs.pop("check_indices", True) if has_index else False
         inputs = dict(zip(names, args))
         for k in list(kwargs):
@@ -486,12 +547,22 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
             raise ParamError(f"{what} must be a positive int, got {n!r}")
     logits = spec.inputs[0].name
     rest = [i.name for i in spec.inputs[1:]]
+    for inp in spec.loss.inputs[1:] if linear else ():
+        if inp.name in ("h", "W"):  # the fused function takes h and W in place of the logits
+            raise DuplicateDefinition(
+                f"input '{inp.name}' is named like compile_linear's own '{inp.name}' "
+                "(the hidden states h and the weight W replace the logits)",
+                inp.name_span or inp.span,
+                f"rename the input '{inp.name}'",
+            )
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
     plans: dict = {}
+    back = _aliases(spec, baked)
 
     def loss_fn(*args, reduction=None, **kwargs):
+        kwargs = _from_python(kwargs, back)
         names = (["h", "W"] if linear else [logits]) + rest
         given = dict(zip(names, args))
         given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})

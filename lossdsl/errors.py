@@ -53,6 +53,11 @@ class DuplicateDefinition(LossError):
     """A name defined twice in one scope."""
 
 
+class ReservedName(DuplicateDefinition):
+    """An input or param named like a keyword argument of the Python API (reduction, chunk,
+    backend, ...): the name is already defined there."""
+
+
 class ArityError(LossError):
     """Wrong number of arguments or an unknown/missing keyword."""
 
