@@ -242,7 +242,13 @@ class ChunkedLoss:
         return _call(self.row, args, kw, sizes, carriers, True)
 
     def _check_ids(self, t, name: str, n: int) -> None:
-        if _traced(t) or not t.size if self.backend == "jax" else not t.numel():
+        if self.backend == "jax":
+            if _traced(t):  # under jit: no value to check
+                return
+            import numpy as np
+
+            t = np.asarray(t)  # a concrete array: jnp ops on it would be staged under jit
+        if not t.size if self.backend == "jax" else not t.numel():
             return
         lo, hi = int(t.min()), int(t.max())
         if lo < 0 or hi >= n:
