@@ -152,9 +152,10 @@ class Spec:
     ):
         """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
 
-        schedule="chunked" (torch): the first input (the logits [..., V]) is consumed
+        schedule="chunked" (torch, jax): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
-        log-softmax and its intermediates over V (lossdsl/chunked.py).
+        log-softmax and its intermediates over V (lossdsl/chunked.py). A LossError here when
+        the spec does not chunk (lossdsl/chunk.py's contract; `chunk_refusal`).
 
         shard="B": the batch dim B is split across devices (lossdsl/shard.py). Each rank
         passes its rows; the loss and the gradients are those of the whole batch. torch: call
