@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from lossdsl.errors import LossError
 from lossdsl.ir import Atom, Eqn, Program, Var, verify
+from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, Row, run_rules
 from lossdsl.types import Dim, DimError, broadcast
@@ -35,8 +37,9 @@ def combine(kind: str, a, b, xp):
     return getattr(xp, COMBINE[kind])(a, b)
 
 
-class ChunkError(Exception):
-    """The loss is not a function of per-row statistics over the chunked dim."""
+class ChunkError(LossError):
+    """A loss that cannot run chunk by chunk over the chunked dim in one pass (the message
+    names the construct, the span points at it in the spec)."""
 
 
 @dataclass(frozen=True)
@@ -190,13 +193,68 @@ def stat_form(prog: Program, v: Dim) -> Program:
     return verify(dce(cse(prog)))
 
 
+# op kinds that compute each position of the chunked dim from that position alone, whatever
+# their axes (an elementwise op; a transpose or expand only moves or adds axes)
+_LOCAL_KINDS = ("elementwise", "transpose", "expand")
+# op kinds that work along the dims their axis attrs name: local when V is not among them
+_AXIS_KINDS = ("reduce", "axis", "gather", "cross_entropy", "argmax", "diff", "eigvalsh",
+               "contract", "rename", "onehot")  # fmt: skip
+_HINT = (
+    "use the plain schedule; a chunked loss reads its logits only through elementwise terms "
+    "and row statistics over {v}: sum, mean, logsumexp, max or min over {v}, a log-softmax or "
+    "softmax over {v} (made logsumexp), or a pick z[target]"
+)
+
+
+def _axes(e: Eqn) -> tuple[Dim, ...]:
+    """The dims an op works along (reduces, picks, shifts, renames, contracts)."""
+    if e.op in ("gather", "cross_entropy"):
+        return (e.args[1].type.of,)
+    if e.op == "rename":
+        return tuple(d for pair in e.attr("mapping") for d in pair)
+    if e.op == "onehot":
+        return (e.attr("dim"),)
+    return tuple(e.attr("over") or ())
+
+
+def _stat_kind(e: Eqn, v: Dim) -> str | None:
+    """How two chunks' partial results of `e` (which reduces V away) combine, or None."""
+    if e.op in COMBINE and v in _axes(e):
+        return e.op
+    if e.op == "contract" and v in _axes(e):
+        return "sum"  # sum(a * b) over V
+    if e.op == "gather" and e.args[1].type.of == v:
+        return "gather"  # the id falls in exactly one chunk; the others contribute 0
+    return None
+
+
 def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
-    """The chunk plan of `prog` over the last dim of input `logits`, for one reduction (its
-    other outputs are dropped) or all of them."""
+    """The chunk plan of `prog` over the last dim V of input `logits`, for one reduction (its
+    other outputs are dropped) or all of them; ChunkError, naming the construct, if the
+    program is not chunkable over V in one pass (the contract in the module docstring)."""
     inp = next((d for d in prog.inputs if d.var.name == logits), None)
-    if inp is None or inp.var.type.dtype != "float" or not inp.var.type.dims:
-        raise ChunkError(f"no float input named '{logits}'")
+    if inp is None or inp.var.type.dtype != "float" or inp.var.type.of or not inp.var.type.dims:
+        t = inp.var.type if inp is not None else None
+        raise ChunkError(
+            f"{prog.name} cannot be chunked: its first input '{logits}' is {t}, not a float "
+            "tensor whose last dim is the one to chunk",
+            None,
+            "the chunked schedule is for a loss over logits [..., V]: use the plain schedule",
+        )
     v = inp.var.type.dims[-1]
+    if v.variadic:
+        raise ChunkError(
+            f"{prog.name} cannot be chunked over {v}: a variadic dim (any number of axes) is "
+            "not a class dim",
+            None,
+            "the chunked schedule is for a loss over logits [..., V]: use the plain schedule",
+        )
+    hint = _HINT.format(v=v)
+    name = prog.name
+
+    def refuse(e: Eqn | None, what: str) -> ChunkError:
+        return ChunkError(f"{name} cannot be chunked over {v}: {what}", e and e.span, hint)
+
     if reduction is not None:
         prog = replace(prog, outputs=((reduction, prog.output(reduction)),))
     prog = stat_form(prog, v)
@@ -204,41 +262,54 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
     chunk: dict[str, Eqn] = {}
     stats: list[Stat] = []
     row: list[Eqn] = []
-    stat_names: set[str] = set()
+    after_stat: set[str] = set()  # row values computed from a statistic
     for e in prog.eqns:
-        reads_chunk = any(isinstance(a, Var) and (a.name in chunk or a.name == x) for a in e.args)
-        if v in e.out.type.dims and reads_chunk:
-            bad = [a.name for a in e.args if isinstance(a, Var) and _depends(prog, a, stat_names)]
-            if bad:
-                raise ChunkError(
-                    f"'{e.out.name}' ({e.op} over {v}) needs the statistic(s) behind "
-                    f"{', '.join(bad)}: not a one-pass row statistic"
-                )
-            chunk[e.out.name] = e
-        elif reads_chunk:
-            kind = _stat_kind(e, v)
-            if kind is None:
-                raise ChunkError(
-                    f"'{e.out.name}' = {e.op} of the logits is not a statistic over {v}"
-                )
-            stats.append(Stat(e.out, kind, e))
-            stat_names.add(e.out.name)
-        else:
+        vars_ = [a for a in e.args if isinstance(a, Var)]
+        reads_chunk = any(a.name in chunk or a.name == x for a in vars_)
+        if not reads_chunk:
             # no logits in it: computed once at full size (a per-class margin, a multilabel
             # target's terms, onehot(target)) and sliced along V for each chunk
             row.append(e)
+            if any(a.name in after_stat for a in vars_):
+                after_stat.add(e.out.name)
+            continue
+        kind = OPS[e.op].kind
+        twins = {d for a in vars_ + [e.out] for d in a.type.dims if d.name == v.name and d != v}
+        stat = _stat_kind(e, v)
+        local = kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and v not in _axes(e))
+        if stat is None and not (local and v in e.out.type.dims):
+            raise refuse(
+                e,
+                f"{e.op} over {v} of the logits needs the whole of {v} at once (no rule combines "
+                "two chunks' partial results)",
+            )
+        if twins:
+            raise refuse(
+                e,
+                f"{e.op} pairs the logits' {v} with {', '.join(map(str, sorted(twins)))} "
+                f"(another copy of {v}): a chunk would need every other chunk",
+            )
+        if any(a.name in after_stat for a in vars_):
+            raise refuse(
+                e,
+                f"this {e.op} combines a row statistic over {v} of the logits (a logsumexp, "
+                f"sum, max or min over {v}: known only after the last chunk) with values over "
+                f"{v} computed from the logits: that needs a second pass over the logits",
+            )
+        if v in e.out.type.dims:
+            chunk[e.out.name] = e
+        else:
+            stats.append(Stat(e.out, "sum" if stat == "gather" else stat, e))
+            after_stat.add(e.out.name)
     for m, a in prog.outputs:
-        if isinstance(a, Var) and a.name in chunk:
-            raise ChunkError(f"the {m} output keeps {v}: reduction='none' over {v} is not chunked")
+        if isinstance(a, Var) and (a.name in chunk or a.name == x):
+            raise refuse(
+                chunk.get(a.name),
+                f"the loss keeps {v} in its reduction='{m}' result; chunking {v} needs every "
+                f"use of the logits reduced over {v} (sum, mean, logsumexp, max or min over "
+                f"{v}, or a pick z[target])",
+            )
     return Plan(prog, x, v, tuple(chunk.values()), tuple(stats), tuple(row))
-
-
-def _stat_kind(e: Eqn, v: Dim) -> str | None:
-    if e.op in COMBINE and v in tuple(e.attr("over") or ()):
-        return e.op
-    if e.op == "gather" and e.args[1].type.of == v:
-        return "sum"  # the id falls in exactly one chunk; the others contribute 0
-    return None
 
 
 def _depends(prog: Program, a: Var, names: set[str]) -> bool:

@@ -18,32 +18,60 @@ fused with the linear layer. Peak memory: one [N, chunk] slice and its autograd 
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import linecache
 import sys
 import types
 from dataclasses import dataclass
 
-from lossdsl.backend import function_name, load_backend, module_source, public_names
+from lossdsl.backend import (
+    _dims_needed,
+    function_name,
+    load_backend,
+    module_source,
+    public_names,
+)
 from lossdsl.chunk import Plan, combine, plan
 from lossdsl.errors import InputError, ParamError, class_ids_message
-from lossdsl.ir import Eqn, InputDecl, Lit, ParamDecl, Program, Var, index_sources
-from lossdsl.types import Dim
+from lossdsl.ir import Atom, Eqn, InputDecl, Program, Var, index_sources
+from lossdsl.ops import OPS
+from lossdsl.types import Dim, TensorType
 
 _MODULE_IDS = itertools.count()  # unique names: sys.modules shrinks as compiled modules go
 
 
-def _torch_fn(prog: Program, backend: str = "torch"):
-    """An ordinary generated function (torch, or jax) for a sub-program."""
-    src = module_source(load_backend(backend).TARGET, [prog], prog.name)
-    mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{next(_MODULE_IDS)}")
-    exec(compile(src, f"<lossdsl chunked {prog.name}>", "exec"), mod.__dict__)  # our IR only
-    mod.LossInputError, mod.LossParamError = InputError, ParamError
-    sys.modules[mod.__name__] = mod
-    fn = getattr(mod, function_name(prog.name))
-    # the Python name of each param (`lambda` is `lambda_`): ChunkedLoss passes them by name
-    names = public_names([d.var.name for d in prog.inputs], [q.var.name for q in prog.params])
-    fn.param_names = {q.var.name: names[q.var.name] for q in prog.params}
-    return fn
+class Modules:
+    """The generated modules of one chunked compile, deduplicated by source (the sum and the
+    mean plans share their statistics). `names` lists (module, linecache filename) pairs: the
+    compiler forgets them once nobody holds the compiled function (compiler._forget_module)."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.fns: dict[str, object] = {}
+        self.names: list[tuple[str, str]] = []
+
+    def fn(self, prog: Program):
+        """An ordinary generated function (torch or jax) for a sub-program."""
+        src = module_source(load_backend(self.backend).TARGET, [prog], prog.doc)
+        if src not in self.fns:
+            n = next(_MODULE_IDS)
+            filename = f"<lossdsl chunked {prog.name} {self.backend} {n}>"
+            linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+            mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{self.backend}_{n}")
+            mod.__file__ = filename
+            exec(compile(src, filename, "exec"), mod.__dict__)  # generated from our IR only
+            mod.LossInputError, mod.LossParamError = InputError, ParamError
+            sys.modules[mod.__name__] = mod  # torch.compile re-imports a function's module
+            self.names.append((mod.__name__, filename))
+            fn = getattr(mod, function_name(prog.name))
+            # the Python name of each param (`lambda` is `lambda_`): _call passes them by name
+            names = public_names(
+                [d.var.name for d in prog.inputs], [q.var.name for q in prog.params]
+            )
+            fn.param_names = {q.var.name: names[q.var.name] for q in prog.params}
+            self.fns[src] = fn
+        return self.fns[src]
 
 
 def _needed(eqns: tuple[Eqn, ...], wanted: set[str]) -> tuple[tuple[Eqn, ...], set[str]]:
@@ -66,32 +94,30 @@ def _needed(eqns: tuple[Eqn, ...], wanted: set[str]) -> tuple[tuple[Eqn, ...], s
     return order, free
 
 
-def _sub(prog: Program, name: str, eqns, inputs: list[Var], out: Var) -> Program:
-    params = tuple(q for q in prog.params if any(q.var in e.args for e in eqns) or q.var == out)
+def carrier_name(dim: str) -> str:
+    return f"dim_{dim}_"
+
+
+def _sub(prog: Program, doc: str, eqns, inputs: list[Var], out: Atom) -> Program:
+    """A sub-program of `prog` (named after it: its input checks speak of the spec). A dim
+    that some equation needs (size(V), onehot over V, a fill) but no input carries comes from
+    a *carrier* input float[D]: a stride-0 tensor of D's full size, passed at run time."""
+    bound = {d.name for v in inputs for d in v.type.dims}
+    carriers = {}
+    for e in eqns:
+        for d in _dims_needed(e):
+            if d.name not in bound and d.name not in carriers:
+                carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
+    used = {a.name for e in eqns for a in e.args if isinstance(a, Var)} | {getattr(out, "name", "")}
     return Program(
-        name=name,
-        doc=name,
-        inputs=tuple(InputDecl(v) for v in inputs),
-        params=params,
+        name=prog.name,
+        doc=f"{prog.name}: {doc} (chunked schedule)",
+        inputs=tuple(InputDecl(v) for v in list(inputs) + list(carriers.values())),
+        params=tuple(q for q in prog.params if q.var.name in used),
         eqns=tuple(eqns),
         outputs=(("none", out), ("sum", out), ("mean", out)),
         default_reduction="none",
     )
-
-
-def _sizes_as_params(eqns, inputs: list[Var], size: str):
-    """size(V) in a sub-program none of whose inputs is over V (the row function sees only
-    statistics): the size becomes an int param named `size` (a name no value of the program
-    has), passed in at run time."""
-    have = {d.name for v in inputs for d in v.type.dims}
-    kept, params = [], []
-    for e in eqns:
-        if e.op == "size" and e.attr("dim").name not in have:
-            params.append(ParamDecl(Var(size, e.out.type), 0))
-            kept.append(Eqn(e.out, "add", (params[-1].var, Lit(0, e.out.type)), ()))
-        else:
-            kept.append(e)
-    return tuple(kept), tuple(params[:1])
 
 
 @dataclass
@@ -101,147 +127,264 @@ class _Stat:
     fn: object
     args: list[str]  # the stat function's inputs after the slice: names of row values
     gather_index: str | None  # for z[t]: the row value holding t (shifted per slice)
+    ties: object = None  # max/min: the function counting a slice's entries equal to its max
+
+
+def _call(fn, args: list, kw: dict, sizes: dict, carriers, checks: bool):
+    """Call a generated sub-function: its params and carriers by keyword."""
+    names = fn.signature.parameters if hasattr(fn, "signature") else _signature(fn)
+    py = getattr(fn, "param_names", {})
+    out = {py.get(k, k): v for k, v in kw.items() if py.get(k, k) in names}
+    if "check_indices" in names:
+        out["check_indices"] = checks
+    for name in names:
+        if name.startswith("dim_") and name.endswith("_") and name not in out:
+            out[name] = carriers(sizes[name[4:-1]])
+    return fn(*args, **out)
+
+
+_SIGS: dict = {}
+
+
+def _signature(fn):
+    if fn not in _SIGS:
+        _SIGS[fn] = inspect.signature(fn).parameters
+    return _SIGS[fn]
 
 
 class ChunkedLoss:
-    """The chunked form of one spec variant for one reduction (torch)."""
+    """The chunked form of one spec variant for one reduction (torch, or jax)."""
 
-    def __init__(self, prog: Program, logits: str, reduction: str, chunk: int):
+    def __init__(self, prog: Program, logits: str, reduction: str, chunk: int, mods: Modules):
         self.plan: Plan = plan(prog, logits, reduction)
-        self.reduction, self.chunk = reduction, chunk
+        self.reduction, self.chunk, self.backend = reduction, chunk, mods.backend
         p = self.plan.prog
         self.v = self.plan.dim
         vars_ = {d.var.name: d.var for d in p.inputs}
         vars_ |= {e.out.name: e.out for e in p.eqns}
         self.vars = vars_
+        self.inputs = [d.var for d in p.inputs]
+        params = {q.var.name for q in p.params}
         stat_names = {s.var.name for s in self.plan.stats}
-        # row values the chunk side reads, computed before the slices
         chunk_eqns = self.plan.chunk_side
         inputs = {d.var.name for d in p.inputs}
-        self.pre: dict[str, object] = {}
+        self.pre: dict[str, tuple] = {}
         reads: set[str] = set()
         self.stats: list[_Stat] = []
         for s in self.plan.stats:
             e = s.eqn
             eqns, free = _needed(chunk_eqns + (e,), {s.var.name})
-            free -= {q.var.name for q in p.params}
-            gather_index = None
-            if e.op == "gather":
-                gather_index = e.args[1].name if isinstance(e.args[1], Var) else None
-            args = sorted(free - {logits})
+            args = sorted(free - params - {logits})
             reads |= set(args)
-            fn = _torch_fn(
-                _sub(
-                    p, f"stat_{s.var.name}", eqns, [vars_[logits]] + [vars_[a] for a in args], s.var
-                )
-            )
-            self.stats.append(_Stat(s.var.name, s.kind, fn, args, gather_index))
+            ins = [vars_[logits]] + [vars_[a] for a in args]
+            fn = mods.fn(_sub(p, f"statistic {s.var.name}", eqns, ins, s.var))
+            gather_index = e.args[1].name if e.op == "gather" else None
+            ties = None
+            if s.kind in ("max", "min"):
+                teqns, tout = _ties(eqns, e)
+                ties = mods.fn(_sub(p, f"ties of {s.var.name}", teqns, ins, tout))
+            self.stats.append(_Stat(s.var.name, s.kind, fn, args, gather_index, ties))
         for name in sorted(reads - inputs):
             eqns, free = _needed(self.plan.row_side, {name})
-            free -= {q.var.name for q in p.params}
-            ins = sorted(free)
-            self.pre[name] = (
-                _torch_fn(_sub(p, f"pre_{name}", eqns, [vars_[a] for a in ins], vars_[name])),
-                ins,
-            )
+            ins = sorted(free - params)
+            sub = _sub(p, f"row value {name}", eqns, [vars_[a] for a in ins], vars_[name])
+            self.pre[name] = (mods.fn(sub), ins)
         # the row function: every row-side equation, from the inputs and the statistics
         out = p.output(reduction)
-        row_eqns, free = _needed(self.plan.row_side, {out.name} if isinstance(out, Var) else set())
-        free -= {q.var.name for q in p.params}
+        want = {out.name} if isinstance(out, Var) else set()
+        row_eqns, free = _needed(self.plan.row_side, want)
+        free -= params
         self.row_inputs = sorted(free - stat_names)
         self.row_stats = [s.name for s in self.stats if s.name in free]
         row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
-        taken = set(vars_) | {q.var.name for q in p.params}
-        self.size_param = next(
-            n
-            for n in (f"size_{self.v.name}" + "_" * k for k in itertools.count())
-            if n not in taken
-        )
-        row_eqns, sizes = _sizes_as_params(row_eqns, row_ins, self.size_param)
-        row_prog = Program(
-            name="row",
-            doc="row",
-            inputs=tuple(InputDecl(v) for v in row_ins),
-            params=p.params + sizes,
-            eqns=row_eqns,
-            outputs=((reduction, out),)
-            + tuple((m, out) for m in ("none", "sum", "mean") if m != reduction),
-            default_reduction=reduction,
-        )
-        self.row = _torch_fn(row_prog)
+        self.row = mods.fn(_sub(p, "row function", row_eqns, row_ins, out))
+        self.extra = sorted({a for s in self.stats for a in s.args})
         self.params = [q.var.name for q in p.params]
 
     # -- running
+    def sizes(self, values: dict, logits_shape: tuple) -> dict:
+        """Every dim's full size, from the inputs' shapes (a variadic dim: its axes' product)."""
+        out: dict[str, int] = {}
+        for var in self.inputs:
+            x = values.get(var.name)
+            shape = (
+                tuple(logits_shape) if var.name == self.plan.logits else getattr(x, "shape", None)
+            )
+            if shape is None:
+                continue
+            dims = var.type.dims
+            k = len(shape) - (len(dims) - 1)  # the axes of a variadic dim
+            pos = 0
+            for dm in dims:
+                n = 1
+                for a in range(pos, pos + (k if dm.variadic else 1)):
+                    n *= int(shape[a]) if a < len(shape) else 1
+                pos += k if dm.variadic else 1
+                out.setdefault(dm.name, n)
+        return out
+
     def __call__(self, inputs: dict, params: dict, linear=None):
         """inputs: name -> tensor (the logits among them unless `linear` = (h, W))."""
-
         logits = self.plan.logits
         values = dict(inputs)
         kw = {k: v for k, v in params.items() if k in self.params}
-        total = linear[1].shape[0] if linear is not None else values[logits].shape[-1]
-        kw[self.size_param] = int(total)
-        for name, (fn, ins) in self.pre.items():
-            values[name] = fn(*(values[a] for a in ins), **self._kw(fn, kw))
-        for s in self.stats:  # the slices see shifted ids: check the class ids here, once
-            if s.gather_index is not None:
-                self._check_ids(values[s.gather_index], s.gather_index, int(total))
-        extra = sorted({a for s in self.stats for a in s.args})
-        tensors = [values[a] for a in extra]
         if linear is not None:
             h, w = linear
-            stats = _Chunked.apply(self, kw, extra, h, w, *tensors)
+            lshape = tuple(h.shape[:-1]) + (w.shape[0],)
         else:
-            stats = _Chunked.apply(self, kw, extra, values[logits], None, *tensors)
+            lshape = tuple(values[logits].shape)
+        total = int(lshape[-1])
+        sizes = self.sizes(values, lshape)
+        ref = linear[0] if linear is not None else values[logits]
+        carriers = _carrier_maker(self.backend, ref)
+        for name, (fn, ins) in self.pre.items():
+            x = _call(fn, [values[a] for a in ins], kw, sizes, carriers, True)
+            values[name] = _as_type(x, self.vars[name].type.dtype, ref, self.backend)
+        for s in self.stats:  # the slices see shifted ids: check the class ids here, once
+            if s.gather_index is not None:
+                self._check_ids(values[s.gather_index], s.gather_index, total)
+        run = _Chunked.apply if self.backend == "torch" else _jax_chunked
+        if not self.stats:
+            stats = ()
+        elif linear is not None:
+            stats = run(self, kw, sizes, linear[0], linear[1], *(values[a] for a in self.extra))
+        else:
+            stats = run(self, kw, sizes, values[logits], None, *(values[a] for a in self.extra))
         by = dict(zip([s.name for s in self.stats], stats))
         args = [values[n] for n in self.row_inputs] + [by[n] for n in self.row_stats]
-        return self.row(*args, reduction=self.reduction, **self._kw(self.row, kw))
+        return _call(self.row, args, kw, sizes, carriers, True)
 
     def _check_ids(self, t, name: str, n: int) -> None:
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
+        if self.backend == "jax":
+            if _traced(t):  # under jit: no value to check
+                return
+            import numpy as np
+
+            t = np.asarray(t)  # a concrete array: jnp ops on it would be staged under jit
+        if not t.size if self.backend == "jax" else not t.numel():
+            return
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= n:
             sources = index_sources(self.plan.prog, self.vars[name])
-            lo, hi = int(t.min()), int(t.max())
             label = self.plan.prog.name
             raise InputError(class_ids_message(label, sources, self.v, n, lo, hi, opt_out=False))
 
-    @staticmethod
-    def _kw(fn, kw):
-        """The params `fn` takes, under their Python names; index checks are done once, here."""
-        import inspect
+    def v_axis(self, name: str, x) -> int | None:
+        """The axis of V in row value `name` as passed (a variadic dim may span several)."""
+        dims = self.vars[name].type.dims
+        if self.v not in dims:
+            return None
+        i = dims.index(self.v)
+        if any(d.variadic for d in dims[:i]):
+            return x.ndim - (len(dims) - i)
+        return i
 
-        out = {fn.param_names[k]: v for k, v in kw.items() if k in fn.param_names}
-        if "check_indices" in inspect.signature(fn).parameters:
-            out["check_indices"] = False
-        return out
-
-    def slice_stats(self, z, lo: int, kw: dict, values: dict):
-        """Every statistic of one V-slice z = logits[..., lo:lo+n]."""
-        import torch
-
+    def slice_stats(self, z, lo: int, kw: dict, sizes: dict, values: dict, ties=False, pieces=None):
+        """Every statistic of one V-slice z = logits[..., lo:lo+n] (and, with ties=True, the
+        tie counts of the max/min statistics, None for the others). `pieces`: row values
+        already sliced (the backward's leaves)."""
+        xp = _xp(self.backend)
         n = z.shape[-1]
-        out = []
+        csizes = {**sizes, self.v.name: n}
+        carriers = _carrier_maker(self.backend, z)
+        out, counts = [], []
         for s in self.stats:
             args = []
             for a in s.args:
                 x = values[a]
-                dims = self.vars[a].type.dims
-                if a == s.gather_index:
+                if pieces and a in pieces:
+                    x = pieces[a]
+                elif a == s.gather_index:
                     local = x - lo
-                    inside = (local >= 0) & (local < n)
-                    x = torch.where(inside, local, 0)
-                elif self.v in dims:
-                    k = len(dims) - 1 - dims.index(self.v)  # axis counted from the end
-                    x = x.narrow(x.ndim - 1 - k, lo, n)
+                    x = xp.where((local >= 0) & (local < n), local, 0)
+                else:
+                    k = self.v_axis(a, x)
+                    if k is not None:
+                        x = _narrow(x, k, lo, n)
                 args.append(x)
-            r = s.fn(z, *args, **self._kw(s.fn, kw))
+            r = _call(s.fn, [z, *args], kw, csizes, carriers, False)
             if s.gather_index is not None:
                 local = values[s.gather_index] - lo
-                r = torch.where((local >= 0) & (local < n), r, torch.zeros_like(r))
+                r = xp.where((local >= 0) & (local < n), r, xp.zeros_like(r))
             out.append(r)
-        return out
+            if ties:
+                c = _call(s.ties, [z, *args], kw, csizes, carriers, False) if s.ties else None
+                counts.append(c)
+        return (out, counts) if ties else out
+
+
+def _ties(eqns: tuple[Eqn, ...], e: Eqn) -> tuple:
+    """The equations counting, per statistic entry, the slice's entries equal to max (min)
+    e: the gradient of a max splits evenly among its ties (torch.amax, jnp.max), so each
+    chunk's share is its count over the total count."""
+    x, over = e.args[0], e.attr("over")
+
+    def eqn(name, op, args, attrs=()):
+        t = OPS[op].type_rule([a.type for a in args], dict(attrs))
+        return Eqn(Var(f"{name}_{e.out.name}_", t), op, tuple(args), tuple(attrs))
+
+    eq = eqn("tie", "eq", (x, e.out))
+    f = eqn("tief", "to_float", (eq.out,))
+    n = eqn("ties", "sum", (f.out,), (("over", over),))
+    return eqns + (eq, f, n), n.out
+
+
+def _as_type(x, dtype: str, like, backend: str):
+    """A row value as the chunk side reads it: a tensor of its IR dtype (a generated function
+    returns a bool or int result as float, and a params-only value as a Python number)."""
+    if backend == "torch":
+        import torch
+
+        want = {"bool": torch.bool, "int": torch.long, "float": like.dtype}[dtype]
+        return torch.as_tensor(x, dtype=want, device=like.device)
+    import jax.numpy as jnp
+
+    want = {"bool": jnp.bool_, "int": jnp.int_, "float": like.dtype}[dtype]
+    return jnp.asarray(x).astype(want)
+
+
+def _narrow(x, axis: int, lo: int, n: int):
+    if hasattr(x, "narrow"):
+        return x.narrow(axis, lo, n)
+    return x[(slice(None),) * axis + (slice(lo, lo + n),)]
+
+
+def _xp(backend: str):
+    if backend == "torch":
+        import torch
+
+        return torch
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _traced(x) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def _carrier_maker(backend: str, like):
+    """float[D] of D's size at no memory: a stride-0 view of one zero."""
+    if backend == "torch":
+        import torch
+
+        zero = torch.zeros((), dtype=like.dtype, device=like.device)
+        return lambda n: zero.expand(n)
+    import jax.numpy as jnp
+
+    return lambda n: jnp.broadcast_to(jnp.zeros((), like.dtype), (n,))
 
 
 def _slices(total: int, chunk: int):
     return [(lo, min(total, lo + chunk)) for lo in range(0, total, chunk)]
+
+
+def _combine_ties(kind, acc, cnt, part, c, xp):
+    """max/min with its tie count: the count of the entries equal to the combined value."""
+    new = combine(kind, acc, part, xp)
+    return new, xp.where(acc == new, cnt, 0) + xp.where(part == new, c, 0)
 
 
 def _make_function():
@@ -249,23 +392,26 @@ def _make_function():
 
     class Chunked(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, loss, kw, extra, x, w, *tensors):
-            values = dict(zip(extra, tensors))
+        def forward(ctx, loss, kw, sizes, x, w, *tensors):
+            values = dict(zip(loss.extra, tensors))
             total = w.shape[0] if w is not None else x.shape[-1]
-            acc = None
+            acc, cnt = None, None
             with torch.no_grad():
                 for lo, hi in _slices(total, loss.chunk):
                     z = x @ w[lo:hi].T if w is not None else x[..., lo:hi]
-                    part = loss.slice_stats(z, lo, kw, values)
-                    acc = (
-                        part
-                        if acc is None
-                        else [
-                            combine(s.kind, a, b, torch) for s, a, b in zip(loss.stats, acc, part)
-                        ]
-                    )
-            ctx.loss, ctx.kw, ctx.extra = loss, kw, extra
-            ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc)
+                    part, c = loss.slice_stats(z, lo, kw, sizes, values, ties=True)
+                    if acc is None:
+                        acc, cnt = part, c
+                        continue
+                    for i, s in enumerate(loss.stats):
+                        if s.ties is not None:
+                            acc[i], cnt[i] = _combine_ties(s.kind, acc[i], cnt[i], part[i],
+                                                           c[i], torch)  # fmt: skip
+                        else:
+                            acc[i] = combine(s.kind, acc[i], part[i], torch)
+            ctx.loss, ctx.kw, ctx.sizes = loss, kw, sizes
+            counts = [c if c is not None else a for a, c in zip(acc, cnt)]
+            ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc, *counts)
             ctx.fused = w is not None
             ctx.n_tensors = len(tensors)
             return tuple(acc)
@@ -275,12 +421,16 @@ def _make_function():
             loss = ctx.loss
             saved = ctx.saved_tensors
             x, w = saved[0], saved[1] if ctx.fused else None
-            tensors = saved[2 : 2 + ctx.n_tensors]
-            totals = saved[2 + ctx.n_tensors :]
-            values = dict(zip(ctx.extra, tensors))
+            nt, ns = ctx.n_tensors, len(loss.stats)
+            tensors = saved[2 : 2 + nt]
+            totals = saved[2 + nt : 2 + nt + ns]
+            counts = saved[2 + nt + ns :]
+            want = [ctx.needs_input_grad[5 + i] for i in range(nt)]
             total = w.shape[0] if w is not None else x.shape[-1]
-            dx = torch.zeros_like(x)
-            dw = torch.zeros_like(w) if w is not None else None
+            dx = torch.zeros_like(x) if ctx.needs_input_grad[3] else None
+            dw = torch.zeros_like(w) if w is not None and ctx.needs_input_grad[4] else None
+            dt = [torch.zeros_like(t) if k else None for t, k in zip(tensors, want)]
+            full = dict(zip(loss.extra, tensors))
             for lo, hi in _slices(total, loss.chunk):
                 with torch.enable_grad():
                     if w is not None:
@@ -291,30 +441,88 @@ def _make_function():
                     else:
                         z = x[..., lo:hi].detach().requires_grad_(True)
                         leaves = [z]
-                    parts = loss.slice_stats(z, lo, ctx.kw, values)
+                    # a float row value that needs a gradient: its slice (or, without V, the
+                    # whole of it) is a leaf of this slice's graph
+                    pieces = {}
+                    for i, name in enumerate(loss.extra):
+                        if dt[i] is not None:
+                            axis = loss.v_axis(name, tensors[i])
+                            t = tensors[i] if axis is None else _narrow(tensors[i], axis, lo,
+                                                                         hi - lo)  # fmt: skip
+                            pieces[name] = t.detach().requires_grad_(True)
+                            leaves.append(pieces[name])
+                    parts, cs = loss.slice_stats(z, lo, ctx.kw, ctx.sizes, full, True, pieces)
                     outs, grads = [], []
-                    for s, part, tot, d in zip(loss.stats, parts, totals, d_stats):
+                    for s, part, c, tot, cnt, d in zip(loss.stats, parts, cs, totals, counts,
+                                                       d_stats):  # fmt: skip
                         if d is None:
                             continue
                         if s.kind == "logsumexp":
                             d = d * torch.exp(part - tot)
-                        elif s.kind in ("max", "min"):
-                            d = d * (part == tot).to(d.dtype)
+                        elif s.ties is not None:  # this chunk's share of the tied entries
+                            d = d * torch.where(part == tot, c / cnt, 0)
                         outs.append(part)
                         grads.append(d)
                     if not outs:
                         continue
                     g = torch.autograd.grad(outs, leaves, grads, allow_unused=True)
                 if w is not None:
-                    if g[0] is not None:
+                    if dx is not None and g[0] is not None:
                         dx += g[0]
-                    if g[1] is not None:
+                    if dw is not None and g[1] is not None:
                         dw[lo:hi] = g[1]
-                elif g[0] is not None:
+                elif dx is not None and g[0] is not None:
                     dx[..., lo:hi] = g[0]
-            return (None, None, None, dx, dw) + (None,) * ctx.n_tensors
+                gs = dict(zip(pieces, g[len(leaves) - len(pieces) :]))
+                for i, name in enumerate(loss.extra):
+                    gi = gs.get(name)
+                    if gi is None:
+                        continue
+                    axis = loss.v_axis(name, tensors[i])
+                    if axis is None:
+                        dt[i] += gi
+                    else:
+                        _narrow(dt[i], axis, lo, hi - lo).add_(gi)
+            return (None, None, None, dx, dw, *dt)
 
     return Chunked
+
+
+def _jax_chunked(loss: ChunkedLoss, kw, sizes, x, w, *tensors):
+    """The jax chunked schedule: each slice's statistics under jax.checkpoint (the backward
+    pass recomputes the slice), combined so that autodiff gives the plain loss's gradient: a
+    sum adds, a logsumexp folds with logaddexp (its gradient is each chunk's softmax weight),
+    a max or min hands each chunk its share (its ties / all ties) of the gradient, as jnp.max
+    splits it evenly among tied entries."""
+    import jax
+    import jax.numpy as jnp
+
+    values = dict(zip(loss.extra, tensors))
+    total = w.shape[0] if w is not None else x.shape[-1]
+    parts, counts = [], []
+    for lo, hi in _slices(total, loss.chunk):
+
+        def one(x, w, vals, lo=lo, hi=hi):
+            z = x @ w[lo:hi].T if w is not None else x[..., lo:hi]
+            return loss.slice_stats(z, lo, kw, sizes, vals, ties=True)
+
+        p, c = jax.checkpoint(one)(x, w, values)
+        parts.append(p)
+        counts.append(c)
+    out = []
+    for i, s in enumerate(loss.stats):
+        ps = [p[i] for p in parts]
+        acc = ps[0]
+        for p in ps[1:]:
+            acc = combine(s.kind, acc, p, jnp)
+        if s.ties is not None:
+            tot = jax.lax.stop_gradient(acc)
+            cs = [c[i] for c in counts]
+            cnt = sum(jnp.where(p == tot, c, 0) for p, c in zip(ps, cs))
+            share = [jnp.where(p == tot, c / cnt, 0) for p, c in zip(ps, cs)]
+            acc = tot + sum(k * (p - jax.lax.stop_gradient(p)) for k, p in zip(share, ps))
+        out.append(acc)
+    return tuple(out)
 
 
 class _Lazy:
@@ -341,11 +549,10 @@ class RowBlocked:
     over rows, or a mean whose denominator does not depend on the logits (a count, or a
     weight sum such as cross_entropy's ignore_index / class-weight denominator)."""
 
-    def __init__(
-        self, spec_fn, prog: Program, logits: str, reduction: str, rows: int, backend="torch"
-    ):
+    def __init__(self, spec_fn, prog: Program, logits: str, reduction: str, rows: int, mods):
         from lossdsl.chunk import ChunkError
 
+        backend = mods.backend
         self.fn, self.reduction, self.rows, self.backend = spec_fn, reduction, rows, backend
         self.logits = logits
         self.batch = next(d for d in prog.inputs if d.var.name == logits).var.type.dims[0]
@@ -358,7 +565,12 @@ class RowBlocked:
             eqns, free = _needed(prog.eqns, {den.name})
             free -= {q.var.name for q in prog.params}
             if logits in free:
-                raise ChunkError("the mean's denominator depends on the logits")
+                raise ChunkError(
+                    f"{prog.name} cannot run in row blocks: its mean's denominator depends on "
+                    "the logits",
+                    e.span,
+                    "use the plain schedule, or reduction='sum'",
+                )
             ins = sorted(free)
             vars_ = {d.var.name: d.var for d in prog.inputs}
             # h [B, ..., D] rides along only to bind the batch dims' sizes (a weight absent
@@ -366,10 +578,15 @@ class RowBlocked:
             lt = vars_[logits].type
             shape_var = Var("h", lt.with_dims(lt.dims[:-1] + (Dim("D_h"),)))
             sub = _sub(prog, "denominator", eqns, [vars_[a] for a in ins] + [shape_var], den)
-            self.den = (_torch_fn(sub, backend), ins)
+            self.den = (mods.fn(sub), ins)
             self.empty = e.attr("empty")
         elif reduction == "mean" and (e is None or e.op != "mean"):
-            raise ChunkError(f"the mean is a {e.op if e else 'constant'}, not a mean over rows")
+            raise ChunkError(
+                f"{prog.name} cannot run in row blocks: its mean is a "
+                f"{e.op if e else 'constant'}, not a mean over rows",
+                e.span if e else None,
+                "use the plain schedule, or reduction='sum'",
+            )
         self.row_axes = {
             d.var.name: d.var.type.dims.index(self.batch)
             for d in prog.inputs
@@ -392,7 +609,8 @@ class RowBlocked:
         if self.den is None:
             return total / count
         fn, ins = self.den
-        den = fn(*(inputs[a] for a in ins), h, **ChunkedLoss._kw(fn, params))
+        names = _signature(fn)
+        den = fn(*(inputs[a] for a in ins), h, **{k: v for k, v in params.items() if k in names})
         return xp.where(den == 0, self.empty, total / xp.where(den == 0, 1, den))
 
     def blocks(self, n: int):

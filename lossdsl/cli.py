@@ -109,10 +109,14 @@ def cmd_ir(a) -> int:
 
 
 def cmd_list(a) -> int:
+    from lossdsl.compiler import chunk_refusal
+
     for name in list_specs():
         spec = load(name)
         summary, cite = _summary(spec.doc)
-        print(f"{name:24s} {summary}" + (f"  [{cite}]" if cite else ""))
+        # "chunks": schedule="chunked" runs it (lossdsl/chunk.py); `lossdsl docs` says why not
+        tag = "chunks " if chunk_refusal(spec) is None else "       "
+        print(f"{name:24s} {tag}{summary}" + (f"  [{cite}]" if cite else ""))
     return 0
 
 

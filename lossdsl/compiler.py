@@ -150,9 +150,10 @@ class Spec:
     ):
         """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
 
-        schedule="chunked" (torch): the first input (the logits [..., V]) is consumed
+        schedule="chunked" (torch, jax): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
-        log-softmax and its intermediates over V (lossdsl/chunked.py).
+        log-softmax and its intermediates over V (lossdsl/chunked.py). A LossError here when
+        the spec does not chunk (lossdsl/chunk.py's contract; `chunk_refusal`).
 
         shard="B": the batch dim B is split across devices (lossdsl/shard.py). Each rank
         passes its rows; the loss and the gradients are those of the whole batch. torch: call
@@ -531,20 +532,46 @@ def _reference_fn(spec: Spec, baked):
 
 
 def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, rows=None):
-    """The chunked schedule of a spec (lossdsl/chunked.py), dispatching like the compiled
-    functions: one chunked program per (absent optional inputs, reduction)."""
-    from lossdsl.chunk import ChunkError
-    from lossdsl.chunked import ChunkedLoss, RowBlocked
-
-    if _check_backend(backend) != "torch" and not (backend == "jax" and rows is not None):
+    """The chunked schedule of a spec (lossdsl/chunked.py). Cached like `_compiled`, by
+    (spec, backend, chunk, rows, baked params); refused here, at compile time, when some
+    variant has no chunk plan (lossdsl/chunk.py: ChunkError names the construct)."""
+    if _check_backend(backend) == "numpy":
         raise UnknownName(
-            f"this chunked schedule is implemented for torch, not {backend}",
+            "the numpy reference has no chunked schedule",
             None,
-            "torch; on jax, compile_linear('jax', rows=R)",
+            "torch or jax (lossdsl.chunk.evaluate_chunked runs a chunk plan on numpy)",
         )
     for what, n in (("chunk", chunk), ("rows", 1 if rows is None else rows)):
-        if not isinstance(n, int) or n < 1:
-            raise ParamError(f"{what} must be a positive int, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ParamError(f"{what} must be a positive int, got {n!r}", None, f"e.g. {what}=8192")
+    return _chunked_cached(_key(spec), backend, chunk, baked, linear, rows)
+
+
+def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
+    """Why `spec` has no chunked schedule (the first variant's ChunkError), or None: every
+    combination of absent optional inputs chunks its first input's last dim, for the sum and
+    the mean."""
+    from lossdsl.chunk import ChunkError, plan
+
+    logits = spec.inputs[0].name
+    for absent in spec.variants():
+        for reduction in ("sum", "mean"):
+            try:
+                plan(_optimized(spec, absent, ()), logits, reduction)
+            except ChunkError as e:
+                return e
+    return None
+
+
+CHUNKED_CACHE = 64  # chunked compiles kept (each holds a few generated modules per variant)
+
+
+@functools.lru_cache(maxsize=CHUNKED_CACHE)
+def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
+    from lossdsl.chunk import ChunkError
+    from lossdsl.chunked import ChunkedLoss, Modules, RowBlocked
+
+    spec = _SPECS[spec_key]
     logits = spec.inputs[0].name
     rest = [i.name for i in spec.inputs[1:]]
     for inp in spec.loss.inputs[1:] if linear else ():
@@ -558,8 +585,27 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
+    mods = Modules(backend)
     plans: dict = {}
     back = _aliases(spec, baked)
+    plain = _compiled(spec, backend, baked) if rows is not None else None
+    # every variant and reduction planned (and its code generated) now: a loss that does not
+    # chunk is refused at compile time, with the construct that prevents it
+    for absent in spec.variants():
+        prog = _optimized(spec, absent, baked)
+        for reduction in ("sum", "mean"):
+            try:
+                if rows is not None:
+                    plans[absent, reduction] = RowBlocked(
+                        plain, prog, logits, reduction, rows, mods
+                    )
+                else:
+                    plans[absent, reduction] = ChunkedLoss(prog, logits, reduction, chunk, mods)
+            except ChunkError as e:
+                _forget_modules(tuple(mods.names))
+                if absent:
+                    e.message += f" (when {', '.join(sorted(absent))} is not passed)"
+                raise e from None
 
     def loss_fn(*args, reduction=None, **kwargs):
         kwargs = _from_python(kwargs, back)
@@ -567,47 +613,43 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
         given = dict(zip(names, args))
         given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})
         bad = [k for k in kwargs if k not in free]
-        if bad:
-            raise ArityError(f"{spec.name}() got unexpected argument {bad[0]}", None,
-                             did_you_mean(bad[0], list(free) + names))  # fmt: skip
+        if bad or len(args) > len(names):
+            raise ArityError(
+                f"{loss_fn.__name__}() got unexpected argument {bad[0] if bad else len(args)}",
+                None,
+                did_you_mean(bad[0], list(free) + names) if bad else f"inputs: {', '.join(names)}",
+            )
+        missing = [n for n in names if n not in given and n not in optional]
+        if missing:
+            raise ArityError(f"{loss_fn.__name__}() is missing input '{missing[0]}'")
         reduction = reduction or spec.default_reduction
         if reduction not in ("sum", "mean"):
             raise ParamError(
                 f"{spec.name}: the chunked schedule reduces over the batch (sum or mean), "
-                f"got reduction={reduction!r}"
+                f"got reduction={reduction!r}",
+                None,
+                "use the plain schedule for reduction='none'",
             )
         absent = frozenset(k for k in optional if given.get(k) is None)
-        key = (absent, reduction)
-        if key not in plans:
-            prog = _optimized(spec, absent, baked)
-            try:
-                if rows is not None:
-                    plain = _compiled(spec, backend, baked)
-                    plans[key] = RowBlocked(plain, prog, logits, reduction, rows, backend)
-                else:
-                    plans[key] = ChunkedLoss(prog, logits, reduction, chunk)
-            except ChunkError as e:
-                what = (
-                    "cannot run in row blocks"
-                    if rows is not None
-                    else ("has no one-pass chunk plan over its logits")
-                )
-                raise LossError(
-                    f"{spec.name} {what}: {e}",
-                    None,
-                    "use the plain schedule",
-                ) from None
         params = {**free, **kwargs}
         _runtime_checks(spec, _optimized(spec, absent, baked), params)
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
+        run = plans[absent, reduction]
         if rows is not None:
-            return plans[key](inputs, params, given["h"], given["W"])
+            return run(inputs, params, given["h"], given["W"])
         if linear:
-            return plans[key](inputs, params, linear=(given["h"], given["W"]))
-        return plans[key]({**inputs, logits: given[logits]}, params)
+            return run(inputs, params, linear=(given["h"], given["W"]))
+        return run({**inputs, logits: given[logits]}, params)
 
     loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")
+    # its generated modules (and their linecache sources) go once nobody holds loss_fn
+    weakref.finalize(loss_fn, _forget_modules, tuple(mods.names))
     return loss_fn
+
+
+def _forget_modules(names: tuple) -> None:
+    for name, filename in names:
+        _forget_module(name, filename)
 
 
 def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:

@@ -54,6 +54,18 @@ def _distributed(spec) -> str:
     return f'`shard="{dim}"` ({" and ".join(what) or "no collective"} across ranks)'
 
 
+def chunking(spec) -> str:
+    """Whether the chunked schedule runs the spec (lossdsl/chunk.py's contract), and if not
+    the construct that prevents it."""
+    from lossdsl.compiler import chunk_refusal
+
+    e = chunk_refusal(spec)
+    if e is None:
+        dim = spec.program().inputs[0].var.type.dims[-1]
+        return f'`schedule="chunked"` over {dim} (torch, jax)'
+    return "no chunked schedule" + e.message.split(" cannot be chunked", 1)[1]
+
+
 def spec_entry(name: str) -> str:
     spec = load(name)
     doc = spec.doc
@@ -82,6 +94,7 @@ def spec_entry(name: str) -> str:
         f"- Params: {', '.join(params) or 'none'}",
         f"- Reduction (default): `{spec.default_reduction}`",
         f"- Distributed: {_distributed(spec)}",
+        f"- Chunked: {chunking(spec)}",
         f"- Citation: {_citation(doc) or 'n/a'}",
         f"- Verified against: {ref}",
         "",
