@@ -284,8 +284,8 @@ def _make_function():
                     parts = loss.slice_stats(z, lo, ctx.kw, values)
                     outs, grads = [], []
                     for s, part, tot, d in zip(loss.stats, parts, totals, d_stats):
-                        if d is None:
-                            continue
+                        if d is None or not part.requires_grad:
+                            continue  # (a count of the classes kept: no gradient)
                         if s.kind == "logsumexp":
                             d = d * torch.exp(part - tot)
                         elif s.kind in ("max", "min"):

@@ -193,3 +193,69 @@ def test_half_precision_inputs_compute_in_float32_and_return_their_dtype(name, d
     got = jfn(**jargs)
     assert got.dtype == getattr(jnp, dtype)
     np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=tol, err_msg="jax")
+
+
+# ---- masked logits: -inf classes (vocabulary masks, padding) ------------------------------
+
+# spec -> (the logits inputs masked at the same classes, the param whose value is varied, its
+# values). A -inf class has probability 0 and adds 0 to every sum over classes (0 log 0 = 0).
+MASKED_LOGITS = {
+    "cross_entropy": (("logits",), "label_smoothing", (0.0, 0.1, 1.0)),
+    "label_smoothing_ce": (("logits",), "epsilon", (0.0, 0.1, 1.0)),
+    "soft_cross_entropy": (("logits",), "label_smoothing", (0.0, 0.1, 1.0)),
+    "kd": (("student", "teacher"), "T", (1.0, 4.0)),
+}
+
+
+def _masked_inputs(spec, absent, logits):
+    """Random inputs with two classes per row at -inf (never the target: a -inf target class
+    is an infinite loss), soft targets 0 there."""
+    rng = np.random.default_rng(0)
+    d = random_inputs(spec, SIZES, rng, absent)
+    b, c = SIZES["B"], SIZES["C"]
+    cols = np.stack([rng.choice(c, 2, replace=False) for _row in range(b)])
+    if "target" in d and d["target"].dtype.kind == "i":
+        d["target"] = np.array([next(k for k in range(c) if k not in r) for r in cols])
+    rows = np.arange(b)[:, None]
+    for k in logits:
+        d[k][rows, cols] = -np.inf
+    if "target" in d and d["target"].dtype.kind == "f":
+        d["target"][rows, cols] = 0.0
+    return d
+
+
+@pytest.mark.parametrize("name", MASKED_LOGITS)
+def test_masked_logits_give_finite_values_and_gradients(name):
+    """Every variant, torch and jax, eager and jax.jit, the param as a Python number and as a
+    tensor (traced under jit): the value is the numpy reference's (finite) and the gradient is
+    finite. cross_entropy with label_smoothing=0 as a tensor was NaN (0 * inf in the smoothing
+    term, which only the Python 0's specialized variant drops)."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    spec = lossdsl.load(name)
+    logits, param, values = MASKED_LOGITS[name]
+    for absent in spec.variants():
+        d = _masked_inputs(spec, absent, logits)
+        wrt = [k for k, v in d.items() if v.dtype.kind == "f"]
+        for v in values:
+            want = spec.compile("numpy")(**d, **{param: v})
+            assert np.isfinite(want), (name, absent, v)
+            tf = spec.compile("torch")
+            for p in (v, torch.tensor(v, dtype=torch.float64)):
+                conv = {
+                    k: torch.tensor(x, requires_grad=k in wrt) if x.dtype.kind == "f" else
+                    torch.tensor(x) for k, x in d.items()
+                }  # fmt: skip
+                out = tf(**conv, **{param: p})
+                gs = torch.autograd.grad(out, [conv[k] for k in wrt], allow_unused=True)
+                np.testing.assert_allclose(out.item(), want, rtol=1e-12, err_msg=(name, v))
+                assert all(g is None or torch.isfinite(g).all() for g in gs), (name, absent, v)
+            jf = spec.compile("jax")
+            conv = {k: jnp.asarray(x) for k, x in d.items()}
+            f = lambda diff, p: jf(**{**conv, **diff}, **{param: p})  # noqa: E731
+            for fn, p in ((f, v), (jax.jit(f), jnp.float64(v))):
+                out, g = jax.value_and_grad(fn)({k: conv[k] for k in wrt}, p)
+                np.testing.assert_allclose(float(out), want, rtol=1e-12, err_msg=(name, v))
+                assert all(np.isfinite(x).all() for x in g.values()), (name, absent, v)
