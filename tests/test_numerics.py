@@ -259,3 +259,43 @@ def test_masked_logits_give_finite_values_and_gradients(name):
                 out, g = jax.value_and_grad(fn)({k: conv[k] for k in wrt}, p)
                 np.testing.assert_allclose(float(out), want, rtol=1e-12, err_msg=(name, v))
                 assert all(np.isfinite(x).all() for x in g.values()), (name, absent, v)
+
+
+# ---- the focal factor (1 - p_t)^gamma at saturation --------------------------------------
+
+GAMMAS = (0.0, 0.25, 0.5, 0.99, 1.0, 1.5, 2.0, 5.0)
+GAPS = np.array([0.0, 5.0, 17.0, 30.0, 100.0, 1e4])
+
+
+def _saturating(name):
+    """One row per logit gap, the true class ahead by it: softmax focal [gap, 0, 0] with
+    target 0; the sigmoid ones a positive at +gap and a negative at -gap."""
+    if name == "focal":
+        x = np.zeros((len(GAPS), 3))
+        x[:, 0] = GAPS
+        return {"logits": x, "target": np.zeros(len(GAPS), dtype=np.int64)}
+    x = np.stack([GAPS, -GAPS], 1)
+    return {"logits": x, "target": np.stack([np.ones(len(GAPS)), np.zeros(len(GAPS))], 1)}
+
+
+@pytest.mark.parametrize("name", ["focal", "sigmoid_focal", "poly1_focal"])
+def test_focal_gradient_is_finite_when_the_true_class_saturates(name):
+    """For 0 < gamma < 1, d/dp (1 - p)^gamma is infinite at p_t = 1, where 1 - p_t underflows
+    to 0 for a logit gap > ~17 in float32 (> ~37 in float64): torch and jax gave NaN (0 * inf)
+    for focal [[30, 0, 0]], gamma = 0.5. The gradient must equal the float64 central finite
+    difference of the numpy reference (which is ~e^(-gap (1 + gamma)): 0 at large gaps, as
+    optax.sigmoid_focal_loss and kornia.losses.focal_loss give) in float32 and float64."""
+    from lossdsl.equiv import fd_grads
+
+    spec = lossdsl.load(name)
+    d = _saturating(name)
+    for gamma in GAMMAS:
+        want = fd_grads(spec, frozenset(), d, ["logits"], gamma=gamma)["logits"]
+        for backend in ("torch", "jax"):
+            fn = spec.compile(backend)
+            for dtype, atol in (("float64", 1e-9), ("float32", 1e-6)):
+                got = grads(backend, fn, d, ["logits"], dtype, gamma=gamma)["logits"]
+                assert np.isfinite(got).all(), (backend, dtype, gamma)
+                np.testing.assert_allclose(
+                    got, want, rtol=1e-4, atol=atol, err_msg=f"{backend} {dtype} {gamma=}"
+                )
