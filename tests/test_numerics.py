@@ -299,3 +299,42 @@ def test_focal_gradient_is_finite_when_the_true_class_saturates(name):
                 np.testing.assert_allclose(
                     got, want, rtol=1e-4, atol=atol, err_msg=f"{backend} {dtype} {gamma=}"
                 )
+
+
+# ---- all-masked weighted means: the declared empty value, exactly zero gradient -------------
+
+# The specs whose `reduce mean by` weights come from an input or ignore_index (circle,
+# triplet_batch_hard and ca_calibration weigh by what the batch holds: not listed here).
+# spec -> (params, the inputs zeroed (weights/masks), the logits, masked classes allowed)
+EMPTY_MEANS = {
+    "cross_entropy": ({"ignore_index": 1, "label_smoothing": 0.1}, (), "logits", True),
+    "ldam": ({}, ("weight",), "logits", True),
+    "mae_masked_mse": ({}, ("mask",), "pred", False),
+    "z_loss": ({}, ("mask",), "logits", True),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY_MEANS)
+def test_an_all_masked_batch_gives_its_empty_value_with_zero_gradient(name):
+    """Every weight 0 (or every target ignored), logits at +-1e4 in float32 and, where the spec
+    takes class logits, one -inf (masked) class per row: the mean is the declared `empty 0`
+    and every gradient is exactly 0, on torch and jax (README: an empty weighted mean)."""
+    params, zeroed, logits, masked = EMPTY_MEANS[name]
+    spec = lossdsl.load(name)
+    rng = np.random.default_rng(0)
+    d = random_inputs(spec, SIZES, rng)
+    for k in zeroed:
+        d[k] = np.zeros_like(d[k])
+    if "ignore_index" in params:
+        d["target"] = np.full_like(d["target"], params["ignore_index"])
+    d[logits] = np.where(rng.random(d[logits].shape) < 0.5, 1e4, -1e4)
+    if masked:
+        d[logits][..., 2] = -np.inf
+        if "target" in d and d["target"].dtype.kind == "i":
+            d["target"][d["target"] == 2] = 0
+    wrt = [k for k, v in d.items() if v.dtype.kind == "f"]
+    for backend in ("torch", "jax"):
+        fn = spec.compile(backend)
+        assert call(backend, fn, d, "float32", **params) == 0.0, backend
+        for k, g in grads(backend, fn, d, wrt, "float32", **params).items():
+            assert (g == 0).all(), (backend, k)
