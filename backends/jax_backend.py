@@ -28,6 +28,16 @@ def _pow(c):
     return f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
 
 
+def _cross_entropy(c):
+    """logsumexp(x - m) - (x[t] - m), m = max(x) held constant: optax's logsumexp(x) - x[t]
+    (whose gradient XLA runs 2x faster than that of a gathered log_softmax), without its
+    rounding of logsumexp(x) to m at large logits (|x| ~ 1e4 in float32 lost 1e-3)."""
+    x, k, i = c[0], c.attrs["k"], c.attrs["i"]
+    m = f"jax.lax.stop_gradient(jnp.max({x}, axis={k}, keepdims=True))"
+    picked = f"jnp.take_along_axis({x} - {m}, jnp.expand_dims({i}, {k}), axis={k})"
+    return f"jax.nn.logsumexp({x} - {m}, axis={k}) - {picked}.squeeze({k})"
+
+
 # ---- sharded programs (lossdsl/shard.py): called inside shard_map over `axis_name`;
 # jax differentiates psum and all_gather itself, so a whole result needs no gradient scaling
 
@@ -84,10 +94,7 @@ TEMPLATES = {
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
     "gather": take_along_axis_gather("jnp"),
-    "cross_entropy": (
-        "jax.nn.logsumexp({0}, axis={k}) - "
-        "jnp.take_along_axis({0}, jnp.expand_dims({i}, {k}), axis={k}).squeeze({k})"
-    ),
+    "cross_entropy": _cross_entropy,
     "onehot": "jax.nn.one_hot({0}, {n}, dtype=fdt, axis={k})",
     "eye": "jnp.eye({n}, dtype=bool)",
     "arange": "jnp.arange({n})",

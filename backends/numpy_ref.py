@@ -292,7 +292,9 @@ PRELUDE = (
     "",
     "",
     "def _log_softmax(x, axis):",
-    "    return x - np.expand_dims(_logsumexp(x, (axis,)), axis)",
+    "    m = np.max(x, axis=axis, keepdims=True)",
+    "    d = x - np.where(m == -np.inf, 0.0, m)",
+    "    return d - np.log(np.sum(np.exp(d), axis=axis, keepdims=True))",
     "",
     "",
     "def _sigmoid(x):",
@@ -355,8 +357,8 @@ TEMPLATES = {
     "log_softmax": "_log_softmax({0}, {axis})",
     "gather": take_along_axis_gather("np"),
     "cross_entropy": (
-        "_logsumexp({0}, ({k},)) - "
-        "np.take_along_axis({0}, np.expand_dims({i}, {k}), axis={k}).squeeze({k})"
+        "-np.take_along_axis(_log_softmax({0}, {k}), np.expand_dims({i}, {k}), axis={k})"
+        ".squeeze({k})"
     ),
     "onehot": "(np.expand_dims({0}, {k}) == np.arange({n}).reshape({column})).astype(np.float64)",
     "eye": "np.eye({n}, dtype=bool)",

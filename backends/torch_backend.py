@@ -177,11 +177,14 @@ TEMPLATES = {
     "maximum": _clamp_or("maximum", "min"),
     "minimum": _clamp_or("minimum", "max"),
     "xlogy": "torch.special.xlogy({0}, {1})",
+    # F.binary_cross_entropy_with_logits(x, t) is (1 - t) x - logsigmoid(x): NaN at x = -inf
+    # for every t > 0, where softplus(x) - t x is +inf. Called on (-x, 1 - t) it computes
+    # t x' + softplus(x) with x' = -x: the spec's own form, ±inf and NaN included.
     "bce_logits": (
-        'torch.nn.functional.binary_cross_entropy_with_logits({0}, {1}, reduction="none")'
+        'torch.nn.functional.binary_cross_entropy_with_logits(-{0}, 1 - {1}, reduction="none")'
     ),
     "bce_logits_reduce": (
-        'torch.nn.functional.binary_cross_entropy_with_logits({0}, {1}, reduction="{reduce}")'
+        'torch.nn.functional.binary_cross_entropy_with_logits(-{0}, 1 - {1}, reduction="{reduce}")'
     ),
     "cross_entropy_ignore": _cross_entropy_ignore,
     "and": "torch.logical_and({0}, {1})",

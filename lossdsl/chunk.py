@@ -24,7 +24,7 @@ from lossdsl.errors import LossError
 from lossdsl.ir import Atom, Eqn, Program, Var, verify
 from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
-from lossdsl.passes.rewrite import Rewriter, Row, run_rules
+from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import Dim, DimError, broadcast
 
 # reduction op over V -> how two chunks' partial results combine: the function of that name in
@@ -157,10 +157,20 @@ def _rules(v: Dim) -> tuple[Row, ...]:
                 if inner is None or inner.op not in ("add", "sub") or _lacks(w, v):
                     continue
                 y, s = inner.args
-                if _lacks(s, v) and not _lacks(y, v):
+                if _lacks(y, v):
+                    continue
+                if _lacks(s, v):
                     wy = rw.emit("sum", (rw.emit("mul", (w, y)),), over_v)
                     ws = rw.emit("mul", (s, rw.emit("sum", (w,), over_v)))
                     return rw.emit(inner.op, (wy, ws))
+                # sum(w (y - s f)), s constant along V: sum(w y) - s sum(w f) (where_through's
+                # masked log_softmax under a class weight)
+                sf = rw.producer(s, "mul")
+                for t, f in (sf.args, sf.args[::-1]) if sf is not None else ():
+                    if _lacks(t, v) and not _lacks(f, v):
+                        wy = rw.emit("sum", (rw.emit("mul", (w, y)),), over_v)
+                        ws = rw.emit("mul", (t, rw.emit("sum", (rw.emit("mul", (w, f)),), over_v)))
+                        return rw.emit(inner.op, (wy, ws))
         return None
 
     def distribute(rw, e):
@@ -176,6 +186,21 @@ def _rules(v: Dim) -> tuple[Row, ...]:
                     return rw.emit(d.op, (rw.emit("mul", (w, a)), rw.emit("mul", (w, b))))
         return None
 
+    def where_through(rw, e):
+        """where(c, a - s, 0), s constant along V: where(c, a, 0) - s * float(c) (a log_softmax
+        masked where z = -inf: z - logsumexp(z) on the classes kept)."""
+        if e.op != "where" or not is_lit(e.args[2], 0):
+            return None
+        c, d = e.args[0], rw.defn(e.args[1])
+        if d is None or d.op not in ("add", "sub") or c.type.dtype != "bool":
+            return None
+        a, s = d.args
+        if not _lacks(s, v) or _lacks(a, v):
+            return None
+        kept = rw.emit("where", (c, a, e.args[2]))
+        out = rw.emit(d.op, (kept, rw.emit("mul", (s, rw.emit("to_float", (c,))))))
+        return out if out.type == e.out.type else None
+
     return (
         Row("log_softmax", "log_softmax(z) = z - logsumexp(z): a statistic", log_softmax),
         Row("softmax", "softmax(z) = exp(z - logsumexp(z))", softmax),
@@ -184,6 +209,7 @@ def _rules(v: Dim) -> tuple[Row, ...]:
         Row("mean_to_sum", "mean over V = sum over V / size(V)", mean_to_sum),
         Row("sum_linear", "sum over V is linear", sum_linear),
         Row("distribute", "w (a - b) = w a - w b, to split a sum over V", distribute),
+        Row("where_through", "where(c, a - s, 0) = where(c, a, 0) - s c", where_through),
     )
 
 

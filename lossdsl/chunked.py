@@ -455,8 +455,8 @@ def _make_function():
                     outs, grads = [], []
                     for s, part, c, tot, cnt, d in zip(loss.stats, parts, cs, totals, counts,
                                                        d_stats):  # fmt: skip
-                        if d is None:
-                            continue
+                        if d is None or not part.requires_grad:
+                            continue  # (a count of the classes kept: no gradient)
                         if s.kind == "logsumexp":
                             d = d * torch.exp(part - tot)
                         elif s.ties is not None:  # this chunk's share of the tied entries

@@ -315,14 +315,28 @@ def _logsumexp(x, axis):
         return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
 
 
+def _shifted(x, axis):
+    """x - max(x) over `axis`, and log(sum(exp(that))). A row of -inf shifts by 0 (its
+    log-softmax is -inf - -inf = NaN); a row with +inf shifts by it and is NaN, as in torch and
+    jax (whose log_softmax subtracts the max too)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    d = x - np.where(m == -np.inf, 0.0, m)
+    with np.errstate(divide="ignore"):
+        return d, np.log(np.sum(np.exp(d), axis=axis, keepdims=True))
+
+
 def _log_softmax(x, axis):
-    return x - np.expand_dims(_logsumexp(x, (axis,)), axis)
+    """(x - m) - log(sum(exp(x - m))): x - logsumexp(x) would round logsumexp(x) = m + log(n)
+    to m at |m| ~ 1e300 and give 0 for a row of equal logits (torch and jax give -log(n))."""
+    d, lse = _shifted(x, axis)
+    return d - lse
 
 
 def _cross_entropy(x, idx, axis):
-    """-log_softmax(x)[idx] along `axis`, written logsumexp(x) - x[idx] (optax's form)."""
-    picked = np.take_along_axis(x, np.expand_dims(idx, axis), axis=axis).squeeze(axis)
-    return _logsumexp(x, (axis,)) - picked
+    """-log_softmax(x)[idx] along `axis`: log(sum(exp(x - m))) - (x[idx] - m), as above."""
+    d, lse = _shifted(x, axis)
+    picked = np.take_along_axis(d, np.expand_dims(idx, axis), axis=axis).squeeze(axis)
+    return np.squeeze(lse, axis) - picked
 
 
 def _softmax(x, axis):

@@ -49,14 +49,16 @@ def test_plan_runs_chunked_or_says_why_not(name):
 
 def test_the_ce_family_needs_only_a_few_statistics():
     """cross_entropy (weight and label smoothing included) is logsumexp, the target logit and
-    two weighted sums; focal and poly1 are logsumexp and the target logit."""
+    three weighted sums (the smoothing sum, its denominator, and the weight of the classes not at
+    -inf: a masked class takes no smoothing mass); focal and poly1 are logsumexp and the target
+    logit."""
     kinds = {}
     for name in ("cross_entropy", "focal", "poly1", "z_loss"):
         p = plan(lossdsl.load(name).program(frozenset()), lossdsl.load(name).inputs[0].name, "mean")
         kinds[name] = sorted(s.kind for s in p.stats)
     assert kinds["focal"] == kinds["poly1"] == ["logsumexp", "sum"]
     assert kinds["z_loss"] == ["logsumexp"]
-    assert kinds["cross_entropy"] == ["logsumexp", "sum", "sum"]
+    assert kinds["cross_entropy"] == ["logsumexp", "sum", "sum", "sum"]
 
 
 def test_losses_that_need_two_passes_are_refused_with_the_reason():

@@ -348,3 +348,26 @@ def test_jax_fused_linear_chunks_equal_the_plain_loss():
     got = jax.value_and_grad(lambda h, w: fused(h, w, y), argnums=(0, 1))(h, w)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+
+
+def test_masked_logits_in_the_chunked_schedule():
+    """-inf logits (a vocabulary mask) with label smoothing and class weights: the chunked
+    schedule equals the plain one, value and gradient finite (cross_entropy.loss: a -inf class
+    takes no smoothing mass)."""
+    h, w, (y,) = _inputs("cross_entropy", n=9, v=31, seed=4)
+    x = h @ w.T
+    x[:, 3] = x[1, 7] = -torch.inf
+    y[y == 3] = 0
+    y[1] = 2
+    cw = torch.rand(31, generator=torch.Generator().manual_seed(5), dtype=torch.float64) + 0.2
+    ce = lossdsl.load("cross_entropy")
+    plain, chunked = ce.compile("torch"), ce.compile("torch", schedule="chunked", chunk=8)
+    for args in ((y,), (y, cw)):
+        got = []
+        for f in (plain, chunked):
+            xl = x.detach().clone().requires_grad_(True)
+            out = f(xl, *args, label_smoothing=0.1)
+            got.append((out.detach(), *torch.autograd.grad(out, [xl])))
+        for a, b in zip(*got):
+            assert torch.isfinite(a).all()
+            torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)

@@ -193,3 +193,148 @@ def test_half_precision_inputs_compute_in_float32_and_return_their_dtype(name, d
     got = jfn(**jargs)
     assert got.dtype == getattr(jnp, dtype)
     np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=tol, err_msg="jax")
+
+
+# ---- masked logits: -inf classes (vocabulary masks, padding) ------------------------------
+
+# spec -> (the logits inputs masked at the same classes, the param whose value is varied, its
+# values). A -inf class has probability 0 and adds 0 to every sum over classes (0 log 0 = 0).
+MASKED_LOGITS = {
+    "cross_entropy": (("logits",), "label_smoothing", (0.0, 0.1, 1.0)),
+    "label_smoothing_ce": (("logits",), "epsilon", (0.0, 0.1, 1.0)),
+    "soft_cross_entropy": (("logits",), "label_smoothing", (0.0, 0.1, 1.0)),
+    "kd": (("student", "teacher"), "T", (1.0, 4.0)),
+}
+
+
+def _masked_inputs(spec, absent, logits):
+    """Random inputs with two classes per row at -inf (never the target: a -inf target class
+    is an infinite loss), soft targets 0 there."""
+    rng = np.random.default_rng(0)
+    d = random_inputs(spec, SIZES, rng, absent)
+    b, c = SIZES["B"], SIZES["C"]
+    cols = np.stack([rng.choice(c, 2, replace=False) for _row in range(b)])
+    if "target" in d and d["target"].dtype.kind == "i":
+        d["target"] = np.array([next(k for k in range(c) if k not in r) for r in cols])
+    rows = np.arange(b)[:, None]
+    for k in logits:
+        d[k][rows, cols] = -np.inf
+    if "target" in d and d["target"].dtype.kind == "f":
+        d["target"][rows, cols] = 0.0
+    return d
+
+
+@pytest.mark.parametrize("name", MASKED_LOGITS)
+def test_masked_logits_give_finite_values_and_gradients(name):
+    """Every variant, torch and jax, eager and jax.jit, the param as a Python number and as a
+    tensor (traced under jit): the value is the numpy reference's (finite) and the gradient is
+    finite. cross_entropy with label_smoothing=0 as a tensor was NaN (0 * inf in the smoothing
+    term, which only the Python 0's specialized variant drops)."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    spec = lossdsl.load(name)
+    logits, param, values = MASKED_LOGITS[name]
+    for absent in spec.variants():
+        d = _masked_inputs(spec, absent, logits)
+        wrt = [k for k, v in d.items() if v.dtype.kind == "f"]
+        for v in values:
+            want = spec.compile("numpy")(**d, **{param: v})
+            assert np.isfinite(want), (name, absent, v)
+            tf = spec.compile("torch")
+            for p in (v, torch.tensor(v, dtype=torch.float64)):
+                conv = {
+                    k: torch.tensor(x, requires_grad=k in wrt) if x.dtype.kind == "f" else
+                    torch.tensor(x) for k, x in d.items()
+                }  # fmt: skip
+                out = tf(**conv, **{param: p})
+                gs = torch.autograd.grad(out, [conv[k] for k in wrt], allow_unused=True)
+                np.testing.assert_allclose(out.item(), want, rtol=1e-12, err_msg=(name, v))
+                assert all(g is None or torch.isfinite(g).all() for g in gs), (name, absent, v)
+            jf = spec.compile("jax")
+            conv = {k: jnp.asarray(x) for k, x in d.items()}
+            f = lambda diff, p: jf(**{**conv, **diff}, **{param: p})  # noqa: E731
+            for fn, p in ((f, v), (jax.jit(f), jnp.float64(v))):
+                out, g = jax.value_and_grad(fn)({k: conv[k] for k in wrt}, p)
+                np.testing.assert_allclose(float(out), want, rtol=1e-12, err_msg=(name, v))
+                assert all(np.isfinite(x).all() for x in g.values()), (name, absent, v)
+
+
+# ---- the focal factor (1 - p_t)^gamma at saturation --------------------------------------
+
+GAMMAS = (0.0, 0.25, 0.5, 0.99, 1.0, 1.5, 2.0, 5.0)
+GAPS = np.array([0.0, 5.0, 17.0, 30.0, 100.0, 1e4])
+
+
+def _saturating(name):
+    """One row per logit gap, the true class ahead by it: softmax focal [gap, 0, 0] with
+    target 0; the sigmoid ones a positive at +gap and a negative at -gap."""
+    if name == "focal":
+        x = np.zeros((len(GAPS), 3))
+        x[:, 0] = GAPS
+        return {"logits": x, "target": np.zeros(len(GAPS), dtype=np.int64)}
+    x = np.stack([GAPS, -GAPS], 1)
+    return {"logits": x, "target": np.stack([np.ones(len(GAPS)), np.zeros(len(GAPS))], 1)}
+
+
+@pytest.mark.parametrize("name", ["focal", "sigmoid_focal", "poly1_focal"])
+def test_focal_gradient_is_finite_when_the_true_class_saturates(name):
+    """For 0 < gamma < 1, d/dp (1 - p)^gamma is infinite at p_t = 1, where 1 - p_t underflows
+    to 0 for a logit gap > ~17 in float32 (> ~37 in float64): torch and jax gave NaN (0 * inf)
+    for focal [[30, 0, 0]], gamma = 0.5. The gradient must equal the float64 central finite
+    difference of the numpy reference (which is ~e^(-gap (1 + gamma)): 0 at large gaps, as
+    optax.sigmoid_focal_loss and kornia.losses.focal_loss give) in float32 and float64."""
+    from lossdsl.equiv import fd_grads
+
+    spec = lossdsl.load(name)
+    d = _saturating(name)
+    for gamma in GAMMAS:
+        want = fd_grads(spec, frozenset(), d, ["logits"], gamma=gamma)["logits"]
+        for backend in ("torch", "jax"):
+            fn = spec.compile(backend)
+            for dtype, atol in (("float64", 1e-9), ("float32", 1e-6)):
+                got = grads(backend, fn, d, ["logits"], dtype, gamma=gamma)["logits"]
+                assert np.isfinite(got).all(), (backend, dtype, gamma)
+                np.testing.assert_allclose(
+                    got, want, rtol=1e-4, atol=atol, err_msg=f"{backend} {dtype} {gamma=}"
+                )
+
+
+# ---- all-masked weighted means: the declared empty value, exactly zero gradient -------------
+
+# The specs whose `reduce mean by` weights come from an input or ignore_index (circle,
+# triplet_batch_hard and ca_calibration weigh by what the batch holds: not listed here).
+# spec -> (params, the inputs zeroed (weights/masks), the logits, masked classes allowed)
+EMPTY_MEANS = {
+    "cross_entropy": ({"ignore_index": 1, "label_smoothing": 0.1}, (), "logits", True),
+    "ldam": ({}, ("weight",), "logits", True),
+    "mae_masked_mse": ({}, ("mask",), "pred", False),
+    "z_loss": ({}, ("mask",), "logits", True),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY_MEANS)
+def test_an_all_masked_batch_gives_its_empty_value_with_zero_gradient(name):
+    """Every weight 0 (or every target ignored), logits at +-1e4 in float32 and, where the spec
+    takes class logits, one -inf (masked) class per row: the mean is the declared `empty 0`
+    and every gradient is exactly 0, on torch and jax (README: an empty weighted mean)."""
+    params, zeroed, logits, masked = EMPTY_MEANS[name]
+    spec = lossdsl.load(name)
+    rng = np.random.default_rng(0)
+    d = random_inputs(spec, SIZES, rng)
+    for k in zeroed:
+        d[k] = np.zeros_like(d[k])
+    if "ignore_index" in params:
+        d["target"] = np.full_like(d["target"], params["ignore_index"])
+    d[logits] = np.where(rng.random(d[logits].shape) < 0.5, 1e4, -1e4)
+    if masked:
+        d[logits][..., 2] = -np.inf
+        if "target" in d and d["target"].dtype.kind == "i":
+            d["target"][d["target"] == 2] = 0
+    wrt = [k for k, v in d.items() if v.dtype.kind == "f"]
+    for backend in ("torch", "jax"):
+        fn = spec.compile(backend)
+        assert call(backend, fn, d, "float32", **params) == 0.0, backend
+        for k, g in grads(backend, fn, d, wrt, "float32", **params).items():
+            assert (g == 0).all(), (backend, k)

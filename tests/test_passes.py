@@ -54,6 +54,9 @@ TRIGGERS = {
     "softmax(x)[i] -> exp(log_softmax(x)[i])": "softmax(x, over=C)[i]",
     "log(exp x) -> x": "log(exp(x))",
     "q * log q -> xlogy(q, q)": "q * log(q)",
+    "(1 - p)^gamma -> where(1 - p > tiny | gamma >= 1, 1 - p, stop_grad(1 - p))^gamma": (
+        "(1 - sigmoid(x))^0.5"
+    ),
     "sum(a * b, over) -> contract(a, b, over)": "sum(sum(x * x', over=C), over=B')",
     "-log_softmax(x)[t] -> cross_entropy(x, t)": "log_softmax(x, over=C)[i]",
     "mean(x, over=D) -> sum(x, over=D) / size(D)": "mean(x, over=C)",
@@ -229,3 +232,136 @@ def test_a_loss_named_like_a_python_keyword_compiles():
     for backend in ("torch", "jax"):
         fn = spec.compile(backend)
         assert fn.__name__ == "lambda_"
+
+
+# ---- every rule at the special points ------------------------------------------------------
+
+SPECIAL = (-np.inf, -1e300, -30.0, -1.0, 0.0, 1.0, 30.0, 1e300, np.inf, np.nan)
+# The unrewritten form's own error at the special points, for rules whose reason is a
+# cancellation: sigmoid(±30) is 1 - 9.4e-14 rounded to float64 (1.1e-16 absolute), so
+# log(sigmoid(30)) and log(1 - sigmoid(-30)) (= -9.4e-14) are off by up to 1.1e-16 / 9.4e-14
+# = 1.2e-3 relative; the rewritten forms are exact there.
+CANCELS = {"log(sigmoid x) -> -softplus(-x)": 2e-3, "log(1 - sigmoid x) -> -softplus(x)": 2e-3}
+# Rules whose reason is an overflow/underflow: where the unrewritten form is ±inf the rewritten
+# may be the finite value of the same sign (log(exp(-1e300)) = -1e300, not -inf).
+OVERFLOWS = set(EXTREME) | {
+    "softmax(x)[i] -> exp(log_softmax(x)[i])",
+    "-log_softmax(x)[t] -> cross_entropy(x, t)",
+}
+# Rules whose reason is an indeterminate form: where the unrewritten form is NaN, the rewritten
+# may be a value (0 * log 0 = 0; a term scaled by a baked zero is absent).
+INDETERMINATE = {"q * log q -> xlogy(q, q)", "0 * x -> 0, 0 / size(D) -> 0"}
+REDUCTIONS = ("none", "sum", "mean")
+# The library pass (torch): the spec a rule of it fires on, and the params to call it with
+# (ignore_index 0: class-0 rows are the ignored ones, every id stays in range).
+LIBRARY_TRIGGERS = {
+    "ce": (
+        "loss t(x: float[B, C], i: index[B] of C) {\n    param ignore_index: int = -100\n"
+        "    let valid = i != ignore_index\n    reduce mean by float(valid) empty 0\n"
+        "    where(valid, -log_softmax(x, over=C)[where(valid, i, 0)], 0)\n}\n",
+        {"ignore_index": 0},
+    ),
+    "bce": ("loss t(x: float[B, C], q: float[B, C]) {\n    softplus(x) - q * x\n}\n", {}),
+}
+
+
+def special_inputs(prog, c=4):
+    """Every combination of the special points over the float inputs (and the same columns
+    shuffled, so that rows mix them), laid out as [N, c]; class ids at random."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    names = [i.var.name for i in prog.inputs if i.var.type.dtype == "float" and not i.optional]
+    grid = np.array(list(itertools.product(SPECIAL, repeat=len(names))))
+    grid = np.concatenate([grid, np.stack([rng.permutation(g) for g in grid.T], 1)])
+    grid = np.concatenate([grid, grid[: -len(grid) % c]])
+    d = {n: grid[:, k].reshape(-1, c) for k, n in enumerate(names)}
+    for i in prog.inputs:
+        if i.var.type.of is not None:
+            d[i.var.name] = rng.integers(0, c, len(grid) // c)
+    return d
+
+
+def run_program(backend, prog, d, reduction, params):
+    """`prog` as the module `backend` emits for it, called on `d` (float64)."""
+    from lossdsl.backend import function_name, module_source
+
+    ns: dict = {}
+    exec(compile(module_source(load_backend(backend).TARGET, [prog], ""), "<t>", "exec"), ns)
+    fn = ns[function_name(prog.name)]
+    args = [d[i.var.name] for i in prog.inputs]
+    if backend == "torch":
+        return fn(*map(torch.as_tensor, args), reduction=reduction, **params).numpy()
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return np.asarray(fn(*map(jnp.asarray, args), reduction=reduction, **params))
+    with np.errstate(all="ignore"):
+        return np.asarray(fn(*args, reduction=reduction, **params))
+
+
+def assert_kept(want, got, rule, where):
+    """`got` (a backend on the rewritten program) keeps `want` (the numpy reference of the
+    unrewritten one): no new NaN, NaN stays NaN, ±inf keeps its sign, finite values agree."""
+    want, got = np.broadcast_to(want, np.shape(got)), np.asarray(got)
+    nan_w, nan_g = np.isnan(want), np.isnan(got)
+    assert not (nan_g & ~nan_w).any(), f"{rule} ({where}): NaN where the original is not"
+    if rule not in INDETERMINATE:
+        assert not (nan_w & ~nan_g).any(), f"{rule} ({where}): a NaN became a value"
+    inf = np.isinf(want)
+    assert (np.sign(got[inf]) == np.sign(want[inf])).all(), f"{rule} ({where}): inf's sign"
+    if rule not in OVERFLOWS:
+        assert np.isinf(got[inf]).all(), f"{rule} ({where}): an inf became finite"
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(
+        got[fin], want[fin], rtol=CANCELS.get(rule, 1e-9), atol=1e-300, err_msg=f"{rule} {where}"
+    )
+
+
+@pytest.mark.parametrize("table,row", RULES, ids=lambda r: getattr(r, "name", r))
+def test_rule_keeps_the_value_at_special_points(table, row):
+    """Each rule on its trigger, at every combination of ±inf, ±1e300, ±30, ±1, 0 and NaN per
+    float input: the numpy reference of the unrewritten program against every backend's code
+    for the rewritten one (found torch's F.binary_cross_entropy_with_logits NaN at x = -inf)."""
+    spec = lossdsl.parse(f"loss t({HEAD}) {{\n    {TRIGGERS[row.name]}\n}}\n")
+    before = spec._lowered(frozenset({"w", "v"}))
+    after = verify(run_rules(before, (row,)))
+    d = special_inputs(before)
+    ref = load_backend("numpy")
+    with np.errstate(all="ignore"):
+        want = ref.evaluate(before, d, {}, "none")
+        assert_kept(want, ref.evaluate(after, d, {}, "none"), row.name, "op table")
+    for backend in ("numpy", "torch", "jax"):
+        assert_kept(want, run_program(backend, after, d, "none", {}), row.name, backend)
+
+
+@pytest.mark.parametrize("name", LIBRARY_TRIGGERS)
+def test_library_rules_keep_the_value_at_special_points(name):
+    from lossdsl.passes.library import LIBRARY_RULES, library
+
+    text, params = LIBRARY_TRIGGERS[name]
+    before = lossdsl.parse(text).program()
+    after = verify(library(before))
+    made = {e.op for e in after.eqns} - {e.op for e in before.eqns}
+    assert made & {"bce_logits_reduce", "cross_entropy_ignore"}, made
+    d = special_inputs(before)
+    ref = load_backend("numpy")
+    for reduction in REDUCTIONS:
+        with np.errstate(all="ignore"):
+            want = ref.evaluate(before, d, params, reduction)
+        got = run_program("torch", after, d, reduction, params)
+        assert_kept(want, got, f"library {name}", reduction)
+    assert len(LIBRARY_RULES) == 3  # all three fire on these two specs (test_library.py)
+
+
+def test_fused_bce_is_inf_at_a_minus_inf_logit():
+    """softplus(z) - q z at z = -inf, q = 1 is 0 + inf = +inf (numpy and jax); torch's
+    F.binary_cross_entropy_with_logits computes (1 - q) z - logsigmoid(z) = 0 * -inf + inf =
+    NaN, so the fused op is called on (-z, 1 - q). z = +inf, q = 0: inf - 0 * inf, NaN as
+    written."""
+    spec = lossdsl.parse("loss f(z: float[B], q: float[B]) {\n    softplus(z) - q * z\n}\n")
+    z, q = np.array([-np.inf, -np.inf, 3.0]), np.array([1.0, 0.5, 0.25])
+    want = [np.inf, np.inf, np.log1p(np.exp(3.0)) - 0.75]
+    for backend in ("numpy", "torch", "jax"):
+        got = run_program(backend, spec.program(), {"z": z, "q": q}, "none", {})
+        np.testing.assert_allclose(got, want, rtol=1e-15, err_msg=backend)

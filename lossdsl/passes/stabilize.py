@@ -5,8 +5,9 @@ removes an overflow, an underflow to log(0), or a cancellation."""
 
 from __future__ import annotations
 
-from lossdsl.ir import Eqn, Program
+from lossdsl.ir import Eqn, Lit, Program
 from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
+from lossdsl.types import TensorType
 
 
 def _log_of(op: str):
@@ -90,6 +91,33 @@ def _xlogx(rw, e):
     return None
 
 
+# float32's smallest normal number: below it, b^(gamma - 1) overflows float32 for gamma near 0
+TINY = 1.1754943508222875e-38
+
+
+def _complement_pow(rw, e):
+    """(1 - p)^gamma, gamma not a literal >= 1 (or 0): the base held constant where it is
+    <= TINY and gamma < 1, so that the infinite d/db b^gamma at b = 0 (1 - p_t underflows to 0
+    once the true class saturates: a logit gap > 17 in float32) meets a select, not 0 * inf."""
+    if e.op != "pow":
+        return None
+    b, g = e.args
+    if is_lit(g) and not 0 < g.value < 1:
+        return None
+    one_minus = rw.producer(b, "sub")
+    neg = rw.producer(b, "neg")
+    if not (
+        (one_minus is not None and is_lit(one_minus.args[0], 1))
+        or (neg is not None and rw.producer(neg.args[0], "expm1") is not None)
+    ):
+        return None
+    ok = rw.emit("gt", (b, Lit(TINY, TensorType("float"))))
+    if not is_lit(g):
+        ok = rw.emit("or", (ok, rw.emit("ge", (g, Lit(1.0, TensorType("float"))))))
+    base = rw.emit("where", (ok, b, rw.emit("stop_grad", (b,))))
+    return rw.emit("pow", (base, g))
+
+
 STABILIZE_RULES: tuple[Row, ...] = (
     Row(
         "log(softmax x) -> log_softmax x",
@@ -130,6 +158,14 @@ STABILIZE_RULES: tuple[Row, ...] = (
     ),
     Row("log(exp x) -> x", "exp overflows first", _log_exp, ("log",)),
     Row("q * log q -> xlogy(q, q)", "0 * log 0 is NaN; xlogy defines it as 0", _xlogx, ("mul",)),
+    Row(
+        "(1 - p)^gamma -> where(1 - p > tiny | gamma >= 1, 1 - p, stop_grad(1 - p))^gamma",
+        "the focal factor's gradient gamma (1 - p)^(gamma - 1) is infinite at p = 1 for gamma < 1 "
+        "(0 * inf = NaN); the selected-away branch gives it 0, as optax and kornia (the value "
+        "is unchanged; a gradient O((1 - p)^(1 + gamma)) below 1.2e-38 is dropped)",
+        _complement_pow,
+        ("pow",),
+    ),
 )
 
 
