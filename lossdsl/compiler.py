@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from lossdsl import ast
-from lossdsl.backend import BACKENDS, function_name, load_backend, module_source
+from lossdsl.backend import (
+    BACKENDS,
+    NOT_ARRAY_TYPES,
+    function_name,
+    load_backend,
+    module_source,
+)
 from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
     ArityError,
@@ -394,8 +400,9 @@ def _source(spec: Spec, backend: str, baked, dim=None) -> str:
 @functools.lru_cache(maxsize=512)
 def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
+    recipe = ("plain", backend, baked, dim)
     if backend == "numpy":
-        return _reference_fn(spec, baked)
+        return CompiledLoss(_reference_fn(spec, baked), spec, recipe, guard=False)
     src = _source_cached(spec_key, backend, baked, dim)
     n = next(_MODULE_IDS)
     filename = f"<lossdsl {spec.name} {backend} {n}>"
@@ -406,7 +413,7 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    fn = _guard(getattr(mod, function_name(spec.name)))
+    fn = CompiledLoss(getattr(mod, function_name(spec.name)), spec, recipe)
     # Once neither this cache nor the caller holds the function, its module and source go
     # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
     # keep every one, and its garbage-collection pauses grow with them.
@@ -426,29 +433,115 @@ def _compiled(spec: Spec, backend: str, baked, dim=None):
     return _compiled_cached(_key(spec), backend, baked, dim)
 
 
-def _guard(fn):
-    """Turn a bad call (unknown keyword, missing input) into an ArityError with a hint;
-    everything else passes straight through."""
-    sig = inspect.signature(fn)
+class CompiledLoss:
+    """What `Spec.compile` returns: the loss function, with its signature and docstring.
 
-    @functools.wraps(fn)
-    def loss_fn(*args, **kwargs):
+    A bad call (unknown keyword, missing input) is an ArityError with a hint, a param that is
+    no number (None, a str, a list) a ParamError; everything else passes straight through.
+
+    It pickles as what made it, not as code: the text of every spec file it was compiled from
+    (the imported ones too), the backend, the baked params and the schedule; unpickling
+    compiles it again (a spawn worker, a DataLoader worker, torch.load of a model that holds
+    it). The generated module exists only in the process that compiled it."""
+
+    def __init__(self, fn, spec: Spec, recipe: tuple, guard: bool = True):
+        functools.update_wrapper(self, fn)  # __name__, __doc__, __module__, __wrapped__
+        self._fn, self._guarded = fn, guard
+        self._label = spec.name
+        self._recipe = (_spec_files(spec),) + recipe
+        baked = dict(recipe[2])
+        self._params = {p.name: p.dtype for p in spec.params if p.name not in baked}
+        self.signature = self.__signature__ = inspect.signature(fn)
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            for k, v in kwargs.items():
+                if k in self._params and (v is None or type(v) in _NOT_PARAM_TYPES):
+                    raise ParamError(
+                        f"{self._label}: param '{k}' must be {self._params[k]}, got {v!r:.60}",
+                        None,
+                        f"pass a Python {self._params[k]} or a 0-d tensor",
+                    )
+        if not self._guarded:
+            return self._fn(*args, **kwargs)
         try:
-            return fn(*args, **kwargs)
+            return self._fn(*args, **kwargs)
         except TypeError:
+            sig = self.signature
             try:
                 sig.bind(*args, **kwargs)
             except TypeError as bad:
                 names = list(sig.parameters)
                 extra = [k for k in kwargs if k not in names]
                 hint = did_you_mean(extra[0], names) if extra else None
+                name = self.__name__
                 raise ArityError(
-                    f"{fn.__name__}{sig}: {bad}", None, hint or f"signature: {fn.__name__}{sig}"
+                    f"{name}{sig}: {bad}", None, hint or f"signature: {name}{sig}"
                 ) from None
             raise
 
-    loss_fn.signature = sig
-    return loss_fn
+    def __reduce__(self):
+        return (_rebuild, self._recipe)
+
+    def __repr__(self) -> str:
+        return f"<lossdsl loss {self._label} ({self._recipe[2]}, {self._recipe[1]})>"
+
+
+# A param takes a Python number or bool, or a 0-d tensor / traced value of the framework.
+_NOT_PARAM_TYPES = (str, bytes, list, tuple, dict, set)
+
+
+def _spec_files(spec: Spec) -> tuple[tuple[str, str], ...]:
+    """(filename, text) of the spec's file and of every file it imports, transitively."""
+    files = {spec.filename: spec.text}
+    seen: set[int] = set()
+    stack = [spec.resolved.scope]
+    while stack:
+        scope = stack.pop()
+        if id(scope) in seen:
+            continue
+        seen.add(id(scope))
+        for callee in scope.table.values():
+            src = callee.loss.span.source if callee.loss.span is not None else None
+            if src is not None:
+                files.setdefault(src.filename, src.text)
+            stack.append(callee.scope)
+    return tuple(files.items())
+
+
+def _rebuild(files, schedule, backend, baked, *options):
+    """Compile a pickled loss again (CompiledLoss.__reduce__): from its files where they are
+    still on disk with the same text, else from a temporary copy of them (imports are found
+    beside the importing file)."""
+    spec = _spec_from_files(files)
+    if schedule == "plain":
+        (dim,) = options
+        return spec.compile(backend, shard=dim, **dict(baked))
+    chunk, linear, rows = options
+    if linear:
+        return spec.compile_linear(backend, chunk=chunk, rows=rows, **dict(baked))
+    return spec.compile(backend, schedule="chunked", chunk=chunk, **dict(baked))
+
+
+def _spec_from_files(files) -> Spec:
+    import tempfile
+
+    def unchanged(name: str, body: str) -> bool:
+        try:
+            return name != "<string>" and Path(name).read_text() == body
+        except OSError:
+            return False
+
+    (main, text), rest = files[0], files[1:]
+    if all(unchanged(n, b) for n, b in (rest if main == "<string>" else files)):
+        return parse(text, main)
+    with tempfile.TemporaryDirectory(prefix="lossdsl-") as tmp:
+        for name, body in rest:
+            (Path(tmp) / Path(name).name).write_text(body)
+        path = Path(tmp) / (Path(main).name if main != "<string>" else "_main.loss")
+        path.write_text(text)
+        # parsing lowers the whole spec: nothing reads the files afterwards
+        return parse(text, str(path))
 
 
 def _reference_fn(spec: Spec, baked):
@@ -459,6 +552,7 @@ def _reference_fn(spec: Spec, baked):
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
     has_index = any(i.type.startswith("index") for i in spec.inputs)
+    types_ = {i.name: i.type for i in spec.inputs}
 
     def loss_fn(*args, reduction=None, **kwargs):
         check = kwargs.pop("check_indices", True) if has_index else False
@@ -466,6 +560,13 @@ def _reference_fn(spec: Spec, baked):
         for k in list(kwargs):
             if k in names:
                 inputs[k] = kwargs.pop(k)
+        for k, v in inputs.items():
+            if (v is None and k not in optional) or type(v) in NOT_ARRAY_TYPES:
+                raise InputError(
+                    f"{spec.name}: input '{k}' must be a numpy array ({types_[k]}), got {v!r:.60}",
+                    None,
+                    "convert it with np.asarray",
+                )
         bad = [k for k in kwargs if k not in free]
         if bad or len(args) > len(names):
             raise ArityError(
@@ -485,6 +586,8 @@ def _reference_fn(spec: Spec, baked):
         _runtime_checks(spec, prog, params)
         return ref.evaluate(prog, inputs, params, reduction, check_indices=check)
 
+    loss_fn.__name__ = loss_fn.__qualname__ = function_name(spec.name)
+    loss_fn.__doc__ = spec.doc
     return loss_fn
 
 
@@ -555,7 +658,9 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
         return plans[key]({**inputs, logits: given[logits]}, params)
 
     loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")
-    return loss_fn
+    loss_fn.__doc__ = spec.doc
+    recipe = ("chunked", backend, baked, chunk, linear, rows)
+    return CompiledLoss(loss_fn, spec, recipe, guard=False)
 
 
 def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:
