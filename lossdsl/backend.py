@@ -652,19 +652,15 @@ class _FunctionEmitter:
             if self.t.empty_grad and floats:
                 zero = " + " + " + ".join(self.t.empty_grad.format(x=self.names(x)) for x in floats)
             none = self.p.output("none")
-            shapes = {
-                "none": " + ".join(
-                    self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)"
-                    for d in none.type.dims
-                ),
-                "sum": "()",
-                "mean": "()",
-            }
-            values = {"none": 0.0, "sum": 0.0, "mean": pol.mean_empty}
-            for mode in ("none", "sum"):
-                self.line(f'if reduction == "{mode}":', 2)
-                self.line(f"return {self._filled(shapes[mode], values[mode], zero)}", 3)
-            self.line(f"return {self._filled('()', values['mean'], zero)}", 2)
+            modes = ("none", "sum", "mean")
+            for k, mode in enumerate(modes):
+                res = self.p.output(mode)
+                if k < len(modes) - 1:
+                    self.line(f'if reduction == "{mode}":', 2)
+                value = pol.mean_empty if mode == "mean" and res != none else 0.0
+                if isinstance(res, Lit):
+                    value = res.value
+                self.line(f"return {self._filled(res, value, zero)}", 3 if k < 2 else 2)
         outs = set(out)
         for need in pol.needs:
             n = self.dim_size(need.dim)
@@ -686,8 +682,19 @@ class _FunctionEmitter:
             self.line(f"if {cond}:")
             self.line(f'raise LossInputError(f"{msg}")', 2)
 
-    def _filled(self, shape: str, value: float, zero: str) -> str:
-        code = self.t.templates["fill"].format(shape=shape, value=py_literal(value), dtype="fdt")
+    def _filled(self, res: Atom, value, zero: str) -> str:
+        """An output of the empty case: `res`'s shape (the empty per-element loss, or a
+        reduction's scalar) and dtype, filled with `value`; float results keep the graph."""
+        dims = res.type.dims if isinstance(res, Var) else ()
+        shape = " + ".join(
+            self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)" for d in dims
+        )
+        dtype = res.type.dtype
+        code = self.t.templates["fill"].format(
+            shape=shape or "()", value=py_literal(value), dtype=self._dtype(dtype)
+        )
+        if dtype != "float":
+            return code
         code += zero
         return self.t.out_cast.format(x=f"({code})") if self.odt else code
 
