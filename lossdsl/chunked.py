@@ -147,6 +147,15 @@ class ChunkedLoss:
         self.row_inputs = sorted(free - stat_names)
         self.row_stats = [s.name for s in self.stats if s.name in free]
         row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
+        # its per-element loss stays the "none" output, so that an empty batch gives the
+        # declared values (lossdsl/empty.py) rather than a mean over no rows
+        by = {e.out.name: e for e in row_eqns}
+        per = out
+        e = by.get(out.name) if isinstance(out, Var) else None
+        if e is not None and e.op == "safe_div":  # a weighted mean: sum(loss) / sum(w)
+            e = by.get(e.args[0].name) if isinstance(e.args[0], Var) else None
+        if e is not None and e.op in ("sum", "mean") and isinstance(e.args[0], Var):
+            per = e.args[0]
         row_eqns, sizes = _sizes_as_params(row_eqns, row_ins)
         row_prog = Program(
             name="row",
@@ -154,8 +163,8 @@ class ChunkedLoss:
             inputs=tuple(InputDecl(v) for v in row_ins),
             params=p.params + sizes,
             eqns=row_eqns,
-            outputs=((reduction, out),)
-            + tuple((m, out) for m in ("none", "sum", "mean") if m != reduction),
+            outputs=((reduction, out), ("none", per))
+            + tuple((m, out) for m in ("sum", "mean") if m != reduction),
             default_reduction=reduction,
         )
         self.row = _torch_fn(row_prog)
@@ -379,8 +388,8 @@ class RowBlocked:
             total, count = _RowBlocks.apply(self, params, h, w, *rest)
         if self.reduction == "sum":
             return total
-        if self.den is None:
-            return total / count
+        if self.den is None:  # no rows: the mean's empty value 0 (lossdsl/empty.py)
+            return total / (count + (count == 0))
         fn, ins = self.den
         den = fn(*(inputs[a] for a in ins), h, **ChunkedLoss._kw(fn, params))
         return xp.where(den == 0, self.empty, total / xp.where(den == 0, 1, den))

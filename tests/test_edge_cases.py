@@ -274,3 +274,21 @@ def test_class_id_check_under_vmap_and_on_meta_tensors():
     fn = lossdsl.load("focal").compile("torch")
     with pytest.raises(lossdsl.InputError, match="class ids outside"):
         fn(torch.zeros(2, 5), torch.tensor([0, 5]))
+
+
+def test_empty_batch_chunked_and_linear_fused_schedules():
+    """The V-chunked and linear-fused schedules run the spec's sub-programs, whose outputs are
+    index values too (where(valid, target, 0)): at B = 0 they gave a float where an index was
+    declared (an InputError); now 0 with a zero gradient, like the plain schedule."""
+    for name in ("cross_entropy", "focal"):
+        spec = lossdsl.load(name)
+        t = torch.zeros(0, dtype=torch.long)
+        for fn, x in (
+            (spec.compile("torch", schedule="chunked", chunk=2), (torch.randn(0, 5),)),
+            (spec.compile_linear("torch", chunk=2), (torch.randn(0, 3), torch.randn(5, 3))),
+            (spec.compile_linear("torch", rows=2), (torch.randn(0, 3), torch.randn(5, 3))),
+        ):
+            x = [a.requires_grad_() for a in x]
+            out = fn(*x, t)
+            out.backward()
+            assert float(out) == 0.0 and all(not a.grad.any() for a in x), name
