@@ -156,7 +156,8 @@ class Spec:
         shard: str | None = None,
         **baked,
     ):
-        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
+        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached; it pickles (as
+        its spec files, backend, baked params and schedule) and compiles again on load.
 
         schedule="chunked" (torch): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
