@@ -6,6 +6,7 @@ static under jit, so the input checks run once at trace time.
 
 from lossdsl.backend import (
     INFIX_TEMPLATES,
+    NOT_AN_ARRAY,
     ShardTarget,
     Target,
     shard_eye,
@@ -130,6 +131,11 @@ TARGET = Target(
     upcast="{x}.astype(jnp.float32)",
     out_cast="{x}.astype(odt)",
     shard=SHARD,
+    # what jnp.asarray would turn into an array silently (a list) or a weak-typed scalar (a
+    # Python number), or fail on; numpy arrays and scalars pass, as everywhere in jax
+    not_array=NOT_AN_ARRAY,
+    array_kind="a jax or numpy array",
+    array_hint="jnp.asarray",
     # under jax.jit the values are tracers: nothing to check at trace time
     # (also when the ids are concrete but an enclosing transformation stages the min)
     index_out_of_range=(

@@ -10,7 +10,8 @@ import threading
 import numpy as np
 
 from lossdsl import layout
-from lossdsl.backend import INFIX_TEMPLATES, Target, take_along_axis_gather
+from lossdsl.backend import INFIX_TEMPLATES, NOT_AN_ARRAY, Target, take_along_axis_gather
+from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
 from lossdsl.errors import InputError, class_ids_message
 from lossdsl.ir import Lit, Program, Var, index_sources
 from lossdsl.ops import OPS, ref_attrs
@@ -49,6 +50,11 @@ def evaluate(
                 f"of {sizes[prog.shard]} rows make {n}"
             )
 
+    mode = reduction or prog.default_reduction
+    empty = _empty(prog, inputs, params, mode, sizes, shapes)
+    if empty is not None:
+        return empty
+
     def val(a):
         return np.asarray(a.value) if isinstance(a, Lit) else env[a.name]
 
@@ -66,7 +72,6 @@ def evaluate(
             env[e.out.name] = _apply(e, [val(a) for a in e.args], sizes, comm)
             if e.op == "stop_grad" and frozen is not None:
                 frozen[e.out.name] = env[e.out.name]
-    mode = reduction or prog.default_reduction
     out = prog.output(mode)
     res = val(out)
     if mode == "none" and isinstance(out, Var):
@@ -75,6 +80,26 @@ def evaluate(
             shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
         res = res.reshape(shape)
     return res
+
+
+def _empty(prog, inputs, params, mode, sizes, shapes):
+    """The empty-dim policy (lossdsl/empty.py): the declared value of an empty per-element loss,
+    an InputError for a reduced dim below what the formula needs, else None (compute)."""
+    pol = empty_policy(prog)
+    if any(_n(sizes, d) == 0 for d in pol.out_dims):
+        if mode != "none":
+            return np.asarray(pol.mean_empty if mode == "mean" else 0.0)
+        shape: list[int] = []
+        for d in pol.out_dims:
+            shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
+        return np.zeros(shape)
+    values = {q.var.name: params.get(q.var.name, q.default) for q in prog.params}
+    for need in pol.needs:
+        n = _n(sizes, need.dim)
+        if n < need.min_size and holds(need.when, values):
+            inp = first_input_with(prog, need.dim)
+            raise InputError(too_small_message(prog.name, need, n, inp))
+    return None
 
 
 def _check_range(prog, i, v, sizes) -> None:
@@ -387,4 +412,7 @@ TARGET = Target(
     float_cast="{x}.astype(np.float64)",
     select="({1} if {0} else {2})",
     index_out_of_range="{i}.size > 0 and (int({i}.min()) < 0 or int({i}.max()) >= {n})",
+    not_array=NOT_AN_ARRAY,
+    array_kind="a numpy array",
+    array_hint="np.asarray",
 )

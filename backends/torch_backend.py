@@ -155,6 +155,20 @@ SHARD = ShardTarget(
     ),
 )
 
+IDS_OUT_OF_RANGE = '''
+def _ids_out_of_range(i, n):
+    """Whether class ids i fall outside [0, n): one host sync. Skipped where the values do not
+    exist: meta tensors, torch.compile traces (a data-dependent branch would break the graph),
+    and functorch transforms (torch.func.vmap), whose value reads raise RuntimeError."""
+    if i.numel() == 0 or i.is_meta or torch.compiler.is_compiling():
+        return False
+    try:
+        lo, hi = torch.stack(torch.aminmax(i)).tolist()
+    except RuntimeError:
+        return False
+    return lo < 0 or hi >= n
+'''
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
@@ -244,9 +258,12 @@ TARGET = Target(
     out_cast="{x}.to(odt)",
     shard=SHARD,
     library_calls=True,
-    # skipped inside torch.compile (a data-dependent branch would break the graph)
-    index_out_of_range=(
-        "not torch.compiler.is_compiling() and {i}.numel() > 0 and "
-        "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
-    ),
+    # an empty slice's sum: exactly 0 and a zero gradient whatever x holds (0 * x.sum() is NaN
+    # next to an inf)
+    empty_grad="{x}.reshape(-1)[:0].sum()",
+    not_array="not isinstance({x}, torch.Tensor)",
+    array_kind="a torch.Tensor",
+    array_hint="torch.as_tensor",
+    index_out_of_range="_ids_out_of_range({i}, {n})",
+    helpers=(("_ids_out_of_range", IDS_OUT_OF_RANGE),),
 )

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lossdsl import constraints, layout
+from lossdsl.empty import empty_policy, first_input_with, too_small_message
 from lossdsl.errors import class_ids_message
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources
 from lossdsl.ops import OPS
@@ -51,6 +52,14 @@ INFIX_TEMPLATES = {
 SCALAR_TEMPLATES = constraints.TEMPLATES
 
 Template = str | Callable[["EqnContext"], str]
+
+# What no framework takes as a tensor: None, text, containers and Python numbers (exact types:
+# numpy's float64, a float subclass, is an array scalar). jnp.asarray/np.asarray would turn a
+# list into an array silently; an input check then fails with an attribute error.
+NOT_ARRAY_TYPES = (str, bytes, list, tuple, dict, set, bool, int, float, complex)
+NOT_AN_ARRAY = (
+    "{x} is None or type({x}) in (" + ", ".join(t.__name__ for t in NOT_ARRAY_TYPES) + ")"
+)
 
 
 def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
@@ -128,6 +137,17 @@ class Target:
     # Index range check ({i}: index tensor, {n}: its dim's size): true when a value is outside
     # [0, n). Empty tensors and traced values (jax.jit) are skipped.
     index_out_of_range: str | None = None
+    # An empty batch's result (lossdsl/empty.py) keeps each float input {x} in the graph with
+    # this zero (so backward() runs and gives zero gradients); None where the framework needs
+    # no graph (jax differentiates a constant to zeros)
+    empty_grad: str | None = None
+    # true when {x} is no tensor of this framework (checked before anything touches it), and
+    # what the message asks for instead
+    not_array: str | None = None
+    # module-level functions the templates call, by name (emitted once, when used)
+    helpers: tuple[tuple[str, str], ...] = ()
+    array_kind: str = "an array"
+    array_hint: str = "np.asarray"
     # where(c, a, b) on a bool param c: only the chosen branch reaches the result, so the other
     # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
     select: str | None = None
@@ -350,6 +370,9 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
+    for name, code in target.helpers:  # the target's own helpers, where used
+        if any(f"{name}(" in ln for ln in body):
+            lines += ["", "", *code.strip("\n").splitlines(), ""]
     for name, code in target.shard.helpers if sharded else ():
         if any(f"{name}." in ln or f"{name}(" in ln for ln in body):
             lines += ["", "", *code.strip("\n").splitlines(), ""]
@@ -604,6 +627,14 @@ class _FunctionEmitter:
         fdt = None
         for d in self.p.inputs:
             x, ty = n(d.var.name), d.var.type
+            if t.not_array:  # a list, None, a str or a Python number: never an attribute error
+                self.line(f"if {t.not_array.format(x=x)}:")
+                self.line(
+                    f"raise LossInputError(f\"{self.label}: input '{d.var.name}' must be "
+                    f"{t.array_kind} ({ty}), got {{{x}!r:.60}}; convert it with "
+                    f'{t.array_hint}")',
+                    2,
+                )
             if t.as_array:
                 self.line(f"{x} = {t.as_array.format(x=x)}")
             kind = "index" if ty.of is not None else ty.dtype
@@ -681,6 +712,66 @@ class _FunctionEmitter:
         missing = {d.name for e in self.p.eqns for d in _dims_needed(e) if d.name not in bound}
         if missing:
             raise NotImplementedError(f"dims with no input to take their size from: {missing}")
+        self._empty()
+
+    def _empty(self) -> None:
+        """Empty and too-small dims (lossdsl/empty.py): an empty per-element loss returns its
+        declared empty values before any work; a reduced dim below what its formula needs is
+        a LossInputError. Integer comparisons of sizes: static under jit and torch.compile."""
+        pol = empty_policy(self.p)
+        out = list(dict.fromkeys(self.dim_size(d) for d in pol.out_dims))
+        if out:
+            self.line(f"if {' or '.join(f'{n} == 0' for n in out)}:")
+            floats = [d.var.name for d in self.p.inputs if d.var.type.dtype == "float"]
+            zero = ""
+            if self.t.empty_grad and floats:
+                zero = " + " + " + ".join(self.t.empty_grad.format(x=self.names(x)) for x in floats)
+            none = self.p.output("none")
+            modes = ("none", "sum", "mean")
+            for k, mode in enumerate(modes):
+                res = self.p.output(mode)
+                if k < len(modes) - 1:
+                    self.line(f'if reduction == "{mode}":', 2)
+                value = pol.mean_empty if mode == "mean" and res != none else 0.0
+                if isinstance(res, Lit):
+                    value = res.value
+                self.line(f"return {self._filled(res, value, zero)}", 3 if k < 2 else 2)
+        outs = set(out)
+        for need in pol.needs:
+            n = self.dim_size(need.dim)
+            if need.min_size == 1 and n in outs:
+                continue  # an empty per-element loss returned above
+            cond = f"{n} < {need.min_size}"
+            if need.when is not None:
+                alts = []
+                for conj in need.when:
+                    terms = []
+                    for q, v in conj:
+                        x = self.expr[q]  # a traced or tensor bool: as if both branches ran
+                        pick = x if v else f"not {x}"
+                        terms.append(f"({pick} if isinstance({x}, bool) else True)")
+                    alts.append(" and ".join(terms))
+                cond += " and (" + " or ".join(f"({a})" for a in alts) + ")"
+            inp = first_input_with(self.p, need.dim)
+            msg = too_small_message(self.label, need, f"{{{n}}}", inp)
+            self.line(f"if {cond}:")
+            self.line(f'raise LossInputError(f"{msg}")', 2)
+
+    def _filled(self, res: Atom, value, zero: str) -> str:
+        """An output of the empty case: `res`'s shape (the empty per-element loss, or a
+        reduction's scalar) and dtype, filled with `value`; float results keep the graph."""
+        dims = res.type.dims if isinstance(res, Var) else ()
+        shape = " + ".join(
+            self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)" for d in dims
+        )
+        dtype = res.type.dtype
+        code = self.t.templates["fill"].format(
+            shape=shape or "()", value=py_literal(value), dtype=self._dtype(dtype)
+        )
+        if dtype != "float":
+            return code
+        code += zero
+        return self.t.out_cast.format(x=f"({code})") if self.odt else code
 
     def _equal_sizes(self, n: str, x: str, inp: str) -> None:
         """Every rank must hold as many rows: all_gather takes equal shards, and a rank with

@@ -98,7 +98,9 @@ def carrier_name(dim: str) -> str:
     return f"dim_{dim}_"
 
 
-def _sub(prog: Program, doc: str, eqns, inputs: list[Var], out: Atom) -> Program:
+def _sub(
+    prog: Program, doc: str, eqns, inputs: list[Var], out: Atom, per=None, default="none"
+) -> Program:
     """A sub-program of `prog` (named after it: its input checks speak of the spec). A dim
     that some equation needs (size(V), onehot over V, a fill) but no input carries comes from
     a *carrier* input float[D]: a stride-0 tensor of D's full size, passed at run time."""
@@ -115,8 +117,10 @@ def _sub(prog: Program, doc: str, eqns, inputs: list[Var], out: Atom) -> Program
         inputs=tuple(InputDecl(v) for v in list(inputs) + list(carriers.values())),
         params=tuple(q for q in prog.params if q.var.name in used),
         eqns=tuple(eqns),
-        outputs=(("none", out), ("sum", out), ("mean", out)),
-        default_reduction="none",
+        # `per`: the per-element loss `out` reduces (the row function's "none", so its empty
+        # policy sees the rows); a call without reduction= gets `out`
+        outputs=(("none", out if per is None else per), ("sum", out), ("mean", out)),
+        default_reduction=default if per is not None else "none",
     )
 
 
@@ -197,7 +201,16 @@ class ChunkedLoss:
         self.row_inputs = sorted(free - stat_names)
         self.row_stats = [s.name for s in self.stats if s.name in free]
         row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
-        self.row = mods.fn(_sub(p, "row function", row_eqns, row_ins, out))
+        # its per-element loss stays the "none" output, so that an empty batch gives the
+        # declared values (lossdsl/empty.py) rather than a mean over no rows
+        by = {e.out.name: e for e in row_eqns}
+        per = out
+        e = by.get(out.name) if isinstance(out, Var) else None
+        if e is not None and e.op == "safe_div":  # a weighted mean: sum(loss) / sum(w)
+            e = by.get(e.args[0].name) if isinstance(e.args[0], Var) else None
+        if e is not None and e.op in ("sum", "mean") and isinstance(e.args[0], Var):
+            per = e.args[0]
+        self.row = mods.fn(_sub(p, "row function", row_eqns, row_ins, out, per, reduction))
         self.extra = sorted({a for s in self.stats for a in s.args})
         self.params = [q.var.name for q in p.params]
 
@@ -606,8 +619,8 @@ class RowBlocked:
             total, count = _RowBlocks.apply(self, params, h, w, *rest)
         if self.reduction == "sum":
             return total
-        if self.den is None:
-            return total / count
+        if self.den is None:  # no rows: the mean's empty value 0 (lossdsl/empty.py)
+            return total / (count + (count == 0))
         fn, ins = self.den
         names = _signature(fn)
         den = fn(*(inputs[a] for a in ins), h, **{k: v for k, v in params.items() if k in names})

@@ -20,7 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lossdsl import ast, constraints
-from lossdsl.backend import BACKENDS, function_name, load_backend, module_source, public_names
+from lossdsl.backend import (
+    BACKENDS,
+    NOT_ARRAY_TYPES,
+    function_name,
+    load_backend,
+    module_source,
+    public_names,
+)
 from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
     ArityError,
@@ -148,7 +155,8 @@ class Spec:
         shard: str | None = None,
         **baked,
     ):
-        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached.
+        """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached; it pickles (as
+        its spec files, backend, baked params and schedule) and compiles again on load.
 
         schedule="chunked" (torch, jax): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
@@ -376,9 +384,10 @@ def _source(spec: Spec, backend: str, baked, dim=None) -> str:
 @functools.lru_cache(maxsize=512)
 def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
+    recipe = ("plain", backend, baked, dim)
     if backend == "numpy":
         bake(spec._lowered(frozenset()), dict(baked))  # a violated constraint: now, as torch's
-        return _reference_fn(spec, baked)
+        return CompiledLoss(_reference_fn(spec, baked), spec, recipe, guard=False)
     src = _source_cached(spec_key, backend, baked, dim)
     n = next(_MODULE_IDS)
     filename = f"<lossdsl {spec.name} {backend} {n}>"
@@ -389,7 +398,9 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    fn = _guard(getattr(mod, function_name(spec.name)), _public_names(spec, baked))
+    fn = CompiledLoss(
+        getattr(mod, function_name(spec.name)), spec, recipe, _public_names(spec, baked)
+    )
     # Once neither this cache nor the caller holds the function, its module and source go
     # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
     # keep every one, and its garbage-collection pauses grow with them.
@@ -434,37 +445,126 @@ def _from_python(kwargs: dict, back: dict[str, str]) -> dict:
     return out
 
 
-def _guard(fn, declared: dict[str, str]):
-    """Accept the declared names of inputs and params (a param named `lambda` is `lambda_` in
-    Python) and turn a bad call (unknown keyword, missing input) into an ArityError whose
-    message and hint show the declared names; everything else passes straight through."""
-    sig = inspect.signature(fn)
-    renamed = {d: py for d, py in declared.items() if d != py}
-    back = {py: d for d, py in renamed.items()}
-    shown = _declared_signature(fn.__name__, sig, back)
+class CompiledLoss:
+    """What `Spec.compile` returns: the loss function, with its signature and docstring.
 
-    @functools.wraps(fn)
-    def loss_fn(*args, **kwargs):
-        if renamed and any(k in renamed for k in kwargs):
-            kwargs = _to_python(kwargs, renamed, shown)
+    A bad call (unknown keyword, missing input) is an ArityError with a hint, a param that is
+    no number (None, a str, a list) a ParamError; everything else passes straight through.
+
+    It pickles as what made it, not as code: the text of every spec file it was compiled from
+    (the imported ones too), the backend, the baked params and the schedule; unpickling
+    compiles it again (a spawn worker, a DataLoader worker, torch.load of a model that holds
+    it). The generated module exists only in the process that compiled it."""
+
+    def __init__(self, fn, spec: Spec, recipe: tuple, declared=None, guard: bool = True):
+        functools.update_wrapper(self, fn)  # __name__, __doc__, __module__, __wrapped__
+        self._fn, self._guarded = fn, guard
+        self._label = spec.name
+        self._recipe = (_spec_files(spec),) + recipe
+        baked = dict(recipe[2])
+        self._params = {p.name: p.dtype for p in spec.params if p.name not in baked}
+        self.signature = self.__signature__ = sig = inspect.signature(fn)
+        # declared input and param names -> Python names (a param `lambda` is `lambda_`): both
+        # are accepted, and messages show the declared ones
+        self.declared = dict(declared or {})
+        self._renamed = {d: py for d, py in self.declared.items() if d != py}
+        self._back = {py: d for d, py in self._renamed.items()}
+        self._shown = _declared_signature(fn.__name__, sig, self._back)
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            if self._renamed and any(k in self._renamed for k in kwargs):
+                kwargs = _to_python(kwargs, self._renamed, self._shown)
+            for k, v in kwargs.items():
+                k = self._back.get(k, k)
+                if k in self._params and (v is None or type(v) in _NOT_PARAM_TYPES):
+                    raise ParamError(
+                        f"{self._label}: param '{k}' must be {self._params[k]}, got {v!r:.60}",
+                        None,
+                        f"pass a Python {self._params[k]} or a 0-d tensor",
+                    )
+        if not self._guarded:
+            return self._fn(*args, **kwargs)
         try:
-            return fn(*args, **kwargs)
+            return self._fn(*args, **kwargs)
         except TypeError:
+            sig = self.signature
             try:
                 sig.bind(*args, **kwargs)
             except TypeError as bad:
+                back = self._back
                 names = [back.get(k, k) for k in sig.parameters]
                 extra = [back.get(k, k) for k in kwargs if k not in sig.parameters]
                 hint = did_you_mean(extra[0], names) if extra else None
                 msg = str(bad)
                 for py, d in back.items():
                     msg = msg.replace(f"'{py}'", f"'{d}'")
+                shown = self._shown
                 raise ArityError(f"{shown}: {msg}", None, hint or f"signature: {shown}") from None
             raise
 
-    loss_fn.signature = sig
-    loss_fn.declared = dict(declared)
-    return loss_fn
+    def __reduce__(self):
+        return (_rebuild, self._recipe)
+
+    def __repr__(self) -> str:
+        return f"<lossdsl loss {self._label} ({self._recipe[2]}, {self._recipe[1]})>"
+
+
+# A param takes a Python number or bool, or a 0-d tensor / traced value of the framework.
+_NOT_PARAM_TYPES = (str, bytes, list, tuple, dict, set)
+
+
+def _spec_files(spec: Spec) -> tuple[tuple[str, str], ...]:
+    """(filename, text) of the spec's file and of every file it imports, transitively."""
+    files = {spec.filename: spec.text}
+    seen: set[int] = set()
+    stack = [spec.resolved.scope]
+    while stack:
+        scope = stack.pop()
+        if id(scope) in seen:
+            continue
+        seen.add(id(scope))
+        for callee in scope.table.values():
+            src = callee.loss.span.source if callee.loss.span is not None else None
+            if src is not None:
+                files.setdefault(src.filename, src.text)
+            stack.append(callee.scope)
+    return tuple(files.items())
+
+
+def _rebuild(files, schedule, backend, baked, *options):
+    """Compile a pickled loss again (CompiledLoss.__reduce__): from its files where they are
+    still on disk with the same text, else from a temporary copy of them (imports are found
+    beside the importing file)."""
+    spec = _spec_from_files(files)
+    if schedule == "plain":
+        (dim,) = options
+        return spec.compile(backend, shard=dim, **dict(baked))
+    chunk, linear, rows = options
+    if linear:
+        return spec.compile_linear(backend, chunk=chunk, rows=rows, **dict(baked))
+    return spec.compile(backend, schedule="chunked", chunk=chunk, **dict(baked))
+
+
+def _spec_from_files(files) -> Spec:
+    import tempfile
+
+    def unchanged(name: str, body: str) -> bool:
+        try:
+            return name != "<string>" and Path(name).read_text() == body
+        except OSError:
+            return False
+
+    (main, text), rest = files[0], files[1:]
+    if all(unchanged(n, b) for n, b in (rest if main == "<string>" else files)):
+        return parse(text, main)
+    with tempfile.TemporaryDirectory(prefix="lossdsl-") as tmp:
+        for name, body in rest:
+            (Path(tmp) / Path(name).name).write_text(body)
+        path = Path(tmp) / (Path(main).name if main != "<string>" else "_main.loss")
+        path.write_text(text)
+        # parsing lowers the whole spec: nothing reads the files afterwards
+        return parse(text, str(path))
 
 
 def _to_python(kwargs: dict, renamed: dict[str, str], shown: str) -> dict:
@@ -501,6 +601,7 @@ def _reference_fn(spec: Spec, baked):
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
     has_index = any(i.type.startswith("index") for i in spec.inputs)
     back = _aliases(spec, baked)
+    types_ = {i.name: i.type for i in spec.inputs}
 
     def loss_fn(*args, reduction=None, **kwargs):
         kwargs = _from_python(kwargs, back)
@@ -509,6 +610,13 @@ def _reference_fn(spec: Spec, baked):
         for k in list(kwargs):
             if k in names:
                 inputs[k] = kwargs.pop(k)
+        for k, v in inputs.items():
+            if (v is None and k not in optional) or type(v) in NOT_ARRAY_TYPES:
+                raise InputError(
+                    f"{spec.name}: input '{k}' must be a numpy array ({types_[k]}), got {v!r:.60}",
+                    None,
+                    "convert it with np.asarray",
+                )
         bad = [k for k in kwargs if k not in free]
         if bad or len(args) > len(names):
             raise ArityError(
@@ -528,6 +636,8 @@ def _reference_fn(spec: Spec, baked):
         _runtime_checks(spec, prog, params)
         return ref.evaluate(prog, inputs, params, reduction, check_indices=check)
 
+    loss_fn.__name__ = loss_fn.__qualname__ = function_name(spec.name)
+    loss_fn.__doc__ = spec.doc
     return loss_fn
 
 
@@ -644,7 +754,9 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")
     # its generated modules (and their linecache sources) go once nobody holds loss_fn
     weakref.finalize(loss_fn, _forget_modules, tuple(mods.names))
-    return loss_fn
+    loss_fn.__doc__ = spec.doc
+    recipe = ("chunked", backend, baked, chunk, linear, rows)
+    return CompiledLoss(loss_fn, spec, recipe, guard=False)
 
 
 def _forget_modules(names: tuple) -> None:

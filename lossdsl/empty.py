@@ -1,0 +1,213 @@
+"""Empty and too-small dims at call time: the policy every backend follows (README, Edge cases).
+
+1. The per-element loss (what reduction="none" returns) has a dim of size 0: an empty batch.
+   It has no elements, so "none" is an empty tensor of its shape, "sum" is 0 and "mean" is
+   the spec's declared empty value (`reduce mean by w empty v`; 0 for a plain mean), with
+   zero gradient. Nothing else is computed: a max over the empty batch, or a division by its
+   size, would fail or give NaN, and no element needs it.
+2. Otherwise every dim the loss reduces must be big enough for its formula to have a value.
+   Reductions with no value over no elements (mean, max, min, logsumexp, argmax, the
+   logsumexp of a cross-entropy over its classes) need one entry, var(ddof=k) k + 1; a count
+   made of dim sizes may not be 0 where it divides or is logged (`size(B) * (size(B) - 1)`
+   in an estimator over the off-diagonal pairs needs B >= 2). A smaller size is an
+   InputError naming the dim, its size and why. A requirement that only a `where` on a bool
+   param reaches holds only when the param picks that branch (mmd's unbiased estimate).
+
+Both are decided here, from the program alone; the emitter (lossdsl/backend.py) turns them into
+integer comparisons on the dim sizes at the top of the generated function (free under jit and
+torch.compile: sizes are static), and the numpy reference checks them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossdsl.ir import Lit, Program, Var
+from lossdsl.ops import OPS, ref_attrs
+from lossdsl.types import Dim
+
+# ops with no value over an empty set of entries along their `over` dims
+_NO_IDENTITY = ("mean", "max", "min", "logsumexp", "argmax", "var")
+
+Cond = frozenset  # of frozensets of (param name, value): a disjunction of conjunctions
+
+
+@dataclass(frozen=True)
+class Need:
+    """Dim `dim` must have at least `min_size` entries (when `when` holds: None is always, else
+    a disjunction of conjunctions of (bool param, value))."""
+
+    dim: Dim
+    min_size: int
+    reason: str
+    when: tuple[tuple[tuple[str, bool], ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class EmptyPolicy:
+    out_dims: tuple[Dim, ...]  # the per-element loss's dims: any of size 0 -> case 1
+    mean_empty: float  # "mean" of no elements
+    needs: tuple[Need, ...]
+
+
+def empty_policy(prog: Program) -> EmptyPolicy:
+    none = prog.output("none")
+    out_dims = none.type.dims if isinstance(none, Var) else ()
+    producer = {e.out.name: e for e in prog.eqns}
+    mean = prog.output("mean")
+    e = producer.get(mean.name) if isinstance(mean, Var) else None
+    mean_empty = float(e.attr("empty")) if e is not None and e.op == "safe_div" else 0.0
+    when = _conditions(prog)
+    found: dict[tuple, Need] = {}
+
+    def need(dim: Dim, k: int, reason: str, cond) -> None:
+        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.cut)
+        key = (d, _when(cond))
+        if key not in found or found[key].min_size < k:
+            found[key] = Need(d, k, reason, key[1])
+
+    for e in prog.eqns:
+        cond = when.get(e.out.name)
+        if cond is None:  # dead: reaches no output
+            continue
+        if e.op in _NO_IDENTITY:
+            over = e.attr("over")
+            over = over if isinstance(over, tuple) else (over,)
+            k = 1 + int(e.attr("ddof", 0) or 0)
+            what = f"var(ddof={k - 1})" if e.op == "var" else e.op
+            for d in over:
+                need(d, k, f"it takes a {what} over {_fmt(over)}", cond)
+        elif e.op in ("cross_entropy", "gather"):
+            of = e.args[1].type.of
+            what = "cross-entropy" if e.op == "cross_entropy" else "gather"
+            need(of, 1, f"it takes a {what} over the classes {of}", cond)
+        elif e.op == "cross_entropy_ignore":
+            c = e.args[0].type.dims[1]
+            need(c, 1, f"it takes a cross-entropy over the classes {c}", cond)
+        elif e.op == "diff":
+            d = e.attr("over")
+            d = d[0] if isinstance(d, tuple) else d
+            need(d, 1, f"it takes differences along {d}", cond)
+    for dim, k, reason, e in _size_counts(prog):
+        if e.out.name in when:
+            need(dim, k, reason, when[e.out.name])
+    return EmptyPolicy(tuple(out_dims), mean_empty, tuple(found.values()))
+
+
+def _fmt(dims) -> str:
+    return str(dims[0]) if len(dims) == 1 else "(" + ", ".join(map(str, dims)) + ")"
+
+
+def _when(cond: Cond):
+    if frozenset() in cond:
+        return None
+    return tuple(sorted(tuple(sorted(c)) for c in cond))
+
+
+def _conditions(prog: Program) -> dict[str, Cond]:
+    """For each var, when an output needs its value: a `where(c, a, b)` on a bool param c
+    needs a only when c is true and b only when it is false."""
+    bools = {q.var.name for q in prog.params if q.var.type.dtype == "bool"}
+    cond: dict[str, set] = {}
+    for _, a in prog.outputs:
+        if isinstance(a, Var):
+            cond[a.name] = {frozenset()}
+    for e in reversed(prog.eqns):
+        c = cond.get(e.out.name)
+        if not c:
+            continue
+        for k, a in enumerate(e.args):
+            if not isinstance(a, Var):
+                continue
+            sel = e.args[0]
+            if e.op == "where" and k > 0 and isinstance(sel, Var) and sel.name in bools:
+                extra = (sel.name, k == 1)
+                mine = {x | {extra} for x in c}
+            else:
+                mine = set(c)
+            got = cond.setdefault(a.name, set())
+            got |= mine
+            if frozenset() in got or len(got) > 16:  # always (or too many cases to track)
+                got.clear()
+                got.add(frozenset())
+    return {k: frozenset(v) for k, v in cond.items()}
+
+
+def _size_counts(prog: Program):
+    """Counts made only of dim sizes and literals that are 0 where they divide (or <= 0 where
+    they are logged) when one dim has size 0 or 1: (dim, min size, reason, eqn)."""
+    counts: dict[str, object] = {}  # var -> the eqn computing it from sizes alone
+    dims: dict[str, Dim] = {}
+    for e in prog.eqns:
+        if e.op == "size":
+            counts[e.out.name] = e
+            dims[e.attr("dim").name] = e.attr("dim")
+        elif OPS[e.op].kind == "elementwise" and not e.out.type.dims:
+            if all(isinstance(a, Lit) or a.name in counts for a in e.args):
+                counts[e.out.name] = e
+    if not dims:
+        return
+    for name in sorted(dims):
+        for k in (0, 1):
+            bad = _bad_count(prog, counts, {n: (k if n == name else 7) for n in dims})
+            if bad is not None:
+                e, what = bad
+                reason = f"{what} a count of dim sizes that is 0 when {name} has size {k}"
+                yield Dim(name), k + 1, reason, e
+
+
+def _bad_count(prog, counts, sizes):
+    env: dict[str, np.ndarray] = {}
+
+    def val(a):
+        return np.asarray(a.value) if isinstance(a, Lit) else env.get(a.name)
+
+    with np.errstate(all="ignore"):
+        for e in prog.eqns:
+            args = [val(a) for a in e.args]
+            is_count = [isinstance(a, Var) and a.name in env for a in e.args]
+            if e.op == "div" and is_count[1] and float(args[1]) == 0:
+                return e, "it divides by"
+            if e.op == "log" and is_count[0] and float(args[0]) <= 0:
+                return e, "it takes the log of"
+            if e.out.name not in counts:
+                continue
+            if e.op == "size":
+                d = e.attr("dim")
+                env[e.out.name] = np.asarray(sizes[d.name] - d.cut)
+                continue
+            op = OPS[e.op]
+            env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))
+    return None
+
+
+def holds(when, params: dict) -> bool:
+    """Whether a Need's condition holds for these param values (a value that is not a Python
+    bool, e.g. a traced one, counts as taking every branch)."""
+    if when is None:
+        return True
+    for conj in when:
+        if all(not isinstance(params.get(p), bool) or params.get(p) == v for p, v in conj):
+            return True
+    return False
+
+
+def too_small_message(label: str, need: Need, size: str, inp: str) -> str:
+    """The InputError of a dim below its minimum ({size} may be a placeholder the generated
+    code formats at run time)."""
+    return (
+        f"{label}: dim {need.dim} has size {size} in '{inp}', but this loss needs at least "
+        f"{need.min_size} along it: {need.reason}"
+    )
+
+
+def first_input_with(prog: Program, dim: Dim) -> str:
+    """The first input that has `dim` (what a message names)."""
+    for d in prog.inputs:
+        if any(x.name == dim.name for x in d.var.type.dims) or (
+            d.var.type.of is not None and d.var.type.of.name == dim.name
+        ):
+            return d.var.name
+    return prog.inputs[0].var.name if prog.inputs else "?"
