@@ -36,7 +36,7 @@ from lossdsl.errors import (
 from lossdsl.ir import Lit, Program, Var, format_program, verify
 from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
 from lossdsl.ops import OPS, ref_attrs
-from lossdsl.parser import parse_module
+from lossdsl.parser import parse_module, read_source
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
 from lossdsl.passes.library import library
@@ -301,12 +301,13 @@ def _optimized_cached(spec_key, absent, baked) -> Program:
     return verify(run_pipeline(bake(spec._lowered(absent), dict(baked))))
 
 
-# The specs behind the cache keys, while someone holds them (the caches key on the text).
+# The specs behind the cache keys, while someone holds them (the caches key on the texts).
 _SPECS: weakref.WeakValueDictionary[tuple, Spec] = weakref.WeakValueDictionary()
 
 
 def _key(spec: Spec) -> tuple:
-    k = (spec.text, spec.filename)
+    # The texts of the imported files too: an edited import must not hit the old entry.
+    k = (spec.text, spec.filename, spec.resolved.files)
     _SPECS.setdefault(k, spec)
     return k
 
@@ -584,7 +585,7 @@ def load(name_or_path: str | Path) -> Spec:
         path = Path(s)
         if not path.is_file():
             raise LossError(f"no such spec file: {s}", None, "check the path")
-        return parse(path.read_text(), str(path))
+        return parse(read_source(path), str(path))
     path = shipped_specs_dir() / f"{s}.loss"
     if not s.isidentifier() or not path.is_file():
         raise UnknownName(
@@ -592,7 +593,7 @@ def load(name_or_path: str | Path) -> Spec:
             None,
             did_you_mean(s, shipped_spec_names()) or "see `lossdsl list`",
         )
-    return parse(path.read_text(), str(path))
+    return parse(read_source(path), str(path))
 
 
 def list_specs() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import string
+from pathlib import Path
 
 import lark
 from lark import Token, Transformer, v_args
@@ -78,6 +79,25 @@ def _lark() -> lark.Lark:
         postlex=NewlineFilter(),
         maybe_placeholders=True,
     )
+
+
+def read_source(path: Path) -> str:
+    """A spec file's text: UTF-8, with a leading byte-order mark dropped. Other bytes are a
+    LossSyntaxError at the first byte that does not decode, not a UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        src = Source(data.decode("utf-8", errors="replace"), str(path))
+        before = data[: e.start].decode("utf-8")  # valid up to the bad byte
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        raise LossSyntaxError(
+            f"the file is not UTF-8 text (byte 0x{data[e.start]:02x})",
+            point(src, line, col),
+            "save the spec as UTF-8",
+        ) from None
+    return text.removeprefix("\ufeff")
 
 
 def parse_module(text: str, filename: str = "<string>") -> ast.Module:
