@@ -42,6 +42,7 @@ from lossdsl.passes.cleanup import dce
 from lossdsl.passes.library import library
 from lossdsl.passes.simplify import fold, simplify
 from lossdsl.shard import shard
+from lossdsl.source import deep_recursion
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Spec:
     """A parsed and checked loss. Construction raises LossError listing every error."""
 
     def __init__(self, text: str, filename: str = "<string>"):
+        with deep_recursion():
+            self._init(text, filename)
+
+    def _init(self, text: str, filename: str) -> None:
         self.text, self.filename = text, filename
         module = parse_module(text, filename)
         errors: list[LossError] = []
@@ -103,7 +108,8 @@ class Spec:
     def _lowered(self, absent: frozenset[str]) -> Program:
         if absent not in self._raw:
             errors: list[LossError] = []
-            prog = lower_loss(self.resolved, self.loss, errors, absent)
+            with deep_recursion():
+                prog = lower_loss(self.resolved, self.loss, errors, absent)
             raise_all(errors)
             self._raw[absent] = verify(prog)
         return self._raw[absent]

@@ -25,6 +25,7 @@ from lossdsl.errors import (
     ArityError,
     DimMismatch,
     DuplicateDefinition,
+    LimitError,
     LossError,
     ParamError,
     TypeMismatch,
@@ -33,6 +34,7 @@ from lossdsl.errors import (
 )
 from lossdsl.ir import Atom, Check, Eqn, InputDecl, Lit, ParamDecl, Program, Var
 from lossdsl.ops import OPS, OpDimError, OpTypeError, ref_attrs
+from lossdsl.parser import MAX_DEPTH
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
 
@@ -57,6 +59,7 @@ class Builder:
         self.eqns: list[Eqn] = []
         self.taken: set[str] = set(taken or ())
         self._n = 0
+        self.depth = 0  # lower_expr's nesting, through inlined spec calls
 
     def fresh(self, hint: str | None = None) -> str:
         if hint and hint not in self.taken:
@@ -215,6 +218,24 @@ _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 
 def lower_expr(ctx: Ctx, node) -> Atom | None:
+    # The nesting so far, spec calls included (a call's body nests inside its call site):
+    # past the parser's limit the walk stops with a LimitError, not a RecursionError.
+    b = ctx.b
+    if b.depth >= MAX_DEPTH:
+        return ctx.error(
+            LimitError,
+            f"expression nested too deeply, counting the specs it calls (limit {MAX_DEPTH})",
+            _sp(node),
+            "split it into steps with `let`, or call fewer specs inside one another",
+        )
+    b.depth += 1
+    try:
+        return _lower_expr(ctx, node)
+    finally:
+        b.depth -= 1
+
+
+def _lower_expr(ctx: Ctx, node) -> Atom | None:
     match node:
         case ast.Num(value=v):
             return lit(v)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -12,8 +15,15 @@ class Source:
     text: str
     filename: str = "<string>"
 
+    @cached_property
+    def _lines(self) -> list[str]:
+        # Lines end at "\n" only, as for the lexer: str.splitlines() also splits at \f,
+        # \x1c-\x1e, \x85, U+2028 and U+2029, which may sit in a comment or a docstring, and
+        # would shift every later line number. Cached: errors render lines of long files.
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
+
     def line(self, lineno: int) -> str:
-        lines = self.text.splitlines()
+        lines = self._lines
         return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
 
 
@@ -46,3 +56,23 @@ class Span:
 
 def point(source: Source, line: int, col: int, width: int = 1) -> Span:
     return Span(source, line, col, line, col + width)
+
+
+# Python frames per level of nesting, at most, in the recursive tree walks (lowering an
+# argument of a call inside a reduction inside a spec call ...), times lossdsl.parser.MAX_DEPTH.
+_FRAMES = 8 * 2000 + 2000
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    """Run the recursive tree walks with room for the deepest tree the parser accepts. Python
+    3.11+ runs Python-to-Python calls without growing the C stack, so the raised limit is
+    safe; it is restored unless someone else changed it meanwhile."""
+    old = sys.getrecursionlimit()
+    new = max(old, _FRAMES)
+    sys.setrecursionlimit(new)
+    try:
+        yield
+    finally:
+        if sys.getrecursionlimit() == new:
+            sys.setrecursionlimit(old)
