@@ -27,6 +27,7 @@ from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_d
 from lossdsl.errors import (
     ArityError,
     InputError,
+    LimitError,
     LossError,
     ParamError,
     UnknownName,
@@ -359,12 +360,20 @@ def zero_params(spec: Spec, baked: tuple) -> tuple[str, ...]:
     return tuple(sorted(name for _, name in sorted(gains)[:MAX_ZERO_SPECIALIZED]))
 
 
-def variant_programs(spec: Spec, baked: tuple) -> list[Program]:
+# A module enumerates every combination of absent optional inputs (2^k functions) for up to
+# this many optional inputs; compile() of a spec with more builds one module per combination
+# actually called, on its first call (12 optional inputs made 4096 functions, 16 MB of source).
+MAX_SPECIALIZED_OPTIONAL = 3
+# Spec.source() (a standalone module) still enumerates them all: up to this many.
+MAX_SOURCE_OPTIONAL = 8
+
+
+def variant_programs(spec: Spec, baked: tuple, only=None) -> list[Program]:
     """One optimized program per (absent optional inputs, zero-valued params) combination,
-    the most specialized first within each set of absent inputs."""
+    the most specialized first within each set of absent inputs (`only`: one set)."""
     zeros = zero_params(spec, baked)
     out = []
-    for absent in spec.variants():
+    for absent in spec.variants() if only is None else [only]:
         for k in range(len(zeros), -1, -1):
             for z in itertools.combinations(zeros, k):
                 with_z = tuple(sorted({**dict(baked), **{n: 0.0 for n in z}}.items()))
@@ -383,9 +392,17 @@ def _input_spans(spec: Spec) -> dict:
 
 
 @functools.lru_cache(maxsize=512)
-def _source_cached(spec_key, backend, baked, dim=None) -> str:
+def _source_cached(spec_key, backend, baked, dim=None, only=None) -> str:
     spec = _SPECS[spec_key]
-    progs = variant_programs(spec, baked)
+    n_opt = sum(i.optional for i in spec.inputs)
+    if only is None and n_opt > MAX_SOURCE_OPTIONAL:
+        raise LimitError(
+            f"a standalone module of {spec.name} would hold 2^{n_opt} functions, one per "
+            f"combination of its {n_opt} optional inputs (limit {MAX_SOURCE_OPTIONAL} inputs)",
+            spec.loss.name_span,
+            "compile() builds only the combinations that are called",
+        )
+    progs = variant_programs(spec, baked, only)
     target = load_backend(backend).TARGET
     if dim is not None:
         progs = [shard(p, dim, _input_spans(spec)) for p in progs]
@@ -403,7 +420,54 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
     if backend == "numpy":
         return _reference_fn(spec, baked)
-    src = _source_cached(spec_key, backend, baked, dim)
+    if sum(i.optional for i in spec.inputs) > MAX_SPECIALIZED_OPTIONAL:
+        return _lazy_variants(spec_key, backend, baked, dim)
+    return _module_fn(spec, backend, _source_cached(spec_key, backend, baked, dim))
+
+
+def _lazy_variants(spec_key, backend, baked, dim):
+    """The compiled loss of a spec with many optional inputs: the module for one combination
+    of absent inputs is built on the first call that leaves out exactly those. Each is the
+    module the full enumeration would contain for them (the same programs), so the values
+    are the same."""
+    spec = _SPECS[spec_key]
+    names = [i.name for i in spec.inputs]
+    optional = {i.name for i in spec.inputs if i.optional}
+    built: dict[frozenset[str], object] = {}
+
+    def loss_fn(*args, **kwargs):
+        if len(args) > len(names):
+            raise ArityError(
+                f"{spec.name}() takes {len(names)} inputs, got {len(args)}",
+                None,
+                f"inputs: {', '.join(names)}",
+            )
+        inputs = dict(zip(names, args))
+        for k in [k for k in kwargs if k in names]:
+            if k in inputs:
+                raise ArityError(f"{spec.name}() got input '{k}' twice", None, "pass it once")
+            inputs[k] = kwargs.pop(k)
+        missing = [k for k in names if k not in optional and k not in inputs]
+        if missing:
+            raise ArityError(
+                f"{spec.name}() is missing input '{missing[0]}'",
+                None,
+                f"inputs: {', '.join(names)}",
+            )
+        absent = frozenset(k for k in optional if inputs.get(k) is None)
+        fn = built.get(absent)
+        if fn is None:
+            src = _source_cached(spec_key, backend, baked, dim, absent)
+            fn = built[absent] = _module_fn(spec, backend, src)
+        return fn(*(inputs[k] for k in names if k not in absent), **kwargs)
+
+    loss_fn.__name__ = function_name(spec.name)
+    loss_fn.__doc__ = spec.doc
+    return loss_fn
+
+
+def _module_fn(spec: Spec, backend: str, src: str):
+    """Exec a generated module; its loss function, guarded."""
     n = next(_MODULE_IDS)
     filename = f"<lossdsl {spec.name} {backend} {n}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)

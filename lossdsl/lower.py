@@ -47,6 +47,10 @@ def lit(value: float | int | bool) -> Lit:
     return Lit(value, INT if isinstance(value, int) else FLOAT)
 
 
+# A bound on the program one loss lowers to: inlining can multiply a body by the number of
+# distinct argument values it is called with. Shipped specs lower to at most a few hundred.
+MAX_EQNS = 20_000
+
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
 
 # ---- the equation builder ---------------------------------------------------------------
@@ -60,6 +64,13 @@ class Builder:
         self.taken: set[str] = set(taken or ())
         self._n = 0
         self.depth = 0  # lower_expr's nesting, through inlined spec calls
+        # Hash-consing: an equation identical to an earlier one (same op, arguments and
+        # attributes) returns that one's result. With the spec-call memo (`inlined`, in
+        # lower_spec_call) this keeps inlining polynomial: h(x) + h(x + 1), nested 30 deep,
+        # lowers x + 1 + 1 once, not once per path to it.
+        self.known: dict[tuple, Var] = {}
+        self.inlined: dict[tuple, Atom | None] = {}
+        self.renamed: dict[str, Var] = {}  # a temporary -> the let-name it was given
 
     def fresh(self, hint: str | None = None) -> str:
         if hint and hint not in self.taken:
@@ -91,9 +102,27 @@ class Builder:
                 Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
                 for a in args
             )
+        # Literals by repr: -0.0 == 0.0 in Python, but x * -0.0 is not x * 0.0.
+        key = (op, tuple(a if isinstance(a, Var) else repr(a) for a in args), repr(attrs))
+        if key in self.known:
+            return self.current(self.known[key])
+        if len(self.eqns) >= MAX_EQNS:
+            raise LimitError(
+                f"the loss lowers to more than {MAX_EQNS} equations (inlining its spec calls "
+                "included)",
+                span,
+                "split it into smaller specs, or call fewer specs inside one another",
+            )
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
+        self.known[key] = out
         return out
+
+    def current(self, var: Var) -> Var:
+        """`var` under the let-name rename_last gave it, if any."""
+        while var.name in self.renamed:
+            var = self.renamed[var.name]
+        return var
 
     def rename_last(self, var: Var, name: str) -> Var:
         """Give the equation that just produced `var` a user's let-name."""
@@ -103,6 +132,7 @@ class Builder:
         new = Var(self.fresh(name), var.type)
         self.taken.discard(var.name)
         self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
+        self.renamed[var.name] = new
         return new
 
 
@@ -1095,7 +1125,19 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         elif _violated(check, {}):
             _bad_default(sub, p, check)
     ctx.checks.extend(sub.checks)
-    return lower_body(sub, loss)
+    # One body per distinct binding: a call with the same loss, argument values and param
+    # values as an earlier one reuses that call's result instead of inlining the body again
+    # (30 helpers each calling the previous twice inlined 2^30 bodies). Absent inputs are
+    # keyed as absent: their fill depends only on the loss and the argument types.
+    key = (
+        id(loss),
+        tuple(None if bound.get(i.name) is None else sub.env[i.name] for i in loss.inputs),
+        tuple(sub.env.get(n) for n in params),
+    )
+    if key not in ctx.b.inlined:
+        ctx.b.inlined[key] = lower_body(sub, loss)
+    r = ctx.b.inlined[key]
+    return ctx.b.current(r) if isinstance(r, Var) else r
 
 
 def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
@@ -1429,10 +1471,13 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
                     if name not in ctx.env:
                         ctx.silent.add(name)  # uses of the rejected let stay quiet
                     continue
+                before = len(ctx.b.eqns)
                 v = lower_expr(ctx, value)
                 # `let p = (logp)` names a value already bound: p is an alias, and the
-                # equation that made logp keeps its name (later uses of logp refer to it)
-                if isinstance(v, Var) and v not in ctx.env.values():
+                # equation that made logp keeps its name (later uses of logp refer to it).
+                # Only a value this let's expression computed is new (and `v not in
+                # env.values()` made a chain of n lets O(n^2): 8,000 lets took 12 s).
+                if isinstance(v, Var) and len(ctx.b.eqns) > before:
                     v = ctx.b.rename_last(v, name)
                 ctx.env[name] = v  # None marks a failed let: later uses stay silent
                 ctx.origin[name] = "let"
