@@ -49,7 +49,7 @@ def lit(value: float | int | bool) -> Lit:
 
 # A bound on the program one loss lowers to: inlining can multiply a body by the number of
 # distinct argument values it is called with. Shipped specs lower to at most a few hundred.
-MAX_EQNS = 20_000
+MAX_EQNS = 10_000
 
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
 
