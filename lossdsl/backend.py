@@ -180,11 +180,17 @@ def py_literal(v) -> str:
     return f"({v!r})" if v < 0 else repr(v)
 
 
+_ODD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def docstring(text: str, indent: str = "") -> str:
     body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip("\n")
+    # Control characters, line separators and lone surrogates as escapes: Python refuses
+    # source with a NUL or a surrogate, and would end the line at a \r.
+    body = _ODD_CHARS.sub(lambda m: ascii(m.group())[1:-1], body)
     if body.endswith('"'):
         body += " "
-    lines = body.splitlines() or [""]
+    lines = body.split("\n")
     out = [indent + '"""' + lines[0]] + [(indent + ln) if ln.strip() else "" for ln in lines[1:]]
     if len(lines) > 1:
         out.append(indent + '"""')

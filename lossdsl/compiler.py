@@ -35,7 +35,7 @@ from lossdsl.errors import (
     raise_all,
 )
 from lossdsl.ir import Lit, Program, Var, format_program, verify
-from lossdsl.lower import REDUCTIONS, check_param_value, const_eval, lower_loss
+from lossdsl.lower import REDUCTIONS, Budget, check_param_value, const_eval, lower_loss
 from lossdsl.ops import OPS, ref_attrs
 from lossdsl.parser import parse_module, read_source
 from lossdsl.passes import PASS_NAMES, run_pipeline
@@ -80,11 +80,13 @@ class Spec:
         if loss is None:
             raise LossError("no loss defined", None, "write `loss NAME(inputs) { ... }`")
         self.loss: ast.LossDef = loss
-        # Lower every spec in the file (helpers too), so that all errors show up at once.
+        # Lower every spec in the file (helpers too), so that all errors show up at once;
+        # within one bound on the work (lossdsl/lower.py MAX_STEPS).
+        budget = Budget()
         for other in module.losses:
             if other is not loss:
-                lower_loss(self.resolved, other, errors, helper=True)
-        full = lower_loss(self.resolved, loss, errors)
+                lower_loss(self.resolved, other, errors, helper=True, budget=budget)
+        full = lower_loss(self.resolved, loss, errors, budget=budget)
         raise_all(errors)
         assert full is not None
         self.name = loss.name

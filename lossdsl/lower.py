@@ -47,9 +47,32 @@ def lit(value: float | int | bool) -> Lit:
     return Lit(value, INT if isinstance(value, int) else FLOAT)
 
 
-# A bound on the program one loss lowers to: inlining can multiply a body by the number of
-# distinct argument values it is called with. Shipped specs lower to at most a few hundred.
-MAX_EQNS = 10_000
+# Bounds on lowering's work. Inlining multiplies a spec's body by the number of distinct
+# argument values it is called with (h(x * 2) + h(x * 3), nested n deep: 2^n bodies that no
+# sharing can merge), and each loss of a file is lowered alone too. MAX_STEPS counts the
+# expression nodes lowered for one spec, all its losses and inlined bodies together (about
+# 10 us each; shipped specs take at most ~400, 8,000 lets 40,000); MAX_EQNS bounds the
+# program one loss lowers to (8,000 lets: 16,000 equations).
+MAX_STEPS = 100_000
+MAX_EQNS = 50_000
+
+
+class Budget:
+    """The lowering steps left to one spec (shared by the lower_loss calls that build it)."""
+
+    def __init__(self, steps: int = MAX_STEPS):
+        self.left = steps
+
+    def step(self, span: Span | None) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise LimitError(
+                f"the loss is too large to lower: more than {MAX_STEPS} expression nodes, "
+                "counting each inlined spec call's body",
+                span,
+                "split it into smaller specs, or call fewer specs inside one another",
+            )
+
 
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
 
@@ -59,7 +82,8 @@ _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum"
 class Builder:
     """Appends equations; names temporaries t0, t1, ... and keeps user names readable."""
 
-    def __init__(self, taken: set[str] | None = None):
+    def __init__(self, taken: set[str] | None = None, budget: Budget | None = None):
+        self.budget = Budget() if budget is None else budget
         self.eqns: list[Eqn] = []
         self.taken: set[str] = set(taken or ())
         self._n = 0
@@ -108,8 +132,7 @@ class Builder:
             return self.current(self.known[key])
         if len(self.eqns) >= MAX_EQNS:
             raise LimitError(
-                f"the loss lowers to more than {MAX_EQNS} equations (inlining its spec calls "
-                "included)",
+                f"the loss lowers to more than {MAX_EQNS} equations (its spec calls inlined)",
                 span,
                 "split it into smaller specs, or call fewer specs inside one another",
             )
@@ -258,6 +281,7 @@ def lower_expr(ctx: Ctx, node) -> Atom | None:
             _sp(node),
             "split it into steps with `let`, or call fewer specs inside one another",
         )
+    b.budget.step(_sp(node))
     b.depth += 1
     try:
         return _lower_expr(ctx, node)
@@ -1490,10 +1514,13 @@ def lower_loss(
     errors: list[LossError],
     absent: frozenset[str] = frozenset(),
     helper: bool = False,
+    budget: Budget | None = None,
 ) -> Program | None:
     """Lower one loss for one set of absent optional inputs. A helper (a loss other specs in
-    the file call, not the file's spec) may return a pairwise [B, B'] value."""
-    ctx = Ctx(Builder(), errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
+    the file call, not the file's spec) may return a pairwise [B, B'] value. `budget`: the
+    steps left to the spec (a fresh MAX_STEPS if None)."""
+    b = Builder(budget=budget)
+    ctx = Ctx(b, errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
     decls: list[InputDecl] = []
     seen: set[str] = set()
     for inp in loss.inputs:
