@@ -211,15 +211,19 @@ def _import(
             )
         )
         return None
+    reported: set[str] = set()
     for e in done.errors:
-        # Report problems of the imported file at the import, so the user sees them here.
-        errors.append(
-            SpecImportError(e.message, imp.span, e.hint)
+        # Report problems of the imported file at the import, so the user sees them here;
+        # once per message: an error deep in a diamond of imports reaches here along every
+        # path (2^n copies for n levels).
+        msg = (
+            e.message
             if isinstance(e, SpecImportError)
-            else SpecImportError(
-                f"imported spec '{imp.name}' has an error: {e.message}", imp.span, e.hint
-            )
+            else f"imported spec '{imp.name}' has an error: {e.message}"
         )
+        if msg not in reported:
+            reported.add(msg)
+            errors.append(SpecImportError(msg, imp.span, e.hint))
     callee = done.resolved.scope.get(imp.name)
     if callee is None:
         defined = ", ".join(sorted(loss.name for loss in done.module.losses)) or "no loss"

@@ -93,6 +93,7 @@ CASES = [
     ("import_chain", 3, None), ("import_chain", 200, None),
     ("import_chain", 300, "SpecImportError"),
     ("import_diamond", 3, None), ("import_diamond", 20, None),
+    ("import_diamond", 300, "SpecImportError"),
     ("wide_imports", 100, None),
     ("many_optional", 3, None), ("many_optional", 12, None), ("many_optional", 30, None),
     ("big_literal", 10, None), ("big_literal", 400, "LossSyntaxError"),
