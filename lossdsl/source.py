@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,16 +64,26 @@ def point(source: Source, line: int, col: int, width: int = 1) -> Span:
 _FRAMES = 8 * 2000 + 2000
 
 
+_deep_lock = threading.Lock()
+_deep_users = 0
+_deep_saved = 0
+
+
 @contextlib.contextmanager
 def deep_recursion():
     """Run the recursive tree walks with room for the deepest tree the parser accepts. Python
     3.11+ runs Python-to-Python calls without growing the C stack, so the raised limit is
-    safe; it is restored unless someone else changed it meanwhile."""
-    old = sys.getrecursionlimit()
-    new = max(old, _FRAMES)
-    sys.setrecursionlimit(new)
+    safe. The limit is process-wide: the last of concurrent users (threads) restores it."""
+    global _deep_users, _deep_saved
+    with _deep_lock:
+        if _deep_users == 0:
+            _deep_saved = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_deep_saved, _FRAMES))
+        _deep_users += 1
     try:
         yield
     finally:
-        if sys.getrecursionlimit() == new:
-            sys.setrecursionlimit(old)
+        with _deep_lock:
+            _deep_users -= 1
+            if _deep_users == 0:
+                sys.setrecursionlimit(_deep_saved)
