@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TypeAlias
 
 from lossdsl.source import Span
@@ -204,3 +204,19 @@ class Module:
 
 def span_of(node: object) -> Span | None:
     return getattr(node, "span", None)
+
+
+_NODES = (DimRef, TypeExpr, Num, Bool, Name, Unary, Binary, Compare, Keyword, Call, Gather, Prime,
+          Tuple, Param, Use, Let, Reduce, Input, LossDef, Import)  # fmt: skip
+
+
+def children(node: object) -> list:
+    """The AST nodes directly inside `node` (for iterative walks over deep trees)."""
+    out = []
+    for f in fields(node) if isinstance(node, _NODES) else ():
+        v = getattr(node, f.name)
+        if isinstance(v, _NODES):
+            out.append(v)
+        elif isinstance(v, tuple):
+            out.extend(x for x in v if isinstance(x, _NODES))
+    return out

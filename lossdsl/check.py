@@ -21,7 +21,7 @@ from lossdsl.errors import (
     UnknownName,
     did_you_mean,
 )
-from lossdsl.parser import parse_module
+from lossdsl.parser import parse_module, read_source
 from lossdsl.resources import resource_dir
 
 # Keywords of lossdsl's own methods that also take a spec's params as keywords:
@@ -72,20 +72,52 @@ class Resolved:
     module: ast.Module
     main: ast.LossDef | None
     scope: Scope = field(compare=False, repr=False)
+    # (path, text) of every spec file the import closure read: the compile caches key on
+    # them, so editing an imported file recompiles its importers.
+    files: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+
+# Deeper import chains are refused (each level costs a few stack frames while resolving
+# and lowering); a chain of 200 files resolves.
+MAX_IMPORT_DEPTH = 256
+
+
+@dataclass
+class _Loaded:
+    """One imported file, parsed and resolved once per load however many files import it."""
+
+    module: ast.Module | None
+    resolved: Resolved | None
+    errors: list[LossError]  # the file's own errors (its parse error, or its imports')
+
+
+class _Loader:
+    """Per-load memo of imported files by path and text: a diamond of imports parses and
+    resolves each file once, not once per path through the diamond."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.done: dict[tuple[str, str], _Loaded] = {}
 
 
 def resolve(
-    module: ast.Module, base_dir: Path | None, errors: list[LossError], _stack: tuple[str, ...] = ()
+    module: ast.Module,
+    base_dir: Path | None,
+    errors: list[LossError],
+    _stack: tuple[str, ...] = (),
+    _loader: _Loader | None = None,
 ) -> Resolved:
     """Collect the module's losses and its imports' (recursively), reporting duplicates,
     missing specs and import cycles into `errors`."""
+    top = _loader is None
+    loader = _Loader() if _loader is None else _loader
     scope = Scope()
     filename = Path(getattr(module.source, "filename", ""))
     if not _stack and filename.suffix == ".loss":
         # The file itself, so that `a` importing `b` importing `a` is the cycle a -> b -> a.
         _stack = (filename.stem,)
     for imp in module.imports:
-        callee = _import(imp, base_dir, errors, _stack)
+        callee = _import(imp, base_dir, errors, _stack, loader)
         if callee is not None:
             scope.table[imp.name] = callee
         else:
@@ -105,7 +137,8 @@ def resolve(
         seen.add(loss.name)
         scope.table[loss.name] = Callee(loss, scope)
         _reserved_names(loss, errors)
-    return Resolved(module, _main_loss(module), scope)
+    files = tuple(sorted(loader.files.items())) if top else ()
+    return Resolved(module, _main_loss(module), scope, files)
 
 
 def _reserved_names(loss: ast.LossDef, errors: list[LossError]) -> None:
@@ -142,15 +175,31 @@ def _main_loss(module: ast.Module) -> ast.LossDef | None:
 
 
 def _import(
-    imp: ast.Import, base_dir: Path | None, errors: list[LossError], stack: tuple[str, ...]
+    imp: ast.Import,
+    base_dir: Path | None,
+    errors: list[LossError],
+    stack: tuple[str, ...],
+    loader: _Loader,
 ) -> Callee | None:
     """Find `import NAME` as NAME.loss beside the importing file, then in the shipped specs.
-    NAME is a bare identifier (the grammar allows nothing else), so no path can escape."""
+    NAME is a bare identifier (the grammar allows nothing else), so no path can escape the
+    search directories; a NAME.loss there that is a symlink is followed (whoever can place a
+    link there can place a spec), and the linked spec's own imports are looked up beside the
+    link, in the folder the user sees."""
     if imp.name in stack:
         cycle = " -> ".join(stack[stack.index(imp.name) :] + (imp.name,))
         errors.append(
             SpecImportError(
                 f"import cycle: {cycle}", imp.span, "a spec cannot import itself, even indirectly"
+            )
+        )
+        return None
+    if len(stack) >= MAX_IMPORT_DEPTH:
+        errors.append(
+            SpecImportError(
+                f"imports nested too deeply (limit {MAX_IMPORT_DEPTH} files in a chain)",
+                imp.span,
+                "inline some of the intermediate specs",
             )
         )
         return None
@@ -168,9 +217,27 @@ def _import(
         )
         return None
     try:
-        sub = parse_module(path.read_text(), str(path))
-    except LossError as e:
-        first = e.errors[0]
+        text = read_source(path)
+    except LossError as e:  # not UTF-8: reported like a parse error of that file
+        text, failed = None, e
+    key = (str(path.absolute()), text)
+    if text is not None:
+        loader.files[key[0]] = text
+    done = loader.done.get(key)
+    if done is None:
+        try:
+            if text is None:
+                raise failed
+            sub = parse_module(text, str(path))
+        except LossError as e:
+            done = _Loaded(None, None, [e])
+        else:
+            sub_errors: list[LossError] = []
+            resolved = resolve(sub, path.parent, sub_errors, stack + (imp.name,), loader)
+            done = _Loaded(sub, resolved, sub_errors)
+        loader.done[key] = done
+    if done.module is None:
+        first = done.errors[0].errors[0]
         errors.append(
             SpecImportError(
                 f"imported spec '{imp.name}' does not parse",
@@ -179,26 +246,29 @@ def _import(
             )
         )
         return None
-    sub_errors: list[LossError] = []
-    resolved = resolve(sub, path.parent, sub_errors, stack + (imp.name,))
-    for e in sub_errors:
-        # Report problems of the imported file at the import, so the user sees them here.
-        errors.append(
-            SpecImportError(e.message, imp.span, e.hint)
+    reported: set[str] = set()
+    for e in done.errors:
+        # Report problems of the imported file at the import, so the user sees them here;
+        # once per message: an error deep in a diamond of imports reaches here along every
+        # path (2^n copies for n levels).
+        msg = (
+            e.message
             if isinstance(e, SpecImportError)
-            else SpecImportError(
-                f"imported spec '{imp.name}' has an error: {e.message}", imp.span, e.hint
-            )
+            else f"imported spec '{imp.name}' has an error: {e.message}"
         )
-    callee = resolved.scope.get(imp.name)
+        if msg not in reported:
+            reported.add(msg)
+            errors.append(SpecImportError(msg, imp.span, e.hint))
+    callee = done.resolved.scope.get(imp.name)
     if callee is None:
+        defined = ", ".join(sorted(loss.name for loss in done.module.losses)) or "no loss"
         errors.append(
             UnknownName(
                 f"{path.name} defines no loss named '{imp.name}'",
                 imp.span,
-                did_you_mean(imp.name, resolved.scope.names())
+                did_you_mean(imp.name, done.resolved.scope.names())
                 or f"`import {imp.name}` takes `loss {imp.name}(...)` from {path.name}; "
-                f"it defines {', '.join(sorted(loss.name for loss in sub.losses)) or 'no loss'}",
+                f"it defines {defined}",
             )
         )
     return callee

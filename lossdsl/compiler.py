@@ -33,6 +33,7 @@ from lossdsl.errors import (
     ArityError,
     DuplicateDefinition,
     InputError,
+    LimitError,
     LossError,
     ParamError,
     UnknownName,
@@ -40,13 +41,14 @@ from lossdsl.errors import (
     raise_all,
 )
 from lossdsl.ir import Lit, Program, Var, format_program, verify
-from lossdsl.lower import REDUCTIONS, _coerce, check_param_value, const_eval, lower_loss
-from lossdsl.parser import parse_module
+from lossdsl.lower import REDUCTIONS, Budget, _coerce, check_param_value, const_eval, lower_loss
+from lossdsl.parser import parse_module, read_source
 from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
 from lossdsl.passes.library import library
 from lossdsl.passes.simplify import fold, simplify
 from lossdsl.shard import shard
+from lossdsl.source import deep_recursion
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Spec:
     """A parsed and checked loss. Construction raises LossError listing every error."""
 
     def __init__(self, text: str, filename: str = "<string>"):
+        with deep_recursion():
+            self._init(text, filename)
+
+    def _init(self, text: str, filename: str) -> None:
         self.text, self.filename = text, filename
         module = parse_module(text, filename)
         errors: list[LossError] = []
@@ -79,11 +85,13 @@ class Spec:
         if loss is None:
             raise LossError("no loss defined", None, "write `loss NAME(inputs) { ... }`")
         self.loss: ast.LossDef = loss
-        # Lower every spec in the file (helpers too), so that all errors show up at once.
+        # Lower every spec in the file (helpers too), so that all errors show up at once;
+        # within one bound on the work (lossdsl/lower.py MAX_STEPS).
+        budget = Budget()
         for other in module.losses:
             if other is not loss:
-                lower_loss(self.resolved, other, errors, helper=True)
-        full = lower_loss(self.resolved, loss, errors)
+                lower_loss(self.resolved, other, errors, helper=True, budget=budget)
+        full = lower_loss(self.resolved, loss, errors, budget=budget)
         raise_all(errors)
         assert full is not None
         self.name = loss.name
@@ -108,7 +116,8 @@ class Spec:
     def _lowered(self, absent: frozenset[str]) -> Program:
         if absent not in self._raw:
             errors: list[LossError] = []
-            prog = lower_loss(self.resolved, self.loss, errors, absent)
+            with deep_recursion():
+                prog = lower_loss(self.resolved, self.loss, errors, absent)
             raise_all(errors)
             self._raw[absent] = verify(prog)
         return self._raw[absent]
@@ -291,12 +300,13 @@ def _optimized_cached(spec_key, absent, baked) -> Program:
     return verify(run_pipeline(bake(spec._lowered(absent), dict(baked))))
 
 
-# The specs behind the cache keys, while someone holds them (the caches key on the text).
+# The specs behind the cache keys, while someone holds them (the caches key on the texts).
 _SPECS: weakref.WeakValueDictionary[tuple, Spec] = weakref.WeakValueDictionary()
 
 
 def _key(spec: Spec) -> tuple:
-    k = (spec.text, spec.filename)
+    # The texts of the imported files too: an edited import must not hit the old entry.
+    k = (spec.text, spec.filename, spec.resolved.files)
     _SPECS.setdefault(k, spec)
     return k
 
@@ -342,12 +352,20 @@ def zero_params(spec: Spec, baked: tuple) -> tuple[str, ...]:
     return tuple(sorted(name for _, name in sorted(gains)[:MAX_ZERO_SPECIALIZED]))
 
 
-def variant_programs(spec: Spec, baked: tuple) -> list[Program]:
+# A module enumerates every combination of absent optional inputs (2^k functions) for up to
+# this many optional inputs; compile() of a spec with more builds one module per combination
+# actually called, on its first call (12 optional inputs made 4096 functions, 16 MB of source).
+MAX_SPECIALIZED_OPTIONAL = 3
+# Spec.source() (a standalone module) still enumerates them all: up to this many.
+MAX_SOURCE_OPTIONAL = 8
+
+
+def variant_programs(spec: Spec, baked: tuple, only=None) -> list[Program]:
     """One optimized program per (absent optional inputs, zero-valued params) combination,
-    the most specialized first within each set of absent inputs."""
+    the most specialized first within each set of absent inputs (`only`: one set)."""
     zeros = zero_params(spec, baked)
     out = []
-    for absent in spec.variants():
+    for absent in spec.variants() if only is None else [only]:
         for k in range(len(zeros), -1, -1):
             for z in itertools.combinations(zeros, k):
                 with_z = tuple(sorted({**dict(baked), **{n: 0.0 for n in z}}.items()))
@@ -366,9 +384,17 @@ def _input_spans(spec: Spec) -> dict:
 
 
 @functools.lru_cache(maxsize=512)
-def _source_cached(spec_key, backend, baked, dim=None) -> str:
+def _source_cached(spec_key, backend, baked, dim=None, only=None) -> str:
     spec = _SPECS[spec_key]
-    progs = variant_programs(spec, baked)
+    n_opt = sum(i.optional for i in spec.inputs)
+    if only is None and n_opt > MAX_SOURCE_OPTIONAL:
+        raise LimitError(
+            f"a standalone module of {spec.name} would hold 2^{n_opt} functions, one per "
+            f"combination of its {n_opt} optional inputs (limit {MAX_SOURCE_OPTIONAL} inputs)",
+            spec.loss.name_span,
+            "compile() builds only the combinations that are called",
+        )
+    progs = variant_programs(spec, baked, only)
     target = load_backend(backend).TARGET
     if dim is not None:
         progs = [shard(p, dim, _input_spans(spec)) for p in progs]
@@ -388,7 +414,58 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     if backend == "numpy":
         bake(spec._lowered(frozenset()), dict(baked))  # a violated constraint: now, as torch's
         return CompiledLoss(_reference_fn(spec, baked), spec, recipe, guard=False)
-    src = _source_cached(spec_key, backend, baked, dim)
+    declared = _public_names(spec, baked)
+    if sum(i.optional for i in spec.inputs) > MAX_SPECIALIZED_OPTIONAL:
+        fn = _lazy_variants(spec_key, backend, baked, dim)
+    else:
+        fn = _module_fn(spec, backend, _source_cached(spec_key, backend, baked, dim))
+    return CompiledLoss(fn, spec, recipe, declared)
+
+
+def _lazy_variants(spec_key, backend, baked, dim):
+    """The compiled loss of a spec with many optional inputs: the module for one combination
+    of absent inputs is built on the first call that leaves out exactly those. Each is the
+    module the full enumeration would contain for them (the same programs), so the values
+    are the same."""
+    spec = _SPECS[spec_key]
+    py = _public_names(spec, baked)  # CompiledLoss passes inputs under their Python names
+    names = [py[i.name] for i in spec.inputs]
+    optional = {py[i.name] for i in spec.inputs if i.optional}
+    built: dict[frozenset[str], object] = {}
+
+    def loss_fn(*args, **kwargs):
+        if len(args) > len(names):
+            raise ArityError(
+                f"{spec.name}() takes {len(names)} inputs, got {len(args)}",
+                None,
+                f"inputs: {', '.join(names)}",
+            )
+        inputs = dict(zip(names, args))
+        for k in [k for k in kwargs if k in names]:
+            if k in inputs:
+                raise ArityError(f"{spec.name}() got input '{k}' twice", None, "pass it once")
+            inputs[k] = kwargs.pop(k)
+        missing = [k for k in names if k not in optional and k not in inputs]
+        if missing:
+            raise ArityError(
+                f"{spec.name}() is missing input '{missing[0]}'",
+                None,
+                f"inputs: {', '.join(names)}",
+            )
+        absent = frozenset(k for k in optional if inputs.get(k) is None)
+        fn = built.get(absent)
+        if fn is None:
+            src = _source_cached(spec_key, backend, baked, dim, absent)
+            fn = built[absent] = _module_fn(spec, backend, src)
+        return fn(*(inputs[k] for k in names if k not in absent), **kwargs)
+
+    loss_fn.__name__ = function_name(spec.name)
+    loss_fn.__doc__ = spec.doc
+    return loss_fn
+
+
+def _module_fn(spec: Spec, backend: str, src: str):
+    """Exec a generated module; its loss function (CompiledLoss guards it)."""
     n = next(_MODULE_IDS)
     filename = f"<lossdsl {spec.name} {backend} {n}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
@@ -398,9 +475,7 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    fn = CompiledLoss(
-        getattr(mod, function_name(spec.name)), spec, recipe, _public_names(spec, baked)
-    )
+    fn = getattr(mod, function_name(spec.name))
     # Once neither this cache nor the caller holds the function, its module and source go
     # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
     # keep every one, and its garbage-collection pauses grow with them.
@@ -801,7 +876,7 @@ def load(name_or_path: str | Path) -> Spec:
         path = Path(s)
         if not path.is_file():
             raise LossError(f"no such spec file: {s}", None, "check the path")
-        return parse(path.read_text(), str(path))
+        return parse(read_source(path), str(path))
     path = shipped_specs_dir() / f"{s}.loss"
     if not s.isidentifier() or not path.is_file():
         raise UnknownName(
@@ -809,7 +884,7 @@ def load(name_or_path: str | Path) -> Spec:
             None,
             did_you_mean(s, shipped_spec_names()) or "see `lossdsl list`",
         )
-    return parse(path.read_text(), str(path))
+    return parse(read_source(path), str(path))
 
 
 def list_specs() -> list[str]:

@@ -86,6 +86,10 @@ class SpecImportError(LossError):
     """A spec import that cannot be resolved (missing, cyclic, outside the search path)."""
 
 
+class LimitError(LossError):
+    """A program beyond the compiler's size limits (nesting depth, size after inlining)."""
+
+
 class InputError(LossError, ValueError):
     """A bad tensor passed to a compiled loss at call time."""
 

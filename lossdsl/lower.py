@@ -24,6 +24,7 @@ from lossdsl.errors import (
     ConstantError,
     DimMismatch,
     DuplicateDefinition,
+    LimitError,
     LossError,
     ParamError,
     TypeMismatch,
@@ -41,6 +42,7 @@ from lossdsl.ops import (
     fold_value,
     short_number,
 )
+from lossdsl.parser import MAX_DEPTH
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
 
@@ -53,6 +55,33 @@ def lit(value: float | int | bool) -> Lit:
     return Lit(value, INT if isinstance(value, int) else FLOAT)
 
 
+# Bounds on lowering's work. Inlining multiplies a spec's body by the number of distinct
+# argument values it is called with (h(x * 2) + h(x * 3), nested n deep: 2^n bodies that no
+# sharing can merge), and each loss of a file is lowered alone too. MAX_STEPS counts the
+# expression nodes lowered for one spec, all its losses and inlined bodies together (about
+# 10 us each; shipped specs take at most ~400, 8,000 lets 40,000); MAX_EQNS bounds the
+# program one loss lowers to (8,000 lets: 16,000 equations).
+MAX_STEPS = 100_000
+MAX_EQNS = 50_000
+
+
+class Budget:
+    """The lowering steps left to one spec (shared by the lower_loss calls that build it)."""
+
+    def __init__(self, steps: int = MAX_STEPS):
+        self.left = steps
+
+    def step(self, span: Span | None) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise LimitError(
+                f"the loss is too large to lower: more than {MAX_STEPS} expression nodes, "
+                "counting each inlined spec call's body",
+                span,
+                "split it into smaller specs, or call fewer specs inside one another",
+            )
+
+
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
 
 # ---- the equation builder ---------------------------------------------------------------
@@ -61,11 +90,20 @@ _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum"
 class Builder:
     """Appends equations; names temporaries t0, t1, ... and keeps user names readable."""
 
-    def __init__(self, taken: set[str] | None = None):
+    def __init__(self, taken: set[str] | None = None, budget: Budget | None = None):
+        self.budget = Budget() if budget is None else budget
         self.eqns: list[Eqn] = []
         self.taken: set[str] = set(taken or ())
         self._n = 0
         self.fold = False  # return constants as literals (param constraints)
+        self.depth = 0  # lower_expr's nesting, through inlined spec calls
+        # Hash-consing: an equation identical to an earlier one (same op, arguments and
+        # attributes) returns that one's result. With the spec-call memo (`inlined`, in
+        # lower_spec_call) this keeps inlining polynomial: h(x) + h(x + 1), nested 30 deep,
+        # lowers x + 1 + 1 once, not once per path to it.
+        self.known: dict[tuple, Var] = {}
+        self.inlined: dict[tuple, Atom | None] = {}
+        self.renamed: dict[str, Var] = {}  # a temporary -> the let-name it was given
 
     def fresh(self, hint: str | None = None) -> str:
         if hint and hint not in self.taken:
@@ -104,9 +142,26 @@ class Builder:
             v = fold_value(op, [a.value for a in args], dict(attrs), t.dtype)
             if self.fold:
                 return Lit(v, t)
+        # Literals by repr: -0.0 == 0.0 in Python, but x * -0.0 is not x * 0.0.
+        key = (op, tuple(a if isinstance(a, Var) else repr(a) for a in args), repr(attrs))
+        if key in self.known:
+            return self.current(self.known[key])
+        if len(self.eqns) >= MAX_EQNS:
+            raise LimitError(
+                f"the loss lowers to more than {MAX_EQNS} equations (its spec calls inlined)",
+                span,
+                "split it into smaller specs, or call fewer specs inside one another",
+            )
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
+        self.known[key] = out
         return out
+
+    def current(self, var: Var) -> Var:
+        """`var` under the let-name rename_last gave it, if any."""
+        while var.name in self.renamed:
+            var = self.renamed[var.name]
+        return var
 
     def rename_last(self, var: Var, name: str) -> Var:
         """Give the equation that just produced `var` a user's let-name."""
@@ -116,6 +171,7 @@ class Builder:
         new = Var(self.fresh(name), var.type)
         self.taken.discard(var.name)
         self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
+        self.renamed[var.name] = new
         return new
 
 
@@ -269,6 +325,25 @@ _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 
 def lower_expr(ctx: Ctx, node) -> Atom | None:
+    # The nesting so far, spec calls included (a call's body nests inside its call site):
+    # past the parser's limit the walk stops with a LimitError, not a RecursionError.
+    b = ctx.b
+    if b.depth >= MAX_DEPTH:
+        return ctx.error(
+            LimitError,
+            f"expression nested too deeply, counting the specs it calls (limit {MAX_DEPTH})",
+            _sp(node),
+            "split it into steps with `let`, or call fewer specs inside one another",
+        )
+    b.budget.step(_sp(node))
+    b.depth += 1
+    try:
+        return _lower_expr(ctx, node)
+    finally:
+        b.depth -= 1
+
+
+def _lower_expr(ctx: Ctx, node) -> Atom | None:
     match node:
         case ast.Num(value=v):
             return _literal(ctx, node)
@@ -1211,15 +1286,27 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         elif _violated(check, {}):
             _bad_default(sub, p, check)
     ctx.checks.extend(sub.checks)
-    n_errors = len(ctx.errors)
-    out = lower_body(sub, loss)
-    # A mistake met inside the callee may come from this call's dims (colsum's N is the
-    # caller's M here): point at the call too, with the binding.
-    renamed = [f"{k} = {v}" for k, v in dim_map.items() if str(v) != k]
-    note = f"in {loss.name}(...), inlined here" + (f" with {', '.join(renamed)}" if renamed else "")
-    for e in ctx.errors[n_errors:]:
-        e.notes.append((note, call.span))
-    return out
+    # One body per distinct binding: a call with the same loss, argument values and param
+    # values as an earlier one reuses that call's result instead of inlining the body again
+    # (30 helpers each calling the previous twice inlined 2^30 bodies). Absent inputs are
+    # keyed as absent: their fill depends only on the loss and the argument types.
+    key = (
+        id(loss),
+        tuple(None if bound.get(i.name) is None else sub.env[i.name] for i in loss.inputs),
+        tuple(sub.env.get(n) for n in params),
+    )
+    if key not in ctx.b.inlined:
+        n_errors = len(ctx.errors)
+        ctx.b.inlined[key] = lower_body(sub, loss)
+        # A mistake met inside the callee may come from this call's dims (colsum's N is the
+        # caller's M here): point at the call too, with the binding.
+        renamed = [f"{k} = {v}" for k, v in dim_map.items() if str(v) != k]
+        note = f"in {loss.name}(...), inlined here"
+        note += f" with {', '.join(renamed)}" if renamed else ""
+        for e in ctx.errors[n_errors:]:
+            e.notes.append((note, call.span))
+    r = ctx.b.inlined[key]
+    return ctx.b.current(r) if isinstance(r, Var) else r
 
 
 def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
@@ -1596,10 +1683,13 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
                     if name not in ctx.env:
                         ctx.silent.add(name)  # uses of the rejected let stay quiet
                     continue
+                before = len(ctx.b.eqns)
                 v = lower_expr(ctx, value)
                 # `let p = (logp)` names a value already bound: p is an alias, and the
-                # equation that made logp keeps its name (later uses of logp refer to it)
-                if isinstance(v, Var) and v not in ctx.env.values():
+                # equation that made logp keeps its name (later uses of logp refer to it).
+                # Only a value this let's expression computed is new (and `v not in
+                # env.values()` made a chain of n lets O(n^2): 8,000 lets took 12 s).
+                if isinstance(v, Var) and len(ctx.b.eqns) > before:
                     v = ctx.b.rename_last(v, name)
                 ctx.env[name] = v  # None marks a failed let: later uses stay silent
                 ctx.origin[name] = "let"
@@ -1612,10 +1702,13 @@ def lower_loss(
     errors: list[LossError],
     absent: frozenset[str] = frozenset(),
     helper: bool = False,
+    budget: Budget | None = None,
 ) -> Program | None:
     """Lower one loss for one set of absent optional inputs. A helper (a loss other specs in
-    the file call, not the file's spec) may return a pairwise [B, B'] value."""
-    ctx = Ctx(Builder(), errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
+    the file call, not the file's spec) may return a pairwise [B, B'] value. `budget`: the
+    steps left to the spec (a fresh MAX_STEPS if None)."""
+    b = Builder(budget=budget)
+    ctx = Ctx(b, errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
     decls: list[InputDecl] = []
     seen: set[str] = set()
     for inp in loss.inputs:

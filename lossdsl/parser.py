@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import string
+from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from lossdsl import ast
-from lossdsl.errors import LossSyntaxError
+from lossdsl.errors import LimitError, LossError, LossSyntaxError, raise_all
 from lossdsl.resources import resource_dir
 from lossdsl.source import Source, Span, point
 
@@ -80,14 +81,57 @@ def _lark() -> lark.Lark:
     )
 
 
+def read_source(path: Path) -> str:
+    """A spec file's text: UTF-8, with a leading byte-order mark dropped. Other bytes are a
+    LossSyntaxError at the first byte that does not decode, not a UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        src = Source(data.decode("utf-8", errors="replace"), str(path))
+        before = data[: e.start].decode("utf-8")  # valid up to the bad byte
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        raise LossSyntaxError(
+            f"the file is not UTF-8 text (byte 0x{data[e.start]:02x})",
+            point(src, line, col),
+            "save the spec as UTF-8",
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
 def parse_module(text: str, filename: str = "<string>") -> ast.Module:
     src = Source(text, filename)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
-    module = _ToAst(src).transform(tree)
-    return ast.Module(module.doc, module.imports, module.losses, src)
+    to_ast = _ToAst(src)
+    module = to_ast.transform(tree)
+    raise_all(to_ast.errors)
+    module = ast.Module(module.doc, module.imports, module.losses, src)
+    _check_depth(module)
+    return module
+
+
+# Expressions nest at most this deep (a 1000-term sum `x + x + ...` is 1000 levels). Lowering
+# and the other tree walks recurse once per level, under lossdsl.source.deep_recursion();
+# deeper text is a LimitError at the node past the limit, never a RecursionError.
+MAX_DEPTH = 2000
+
+
+def _check_depth(module: ast.Module) -> None:
+    """Iteratively, so that the check itself cannot overflow the stack."""
+    stack = [(loss, 0) for loss in module.losses]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LimitError(
+                f"expression nested too deeply (limit {MAX_DEPTH} levels)",
+                ast.span_of(node),
+                "split it into steps with `let`",
+            )
+        stack.extend((child, depth + 1) for child in ast.children(node))
 
 
 def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:
@@ -238,16 +282,28 @@ def _expected_hint(expected) -> str | None:
     return "expected " + ", ".join(names)
 
 
-def _number(text: str) -> float | int:
-    return int(text) if text.isdigit() else float(text)
+_INT64_MAX = 2**63 - 1
 
 
-class _ToAst(Transformer):
-    """Lark tree -> frozen AST. Every node gets a Span from lark's propagated positions."""
+def _number(text: str) -> float | int | None:
+    """A literal's value; None if it does not fit a float64. Integers beyond int64 become
+    floats (as numpy would), so no literal reaches the IR that a backend cannot hold."""
+    if text.isdigit() and (len(text) < 19 or (len(text) == 19 and int(text) <= _INT64_MAX)):
+        return int(text)  # len() first: int() of a 5,000-digit string raises ValueError
+    value = float(text)  # never raises: a huge exponent or digit string gives inf
+    return None if value == float("inf") else value
+
+
+class _ToAst(Transformer_NonRecursive):
+    """Lark tree -> frozen AST. Every node gets a Span from lark's propagated positions.
+    Non-recursive: a 2000-term sum is a tree 2000 levels deep. Errors found on the way
+    (a literal too large) are collected in `errors`: an exception raised inside a callback
+    would reach the caller wrapped in lark's VisitError."""
 
     def __init__(self, src: Source):
         super().__init__()
         self.src = src
+        self.errors: list[LossError] = []
 
     def _span(self, meta) -> Span | None:
         if getattr(meta, "empty", True):
@@ -337,7 +393,19 @@ class _ToAst(Transformer):
     # ---- expressions
     @v_args(meta=True)
     def number(self, meta, items):
-        return ast.Num(_number(str(items[0])), str(items[0]), self._span(meta))
+        text = str(items[0])
+        value = _number(text)
+        if value is None:
+            self.errors.append(
+                LossSyntaxError(
+                    f"number '{text[:20]}{'...' if len(text) > 20 else ''}' is too large "
+                    "for a float64 (max about 1.8e308)",
+                    self._span(meta),
+                    "write `inf` for infinity, or rescale the value",
+                )
+            )
+            value = 0.0
+        return ast.Num(value, text, self._span(meta))
 
     @v_args(meta=True)
     def true(self, meta, items):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -12,8 +16,15 @@ class Source:
     text: str
     filename: str = "<string>"
 
+    @cached_property
+    def _lines(self) -> list[str]:
+        # Lines end at "\n" only, as for the lexer: str.splitlines() also splits at \f,
+        # \x1c-\x1e, \x85, U+2028 and U+2029, which may sit in a comment or a docstring, and
+        # would shift every later line number. Cached: errors render lines of long files.
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
+
     def line(self, lineno: int) -> str:
-        lines = self.text.splitlines()
+        lines = self._lines
         return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
 
 
@@ -46,3 +57,33 @@ class Span:
 
 def point(source: Source, line: int, col: int, width: int = 1) -> Span:
     return Span(source, line, col, line, col + width)
+
+
+# Python frames per level of nesting, at most, in the recursive tree walks (lowering an
+# argument of a call inside a reduction inside a spec call ...), times lossdsl.parser.MAX_DEPTH.
+_FRAMES = 8 * 2000 + 2000
+
+
+_deep_lock = threading.Lock()
+_deep_users = 0
+_deep_saved = 0
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    """Run the recursive tree walks with room for the deepest tree the parser accepts. Python
+    3.11+ runs Python-to-Python calls without growing the C stack, so the raised limit is
+    safe. The limit is process-wide: the last of concurrent users (threads) restores it."""
+    global _deep_users, _deep_saved
+    with _deep_lock:
+        if _deep_users == 0:
+            _deep_saved = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_deep_saved, _FRAMES))
+        _deep_users += 1
+    try:
+        yield
+    finally:
+        with _deep_lock:
+            _deep_users -= 1
+            if _deep_users == 0:
+                sys.setrecursionlimit(_deep_saved)

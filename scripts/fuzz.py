@@ -3,15 +3,20 @@
     python scripts/fuzz.py --seconds 600 [--seed 0]
 
 Round-robins over the shipped specs, mutating each (tests/fuzzing.py: delete / duplicate / swap
-tokens, other names, dims and numbers, stray punctuation, truncation), plus token soup. Every
-input must compile on numpy, torch and jax or raise a LossError with valid spans within a
-second. Prints the counts; exits 1 on any contract failure (and prints the input)."""
+tokens, other names, dims and numbers, stray punctuation, truncation, odd characters such as NUL,
+BOM, U+2028 at random positions), plus token soup, plus the hostile families (deep nesting, long
+sums and let chains, helper towers, import chains and diamonds written to a temporary folder,
+many optional inputs, huge literals) at random sizes up to --max-size. Every input must compile
+on numpy, torch and jax (numpy only for hostile inputs past 30) or raise a LossError with valid
+spans, within a second (hostile inputs: --hostile-seconds). Prints the counts and the slowest
+input of each hostile family; exits 1 on any contract failure (and prints the input)."""
 
 from __future__ import annotations
 
 import argparse
 import random
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -19,13 +24,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzzing import SPECS, mutate, random_text, run_contract  # noqa: E402
+from fuzzing import (  # noqa: E402
+    HOSTILE,
+    SPECS,
+    check_span,
+    mutate,
+    odd_bytes,
+    random_text,
+    run_contract,
+)
+
+import lossdsl  # noqa: E402
+from lossdsl.errors import LossError  # noqa: E402
+
+
+def hostile_contract(family: str, n: int) -> tuple[bool, float]:
+    """Write the family's files at size n, load and compile. (compiled, CPU seconds); raises
+    AssertionError (or the escaped exception) when the contract fails."""
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        path = folder / "f.loss"
+        path.write_text(HOSTILE[family](n, folder))
+        t0 = time.process_time()
+        try:
+            spec = lossdsl.load(path)
+            for backend in ("numpy", "torch", "jax") if n <= 30 else ("numpy",):
+                spec.compile(backend)
+        except LossError as e:
+            for err in e.errors:
+                assert err.span is not None, err.message
+                check_span(err, err.span.source.text)
+            return False, time.process_time() - t0
+        return True, time.process_time() - t0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-size", type=int, default=3000, help="largest hostile size")
+    ap.add_argument("--hostile-seconds", type=float, default=5.0)
     a = ap.parse_args()
     rng = random.Random(a.seed)
     run_contract(SPECS[0].read_text(), str(SPECS[0]))  # warm up imports
@@ -34,14 +72,36 @@ def main() -> int:
     worst = (0.0, "")
     failures = []
     slow: list[tuple[float, str, str]] = []
+    hostile: dict[str, tuple[float, int]] = {}
     end = time.monotonic() + a.seconds
     i = 0
     while time.monotonic() < end:
+        if i % 5 == 3:  # a hostile family at a random size (log-uniform up to --max-size)
+            family = rng.choice(sorted(HOSTILE))
+            n = max(1, int(a.max_size ** rng.random()))
+            if family == "big_docstring":
+                n *= 3000  # characters: up to ~10 MB
+            i += 1
+            try:
+                ok, sec = hostile_contract(family, n)
+            except Exception:
+                counts["contract failures"] += 1
+                failures.append((f"{family}({n})", "", traceback.format_exc()))
+                continue
+            counts["hostile inputs"] += 1
+            counts["compiled" if ok else "rejected with LossError"] += 1
+            hostile[family] = max(hostile.get(family, (0.0, 0)), (sec, n))
+            if sec > a.hostile_seconds:
+                counts["hostile slower than --hostile-seconds"] += 1
+                slow.append((sec, f"{family}({n})", ""))
+            continue
         if i % 5 == 4:
             text, name = random_text(rng), "<soup>"
         else:
             spec = SPECS[i % len(SPECS)]
             text, name = mutate(spec.read_text(), rng, rng.randint(1, 4)), str(spec)
+            if i % 7 == 0:
+                text = odd_bytes(text, rng)
         i += 1
         try:
             out = run_contract(text, name)
@@ -60,16 +120,20 @@ def main() -> int:
             slow.append((out.seconds, name, text))
         worst = max(worst, (out.seconds, name))
     print(f"fuzz: {i} inputs in {a.seconds:.0f} s (seed {a.seed})")
-    for k in ("inputs", "compiled", "rejected with LossError", "errors reported",
-              "errors without a hint", "slower than 1 s", "contract failures"):  # fmt: skip
+    for k in ("inputs", "hostile inputs", "compiled", "rejected with LossError",
+              "errors reported", "errors without a hint", "slower than 1 s",
+              "hostile slower than --hostile-seconds", "contract failures"):  # fmt: skip
         print(f"  {k}: {counts[k]}")
+    for family, (sec, n) in sorted(hostile.items()):
+        print(f"  slowest {family}: {sec * 1000:.0f} ms at size {n}")
     print("  error classes: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
     print(f"  slowest input: {worst[0] * 1000:.0f} ms ({Path(worst[1]).name})")
     for sec, name, text in sorted(slow, reverse=True)[:3]:
         print(f"--- {sec * 1000:.0f} ms on a mutation of {name}:\n{text}")
     for name, text, tb in failures[:5]:
         print(f"--- contract failure on a mutation of {name}:\n{text}\n{tb}")
-    return 1 if failures or counts["slower than 1 s"] else 0
+    too_slow = counts["slower than 1 s"] + counts["hostile slower than --hostile-seconds"]
+    return 1 if failures or too_slow else 0
 
 
 if __name__ == "__main__":

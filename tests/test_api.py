@@ -80,6 +80,34 @@ def test_compiled_functions_are_cached():
     assert spec.compile("torch", gamma=1.0) is not spec.compile("torch")
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_editing_an_imported_file_recompiles_its_importer(tmp_path, backend):
+    # The caches once keyed on the main file's text alone: after b.loss changed, load+compile
+    # of a.loss returned the function built from the old b. Expected values by hand:
+    # a = b(x) + x with b = 2x gives 3x, then with b = 5x gives 6x.
+    a, b = tmp_path / "a.loss", tmp_path / "b.loss"
+    a.write_text("import b\nloss a(x: float[B]) {\n    b(x) + x\n}\n")
+    b.write_text("loss b(x: float[B]) {\n    2 * x\n}\n")
+    x = np.array([1.0, 2.0])
+    arg = x if backend == "numpy" else torch.tensor(x)
+    fn = lossdsl.load(a).compile(backend)
+    assert np.allclose(np.asarray(fn(arg, reduction="none")), 3 * x)
+    b.write_text("loss b(x: float[B]) {\n    5 * x\n}\n")
+    fn2 = lossdsl.load(a).compile(backend)
+    assert np.allclose(np.asarray(fn2(arg, reduction="none")), 6 * x)
+    # a diamond a -> (c, d) -> b: b's new text reaches a through both paths
+    for name, k in (("c", 1), ("d", 10)):
+        (tmp_path / f"{name}.loss").write_text(
+            f"import b\nloss {name}(x: float[B]) {{\n    {k} * b(x)\n}}\n"
+        )
+    a.write_text("import c, d\nloss a(x: float[B]) {\n    c(x) + d(x)\n}\n")
+    fn3 = lossdsl.load(a).compile(backend)
+    assert np.allclose(np.asarray(fn3(arg, reduction="none")), 55 * x)  # 1*5x + 10*5x
+    b.write_text("loss b(x: float[B]) {\n    -x\n}\n")
+    fn4 = lossdsl.load(a).compile(backend)
+    assert np.allclose(np.asarray(fn4(arg, reduction="none")), -11 * x)
+
+
 def test_compiled_modules_go_when_nobody_holds_them():
     """A process that compiles thousands of specs (a sweep, the fuzzer) keeps at most the
     cache's 512 modules and whatever the caller holds: before, every generated module stayed
