@@ -415,14 +415,21 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
         bake(spec._lowered(frozenset()), dict(baked))  # a violated constraint: now, as torch's
         return CompiledLoss(_reference_fn(spec, baked), spec, recipe, guard=False)
     declared = _public_names(spec, baked)
+    made: list[tuple[str, str]] = []  # the generated modules (lazy variants add theirs later)
     if sum(i.optional for i in spec.inputs) > MAX_SPECIALIZED_OPTIONAL:
-        fn = _lazy_variants(spec_key, backend, baked, dim)
+        fn = _lazy_variants(spec_key, backend, baked, dim, made)
     else:
-        fn = _module_fn(spec, backend, _source_cached(spec_key, backend, baked, dim))
-    return CompiledLoss(fn, spec, recipe, declared)
+        fn = _module_fn(spec, backend, _source_cached(spec_key, backend, baked, dim), made)
+    out = CompiledLoss(fn, spec, recipe, declared)
+    # Once neither this cache nor the caller holds the function, its modules and sources go
+    # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
+    # keep every one, and its garbage-collection pauses grow with them. (Not on the module's
+    # own function: its module, in sys.modules, holds it.)
+    weakref.finalize(out, _forget_modules, made)
+    return out
 
 
-def _lazy_variants(spec_key, backend, baked, dim):
+def _lazy_variants(spec_key, backend, baked, dim, made: list):
     """The compiled loss of a spec with many optional inputs: the module for one combination
     of absent inputs is built on the first call that leaves out exactly those. Each is the
     module the full enumeration would contain for them (the same programs), so the values
@@ -456,7 +463,15 @@ def _lazy_variants(spec_key, backend, baked, dim):
         fn = built.get(absent)
         if fn is None:
             src = _source_cached(spec_key, backend, baked, dim, absent)
-            fn = built[absent] = _module_fn(spec, backend, src)
+            fn = built[absent] = _module_fn(spec, backend, src, made)
+        known = inspect.signature(fn).parameters  # every param and keyword, these inputs
+        extra = [k for k in kwargs if k not in known]
+        if extra:
+            raise ArityError(
+                f"{spec.name}() got an unexpected keyword argument '{extra[0]}'",
+                None,
+                did_you_mean(extra[0], [*names, *known]) or f"inputs: {', '.join(names)}",
+            )
         return fn(*(inputs[k] for k in names if k not in absent), **kwargs)
 
     loss_fn.__name__ = function_name(spec.name)
@@ -464,7 +479,7 @@ def _lazy_variants(spec_key, backend, baked, dim):
     return loss_fn
 
 
-def _module_fn(spec: Spec, backend: str, src: str):
+def _module_fn(spec: Spec, backend: str, src: str, made: list):
     """Exec a generated module; its loss function (CompiledLoss guards it)."""
     n = next(_MODULE_IDS)
     filename = f"<lossdsl {spec.name} {backend} {n}>"
@@ -475,12 +490,8 @@ def _module_fn(spec: Spec, backend: str, src: str):
     exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
     mod.LossInputError, mod.LossParamError = InputError, ParamError
     sys.modules[mod.__name__] = mod
-    fn = getattr(mod, function_name(spec.name))
-    # Once neither this cache nor the caller holds the function, its module and source go
-    # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
-    # keep every one, and its garbage-collection pauses grow with them.
-    weakref.finalize(fn, _forget_module, mod.__name__, filename)
-    return fn
+    made.append((mod.__name__, filename))
+    return getattr(mod, function_name(spec.name))
 
 
 _MODULE_IDS = itertools.count()
@@ -834,7 +845,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     return CompiledLoss(loss_fn, spec, recipe, guard=False)
 
 
-def _forget_modules(names: tuple) -> None:
+def _forget_modules(names) -> None:
     for name, filename in names:
         _forget_module(name, filename)
 
