@@ -798,8 +798,9 @@ def _logsigmoid(ctx, call, a):
 
 
 def _norm(ctx, call, a):
-    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is only
-    evaluated where the sum of squares is positive."""
+    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is never
+    evaluated at an exact zero. Only s == 0 is guarded (not `s > 0`): a NaN sum of squares
+    must stay NaN, as torch's x.norm() gives."""
     over = _over(ctx, a, a["x"])
     if over is None:
         return None

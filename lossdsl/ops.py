@@ -304,12 +304,25 @@ def _sigmoid(x):
 
 
 def _xlogy(x, y):
+    """0 where x == 0 (also at y = 0 or inf), but NaN where y is NaN (scipy's and torch's
+    xlogy): the guard replaces only what x == 0 defines."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(y))
+        return np.where(x == 0, np.where(np.isnan(y), np.nan, 0.0), x * np.log(y))
+
+
+def _identity(x, sign: int):
+    """The value of max (sign -1) or min (sign +1) over an empty set: the identity of
+    np.maximum / np.minimum in x's dtype (-inf / +inf for floats, the int range's end)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        return sign * np.inf
+    info = np.iinfo(x.dtype)
+    return info.max if sign > 0 else info.min
 
 
 def _logsumexp(x, axis):
-    m = np.max(x, axis=axis, keepdims=True)
+    x = np.asarray(x, dtype=np.result_type(x, np.float32))  # ints: in floats
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # over an empty dim: -inf
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
@@ -440,8 +453,8 @@ _row(
     R,
     1,
     minmax_reduce,
-    lambda x, axis: np.max(x, axis=axis),
-    "max over dims",
+    lambda x, axis: np.max(x, axis=axis, initial=_identity(x, -1)),
+    "max over dims; -inf over an empty dim (the int range's minimum for ints)",
     attrs=("over",),
 )
 _row(
@@ -449,11 +462,19 @@ _row(
     R,
     1,
     minmax_reduce,
-    lambda x, axis: np.min(x, axis=axis),
-    "min over dims",
+    lambda x, axis: np.min(x, axis=axis, initial=_identity(x, 1)),
+    "min over dims; +inf over an empty dim (the int range's maximum for ints)",
     attrs=("over",),
 )
-_row("logsumexp", R, 1, reduce_rule, _logsumexp, "log sum exp over dims, stable", attrs=("over",))
+_row(
+    "logsumexp",
+    R,
+    1,
+    reduce_rule,
+    _logsumexp,
+    "log sum exp over dims, stable; -inf over an empty dim",
+    attrs=("over",),
+)
 _row(
     "var",
     R,
