@@ -770,7 +770,8 @@ class _FunctionEmitter:
                 attrs["n"] = self.dim_size(v)
             elif k == "dims" and e.op != "transpose":
                 attrs["shape"] = "(" + "".join(self.dim_size(d) + ", " for d in v) + ")"
-                attrs["n"] = self.dim_size(v[0])
+                if v:  # a 0-d fill (a scalar weighted mean's constant weight) has no n
+                    attrs["n"] = self.dim_size(v[0])
             elif k == "dtype":
                 attrs["dtype"] = self._dtype(v)
             elif k in ("value", "empty"):
