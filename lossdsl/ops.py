@@ -329,7 +329,12 @@ def _logsumexp(x, axis):
 
 
 def _log_softmax(x, axis):
-    return x - np.expand_dims(_logsumexp(x, (axis,)), axis)
+    """(x - m) - log(sum(e^(x - m))), m the max along the axis (as torch and jax compute it):
+    an inf or a NaN anywhere on the axis makes the whole row NaN (x - lse gave [NaN, -inf] for
+    [inf, 1], a 0 where torch and jax say NaN)."""
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _cross_entropy(x, idx, axis):

@@ -256,6 +256,11 @@ def _norm(v, axis):
     return np.sqrt(np.sum(v * v, axis=axis))
 
 
+def _softmax(v):
+    e = np.exp(v - v.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 def _masked_mean(v, m, empty):
     n = m.sum(1)
     return np.where(n == 0, empty, np.where(m, v, 0).sum(1) / np.maximum(n, 1))
@@ -284,6 +289,16 @@ GUARDS = {  # one term each: a NaN from one term would hide another's swallowed 
     "masked_mean": (
         "mean(x * y, over=C, mask=m, empty=0.5)",
         lambda x, y, z, m: _masked_mean(x * y, m, 0.5),
+    ),
+    # rows of y without its NaN: one with +inf (x - max is inf - inf: NaN everywhere, as torch
+    # 2.13 and jax 0.10 give), one with -inf (finite: e^-inf = 0)
+    "softmax_inf": (
+        "softmax(where((y == y) & (y > -2), y, 0.0), over=C)",
+        lambda x, y, z, m: _softmax(np.where((y == y) & (y > -2), y, 0.0)),
+    ),
+    "log_softmax_inf": (
+        "log_softmax(where((y == y) & (y < 2), y, 0.0), over=C)",
+        lambda x, y, z, m: np.log(_softmax(np.where((y == y) & (y < 2), y, 0.0))),
     ),
     "xlogy": (
         "xlogy(x, y)",
