@@ -20,6 +20,27 @@ def _eigvalsh(c):
     return r if p is None else f"jnp.transpose({r}, {p})"
 
 
+def _minmax(fn: str, sign: str):
+    """jnp.max / jnp.min, which raise on an empty reduced dim: there the identity instead
+    (-inf / +inf; the int range's end for ints), as the op table's meaning says. Shapes are
+    static under jit, so the branch is a Python one; the identity is the empty sum plus a
+    constant (its shape and dtype, a zero gradient)."""
+
+    def t(c):
+        x, axes = c[0], c.attrs["axes"]
+        ks = axes if isinstance(axes, tuple) else (axes,)
+        cond = " and ".join(f"{x}.shape[{k}]" for k in ks)
+        zero = f"jnp.sum({x}, axis={axes})"
+        if c.eqn.args[0].type.dtype == "float":
+            ident = f"{sign}jnp.inf"
+        else:
+            zero = f"{zero}.astype({x}.dtype)"  # jnp.sum may widen ints
+            ident = f"jnp.iinfo({x}.dtype).{'max' if sign == '' else 'min'}"
+        return f"(jnp.{fn}({x}, axis={axes}) if {cond} else {zero} + {ident})"
+
+    return t
+
+
 def _pow(c):
     """x ** y; with a param exponent, x^0 gets torch's gradient 0 at x = 0 (jax's y x^(y-1)
     is 0 * inf = NaN there: dual_focal at p_t = 1 with gamma = 0)."""
@@ -86,8 +107,8 @@ TEMPLATES = {
     "where": "jnp.where({0}, {1}, {2})",
     "sum": "jnp.sum({0}, axis={axes})",
     "mean": "jnp.mean({0}, axis={axes})",
-    "max": "jnp.max({0}, axis={axes})",
-    "min": "jnp.min({0}, axis={axes})",
+    "max": _minmax("max", "-"),
+    "min": _minmax("min", ""),
     "logsumexp": "jax.nn.logsumexp({0}, axis={axes})",
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
     "argmax": "jnp.argmax({0}, axis={axis})",

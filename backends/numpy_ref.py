@@ -311,15 +311,15 @@ def evaluate_sharded(prog: Program, inputs: dict, params: dict, reduction=None, 
 
 PRELUDE = (
     "def _logsumexp(x, axis):",
-    "    m = np.max(x, axis=axis, keepdims=True)",
+    "    x = np.asarray(x, dtype=np.result_type(x, np.float32))",
+    "    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)",
     "    m = np.where(np.isfinite(m), m, 0.0)",
     "    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))",
     "",
     "",
     "def _log_softmax(x, axis):",
-    "    m = np.max(x, axis=axis, keepdims=True)",
-    "    d = x - np.where(m == -np.inf, 0.0, m)",
-    "    return d - np.log(np.sum(np.exp(d), axis=axis, keepdims=True))",
+    "    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)",
+    "    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))",
     "",
     "",
     "def _sigmoid(x):",
@@ -328,12 +328,28 @@ PRELUDE = (
     "",
     "",
     "def _xlogy(x, y):",
-    "    return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))",
+    "    y0 = np.where(np.isnan(y), np.nan, 0.0)",
+    "    return np.where(x == 0, y0, x * np.log(np.where(x == 0, 1.0, y)))",
     "",
     "",
     "def _erf(x):",
     "    return np.vectorize(math.erf, otypes=[float])(x)",
 )
+
+
+def _minmax(fn: str, sign: str):
+    """np.max / np.min with the identity as `initial`: -inf / +inf over an empty dim (the int
+    range's end for ints), as the op table's meaning says."""
+
+    def t(c):
+        x = c[0]
+        if c.eqn.args[0].type.dtype == "float":
+            ident = f"{sign}np.inf"
+        else:
+            ident = f"np.iinfo({x}.dtype).{'max' if sign == '' else 'min'}"
+        return f"np.{fn}({x}, axis={c.attrs['axes']}, initial={ident})"
+
+    return t
 
 
 def _eigvalsh(c):
@@ -372,8 +388,8 @@ TEMPLATES = {
     "where": "np.where({0}, {1}, {2})",
     "sum": "np.sum({0}, axis={axes})",
     "mean": "np.mean({0}, axis={axes})",
-    "max": "np.max({0}, axis={axes})",
-    "min": "np.min({0}, axis={axes})",
+    "max": _minmax("max", "-"),
+    "min": _minmax("min", ""),
     "logsumexp": "_logsumexp({0}, {axes})",
     "var": "np.var({0}, axis={axes}, ddof={ddof})",
     "argmax": "np.argmax({0}, axis={axis})",

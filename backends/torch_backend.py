@@ -64,6 +64,30 @@ def _reduce(fn: str, extra: str = ""):
     return t
 
 
+def _minmax(fn: str, sign: str):
+    """torch.amax / amin, which raise on an empty reduced dim: there the identity instead
+    (-inf / +inf; the int range's end for ints), as the op table's meaning says. The sizes are
+    static, so the branch is a Python one (torch.compile guards on it); the identity is the
+    empty sum plus a constant, so it keeps the result's shape, dtype, device and graph."""
+
+    def t(c):
+        x, axes = c[0], c.attrs["axes"]
+        if c.attrs["all"]:
+            red, zero, cond = f"torch.{fn}({x})", f"torch.sum({x})", f"{x}.numel()"
+        else:
+            red, zero = f"torch.{fn}({x}, dim={axes})", f"torch.sum({x}, dim={axes})"
+            ks = axes if isinstance(axes, tuple) else (axes,)
+            cond = " and ".join(f"{x}.shape[{k}]" for k in ks)
+        if c.eqn.args[0].type.dtype == "float":
+            ident = f'{sign}float("inf")'
+        else:
+            zero = f"{zero}.to({x}.dtype)"  # torch.sum of ints is int64
+            ident = f"torch.iinfo({x}.dtype).{'max' if sign == '' else 'min'}"
+        return f"({red} if {cond} else {zero} + {ident})"
+
+    return t
+
+
 def _eigvalsh(c):
     r = f"torch.linalg.eigvalsh({c.attrs['mat']})"
     p = c.attrs["unperm"]
@@ -207,8 +231,8 @@ TEMPLATES = {
     "where": "torch.where({0}, {1}, {2})",
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
-    "max": _reduce("amax"),
-    "min": _reduce("amin"),
+    "max": _minmax("amax", "-"),
+    "min": _minmax("amin", ""),
     "logsumexp": "torch.logsumexp({0}, dim={axes})",
     "var": _reduce("var", ", correction={ddof}"),
     "argmax": "torch.argmax({0}, dim={axis})",

@@ -123,8 +123,21 @@ def resolve(
         else:
             scope.failed.add(imp.name)
             scope.failed.update(difflib.get_close_matches(imp.name, shipped_spec_names(), 1))
+    from lossdsl.lower import FUNCTIONS  # (lower imports this module)
+
     seen: set[str] = set()
     for loss in module.losses:
+        if loss.name in FUNCTIONS:
+            # A call `min(x)` means the built-in: a loss named so could never be called.
+            errors.append(
+                DuplicateDefinition(
+                    f"loss '{loss.name}' has the name of a built-in function",
+                    loss.name_span or loss.span,
+                    f"rename the loss, e.g. {loss.name}_ (a call {loss.name}(...) means the "
+                    "built-in)",
+                )
+            )
+            continue
         if loss.name in seen:
             errors.append(
                 DuplicateDefinition(

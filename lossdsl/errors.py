@@ -45,6 +45,10 @@ class LossSyntaxError(LossError):
     """The text does not parse."""
 
 
+class ReservedWord(LossSyntaxError):
+    """A declaration named with one of the grammar's keywords (`where`, `nan`, `let`, ...)."""
+
+
 class UnknownName(LossError):
     """A variable, function, parameter, dimension or spec that is not defined."""
 

@@ -916,8 +916,9 @@ def _logsigmoid(ctx, call, a):
 
 
 def _norm(ctx, call, a):
-    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is only
-    evaluated where the sum of squares is positive."""
+    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is never
+    evaluated at an exact zero. Only s == 0 is guarded (not `s > 0`): a NaN sum of squares
+    must stay NaN, as torch's x.norm() gives."""
     over = _over(ctx, a, a["x"])
     if over is None:
         return None
@@ -925,11 +926,11 @@ def _norm(ctx, call, a):
     sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
     over = _all_dims(sq, over)
     s = ctx.emit("sum", (sq,), (("over", over),), span=call.span) if over else sq
-    pos = ctx.emit("gt", (s, lit(0.0)), span=call.span)
+    zero = ctx.emit("eq", (s, lit(0.0)), span=call.span)
     root = ctx.emit(
-        "sqrt", (ctx.emit("where", (pos, s, lit(1.0)), span=call.span),), span=call.span
+        "sqrt", (ctx.emit("where", (zero, lit(1.0), s), span=call.span),), span=call.span
     )
-    return ctx.emit("where", (pos, root, lit(0.0)), span=call.span)
+    return ctx.emit("where", (zero, lit(0.0), root), span=call.span)
 
 
 def _normalize(ctx, call, a):
@@ -1998,7 +1999,14 @@ def _reductions(ctx: Ctx, loss: ast.LossDef, r: Atom, stmts: list[ast.Reduce]):
             return None, default
     dims = r.type.dims
     if not dims:
-        return (("none", r), ("sum", r), ("mean", r)), default
+        # One element: sum(loss) / sum(w) is loss / w (the weights are a scalar too).
+        m = r
+        if by is not None:
+            if isinstance(by, Lit):  # a tensor, as the sum of weights is for a ranked loss
+                attrs = (("dims", ()), ("value", float(by.value)), ("dtype", "float"))
+                by = ctx.emit("fill", (), attrs, span=sp)
+            m = ctx.emit("safe_div", (r, by), (("empty", float(empty)),), span=sp)
+        return (None if m is None else (("none", r), ("sum", r), ("mean", m))), default
     over = (("over", dims),)
     s = ctx.emit("sum", (r,), over, span=sp, hint="total")
     if by is None:

@@ -304,12 +304,25 @@ def _sigmoid(x):
 
 
 def _xlogy(x, y):
+    """0 where x == 0 (also at y = 0 or inf), but NaN where y is NaN (scipy's and torch's
+    xlogy): the guard replaces only what x == 0 defines."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(y))
+        return np.where(x == 0, np.where(np.isnan(y), np.nan, 0.0), x * np.log(y))
+
+
+def _identity(x, sign: int):
+    """The value of max (sign -1) or min (sign +1) over an empty set: the identity of
+    np.maximum / np.minimum in x's dtype (-inf / +inf for floats, the int range's end)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        return sign * np.inf
+    info = np.iinfo(x.dtype)
+    return info.max if sign > 0 else info.min
 
 
 def _logsumexp(x, axis):
-    m = np.max(x, axis=axis, keepdims=True)
+    x = np.asarray(x, dtype=np.result_type(x, np.float32))  # ints: in floats
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # over an empty dim: -inf
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
@@ -326,10 +339,12 @@ def _shifted(x, axis):
 
 
 def _log_softmax(x, axis):
-    """(x - m) - log(sum(exp(x - m))): x - logsumexp(x) would round logsumexp(x) = m + log(n)
-    to m at |m| ~ 1e300 and give 0 for a row of equal logits (torch and jax give -log(n))."""
-    d, lse = _shifted(x, axis)
-    return d - lse
+    """(x - m) - log(sum(e^(x - m))), m the max along the axis (as torch and jax compute it):
+    an inf or a NaN anywhere on the axis makes the whole row NaN (x - lse gave [NaN, -inf] for
+    [inf, 1], a 0 where torch and jax say NaN)."""
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _cross_entropy(x, idx, axis):
@@ -454,8 +469,8 @@ _row(
     R,
     1,
     minmax_reduce,
-    lambda x, axis: np.max(x, axis=axis),
-    "max over dims",
+    lambda x, axis: np.max(x, axis=axis, initial=_identity(x, -1)),
+    "max over dims; -inf over an empty dim (the int range's minimum for ints)",
     attrs=("over",),
 )
 _row(
@@ -463,11 +478,19 @@ _row(
     R,
     1,
     minmax_reduce,
-    lambda x, axis: np.min(x, axis=axis),
-    "min over dims",
+    lambda x, axis: np.min(x, axis=axis, initial=_identity(x, 1)),
+    "min over dims; +inf over an empty dim (the int range's maximum for ints)",
     attrs=("over",),
 )
-_row("logsumexp", R, 1, reduce_rule, _logsumexp, "log sum exp over dims, stable", attrs=("over",))
+_row(
+    "logsumexp",
+    R,
+    1,
+    reduce_rule,
+    _logsumexp,
+    "log sum exp over dims, stable; -inf over an empty dim",
+    attrs=("over",),
+)
 _row(
     "var",
     R,

@@ -11,7 +11,7 @@ from lark import Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from lossdsl import ast
-from lossdsl.errors import LimitError, LossError, LossSyntaxError, raise_all
+from lossdsl.errors import LimitError, LossError, LossSyntaxError, ReservedWord, raise_all
 from lossdsl.resources import resource_dir
 from lossdsl.source import Source, Span, point
 
@@ -100,15 +100,32 @@ def read_source(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
+@functools.cache
+def reserved_words() -> frozenset[str]:
+    """The grammar's keywords (`where`, `nan`, `let`, `of`, ...): the lexer reads each as that
+    keyword wherever the keyword may stand, so a dim, input, param, let or loss named so breaks
+    a later use (`where'`, `size(nan)`, `let` at a line's start). Declarations may not use them
+    (lossdsl/check.py). Taken from the grammar, so a new keyword is reserved too."""
+    from lark.lexer import PatternStr
+
+    return frozenset(
+        t.pattern.value
+        for t in _lark().terminals
+        if isinstance(t.pattern, PatternStr) and t.pattern.value.isidentifier()
+    )
+
+
 def parse_module(text: str, filename: str = "<string>") -> ast.Module:
     src = Source(text, filename)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
-        raise _syntax_error(e, src) from None
+        # A reserved word declared as a name is the likely cause: report it at the declaration.
+        raise_all([*_reserved_in_tokens(src), _syntax_error(e, src)])
     to_ast = _ToAst(src)
     module = to_ast.transform(tree)
     raise_all(to_ast.errors)
+    raise_all(_reserved_declarations(module))
     module = ast.Module(module.doc, module.imports, module.losses, src)
     _check_depth(module)
     return module
@@ -132,6 +149,75 @@ def _check_depth(module: ast.Module) -> None:
                 "split it into steps with `let`",
             )
         stack.extend((child, depth + 1) for child in ast.children(node))
+
+
+_ARTICLE = {"loss": "a loss", "input": "an input", "dimension": "a dimension"}
+_ARTICLE |= {"param": "a param", "let": "a let"}
+
+
+def _reserved(name: str, span: Span | None, what: str) -> ReservedWord:
+    words = ", ".join(sorted(reserved_words()))
+    return ReservedWord(
+        f"'{name}' is a reserved word and cannot name {_ARTICLE[what]}",
+        span,
+        f"rename the {what}, e.g. {name}_ (reserved words: {words})",
+    )
+
+
+def _reserved_declarations(module: ast.Module) -> list[LossError]:
+    """A keyword of the grammar used as the name of a loss, input, dim, param or let: an error
+    at the declaration (it parses there, but the lexer reads it as the keyword at a later use:
+    `where'`, `over=true`, `size(nan)`, `let` at a line's start)."""
+    words = reserved_words()
+    out: list[LossError] = []
+    for loss in module.losses:
+        decls = [(loss.name, loss.name_span or loss.span, "loss")]
+        for inp in loss.inputs:
+            decls.append((inp.name, inp.name_span or inp.span, "input"))
+            dims = (*(inp.type.dims or ()), *((inp.type.of,) if inp.type.of else ()))
+            decls += [(d.name, d.span, "dimension") for d in dims]
+        decls += [
+            (st.name, st.name_span or st.span, type(st).__name__.lower())
+            for st in loss.body
+            if isinstance(st, (ast.Param, ast.Let))
+        ]
+        out += [_reserved(n, sp, what) for n, sp, what in decls if n in words]
+    return out
+
+
+def _reserved_in_tokens(src: Source) -> list[LossError]:
+    """The declarations _reserved_declarations finds, from the tokens of a text that does not
+    parse (the usual cause: a dim named `where` parsed in `float[where]`, then `where'` did
+    not): `loss W`, `param W`, `let W`, `W: float`, `float[.., W, ..]`, `of W`."""
+    toks = [t for t in _tokens(src.text) if t.type != "_NL"]
+    words = reserved_words()
+    out: list[LossError] = []
+
+    def check(tok: Token, what: str) -> None:
+        if str(tok) in words:
+            span = Span(src, tok.line, tok.column, tok.end_line, tok.end_column)
+            out.append(_reserved(str(tok), span, what))
+
+    dtypes = ("float", "int", "bool", "index")  # the basic lexer reads them as NAME
+    for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if nxt is None:
+            break
+        after = toks[i + 2] if i + 2 < len(toks) else None
+        if nxt.type == "COLON" and after is not None and str(after) in dtypes:
+            if i == 0 or toks[i - 1].type != "PARAM":
+                check(t, "input")
+        elif t.type in ("LOSS", "PARAM", "LET"):
+            check(nxt, t.type.lower())
+        elif t.type == "OF":
+            check(nxt, "dimension")
+        elif str(t) in dtypes and nxt.type == "LSQB":
+            for d in toks[i + 2 :]:
+                if d.type == "RSQB":
+                    break
+                if d.type not in ("COMMA", "STAR", "PRIME"):
+                    check(d, "dimension")
+    return out
 
 
 def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:

@@ -88,23 +88,6 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
         "chunked schedule: raw NotImplementedError 'dims with no input to take their size from'",
         r"^crash/torch-chunked/NotImplementedError",
     ),
-    "keyword_dim_names": (
-        "dims/names like where, true, nan, over accepted in declarations but unusable later "
-        "(`where'`, `over=true`, `size(nan)`): LossSyntaxError/TypeMismatch on a valid renaming",
-        r"^rename-error/(LossSyntaxError|TypeMismatch: expected a dimension name)",
-    ),
-    "empty_minmax_torch": (
-        "max/min over an empty batch: raw IndexError on torch (jax/numpy give +-inf)",
-        r"^crash/(grad-)?torch/IndexError",
-    ),
-    "norm_nan_is_zero": (
-        "norm(x) of a NaN vector is 0 (the guard where(s > 0, sqrt(s), 0) swallows NaN)",
-        r"^(value|nan)/",
-    ),
-    "scalar_weighted_mean": (
-        "`reduce mean by w empty v` on a scalar loss ignores w (README: sum(loss) / sum(w))",
-        r"^(value|nan|grad)/",
-    ),
     "star_s_zero_axes": (
         "a [B] argument rejected for a callee input [B, *S] (README: *S is any number of axes)",
         r"^reject/MultipleErrors: input '_' of",
@@ -1838,18 +1821,9 @@ def known_tags(prog: Prog, nm: Names | None, arrs: dict, fail_cls: str, detail="
         tags.add("chunked_keeps_dim")
     if _prime_beside(prog):
         tags.add("prime_beside_unprimed")
-    txt = render_prog(prog)
-    has_nan = any(
-        a.dtype.kind == "f" and np.isnan(a).any() for a in arrs.values() if hasattr(a, "dtype")
-    )
-    if ("norm" in txt) and (has_nan or has_inf):
-        tags.add("norm_nan_is_zero")
-    if prog.main.reduce and prog.main.reduce[1] is not None and not prog.main.body.dims:
-        tags.add("scalar_weighted_mean")
     if _scalar_bool(prog):
         tags.add("bool_const")
-    tags |= {"rows_batchless_terms", "chunked_size_dims", "keyword_dim_names"}
-    tags |= {"empty_minmax_torch", "star_s_zero_axes"}
+    tags |= {"rows_batchless_terms", "chunked_size_dims", "star_s_zero_axes"}
     del names
     import re
 

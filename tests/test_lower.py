@@ -308,3 +308,49 @@ def test_a_dim_only_on_an_optional_input_is_an_error_at_check():
         # w absent: 2 * row sums of x = [6, 24]; w = 1: [3, 12]
         np.testing.assert_allclose(run(spec, backend, {"x": x}), [6.0, 24.0])
         np.testing.assert_allclose(run(spec, backend, {"x": x, "w": np.ones((2, 3))}), [3, 12])
+
+
+# ---- reduce mean by w empty e --------------------------------------------------------------
+
+
+def test_weighted_mean_of_a_scalar_loss_divides_by_its_weight():
+    # loss = sum(v) = 1 + 3 = 4 (one element); README: mean = sum(loss) / sum(w) = 4 / w:
+    # by 2 -> 2, by inf -> 0, by 0 -> the empty value 0 with zero gradient. The weight was
+    # ignored (4, 4, 4), and torch's gradient at w = 0 was 1, not 0.
+    from helpers import grads
+
+    for by, want, grad in (("2", 2.0, 0.5), ("inf", 0.0, 0.0), ("0", 0.0, 0.0)):
+        spec = lossdsl.parse(f"loss f(v: float[B]) {{\n reduce mean by {by} empty 0\n sum(v)\n}}")
+        inputs = {"v": np.array([1.0, 3.0])}
+        for backend in BACKENDS:
+            got = run(spec, backend, inputs, "mean")
+            assert got == want, (by, backend)
+            if backend != "numpy":
+                g = grads(backend, spec.compile(backend), inputs, ["v"], "float64")
+                np.testing.assert_array_equal(g["v"], [grad, grad], err_msg=f"{by} {backend}")
+
+
+def test_random_weighted_means_match_the_readme_formula():
+    """`reduce mean by w empty e` on losses of rank 0 to 3 (dims drawn from A, B, C), the
+    weights over the same dims in a random order (a scalar input for a scalar loss), some all
+    zero: every backend gives README's sum(loss) / sum(w), and e where sum(w) == 0."""
+    rng = np.random.default_rng(5)
+    cases = 0
+    for rank in (0, 1, 2, 3):
+        for _ in range(2):
+            ld = tuple(rng.permutation(["A", "B", "C"])[:rank])
+            wd = tuple(rng.permutation(ld))
+            empty = float(rng.choice([0.0, -1.5]))
+            spec = lossdsl.parse(
+                f"loss f(x: float{_dims(ld)}, w: float{_dims(wd)}) {{\n"
+                f"    reduce mean by w empty {empty}\n    x * x\n}}"
+            )
+            x = rng.standard_normal([SIZES[d] for d in ld])
+            w = rng.uniform(0.0, 2.0, [SIZES[d] for d in wd]) * (rng.random() < 0.7)
+            total = np.sum(x * x)
+            want = empty if np.sum(w) == 0 else total / np.sum(w)
+            for backend in BACKENDS:
+                got = run(spec, backend, {"x": x, "w": w}, "mean")
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{ld} {wd} {backend}")
+            cases += 1
+    assert cases == 8

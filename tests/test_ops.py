@@ -4,6 +4,8 @@ test asserts that the op really survives the optimizer into the compiled program
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import call, rel_err
@@ -187,3 +189,236 @@ def test_prime_selected_dims_is_a_batched_gram_matrix():
     gram = torch.bmm(flat, flat.transpose(1, 2))
     torch.testing.assert_close(spec.compile("torch")(f, reduction="none"), gram.mean(2))
     assert "contract" in {e.op for e in spec.program().eqns}  # a matmul, no outer product
+
+
+# ---- NaN, +-inf and 0 ---------------------------------------------------------------------
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -0.5]
+
+
+def _nan_cases(op):
+    """(args, attrs) of `op` with at least one NaN, the others from SPECIAL."""
+    d = OPS[op]
+    attrs = {"empty": 0.0} if op == "safe_div" else {}
+    for combo in itertools.product(SPECIAL, repeat=d.nargs):
+        if any(np.isnan(v) for v in combo):
+            yield combo, attrs
+
+
+def _nan_ok(op, combo, got) -> bool:
+    """The documented exceptions: pow(x, 0) = pow(1, y) = 1 (IEEE 754); safe_div(a, 0) is
+    `empty` (its meaning: the value where b == 0)."""
+    if op == "pow" and (combo[1] == 0 or combo[0] == 1):
+        return got == 1
+    if op == "safe_div" and combo[1] == 0:
+        return got == 0.0
+    return bool(np.isnan(got))
+
+
+FLOAT_ELEMENTWISE = [
+    op
+    for op, d in OPS.items()
+    if d.kind == "elementwise"
+    # masks: NaN compares false (IEEE 754); where: tested below
+    and op not in ("where", "not", "and", "or", "eq", "ne", "lt", "le", "gt", "ge")
+]
+
+
+def test_every_elementwise_meaning_propagates_nan():
+    """The op table's numpy meaning at every combination of NaN with NaN, +-inf, +-0 and finite
+    values: NaN out, but for the exceptions _nan_ok lists (each with its reason)."""
+    checked = 0
+    for op in FLOAT_ELEMENTWISE:
+        d = OPS[op]
+        for combo, attrs in _nan_cases(op):
+            with np.errstate(all="ignore"):
+                got = float(d.ref(*(np.asarray(v) for v in combo), **attrs))
+            assert _nan_ok(op, combo, got), f"{op}{combo} = {got}"
+            checked += 1
+    # where: NaN in the chosen branch is the result; in the other, it is dropped (by meaning)
+    w = OPS["where"].ref
+    assert np.isnan(w(np.asarray(True), np.asarray(np.nan), np.asarray(1.0)))
+    assert w(np.asarray(False), np.asarray(np.nan), np.asarray(1.0)) == 1.0
+    for op in ("sum", "mean", "max", "min", "logsumexp", "var"):
+        ref = OPS[op].ref
+        kw = {"ddof": 0} if op == "var" else {}
+        for v in SPECIAL:
+            with np.errstate(all="ignore"):
+                got = ref(np.array([[np.nan, v], [v, np.nan]]), axis=(0,), **kw)
+            assert np.isnan(got).all(), (op, v, got)
+    for op in ("softmax", "log_softmax"):
+        got = OPS[op].ref(np.array([np.nan, 1.0, -np.inf]), 0)
+        assert np.isnan(got).all(), (op, got)
+    assert checked == 16 + 10 * 13  # unary ops: NaN alone; binary: the 13 pairs with a NaN
+
+
+def _norm(v, axis):
+    return np.sqrt(np.sum(v * v, axis=axis))
+
+
+def _softmax(v):
+    e = np.exp(v - v.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _masked_mean(v, m, empty):
+    n = m.sum(1)
+    return np.where(n == 0, empty, np.where(m, v, 0).sum(1) / np.maximum(n, 1))
+
+
+# Surface functions whose lowering guards a value (a where around a sqrt, a division, a log):
+# the body, and its documented meaning written here in NumPy (norm: sqrt of the sum of
+# squares; normalize: F.normalize's x / max(||x||, eps); logsigmoid: -softplus(-x); masked
+# mean: README's "mean of the selected elements, `empty` when none is"; xlogy: scipy 1.17's).
+GUARDS = {  # one term each: a NaN from one term would hide another's swallowed NaN
+    "norm": ("norm(x * y, over=C)", lambda x, y, z, m: _norm(x * y, 1)),
+    "norm_t": ("norm(z, over=C)", lambda x, y, z, m: _norm(z, 0)),
+    "normalize": (
+        "normalize(x * y, over=C)",
+        lambda x, y, z, m: x * y / np.maximum(_norm(x * y, 1), 1e-12)[:, None],
+    ),
+    "normalize_eps": (
+        "normalize(y, over=B, eps=0.5)",
+        lambda x, y, z, m: y / np.maximum(_norm(y, 0), 0.5)[None, :],
+    ),
+    "logsigmoid": ("logsigmoid(x * y)", lambda x, y, z, m: -np.logaddexp(0, -x * y)),
+    "clamp": (
+        "clamp(x * y, min=-1, max=1)",
+        lambda x, y, z, m: np.minimum(np.maximum(x * y, -1), 1),
+    ),
+    "masked_mean": (
+        "mean(x * y, over=C, mask=m, empty=0.5)",
+        lambda x, y, z, m: _masked_mean(x * y, m, 0.5),
+    ),
+    # rows of y without its NaN: one with +inf (x - max is inf - inf: NaN everywhere, as torch
+    # 2.13 and jax 0.10 give), one with -inf (finite: e^-inf = 0)
+    "softmax_inf": (
+        "softmax(where((y == y) & (y > -2), y, 0.0), over=C)",
+        lambda x, y, z, m: _softmax(np.where((y == y) & (y > -2), y, 0.0)),
+    ),
+    "log_softmax_inf": (
+        "log_softmax(where((y == y) & (y < 2), y, 0.0), over=C)",
+        lambda x, y, z, m: np.log(_softmax(np.where((y == y) & (y < 2), y, 0.0))),
+    ),
+    "xlogy": (
+        "xlogy(x, y)",
+        lambda x, y, z, m: __import__("scipy.special").special.xlogy(x, y),
+    ),
+}
+
+
+def _special_inputs():
+    """x[b, c] = SPECIAL[b], y[b, c] = SPECIAL[c]: every pair of special values meets once."""
+    n = len(SPECIAL)
+    v = np.array(SPECIAL)
+    return {
+        "x": np.repeat(v[:, None], n, 1),
+        "y": np.repeat(v[None, :], n, 0),
+        "i": np.arange(n) % n,
+        "m": (np.add.outer(np.arange(n), np.arange(n)) % 3) > 0,
+        "z": np.repeat(v[None, :], n, 0).T * 0.5,
+    }
+
+
+def _agree(got, want, what):
+    got, want = np.asarray(got, float), np.asarray(want, float)
+    assert got.shape == want.shape, what
+    nan = np.isnan(want)
+    assert (np.isnan(got) == nan).all(), f"{what}: NaN at {np.argwhere(np.isnan(got) != nan)}"
+    np.testing.assert_allclose(got[~nan], want[~nan], rtol=1e-12, atol=0, err_msg=what)
+
+
+NAN_PROGRAMS = {
+    op: body
+    for op, body in PROGRAMS.items()
+    # eigvalsh: LAPACK's eigensolver has no NaN meaning (it may fail to converge);
+    # bce_logits: torch's fused op is finite at x = inf, t = 0 where the meaning
+    # softplus(x) - x t is inf - NaN: the open `softplus_inf` class (tests/difffuzz.py)
+    if body is not None and op not in ("eigvalsh", "bce_logits")
+}
+
+
+@pytest.mark.parametrize("name", [*NAN_PROGRAMS, *GUARDS])
+def test_every_backend_keeps_nan_inf_and_zero_like_the_numpy_meaning(name):
+    """Each op's test program, and each guarded function, at every pair of NaN, +-inf, +-0 and
+    finite values: torch, jax and the numpy source give the meaning, NaN where it is NaN. An
+    op's meaning is the op table's (the float64 interpreter of backends/numpy_ref.py over the
+    ops' `ref`); a guarded function's is GUARDS' NumPy formula (not its lowering: a guard that
+    swallows NaN is in the interpreter too)."""
+    from backends.numpy_ref import evaluate
+
+    data = _special_inputs()
+    if name in GUARDS:
+        body, meaning = GUARDS[name]
+        with np.errstate(all="ignore"):
+            want = meaning(data["x"], data["y"], data["z"], data["m"])
+    else:
+        body = NAN_PROGRAMS[name]
+    spec = lossdsl.parse(f"loss s_{name}({HEAD}) {{\n    {body}\n}}\n")
+    with np.errstate(all="ignore"):
+        if name not in GUARDS:
+            want = evaluate(spec.program(), data, {}, "none")
+        for backend in ("numpy", "torch", "jax"):
+            got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+            _agree(got, want, f"{backend}: {body}")
+
+
+def test_norm_of_a_nan_vector_is_nan():
+    # y = [nan, 1]: the norm over B' of expand(y, B') is |y_b| sqrt(2) = [nan, sqrt(2)], so
+    # max(w, norm) with w = [5, 3] is [nan, 3] (np.maximum propagates NaN). The guard
+    # where(s > 0, sqrt(s), 0) gave 0 for the NaN row, hence [5, 3].
+    spec = lossdsl.parse(
+        "loss f(y: float[B], w: float[B]) {\n    max(w, norm(expand(y, B'), over=B'))\n}\n"
+    )
+    data = {"y": np.array([np.nan, 1.0]), "w": np.array([5.0, 3.0])}
+    for backend in ("numpy", "torch", "jax"):
+        got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+        np.testing.assert_array_equal(got, [np.nan, 3.0], err_msg=backend)
+
+
+# ---- reductions over an empty dim --------------------------------------------------------
+
+EMPTY_HEAD = "x: float[B, C], m: bool[B, C], k: int[B, C]"
+# body over EMPTY_HEAD with B = 0 -> its value at each C (the numpy meaning in ops.py: the
+# identity of the reducing ufunc; an empty mean or variance is 0 / 0)
+EMPTY = {
+    "sum": ("sum(x, over=B)", 0.0),
+    "mean": ("mean(x, over=B)", np.nan),
+    "max": ("max(x, over=B)", -np.inf),  # the identity of np.maximum
+    "min": ("min(x, over=B)", np.inf),
+    "max_all": ("max(x) + 0 * sum(x, over=B)", -np.inf),
+    "min_twin": ("min(prime(x, B), over=B')", np.inf),
+    # ints: the identity in the int64 range (float() of it, then exactly representable)
+    "max_int": ("float(max(k, over=B)) + sum(x, over=B)", float(np.iinfo(np.int64).min)),
+    "min_int": ("float(min(k, over=B)) + sum(x, over=B)", float(np.iinfo(np.int64).max)),
+    "logsumexp": ("logsumexp(x, over=B)", -np.inf),  # log of an empty sum of e^x
+    "var": ("var(x, over=B)", np.nan),
+    "count": ("float(count(m, over=B)) + sum(x, over=B)", 0.0),
+    "norm": ("norm(x, over=B)", 0.0),  # sqrt of an empty sum of squares
+    "masked_mean": ("mean(x, over=B, mask=m, empty=0.5)", 0.5),  # its declared empty value
+    "softmax": ("sum(softmax(x, over=B), over=B)", 0.0),  # an empty softmax, summed
+}
+
+
+def test_every_reduction_has_an_empty_case():
+    assert {op for op, d in OPS.items() if d.kind == "reduce"} <= set(EMPTY)
+
+
+@pytest.mark.parametrize("name", list(EMPTY))
+def test_a_reduction_over_an_empty_dim_gives_its_identity(name):
+    """max/min/logsumexp over a size-0 dim were a raw IndexError on torch and ValueError on
+    numpy and jax; each reduction gives the value its numpy meaning defines, with a
+    gradient (empty, like x) that does not raise."""
+    from helpers import grads
+
+    body, want = EMPTY[name]
+    spec = lossdsl.parse(f"loss e_{name}({EMPTY_HEAD}) {{\n    {body}\n}}\n")
+    data = {"x": np.zeros((0, 2)), "m": np.zeros((0, 2), bool), "k": np.zeros((0, 2), np.int64)}
+    with np.errstate(all="ignore"):
+        for backend in ("numpy", "torch", "jax"):
+            got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+            np.testing.assert_array_equal(got, np.broadcast_to(want, got.shape), err_msg=backend)
+            assert got.shape in ((), (2,)), backend
+        for backend in ("torch", "jax"):
+            g = grads(backend, spec.compile(backend), data, ["x"], "float64", reduction="sum")
+            assert g["x"].shape == (0, 2), backend
