@@ -198,7 +198,9 @@ class Spec:
         holding the [N, V] logits at once. By default V-chunk by V-chunk through the spec's
         chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
         rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
-        (Liger-Kernel's schedule: no recomputation, for losses that sum over rows)."""
+        (Liger-Kernel's schedule: no recomputation). Row blocks need a loss that reads its
+        logits row by row and adds them up in one sum or mean (lossdsl/chunk.py `row_plan`);
+        anything else is a LossError here that names the construct (`chunk_refusal(rows=True)`)."""
         return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True, rows=rows)
 
     def __repr__(self) -> str:
@@ -550,14 +552,14 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
 def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
     """Why `spec` has no chunked schedule (the first variant's ChunkError), or None: every
     combination of absent optional inputs chunks its first input's last dim, for the sum and
-    the mean."""
-    from lossdsl.chunk import ChunkError, plan
+    the mean. rows=True: the row-blocked schedule (compile_linear(rows=R)) along its first."""
+    from lossdsl.chunk import ChunkError, plan, row_plan
 
     logits = spec.inputs[0].name
     for absent in spec.variants():
         for reduction in ("sum", "mean"):
             try:
-                plan(_optimized(spec, absent, ()), logits, reduction)
+                (row_plan if rows else plan)(_optimized(spec, absent, ()), logits, reduction)
             except ChunkError as e:
                 return e
     return None
