@@ -420,10 +420,10 @@ class RowPlan:
     prog: Program  # the program for one reduction
     logits: str
     batch: Dim  # B
-    block: tuple[Eqn, ...]
+    block: tuple[Eqn, ...]  # run per block: values of the logits, row-local values free of them
     stat: Eqn | None  # the statistic as a sum over every dim (None: the loss ignores the logits)
     mean_over: tuple[Dim, ...] | None  # the statistic was a mean over these dims
-    row: tuple[Eqn, ...]
+    row: tuple[Eqn, ...]  # every equation free of the logits (the functions run once)
 
 
 def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
@@ -453,14 +453,29 @@ def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
     block: list[Eqn] = []
     row: list[Eqn] = []
     stat = None
+    inputs = {d.var.name for d in prog.inputs} | {q.var.name for q in prog.params}
+    local: set[str] = set()  # free of the logits and row-local: as well computed per block
+
+    def row_local(e: Eqn) -> bool:
+        kind = OPS[e.op].kind
+        return kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and b not in _axes(e))
+
     for e in prog.eqns:
         vars_ = [a for a in e.args if isinstance(a, Var)]
+        kin = sorted({d for a in vars_ + [e.out] for d in a.type.dims if d.name == b.name} - {b})
         if not any(a.name in dep for a in vars_):
             row.append(e)  # free of the logits: once, at full size
             if any(a.name in after for a in vars_):
                 after.add(e.out.name)
+            elif (
+                not kin and row_local(e) and all(a.name in inputs or a.name in local for a in vars_)
+            ):
+                # a block computes it from its rows of the inputs (a one-hot target [B, V]
+                # is never held whole); what needs the whole batch (a mean over B, size(B),
+                # a fill over B) is computed once and sliced
+                local.add(e.out.name)
+                block.append(e)
             continue
-        kin = sorted({d for a in vars_ + [e.out] for d in a.type.dims if d.name == b.name} - {b})
         if kin:
             raise refuse(
                 e,
@@ -473,10 +488,7 @@ def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
                 f"this {e.op} combines a total over {b} of the logits (known only after the "
                 f"last block) with per-row values of the logits: that needs a second pass",
             )
-        kind = OPS[e.op].kind
-        if (kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and b not in _axes(e))) and (
-            b in e.out.type.dims
-        ):
+        if row_local(e) and b in e.out.type.dims:
             block.append(e)
             dep.add(e.out.name)
             continue

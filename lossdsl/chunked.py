@@ -595,7 +595,7 @@ class RowBlocked:
         out = p.output(reduction)
         stat = pl.stat.out.name if pl.stat is not None else None
         self.row = None
-        if not (isinstance(out, Var) and out.name == stat and pl.mean_over is None):
+        if not (isinstance(out, Var) and out.name == stat):  # else the total is the loss
             want = {out.name} if isinstance(out, Var) else set()
             row_eqns, free = _needed(pl.row, want)
             free -= params

@@ -78,16 +78,6 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
         r"^(value|crash|nan|shape)/torch-(chunked|linear)",
     ),
     # found by this fuzzer (2026-11-25), open on main:
-    "rows_batchless_terms": (
-        "linear-fused schedules (rows=R; chunked) on a loss term without the batch dim or not "
-        "reaching the logits: counted once per row block (jax rows: 2x), 0 or NaN; raw "
-        "ValueError/RuntimeError on an empty batch or a loss that ignores the logits",
-        r"^((value|nan)/|crash/)(torch|jax)-(linear|chunked)",
-    ),
-    "chunked_size_dims": (
-        "chunked schedule: raw NotImplementedError 'dims with no input to take their size from'",
-        r"^crash/torch-chunked/NotImplementedError",
-    ),
     "keyword_dim_names": (
         "dims/names like where, true, nan, over accepted in declarations but unusable later "
         "(`where'`, `over=true`, `size(nan)`): LossSyntaxError/TypeMismatch on a valid renaming",
@@ -1848,7 +1838,7 @@ def known_tags(prog: Prog, nm: Names | None, arrs: dict, fail_cls: str, detail="
         tags.add("scalar_weighted_mean")
     if _scalar_bool(prog):
         tags.add("bool_const")
-    tags |= {"rows_batchless_terms", "chunked_size_dims", "keyword_dim_names"}
+    tags |= {"keyword_dim_names"}
     tags |= {"empty_minmax_torch", "star_s_zero_axes"}
     del names
     import re
