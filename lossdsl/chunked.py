@@ -552,10 +552,12 @@ class RowBlocked:
     Built from the row plan (lossdsl/chunk.py `row_plan`: refused at compile time, with the
     construct, when a block would need the other blocks' rows). Generated functions:
 
-      pre_u(inputs)           a value free of the logits that a block reads (a weight, a
-                              batch statistic of the targets): once, at full size, sliced
-                              along B for each block
-      block(z, ...)           a block's share of the loss's one total over every dim (B too)
+      pre_u(inputs)           a value free of the logits that needs the whole batch (a
+                              batch mean of the targets, size(B), a fill over B): once, at
+                              full size, sliced along B for each block that reads it
+      block(z, ...)           a block's share of the loss's one total over every dim (B
+                              too), from its rows of the inputs (a one-hot target is made
+                              per block: no [B, V] value is held whole)
       row(total, inputs)      the loss from that total: terms without B added once, a mean's
                               denominator (None when the loss is the total itself)
 
@@ -599,9 +601,7 @@ class RowBlocked:
             want = {out.name} if isinstance(out, Var) else set()
             row_eqns, free = _needed(pl.row, want)
             free -= params
-            ins = sorted(free - {stat})
-            if stat in free or (isinstance(out, Var) and out.name == stat):
-                ins.append(stat)
+            ins = sorted(free - {stat}) + ([stat] if stat in free else [])
             self.row = self._once(mods, "row function", row_eqns, ins, out)
 
     def _once(self, mods, doc: str, eqns, ins: list[str], out) -> tuple:

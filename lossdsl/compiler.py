@@ -590,7 +590,11 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     mods = Modules(backend)
     plans: dict = {}
     back = _aliases(spec, baked)
-    plain = _compiled(spec, backend, baked) if rows is not None else None
+    # row blocks run each block's loss as the plain schedule would: with the variants for
+    # params at 0 (label_smoothing=0: no [rows, V] smoothing term), picked per call as the
+    # generated dispatcher picks them (a Python number equal to 0)
+    zeros = zero_params(spec, baked) if rows is not None else ()
+    combos = [z for k in range(1, len(zeros) + 1) for z in itertools.combinations(zeros, k)]
     # every variant and reduction planned (and its code generated) now: a loss that does not
     # chunk is refused at compile time, with the construct that prevents it
     for absent in spec.variants():
@@ -598,9 +602,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         for reduction in ("sum", "mean"):
             try:
                 if rows is not None:
-                    plans[absent, reduction] = RowBlocked(
-                        plain, prog, logits, reduction, rows, mods
-                    )
+                    plans[absent, reduction] = RowBlocked(None, prog, logits, reduction, rows, mods)
                 else:
                     plans[absent, reduction] = ChunkedLoss(prog, logits, reduction, chunk, mods)
             except ChunkError as e:
@@ -608,6 +610,15 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
                 if absent:
                     e.message += f" (when {', '.join(sorted(absent))} is not passed)"
                 raise e from None
+            for z in combos:
+                with_z = tuple(sorted({**bake_d, **{n: 0.0 for n in z}}.items()))
+                zprog = _optimized(spec, absent, with_z)
+                try:
+                    plans[absent, reduction, z] = RowBlocked(
+                        None, zprog, logits, reduction, rows, mods
+                    )
+                except ChunkError:
+                    pass  # the general variant serves
 
     def loss_fn(*args, reduction=None, **kwargs):
         kwargs = _from_python(kwargs, back)
@@ -638,6 +649,8 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
         run = plans[absent, reduction]
         if rows is not None:
+            z = tuple(n for n in zeros if type(params[n]) in (int, float) and params[n] == 0)
+            run = plans.get((absent, reduction, z), run)
             return run(inputs, params, given["h"], given["W"])
         if linear:
             return run(inputs, params, linear=(given["h"], given["W"]))

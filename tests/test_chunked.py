@@ -6,6 +6,8 @@ change the statistics (class weights, ignore_index, label smoothing)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -380,10 +382,10 @@ def _rows_data(spec, sizes, rng, absent=frozenset()):
     return data
 
 
-def _check_rows(spec, backend, data, reductions, label, rows=2):
+def _check_rows(spec, backend, data, reductions, label, rows=2, params=None):
     plain, fused = spec.compile(backend), spec.compile_linear(backend, rows=rows)
     for reduction in reductions:
-        fns = _fused_and_plain(spec, fused, plain)
+        fns = [functools.partial(f, **(params or {})) for f in _fused_and_plain(spec, fused, plain)]
         want, got = _value_and_grads(backend, fns, data, reduction)
         for k, (a, b) in enumerate(zip(got, want)):
             np.testing.assert_allclose(
@@ -428,6 +430,12 @@ def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
         for absent in variants:
             data = _rows_data(spec, ROW_SIZES, np.random.default_rng(0), absent)
             _check_rows(spec, backend, data, ("sum", "mean"), f"{name} {absent}")
+        if backend == "torch":  # float params as tensors: the variants general in them too
+            floats = {
+                p.name: torch.tensor(float(p.default)) for p in spec.params if p.dtype == "float"
+            }
+            if floats:
+                _check_rows(spec, backend, data, ("mean",), f"{name} tensor params", params=floats)
     assert accepted >= 60  # cross-entropy-like specs: most of the library
 
 
