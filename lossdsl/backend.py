@@ -819,7 +819,7 @@ class _FunctionEmitter:
             res = self.ref(p.output(mode))
             if mode == "none":
                 res = self._unflatten(p.output(mode), res)
-            if self.odt:
+            if self.odt and not self.is_scalar(p.output(mode)):  # a Python number has no dtype
                 res = self.t.out_cast.format(x=res)
             self.line(f"return {res}", indent)
             self.checked = checked

@@ -554,90 +554,149 @@ class _Lazy:
 _Chunked = _Lazy(_make_function)
 
 
+H_NAME = "rows_h_"  # h's name in a function run once (it binds the logits' batch dims)
+
+
 class RowBlocked:
-    """The linear-fused loss in blocks of batch rows: each block's logits [rows, V] exist for
-    one step, the spec's own compiled function gives the per-element loss, and the block's
-    gradient is pulled back into dh and dW at once (three matmuls in all, as the unfused
-    loss: Liger-Kernel's fused linear cross-entropy schedule). Valid when the loss is a sum
-    over rows, or a mean whose denominator does not depend on the logits (a count, or a
-    weight sum such as cross_entropy's ignore_index / class-weight denominator)."""
+    """The linear-fused loss in blocks of batch rows: each block's logits [rows, ..., V] exist
+    for one step and the block's gradient is pulled back into dh and dW at once (three matmuls
+    in all, as the unfused loss: Liger-Kernel's fused linear cross-entropy schedule).
+
+    Built from the row plan (lossdsl/chunk.py `row_plan`: refused at compile time, with the
+    construct, when a block would need the other blocks' rows). Generated functions:
+
+      pre_u(inputs)           a value free of the logits that needs the whole batch (a
+                              batch mean of the targets, size(B), a fill over B): once, at
+                              full size, sliced along B for each block that reads it
+      block(z, ...)           a block's share of the loss's one total over every dim (B
+                              too), from its rows of the inputs (a one-hot target is made
+                              per block: no [B, V] value is held whole)
+      row(total, inputs)      the loss from that total: terms without B added once, a mean's
+                              denominator (None when the loss is the total itself)
+
+    The total's gradient w.r.t. h, W and the float values a block reads is accumulated block
+    by block in the forward pass and scaled by the total's cotangent in backward."""
 
     def __init__(self, spec_fn, prog: Program, logits: str, reduction: str, rows: int, mods):
-        from lossdsl.chunk import ChunkError
+        from lossdsl.chunk import row_plan
 
-        backend = mods.backend
-        self.fn, self.reduction, self.rows, self.backend = spec_fn, reduction, rows, backend
-        self.logits = logits
-        self.batch = next(d for d in prog.inputs if d.var.name == logits).var.type.dims[0]
-        self.den = None  # None: a plain mean over the per-element loss
-        mean = prog.output("mean")
-        producer = {e.out.name: e for e in prog.eqns}
-        e = producer.get(mean.name) if isinstance(mean, Var) else None
-        if reduction == "mean" and e is not None and e.op == "safe_div":
-            den = e.args[1]
-            eqns, free = _needed(prog.eqns, {den.name})
-            free -= {q.var.name for q in prog.params}
-            if logits in free:
-                raise ChunkError(
-                    f"{prog.name} cannot run in row blocks: its mean's denominator depends on "
-                    "the logits",
-                    e.span,
-                    "use the plain schedule, or reduction='sum'",
-                )
-            ins = sorted(free)
-            vars_ = {d.var.name: d.var for d in prog.inputs}
-            # h [B, ..., D] rides along only to bind the batch dims' sizes (a weight absent
-            # from the call is a fill over them)
-            lt = vars_[logits].type
-            shape_var = Var("h", lt.with_dims(lt.dims[:-1] + (Dim("D_h"),)))
-            sub = _sub(prog, "denominator", eqns, [vars_[a] for a in ins] + [shape_var], den)
-            self.den = (mods.fn(sub), ins)
-            self.empty = e.attr("empty")
-        elif reduction == "mean" and (e is None or e.op != "mean"):
-            raise ChunkError(
-                f"{prog.name} cannot run in row blocks: its mean is a "
-                f"{e.op if e else 'constant'}, not a mean over rows",
-                e.span if e else None,
-                "use the plain schedule, or reduction='sum'",
-            )
-        self.row_axes = {
-            d.var.name: d.var.type.dims.index(self.batch)
-            for d in prog.inputs
-            if self.batch in d.var.type.dims and d.var.name != logits
-        }
-        self.order = [d.var.name for d in prog.inputs if d.var.name != logits]
+        self.fn = spec_fn  # the plain function (unused by the blocks: they run the plan)
+        self.reduction, self.rows, self.backend, self.logits = reduction, rows, mods.backend, logits
+        self.plan = pl = row_plan(prog, logits, reduction)
+        p = pl.prog
+        self.batch = pl.batch
+        self.inputs = [d.var for d in p.inputs]
+        vars_ = {d.var.name: d.var for d in p.inputs} | {e.out.name: e.out for e in p.eqns}
+        self.vars = vars_
+        self.params = [q.var.name for q in p.params]
+        params, inputs = set(self.params), {d.var.name for d in p.inputs}
+        self.pre: dict[str, tuple] = {}
+        self.block_args: list[str] = []
+        self.block = None
+        if pl.stat is not None:
+            eqns, free = _needed(pl.block + (pl.stat,), {pl.stat.out.name})
+            self.block_args = sorted(free - params - {logits})
+            ins = [vars_[logits]] + [vars_[a] for a in self.block_args]
+            sub = _sub(p, "row block", eqns, ins, pl.stat.out)
+            if load_backend(self.backend).TARGET.library_calls:
+                from lossdsl.passes.library import library
+
+                sub = library(sub)  # F.cross_entropy(ignore_index, reduction="sum") per block
+            self.block = mods.fn(sub)
+            for name in sorted(set(self.block_args) - inputs):
+                eqns, free = _needed(pl.row, {name})
+                ins = sorted(free - params)
+                self.pre[name] = self._once(mods, f"row value {name}", eqns, ins, vars_[name])
+        out = p.output(reduction)
+        stat = pl.stat.out.name if pl.stat is not None else None
+        self.row = None
+        if not (isinstance(out, Var) and out.name == stat):  # else the total is the loss
+            want = {out.name} if isinstance(out, Var) else set()
+            row_eqns, free = _needed(pl.row, want)
+            free -= params
+            ins = sorted(free - {stat}) + ([stat] if stat in free else [])
+            self.row = self._once(mods, "row function", row_eqns, ins, out)
+
+    def _once(self, mods, doc: str, eqns, ins: list[str], out) -> tuple:
+        """A function run once at full size: (fn, its input names). A dim of the logits that
+        no input binds (a fill over [B, *S], size(B)) is bound by h [B, ..., Dh], passed
+        along for its shape (a carrier cannot carry a variadic dim's axes)."""
+        p = self.plan.prog
+        bound = {d for a in ins for d in self.vars[a].type.dims}
+        lt = self.vars[self.logits].type
+        if any(d not in bound for d in lt.dims[:-1]):
+            taken = {d.name for v in self.vars.values() for d in v.type.dims}
+            dh = next(f"Dh{k}" for k in itertools.count() if f"Dh{k}" not in taken)
+            self.vars[H_NAME] = Var(H_NAME, lt.with_dims(lt.dims[:-1] + (Dim(dh),)))
+            ins = ins + [H_NAME]
+        return mods.fn(_sub(p, doc, eqns, [self.vars[a] for a in ins], out)), ins
 
     def __call__(self, inputs: dict, params: dict, h, w):
-        rest = [inputs.get(n) for n in self.order]
-        if self.backend == "jax":
-            import jax.numpy as xp
-
-            total, count = _jax_row_blocks(self, params, h, w, rest)
-        else:
-            import torch as xp
-
-            total, count = _RowBlocks.apply(self, params, h, w, *rest)
-        if self.reduction == "sum":
+        values = {**inputs, H_NAME: h}
+        kw = {k: v for k, v in params.items() if k in self.params}
+        lshape = tuple(h.shape[:-1]) + (w.shape[0],)
+        sizes = _full_sizes(self.inputs, self.logits, values, lshape)
+        carriers = _carrier_maker(self.backend, h)
+        for name, (fn, ins) in self.pre.items():
+            x = _call(fn, [values[a] for a in ins], kw, sizes, carriers, True)
+            values[name] = _as_type(x, self.vars[name].type.dtype, h, self.backend)
+        total = None
+        if self.block is not None:
+            tensors = [values[a] for a in self.block_args]
+            if self.backend == "jax":
+                total = _jax_row_blocks(self, kw, sizes, h, w, tensors)
+            else:
+                total = _RowBlocks.apply(self, kw, sizes, h, w, *tensors)
+            if self.plan.mean_over is not None:  # a mean: the total over its element count
+                n = 1
+                for d in self.plan.mean_over:
+                    n *= sizes[d.name] - d.cut
+                total = total / float(n)  # 0/0 on an empty batch: NaN, as the plain mean
+        if self.row is None:
             return total
-        if self.den is None:  # no rows: the mean's empty value 0 (lossdsl/empty.py)
-            return total / (count + (count == 0))
-        fn, ins = self.den
-        names = _signature(fn)
-        den = fn(*(inputs[a] for a in ins), h, **{k: v for k, v in params.items() if k in names})
-        return xp.where(den == 0, self.empty, total / xp.where(den == 0, 1, den))
+        if self.plan.stat is not None:
+            values[self.plan.stat.out.name] = total
+        fn, ins = self.row
+        return _call(fn, [values[a] for a in ins], kw, sizes, carriers, True)
 
-    def blocks(self, n: int):
-        return [(lo, min(n, lo + self.rows)) for lo in range(0, n, self.rows)]
+    def axis(self, name: str, x) -> int | None:
+        """The axis of B in block value `name` as passed (a variadic dim may precede it)."""
+        dims = self.vars[name].type.dims
+        if self.batch not in dims:
+            return None
+        i = dims.index(self.batch)
+        if any(d.variadic for d in dims[:i]):
+            return x.ndim - (len(dims) - i)
+        return i
 
-    def block_args(self, rest, lo: int, hi: int):
-        out = []
-        for name, x in zip(self.order, rest):
-            k = self.row_axes.get(name)
-            if x is not None and k is not None:
-                idx = (slice(None),) * k + (slice(lo, hi),)
-                x = x[idx]
-            out.append(x)
-        return out
+    def call_block(self, z, args: list, kw: dict, sizes: dict):
+        """One block's total from its logits z [rows, ..., V] and its slices of the values."""
+        bsizes = {**sizes, self.batch.name: z.shape[0]}
+        return _call(self.block, [z, *args], kw, bsizes, _carrier_maker(self.backend, z), True)
+
+    def floats(self) -> list[int]:
+        """The block values (by position) that a block's gradient is taken for."""
+        return [i for i, a in enumerate(self.block_args) if self.vars[a].type.dtype == "float"]
+
+
+def _full_sizes(inputs: list[Var], logits: str, values: dict, logits_shape: tuple) -> dict:
+    """Every dim's full size, from the inputs' shapes (a variadic dim: its axes' product)."""
+    out: dict[str, int] = {}
+    for var in inputs:
+        x = values.get(var.name)
+        shape = tuple(logits_shape) if var.name == logits else getattr(x, "shape", None)
+        if shape is None:
+            continue
+        dims = var.type.dims
+        k = len(shape) - (len(dims) - 1)  # the axes of a variadic dim
+        pos = 0
+        for dm in dims:
+            n = 1
+            for a in range(pos, pos + (k if dm.variadic else 1)):
+                n *= int(shape[a]) if a < len(shape) else 1
+            pos += k if dm.variadic else 1
+            out.setdefault(dm.name, n)
+    return out
 
 
 def _make_rows():
@@ -645,36 +704,55 @@ def _make_rows():
 
     class RowBlocks(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, loss, params, h, w, *rest):
+        def forward(ctx, loss, kw, sizes, h, w, *tensors):
+            v, d = w.shape
+            wd = w.detach()
             dh = torch.zeros_like(h)
             dw = torch.zeros_like(w)
-            total = torch.zeros((), dtype=h.dtype)
-            count = 0
-            names = loss.order
+            want = {i for i in loss.floats() if ctx.needs_input_grad[5 + i]}
+            dt = [torch.zeros_like(t) if i in want else None for i, t in enumerate(tensors)]
+            axes = [loss.axis(a, t) for a, t in zip(loss.block_args, tensors)]
+            total = torch.zeros((), dtype=h.dtype, device=h.device)
             for lo in range(0, h.shape[0], loss.rows):
                 hi = min(h.shape[0], lo + loss.rows)
-                hr = h[lo:hi]
-                args = []
-                for n, x in zip(names, rest):
-                    k = loss.row_axes.get(n)
-                    args.append(x.narrow(k, lo, hi - lo) if k is not None and x is not None else x)
+                hr = h[lo:hi].detach()
                 with torch.enable_grad():
-                    z = (hr.detach() @ w.detach().T).requires_grad_(True)
-                    per = loss.fn(z, *args, reduction="none", **params)
-                    s = per.sum()
-                    (dz,) = torch.autograd.grad(s, [z])
+                    z = (hr @ wd.T).requires_grad_(True)
+                    args, leaves = [], [z]
+                    for i, (t, k) in enumerate(zip(tensors, axes)):
+                        x = t if k is None else t.narrow(k, lo, hi - lo)
+                        x = x.detach() if torch.is_tensor(x) else x
+                        if i in want:
+                            x.requires_grad_(True)
+                            leaves.append(x)
+                        args.append(x)
+                    s = loss.call_block(z, args, kw, sizes)
+                    g = [None] * len(leaves)
+                    if s.requires_grad:  # not when every use of the logits is stop_grad
+                        g = torch.autograd.grad(s, leaves, allow_unused=True)
                 total += s.detach()
-                count += per.numel()
-                dh[lo:hi] = dz @ w.detach()
-                dw.addmm_(dz.T, hr.detach())
-            ctx.save_for_backward(dh, dw)
-            ctx.n_rest = len(rest)
-            return total, torch.tensor(float(count), dtype=h.dtype)
+                dz = g[0]
+                if dz is not None:
+                    dh[lo:hi] = dz @ wd
+                    dw.addmm_(dz.reshape(-1, v).T, hr.reshape(-1, d))
+                for i, gi in zip(sorted(want), g[1:]):  # the leaves' order
+                    if gi is None:
+                        continue
+                    k = axes[i]
+                    (dt[i] if k is None else dt[i].narrow(k, lo, hi - lo)).add_(gi)
+            ctx.save_for_backward(dh, dw, *(x for x in dt if x is not None))
+            ctx.has = [x is not None for x in dt]
+            ctx.empty = h.shape[0] == 0
+            return total
 
         @staticmethod
-        def backward(ctx, g_total, g_count):
-            dh, dw = ctx.saved_tensors
-            return (None, None, g_total * dh, g_total * dw) + (None,) * ctx.n_rest
+        def backward(ctx, g):
+            dh, dw, *saved = ctx.saved_tensors
+            if ctx.empty:  # no rows: the total's gradient is an empty sum (g may be inf: 1/0)
+                g = torch.zeros_like(g)
+            it = iter(saved)
+            dt = [g * next(it) if has else None for has in ctx.has]
+            return (None, None, None, g * dh, g * dw, *dt)
 
     return RowBlocks
 
@@ -685,30 +763,31 @@ _RowBlocks = _Lazy(_make_rows)
 DW_SLICE = 8192  # rows of dW updated at a time by the jax row-blocked schedule
 
 
-def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
+def _jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list):
     """The jax row-blocked schedule: a custom_vjp whose forward takes every block's gradient
-    (jax.value_and_grad of the block's loss sum) and whose backward only scales them, so no
-    block's [rows, V] logits outlive its step."""
-    import math
-
+    (jax.value_and_grad of the block's total, w.r.t. its logits and its float values) and
+    whose backward only scales them, so no block's [rows, V] logits outlive its step."""
     import jax
     import jax.numpy as jnp
 
-    def per_element(z, args):
-        return loss.fn(z, *args, reduction="none", **params)
-
-    @jax.custom_vjp
-    def total_of(h, w):
-        return fwd(h, w)[0]
+    fl = loss.floats()
+    axes = [loss.axis(a, t) for a, t in zip(loss.block_args, tensors)]
+    v, d = w.shape
 
     def block(hr, w, args, dw):
-        val, dz = jax.value_and_grad(lambda z: jnp.sum(per_element(z, args)))(hr @ w.T)
-        return val, dz @ w, accumulate(dw, dz, hr)
+        def total(z, fargs):
+            full = list(args)
+            for i, x in zip(fl, fargs):
+                full[i] = x
+            return loss.call_block(z, full, kw, sizes)
+
+        val, (dz, dfl) = jax.value_and_grad(total, argnums=(0, 1))(hr @ w.T, [args[i] for i in fl])
+        dz2, hr2 = dz.reshape(-1, v), hr.reshape(-1, d)
+        return val, dz @ w, accumulate(dw, dz2, hr2), dfl
 
     def accumulate(dw, dz, hr):
         """dw + dz.T @ hr, V-slice by V-slice in place: the whole product would be a second
         [V, D] buffer beside the accumulator (XLA does not fuse the add into the matmul)."""
-        v = w.shape[0]
         s = min(DW_SLICE, v)
 
         def add(k, dw):
@@ -717,50 +796,78 @@ def _jax_row_blocks(loss: RowBlocked, params: dict, h, w, rest):
             cur = jax.lax.dynamic_slice_in_dim(dw, start, s, axis=0)
             return jax.lax.dynamic_update_slice_in_dim(dw, cur + part, start, axis=0)
 
-        dw = jax.lax.fori_loop(0, v // s, add, dw)
-        if v % s:
+        if s:
+            dw = jax.lax.fori_loop(0, v // s, add, dw)
+        if s and v % s:
             rest = v - v % s
             dw = dw.at[rest:].add(dz[:, rest:].T @ hr)
         return dw
 
-    def fwd(h, w):
+    def cut(x, k, lo, hi):
+        return x if k is None else x[(slice(None),) * k + (slice(lo, hi),)]
+
+    @jax.custom_vjp
+    def total_of(h, w, *ts):
+        return fwd(h, w, *ts)[0]
+
+    def fwd(h, w, *ts):
         # whole blocks in a lax.scan (one block's buffers live at a time: an unrolled Python
         # loop lets XLA keep every block's [rows, V] logits alive), the remainder after it
         n, r = h.shape[0], loss.rows
         main = n - n % r
-        total, dw, dh = jnp.zeros((), h.dtype), jnp.zeros_like(w), []
+        total, dw = jnp.zeros((), h.dtype), jnp.zeros_like(w)
+        dh: list = []
+        parts: dict = {i: [] for i in fl if axes[i] is not None}  # d(values along B), by block
+        whole = {i: jnp.zeros_like(ts[i]) for i in fl if axes[i] is None}
+        rowed = [i for i, k in enumerate(axes) if k is not None]
         if main:
-            rowed = [k for k, name in enumerate(loss.order) if rest[k] is not None
-                     and name in loss.row_axes]  # fmt: skip
 
             def blocks_of(x, axis):
-                x = jnp.moveaxis(x[(slice(None),) * axis + (slice(0, main),)], axis, 0)
+                x = jnp.moveaxis(cut(x, axis, 0, main), axis, 0)
                 return x.reshape((main // r, r) + x.shape[1:])
 
-            xs = [blocks_of(h, 0)] + [blocks_of(rest[k], loss.row_axes[loss.order[k]])
-                                      for k in rowed]  # fmt: skip
+            xs = [blocks_of(h, 0)] + [blocks_of(ts[i], axes[i]) for i in rowed]
 
             def body(carry, x):
-                args = list(rest)
-                for k, xk in zip(rowed, x[1:]):
-                    args[k] = jnp.moveaxis(xk, 0, loss.row_axes[loss.order[k]])
-                val, dhb, dw = block(x[0], w, args, carry[1])
-                return (carry[0] + val, dw), dhb
+                total, dw, acc = carry
+                args = list(ts)
+                for i, xi in zip(rowed, x[1:]):
+                    args[i] = jnp.moveaxis(xi, 0, axes[i])
+                val, dhb, dw, dfl = block(x[0], w, args, dw)
+                g = dict(zip(fl, dfl))
+                acc = {i: acc[i] + g[i] for i in acc}
+                ys = [dhb] + [jnp.moveaxis(g[i], axes[i], 0) for i in parts]
+                return (total + val, dw, acc), ys
 
-            (total, dw), dhs = jax.lax.scan(body, (total, dw), xs)
-            dh.append(dhs.reshape((main,) + h.shape[1:]))
+            (total, dw, whole), ys = jax.lax.scan(body, (total, dw, whole), xs)
+            dh.append(ys[0].reshape((main,) + h.shape[1:]))
+            for i, y in zip(parts, ys[1:]):
+                y = y.reshape((main,) + y.shape[2:])
+                parts[i].append(jnp.moveaxis(y, 0, axes[i]))
         if main < n:
-            val, dhb, dw = block(h[main:], w, loss.block_args(rest, main, n), dw)
+            args = [cut(t, k, main, n) for t, k in zip(ts, axes)]
+            val, dhb, dw, dfl = block(h[main:], w, args, dw)
             total = total + val
             dh.append(dhb)
-        return total, (jnp.concatenate(dh), dw)
+            g = dict(zip(fl, dfl))
+            for i in parts:
+                parts[i].append(g[i])
+            whole = {i: whole[i] + g[i] for i in whole}
+        dts = [None] * len(ts)
+        for i in fl:
+            if i in whole:
+                dts[i] = whole[i]
+            else:  # an empty batch has no block: a zero gradient
+                ps = parts[i]
+                dts[i] = jnp.concatenate(ps, axes[i]) if ps else jnp.zeros_like(ts[i])
+        dh = jnp.concatenate(dh) if dh else jnp.zeros_like(h)
+        return total, (dh, dw, dts)
 
     def bwd(res, g):
-        dh, dw = res
-        return g * dh, g * dw
+        dh, dw, dts = res
+        if h.shape[0] == 0:  # no rows: the total's gradient is an empty sum (g may be inf: 1/0)
+            g = jnp.zeros_like(g)
+        return (g * dh, g * dw, *(None if x is None else g * x for x in dts))
 
     total_of.defvjp(fwd, bwd)
-    # the mean's count: elements of the per-element loss, from shapes alone
-    logits = jax.ShapeDtypeStruct(h.shape[:-1] + (w.shape[0],), h.dtype)
-    shape = jax.eval_shape(lambda z: per_element(z, rest), logits).shape
-    return total_of(h, w), jnp.asarray(float(math.prod(shape)), h.dtype)
+    return total_of(h, w, *tensors)

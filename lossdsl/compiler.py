@@ -215,7 +215,9 @@ class Spec:
         holding the [N, V] logits at once. By default V-chunk by V-chunk through the spec's
         chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
         rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
-        (Liger-Kernel's schedule: no recomputation, for losses that sum over rows)."""
+        (Liger-Kernel's schedule: no recomputation). Row blocks need a loss that reads its
+        logits row by row and adds them up in one sum or mean (lossdsl/chunk.py `row_plan`);
+        anything else is a LossError here that names the construct (`chunk_refusal(rows=True)`)."""
         return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True, rows=rows)
 
     def __repr__(self) -> str:
@@ -746,14 +748,14 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
 def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
     """Why `spec` has no chunked schedule (the first variant's ChunkError), or None: every
     combination of absent optional inputs chunks its first input's last dim, for the sum and
-    the mean."""
-    from lossdsl.chunk import ChunkError, plan
+    the mean. rows=True: the row-blocked schedule (compile_linear(rows=R)) along its first."""
+    from lossdsl.chunk import ChunkError, plan, row_plan
 
     logits = spec.inputs[0].name
     for absent in spec.variants():
         for reduction in ("sum", "mean"):
             try:
-                plan(_optimized(spec, absent, ()), logits, reduction)
+                (row_plan if rows else plan)(_optimized(spec, absent, ()), logits, reduction)
             except ChunkError as e:
                 return e
     return None
@@ -784,7 +786,11 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     mods = Modules(backend)
     plans: dict = {}
     back = _aliases(spec, baked)
-    plain = _compiled(spec, backend, baked) if rows is not None else None
+    # row blocks run each block's loss as the plain schedule would: with the variants for
+    # params at 0 (label_smoothing=0: no [rows, V] smoothing term), picked per call as the
+    # generated dispatcher picks them (a Python number equal to 0)
+    zeros = zero_params(spec, baked) if rows is not None else ()
+    combos = [z for k in range(1, len(zeros) + 1) for z in itertools.combinations(zeros, k)]
     # every variant and reduction planned (and its code generated) now: a loss that does not
     # chunk is refused at compile time, with the construct that prevents it
     for absent in spec.variants():
@@ -792,9 +798,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         for reduction in ("sum", "mean"):
             try:
                 if rows is not None:
-                    plans[absent, reduction] = RowBlocked(
-                        plain, prog, logits, reduction, rows, mods
-                    )
+                    plans[absent, reduction] = RowBlocked(None, prog, logits, reduction, rows, mods)
                 else:
                     plans[absent, reduction] = ChunkedLoss(prog, logits, reduction, chunk, mods)
             except ChunkError as e:
@@ -802,6 +806,15 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
                 if absent:
                     e.message += f" (when {', '.join(sorted(absent))} is not passed)"
                 raise e from None
+            for z in combos:
+                with_z = tuple(sorted({**bake_d, **{n: 0.0 for n in z}}.items()))
+                zprog = _optimized(spec, absent, with_z)
+                try:
+                    plans[absent, reduction, z] = RowBlocked(
+                        None, zprog, logits, reduction, rows, mods
+                    )
+                except ChunkError:
+                    pass  # the general variant serves
 
     def loss_fn(*args, reduction=None, **kwargs):
         kwargs = _from_python(kwargs, back)
@@ -832,6 +845,8 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
         run = plans[absent, reduction]
         if rows is not None:
+            z = tuple(n for n in zeros if type(params[n]) in (int, float) and params[n] == 0)
+            run = plans.get((absent, reduction, z), run)
             return run(inputs, params, given["h"], given["W"])
         if linear:
             return run(inputs, params, linear=(given["h"], given["W"]))

@@ -56,7 +56,7 @@ def empty_policy(prog: Program) -> EmptyPolicy:
     none = prog.output("none")
     out_dims = none.type.dims if isinstance(none, Var) else ()
     producer = {e.out.name: e for e in prog.eqns}
-    mean = prog.output("mean")
+    mean = dict(prog.outputs).get("mean")  # (a sub-program may have only "none")
     e = producer.get(mean.name) if isinstance(mean, Var) else None
     mean_empty = float(e.attr("empty")) if e is not None and e.op == "safe_div" else 0.0
     when = _conditions(prog)

@@ -6,6 +6,8 @@ change the statistics (class weights, ignore_index, label smoothing)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -371,3 +373,186 @@ def test_masked_logits_in_the_chunked_schedule():
         for a, b in zip(*got):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+# ---- compile_linear(rows=R): blocks of batch rows ------------------------------------------
+
+# B = 5 rows in blocks of 2: blocks 2, 2 and 1 (jax: a lax.scan of two blocks, a remainder)
+ROW_SIZES = {"B": 5, "C": 4, "D": 3, "S": (2,), "K": 3, "V": 4, "N": 5, "M": 3, "T": 3, "W": 3}
+
+
+def _fused_and_plain(spec, fused, plain):
+    """fn(h=, W=, **rest, reduction=): the fused schedule, and the plain one on h @ W.T."""
+    logits = spec.inputs[0].name
+
+    def on_logits(h, W, reduction, **rest):
+        return plain(**{logits: h @ W.T}, **rest, reduction=reduction)
+
+    def linear(h, W, reduction, **rest):
+        return fused(h, W, **rest, reduction=reduction)
+
+    return on_logits, linear
+
+
+def _rows_data(spec, sizes, rng, absent=frozenset()):
+    """The spec's inputs with the logits [B, ..., V] replaced by h [B, ..., 3] and W [V, 3]."""
+    from helpers import random_inputs
+
+    data = random_inputs(spec, sizes, rng, absent)
+    x = data.pop(spec.inputs[0].name)
+    data["h"] = rng.standard_normal(x.shape[:-1] + (3,))
+    data["W"] = rng.standard_normal((x.shape[-1], 3))
+    return data
+
+
+def _check_rows(spec, backend, data, reductions, label, rows=2, params=None):
+    plain, fused = spec.compile(backend), spec.compile_linear(backend, rows=rows)
+    for reduction in reductions:
+        fns = [functools.partial(f, **(params or {})) for f in _fused_and_plain(spec, fused, plain)]
+        want, got = _value_and_grads(backend, fns, data, reduction)
+        for k, (a, b) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(
+                a, b, rtol=1e-10, atol=1e-12, err_msg=f"{label} {reduction} {k}"
+            )
+
+
+# jax (its plan is torch's; ~2 s of XLA compiling per spec): one spec per kind of plan -- a
+# denominator free of the logits (cross_entropy), a value precomputed over the whole batch and
+# sliced per block (ca_calibration), a fill over [B, *S] (z_loss), a logits dim between B and
+# V (dice), a second float input with a gradient (kd)
+JAX_ROWS = ("cross_entropy", "ca_calibration", "z_loss", "dice", "kd")
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
+    """compile_linear(backend, rows=2) on B = 5: a LossError at compile (the row plan's
+    reason, chunk_refusal(rows=True), or an input named like h/W), or values and gradients
+    (h, W and every other float input) equal to the plain schedule on the materialized
+    logits h @ W.T to 1e-10 in float64. torch: every spec and variant, sum and mean; jax: the
+    specs in JAX_ROWS, every input passed, sum and mean. Before: contrastive specs (clip,
+    supcon, info_nce, circle, mw_auc, cs_divergence), batch statistics (info_max,
+    batch_dice, ca_calibration) ran per block and returned wrong values; gradients of inputs
+    other than h and W were dropped (torch)."""
+    from lossdsl.compiler import chunk_refusal
+
+    accepted = 0
+    for name in lossdsl.list_specs():
+        spec = lossdsl.load(name)
+        refusal = chunk_refusal(spec, rows=True)
+        if refusal is not None or any(i.name in ("h", "W") for i in spec.inputs[1:]):
+            with pytest.raises(LossError) as e:
+                spec.compile_linear(backend, rows=2)
+            if refusal is not None:
+                assert e.value.message == refusal.message, name
+                assert f"{name} cannot run in row blocks" in e.value.message
+            continue
+        accepted += 1
+        if backend == "jax" and name not in JAX_ROWS:
+            continue
+        variants = spec.variants() if backend == "torch" else [frozenset()]
+        for absent in variants:
+            data = _rows_data(spec, ROW_SIZES, np.random.default_rng(0), absent)
+            _check_rows(spec, backend, data, ("sum", "mean"), f"{name} {absent}")
+        if backend == "torch":  # float params as tensors: the variants general in them too
+            floats = {
+                p.name: torch.tensor(float(p.default)) for p in spec.params if p.dtype == "float"
+            }
+            if floats:
+                _check_rows(spec, backend, data, ("mean",), f"{name} tensor params", params=floats)
+    assert accepted >= 60  # cross-entropy-like specs: most of the library
+
+
+def test_rows_refusals_name_the_construct():
+    # a contrastive loss pairs B with B' (info_nce); SHOT's diversity term is a batch mean of
+    # the softmax (info_max); refused at compile, at the spec's text
+    with pytest.raises(LossError, match=r"info_nce cannot run in row blocks of B: .* B'") as e:
+        lossdsl.load("info_nce").compile_linear("torch", rows=4)
+    assert "info_nce.loss:" in str(e.value)
+    with pytest.raises(LossError, match=r"info_max cannot run in row blocks of B: sum over B"):
+        lossdsl.load("info_max").compile_linear("jax", rows=4)
+    two_pass = lossdsl.parse(
+        "loss f(z: float[B, C]) {\n    let r = logsumexp(z, over=C)\n    r - mean(r, over=B)\n}\n"
+    )
+    with pytest.raises(LossError, match="second pass"):
+        two_pass.compile_linear("torch", rows=2)
+
+
+def _random_rows_loss(rng) -> tuple[lossdsl.Spec, bool]:
+    """A loss over logits z[B, C] mixing per-row terms of z (elementwise, reductions over C,
+    z[t]), terms without B (of u[D], params, sizes), logit-free reductions over B (of v[B]),
+    totals over B of the per-row terms, and -- for half of them -- a construct that mixes rows
+    of z (a normalize, max or mean over B flowing back into rows, a pairing with B'). Returns
+    the spec and whether its rows are separable (the row contract says it must block)."""
+    per_row = [
+        "logsumexp(z, over=C) - z[t]",
+        "-sum(y * log_softmax(z, over=C), over=C)",
+        "(z[t] - v)^2",
+        "max(z, over=C) * v",
+        "softplus(z) * w",
+        "z[t] * normalize(v, over=B)",
+        "sigmoid(z) * mean(v, over=B)",
+        "mean(z * y, over=C) + var(v, over=B)",
+    ]
+    free = [  # scalars
+        "mean(u, over=D)",
+        "sum(u^2, over=D)",
+        "sum(mean(expand(u, D'), over=D'), over=D)",
+        "size(D)",
+        "mean(v, over=B)",
+        "xlogy(size(D), var(v, over=B))",
+        "0.5",
+    ]
+    free_d = ["mean(expand(u, D'), over=D')", "u^2"]  # over D: a per-element loss without B
+    mixing = [
+        "normalize(z[t], over=B)",
+        "z[t] - mean(z[t], over=B)",
+        "logsumexp(z, over=C) * max(z[t], over=B)",
+        "sum(prime(z[t], B) * v, over=B')",
+        "diff(z[t], over=B)",
+    ]
+    a, f, fd = str(rng.choice(per_row)), str(rng.choice(free)), str(rng.choice(free_d))
+    every = "(B, C)" if _row_dims(a) == "BC" else "B"
+    kind = int(rng.integers(5))
+    if kind == 0:
+        body = f"({a}) {rng.choice(['+', '*', '-'])} {f}"  # broadcast over the row's dims
+    elif kind == 1:  # a total over every dim, then terms once
+        body = f"{rng.choice(['sum', 'mean'])}({a}, over={every}) {rng.choice(['+', '*'])} {f}"
+    elif kind == 2:  # a loss over D: the total broadcast, or no logits at all
+        body = f"{fd} * sum({a}, over={every})" if rng.random() < 0.7 else fd
+    elif kind == 3:
+        body = f"expand({a}, D) * u"
+    else:
+        body = f"({rng.choice(mixing)}) + {f}"
+    ok = kind != 4
+    decls = (
+        "z: float[B, C], y: float[B, C], t: index[B] of C, v: float[B], u: float[D], w: float[C]"
+    )
+    return lossdsl.parse(f"loss generated({decls}) {{\n    {body}\n}}\n"), ok
+
+
+def _row_dims(term: str) -> str:
+    return "BC" if term.startswith(("softplus", "sigmoid")) else "B"
+
+
+def test_random_losses_row_block_exactly_or_are_refused():
+    """40 random losses (fixed seed), B = 5 in blocks of 2 and an empty batch (B = 0): the
+    separable ones compile and equal the plain schedule on h @ W.T (values; gradients of h,
+    W, y, v, u, w) on torch, the first 3 on jax too; the ones that mix rows of the logits
+    are refused at compile. Before: batch-free terms were added once per block (2x on jax,
+    3x on torch), reductions over B ran per block, an empty batch raised ValueError (jax), a
+    loss without the logits raised RuntimeError (torch)."""
+    rng = np.random.default_rng(2026)
+    ran = refused = 0
+    for i in range(40):
+        spec, ok = _random_rows_loss(rng)
+        if not ok:
+            with pytest.raises(LossError, match="cannot run in row blocks"):
+                spec.compile_linear("torch", rows=2)
+            refused += 1
+            continue
+        for b in (5, 0):
+            data = _rows_data(spec, {"B": b, "C": 4, "D": 3}, np.random.default_rng(i))
+            for backend in ("torch", "jax") if ran < 3 else ("torch",):
+                _check_rows(spec, backend, data, ("sum", "mean"), f"{spec.text} B={b}")
+        ran += 1
+    assert ran >= 25 and refused >= 5
