@@ -54,9 +54,7 @@ TRIGGERS = {
     "softmax(x)[i] -> exp(log_softmax(x)[i])": "softmax(x, over=C)[i]",
     "log(exp x) -> x": "log(exp(x))",
     "q * log q -> xlogy(q, q)": "q * log(q)",
-    "(1 - p)^gamma -> where(1 - p > tiny | gamma >= 1, 1 - p, stop_grad(1 - p))^gamma": (
-        "(1 - sigmoid(x))^0.5"
-    ),
+    "(1 - p)^gamma -> where(1 - p > tiny, 1 - p, stop_grad(1 - p))^gamma": ("(1 - sigmoid(x))^0.5"),
     "sum(a * b, over) -> contract(a, b, over)": "sum(sum(x * x', over=C), over=B')",
     "-log_softmax(x)[t] -> cross_entropy(x, t)": "log_softmax(x, over=C)[i]",
     "mean(x, over=D) -> sum(x, over=D) / size(D)": "mean(x, over=C)",

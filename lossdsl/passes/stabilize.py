@@ -97,8 +97,10 @@ TINY = 1.1754943508222875e-38
 
 def _complement_pow(rw, e):
     """(1 - p)^gamma, gamma not a literal >= 1 (or 0): the base held constant where it is
-    <= TINY and gamma < 1, so that the infinite d/db b^gamma at b = 0 (1 - p_t underflows to 0
-    once the true class saturates: a logit gap > 17 in float32) meets a select, not 0 * inf."""
+    <= TINY, so that the infinite d/db b^gamma at b = 0 (1 - p_t underflows to 0 once the true
+    class saturates: a logit gap > 17 in float32) meets a select, not 0 * inf. The value is
+    unchanged; the gradient dropped below TINY is O(TINY^gamma) for every gamma (two
+    elementwise ops: a `maximum(b, TINY)` would be one, but moves the value by TINY^gamma)."""
     if e.op != "pow":
         return None
     b, g = e.args
@@ -112,10 +114,7 @@ def _complement_pow(rw, e):
     ):
         return None
     ok = rw.emit("gt", (b, Lit(TINY, TensorType("float"))))
-    if not is_lit(g):
-        ok = rw.emit("or", (ok, rw.emit("ge", (g, Lit(1.0, TensorType("float"))))))
-    base = rw.emit("where", (ok, b, rw.emit("stop_grad", (b,))))
-    return rw.emit("pow", (base, g))
+    return rw.emit("pow", (rw.emit("where", (ok, b, rw.emit("stop_grad", (b,)))), g))
 
 
 STABILIZE_RULES: tuple[Row, ...] = (
@@ -159,10 +158,10 @@ STABILIZE_RULES: tuple[Row, ...] = (
     Row("log(exp x) -> x", "exp overflows first", _log_exp, ("log",)),
     Row("q * log q -> xlogy(q, q)", "0 * log 0 is NaN; xlogy defines it as 0", _xlogx, ("mul",)),
     Row(
-        "(1 - p)^gamma -> where(1 - p > tiny | gamma >= 1, 1 - p, stop_grad(1 - p))^gamma",
+        "(1 - p)^gamma -> where(1 - p > tiny, 1 - p, stop_grad(1 - p))^gamma",
         "the focal factor's gradient gamma (1 - p)^(gamma - 1) is infinite at p = 1 for gamma < 1 "
         "(0 * inf = NaN); the selected-away branch gives it 0, as optax and kornia (the value "
-        "is unchanged; a gradient O((1 - p)^(1 + gamma)) below 1.2e-38 is dropped)",
+        "is unchanged; a gradient O((1 - p)^gamma) below tiny = 1.2e-38 is dropped)",
         _complement_pow,
         ("pow",),
     ),
