@@ -651,7 +651,8 @@ class RowBlocked:
                 n = 1
                 for d in self.plan.mean_over:
                     n *= sizes[d.name] - d.cut
-                total = total / float(n)  # 0/0 on an empty batch: NaN, as the plain mean
+                # an empty batch: the plain mean's empty value, 0 with zero gradient
+                total = total / float(n) if n else total * 0.0
         if self.row is None:
             return total
         if self.plan.stat is not None:

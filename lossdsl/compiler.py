@@ -844,6 +844,12 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         _runtime_checks(spec, _optimized(spec, absent, baked), params)
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
         run = plans[absent, reduction]
+        if linear and 0 in tuple(given["h"].shape[:-1]):
+            # an empty batch: the plain schedule's declared values (README, "Edge cases") on
+            # the empty logits h @ W.T, which hold no memory; gradients reach h and W as zeros
+            plain = _compiled(spec, backend, baked)
+            x = given["h"] @ given["W"].T
+            return plain(x, **inputs, **kwargs, reduction=reduction)
         if rows is not None:
             z = tuple(n for n in zeros if type(params[n]) in (int, float) and params[n] == 0)
             run = plans.get((absent, reduction, z), run)

@@ -553,6 +553,20 @@ def test_random_losses_row_block_exactly_or_are_refused():
         for b in (5, 0):
             data = _rows_data(spec, {"B": b, "C": 4, "D": 3}, np.random.default_rng(i))
             for backend in ("torch", "jax") if ran < 3 else ("torch",):
+                try:  # a loss with no value at B = 0 (a mean over B): an InputError on both
+                    plain_empty = None
+                    if b == 0:
+                        x = torch.tensor(data["h"]) @ torch.tensor(data["W"]).T
+                        rest = {k: torch.tensor(v) for k, v in data.items() if k not in "hW"}
+                        spec.compile("torch")(x, **rest)
+                except lossdsl.InputError as e:
+                    plain_empty = e
+                if plain_empty is not None:
+                    with pytest.raises(lossdsl.InputError):
+                        fused = spec.compile_linear(backend, rows=2)
+                        conv = torch.tensor if backend == "torch" else np.asarray
+                        fused(**{k: conv(v) for k, v in data.items()})
+                    continue
                 _check_rows(spec, backend, data, ("sum", "mean"), f"{spec.text} B={b}")
         ran += 1
     assert ran >= 25 and refused >= 5
