@@ -361,7 +361,7 @@ class Gen:
             if k == "float" and bd in ds:
                 r = E("ref", (), (("name", n), ("fixed", fixed)), "float", frozenset(ds))
                 if d.endswith("'"):
-                    if bd in ctx["protect"] or ctx["outer"] & frozenset(ds):
+                    if (ctx["protect"] | ctx["outer"]) & frozenset(ds):
                         r = E(
                             "primeof", (r,), (("dims", (bd,)),), "float", frozenset(ds) - {bd} | {d}
                         )
@@ -382,7 +382,9 @@ class Gen:
         """Static dims of x' in this context, or None where a prime is not generated."""
         if any(d.endswith("'") for d in ds) or (ds & ctx["outer"]):
             return None
-        if "S" in ds:
+        if "S" in ds or ds <= ctx["protect"]:
+            # README, "Primes": summed dims keep their names, so a prime of only summed dims
+            # would change nothing; the compiler rejects it (prime them explicitly)
             return None
         return frozenset(d if d in ctx["protect"] else prime_dim(d) for d in ds)
 
@@ -602,7 +604,8 @@ class Gen:
             y = E("f1", (self.num(b, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", b)
             return E("f2", (self.num(a, env, ctx, d1), y), (("fn", "xlogy"),), "float", X)
         if choice == "diff":
-            free = sorted(d for d in dims_all if d not in X and "'" not in d)
+            # diff() needs a named axis (ops.diff_rule): never the variadic *S
+            free = sorted(d for d in dims_all if d not in X and "'" not in d and d != "S")
             if not free:
                 return self.num(X, env, ctx, d1)
             d = rng.choice(free)
@@ -611,8 +614,9 @@ class Gen:
             df = E("axis", (x,), (("fn", "diff"), ("over", d)), "float", X | {d + "~1"})
             if rng.random() < 0.5:
                 df = E("f1", (df,), (("fn", "abs"),), "float", df.dims)
-            fn = rng.choice(["sum", "mean", "max"])
-            return E("red", (df,), (("fn", fn), ("over", (d,))), "float", X)
+            # a sum: diff leaves size(d) - 1 entries, none when d has size 1 (often drawn), and
+            # a mean/max over no entries is an InputError (README, "Edge cases")
+            return E("red", (df,), (("fn", "sum"), ("over", (d,))), "float", X)
         if choice == "eye":
             pairs = [d for d in X if "'" not in d and prime_dim(d) in X]
             if not pairs:
@@ -1387,6 +1391,12 @@ def evaluate(
     with np.errstate(all="ignore"):
         if mode == "none":
             r = a
+        elif a.size == 0:
+            # README, "Edge cases": an empty per-element loss is not computed; "sum" is 0 and
+            # "mean" the declared empty value (`reduce mean by w empty v`; 0 for a plain mean)
+            weighted = ld.reduce is not None and ld.reduce[1] is not None
+            emp = ld.reduce[2] if weighted and ld.reduce[2] is not None else 0.0
+            r = dt(0.0) if mode == "sum" else dt(emp)
         elif mode == "sum":
             r = a.sum()
         elif ld.reduce is not None and ld.reduce[1] is not None:
