@@ -78,6 +78,25 @@ SHARD = ShardTarget(
     prelude=("world = jax.lax.psum(1, axis_name)", "rank = jax.lax.axis_index(axis_name)"),
 )
 
+
+def _clamp_or(fn: str):
+    """maximum/minimum with a literal bound: a select, as torch.clamp is, so its gradient is a
+    select too (jnp.maximum's multiplies by a mask: an infinite gradient behind a clamped
+    entry, sqrt(max(w, 0)) at w < 0, became 0 * inf = NaN). x where x is not past the bound:
+    NaN stays NaN; a tie keeps x's gradient, as torch.clamp's."""
+    past = "<" if fn == "maximum" else ">"
+
+    def t(c):
+        a, b = c.eqn.args
+        if type(b).__name__ == "Lit":
+            return f"jnp.where({c[0]} {past} {c[1]}, {c[1]}, {c[0]})"
+        if type(a).__name__ == "Lit":
+            return f"jnp.where({c[1]} {past} {c[0]}, {c[0]}, {c[1]})"
+        return f"jnp.{fn}({c[0]}, {c[1]})"
+
+    return t
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "pow": _pow,
@@ -97,8 +116,8 @@ TEMPLATES = {
     "not": "jnp.logical_not({0})",
     "stop_grad": "jax.lax.stop_gradient({0})",
     "to_float": "jnp.asarray({0}).astype(fdt)",
-    "maximum": "jnp.maximum({0}, {1})",
-    "minimum": "jnp.minimum({0}, {1})",
+    "maximum": _clamp_or("maximum"),
+    "minimum": _clamp_or("minimum"),
     "xlogy": "jax.scipy.special.xlogy({0}, {1})",
     "bce_logits": "jax.nn.softplus({0}) - {0} * {1}",
     "and": "jnp.logical_and({0}, {1})",

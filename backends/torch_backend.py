@@ -277,6 +277,7 @@ TARGET = Target(
         "torch.compiler.is_compiling() or (isinstance({x}, torch.Tensor) and "
         "torch._C._functorch.is_functorch_wrapped_tensor({x}))"
     ),
+    param_foreign="not isinstance({x}, torch.Tensor)",
     is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",

@@ -154,6 +154,9 @@ class Target:
     # A 0-d tensor param whose value is not known yet ({x}; traced: jax.jit, torch.compile,
     # vmap): its constraint cannot be checked now (its shape still is).
     param_traced: str = "False"
+    # A param value the framework's ops do not take ({x}: a numpy scalar or 0-d array given to
+    # torch, whose `np <= tensor` raises): replaced by its Python value once checked.
+    param_foreign: str | None = None
     shard: ShardTarget | None = None  # None: this framework has no distributed mode
     # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
     # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
@@ -569,6 +572,9 @@ class _FunctionEmitter:
                 3,
             )
             self.line(f"{v} = None if {self.t.param_traced.format(x=x)} else {x}.item()", 2)
+            if self.t.param_foreign is not None:
+                self.line(f"if {self.t.param_foreign.format(x=x)}:", 2)
+                self.line(f"{x} = {v}", 3)
             kinds = wrong.get(q.var.type.dtype)
             if kinds is None:
                 continue

@@ -989,6 +989,9 @@ class Ev:
     def __init__(self, prog: Prog, sizes: dict, dt, frozen=None):
         self.prog, self.sizes, self.dt, self.frozen = prog, sizes, dt, frozen
         self.scale = 0.0  # largest finite magnitude seen (for the absolute tolerance)
+        # reductions with no value over what they got (a mean/max/min/logsumexp over no
+        # entries, var(ddof=k) over k or fewer): README, "Edge cases" makes these an InputError
+        self.too_small: list[str] = []
 
     def f(self, a):
         return np.asarray(a, dtype=self.dt)
@@ -1168,6 +1171,10 @@ class Ev:
             return NA(a.sum(axis=ax).astype(np.int64), keep)
         a = a.astype(self.dt) if a.dtype != self.dt else a
         n = int(np.prod([a.shape[i] for i in ax])) if ax else 1
+        # (var over several dims: each must be non-empty; over one, it needs ddof + 1 entries)
+        short = n <= ddof if fn == "var" and len(ax) == 1 else n == 0
+        if fn in ("mean", "max", "min", "logsumexp", "var") and short:
+            self.too_small.append(f"{fn} over {over} of {n}")
         with np.errstate(all="ignore"):
             if fn == "sum":
                 r = a.sum(axis=ax)
@@ -1207,6 +1214,8 @@ class Ev:
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)
             if fn == "diff":
+                if a.shape[ax] == 0:  # differences along nothing: README, "Edge cases"
+                    self.too_small.append(f"diff over {d}")
                 return NA(np.diff(a, axis=ax), [q + "~1" if q == d else q for q in x.dims])
         raise AssertionError(fn)
 
@@ -1368,6 +1377,7 @@ def evaluate(
     reduction: str,
     dt=np.float64,
     frozen: tuple | None = None,
+    too_small: list | None = None,
 ):
     """The expected value: an ndarray (reduction='none', axes in declared order, S flattened)
     or a 0-d array. `inputs` maps names to ndarrays (S already flattened), absent optional
@@ -1405,7 +1415,19 @@ def evaluate(
             r = np.where(sw != 0, a.sum() / np.where(sw != 0, sw, 1), dt(ld.reduce[2]))
         else:
             r = a.sum() / dt(a.size)
+    if too_small is not None and a.size:  # (an empty per-element loss is never computed)
+        too_small.extend(ev.too_small)
     return np.asarray(r, dtype=dt), ev.scale
+
+
+def expects_too_small(prog, arrs, sp, params, sizes, reduction) -> bool:
+    """Whether the evaluation reduces some dim too small for its formula (README, "Edge
+    cases": then the compiled loss raises an InputError naming it). The evaluator runs every
+    `let`, the compiler only those that reach the result: a backend that returns a value here
+    is still compared; one that raises InputError is right only when this holds."""
+    found: list[str] = []
+    evaluate(prog, flat(prog, arrs, sp), params, sizes, reduction, np.float64, too_small=found)
+    return bool(found)
 
 
 def bind_env(ev: Ev, ld: LossDef, inputs, params, dt):
@@ -1836,6 +1858,11 @@ class Runner:
             if "has no gradient" in str(e):  # by design: the generator made a constant loss
                 self.counts["rejected: loss has no gradient (by design)"] += 1
                 return self.found
+            if type(e).__name__ == "ConstantError" and "overflows float64" in str(e):
+                # README, "Params": a constant that overflows float64 is an error at its
+                # expression (the generator multiplied 1e300 by 1e300)
+                self.counts["rejected: a constant overflows float64 (by design)"] += 1
+                return self.found
             self.fail(
                 Failure(
                     f"reject/{type(e).__name__}: {_msg_class(e)}", str(e)[:600], src, {}, {}, None
@@ -1902,6 +1929,10 @@ class Runner:
             try:
                 got = to_np(self.call(spec, backend, prog, arrs, params, red, form))
             except LossError as e:
+                if type(e).__name__ == "InputError" and "needs at least" in str(e):
+                    if expects_too_small(prog, arrs, sp, params, sizes, red):
+                        self.counts["too-small dim: InputError as README says"] += 1
+                        continue
                 self.fail(
                     Failure(
                         f"error/{backend}/{type(e).__name__}", f"{e}"[:800], src, arrs, params, red

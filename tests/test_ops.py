@@ -428,3 +428,18 @@ def test_a_reduction_over_an_empty_dim_gives_its_identity(name):
         for backend in ("torch", "jax"):
             g = grads(backend, spec.compile(backend), data, ["x"], "float64", reduction="sum")
             assert g["x"].shape == (0, 2), backend
+
+
+def test_clamped_entries_pass_no_gradient_even_behind_an_infinite_one():
+    """sqrt(clamp(w, min=0)) at w < 0: the clamp's gradient is 0 and sqrt's at 0 is inf; jax's
+    jnp.maximum multiplied them (NaN, found by tests/difffuzz.py), torch.clamp selects (0).
+    Expected (by hand, d/dw sqrt(w) = 0.5 / sqrt(w)): [0, 0.25] at w = [-1, 4]; NaN stays NaN."""
+    from helpers import grads
+
+    spec = lossdsl.parse("loss f(w: float[C]) {\n    clamp(w, min=0) ^ 0.5 + min(w, 9.0)\n}\n")
+    data = {"w": np.array([-1.0, 4.0])}
+    for backend in ("torch", "jax"):
+        g = grads(backend, spec.compile(backend), data, ["w"], "float64", reduction="sum")
+        np.testing.assert_array_equal(g["w"], [1.0, 1.25], err_msg=backend)
+        got = call(backend, spec.compile(backend), {"w": np.array([np.nan])}, "float64")
+        assert np.isnan(got), backend

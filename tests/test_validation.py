@@ -166,3 +166,20 @@ def test_traced_params_skip_the_value_check_but_not_the_shape_check():
     got = torch.func.vmap(lambda g: tfn(tx, ty, gamma=g))(gammas)
     want = torch.stack([tfn(tx, ty, gamma=0.5), tfn(tx, ty, gamma=2.0)])
     torch.testing.assert_close(got, want)
+
+
+def test_numpy_scalar_params_compute_like_python_numbers_on_torch():
+    """A numpy 0-d array or scalar param met a tensor in `pa <= u`: numpy's operator raised
+    TypeError (found by tests/difffuzz.py). Once checked it is its Python value. Expected: the
+    same value as pa=-0.25 given as a Python float (and as the numpy reference gives)."""
+    import torch
+
+    spec = lossdsl.parse(
+        "loss f(u: float[D]) {\n    param pa: float = 0\n    float(pa <= u) * u\n}\n"
+    )
+    fn = spec.compile("torch")
+    u = torch.tensor([-30.0, 2.0, 5.0], dtype=torch.float64)
+    want = fn(u, pa=-0.25, reduction="none")
+    torch.testing.assert_close(want, torch.tensor([0.0, 2.0, 5.0], dtype=torch.float64))
+    for pa in (np.asarray(-0.25), np.float32(-0.25), np.float64(-0.25)):
+        torch.testing.assert_close(fn(u, pa=pa, reduction="none"), want)
