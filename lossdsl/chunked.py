@@ -217,24 +217,7 @@ class ChunkedLoss:
     # -- running
     def sizes(self, values: dict, logits_shape: tuple) -> dict:
         """Every dim's full size, from the inputs' shapes (a variadic dim: its axes' product)."""
-        out: dict[str, int] = {}
-        for var in self.inputs:
-            x = values.get(var.name)
-            shape = (
-                tuple(logits_shape) if var.name == self.plan.logits else getattr(x, "shape", None)
-            )
-            if shape is None:
-                continue
-            dims = var.type.dims
-            k = len(shape) - (len(dims) - 1)  # the axes of a variadic dim
-            pos = 0
-            for dm in dims:
-                n = 1
-                for a in range(pos, pos + (k if dm.variadic else 1)):
-                    n *= int(shape[a]) if a < len(shape) else 1
-                pos += k if dm.variadic else 1
-                out.setdefault(dm.name, n)
-        return out
+        return _full_sizes(self.inputs, self.plan.logits, values, logits_shape)
 
     def __call__(self, inputs: dict, params: dict, linear=None):
         """inputs: name -> tensor (the logits among them unless `linear` = (h, W))."""

@@ -309,7 +309,9 @@ _SPECS: weakref.WeakValueDictionary[tuple, Spec] = weakref.WeakValueDictionary()
 def _key(spec: Spec) -> tuple:
     # The texts of the imported files too: an edited import must not hit the old entry.
     k = (spec.text, spec.filename, spec.resolved.files)
-    _SPECS.setdefault(k, spec)
+    # the caller's spec, which it holds through this call (setdefault kept an earlier equal
+    # spec, which the garbage collector could take before the cached function looked it up)
+    _SPECS[k] = spec
     return k
 
 
