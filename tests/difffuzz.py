@@ -58,6 +58,11 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
         "over=(B', C')) * max(softplus(expand(sum(z, over=B), B, C, C')), over=C') picked at [t]",
         r"^crash/torch-chunked/AssertionError",
     ),
+    "size_div_zero": (
+        "a division by a zero made of dim sizes (`size(D) / 0`, `x / (size(B) - size(B))`): a "
+        "raw ZeroDivisionError from Python ints in the generated code, not IEEE inf/NaN",
+        r"^crash/(grad-)?(torch|jax|numpy)(-chunked|-linear.*)?/ZeroDivisionError",
+    ),
     "star_s_zero_axes": (
         "a [B] argument rejected for a callee input [B, *S] (README: *S is any number of axes)",
         r"^reject/MultipleErrors: input '_' of",
@@ -1804,7 +1809,7 @@ def known_tags(prog: Prog, nm: Names | None, arrs: dict, fail_cls: str, detail="
     classes that any program may hit (each excuses only its own failure class)."""
     import re
 
-    tags = set(prog.tags) | {"star_s_zero_axes", "chunk_rewrite_type"}
+    tags = set(prog.tags) | {"star_s_zero_axes", "chunk_rewrite_type", "size_div_zero"}
     return {t for t in tags & set(KNOWN_BUGS) if re.search(KNOWN_BUGS[t][1], fail_cls)}
 
 
