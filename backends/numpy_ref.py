@@ -13,7 +13,7 @@ from lossdsl import layout
 from lossdsl.backend import INFIX_TEMPLATES, NOT_AN_ARRAY, Target, take_along_axis_gather
 from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
 from lossdsl.errors import InputError, class_ids_message
-from lossdsl.ir import Lit, Program, Var, index_sources
+from lossdsl.ir import Lit, Program, Var, index_sources, unit_dims
 from lossdsl.ops import OPS, ref_attrs
 
 
@@ -42,6 +42,8 @@ def evaluate(
         env[d.var.name] = _flatten(x, d.var.type.dims, sizes, shapes, d.var.name, prog.shard)
     for q in prog.params:
         env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
+    for d in unit_dims(prog):  # a helper's *S with no axes
+        sizes[d.name], shapes[d.name] = 1, ()
     if prog.shard is not None:
         n = comm.world * sizes[prog.shard]
         if sizes.setdefault(("global", prog.shard), n) != n:

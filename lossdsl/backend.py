@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from lossdsl import constraints, layout
 from lossdsl.empty import empty_policy, first_input_with, too_small_message
 from lossdsl.errors import class_ids_message
-from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, index_sources, unit_dims
 from lossdsl.ops import OPS
 from lossdsl.resources import resource_dir
 from lossdsl.types import Dim, fmt_dims
@@ -449,6 +449,7 @@ class _FunctionEmitter:
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
+        dims |= {d.name for d in unit_dims(prog)}
         # Inputs and params keep the module-wide names of the public signature, so the
         # dispatcher and every variant agree; every other name is this function's own (and
         # shadows no builtin: the module's names are public only).
@@ -714,6 +715,10 @@ class _FunctionEmitter:
             if t.device:
                 first = self.p.inputs[0].var.name if self.p.inputs else None
                 self.line(f"dev = {t.device.format(x=n(first)) if first else 'None'}")
+        for dm in unit_dims(self.p):  # a helper's *S with no axes: size 1, shape ()
+            self.line(f"{self.size[dm.name]} = 1")
+            shapes[dm.name] = "()"
+            bound.add(dm.name)
         self.variadic_shapes = shapes
         missing = {d.name for e in self.p.eqns for d in _dims_needed(e) if d.name not in bound}
         if missing:

@@ -59,6 +59,19 @@ class Plan:
     row_side: tuple[Eqn, ...]
 
 
+def pick_mask(inside, e: Eqn):
+    """`inside` (over the id's dims, in their order) laid out to broadcast against the pick
+    e = x[t], whose result also has x's other dims (x[B, C, D][t] is [B, D]): transposed to
+    the result's order, a new axis for each other dim. Works on numpy, torch and jax arrays."""
+    td, od = e.args[1].type.dims, e.out.type.dims
+    if td == od:
+        return inside
+    order = sorted(range(len(td)), key=lambda k: od.index(td[k]))
+    if order != list(range(len(td))):
+        inside = inside.permute(*order) if hasattr(inside, "permute") else inside.transpose(order)
+    return inside[tuple(slice(None) if d in td else None for d in od)]
+
+
 def _lacks(a: Atom, v: Dim) -> bool:
     return not isinstance(a, Var) or v not in a.type.dims
 
@@ -397,7 +410,7 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
                 ids = val(t, scope) - lo
                 inside = (ids >= 0) & (ids < hi - lo)
                 part = ref._apply(e, [val(x, scope), np.where(inside, ids, 0)], csizes)
-                part = np.where(inside, part, 0.0)
+                part = np.where(pick_mask(inside, e), part, 0.0)
             else:
                 part = ref._apply(e, [val(a, scope) for a in e.args], csizes)
             prev = combined.get(s.var.name)

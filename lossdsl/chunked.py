@@ -32,7 +32,7 @@ from lossdsl.backend import (
     module_source,
     public_names,
 )
-from lossdsl.chunk import Plan, combine, plan
+from lossdsl.chunk import Plan, combine, pick_mask, plan
 from lossdsl.errors import InputError, ParamError, class_ids_message
 from lossdsl.ir import Atom, Eqn, InputDecl, Program, Var, index_sources
 from lossdsl.ops import OPS
@@ -108,7 +108,7 @@ def _sub(
     carriers = {}
     for e in eqns:
         for d in _dims_needed(e):
-            if d.name not in bound and d.name not in carriers:
+            if d.name not in bound and d.name not in carriers and not d.unit:
                 carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
     used = {a.name for e in eqns for a in e.args if isinstance(a, Var)} | {getattr(out, "name", "")}
     return Program(
@@ -131,6 +131,7 @@ class _Stat:
     fn: object
     args: list[str]  # the stat function's inputs after the slice: names of row values
     gather_index: str | None  # for z[t]: the row value holding t (shifted per slice)
+    pick: Eqn | None  # for z[t]: the pick itself (the layout of its result)
     ties: object = None  # max/min: the function counting a slice's entries equal to its max
 
 
@@ -187,7 +188,8 @@ class ChunkedLoss:
             if s.kind in ("max", "min"):
                 teqns, tout = _ties(eqns, e)
                 ties = mods.fn(_sub(p, f"ties of {s.var.name}", teqns, ins, tout))
-            self.stats.append(_Stat(s.var.name, s.kind, fn, args, gather_index, ties))
+            pick = e if e.op == "gather" else None
+            self.stats.append(_Stat(s.var.name, s.kind, fn, args, gather_index, pick, ties))
         for name in sorted(reads - inputs):
             eqns, free = _needed(self.plan.row_side, {name})
             ins = sorted(free - params)
@@ -301,7 +303,8 @@ class ChunkedLoss:
             r = _call(s.fn, [z, *args], kw, csizes, carriers, False)
             if s.gather_index is not None:
                 local = values[s.gather_index] - lo
-                r = xp.where((local >= 0) & (local < n), r, xp.zeros_like(r))
+                inside = pick_mask((local >= 0) & (local < n), s.pick)
+                r = xp.where(inside, r, xp.zeros_like(r))
             out.append(r)
             if ties:
                 c = _call(s.ties, [z, *args], kw, csizes, carriers, False) if s.ties else None

@@ -8,7 +8,7 @@ from typing import TypeAlias
 
 from lossdsl.ops import OPS, OpTypeError
 from lossdsl.source import Span
-from lossdsl.types import TensorType
+from lossdsl.types import Dim, TensorType
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,18 @@ def verify(p: Program) -> Program:
     for _, a in p.outputs:
         need(a, "output")
     return p
+
+
+def unit_dims(prog: Program) -> list[Dim]:
+    """The helpers' *S bound to no axes (lower._bind_dims): dims of size 1 and shape () that
+    no input has, sorted by name."""
+    found = {}
+    for e in prog.eqns:
+        attrs = [v for _, v in e.attrs]
+        for d in (*e.out.type.dims, *attrs, *(x for v in attrs if isinstance(v, tuple) for x in v)):
+            if isinstance(d, Dim) and d.unit:
+                found[d.name] = Dim(d.name, 0, True, unit=True)
+    return [found[k] for k in sorted(found)]
 
 
 def index_sources(prog: Program, i: Var) -> list[str]:

@@ -126,6 +126,8 @@ def render(prog: Program) -> str:
     def expr(e) -> tuple[str, int]:
         if e.out.name in memo:
             return memo[e.out.name]
+        if e.op == "to_float" and e.args[0].type.dtype != "bool":
+            return atom(e.args[0])  # an int as a float: the same number (only a mask is [..])
         tmpl, prec = TEMPLATES[e.op]
         args = []
         for a in e.args:

@@ -44,7 +44,7 @@ from lossdsl.ops import (
 )
 from lossdsl.parser import MAX_DEPTH
 from lossdsl.source import Span
-from lossdsl.types import BOOL, FLOAT, INT, Dim, TensorType, fmt_dims
+from lossdsl.types import BOOL, FLOAT, INT, UNIT_DIM, Dim, TensorType, fmt_dims
 
 REDUCTIONS = ("none", "sum", "mean")
 
@@ -83,6 +83,11 @@ class Budget:
 
 
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
+# Ops every backend promotes to a float operand's dtype itself (an int operand beside a float
+# value needs no cast).
+_PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "xlogy", "bce_logits"}
+# Kinds that compute on every operand in float (gather, cross_entropy... take index operands).
+_FLOAT_KINDS = frozenset({"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh"})
 
 # ---- the equation builder ---------------------------------------------------------------
 
@@ -129,6 +134,25 @@ class Builder:
                 f"an index into {twice[0]} used along {twice[0]} itself? declare it over the "
                 f"primed twin ({twice[0]}') or prime one side",
             )
+        floats = any(isinstance(a, Var) and a.type.dtype == "float" for a in args)
+        if (
+            t.dtype == "float"
+            and op != "to_float"
+            and OPS[op].kind in _FLOAT_KINDS
+            and not (floats and op in _PROMOTING_OPS)
+        ):
+            # A float op on int values (softplus(size(D)), logsumexp(n), n / k, n + 0.5)
+            # computes in the inputs' float dtype: torch has no softplus or mean for int64,
+            # int / int and int + 0.5 give torch's default dtype, not the inputs' float64,
+            # and numpy's reference would overflow in int64.
+            cast = tuple(
+                self.emit("to_float", (a,), hint=None, span=span)
+                if isinstance(a, Var) and a.type.dtype == "int"
+                else a
+                for a in args
+            )
+            if cast != args:
+                return self.emit(op, cast, attrs, hint, span)
         if t.dtype == "float" and op in _FLOAT_LITERAL_OPS:
             # `1 - x` and `1.0 - x` are one value once x is float: one literal, so CSE sees it.
             args = tuple(
@@ -1242,7 +1266,8 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         if atom is None:
             ok = False
             continue
-        if not _bind_dims(ctx, sub, inp, atom, dim_map, node):
+        atom = _bind_dims(ctx, sub, inp, atom, dim_map, node)
+        if atom is None:
             ok = False
         sub.env[inp.name] = atom
     if not ok:
@@ -1307,18 +1332,26 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         for e in ctx.errors[n_errors:]:
             e.notes.append((note, call.span))
     r = ctx.b.inlined[key]
-    return ctx.b.current(r) if isinstance(r, Var) else r
+    r = ctx.b.current(r) if isinstance(r, Var) else r
+    if isinstance(r, Var) and UNIT_DIM in r.type.dims and r.type.dtype != "bool":
+        # *S with no axes stays inside the call: the caller never names it (size 1: the sum,
+        # or the max of an int, over it is the value itself).
+        red = "sum" if r.type.dtype == "float" else "max"
+        r = ctx.emit(red, (r,), (("over", (UNIT_DIM,)),), span=call.span)
+    return r
 
 
-def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> bool:
+def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Atom | None:
     """Bind the dims `inp` declares to the argument's, position by position (the argument's
     dims in the order its type lists them: an input's declared order). A dim bound by an
     earlier input must meet the same caller dim again; a declared twin (B') binds its base B
-    to the caller's dim with one prime fewer. Dims past the declaration ride along."""
+    to the caller's dim with one prime fewer. Dims past the declaration ride along. A *S
+    the argument has no dim for is *S with no axes (README): a size-1 dim the argument is
+    expanded by. The argument as the callee sees it, or None after an error."""
     decl = inp.type.dims or ()
     have = atom.type.dims
 
-    def bad(msg: str) -> bool:
+    def bad(msg: str) -> None:
         ctx.error(
             DimMismatch,
             f"input '{inp.name}' of {sub.loss_name} {msg}",
@@ -1326,8 +1359,15 @@ def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> boo
             f"{sub.loss_name} declares {inp.name}: {inp.type}; its dims bind to the "
             "argument's by position",
         )
-        return False
+        return None
 
+    star = next((k for k, d in enumerate(decl) if d.variadic), None)
+    if have and len(have) == len(decl) - 1 and star is not None and isinstance(atom, Var):
+        s = decl[star]
+        unit = dim_map.get(s.name) or UNIT_DIM
+        if unit.unit and s.primes == 0:
+            atom = ctx.emit("expand", (atom,), (("dims", (unit,)),), span=_sp(node))
+            have = have[:star] + (unit,) + have[star:]
     if len(have) < len(decl):
         return bad(f"is {inp.type}, but the argument is {atom.type}: it lacks a dimension")
     for dref, d in zip(decl, have):
@@ -1356,7 +1396,7 @@ def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> boo
                 f"indexes {of} (= {replace(want, primes=want.primes + of.primes)} here), but "
                 f"the argument indexes {atom.type.of}"
             )
-    return True
+    return atom
 
 
 def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> TensorType | None:
@@ -1415,7 +1455,7 @@ def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
     for d in t.dims or ():
         prev = ctx.dims.get(d.name)
         base = prev if prev is not None else Dim(d.name, 0, d.variadic)
-        dim = Dim(base.name, base.primes + d.primes, base.variadic)
+        dim = replace(base, primes=base.primes + d.primes)
         if prev is not None and prev.variadic != d.variadic:
             return ctx.error(
                 DimMismatch,
@@ -1819,7 +1859,7 @@ def _unsized_dims(ctx: Ctx, decls: list[InputDecl]) -> None:
             d for k, v in e.attrs if k == "dims" for d in v
         ]
         for d in dims:
-            if isinstance(d, Dim) and d.name not in carried and d.name not in reported:
+            if isinstance(d, Dim) and not d.unit and d.name not in carried | reported:
                 reported.add(d.name)
                 ctx.error(
                     DimMismatch,
@@ -1898,7 +1938,7 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) ->
     for inp in loss.inputs:
         for d in inp.type.dims or ():
             base = ctx.dims.get(d.name)
-            dim = Dim(base.name, base.primes + d.primes, base.variadic) if base else None
+            dim = replace(base, primes=base.primes + d.primes) if base else None
             if dim is not None and dim not in order:
                 order.append(dim)
     canon = tuple(sorted(r.type.dims, key=lambda d: order.index(d) if d in order else len(order)))

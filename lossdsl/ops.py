@@ -419,10 +419,17 @@ _row("add", E, 2, arith, np.add, "a + b")
 _row("sub", E, 2, arith, np.subtract, "a - b")
 _row("mul", E, 2, arith, np.multiply, "a * b")
 _row("div", E, 2, true_div, lambda a, b: np.true_divide(a, b), "a / b (true division)")
-_row("pow", E, 2, arith, lambda a, b: np.power(np.asarray(a, float), b), "a ^ b")
+_row(
+    "pow",
+    E,
+    2,
+    true_div,
+    lambda a, b: np.power(np.asarray(a, float), b),
+    "a ^ b (float, as 2 ^ -1)",
+)
 _row("maximum", E, 2, arith, np.maximum, "elementwise max")
 _row("minimum", E, 2, arith, np.minimum, "elementwise min")
-_row("xlogy", E, 2, arith, _xlogy, "x * log(y), 0 where x == 0")
+_row("xlogy", E, 2, true_div, _xlogy, "x * log(y), 0 where x == 0")
 _row(
     "bce_logits",
     E,
@@ -690,19 +697,7 @@ def fold_value(op: str, values: list, attrs, dtype: str):
         kw["axis"] = ()
     ints = [isinstance(v, int) and not isinstance(v, bool) for v in values]
     v = None
-    if dtype == "int" and op == "pow" and all(ints):
-        a, b = values
-        if b < 0 and abs(a) != 1:  # int ^ int is an int: 2 ^ -1 would truncate 0.5 to 0
-            raise FoldError(
-                f"{a} ^ {b} is not an integer (int ^ int is an int)",
-                f"write a float base: {a}.0 ^ {b}",
-            )
-        if abs(a) > 1 and b >= 64:  # |a|^b > 2^63: no need to compute a huge power
-            raise FoldError(
-                f"{a} ^ {b} is outside the int64 range", "use a float base, e.g. 2.0 ^ 70"
-            )
-        v = a**b if b >= 0 else int(a**b)  # (+-1) ^ -b
-    elif dtype == "int" and op in _EXACT_INT:
+    if dtype == "int" and op in _EXACT_INT:
         args = [np.asarray(x, dtype=object) if i else np.asarray(x) for x, i in zip(values, ints)]
         v = np.asarray(o.ref(*args, **kw)).item()
     if v is None:

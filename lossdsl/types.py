@@ -15,6 +15,8 @@ class Dim:
     primes: int = 0
     variadic: bool = False  # *S: any number of axes, flattened to one at the function boundary
     cut: int = 0  # diff(x, over=H) is over H-1: H's size minus `cut` (a dim users cannot name)
+    # A helper's *S bound to no axes (a [B] argument for its [B, *S] input): size 1, shape ().
+    unit: bool = False
 
     def prime(self) -> Dim:
         return replace(self, primes=self.primes + 1)
@@ -25,6 +27,11 @@ class Dim:
     def __str__(self) -> str:
         s = ("*" if self.variadic else "") + self.name + "'" * self.primes
         return s + (f"-{self.cut}" if self.cut else "")
+
+
+# Every helper's *S bound to no axes is this one dim (they all line up with each other); no
+# user dim can meet it: "()" is not a name in the grammar.
+UNIT_DIM = Dim("()", 0, True, unit=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import random_inputs
+from helpers import call, random_inputs
 
 import lossdsl
 from lossdsl.backend import load_backend
@@ -68,3 +68,48 @@ def test_losses_that_need_two_passes_are_refused_with_the_reason():
         plan(lossdsl.load("kd").program(frozenset()), "student", "mean")
     with pytest.raises(ChunkError, match="keeps C in its reduction=.none. result"):
         plan(lossdsl.load("bce_with_logits").program(frozenset()), "logits", "none")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # (a * b)[t] with a constant along C: a * b[t], whose broadcast order ([D, B]) is not
+        # the pick's ([B, D]); found by tests/difffuzz.py as an AssertionError in the planner
+        "sum((z * expand(x, D))[t], over=D) + logsumexp(x, over=C)",
+        "sum((expand(sum(z, over=B), B) * expand(x, D))[t], over=D) + logsumexp(x, over=C)",
+        # a pick with more dims than its ids ([B, C, D][t] is [B, D]): each chunk's "id not
+        # here" mask over [B] must broadcast along D (torch/jax raised a shape error)
+        "sum(expand(x, D)[t] * z, over=D) + logsumexp(x, over=C)",
+    ],
+)
+def test_a_pick_with_extra_dims_chunks_like_the_plain_schedule(body):
+    """The planner's rules build values in their own dim order (the rewrite engine transposes
+    them back), and a pick's result may carry dims its ids lack: the plan exists, and chunk by
+    chunk equals the plain schedule on the float64 reference, torch and jax (values and
+    torch's gradient)."""
+    import torch
+
+    spec = lossdsl.parse(
+        f"loss f(x: float[B, C], z: float[D, B], t: index[B] of C) {{\n    {body}\n}}\n"
+    )
+    prog = spec.program(frozenset())
+    rng = np.random.default_rng(4)
+    data = {"x": rng.standard_normal((4, 7)), "z": rng.standard_normal((3, 4))}
+    data["t"] = rng.integers(0, 7, 4)
+    want = load_backend("numpy").evaluate(prog, data, {}, "sum")
+    xt = torch.tensor(data["x"], requires_grad=True)
+    spec.compile("torch")(
+        xt, torch.tensor(data["z"]), torch.tensor(data["t"]), reduction="sum"
+    ).backward()
+    for chunk in (1, 3, 7, 100):
+        got = evaluate_chunked(plan(prog, "x", "sum"), data, {}, "sum", chunk)
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{chunk=}")
+        got = call("jax", spec.compile("jax", schedule="chunked", chunk=chunk), data, "float64",
+                   reduction="sum")  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"jax {chunk=}")
+        fn = spec.compile("torch", schedule="chunked", chunk=chunk)
+        xc = torch.tensor(data["x"], requires_grad=True)
+        got = fn(xc, torch.tensor(data["z"]), torch.tensor(data["t"]), reduction="sum")
+        got.backward()
+        np.testing.assert_allclose(got.item(), want, rtol=1e-12, err_msg=f"torch {chunk=}")
+        np.testing.assert_allclose(xc.grad, xt.grad, rtol=1e-12, atol=1e-15)

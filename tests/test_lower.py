@@ -264,6 +264,36 @@ def test_variadic_and_twin_dims_bind_like_the_inline_body(helper, caller, inline
         np.testing.assert_allclose(run(called, backend, inputs), want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("decl", [["B", "*S"], ["*S", "C"], ["B", "*S", "C"]])
+def test_a_helpers_star_s_with_no_argument_dim_has_no_axes(decl):
+    """README: `*S` is any number of axes, none included. A helper over [.., *S, ..] called
+    with an argument that lacks S sees S with no axes: sum and mean over S are the identity,
+    size(S) is 1, and a result over S has the argument's shape. Expected values by hand: the
+    helper's p * 2 + sum(p, over=S) + mean(p, over=S) * size(S) is 4 a; shipped mse(a, a / 2)
+    (mean of the squared error over *S) is (a / 2)^2; C is summed, x's D adds sum(x, over=D)
+    (and gives the chunked schedule a dim to chunk)."""
+    have = [d for d in decl if d != "*S"]
+    body = "h(a) + mse(a, a * 0.5)"
+    body = f"sum({body}, over=C)" if "C" in have else body
+    spec = lossdsl.parse(
+        "import mse\n"
+        f"loss h(p: float{_dims(decl)}) {{ p * 2 + sum(p, over=S) + mean(p, over=S) * size(S) }}\n"
+        f"loss g(a: float{_dims(have)}, x: float[B, D]) {{\n    {body} + sum(x, over=D)\n}}\n"
+    )
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal([SIZES[d] for d in have])
+    x = rng.standard_normal((SIZES["B"], SIZES["D"]))
+    per = 4 * a + (0.5 * a) ** 2
+    want = (per.sum(-1) if "C" in have else per) + x.sum(1)
+    for backend in BACKENDS:
+        got = run(spec, backend, {"a": a, "x": x})
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=backend)
+    for backend in ("torch", "jax"):
+        fn = spec.compile(backend, schedule="chunked", chunk=2)
+        got = call(backend, fn, {"a": a, "x": x}, "float64", reduction="sum")
+        np.testing.assert_allclose(got, want.sum(), rtol=1e-12, err_msg=f"{backend} chunked")
+
+
 def test_an_error_inside_a_helper_also_points_at_the_call_and_its_binding():
     # h alone is fine ([N] expanded by M); called with x for both inputs, N and M are both the
     # caller's B, and expand(a, B) of a [B] value fails inside h: the error must show the call

@@ -137,6 +137,51 @@ def test_op_on_every_backend_matches_numpy_reference(op):
     assert rel_err(ns[spec.name](**data, reduction="none"), want) <= 1e-12, "numpy source"
 
 
+# The same programs with x and y made int inputs (n: int tensors, sizes, int params): every
+# op must compute in the float inputs' dtype exactly as on the ints written as floats.
+IHEAD = HEAD.replace("x: float[B, C], y: float[B, C]", "x: int[B, C], y: int[B, C], f: float[B, C]")
+FHEAD = HEAD.replace(
+    "x: float[B, C], y: float[B, C]", "x: float[B, C], y: float[B, C], f: float[B, C]"
+)
+
+
+@pytest.mark.parametrize("op", [o for o in PROGRAMS if PROGRAMS[o] is not None])
+def test_op_on_int_operands_equals_the_op_on_their_float_values(op):
+    """softplus(n), logsumexp(n), n / k, n ^ -1, xlogy(n, k) and n + 0.5 with int n, k: the
+    value of the same program on float(n), float(k) in the numpy reference (no torch int64
+    kernel error, no int overflow, no default-dtype float32 result)."""
+    body = f"({PROGRAMS[op]}) + f"  # + f: a float input to differentiate (or it is an error)
+    rng = np.random.default_rng(3)
+    data = {**inputs(rng), "x": rng.integers(-3, 4, (4, 3)), "y": rng.integers(1, 4, (4, 3))}
+    data["f"] = rng.standard_normal((4, 3))
+    floats = {**data, "x": data["x"].astype(float), "y": data["y"].astype(float)}
+    want = call(
+        "numpy", lossdsl.parse(f"loss t({FHEAD}) {{\n    {body}\n}}\n").compile("numpy"),
+        floats, "float64", reduction="none",
+    )  # fmt: skip
+    spec = lossdsl.parse(f"loss t({IHEAD}) {{\n    {body}\n}}\n")
+    for backend in ("numpy", "torch", "jax"):
+        got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+        assert got.dtype == np.float64 and rel_err(got, want) <= 1e-12, backend
+
+
+def test_float_ops_of_sizes_divide_like_floats():
+    """size(D) / 0 is inf and softplus(clamp(size(D), max=1)) is softplus(1.0) on every
+    backend (Python ints in the generated code used to raise ZeroDivisionError, and torch has
+    no int64 softplus). Expected: IEEE division and log(1 + e) by hand."""
+    body = "x * (size(D) / 0) + softplus(clamp(size(D), max=1)) * x"
+    src = f"loss t(x: float[B], u: float[D]) {{\n    {body}\n}}\n"
+    spec = lossdsl.parse(src)
+    data = {"x": np.array([1.0, -2.0]), "u": np.ones(3)}
+    for backend in ("numpy", "torch", "jax"):
+        got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+        assert list(got) == [np.inf, -np.inf], backend
+    spec = lossdsl.parse(src.replace("x * (size(D) / 0) + ", ""))
+    for backend in ("numpy", "torch", "jax"):
+        got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+        np.testing.assert_allclose(got, np.log1p(np.e) * data["x"], rtol=1e-15, err_msg=backend)
+
+
 def test_fill_and_size():
     """An optional input that is not passed becomes a fill of its declared dims."""
     spec = lossdsl.parse(

@@ -119,7 +119,13 @@ def _one_round(prog: Program, fns: Callable[[str], list[Rule]]) -> tuple[Program
         # A rule may hand back a value it saw earlier (cse) that was renamed since (to keep a
         # user's let-name): follow the renaming.
         new = rw.sub(new)
-        assert new.type == e.out.type, f"rule changed the type of {e.out.name}: {new.type}"
+        t = e.out.type
+        if isinstance(new, Var) and new.type != t and new.type == t.with_dims(new.type.dims):
+            if sorted(map(str, new.type.dims)) == sorted(map(str, t.dims)):
+                # a rule's ops broadcast in their own dim order ((a * b)[t] -> a * b[t]):
+                # the value keeps e's layout, so every later equation sees the same type
+                new = rw.emit("transpose", (new,), (("dims", t.dims),))
+        assert new.type == t, f"rule changed the type of {e.out.name}: {new.type}"
         rw.changed = True
         last = rw.eqns[-1] if rw.eqns else None
         if isinstance(new, Var) and len(rw.eqns) > start and last.out == new:
