@@ -50,8 +50,7 @@ except ImportError:  # pragma: no cover
 # are reported as XFAIL instead of FAIL. The lead empties this dict once the fixes are merged;
 # then every failure fails CI. Each tag is computed by `known_tags` from the program and inputs.
 # tag: (what, failure classes it may excuse: a regex on Failure.cls)
-KNOWN_BUGS: dict[str, tuple[str, str]] = {
-}
+KNOWN_BUGS: dict[str, tuple[str, str]] = {}
 
 # ---------------------------------------------------------------------------------------------
 # AST
