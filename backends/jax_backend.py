@@ -13,9 +13,18 @@ from lossdsl.backend import (
     take_along_axis_gather,
 )
 
+EIGVALSH = '''
+def _eigvalsh(m):
+    """Eigenvalues of symmetric matrices; all NaN for a matrix with a non-finite entry (jax
+    gives a mix of NaN and numbers there)."""
+    ok = jnp.isfinite(m).all((-2, -1))
+    w = jnp.linalg.eigvalsh(jnp.where(ok[..., None, None], m, 0.0))
+    return jnp.where(ok[..., None], w, jnp.nan)
+'''
+
 
 def _eigvalsh(c):
-    r = f"jnp.linalg.eigvalsh({c.attrs['mat']})"
+    r = f"_eigvalsh({c.attrs['mat']})"
     p = c.attrs["unperm"]
     return r if p is None else f"jnp.transpose({r}, {p})"
 
@@ -183,4 +192,5 @@ TARGET = Target(
         "not isinstance({i}.min(), jax.core.Tracer) and "
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
+    helpers=(("_eigvalsh", EIGVALSH),),
 )

@@ -354,8 +354,18 @@ def _minmax(fn: str, sign: str):
     return t
 
 
+EIGVALSH = '''
+def _eigvalsh(m):
+    """Eigenvalues of symmetric matrices; all NaN for a matrix with a non-finite entry (LAPACK
+    raises on it)."""
+    ok = np.isfinite(m).all((-2, -1))
+    w = np.linalg.eigvalsh(np.where(ok[..., None, None], m, 0.0))
+    return np.where(ok[..., None], w, np.nan)
+'''
+
+
 def _eigvalsh(c):
-    r = f"np.linalg.eigvalsh({c.attrs['mat']})"
+    r = f"_eigvalsh({c.attrs['mat']})"
     p = c.attrs["unperm"]
     return r if p is None else f"np.transpose({r}, {p})"
 
@@ -433,4 +443,5 @@ TARGET = Target(
     not_array=NOT_AN_ARRAY,
     array_kind="a numpy array",
     array_hint="np.asarray",
+    helpers=(("_eigvalsh", EIGVALSH),),
 )

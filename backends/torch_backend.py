@@ -89,7 +89,7 @@ def _minmax(fn: str, sign: str):
 
 
 def _eigvalsh(c):
-    r = f"torch.linalg.eigvalsh({c.attrs['mat']})"
+    r = f"_eigvalsh({c.attrs['mat']})"
     p = c.attrs["unperm"]
     return r if p is None else f"{r}.permute{p}"
 
@@ -193,6 +193,15 @@ def _ids_out_of_range(i, n):
     return lo < 0 or hi >= n
 '''
 
+EIGVALSH = '''
+def _eigvalsh(m):
+    """Eigenvalues of symmetric matrices; all NaN for a matrix with a non-finite entry (LAPACK
+    raises on it, failing the whole batch)."""
+    ok = torch.isfinite(m).all(-1).all(-1)
+    w = torch.linalg.eigvalsh(torch.where(ok[..., None, None], m, torch.zeros_like(m)))
+    return torch.where(ok[..., None], w, torch.full_like(w, float("nan")))
+'''
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
@@ -290,5 +299,5 @@ TARGET = Target(
     array_kind="a torch.Tensor",
     array_hint="torch.as_tensor",
     index_out_of_range="_ids_out_of_range({i}, {n})",
-    helpers=(("_ids_out_of_range", IDS_OUT_OF_RANGE),),
+    helpers=(("_ids_out_of_range", IDS_OUT_OF_RANGE), ("_eigvalsh", EIGVALSH)),
 )

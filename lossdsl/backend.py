@@ -258,6 +258,8 @@ class Names:
         | {"locals", "vars", "breakpoint", "input", "exit", "quit", "help", "type", "object"}
         # sharded modules (ShardTarget): the world size, the rank and the helpers
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
+        # the targets' module-level helpers (Target.helpers)
+        | {"_ids_out_of_range", "_eigvalsh"}
         # the numpy reference module's helpers (numpy_ref.PRELUDE)
         | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus"}
         | CALL_KEYWORDS

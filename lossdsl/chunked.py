@@ -110,6 +110,13 @@ def _sub(
         for d in _dims_needed(e):
             if d.name not in bound and d.name not in carriers and not d.unit:
                 carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
+    if not carriers and not any(v.type.dtype == "float" for v in inputs):
+        # a value of params and ints only (1 + sin(pa)) is computed in the dtype of the first
+        # float input: a carrier gives it the logits' (else torch's default float32)
+        fl = (d for i in prog.inputs if i.var.type.dtype == "float" for d in i.var.type.dims)
+        d = next(fl, None)
+        if d is not None:
+            carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
     used = {a.name for e in eqns for a in e.args if isinstance(a, Var)} | {getattr(out, "name", "")}
     return Program(
         name=prog.name,

@@ -358,6 +358,12 @@ def _softmax(x, axis):
     return np.exp(_log_softmax(x, axis))
 
 
+def _eigvalsh(x):
+    ok = np.isfinite(x).all((-2, -1))
+    w = np.linalg.eigvalsh(np.where(ok[..., None, None], x, 0.0))
+    return np.where(ok[..., None], w, np.nan)
+
+
 def _safe_div(a, b, empty=0.0):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b == 0, empty, a / np.where(b == 0, 1, b))
@@ -649,8 +655,9 @@ _row(
     "eigvalsh",
     1,
     eigvalsh_rule,
-    lambda x: np.linalg.eigvalsh(x),
-    "eigenvalues (ascending) of a symmetric matrix over (D, D'); the result keeps D",
+    _eigvalsh,
+    "eigenvalues (ascending) of a symmetric matrix over (D, D'); the result keeps D (all NaN "
+    "for a matrix with a non-finite entry)",
     True,
     ("over",),
 )

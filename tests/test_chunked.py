@@ -336,6 +336,26 @@ def test_random_losses_chunk_exactly():
     assert checked == 34
 
 
+@pytest.mark.parametrize(
+    "term", ["sin(pa)", "exp(pa) / 3", "sqrt(float(size(C)))", "log(pa + float(pk))"]
+)
+def test_values_of_params_and_sizes_keep_the_logits_dtype(term):
+    """A value computed from params and sizes alone that the chunks read (no float input in
+    its sub-program) is float64 beside float64 logits: it was torch's default float32 (4e-9
+    off the plain schedule; found by tests/difffuzz.py). Expected: the plain schedule, 1e-15."""
+    spec = lossdsl.parse(
+        "loss f(z: float[B, C], t: index[B] of C) {\n    param pa: float = 0.7\n"
+        f"    param pk: int = 2\n    logsumexp(z * ({term}), over=C) - z[t]\n}}\n"
+    )
+    z = torch.randn(4, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 6, 3, 3])
+    want = spec.compile("torch")(z, t, reduction="sum")
+    for chunk in (1, 3, 7):
+        got = spec.compile("torch", schedule="chunked", chunk=chunk)(z, t, reduction="sum")
+        assert got.dtype == torch.float64
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-15, err_msg=f"{chunk=}")
+
+
 def test_jax_fused_linear_chunks_equal_the_plain_loss():
     """compile_linear("jax", chunk=...): V-slices of h @ W.T under jax.checkpoint; value and
     gradients (h, W) equal jax.value_and_grad of the plain spec on the materialized logits."""

@@ -370,6 +370,8 @@ def test_reserved_names_cover_the_python_api():
         shard = load_backend(b).TARGET.shard
         assert {k.split("=")[0] for k in shard.kwargs} <= CALL_KEYWORDS
         assert {n for n, _ in shard.helpers} <= Names.RESERVED
+    for b in BACKENDS:  # an input named _ids_out_of_range shadowed torch's range check
+        assert {n for n, _ in load_backend(b).TARGET.helpers} <= Names.RESERVED, b
 
 
 def test_reserved_names_cover_what_generated_modules_bind():

@@ -211,6 +211,23 @@ def test_op_gradients_agree_with_finite_differences(op):
         np.testing.assert_allclose(got["x"], want["x"], rtol=1e-6, atol=1e-8, err_msg=backend)
 
 
+def test_eigvalsh_of_a_non_finite_matrix_is_nan_beside_finite_ones():
+    """A batch of Gram matrices where one row holds inf or NaN: that matrix's eigenvalues are
+    all NaN, the others numpy.linalg.eigvalsh's (torch and numpy raised LinAlgError for the
+    whole batch; jax mixed NaN and numbers). Found by tests/difffuzz.py."""
+    spec = lossdsl.parse(
+        "loss e(x: float[B, C, D]) {\n    eigvalsh(sum(x * prime(x, C), over=D), over=(C, C'))\n}\n"
+    )
+    x = np.random.default_rng(6).standard_normal((3, 2, 4))
+    for bad in (np.inf, -np.inf, np.nan):
+        x[1, 0, 2] = bad
+        want = np.linalg.eigvalsh(np.einsum("bcd,bed->bce", x, x))
+        want[1] = np.nan
+        for backend in ("numpy", "torch", "jax"):
+            got = call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none")
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{backend} {bad}")
+
+
 def test_norm_has_zero_gradient_at_zero():
     """torch: x.norm() at x = 0 has gradient 0 (a subgradient), not NaN."""
     import torch
