@@ -6,7 +6,9 @@ Round-robins over the shipped specs, mutating each (tests/fuzzing.py: delete / d
 tokens, other names, dims and numbers, stray punctuation, truncation, odd characters such as NUL,
 BOM, U+2028 at random positions), plus token soup, plus the hostile families (deep nesting, long
 sums and let chains, helper towers, import chains and diamonds written to a temporary folder,
-many optional inputs, huge literals) at random sizes up to --max-size. Every input must compile
+many optional inputs, huge literals) at random sizes up to --max-size, plus name collisions
+(every 10th input: a shipped spec with its inputs, params and dims renamed to names the emitter
+generates, tests/test_names.py, must give bit-identical results). Every input must compile
 on numpy, torch and jax (numpy only for hostile inputs past 30) or raise a LossError with valid
 spans, within a second (hostile inputs: --hostile-seconds). Prints the counts and the slowest
 input of each hostile family; exits 1 on any contract failure (and prints the input)."""
@@ -14,6 +16,7 @@ input of each hostile family; exits 1 on any contract failure (and prints the in
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -22,6 +25,8 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # as tests/conftest.py: float64 comparisons
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fuzzing import (  # noqa: E402
@@ -33,6 +38,7 @@ from fuzzing import (  # noqa: E402
     random_text,
     run_contract,
 )
+from test_names import check_renaming, renamings  # noqa: E402
 
 import lossdsl  # noqa: E402
 from lossdsl.errors import LossError  # noqa: E402
@@ -76,6 +82,18 @@ def main() -> int:
     end = time.monotonic() + a.seconds
     i = 0
     while time.monotonic() < end:
+        if i % 10 == 9:  # a shipped spec alpha-renamed to the emitter's own names
+            i += 1
+            spec = lossdsl.load(SPECS[(i // 10) % len(SPECS)])
+            try:
+                (mapping,) = renamings(spec, 1, rng.randrange(2**32))
+                check_renaming(spec.name, mapping)
+            except Exception:
+                counts["contract failures"] += 1
+                failures.append((f"{spec.name} renamed", "", traceback.format_exc()))
+                continue
+            counts["renamings (bit-identical on 3 backends)"] += 1
+            continue
         if i % 5 == 3:  # a hostile family at a random size (log-uniform up to --max-size)
             family = rng.choice(sorted(HOSTILE))
             n = max(1, int(a.max_size ** rng.random()))
@@ -120,7 +138,8 @@ def main() -> int:
             slow.append((out.seconds, name, text))
         worst = max(worst, (out.seconds, name))
     print(f"fuzz: {i} inputs in {a.seconds:.0f} s (seed {a.seed})")
-    for k in ("inputs", "hostile inputs", "compiled", "rejected with LossError",
+    for k in ("inputs", "hostile inputs", "renamings (bit-identical on 3 backends)",
+              "compiled", "rejected with LossError",
               "errors reported", "errors without a hint", "slower than 1 s",
               "hostile slower than --hostile-seconds", "contract failures"):  # fmt: skip
         print(f"  {k}: {counts[k]}")
