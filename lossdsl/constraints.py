@@ -60,13 +60,20 @@ TEMPLATES: dict[str, str] = {
     "tanh": "math.tanh({0})",
     "sin": "(math.sin({0}) if math.isfinite({0}) else math.nan)",
     "cos": "(math.cos({0}) if math.isfinite({0}) else math.nan)",
+    "atan": "math.atan({0})",
+    "asin": "(math.asin({0}) if -1 <= {0} <= 1 else math.nan)",
+    "acos": "(math.acos({0}) if -1 <= {0} <= 1 else math.nan)",
+    "log2": _LOG.replace("math.log(", "math.log2("),
+    "log10": _LOG.replace("math.log(", "math.log10("),
+    "atan2": "math.atan2({0}, {1})",
     "xlogy": "(0.0 if {0} == 0 else {0} * " + _LOG.replace("{0}", "{1}") + ")",
     "bce_logits": "(" + _SOFTPLUS + " - {0} * {1})",
 }
 # Not here: pow (Python's ** raises on overflow, on 0 ^ -1, and is complex for (-8) ^ 0.5; with
 # literal operands it folds before this check), and every op on tensors.
 HINT = "a constraint can use + - * /, comparisons, & | !, where, abs, max, min, clamp, float, " + (
-    "exp, log, log1p, expm1, sqrt, sigmoid, softplus, erf, tanh, sin, cos; for x^2 write x * x"
+    "exp, log, log1p, expm1, sqrt, sigmoid, softplus, erf, tanh, sin, cos, atan, asin, acos, "
+    "log2, log10, atan2; for x^2 write x * x"
 )
 
 

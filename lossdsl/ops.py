@@ -417,6 +417,11 @@ _row("erf", E, 1, unary_float, _erf, "the error function")
 _row("tanh", E, 1, unary_float, np.tanh, "hyperbolic tangent")
 _row("sin", E, 1, unary_float, np.sin, "sine (radians)")
 _row("cos", E, 1, unary_float, np.cos, "cosine (radians)")
+_row("atan", E, 1, unary_float, np.arctan, "arctangent, in (-pi/2, pi/2)")
+_row("asin", E, 1, unary_float, np.arcsin, "arcsine, NaN outside [-1, 1]")
+_row("acos", E, 1, unary_float, np.arccos, "arccosine, NaN outside [-1, 1]")
+_row("log2", E, 1, unary_float, np.log2, "base-2 log")
+_row("log10", E, 1, unary_float, np.log10, "base-10 log")
 _row("not", E, 1, logical, np.logical_not, "boolean not", False)
 _row("stop_grad", E, 1, same, lambda x: x, "value of x, zero gradient")
 _row("to_float", E, 1, to_float, lambda x: x.astype(np.float64), "bool/int -> float")
@@ -436,6 +441,9 @@ _row(
 _row("maximum", E, 2, arith, np.maximum, "elementwise max")
 _row("minimum", E, 2, arith, np.minimum, "elementwise min")
 _row("xlogy", E, 2, true_div, _xlogy, "x * log(y), 0 where x == 0")
+_row(
+    "atan2", E, 2, true_div, np.arctan2, "the angle of the point (x, y) = atan2(y, x), in [-pi, pi]"
+)
 _row(
     "bce_logits",
     E,

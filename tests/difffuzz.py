@@ -302,6 +302,11 @@ UNARY = (
     "tanh",
     "sin",
     "cos",
+    "atan",
+    "asin",
+    "acos",
+    "log2",
+    "log10",
 )
 POS = ("exp", "softplus", "sigmoid")  # wrap log/sqrt arguments in these (mostly in-domain)
 REDS = ("sum", "mean", "max", "min", "logsumexp", "var", "norm")
@@ -596,7 +601,8 @@ class Gen:
         if choice == "xlogy":
             a, b = self.split(X)
             y = E("f1", (self.num(b, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", b)
-            return E("f2", (self.num(a, env, ctx, d1), y), (("fn", "xlogy"),), "float", X)
+            fn = "atan2" if rng.random() < 0.3 else "xlogy"
+            return E("f2", (self.num(a, env, ctx, d1), y), (("fn", fn),), "float", X)
         if choice == "diff":
             # diff() needs a named axis (ops.diff_rule): never the variadic *S
             free = sorted(d for d in dims_all if d not in X and "'" not in d and d != "S")
@@ -1330,10 +1336,22 @@ UNARY_FN = {
         "tanh": np.tanh,
         "sin": np.sin,
         "cos": np.cos,
+        "atan": np.arctan,
+        "asin": np.arcsin,
+        "acos": np.arccos,
+        "log2": np.log2,
+        "log10": np.log10,
     }.items()
 }
 BINARY_FN = {
-    k: _safe(v) for k, v in {"max": _fmax, "min": _fmin, "pow": np.power, "xlogy": _xlogy}.items()
+    k: _safe(v)
+    for k, v in {
+        "max": _fmax,
+        "min": _fmin,
+        "pow": np.power,
+        "xlogy": _xlogy,
+        "atan2": np.arctan2,
+    }.items()
 }
 ARITH = {
     k: _safe(v)

@@ -35,7 +35,9 @@ SURFACE = {
     "to_float": "float(g > h) > 0.5", "stop_grad": "stop_grad(g) > 0.5",
     "xlogy": "xlogy(g, h) > 0.5",
     **{f: f"{f}(g) > 0.5" for f in ("exp", "expm1", "log", "log1p", "sqrt", "sigmoid",
-                                    "softplus", "erf", "tanh", "sin", "cos")},
+                                    "softplus", "erf", "tanh", "sin", "cos", "atan", "asin",
+                                    "acos", "log2", "log10")},
+    "atan2": "atan2(g, h) > 0.5",
 }  # fmt: skip
 NO_SURFACE = {"bce_logits": "made by the stabilize pass from tensors only"}
 GRID = [-2.0, -1.0, 0.0, 0.3, 1.0, 710.0, math.inf, -math.inf]
