@@ -28,8 +28,8 @@ from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import Dim, DimError, broadcast
 
 # reduction op over V -> how two chunks' partial results combine: the function of that name in
-# numpy and in torch alike
-COMBINE = {"sum": "add", "logsumexp": "logaddexp", "max": "maximum", "min": "minimum"}
+# numpy, torch and jax alike (the op table's `combine`)
+COMBINE = {op: d.combine for op, d in OPS.items() if d.combine}
 
 
 def combine(kind: str, a, b, xp):

@@ -49,6 +49,9 @@ class OpDef:
     doc: str
     differentiable: bool = True
     attrs: tuple[str, ...] = field(default=())
+    # a reduction whose partial results over pieces of a dim merge into the whole's: the
+    # numpy/torch/jax function that merges two (sum: add; the chunked and sharded schedules)
+    combine: str | None = None
 
 
 # ---- type rules -------------------------------------------------------------------------
@@ -390,10 +393,10 @@ def _ordered(rule):
     return typed
 
 
-def _row(name, kind, nargs, rule, ref, doc, differentiable=True, attrs=()):
+def _row(name, kind, nargs, rule, ref, doc, differentiable=True, attrs=(), combine=None):
     if kind == "elementwise":
         rule, attrs = _ordered(rule), tuple(attrs) + ("order",)
-    OPS[name] = OpDef(name, kind, nargs, rule, ref, doc, differentiable, attrs)
+    OPS[name] = OpDef(name, kind, nargs, rule, ref, doc, differentiable, attrs, combine)
 
 
 def ref_attrs(op: OpDef, attrs) -> dict:
@@ -474,7 +477,14 @@ _row("where", E, 3, where_rule, np.where, "c ? a : b")
 # reductions over named dims
 R = "reduce"
 _row(
-    "sum", R, 1, reduce_rule, lambda x, axis: np.sum(x, axis=axis), "sum over dims", attrs=("over",)
+    "sum",
+    R,
+    1,
+    reduce_rule,
+    lambda x, axis: np.sum(x, axis=axis),
+    "sum over dims",
+    attrs=("over",),
+    combine="add",
 )
 _row(
     "mean",
@@ -493,6 +503,7 @@ _row(
     lambda x, axis: np.max(x, axis=axis, initial=_identity(x, -1)),
     "max over dims; -inf over an empty dim (the int range's minimum for ints)",
     attrs=("over",),
+    combine="maximum",
 )
 _row(
     "min",
@@ -502,6 +513,7 @@ _row(
     lambda x, axis: np.min(x, axis=axis, initial=_identity(x, 1)),
     "min over dims; +inf over an empty dim (the int range's maximum for ints)",
     attrs=("over",),
+    combine="minimum",
 )
 _row(
     "logsumexp",
@@ -511,6 +523,7 @@ _row(
     _logsumexp,
     "log sum exp over dims, stable; -inf over an empty dim",
     attrs=("over",),
+    combine="logaddexp",
 )
 _row(
     "var",

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lossdsl.chunk import COMBINE
 from lossdsl.errors import ShardError, raise_all
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
+from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, run_rules
 from lossdsl.types import INT, Dim
@@ -132,7 +132,7 @@ class _Sharder:
         x = e.args[0] if e.args else None
         if op == "rename":
             return self._rename(e)
-        if op in COMBINE and b in over:  # partial results combine directly
+        if OPS[op].combine and b in over:  # partial results combine directly
             part = self.emit(op, e.args, e.attrs)
             return self.emit("all_reduce", (part,), (("kind", op),))
         if op == "contract" and b in over:
