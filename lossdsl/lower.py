@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from lossdsl import ast, constraints
-from lossdsl.check import Callee, Resolved, Scope
 from lossdsl.errors import (
     ArityError,
     ConstantError,
@@ -43,6 +42,7 @@ from lossdsl.ops import (
     short_number,
 )
 from lossdsl.parser import MAX_DEPTH
+from lossdsl.resolve import Callee, Resolved, Scope
 from lossdsl.source import Span
 from lossdsl.types import BOOL, FLOAT, INT, UNIT_DIM, Dim, TensorType, fmt_dims
 

@@ -2,7 +2,7 @@
 a time bound and bounded memory. The families (tests/fuzzing.py: long sums, deep nesting, long
 let chains, helper towers, import chains and diamonds, many optional inputs, huge literals and
 docstrings, odd bytes and encodings) grow past the compiler's limits (lossdsl/parser.py
-MAX_DEPTH, lossdsl/lower.py MAX_STEPS and MAX_EQNS, lossdsl/check.py MAX_IMPORT_DEPTH), where
+MAX_DEPTH, lossdsl/lower.py MAX_STEPS and MAX_EQNS, lossdsl/resolve.py MAX_IMPORT_DEPTH), where
 the answer must be a LossError, never RecursionError, OverflowError, UnicodeDecodeError or a
 hang.
 
@@ -264,11 +264,11 @@ def test_nesting_past_the_limit_points_at_the_level_that_exceeds_it():
 def test_an_imported_spec_is_parsed_once_per_load(tmp_path, monkeypatch):
     # a diamond of 12 levels has 4096 paths to the bottom file: it was parsed once per path
     (tmp_path / "f.loss").write_text(HOSTILE["import_diamond"](12, tmp_path))
-    import lossdsl.check as check
+    import lossdsl.resolve as resolve
 
     calls = []
-    real = check.parse_module
-    monkeypatch.setattr(check, "parse_module", lambda t, f: calls.append(f) or real(t, f))
+    real = resolve.parse_module
+    monkeypatch.setattr(resolve, "parse_module", lambda t, f: calls.append(f) or real(t, f))
     lossdsl.load(tmp_path / "f.loss")
     assert len(calls) == len(set(calls)) == 24  # the 24 imported files, once each
 

@@ -1,4 +1,5 @@
-"""Module-level checks: duplicate losses, spec imports (search path, cycles), the main loss.
+"""Name resolution at module level: the scope of a file (its losses and the specs it imports:
+search path, cycles), duplicate losses, the main loss.
 
 The per-expression checks (names in scope, arity, dtypes, named dims) happen while lowering,
 in lossdsl/lower.py, because they need the types that lowering derives; both stages append to
