@@ -86,7 +86,7 @@ class Spec:
             raise LossError("no loss defined", None, "write `loss NAME(inputs) { ... }`")
         self.loss: ast.LossDef = loss
         # Lower every spec in the file (helpers too), so that all errors show up at once;
-        # within one bound on the work (lossdsl/lower.py MAX_STEPS).
+        # within one bound on the work (lossdsl/lower/context.py MAX_STEPS).
         budget = Budget()
         for other in module.losses:
             if other is not loss:

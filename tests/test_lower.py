@@ -1,4 +1,4 @@
-"""The lowering of everyday constructs (lossdsl/lower.py): masked means, primed twins beside
+"""The lowering of everyday constructs (lossdsl/lower/): masked means, primed twins beside
 their unprimed input, spec calls that rename a helper's dims. Each generator test draws random
 dim layouts and compares every backend with a numpy computation written here from the
 documented meaning (README.md, "The language")."""
