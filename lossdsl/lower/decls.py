@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from lossdsl import ast, constraints
 from lossdsl.errors import DimMismatch, DuplicateDefinition, ParamError, TypeMismatch
-from lossdsl.ir import Atom, Check, ParamDecl, Var
+from lossdsl.ir import Atom, Check, InputDecl, ParamDecl, Var
 from lossdsl.lower.context import Builder, Ctx, _coerce, _sp, const_eval, lit
 from lossdsl.lower.expr import lower_expr
 from lossdsl.ops import FoldError, check_representable
@@ -77,6 +77,61 @@ def input_type(ctx: Ctx, inp: ast.Input) -> TensorType | None:
         of = Dim(base.name, base.primes + t.of.primes)
     dtype = "int" if t.dtype == "index" else t.dtype
     return TensorType(dtype, tuple(dims), of)
+
+
+def declare_inputs(ctx: Ctx, loss: ast.LossDef, absent: frozenset[str]) -> list[InputDecl]:
+    """Bind the loss's inputs in `ctx` (the `absent` ones to their defaults, filled once every
+    dim is known) and return the declarations of those passed."""
+    decls: list[InputDecl] = []
+    seen: set[str] = set()
+    for inp in loss.inputs:
+        if inp.name in seen:
+            ctx.error(
+                DuplicateDefinition,
+                f"input '{inp.name}' is declared twice",
+                inp.name_span or inp.span,
+                "rename one of them",
+            )
+            continue
+        seen.add(inp.name)
+        t = input_type(ctx, inp)
+        default = None
+        if inp.default is not None:
+            dv = const_eval(inp.default)
+            if dv is None:
+                ctx.error(
+                    TypeMismatch,
+                    "an optional input's default must be a constant",
+                    _sp(inp.default),
+                    f"e.g. `{inp.name}: {inp.type} = 1`",
+                )
+                ctx.silent.add(inp.name)
+                continue
+            default = lit(_coerce("int" if t and t.dtype == "int" else "float", dv)) if t else None
+        if t is None:
+            ctx.silent.add(inp.name)
+            continue
+        if inp.name in absent:
+            ctx.env[inp.name] = None  # filled below, after every dim is known
+            continue
+        var = Var(ctx.b.fresh(inp.name), t)
+        ctx.env[inp.name] = var
+        ctx.origin[inp.name] = "input"
+        decls.append(InputDecl(var, default, *input_domain(ctx, inp)))
+    for inp in loss.inputs:
+        if inp.name in absent:
+            ctx.env[inp.name] = _absent_input(ctx, inp)
+            ctx.origin[inp.name] = "input"
+    for d in ctx.dims:
+        if d in ctx.env:
+            inp = next(i for i in loss.inputs if i.name == d)
+            ctx.error(
+                DuplicateDefinition,
+                f"'{d}' is both a dim and an input",
+                inp.name_span or inp.span,
+                f"rename the input or the dim {d}",
+            )
+    return decls
 
 
 def input_domain(ctx: Ctx, inp: ast.Input) -> tuple[tuple[float, float], tuple[bool, bool]]:

@@ -18,8 +18,8 @@ from lossdsl.errors import (
     did_you_mean,
 )
 from lossdsl.ir import Atom, InputDecl, Lit, Program, Var
-from lossdsl.lower.context import REDUCTIONS, Budget, Builder, Ctx, _coerce, _sp, const_eval, lit
-from lossdsl.lower.decls import _absent_input, declare_params, input_domain, input_type
+from lossdsl.lower.context import REDUCTIONS, Budget, Builder, Ctx, _sp, const_eval
+from lossdsl.lower.decls import declare_inputs, declare_params
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.preludes import lower_use
 from lossdsl.ops import OPS
@@ -73,55 +73,7 @@ def lower_loss(
     steps left to the spec (a fresh MAX_STEPS if None)."""
     b = Builder(budget=budget)
     ctx = Ctx(b, errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
-    decls: list[InputDecl] = []
-    seen: set[str] = set()
-    for inp in loss.inputs:
-        if inp.name in seen:
-            ctx.error(
-                DuplicateDefinition,
-                f"input '{inp.name}' is declared twice",
-                inp.name_span or inp.span,
-                "rename one of them",
-            )
-            continue
-        seen.add(inp.name)
-        t = input_type(ctx, inp)
-        default = None
-        if inp.default is not None:
-            dv = const_eval(inp.default)
-            if dv is None:
-                ctx.error(
-                    TypeMismatch,
-                    "an optional input's default must be a constant",
-                    _sp(inp.default),
-                    f"e.g. `{inp.name}: {inp.type} = 1`",
-                )
-                ctx.silent.add(inp.name)
-                continue
-            default = lit(_coerce("int" if t and t.dtype == "int" else "float", dv)) if t else None
-        if t is None:
-            ctx.silent.add(inp.name)
-            continue
-        if inp.name in absent:
-            ctx.env[inp.name] = None  # filled below, after every dim is known
-            continue
-        var = Var(ctx.b.fresh(inp.name), t)
-        ctx.env[inp.name] = var
-        ctx.origin[inp.name] = "input"
-        decls.append(InputDecl(var, default, *input_domain(ctx, inp)))
-    for inp in loss.inputs:
-        if inp.name in absent:
-            ctx.env[inp.name] = _absent_input(ctx, inp)
-            ctx.origin[inp.name] = "input"
-    for d in ctx.dims:
-        if d in ctx.env:
-            inp = next(i for i in loss.inputs if i.name == d)
-            ctx.error(
-                DuplicateDefinition,
-                f"'{d}' is both a dim and an input",
-                inp.name_span or inp.span,
-                f"rename the input or the dim {d}",
-            )
+    decls = declare_inputs(ctx, loss, absent)
     if not helper:
         _optional_only_dims(ctx, loss)
     params = declare_params(ctx, loss)
