@@ -228,7 +228,7 @@ def _doc_char(c: str) -> str:
 
 # Call keywords of every compiled function besides its inputs and params (and, sharded, the
 # keywords of the targets' ShardTarget). A spec cannot declare an input or param so named
-# (lossdsl/check.py): `fn(x, reduction=...)` must mean one thing.
+# (lossdsl/resolve.py): `fn(x, reduction=...)` must mean one thing.
 CALL_KEYWORDS = frozenset(
     {"reduction", "check_indices", "group", "grads", "check_sizes", "axis_name"}
 )

@@ -10,19 +10,16 @@ from pathlib import Path
 
 from lossdsl.compiler import Spec, list_specs, load, parse
 from lossdsl.errors import LossError, MultipleErrors
+from lossdsl.lower import PRELUDES
 from lossdsl.passes import PASS_NAMES
 
+# `-e EXPR --task TASK`: each task prelude's standard inputs, and the `use` line binding them.
 TASK_HEADERS = {
-    "classification": (
-        "logits: float[B, C], target: index[B] of C",
-        "use classification(logits, target)",
-    ),
-    "segmentation": (
-        "logits: float[B, C, *S], target: index[B, *S] of C",
-        "use segmentation(logits, target)",
-    ),
-    "multilabel": ("logits: float[B, C], target: float[B, C]", "use multilabel(logits, target)"),
-    "regression": ("pred: float[B, *S], target: float[B, *S]", "use regression(pred, target)"),
+    task: (
+        ", ".join(f"{name}: {type_}" for name, type_ in p.inputs),
+        f"use {task}({', '.join(name for name, _ in p.inputs)})",
+    )
+    for task, p in PRELUDES.items()
 }
 
 

@@ -28,7 +28,6 @@ from lossdsl.backend import (
     module_source,
     public_names,
 )
-from lossdsl.check import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.errors import (
     ArityError,
     DuplicateDefinition,
@@ -47,6 +46,7 @@ from lossdsl.passes import PASS_NAMES, run_pipeline
 from lossdsl.passes.cleanup import dce
 from lossdsl.passes.library import library
 from lossdsl.passes.simplify import fold, simplify
+from lossdsl.resolve import Resolved, resolve, shipped_spec_names, shipped_specs_dir
 from lossdsl.shard import shard
 from lossdsl.source import deep_recursion
 
@@ -86,7 +86,7 @@ class Spec:
             raise LossError("no loss defined", None, "write `loss NAME(inputs) { ... }`")
         self.loss: ast.LossDef = loss
         # Lower every spec in the file (helpers too), so that all errors show up at once;
-        # within one bound on the work (lossdsl/lower.py MAX_STEPS).
+        # within one bound on the work (lossdsl/lower/context.py MAX_STEPS).
         budget = Budget()
         for other in module.losses:
             if other is not loss:

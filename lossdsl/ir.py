@@ -197,8 +197,8 @@ def verify(p: Program) -> Program:
 
 
 def unit_dims(prog: Program) -> list[Dim]:
-    """The helpers' *S bound to no axes (lower._bind_dims): dims of size 1 and shape () that
-    no input has, sorted by name."""
+    """The helpers' *S bound to no axes (_bind_dims in lossdsl/lower/inline.py): dims of size 1
+    and shape () that no input has, sorted by name."""
     found = {}
     for e in prog.eqns:
         attrs = [v for _, v in e.attrs]

@@ -105,7 +105,7 @@ def reserved_words() -> frozenset[str]:
     """The grammar's keywords (`where`, `nan`, `let`, `of`, ...): the lexer reads each as that
     keyword wherever the keyword may stand, so a dim, input, param, let or loss named so breaks
     a later use (`where'`, `size(nan)`, `let` at a line's start). Declarations may not use them
-    (lossdsl/check.py). Taken from the grammar, so a new keyword is reserved too."""
+    (lossdsl/resolve.py). Taken from the grammar, so a new keyword is reserved too."""
     from lark.lexer import PatternStr
 
     return frozenset(

@@ -38,3 +38,11 @@ def test_every_spec_renders():
 def test_docs_catalog_is_up_to_date():
     """Regenerate with: python -m lossdsl docs -o docs/specs.md"""
     assert (ROOT / "docs" / "specs.md").read_text() == specs_markdown()
+
+
+def test_readme_lists_what_each_task_prelude_binds():
+    # The list in README's language section is the PRELUDES table's (lossdsl/lower/preludes.py).
+    from lossdsl.lower.preludes import prelude_summary
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"`use TASK(a, b)` ({prelude_summary()})" in readme

@@ -2,9 +2,9 @@
 a time bound and bounded memory. The families (tests/fuzzing.py: long sums, deep nesting, long
 let chains, helper towers, import chains and diamonds, many optional inputs, huge literals and
 docstrings, odd bytes and encodings) grow past the compiler's limits (lossdsl/parser.py
-MAX_DEPTH, lossdsl/lower.py MAX_STEPS and MAX_EQNS, lossdsl/check.py MAX_IMPORT_DEPTH), where
-the answer must be a LossError, never RecursionError, OverflowError, UnicodeDecodeError or a
-hang.
+MAX_DEPTH, lossdsl/lower/context.py MAX_STEPS and MAX_EQNS, lossdsl/resolve.py
+MAX_IMPORT_DEPTH), where the answer must be a LossError, never RecursionError, OverflowError,
+UnicodeDecodeError or a hang.
 
 Each expected value comes from the family's definition, computed here by a direct Python
 recursion on numpy arrays (written next to it)."""
@@ -36,7 +36,7 @@ from lossdsl.errors import LossError
 # machine. Measured (CPU s, loaded machine): 1000-term sum 0.23, 3000 lets 1.8, a 30-helper
 # tower 0.6, a 200-file import chain 0.2, a 20-level import diamond 0.05, 30 optional inputs
 # 0.02, a 10 MB docstring 0.23; helper explosions and a 300-helper tower stop at the lowering
-# step limit (lossdsl/lower.py MAX_STEPS) in ~1.5-1.9.
+# step limit (lossdsl/lower/context.py MAX_STEPS) in ~1.5-1.9.
 SECONDS = 5.0
 X = np.array([0.25, -0.5, 1.0])
 run_contract(SPECS[0].read_text(), str(SPECS[0]))  # import torch and jax outside the timings
@@ -264,11 +264,11 @@ def test_nesting_past_the_limit_points_at_the_level_that_exceeds_it():
 def test_an_imported_spec_is_parsed_once_per_load(tmp_path, monkeypatch):
     # a diamond of 12 levels has 4096 paths to the bottom file: it was parsed once per path
     (tmp_path / "f.loss").write_text(HOSTILE["import_diamond"](12, tmp_path))
-    import lossdsl.check as check
+    import lossdsl.resolve as resolve
 
     calls = []
-    real = check.parse_module
-    monkeypatch.setattr(check, "parse_module", lambda t, f: calls.append(f) or real(t, f))
+    real = resolve.parse_module
+    monkeypatch.setattr(resolve, "parse_module", lambda t, f: calls.append(f) or real(t, f))
     lossdsl.load(tmp_path / "f.loss")
     assert len(calls) == len(set(calls)) == 24  # the 24 imported files, once each
 

@@ -1,4 +1,4 @@
-"""The lowering of everyday constructs (lossdsl/lower.py): masked means, primed twins beside
+"""The lowering of everyday constructs (lossdsl/lower/): masked means, primed twins beside
 their unprimed input, spec calls that rename a helper's dims. Each generator test draws random
 dim layouts and compares every backend with a numpy computation written here from the
 documented meaning (README.md, "The language")."""
@@ -384,3 +384,36 @@ def test_random_weighted_means_match_the_readme_formula():
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{ld} {wd} {backend}")
             cases += 1
     assert cases == 8
+
+
+def test_each_prelude_binds_exactly_the_names_its_table_row_lists(monkeypatch):
+    # lossdsl/lower/preludes.py PRELUDES is the one list of what `use TASK` binds (the CLI's
+    # --task inputs and README's list are derived from it). Its handler returns exactly the
+    # names of its row (recorded through a wrapper), under the task's standard inputs; each is
+    # usable there, and every other prelude name is "not defined" there.
+    import dataclasses
+
+    from lossdsl.cli import inline_spec
+    from lossdsl.lower import PRELUDES
+
+    returned: dict[str, set] = {}
+    for task, p in list(PRELUDES.items()):
+
+        def record(ctx, use, a, b, task=task, handler=p.handler):
+            out = handler(ctx, use, a, b)
+            returned[task] = set(out)
+            return out
+
+        monkeypatch.setitem(PRELUDES, task, dataclasses.replace(p, handler=record))
+    every = {n for p in PRELUDES.values() for n in p.binds}
+    for task, p in PRELUDES.items():
+        first = p.inputs[0][0]
+        inline_spec(first, task, {}).ir()
+        assert returned[task] == set(p.binds), task
+        for name in sorted(every):
+            expr = f"{name} + 0 * {first}"
+            if name in p.binds:
+                assert inline_spec(expr, task, {}).ir(), (task, name)
+            else:
+                with pytest.raises(lossdsl.LossError, match=f"'{name}' is not defined"):
+                    inline_spec(expr, task, {}).ir()

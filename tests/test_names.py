@@ -24,9 +24,9 @@ from helpers import SHAPES, call, random_inputs
 
 import lossdsl
 from lossdsl.backend import CALL_KEYWORDS, Names, docstring, load_backend, public_names
-from lossdsl.check import COMPILE_KEYWORDS
 from lossdsl.errors import ArityError, DuplicateDefinition, LossError, ReservedName
 from lossdsl.parser import _lark
+from lossdsl.resolve import COMPILE_KEYWORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = lossdsl.list_specs()

@@ -10,8 +10,8 @@ import pytest
 
 import lossdsl
 from lossdsl import ast
-from lossdsl.check import shipped_specs_dir
 from lossdsl.parser import parse_module
+from lossdsl.resolve import shipped_specs_dir
 from lossdsl.unparse import unparse_module
 
 SPEC_FILES = sorted(shipped_specs_dir().glob("*.loss"))
@@ -92,7 +92,7 @@ DECLARATIONS = {
     "loss": "loss {n}(x: float[B]) {{\n    x * 2\n}}\nloss g(x: float[B]) {{\n    {n}(x) + x\n}}\n",
 }
 # names that are not keywords but look like them: keyword arguments, dtypes, functions
-from lossdsl.check import COMPILE_KEYWORDS  # noqa: E402
+from lossdsl.resolve import COMPILE_KEYWORDS  # noqa: E402
 
 NOT_RESERVED = ["over", "mask", "eps", "ddof", "min", "max", "float", "int", "bool", "index"]
 NOT_RESERVED += ["size", "where_", "nan_", "dim", "mean", "sum"]

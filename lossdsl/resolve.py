@@ -1,7 +1,8 @@
-"""Module-level checks: duplicate losses, spec imports (search path, cycles), the main loss.
+"""Name resolution at module level: the scope of a file (its losses and the specs it imports:
+search path, cycles), duplicate losses, the main loss.
 
 The per-expression checks (names in scope, arity, dtypes, named dims) happen while lowering,
-in lossdsl/lower.py, because they need the types that lowering derives; both stages append to
+in lossdsl/lower/, because they need the types that lowering derives; both stages append to
 the same error list so one run reports everything.
 """
 
@@ -21,6 +22,7 @@ from lossdsl.errors import (
     UnknownName,
     did_you_mean,
 )
+from lossdsl.lower import FUNCTIONS
 from lossdsl.parser import parse_module, read_source
 from lossdsl.resources import resource_dir
 
@@ -123,8 +125,6 @@ def resolve(
         else:
             scope.failed.add(imp.name)
             scope.failed.update(difflib.get_close_matches(imp.name, shipped_spec_names(), 1))
-    from lossdsl.lower import FUNCTIONS  # (lower imports this module)
-
     seen: set[str] = set()
     for loss in module.losses:
         if loss.name in FUNCTIONS:

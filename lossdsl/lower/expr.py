@@ -1,0 +1,183 @@
+"""Expressions: the walker lower_expr (literals, names, operators, comparisons, primes,
+gathers). A call goes to functions.lower_call, and an unknown name's hint looks at the
+built-ins and preludes, all through LIBRARY: they lower their operands here, so this module
+cannot import them."""
+
+from __future__ import annotations
+
+import math
+
+from lossdsl import ast
+from lossdsl.errors import (
+    ArityError,
+    ConstantError,
+    DimMismatch,
+    LimitError,
+    TypeMismatch,
+    UnknownName,
+    did_you_mean,
+)
+from lossdsl.ir import Atom, Lit
+from lossdsl.lower.context import LIBRARY, Ctx, _sp, _src, lit
+from lossdsl.ops import FoldError, check_representable, short_number
+from lossdsl.parser import MAX_DEPTH
+from lossdsl.types import fmt_dims
+
+# ---- expressions ----------------------------------------------------------------------
+
+_BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow", "&": "and", "|": "or"}
+_CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def lower_expr(ctx: Ctx, node) -> Atom | None:
+    # The nesting so far, spec calls included (a call's body nests inside its call site):
+    # past the parser's limit the walk stops with a LimitError, not a RecursionError.
+    b = ctx.b
+    if b.depth >= MAX_DEPTH:
+        return ctx.error(
+            LimitError,
+            f"expression nested too deeply, counting the specs it calls (limit {MAX_DEPTH})",
+            _sp(node),
+            "split it into steps with `let`, or call fewer specs inside one another",
+        )
+    b.budget.step(_sp(node))
+    b.depth += 1
+    try:
+        return _lower_expr(ctx, node)
+    finally:
+        b.depth -= 1
+
+
+def _lower_expr(ctx: Ctx, node) -> Atom | None:
+    match node:
+        case ast.Num(value=v):
+            return _literal(ctx, node)
+        case ast.Bool(value=v):
+            return lit(v)
+        case ast.Name():
+            return lower_name(ctx, node)
+        case ast.Unary(op="-", operand=x):
+            a = lower_expr(ctx, x)
+            if isinstance(a, Lit) and a.type.dtype != "bool":
+                return Lit(-a.value, a.type)  # a negative literal, not an equation
+            return ctx.emit("neg", (a,), span=_sp(node), arg_spans=(_sp(x),))
+        case ast.Unary(op="!", operand=x):
+            return ctx.emit("not", (lower_expr(ctx, x),), span=_sp(node), arg_spans=(_sp(x),))
+        case ast.Binary(op=op, left=l, right=r):
+            a, b = lower_expr(ctx, l), lower_expr(ctx, r)
+            return ctx.emit(_BINOPS[op], (a, b), span=_sp(node), arg_spans=(_sp(l), _sp(r)))
+        case ast.Compare(operands=xs, ops=ops):
+            atoms = [lower_expr(ctx, x) for x in xs]
+            out = None
+            for i, op in enumerate(ops):
+                sp = (_sp(xs[i]), _sp(xs[i + 1]))
+                c = ctx.emit(_CMPOPS[op], (atoms[i], atoms[i + 1]), span=_sp(node), arg_spans=sp)
+                out = c if out is None else ctx.emit("and", (out, c), span=_sp(node))
+            return out
+        case ast.Gather(base=x, index=i):
+            a, b = lower_expr(ctx, x), lower_expr(ctx, i)
+            return ctx.emit("gather", (a, b), span=_sp(node), arg_spans=(_sp(x), _sp(i)))
+        case ast.Prime(operand=x):
+            a = lower_expr(ctx, x)
+            if a is None:
+                return a
+            text = _src(_sp(x)) or "x"
+            if isinstance(a, Lit) or not a.type.dims:
+                return ctx.error(
+                    DimMismatch,
+                    f"{text}' is {text}: it is a scalar, with no dims to prime",
+                    _sp(node),
+                    f"drop the prime: `{text}`",
+                )
+            mapping = tuple((d, d.prime()) for d in a.type.dims if d not in ctx.contracting)
+            if not mapping:
+                # Summed dims keep their names (so that z' in sum(z * z', over=D) is [B', D]);
+                # when that is every dim, the prime is silently the value itself.
+                dims = ", ".join(map(str, a.type.dims))
+                many = len(a.type.dims) > 1
+                return ctx.error(
+                    DimMismatch,
+                    f"{text}' is {text} here, because {dims} {'are' if many else 'is'} summed "
+                    "by the enclosing reduction (summed dims keep their names)",
+                    _sp(node),
+                    f"prime the summed dim{'s' if many else ''} explicitly: "
+                    f"`prime({text}, {dims})`, or prime it outside the reduction",
+                )
+            m = dict(mapping)
+            new = [m.get(d, d) for d in a.type.dims]
+            twice = [d for d in new if new.count(d) > 1]
+            if twice:
+                kept = [d for d in a.type.dims if d not in m]
+                return ctx.error(
+                    DimMismatch,
+                    f"{a.type}' would have dim {twice[0]} twice: the enclosing reduction sums "
+                    f"{fmt_dims(tuple(kept))}, so those dims keep their names while the others "
+                    "get primed",
+                    _sp(node),
+                    "bind the primed value with `let` outside the reduction, or prime only the "
+                    "dims you mean with prime(x, D)",
+                )
+            return ctx.emit("rename", (a,), (("mapping", mapping),), span=_sp(node))
+        case ast.Call():
+            return LIBRARY.call(ctx, node)
+        case ast.Tuple():
+            return ctx.error(
+                TypeMismatch,
+                "a tuple is not a value",
+                _sp(node),
+                "tuples only name several dims, as in over=(B, C)",
+            )
+        case ast.Keyword():
+            return ctx.error(
+                ArityError, "unexpected keyword argument", _sp(node), "pass it as a value"
+            )
+    raise AssertionError(f"unhandled AST node {node!r}")
+
+
+def _literal(ctx: Ctx, node: ast.Num) -> Atom | None:
+    """A number as written; one the compiled code cannot hold is an error at the literal."""
+    v = node.value
+    if isinstance(v, float) and math.isinf(v) and node.text != "inf":
+        return ctx.error(
+            ConstantError,
+            f"the number {short_number(node.text)} overflows float64",
+            _sp(node),
+            "write inf for infinity; the largest float is about 1.8e308",
+        )
+    try:
+        check_representable(v)
+    except FoldError as e:
+        return ctx.error(ConstantError, e.message, _sp(node), e.hint)
+    return lit(v)
+
+
+def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
+    n = node.name
+    if n in ctx.env:
+        return ctx.env[n]
+    if n in ctx.silent:
+        return None
+    if n in ctx.dims:
+        return ctx.error(
+            TypeMismatch,
+            f"'{n}' is a dimension, not a value",
+            _sp(node),
+            f"use size({n}) for its size, or reduce over it with over={n}",
+        )
+    task = next((t for t, p in LIBRARY.preludes.items() if n in p.binds), None)
+    if task is not None:
+        return ctx.error(
+            UnknownName,
+            f"'{n}' is not defined",
+            _sp(node),
+            f"'{n}' is bound by `use {task}(...)`; add that line to the body",
+        )
+    if n in LIBRARY.functions or ctx.scope.get(n):
+        return ctx.error(TypeMismatch, f"'{n}' is a function", _sp(node), f"call it: {n}(...)")
+    return ctx.error(
+        UnknownName,
+        f"'{n}' is not defined",
+        _sp(node),
+        did_you_mean(n, list(ctx.env) + list(LIBRARY.functions))
+        or f"declare it as an input or a param, or bind it with `let {n} = ...` before this use",
+    )

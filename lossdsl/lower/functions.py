@@ -1,0 +1,561 @@
+"""The function library: FUNCTIONS maps each surface function (exp, sum, mean, clamp,
+normalize, onehot, ...) to its signature (Sig, matched by bind) and the handler that lowers a
+call to primitives of the op table; lower_call sends a call there or to another spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from lossdsl import ast
+from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
+from lossdsl.ir import Atom
+from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
+from lossdsl.lower.expr import lower_expr
+from lossdsl.lower.inline import lower_spec_call
+from lossdsl.types import Dim, fmt_dims
+
+# ---- calls ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sig:
+    """A surface function's parameters: positional-or-keyword names, those with defaults."""
+
+    names: tuple[str, ...]
+    defaults: tuple[tuple[str, object], ...] = ()
+    variadic: bool = False  # extra positional args allowed (eye)
+
+
+def bind(ctx: Ctx, call: ast.Call, sig: Sig) -> dict | None:
+    """Match a call's arguments to a signature; report arity and keyword errors."""
+    defaults = dict(sig.defaults)
+    out: dict[str, object] = {}
+    if len(call.args) > len(sig.names) and not sig.variadic:
+        extra = call.args[len(sig.names)]
+        return ctx.error(
+            ArityError,
+            f"{call.func}() takes at most {len(sig.names)} positional argument"
+            f"{'s' if len(sig.names) != 1 else ''}, got {len(call.args)}",
+            _sp(extra),
+            f"signature: {call.func}({_fmt_sig(sig)})",
+        )
+    for name, a in zip(sig.names, call.args):
+        out[name] = a
+    for kw in call.kwargs:
+        if kw.name not in sig.names:
+            return ctx.error(
+                ArityError,
+                f"{call.func}() has no argument '{kw.name}'",
+                _sp(kw),
+                did_you_mean(kw.name, sig.names) or f"signature: {call.func}({_fmt_sig(sig)})",
+            )
+        if kw.name in out:
+            return ctx.error(
+                ArityError, f"{call.func}() got '{kw.name}' twice", _sp(kw), "pass it once"
+            )
+        out[kw.name] = kw.value
+    for name in sig.names:
+        if name not in out:
+            if name in defaults:
+                out[name] = defaults[name]
+            else:
+                return ctx.error(
+                    ArityError,
+                    f"{call.func}() is missing argument '{name}'",
+                    call.span,
+                    f"signature: {call.func}({_fmt_sig(sig)})",
+                )
+    if sig.variadic:
+        out["*"] = call.args[len(sig.names) :]
+    return out
+
+
+def _fmt_sig(sig: Sig) -> str:
+    d = dict(sig.defaults)
+    parts = [n if n not in d else f"{n}={'...' if d[n] is None else d[n]}" for n in sig.names]
+    return ", ".join(parts) + (", ..." if sig.variadic else "")
+
+
+def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
+    fn = FUNCTIONS.get(call.func)
+    if fn is not None:
+        sig, handler = fn
+        args = bind(ctx, call, sig)
+        return None if args is None else handler(ctx, call, args)
+    callee = ctx.scope.get(call.func)
+    if callee is not None:
+        return lower_spec_call(ctx, call, callee)
+    if call.func in ctx.scope.failed:
+        return None  # its import failed, and that was reported
+    hint = did_you_mean(call.func, list(FUNCTIONS) + ctx.scope.names())
+    if hint is None and call.func not in ctx.scope.names():
+        hint = f"to call another spec, add `import {call.func}` at the top of the file"
+    return ctx.error(
+        UnknownName, f"unknown function '{call.func}'", call.func_span or call.span, hint
+    )
+
+
+def _x(ctx: Ctx, node) -> Atom | None:
+    return lower_expr(ctx, node)
+
+
+def _const(ctx: Ctx, node, what: str) -> float | int | None:
+    """A compile-time number (eps=1e-12, ddof=1)."""
+    if isinstance(node, (int, float)):
+        return node
+    v = const_eval(node)
+    if v is None:
+        return ctx.error(
+            TypeMismatch,
+            f"{what} must be a number",
+            _sp(node),
+            f"{what} is fixed when the spec compiles: write a literal, e.g. {what}=1",
+        )
+    return v
+
+
+def _unary(op: str) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        x = _x(ctx, a["x"])
+        return ctx.emit(op, (x,), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x",)), h
+
+
+def _binary(op: str, names=("x", "y")) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        x, y = _x(ctx, a[names[0]]), _x(ctx, a[names[1]])
+        return ctx.emit(op, (x, y), span=call.span, arg_spans=(_sp(a[names[0]]), _sp(a[names[1]])))
+
+    return Sig(names), h
+
+
+def _over(ctx: Ctx, a: dict, x_node) -> tuple[Dim, ...] | None:
+    """The dims a reduction sums over; all of the operand's when over= is not given."""
+    if a["over"] is None:
+        return ()
+    return resolve_dims(ctx, a["over"])
+
+
+def _reduce_operand(ctx: Ctx, a: dict, over: tuple[Dim, ...]):
+    """Lower the operand of a reduction; primes inside it leave the summed dims alone."""
+    saved, ctx.contracting = ctx.contracting, over
+    try:
+        return _x(ctx, a["x"])
+    finally:
+        ctx.contracting = saved
+
+
+def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """The dims to reduce: all of x's when none are listed. over=H also names H-1 (from
+    diff(x, over=H)) when x has that and not H itself: users cannot spell H-1."""
+    if x is None:
+        return over
+    if not over:
+        return x.type.dims
+    cut = {replace(d, cut=0): d for d in x.type.dims if d.cut}
+    return tuple(cut.get(d, d) if d not in x.type.dims else d for d in over)
+
+
+def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        over = _over(ctx, a, a["x"])
+        if over is None:
+            return None
+        x = _reduce_operand(ctx, a, over)
+        if x is None:
+            return None
+        over = _all_dims(x, over)
+        if not over:
+            return x  # reducing a scalar is the identity
+        attrs = [("over", over)]
+        if op == "var":
+            ddof = _const(ctx, a["ddof"], "ddof")
+            if ddof is None:
+                return None
+            if ddof not in (0, 1):
+                return ctx.error(
+                    TypeMismatch,
+                    f"ddof must be 0 (biased, BatchNorm) or 1 (unbiased, torch .var()), got {ddof}",
+                    _sp(a["ddof"]),
+                    "write ddof=0 or ddof=1",
+                )
+            attrs.append(("ddof", int(ddof)))
+        return ctx.emit(op, (x,), tuple(attrs), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x", "over") + tuple(k for k, _ in extra), (("over", None),) + extra), h
+
+
+def _minmax(reduce_op: str, elementwise_op: str) -> tuple[Sig, Callable]:
+    """max(x, over=C) reduces; max(a, b) is elementwise."""
+    red_sig, red = _reduction(reduce_op)
+
+    def h(ctx, call, a):
+        if a["y"] is not None:
+            if a["over"] is not None:
+                return ctx.error(
+                    ArityError,
+                    f"{call.func}(a, b) is elementwise and takes no over=",
+                    _sp(a["over"]),
+                    f"use {call.func}(x, over=...) to reduce",
+                )
+            x, y = _x(ctx, a["x"]), _x(ctx, a["y"])
+            return ctx.emit(
+                elementwise_op, (x, y), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["y"]))
+            )
+        return red(ctx, call, a)
+
+    return Sig(("x", "y", "over"), (("y", None), ("over", None))), h
+
+
+def _mean(ctx, call, a):
+    """mean(x, over=..., mask=m, empty=0): a masked mean whose empty-set value is declared."""
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    x = _reduce_operand(ctx, a, over)
+    if a["mask"] is None:
+        if a["empty"] is not None:
+            return ctx.error(
+                ArityError, "empty= only applies with mask=", _sp(a["empty"]), "add mask=m"
+            )
+        over = _all_dims(x, over)
+        if x is None or not over:
+            return x
+        return ctx.emit("mean", (x,), (("over", over),), span=call.span)
+    m = _x(ctx, a["mask"])
+    empty = 0.0 if a["empty"] is None else _const(ctx, a["empty"], "empty")
+    if x is None or m is None or empty is None:
+        return None
+    if m.type.dtype != "bool":
+        return ctx.error(
+            TypeMismatch,
+            f"mask= must be a bool mask, found {m.type}",
+            _sp(a["mask"]),
+            "compare first, e.g. mask=target != ignore_index",
+        )
+    zero = lit(0.0)
+    masked = ctx.emit(
+        "where", (m, x, zero), span=call.span, arg_spans=(_sp(a["mask"]), _sp(a["x"]))
+    )
+    if masked is None:
+        return None
+    over = _all_dims(masked, over)
+    num = ctx.emit("sum", (masked,), (("over", over),), span=call.span)
+    if num is None:
+        return None
+    cnt = _count(ctx, m, over, call)
+    return ctx.emit("safe_div", (num, cnt), (("empty", float(empty)),), span=call.span)
+
+
+def _count(ctx, m: Atom, over: tuple[Dim, ...], call) -> Atom | None:
+    """How many elements of the reduced set `m` selects: the sum over `over` of m broadcast to
+    the reduced value's dims. A dim of `over` that m lacks counts m once per position, so it
+    multiplies the count by its size (mean(x, over=C, mask=m) with m: [B] counts size(C) per
+    row, not 1)."""
+    f = ctx.emit("to_float", (m,), span=call.span)
+    if f is None:
+        return None
+    inside = tuple(d for d in over if d in f.type.dims)
+    if inside:
+        f = ctx.emit("sum", (f,), (("over", inside),), span=call.span)
+    for d in over:
+        if d not in inside:
+            n = ctx.emit("size", (), (("dim", d),), span=call.span)
+            f = ctx.emit("mul", (f, n), span=call.span)
+    return f
+
+
+def _count_fn(ctx, call, a):
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    m = _reduce_operand(ctx, a, over)
+    if m is None:
+        return None
+    if m.type.dtype != "bool":
+        return ctx.error(
+            TypeMismatch,
+            f"count() expects a bool mask, found {m.type}",
+            _sp(a["x"]),
+            "count a comparison, e.g. count(x > 0, over=C)",
+        )
+    missing = [d for d in over if d not in m.type.dims]
+    if missing:
+        names = ", ".join(map(str, missing))
+        text = _src(_sp(a["x"])) or "m"
+        return ctx.error(
+            DimMismatch,
+            f"cannot count over {names}: the mask is {m.type}",
+            _sp(a["x"]),
+            f"to count each of its entries once per {names}, repeat it: `expand({text}, {names})`"
+            + (f"; or count over its own dims {fmt_dims(m.type.dims)}" if m.type.dims else ""),
+        )
+    return _count(ctx, m, _all_dims(m, over), call)
+
+
+def _axis_op(op: str) -> tuple[Sig, Callable]:
+    def h(ctx, call, a):
+        over = resolve_dims(ctx, a["over"]) if a["over"] is not None else None
+        if a["over"] is None:
+            return ctx.error(
+                ArityError,
+                f"{call.func}() needs over=DIM",
+                call.span,
+                f"e.g. {call.func}(x, over=C)",
+            )
+        if over is None:
+            return None
+        if len(over) != 1:
+            return ctx.error(
+                DimMismatch,
+                f"{call.func}() works over exactly one dim, got {len(over)}",
+                _sp(a["over"]),
+                f"pick the one dim, e.g. {call.func}(x, over={over[-1]})",
+            )
+        x = _x(ctx, a["x"])
+        return ctx.emit(op, (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x", "over"), (("over", None),)), h
+
+
+def _eigvalsh(ctx, call, a):
+    """eigvalsh(c, over=(D, D')): eigenvalues of a symmetric [.., D, D'] matrix, ascending."""
+    over = resolve_dims(ctx, a["over"])
+    if over is None:
+        return None
+    if len(over) != 2:
+        return ctx.error(
+            DimMismatch,
+            "eigvalsh() takes a matrix: over=(D, D')",
+            _sp(a["over"]),
+            "name the dim and its primed twin",
+        )
+    x = _x(ctx, a["x"])
+    return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _dim_args(ctx, call, a) -> tuple | None:
+    """The dims listed after x in prime(x, H, W) and expand(x, H, W). A tuple there is the
+    over=(H, W) form, which these do not take: the hint writes the call as they do."""
+    tup = next((n for n in a["*"] if isinstance(n, ast.Tuple)), None)
+    if tup is not None:
+        flat = [i for n in a["*"] for i in (n.items if isinstance(n, ast.Tuple) else (n,))]
+        x = _src(_sp(a["x"])) or "x"
+        names = ", ".join(_src(_sp(i)) or "D" for i in flat)
+        return ctx.error(
+            TypeMismatch,
+            f"{call.func}() takes its dims as separate arguments, not a tuple",
+            _sp(tup),
+            f"write `{call.func}({x}, {names})`",
+        )
+    dims = tuple(resolve_dim(ctx, n, f"e.g. {call.func}(x, C)") for n in a["*"])
+    return None if any(d is None for d in dims) else dims
+
+
+def _prime(ctx, call, a):
+    """prime(x, C): prime only the listed dims (x' primes all but the summed ones), e.g. a
+    per-sample Gram matrix sum(f * prime(f, C), over=S) is [B, C, C'], not [B, C, B', C']."""
+    dims = _dim_args(ctx, call, a)
+    if dims is None:
+        return None
+    if not dims:
+        return ctx.error(ArityError, "prime() needs the dims to prime", call.span, "prime(x, C)")
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    missing = [d for d in dims if d not in x.type.dims]
+    if missing:
+        text = _src(_sp(a["x"])) or "x"
+        return ctx.error(
+            DimMismatch,
+            f"cannot prime {', '.join(map(str, missing))}: the operand is {x.type}",
+            call.span,
+            f"prime a dim it has, e.g. `prime({text}, {x.type.dims[0]})`"
+            if x.type.dims
+            else f"a scalar has no dims to prime: `{text}`",
+        )
+    mapping = tuple((d, d.prime()) for d in dims)
+    return ctx.emit("rename", (x,), (("mapping", mapping),), span=call.span)
+
+
+def _expand(ctx, call, a):
+    """expand(x, M): x repeated along new dims, so that unrelated dims may meet on purpose:
+    expand(centers, B) - target is [C, B] (an implicit [C] - [B] is an error: usually a bug)."""
+    dims = _dim_args(ctx, call, a)
+    if dims is None:
+        return None
+    if not dims:
+        return ctx.error(
+            ArityError, "expand() needs the dims to add", call.span, "e.g. expand(x, B)"
+        )
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    return ctx.emit("expand", (x,), (("dims", dims),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _where(ctx, call, a):
+    c, x, y = _x(ctx, a["cond"]), _x(ctx, a["x"]), _x(ctx, a["y"])
+    sp = (_sp(a["cond"]), _sp(a["x"]), _sp(a["y"]))
+    return ctx.emit("where", (c, x, y), span=call.span, arg_spans=sp)
+
+
+def _clamp(ctx, call, a):
+    x = _x(ctx, a["x"])
+    if a["min"] is None and a["max"] is None:
+        return ctx.error(ArityError, "clamp() needs min= or max=", call.span, "clamp(x, min=1e-7)")
+    if a["min"] is not None:
+        x = ctx.emit("maximum", (x, _x(ctx, a["min"])), span=call.span)
+    if a["max"] is not None:
+        x = ctx.emit("minimum", (x, _x(ctx, a["max"])), span=call.span)
+    return x
+
+
+def _logsigmoid(ctx, call, a):
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    x = _x(ctx, a["x"])
+    nx = ctx.emit("neg", (x,), span=call.span)
+    return ctx.emit("neg", (ctx.emit("softplus", (nx,), span=call.span),), span=call.span)
+
+
+def _norm(ctx, call, a):
+    """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is never
+    evaluated at an exact zero. Only s == 0 is guarded (not `s > 0`): a NaN sum of squares
+    must stay NaN, as torch's x.norm() gives."""
+    over = _over(ctx, a, a["x"])
+    if over is None:
+        return None
+    x = _reduce_operand(ctx, a, over)
+    sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
+    over = _all_dims(sq, over)
+    s = ctx.emit("sum", (sq,), (("over", over),), span=call.span) if over else sq
+    zero = ctx.emit("eq", (s, lit(0.0)), span=call.span)
+    root = ctx.emit(
+        "sqrt", (ctx.emit("where", (zero, lit(1.0), s), span=call.span),), span=call.span
+    )
+    return ctx.emit("where", (zero, lit(0.0), root), span=call.span)
+
+
+def _normalize(ctx, call, a):
+    """x / max(||x||, eps) as in F.normalize, written x / sqrt(max(||x||^2, eps^2)) so that a
+    zero vector has a zero (not NaN) gradient: sqrt is never evaluated at 0."""
+    if a["over"] is None:
+        return ctx.error(
+            ArityError, "normalize() needs over=DIM", call.span, "normalize(z, over=D)"
+        )
+    over = resolve_dims(ctx, a["over"])
+    eps = _const(ctx, a["eps"], "eps")
+    if over is None or eps is None:
+        return None
+    x = _x(ctx, a["x"])
+    sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
+    s = ctx.emit("sum", (sq,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+    s = ctx.emit("maximum", (s, lit(float(eps) ** 2)), span=call.span)
+    return ctx.emit("div", (x, ctx.emit("sqrt", (s,), span=call.span)), span=call.span)
+
+
+def _onehot(ctx, call, a):
+    idx = _x(ctx, a["x"])
+    if idx is None:
+        return None
+    if idx.type.of is None:
+        return ctx.error(
+            TypeMismatch,
+            f"onehot() needs an index tensor (index[...] of C), found {idx.type}",
+            _sp(a["x"]),
+            "declare the input as `index[B] of C`",
+        )
+    dim = idx.type.of if a["dim"] is None else resolve_dim(ctx, a["dim"])
+    return ctx.emit("onehot", (idx,), (("dim", dim),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _eye(ctx, call, a):
+    nodes = (a["a"], a["b"])
+    dims = tuple(resolve_dim(ctx, n) for n in nodes)
+    if None in dims:
+        return None
+    d0, d1 = dims
+    if not d0.twin_of(d1):
+        return ctx.error(
+            DimMismatch,
+            f"eye() needs a dim and its primed twin, got {d0} and {d1}",
+            call.span,
+            f"e.g. eye({d0.name}, {d0.name}')",
+        )
+    return ctx.emit("eye", (), (("dims", dims),), span=call.span)
+
+
+def _arange(ctx, call, a):
+    """arange(K): the positions 0 .. size(K) - 1, an index into K (for masks like j <= k)."""
+    d = resolve_dim(ctx, a["dim"])
+    return None if d is None else ctx.emit("arange", (), (("dim", d),), span=call.span)
+
+
+def _size(ctx, call, a):
+    d = resolve_dim(ctx, a["dim"])
+    return None if d is None else ctx.emit("size", (), (("dim", d),), span=call.span)
+
+
+def _xlogy(ctx, call, a):
+    x, y = _x(ctx, a["x"]), _x(ctx, a["y"])
+    return ctx.emit("xlogy", (x, y), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["y"])))
+
+
+FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
+    **{
+        name: _unary(op)
+        for name, op in {
+            "exp": "exp",
+            "log": "log",
+            "log1p": "log1p",
+            "expm1": "expm1",
+            "sqrt": "sqrt",
+            "abs": "abs",
+            "sigmoid": "sigmoid",
+            "softplus": "softplus",
+            "relu": "relu",
+            "erf": "erf",
+            "tanh": "tanh",
+            "sin": "sin",
+            "cos": "cos",
+            "atan": "atan",
+            "asin": "asin",
+            "acos": "acos",
+            "log2": "log2",
+            "log10": "log10",
+            "stop_grad": "stop_grad",
+            "float": "to_float",
+        }.items()
+    },
+    "logsigmoid": (Sig(("x",)), _logsigmoid),
+    "pow": _binary("pow"),
+    "xlogy": (Sig(("x", "y")), _xlogy),
+    "atan2": _binary("atan2", ("y", "x")),
+    "where": (Sig(("cond", "x", "y")), _where),
+    "prime": (Sig(("x",), variadic=True), _prime),
+    "expand": (Sig(("x",), variadic=True), _expand),
+    "diff": _axis_op("diff"),
+    "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
+    "max": _minmax("max", "maximum"),
+    "min": _minmax("min", "minimum"),
+    "sum": _reduction("sum"),
+    "logsumexp": _reduction("logsumexp"),
+    "var": _reduction("var", (("ddof", 0),)),
+    "mean": (
+        Sig(("x", "over", "mask", "empty"), (("over", None), ("mask", None), ("empty", None))),
+        _mean,
+    ),
+    "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
+    "norm": (Sig(("x", "over"), (("over", None),)), _norm),
+    "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
+    "argmax": _axis_op("argmax"),
+    "eigvalsh": (Sig(("x", "over")), lambda ctx, call, a: _eigvalsh(ctx, call, a)),
+    "softmax": _axis_op("softmax"),
+    "log_softmax": _axis_op("log_softmax"),
+    "onehot": (Sig(("x", "dim"), (("dim", None),)), _onehot),
+    "eye": (Sig(("a", "b")), _eye),
+    "size": (Sig(("dim",)), _size),
+    "arange": (Sig(("dim",)), _arange),
+}

@@ -1,0 +1,239 @@
+"""Spec calls: another loss inlined at its call site, its dims bound to the arguments'
+by position (_bind_dims), left-out optional inputs typed through that binding (_bound_type),
+params passed or defaulted, one body per distinct binding."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lossdsl import ast
+from lossdsl.errors import ArityError, DimMismatch, ParamError, TypeMismatch, did_you_mean
+from lossdsl.ir import Atom, Lit, Var
+from lossdsl.lower.context import Ctx, _coerce, _sp, lit
+from lossdsl.lower.decls import _absent_input, _bad_default, _lower_check, _param_default, _violated
+from lossdsl.lower.expr import lower_expr
+from lossdsl.lower.results import lower_body
+from lossdsl.types import UNIT_DIM, Dim, TensorType
+
+if TYPE_CHECKING:
+    from lossdsl.resolve import Callee
+
+
+# ---- spec calls -------------------------------------------------------------------------
+
+
+def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
+    """Inline another loss: its per-element value (before its reduction) over the caller's dims.
+    The callee's dims bind to the argument dims by position, whatever their names (colsum(r:
+    [N, M]) called with [M, N] sums the caller's M), all at once: the callee's body resolves
+    each of its dim names through that one map, so no renaming can capture another. Dims the
+    arguments have beyond the callee's declaration (e.g. *S) ride along like a vmap."""
+    loss = callee.loss
+    if loss.name in ctx.stack:
+        return ctx.error(
+            ArityError,
+            f"'{loss.name}' calls itself (through {' -> '.join(ctx.stack + (loss.name,))})",
+            call.span,
+            "losses cannot be recursive",
+        )
+    params = {p.name: p for p in loss.body if isinstance(p, ast.Param)}
+    inputs = {i.name: i for i in loss.inputs}
+    bound: dict[str, object] = {}
+    if len(call.args) > len(loss.inputs):
+        return ctx.error(
+            ArityError,
+            f"{loss.name}() takes {len(loss.inputs)} input{'s' if len(loss.inputs) != 1 else ''}, "
+            f"got {len(call.args)}",
+            _sp(call.args[len(loss.inputs)]),
+            f"inputs: {', '.join(inputs)}",
+        )
+    for inp, node in zip(loss.inputs, call.args):
+        bound[inp.name] = node
+    for kw in call.kwargs:
+        if kw.name in bound:
+            return ctx.error(
+                ArityError, f"{loss.name}() got '{kw.name}' twice", _sp(kw), "pass it once"
+            )
+        if kw.name not in inputs and kw.name not in params:
+            return ctx.error(
+                ArityError,
+                f"{loss.name}() has no input or param '{kw.name}'",
+                _sp(kw),
+                did_you_mean(kw.name, list(inputs) + list(params))
+                or f"inputs: {', '.join(inputs)}; params: {', '.join(params) or 'none'}",
+            )
+        bound[kw.name] = kw.value
+    sub = Ctx(ctx.b, ctx.errors, callee.scope, stack=ctx.stack + (loss.name,), loss_name=loss.name)
+    dim_map: dict[str, Dim] = {}
+    ok = True
+    for inp in loss.inputs:
+        node = bound.get(inp.name)
+        if node is None:
+            if inp.default is None:
+                return ctx.error(
+                    ArityError,
+                    f"{loss.name}() is missing input '{inp.name}'",
+                    call.span,
+                    f"inputs: {', '.join(inputs)}",
+                )
+            continue
+        atom = lower_expr(ctx, node)
+        if atom is None:
+            ok = False
+            continue
+        atom = _bind_dims(ctx, sub, inp, atom, dim_map, node)
+        if atom is None:
+            ok = False
+        sub.env[inp.name] = atom
+    if not ok:
+        return None
+    sub.dims = dict(dim_map)
+    for inp in loss.inputs:
+        if inp.name not in sub.env:
+            t = _bound_type(ctx, loss, inp, dim_map, call)
+            if t is None:
+                return None
+            sub.env[inp.name] = _absent_input(sub, inp, t)
+    for name, p in params.items():
+        if name in bound:
+            v = lower_expr(ctx, bound[name])
+            if v is None:
+                return None
+            if v.type.dims:
+                return ctx.error(
+                    TypeMismatch,
+                    f"param '{name}' of {loss.name} must be a scalar, found {v.type}",
+                    _sp(bound[name]),
+                    "params are one number per call; pass a per-element weight as an input",
+                )
+            sub.env[name] = v
+        else:
+            d = _param_default(sub, p)  # reported here too: an imported spec is not lowered alone
+            if d is None:
+                return None
+            sub.env[name] = lit(_coerce(p.dtype, d))
+        if p.constraint is None:
+            continue
+        check = _lower_check(sub, p, {n: sub.env[n] for n in params if n in sub.env})
+        if _violated(check, {}) and name in bound:
+            v = sub.env[name]
+            ctx.error(
+                ParamError,
+                f"{loss.name}(): {name} = {v.value if isinstance(v, Lit) else v} violates "
+                f"`{check.text}`",
+                _sp(bound[name]),
+                "change the value",
+            )
+        elif _violated(check, {}):
+            _bad_default(sub, p, check)
+    ctx.checks.extend(sub.checks)
+    # One body per distinct binding: a call with the same loss, argument values and param
+    # values as an earlier one reuses that call's result instead of inlining the body again
+    # (30 helpers each calling the previous twice inlined 2^30 bodies). Absent inputs are
+    # keyed as absent: their fill depends only on the loss and the argument types.
+    key = (
+        id(loss),
+        tuple(None if bound.get(i.name) is None else sub.env[i.name] for i in loss.inputs),
+        tuple(sub.env.get(n) for n in params),
+    )
+    if key not in ctx.b.inlined:
+        n_errors = len(ctx.errors)
+        ctx.b.inlined[key] = lower_body(sub, loss)
+        # A mistake met inside the callee may come from this call's dims (colsum's N is the
+        # caller's M here): point at the call too, with the binding.
+        renamed = [f"{k} = {v}" for k, v in dim_map.items() if str(v) != k]
+        note = f"in {loss.name}(...), inlined here"
+        note += f" with {', '.join(renamed)}" if renamed else ""
+        for e in ctx.errors[n_errors:]:
+            e.notes.append((note, call.span))
+    r = ctx.b.inlined[key]
+    r = ctx.b.current(r) if isinstance(r, Var) else r
+    if isinstance(r, Var) and UNIT_DIM in r.type.dims and r.type.dtype != "bool":
+        # *S with no axes stays inside the call: the caller never names it (size 1: the sum,
+        # or the max of an int, over it is the value itself).
+        red = "sum" if r.type.dtype == "float" else "max"
+        r = ctx.emit(red, (r,), (("over", (UNIT_DIM,)),), span=call.span)
+    return r
+
+
+def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Atom | None:
+    """Bind the dims `inp` declares to the argument's, position by position (the argument's
+    dims in the order its type lists them: an input's declared order). A dim bound by an
+    earlier input must meet the same caller dim again; a declared twin (B') binds its base B
+    to the caller's dim with one prime fewer. Dims past the declaration ride along. A *S
+    the argument has no dim for is *S with no axes (README): a size-1 dim the argument is
+    expanded by. The argument as the callee sees it, or None after an error."""
+    decl = inp.type.dims or ()
+    have = atom.type.dims
+
+    def bad(msg: str) -> None:
+        ctx.error(
+            DimMismatch,
+            f"input '{inp.name}' of {sub.loss_name} {msg}",
+            _sp(node),
+            f"{sub.loss_name} declares {inp.name}: {inp.type}; its dims bind to the "
+            "argument's by position",
+        )
+        return None
+
+    star = next((k for k, d in enumerate(decl) if d.variadic), None)
+    if have and len(have) == len(decl) - 1 and star is not None and isinstance(atom, Var):
+        s = decl[star]
+        unit = dim_map.get(s.name) or UNIT_DIM
+        if unit.unit and s.primes == 0:
+            atom = ctx.emit("expand", (atom,), (("dims", (unit,)),), span=_sp(node))
+            have = have[:star] + (unit,) + have[star:]
+    if len(have) < len(decl):
+        return bad(f"is {inp.type}, but the argument is {atom.type}: it lacks a dimension")
+    for dref, d in zip(decl, have):
+        want = dim_map.get(dref.name)
+        if want is not None:
+            want = replace(want, primes=want.primes + dref.primes)
+            if want != d:
+                return bad(
+                    f"wants dim {dref} (= {want} here) where the argument {atom.type} has {d}"
+                )
+        elif d.primes < dref.primes:
+            return bad(f"wants a primed dim ({dref}) where the argument {atom.type} has {d}")
+        else:
+            dim_map[dref.name] = replace(d, primes=d.primes - dref.primes)
+    of = inp.type.of
+    if of is not None:
+        if atom.type.of is None:
+            return bad(f"is an index ({inp.type}), but the argument is {atom.type}")
+        want = dim_map.get(of.name)
+        if want is None:
+            if atom.type.of.primes < of.primes:
+                return bad(f"indexes {of}, but the argument indexes {atom.type.of}")
+            dim_map[of.name] = replace(atom.type.of, primes=atom.type.of.primes - of.primes)
+        elif replace(want, primes=want.primes + of.primes) != atom.type.of:
+            return bad(
+                f"indexes {of} (= {replace(want, primes=want.primes + of.primes)} here), but "
+                f"the argument indexes {atom.type.of}"
+            )
+    return atom
+
+
+def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> TensorType | None:
+    """The type of a callee's optional input that the call leaves out: its declared dims
+    through the call's binding. A dim no passed argument binds has no size to fill with."""
+    t = inp.type
+    unbound = [
+        d.name for d in (*(t.dims or ()), *((t.of,) if t.of else ())) if d.name not in dim_map
+    ]
+    if unbound:
+        return ctx.error(
+            DimMismatch,
+            f"{loss.name}() leaves out '{inp.name}' ({t}), and no argument binds its dim "
+            f"{unbound[0]}",
+            call.span,
+            f"pass {inp.name}=... too, so {unbound[0]} has a size",
+        )
+
+    def sub(d):
+        base = dim_map[d.name]
+        return replace(base, primes=base.primes + d.primes)
+
+    of = sub(t.of) if t.of is not None else None
+    return TensorType("int" if t.dtype == "index" else t.dtype, tuple(map(sub, t.dims or ())), of)
