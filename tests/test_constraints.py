@@ -108,3 +108,37 @@ def test_literal_arithmetic_in_a_constraint_folds():
     fn(torch.ones(2), g=8.0)
     with pytest.raises(lossdsl.ParamError, match="2 \\^ 3"):
         fn(torch.ones(2), g=8.5)
+
+
+HELPER = "loss sq(d: float[B]) {\n    param s: float = 1.0 where s >= 0\n    s * d * d\n}\n"
+
+
+@pytest.mark.parametrize("arg, s", [("a", 1.0), ("a * 2", 2.0), ("a + 1", 2.0)])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_helpers_constraint_on_a_callers_param_is_checked_at_every_call(arg, s, backend):
+    """sq's `s >= 0` with s bound to the caller's param a (or arithmetic on it): at a = 1, s
+    is the listed value and the loss s * x^2 (by hand); a = -3 is a ParamError naming both
+    names, at the call on every backend and when baked."""
+    spec = lossdsl.parse(
+        HELPER + f"loss f(x: float[K]) {{\n    param a: float = 1.0\n    sq(x, s={arg})\n}}\n"
+    )
+    x = {"x": np.array([1.0, 2.0])}
+    fn = spec.compile(backend)
+    got = call(backend, fn, x, "float64", reduction="none", a=1.0)
+    np.testing.assert_allclose(got, s * x["x"] ** 2)
+    with pytest.raises(lossdsl.ParamError, match="sq's s being"):
+        call(backend, fn, x, "float64", reduction="none", a=-3.0)
+    with pytest.raises(lossdsl.ParamError, match="sq's s being"):
+        spec.compile(backend, a=-3.0)
+
+
+@pytest.mark.parametrize("arg", ["c", "mean(x)", "a + c", "sum(x) * 0"])
+def test_a_helpers_constraint_cannot_bind_to_a_tensor_value(arg):
+    """s bound to a tensor value (an input, a reduction, a mix with a param): the constraint
+    would be skipped (sq(x, s=c) with c = -3 ran unchecked): a ParamError at the argument."""
+    head = "x: float[K], c: float"
+    text = HELPER + f"loss f({head}) {{\n    param a: float = 1.0\n    sq(x, s={arg})\n}}\n"
+    with pytest.raises(lossdsl.ParamError) as e:
+        lossdsl.parse(text)
+    assert "cannot be bound to a tensor value" in str(e.value)
+    assert e.value.errors[0].span.line == 7

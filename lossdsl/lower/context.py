@@ -85,6 +85,7 @@ class Builder:
         self.taken: set[str] = set(taken or ())
         self._n = 0
         self.fold = False  # return constants as literals (param constraints)
+        self.params: set[str] = set()  # the IR names of the program's params
         self.depth = 0  # lower_expr's nesting, through inlined spec calls
         # Hash-consing: an equation identical to an earlier one (same op, arguments and
         # attributes) returns that one's result. With the spec-call memo (`inlined`, in

@@ -326,6 +326,7 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
         var = Var(ctx.b.fresh(p.name), TensorType(p.dtype))
         ctx.env[p.name] = declared[p.name] = var
         ctx.origin[p.name] = "param"
+        ctx.b.params.add(var.name)
         decls.append(ParamDecl(var, _coerce(p.dtype, d)))
     defaults = {d.var.name: d.default for d in decls}
     for p in loss.body:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from lossdsl import ast
+from lossdsl import ast, constraints
 from lossdsl.errors import ArityError, DimMismatch, ParamError, TypeMismatch, did_you_mean
-from lossdsl.ir import Atom, Lit, Var
+from lossdsl.ir import Atom, Check, Eqn, Lit, Var
 from lossdsl.lower.context import Ctx, _coerce, _sp, lit
 from lossdsl.lower.decls import _absent_input, _bad_default, _lower_check, _param_default, _violated
 from lossdsl.lower.expr import lower_expr
@@ -116,6 +116,8 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         if p.constraint is None:
             continue
         check = _lower_check(sub, p, {n: sub.env[n] for n in params if n in sub.env})
+        if check is not None and name in bound and isinstance(sub.env[name], Var):
+            check = _caller_check(ctx, sub, loss, name, check, bound[name])
         if _violated(check, {}) and name in bound:
             v = sub.env[name]
             ctx.error(
@@ -155,6 +157,53 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         red = "sum" if r.type.dtype == "float" else "max"
         r = ctx.emit(red, (r,), (("over", (UNIT_DIM,)),), span=call.span)
     return r
+
+
+def _caller_check(ctx: Ctx, sub: Ctx, loss, name: str, check: Check, node) -> Check | None:
+    """The callee's constraint on a param the call binds to a value of the caller: checked at
+    every call when that value is a param of the caller (the message says which), an error
+    when it is a tensor value (a constraint is checked on numbers before any tensor exists;
+    skipping it would run sq(x, s=c) with c = -3 unchecked)."""
+    sub.checks.remove(check)
+    # the caller's equations the constraint reads (s=a * 2), when they are of params alone
+    producers = {e.out.name: e for e in ctx.b.eqns}
+    needed: dict[str, Eqn] = {}
+
+    def params_only(v: Var) -> bool:
+        if v.name in ctx.b.params or v.name in needed:
+            return True
+        e = producers.get(v.name)
+        if e is None or not all(isinstance(a, Lit) or params_only(a) for a in e.args):
+            return False
+        needed[v.name] = e
+        return True
+
+    reads = {a for e in check.eqns for a in e.args if isinstance(a, Var)}
+    reads |= {check.ok} if isinstance(check.ok, Var) else set()
+    reads = {v for v in reads if v.name not in {e.out.name for e in check.eqns}}
+    ok = all(params_only(v) for v in sorted(reads, key=lambda v: v.name))
+    pre = sorted(needed.values(), key=lambda e: list(producers).index(e.out.name))
+    if not ok or constraints.unsupported(pre) is not None:
+        return ctx.error(
+            ParamError,
+            f"{loss.name}()'s param {name} has the constraint `{check.text}`, which is "
+            "checked on numbers: it cannot be bound to a tensor value",
+            _sp(node),
+            f"pass a number, or a param of {ctx.loss_name or 'the caller'} (a param's "
+            "constraint is checked at every call)",
+        )
+    sp = _sp(node)
+    arg = (
+        sp.source.line(sp.line)[sp.col - 1 : sp.end_col - 1]
+        if sp and sp.end_line == sp.line
+        else ""
+    )
+    v = sub.env[name]
+    arg = arg or v.name
+    text = check.text if arg == name else f"{check.text}, {loss.name}'s {name} being {arg}"
+    check = replace(check, eqns=(*pre, *check.eqns), text=text)
+    sub.checks.append(check)
+    return check
 
 
 def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Atom | None:
