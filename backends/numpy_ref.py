@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from lossdsl import layout
-from lossdsl.backend import INFIX_TEMPLATES, NOT_AN_ARRAY, Target, take_along_axis_gather
+from lossdsl.codegen import INFIX_TEMPLATES, NOT_AN_ARRAY, Target, take_along_axis_gather
 from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
 from lossdsl.errors import InputError, class_ids_message
 from lossdsl.ir import Lit, Program, Var, index_sources, unit_dims

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossdsl.backend import load_backend
+from lossdsl.codegen import reference
 
 SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2)}
 
@@ -107,7 +107,7 @@ def fd_grads(spec, absent, inputs: dict, wrt: list[str], h: float = 1e-6, **para
     """Central finite differences of the float64 numpy reference (reduction="mean": compare
     with grads(..., reduction="mean")), every stop_grad value held at its unperturbed value
     (what stop_grad means)."""
-    ref = load_backend("numpy")
+    ref = reference()
     prog = spec.program(frozenset(absent))
     frozen: dict = {}
     ref.evaluate(prog, inputs, params, "mean", frozen)
