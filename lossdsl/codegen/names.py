@@ -86,7 +86,7 @@ class Names:
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
         # the targets' module-level helpers (Target.helpers)
         | {"_ids_out_of_range", "_eigvalsh"}
-        # the numpy reference module's helpers (numpy_ref.PRELUDE)
+        # the numpy target's helpers (backends/numpy_backend.py PRELUDE)
         | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus"}
         | CALL_KEYWORDS
     )

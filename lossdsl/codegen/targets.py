@@ -27,7 +27,7 @@ REFERENCE = "numpy"  # compile() of this one runs the interpreter, `reference()`
 _FILES: dict[str, str | Path] = {
     "torch": "torch_backend",
     "jax": "jax_backend",
-    "numpy": "numpy_ref",  # split into interpreter and target: next commit
+    "numpy": "numpy_backend",
 }
 _LOADED: dict[str | Path, types.ModuleType] = {}
 
