@@ -1,10 +1,10 @@
-"""JAX backend: op templates over lossdsl's op table (see lossdsl/backend.py for the emitter).
+"""JAX backend: op templates over lossdsl's op table (lossdsl/codegen/ is the emitter).
 
 The generated function is pure: it works under jax.jit, jax.grad and jax.vmap. Shapes are
 static under jit, so the input checks run once at trace time.
 """
 
-from lossdsl.backend import (
+from lossdsl.codegen import (
     INFIX_TEMPLATES,
     NOT_AN_ARRAY,
     ShardTarget,

@@ -1,6 +1,7 @@
 """NumPy float64 reference: an interpreter of the IR built only on the op table's `ref`
-functions (the meaning of every op), plus a NumPy code target for `lossdsl compile --backend
-numpy` whose output the tests hold to the interpreter.
+functions (the meaning of every op). `compile("numpy")` runs it; the NumPy code target that
+`lossdsl compile --backend numpy` prints is backends/numpy_backend.py (the tests hold its output
+to this interpreter).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import threading
 import numpy as np
 
 from lossdsl import layout
-from lossdsl.backend import INFIX_TEMPLATES, NOT_AN_ARRAY, Target, take_along_axis_gather
 from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
 from lossdsl.errors import InputError, class_ids_message
 from lossdsl.ir import Lit, Program, Var, index_sources, unit_dims
@@ -307,147 +307,3 @@ def evaluate_sharded(prog: Program, inputs: dict, params: dict, reduction=None, 
     if real or errors:
         raise (real or errors)[0]
     return results
-
-
-# ---- NumPy source target ------------------------------------------------------------------
-
-PRELUDE = (
-    "def _logsumexp(x, axis):",
-    "    x = np.asarray(x, dtype=np.result_type(x, np.float32))",
-    "    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)",
-    "    m = np.where(np.isfinite(m), m, 0.0)",
-    "    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))",
-    "",
-    "",
-    "def _log_softmax(x, axis):",
-    "    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)",
-    "    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))",
-    "",
-    "",
-    "def _sigmoid(x):",
-    "    e = np.exp(-np.abs(x))",
-    "    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))",
-    "",
-    "",
-    "def _xlogy(x, y):",
-    "    y0 = np.where(np.isnan(y), np.nan, 0.0)",
-    "    return np.where(x == 0, y0, x * np.log(np.where(x == 0, 1.0, y)))",
-    "",
-    "",
-    "def _erf(x):",
-    "    return np.vectorize(math.erf, otypes=[float])(x)",
-)
-
-
-def _minmax(fn: str, sign: str):
-    """np.max / np.min with the identity as `initial`: -inf / +inf over an empty dim (the int
-    range's end for ints), as the op table's meaning says."""
-
-    def t(c):
-        x = c[0]
-        if c.eqn.args[0].type.dtype == "float":
-            ident = f"{sign}np.inf"
-        else:
-            ident = f"np.iinfo({x}.dtype).{'max' if sign == '' else 'min'}"
-        return f"np.{fn}({x}, axis={c.attrs['axes']}, initial={ident})"
-
-    return t
-
-
-EIGVALSH = '''
-def _eigvalsh(m):
-    """Eigenvalues of symmetric matrices; all NaN for a matrix with a non-finite entry (LAPACK
-    raises on it)."""
-    ok = np.isfinite(m).all((-2, -1))
-    w = np.linalg.eigvalsh(np.where(ok[..., None, None], m, 0.0))
-    return np.where(ok[..., None], w, np.nan)
-'''
-
-
-def _eigvalsh(c):
-    r = f"_eigvalsh({c.attrs['mat']})"
-    p = c.attrs["unperm"]
-    return r if p is None else f"np.transpose({r}, {p})"
-
-
-TEMPLATES = {
-    **INFIX_TEMPLATES,
-    "exp": "np.exp({0})",
-    "log": "np.log({0})",
-    "log1p": "np.log1p({0})",
-    "expm1": "np.expm1({0})",
-    "sqrt": "np.sqrt({0})",
-    "abs": "np.abs({0})",
-    "sigmoid": "_sigmoid({0})",
-    "softplus": "np.logaddexp(0.0, {0})",
-    "relu": "np.maximum({0}, 0)",
-    "erf": "_erf({0})",
-    "tanh": "np.tanh({0})",
-    "sin": "np.sin({0})",
-    "cos": "np.cos({0})",
-    "atan": "np.arctan({0})",
-    "asin": "np.arcsin({0})",
-    "acos": "np.arccos({0})",
-    "log2": "np.log2({0})",
-    "log10": "np.log10({0})",
-    "atan2": "np.arctan2({0}, {1})",
-    "not": "np.logical_not({0})",
-    "stop_grad": "{0}",
-    "to_float": "np.asarray({0}, dtype=np.float64)",
-    "div": "np.true_divide({0}, {1})",
-    "pow": "np.power(np.asarray({0}, dtype=np.float64), {1})",
-    "maximum": "np.maximum({0}, {1})",
-    "minimum": "np.minimum({0}, {1})",
-    "xlogy": "_xlogy({0}, {1})",
-    "bce_logits": "np.logaddexp(0.0, {0}) - {0} * {1}",
-    "and": "np.logical_and({0}, {1})",
-    "or": "np.logical_or({0}, {1})",
-    "safe_div": "np.where({1} == 0, {empty}, {0} / np.where({1} == 0, 1, {1}))",
-    "where": "np.where({0}, {1}, {2})",
-    "sum": "np.sum({0}, axis={axes})",
-    "mean": "np.mean({0}, axis={axes})",
-    "max": _minmax("max", "-"),
-    "min": _minmax("min", ""),
-    "logsumexp": "_logsumexp({0}, {axes})",
-    "var": "np.var({0}, axis={axes}, ddof={ddof})",
-    "argmax": "np.argmax({0}, axis={axis})",
-    "eigvalsh": _eigvalsh,
-    "softmax": "np.exp(_log_softmax({0}, {axis}))",
-    "log_softmax": "_log_softmax({0}, {axis})",
-    "gather": take_along_axis_gather("np"),
-    "cross_entropy": (
-        "-np.take_along_axis(_log_softmax({0}, {k}), np.expand_dims({i}, {k}), axis={k})"
-        ".squeeze({k})"
-    ),
-    "onehot": "(np.expand_dims({0}, {k}) == np.arange({n}).reshape({column})).astype(np.float64)",
-    "eye": "np.eye({n}, dtype=bool)",
-    "arange": "np.arange({n})",
-    "fill": "np.full({shape}, {value}, dtype={dtype})",
-    "contract": 'np.einsum("{spec}", {0}, {1})',
-    "transpose": "np.transpose({0}, {perm})",
-    "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
-    "diff": "np.diff({0}, axis={axis})",
-}
-
-TARGET = Target(
-    name="numpy",
-    imports=("import math", "", "import numpy as np", "", "", *PRELUDE),
-    templates=TEMPLATES,
-    is_float="np.issubdtype({x}.dtype, np.floating)",
-    is_int="np.issubdtype({x}.dtype, np.integer)",
-    is_bool="{x}.dtype == np.bool_",
-    as_array="np.asarray({x})",
-    as_tensor="np.asarray({x}, dtype={dtype})",
-    float_dtype_default="np.float64",
-    int_dtype="np.int64",
-    bool_dtype="bool",
-    permute="np.transpose({x}, {perm})",
-    broadcast="np.broadcast_to({x}, {shape})",
-    float_cast="{x}.astype(np.float64)",
-    select="({1} if {0} else {2})",
-    index_out_of_range="{i}.size > 0 and (int({i}.min()) < 0 or int({i}.max()) >= {n})",
-    not_array=NOT_AN_ARRAY,
-    array_kind="a numpy array",
-    array_hint="np.asarray",
-    helpers=(("_eigvalsh", EIGVALSH),),
-)

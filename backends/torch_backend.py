@@ -1,11 +1,11 @@
-"""PyTorch backend: op templates over lossdsl's op table (see lossdsl/backend.py for the emitter).
+"""PyTorch backend: op templates over lossdsl's op table (lossdsl/codegen/ is the emitter).
 
 Every template writes one line of eager PyTorch; the generated function runs under autograd and
 torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first float input and
 the device of the inputs.
 """
 
-from lossdsl.backend import INFIX_TEMPLATES, ShardTarget, Target, shard_eye
+from lossdsl.codegen import INFIX_TEMPLATES, ShardTarget, Target, shard_eye
 
 
 def _gather(c):

@@ -372,9 +372,9 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
     combined with their associative rule, then the row side runs once."""
     import numpy as np
 
-    from lossdsl.backend import load_backend
+    from lossdsl.codegen import reference
 
-    ref = load_backend("numpy")
+    ref = reference()
     env: dict = {}
     sizes: dict = {}
     shapes: dict = {}

@@ -20,31 +20,27 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import linecache
-import sys
-import types
 from dataclasses import dataclass
 
-from lossdsl.backend import (
-    _dims_needed,
+from lossdsl.chunk import Plan, combine, pick_mask, plan
+from lossdsl.codegen import (
+    dims_needed,
     function_name,
     load_backend,
+    load_module,
     module_source,
     public_names,
 )
-from lossdsl.chunk import Plan, combine, pick_mask, plan
-from lossdsl.errors import InputError, ParamError, class_ids_message
+from lossdsl.errors import InputError, class_ids_message
 from lossdsl.ir import Atom, Eqn, InputDecl, Program, Var, index_sources
 from lossdsl.ops import OPS
 from lossdsl.types import Dim, TensorType
-
-_MODULE_IDS = itertools.count()  # unique names: sys.modules shrinks as compiled modules go
 
 
 class Modules:
     """The generated modules of one chunked compile, deduplicated by source (the sum and the
     mean plans share their statistics). `names` lists (module, linecache filename) pairs: the
-    compiler forgets them once nobody holds the compiled function (compiler._forget_module)."""
+    compiler forgets them once nobody holds the compiled function (codegen.forget_modules)."""
 
     def __init__(self, backend: str):
         self.backend = backend
@@ -55,15 +51,7 @@ class Modules:
         """An ordinary generated function (torch or jax) for a sub-program."""
         src = module_source(load_backend(self.backend).TARGET, [prog], prog.doc)
         if src not in self.fns:
-            n = next(_MODULE_IDS)
-            filename = f"<lossdsl chunked {prog.name} {self.backend} {n}>"
-            linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-            mod = types.ModuleType(f"_lossdsl_chunked_{prog.name}_{self.backend}_{n}")
-            mod.__file__ = filename
-            exec(compile(src, filename, "exec"), mod.__dict__)  # generated from our IR only
-            mod.LossInputError, mod.LossParamError = InputError, ParamError
-            sys.modules[mod.__name__] = mod  # torch.compile re-imports a function's module
-            self.names.append((mod.__name__, filename))
+            mod = load_module(src, "chunked", prog.name, self.backend, self.names)
             fn = getattr(mod, function_name(prog.name))
             # the Python name of each param (`lambda` is `lambda_`): _call passes them by name
             names = public_names(
@@ -107,7 +95,7 @@ def _sub(
     bound = {d.name for v in inputs for d in v.type.dims}
     carriers = {}
     for e in eqns:
-        for d in _dims_needed(e):
+        for d in dims_needed(e):
             if d.name not in bound and d.name not in carriers and not d.unit:
                 carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
     if not carriers and not any(v.type.dtype == "float" for v in inputs):

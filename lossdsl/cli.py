@@ -8,6 +8,7 @@ import sys
 from math import inf
 from pathlib import Path
 
+from lossdsl.codegen import registered
 from lossdsl.compiler import Spec, list_specs, load, parse
 from lossdsl.errors import LossError, MultipleErrors
 from lossdsl.lower import PRELUDES
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("spec", nargs="?", help="shipped spec name or path to a .loss file")
     c.add_argument("-e", "--expr", help="an inline loss expression, e.g. 'ce + eps*(1-pt)'")
     c.add_argument("--task", choices=sorted(TASK_HEADERS), help="the inputs of an inline loss")
-    c.add_argument("--backend", default="torch", choices=["torch", "jax", "numpy"])
+    c.add_argument("--backend", default="torch", choices=list(registered()))
     c.add_argument("-o", "--output", help="write the module here instead of stdout")
     c.add_argument("--param", action="append", metavar="NAME=VALUE", help="bake a param")
     c.add_argument(

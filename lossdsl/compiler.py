@@ -12,21 +12,23 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import linecache
-import sys
-import types
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lossdsl import ast, constraints
-from lossdsl.backend import (
-    BACKENDS,
+from lossdsl.codegen import (
     NOT_ARRAY_TYPES,
+    REFERENCE,
+    forget_modules,
+    forget_with,
     function_name,
     load_backend,
+    load_module,
     module_source,
     public_names,
+    reference,
+    registered,
 )
 from lossdsl.errors import (
     ArityError,
@@ -191,9 +193,9 @@ class Spec:
         program that splits (the transform raises ShardError at the spec's text if not)."""
         if dim is None:
             return None
-        if backend == "numpy":
+        if load_backend(backend).TARGET.shard is None:
             raise ParamError(
-                "the numpy backend has no distributed mode",
+                f"the {backend} backend has no distributed mode",
                 None,
                 "shard= is for torch and jax (tests simulate ranks with "
                 "backends/numpy_ref.evaluate_sharded)",
@@ -236,11 +238,12 @@ def _param_info(p: ast.Param) -> ParamInfo:
 
 
 def _check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
+    known = registered()  # lossdsl/codegen/targets.py
+    if backend not in known:
         raise UnknownName(
             f"unknown backend '{backend}'",
             None,
-            did_you_mean(backend, BACKENDS) or f"backends: {', '.join(BACKENDS)}",
+            did_you_mean(backend, known) or f"backends: {', '.join(known)}",
         )
     return backend
 
@@ -415,7 +418,7 @@ def _source(spec: Spec, backend: str, baked, dim=None) -> str:
 def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]
     recipe = ("plain", backend, baked, dim)
-    if backend == "numpy":
+    if backend == REFERENCE:
         bake(spec._lowered(frozenset()), dict(baked))  # a violated constraint: now, as torch's
         return CompiledLoss(_reference_fn(spec, baked), spec, recipe, guard=False)
     declared = _public_names(spec, baked)
@@ -427,9 +430,8 @@ def _compiled_cached(spec_key, backend, baked, dim=None):
     out = CompiledLoss(fn, spec, recipe, declared)
     # Once neither this cache nor the caller holds the function, its modules and sources go
     # too: a process that compiles thousands of specs (a sweep, a fuzzer) would otherwise
-    # keep every one, and its garbage-collection pauses grow with them. (Not on the module's
-    # own function: its module, in sys.modules, holds it.)
-    weakref.finalize(out, _forget_modules, made)
+    # keep every one, and its garbage-collection pauses grow with them.
+    forget_with(out, made)
     return out
 
 
@@ -484,26 +486,10 @@ def _lazy_variants(spec_key, backend, baked, dim, made: list):
 
 
 def _module_fn(spec: Spec, backend: str, src: str, made: list):
-    """Exec a generated module; its loss function (CompiledLoss guards it)."""
-    n = next(_MODULE_IDS)
-    filename = f"<lossdsl {spec.name} {backend} {n}>"
-    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    # A real module in sys.modules: torch.compile re-imports a function's module by name.
-    mod = types.ModuleType(f"_lossdsl_generated_{spec.name}_{backend}_{n}")
-    mod.__file__ = filename
-    exec(compile(src, filename, "exec"), mod.__dict__)  # source generated from our IR only
-    mod.LossInputError, mod.LossParamError = InputError, ParamError
-    sys.modules[mod.__name__] = mod
-    made.append((mod.__name__, filename))
+    """Exec a generated module (lossdsl/codegen/loader.py); its loss function (CompiledLoss
+    guards it)."""
+    mod = load_module(src, "generated", spec.name, backend, made)
     return getattr(mod, function_name(spec.name))
-
-
-_MODULE_IDS = itertools.count()
-
-
-def _forget_module(name: str, filename: str) -> None:
-    sys.modules.pop(name, None)
-    linecache.cache.pop(filename, None)
 
 
 def _compiled(spec: Spec, backend: str, baked, dim=None):
@@ -684,7 +670,7 @@ def _declared_signature(name: str, sig: inspect.Signature, back: dict[str, str])
 
 def _reference_fn(spec: Spec, baked):
     """The float64 numpy interpreter as a callable with the same signature as the others."""
-    ref = load_backend("numpy")
+    ref = reference()
     names = [i.name for i in spec.inputs]
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
@@ -804,7 +790,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
                 else:
                     plans[absent, reduction] = ChunkedLoss(prog, logits, reduction, chunk, mods)
             except ChunkError as e:
-                _forget_modules(tuple(mods.names))
+                forget_modules(tuple(mods.names))
                 if absent:
                     e.message += f" (when {', '.join(sorted(absent))} is not passed)"
                 raise e from None
@@ -862,15 +848,10 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
 
     loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")
     # its generated modules (and their linecache sources) go once nobody holds loss_fn
-    weakref.finalize(loss_fn, _forget_modules, tuple(mods.names))
+    forget_with(loss_fn, tuple(mods.names))
     loss_fn.__doc__ = spec.doc
     recipe = ("chunked", backend, baked, chunk, linear, rows)
     return CompiledLoss(loss_fn, spec, recipe, guard=False)
-
-
-def _forget_modules(names) -> None:
-    for name, filename in names:
-        _forget_module(name, filename)
 
 
 def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:

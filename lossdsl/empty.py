@@ -13,9 +13,9 @@
    InputError naming the dim, its size and why. A requirement that only a `where` on a bool
    param reaches holds only when the param picks that branch (mmd's unbiased estimate).
 
-Both are decided here, from the program alone; the emitter (lossdsl/backend.py) turns them into
-integer comparisons on the dim sizes at the top of the generated function (free under jit and
-torch.compile: sizes are static), and the numpy reference checks them the same way.
+Both are decided here, from the program alone; the emitter (lossdsl/codegen/guards.py) turns
+them into integer comparisons on the dim sizes at the top of the generated function (free under
+jit and torch.compile: sizes are static), and the numpy reference checks them the same way.
 """
 
 from __future__ import annotations

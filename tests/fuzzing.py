@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 from lossdsl.errors import LossError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def run_contract(text: str, filename: str = "<fuzz>") -> Outcome:
     t0 = time.process_time()
     try:
         spec = lossdsl.parse(text, filename)
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             spec.compile(backend)
     except LossError as e:
         for err in e.errors:

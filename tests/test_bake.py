@@ -19,6 +19,7 @@ import pytest
 from helpers import SHAPES, call, random_inputs
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 from lossdsl.errors import ParamError
 
 SPECS = lossdsl.list_specs()
@@ -80,7 +81,7 @@ def test_baked_params_equal_unbaked_reference(name):
     ref = spec.compile("numpy")
     for values in _settings(spec):
         want = {r: call("numpy", ref, inputs, "float64", reduction=r, **values) for r in ("none",)}
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             fn = spec.compile(backend, **values)
             got = call(backend, fn, inputs, "float64", reduction="none")
             np.testing.assert_allclose(
@@ -92,7 +93,7 @@ def test_baked_params_equal_unbaked_reference(name):
 def test_baking_a_strict_bound_is_refused(name):
     spec = lossdsl.load(name)
     for p, b in _strict_bounds(spec):
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             with pytest.raises(ParamError, match="violates"):
                 spec.compile(backend, **{p: b})
 

@@ -10,8 +10,8 @@ import pytest
 from helpers import call, random_inputs
 
 import lossdsl
-from lossdsl.backend import load_backend
 from lossdsl.chunk import ChunkError, evaluate_chunked, plan
+from lossdsl.codegen import load_backend
 
 SIZES = {"B": 4, "C": 23, "D": 3, "S": (3, 2), "K": 7, "V": 2, "N": 4, "M": 3, "L": 3, "T": 4}
 MUST_CHUNK = [  # the LLM-vocabulary losses of the issue, and their relatives

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 from lossdsl.equiv import random_inputs
 
 SPECS = lossdsl.list_specs()
-BACKENDS = ("numpy", "torch", "jax")
 SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2)}
 
 # Specs whose per-element loss has no batch dim (a statistic of the whole batch) and whose
@@ -94,7 +94,7 @@ def cases(spec, n: int):
 # ---- empty batch ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_empty_batch_every_spec(backend):
     """B = 0: a per-sample loss gives an empty "none" (the B = 4 shape with B = 0), sum 0 and
     mean 0 (every shipped spec's mean is plain or declares `empty 0`), with finite zero
@@ -137,7 +137,7 @@ def test_empty_batch_regressions():
     for name in ("nce_logistic", "triplet_batch_hard"):
         spec = lossdsl.load(name)
         d = random_inputs(spec, {"B": 0, "N": 3, "D": 3}, np.random.default_rng(0))
-        for backend in BACKENDS:
+        for backend in TARGETS:
             fn = spec.compile(backend)
             assert value(backend, fn, d, reduction="none").shape == (0,)
             assert float(value(backend, fn, d)) == 0.0
@@ -146,7 +146,7 @@ def test_empty_batch_regressions():
 def test_too_small_dims_say_which_and_why():
     spec = lossdsl.load("vicreg")
     z = np.ones((1, 3))
-    for backend in BACKENDS:
+    for backend in TARGETS:
         with pytest.raises(lossdsl.InputError) as e:
             spec.compile(backend)(**to(backend, {"z1": z, "z2": z}))
         assert "vicreg: dim B has size 1 in 'z1', but this loss needs at least 2 along it: it " in (
@@ -159,7 +159,7 @@ def test_too_small_dims_say_which_and_why():
     # mmd's unbiased estimate divides by n (n - 1); the biased one (the default) does not
     mmd = lossdsl.load("mmd")
     x, y = np.zeros((1, 2)), np.zeros((3, 2))
-    for backend in BACKENDS:
+    for backend in TARGETS:
         fn = mmd.compile(backend)
         # biased, all points equal: k = 1 everywhere, 1 + 1 - 2 * 1 = 0
         assert float(value(backend, fn, {"x": x, "y": y})) == 0.0
@@ -211,7 +211,7 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_bad_input_kinds_every_spec(backend):
     """Every input position of every spec, each kind that is no tensor of the backend (and a
     numpy array for torch): InputError naming the input, never AttributeError/TypeError."""
@@ -233,7 +233,7 @@ def test_bad_input_kinds_every_spec(backend):
                 assert f"{name}: input '{k}'" in str(e.value), (name, k, kind)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_bad_param_kinds_every_spec(backend):
     """Every param of every spec given a list, None or a str: ParamError naming it."""
     for name in SPECS:

@@ -69,7 +69,7 @@ def test_library_ops_match_numpy_values_and_jax_gradients(text, data, reduction)
 def test_the_pass_preserves_every_spec_on_the_numpy_reference():
     """Every variant of every shipped spec, all reductions: the rewritten program evaluates
     like the optimized one (float64 reference)."""
-    ref = lossdsl.backend.load_backend("numpy")
+    ref = lossdsl.codegen.load_backend("numpy")
     fired = set()
     for name in lossdsl.list_specs():
         spec = lossdsl.load(name)
@@ -154,8 +154,8 @@ def test_torch_sources_get_library_calls_jax_keeps_the_primitives():
     """XLA fuses the primitives itself. A sharded torch program gets the calls after the shard
     transform split its sums: this rank's rows go through F.cross_entropy(reduction="sum")
     before the all_reduce (tests/test_distributed.py checks its value and gradients)."""
-    assert lossdsl.backend.load_backend("torch").TARGET.library_calls
-    assert not lossdsl.backend.load_backend("jax").TARGET.library_calls
+    assert lossdsl.codegen.load_backend("torch").TARGET.library_calls
+    assert not lossdsl.codegen.load_backend("jax").TARGET.library_calls
     src = lossdsl.load("cross_entropy").source("torch", shard="B")
     assert 'ignore_index=int(ignore_index), reduction="sum")' in src
     assert 'reduction="mean")' not in src  # the mean divides by the global count

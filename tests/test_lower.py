@@ -13,8 +13,8 @@ import pytest
 from helpers import call
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 
-BACKENDS = ("numpy", "torch", "jax")
 SIZES = {"A": 2, "B": 3, "C": 4, "D": 5}  # distinct sizes: a wrong axis cannot hide
 
 
@@ -43,7 +43,7 @@ def test_masked_mean_counts_the_mask_broadcast_over_the_reduced_dims():
     # row) instead of its broadcast over C gave the row sums [3, 12].
     spec = lossdsl.parse("loss f(x: float[B, C], m: bool[B]) { mean(x, over=C, mask=m, empty=0) }")
     inputs = {"x": np.arange(6.0).reshape(2, 3), "m": np.array([True, False])}
-    for backend in BACKENDS:
+    for backend in TARGETS:
         np.testing.assert_allclose(run(spec, backend, inputs), [1.0, 0.0], err_msg=backend)
 
 
@@ -81,7 +81,7 @@ def test_masked_mean_over_random_dim_subsets_matches_its_documented_meaning():
         num = np.where(mb, x, 0.0).sum(axis=axes)
         cnt = mb.sum(axis=axes)
         want = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1), empty)
-        for backend in BACKENDS:
+        for backend in TARGETS:
             got = run(spec, backend, {"x": x, "m": m})
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=text + backend)
     assert len(seen) >= 20
@@ -101,7 +101,7 @@ def test_twin_summed_beside_its_unprimed_input():
         ("sum(prime(x, H) * x, over=H') + x", [4.0, 8.0]),
     ]:
         spec = lossdsl.parse(f"loss f(x: float[H]) {{ {body} }}")
-        for backend in BACKENDS:
+        for backend in TARGETS:
             np.testing.assert_allclose(run(spec, backend, x), want, err_msg=body + backend)
 
 
@@ -150,7 +150,7 @@ def test_random_twin_contractions_match_einsum():
             primed = [d for d in (set(dp) | set(dq)) - set(over) if d.endswith("'")]
             body = f"sum({inner}, over=({', '.join(sorted(primed))}))" if primed else inner
             spec = lossdsl.parse(f"loss f(x: float[A, B]) {{ {body} + x }}")
-            for backend in BACKENDS:
+            for backend in TARGETS:
                 got = run(spec, backend, {"x": x})
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=body + backend)
             checked += 1
@@ -166,7 +166,7 @@ def test_helper_called_with_its_dim_names_swapped_binds_by_position():
     spec = lossdsl.parse(
         "loss colsum(r: float[N, M]) { sum(r, over=N) }\nloss swapped(r: float[M, N]) { colsum(r) }"
     )
-    for backend in BACKENDS:
+    for backend in TARGETS:
         got = run(spec, backend, {"r": np.arange(6.0).reshape(2, 3)})
         np.testing.assert_allclose(got, [3.0, 5.0, 7.0], err_msg=backend)
 
@@ -221,7 +221,7 @@ def test_random_dim_renamings_at_a_call_equal_the_helper_written_inline():
                 "i": rng.integers(0, CALL_SIZES[names["K"]], CALL_SIZES[names["N"]]),
             }
             want = run(inline, "numpy", inputs)
-            for backend in BACKENDS:
+            for backend in TARGETS:
                 got = run(called, backend, inputs)
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{names} {body}")
             cases += 1
@@ -260,7 +260,7 @@ def test_variadic_and_twin_dims_bind_like_the_inline_body(helper, caller, inline
         inputs["v"] = rng.standard_normal(4)
     want = run(lossdsl.parse(inline), "numpy", inputs)
     called = lossdsl.parse(helper + "\n" + caller)
-    for backend in BACKENDS:
+    for backend in TARGETS:
         np.testing.assert_allclose(run(called, backend, inputs), want, rtol=1e-12)
 
 
@@ -285,7 +285,7 @@ def test_a_helpers_star_s_with_no_argument_dim_has_no_axes(decl):
     x = rng.standard_normal((SIZES["B"], SIZES["D"]))
     per = 4 * a + (0.5 * a) ** 2
     want = (per.sum(-1) if "C" in have else per) + x.sum(1)
-    for backend in BACKENDS:
+    for backend in TARGETS:
         got = run(spec, backend, {"a": a, "x": x})
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=backend)
     for backend in ("torch", "jax"):
@@ -334,7 +334,7 @@ def test_a_dim_only_on_an_optional_input_is_an_error_at_check():
         "loss f(x: float[B, *S], w: float[B, *S] = 2) { sum(x * mean(w, over=S), over=S) }"
     )
     x = np.arange(6.0).reshape(2, 3)
-    for backend in BACKENDS:
+    for backend in TARGETS:
         # w absent: 2 * row sums of x = [6, 24]; w = 1: [3, 12]
         np.testing.assert_allclose(run(spec, backend, {"x": x}), [6.0, 24.0])
         np.testing.assert_allclose(run(spec, backend, {"x": x, "w": np.ones((2, 3))}), [3, 12])
@@ -352,7 +352,7 @@ def test_weighted_mean_of_a_scalar_loss_divides_by_its_weight():
     for by, want, grad in (("2", 2.0, 0.5), ("inf", 0.0, 0.0), ("0", 0.0, 0.0)):
         spec = lossdsl.parse(f"loss f(v: float[B]) {{\n reduce mean by {by} empty 0\n sum(v)\n}}")
         inputs = {"v": np.array([1.0, 3.0])}
-        for backend in BACKENDS:
+        for backend in TARGETS:
             got = run(spec, backend, inputs, "mean")
             assert got == want, (by, backend)
             if backend != "numpy":
@@ -379,7 +379,7 @@ def test_random_weighted_means_match_the_readme_formula():
             w = rng.uniform(0.0, 2.0, [SIZES[d] for d in wd]) * (rng.random() < 0.7)
             total = np.sum(x * x)
             want = empty if np.sum(w) == 0 else total / np.sum(w)
-            for backend in BACKENDS:
+            for backend in TARGETS:
                 got = run(spec, backend, {"x": x, "w": w}, "mean")
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{ld} {wd} {backend}")
             cases += 1

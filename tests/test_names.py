@@ -23,14 +23,13 @@ import pytest
 from helpers import SHAPES, call, random_inputs
 
 import lossdsl
-from lossdsl.backend import CALL_KEYWORDS, Names, docstring, load_backend, public_names
+from lossdsl.codegen import CALL_KEYWORDS, TARGETS, Names, docstring, load_backend, public_names
 from lossdsl.errors import ArityError, DuplicateDefinition, LossError, ReservedName
 from lossdsl.parser import _lark
 from lossdsl.resolve import COMPILE_KEYWORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = lossdsl.list_specs()
-BACKENDS = ("numpy", "torch", "jax")
 GRAMMAR = (ROOT / "grammar" / "lossdsl.lark").read_text()
 # the DSL's own words (loss, where, of, float, ...): never a name in a spec
 DSL_WORDS = set(re.findall(r'"([a-z]+)"', GRAMMAR))
@@ -143,7 +142,7 @@ def _param_values(spec: lossdsl.Spec, inputs: dict) -> dict:
     return out
 
 
-def check_renaming(name: str, mapping: dict[str, str], backends=BACKENDS) -> None:
+def check_renaming(name: str, mapping: dict[str, str], backends=TARGETS) -> None:
     spec = lossdsl.load(name)
     renamed = lossdsl.parse(rename(spec.text, mapping), spec.filename)
     assert renamed.name == spec.name
@@ -212,7 +211,7 @@ def _per_backend(fn_text, arrays, backend, **kw):
     return call(backend, fn, arrays, "float64", **kw)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_a_dim_named_like_a_temporary_keeps_its_size(backend):
     # exp(x) * size(t0) with t0 = 3: the IR's own t0 is exp(x); the dim's size must stay 3
     text = "loss f(x: float[t0]) { exp(x) * size(t0) }"
@@ -222,7 +221,7 @@ def test_a_dim_named_like_a_temporary_keeps_its_size(backend):
     np.testing.assert_allclose(got, np.exp(x) * 3, rtol=1e-15)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 @pytest.mark.parametrize("new", ["r0", "t0", "logp", "ce", "n", "fdt"])
 def test_label_smoothing_ce_with_its_class_dim_renamed(backend, new):
     spec = lossdsl.load("label_smoothing_ce")
@@ -233,7 +232,7 @@ def test_label_smoothing_ce_with_its_class_dim_renamed(backend, new):
     assert np.array_equal(call(backend, renamed.compile(backend), data, "float64"), want)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_a_callers_dim_named_like_an_imported_specs_let(backend):
     # focal's body binds ce, pt, logp, ... (use classification); the caller's batch dim is `ce`
     text = "import focal\nloss g(logits: float[{b}, C], target: index[{b}] of C) "
@@ -246,7 +245,7 @@ def test_a_callers_dim_named_like_an_imported_specs_let(backend):
         assert np.array_equal(got, want), dim
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_an_input_named_like_a_variant_function(backend):
     # the module names its variants _f__general, _f__no_..., _f__a_0: an input of that name
     # must not shadow the variant the dispatcher calls
@@ -259,7 +258,7 @@ def test_an_input_named_like_a_variant_function(backend):
         assert np.array_equal(got, 2 * x), name
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 @pytest.mark.parametrize("pname", ["lambda", "object", "eval", "jnp", "__name__", "lambda_"])
 def test_a_param_is_passed_by_its_declared_name(backend, pname):
     spec = lossdsl.parse(
@@ -302,7 +301,7 @@ def test_both_lambda_and_lambda_are_params():
         "lambda": "lambda__",
         "lambda_": "lambda_",
     }
-    for backend in BACKENDS:
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), {"x": np.ones(1)}, "float64",
                    **{"lambda": 2.0, "lambda_": 3.0})  # fmt: skip
         assert float(got) == 5.0  # hand computation: 1 * 2 + 3
@@ -354,7 +353,7 @@ def test_api_keywords_stay_free_as_dims_and_lets(name):
         f"loss f(x: float[D]) {{\n    let {name} = x * size(D)\n    {name}\n}}",
     ):
         spec = lossdsl.parse(text)
-        for backend in BACKENDS:
+        for backend in TARGETS:
             got = call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none")
             assert np.array_equal(got, 2 * x)  # hand computation: x * size = x * 2
 
@@ -370,7 +369,7 @@ def test_reserved_names_cover_the_python_api():
         shard = load_backend(b).TARGET.shard
         assert {k.split("=")[0] for k in shard.kwargs} <= CALL_KEYWORDS
         assert {n for n, _ in shard.helpers} <= Names.RESERVED
-    for b in BACKENDS:  # an input named _ids_out_of_range shadowed torch's range check
+    for b in TARGETS:  # an input named _ids_out_of_range shadowed torch's range check
         assert {n for n, _ in load_backend(b).TARGET.helpers} <= Names.RESERVED, b
 
 
@@ -379,7 +378,7 @@ def test_reserved_names_cover_what_generated_modules_bind():
     # never shadow them, so the same Python names work on every backend
     import ast
 
-    for b in BACKENDS:
+    for b in TARGETS:
         t = load_backend(b).TARGET
         tree = ast.parse("\n".join(t.imports))
         for node in tree.body:
@@ -408,7 +407,7 @@ ODD += ["\u200b", "\ufeff", "\ud800", "\udbff", "\udc00", "\udfff", "\ue000", "\
 ODD += ["\U0010ffff"]
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_docstrings_with_any_character_make_a_module_that_works(backend):
     import ast
 

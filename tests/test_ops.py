@@ -12,7 +12,7 @@ import pytest
 from helpers import call, rel_err
 
 import lossdsl
-from lossdsl.backend import ALIASES, load_backend
+from lossdsl.codegen import ALIASES, TARGETS, load_backend
 from lossdsl.ops import OPS
 
 HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C, m: bool[B, C], z: float[C, B]"
@@ -115,7 +115,7 @@ def test_every_op_has_a_test_program():
     assert set(PROGRAMS) == set(OPS)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_every_backend_has_every_op(backend):
     """A backend that lacks a template for an op fails here, not at a user's compile."""
     target = load_backend(backend).TARGET
@@ -167,7 +167,7 @@ def test_op_on_int_operands_equals_the_op_on_their_float_values(op):
         floats, "float64", reduction="none",
     )  # fmt: skip
     spec = lossdsl.parse(f"loss t({IHEAD}) {{\n    {body}\n}}\n")
-    for backend in ("numpy", "torch", "jax"):
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         assert got.dtype == np.float64 and rel_err(got, want) <= 1e-12, backend
 
@@ -180,11 +180,11 @@ def test_float_ops_of_sizes_divide_like_floats():
     src = f"loss t(x: float[B], u: float[D]) {{\n    {body}\n}}\n"
     spec = lossdsl.parse(src)
     data = {"x": np.array([1.0, -2.0]), "u": np.ones(3)}
-    for backend in ("numpy", "torch", "jax"):
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         assert list(got) == [np.inf, -np.inf], backend
     spec = lossdsl.parse(src.replace("x * (size(D) / 0) + ", ""))
-    for backend in ("numpy", "torch", "jax"):
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         np.testing.assert_allclose(got, np.log1p(np.e) * data["x"], rtol=1e-15, err_msg=backend)
 
@@ -198,7 +198,7 @@ def test_fill_and_size():
     )
     prog = spec.program(frozenset({"w"}))
     data = {"x": np.random.default_rng(1).standard_normal((3, 4))}
-    for backend in ("torch", "jax", "numpy"):
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         np.testing.assert_allclose(got, 2 * data["x"].sum(1), rtol=1e-12)
     assert prog.inputs[0].var.name == "x" and len(prog.inputs) == 1
@@ -233,7 +233,7 @@ def test_eigvalsh_of_a_non_finite_matrix_is_nan_beside_finite_ones():
         x[1, 0, 2] = bad
         want = np.linalg.eigvalsh(np.einsum("bcd,bed->bce", x, x))
         want[1] = np.nan
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             got = call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none")
             np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{backend} {bad}")
 
@@ -431,7 +431,7 @@ def test_every_backend_keeps_nan_inf_and_zero_like_the_numpy_meaning(name):
     with np.errstate(all="ignore"):
         if name not in GUARDS:
             want = evaluate(spec.program(), data, {}, "none")
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             got = call(backend, spec.compile(backend), data, "float64", reduction="none")
             _agree(got, want, f"{backend}: {body}")
 
@@ -444,7 +444,7 @@ def test_norm_of_a_nan_vector_is_nan():
         "loss f(y: float[B], w: float[B]) {\n    max(w, norm(expand(y, B'), over=B'))\n}\n"
     )
     data = {"y": np.array([np.nan, 1.0]), "w": np.array([5.0, 3.0])}
-    for backend in ("numpy", "torch", "jax"):
+    for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         np.testing.assert_array_equal(got, [np.nan, 3.0], err_msg=backend)
 
@@ -489,12 +489,12 @@ def test_a_reduction_over_an_empty_dim_gives_its_identity(name):
     spec = lossdsl.parse(f"loss e_{name}({EMPTY_HEAD}) {{\n    {body}\n}}\n")
     data = {"x": np.zeros((0, 2)), "m": np.zeros((0, 2), bool), "k": np.zeros((0, 2), np.int64)}
     if want is TOO_SMALL:
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             with pytest.raises(lossdsl.InputError, match="dim B has size 0"):
                 call(backend, spec.compile(backend), data, "float64", reduction="none")
         return
     with np.errstate(all="ignore"):
-        for backend in ("numpy", "torch", "jax"):
+        for backend in TARGETS:
             got = call(backend, spec.compile(backend), data, "float64", reduction="none")
             np.testing.assert_array_equal(got, np.broadcast_to(want, got.shape), err_msg=backend)
             assert got.shape in ((), (2,)), backend

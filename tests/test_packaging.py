@@ -33,7 +33,7 @@ def test_wheel_contains_resources_and_works_outside_the_tree(tmp_path):
     (wheel,) = tmp_path.glob("lossdsl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lossdsl/grammar/lossdsl.lark" in names
-    for b in ("torch_backend", "jax_backend", "numpy_ref"):
+    for b in ("torch_backend", "jax_backend", "numpy_backend", "numpy_ref"):
         assert f"lossdsl/backends/{b}.py" in names
     specs = {p.name for p in (ROOT / "specs").glob("*.loss")}
     assert {f"lossdsl/specs/{s}" for s in specs} <= names

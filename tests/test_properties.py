@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import lossdsl
-from lossdsl.backend import load_backend
+from lossdsl.codegen import load_backend
 
 HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C"
 

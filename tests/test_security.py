@@ -15,11 +15,11 @@ import pytest
 from helpers import call
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 from lossdsl.errors import LossError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.loss"))
-BACKENDS = ("torch", "jax", "numpy")
 PAYLOAD = "__import__('pathlib').Path('{}').touch()"
 
 # Names the generated code may call without a module prefix: its own helpers, error classes,
@@ -50,7 +50,7 @@ def _check_structure(tree: ast.Module, fname: str) -> None:
             assert not node.attr.startswith("__"), (fname, node.attr)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TARGETS)
 def test_every_generated_module_calls_only_framework_code(backend):
     for name in SPECS:
         _check_structure(_module_tree(lossdsl.load(name), backend), name)
@@ -86,7 +86,7 @@ def test_hostile_identifiers_are_mangled_and_change_nothing(start):
     bad = lossdsl.parse(_hostile_spec(names))
     rng = np.random.default_rng(start)
     data = {"x": rng.standard_normal((5, 4)), "t": rng.integers(0, 4, 5), "w": rng.random(4)}
-    for backend in BACKENDS:
+    for backend in TARGETS:
         _check_structure(_module_tree(bad, backend), "hostile")
         want = call(backend, plain.compile(backend), data, "float64", reduction="none")
         got = _positional(backend, bad.compile(backend), [data["x"], data["t"], data["w"]])
@@ -121,7 +121,7 @@ def test_docstrings_are_escaped_not_executed(tmp_path):
     )
     src = f'"""{doc}"""\nloss d(x: float[B]) {{\n    x * x\n}}\n'
     spec = lossdsl.parse(src)
-    for backend in BACKENDS:
+    for backend in TARGETS:
         spec.compile(backend)  # torch and jax execute the generated module
         tree = _module_tree(spec, backend)
         (fd,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "d"]
@@ -138,7 +138,7 @@ def test_docstrings_with_control_characters_make_valid_modules():
     # spec's text, character for character.
     doc = "a\x00b \ud800 c\u2028d\u2029e\rf\x85g\x1bh\x7fi\x0cj\x0bk"
     spec = lossdsl.parse(f'"""{doc}"""\nloss d(x: float[B]) {{\n    x * x\n}}\n')
-    for backend in BACKENDS:
+    for backend in TARGETS:
         spec.compile(backend)
         tree = _module_tree(spec, backend)
         (fd,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "d"]
@@ -199,7 +199,7 @@ def test_an_import_resolves_to_a_loss_file_beside_the_spec_never_a_python_module
 def test_no_builtin_is_shadowed_in_the_generated_module():
     # module-level names of a generated module: its imports, classes and functions only
     for name in ["focal", "cross_entropy", "dice", "supcon"]:
-        for backend in BACKENDS:
+        for backend in TARGETS:
             tree = _module_tree(lossdsl.load(name), backend)
             for node in tree.body:
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):

@@ -14,7 +14,7 @@ import pytest
 from helpers import random_inputs
 
 import lossdsl
-from lossdsl.backend import load_backend
+from lossdsl.codegen import load_backend
 from lossdsl.errors import LossError, ParamError, ShardError
 from lossdsl.shard import shardable_dims
 

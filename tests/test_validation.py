@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lossdsl
+from lossdsl.codegen import TARGETS
 
 LOGITS = np.random.default_rng(0).standard_normal((6, 5))
 GOOD = np.array([0, 4, 2, 1, 3, 0])
@@ -28,7 +29,7 @@ def _args(backend, y):
     return LOGITS, y
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 @pytest.mark.parametrize("name", ["cross_entropy", "focal", "poly1", "ldam_free"])
 def test_class_ids_out_of_range_raise_a_loss_error(backend, name):
     if name == "ldam_free":
@@ -43,7 +44,7 @@ def test_class_ids_out_of_range_raise_a_loss_error(backend, name):
     fn(*_args(backend, GOOD))  # in range: no error
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_ignore_index_is_not_out_of_range(backend):
     fn = lossdsl.load("cross_entropy").compile(backend)
     y = np.array([0, -100, 2, -100, 3, 0])
@@ -55,7 +56,7 @@ def test_ignore_index_is_not_out_of_range(backend):
         fn(*_args(backend, np.array([0, -5, 2, -100, 3, 0])))  # -5 is neither a class nor -100
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_a_python_number_of_the_wrong_kind_for_a_param_raises(backend):
     """ignore_index=2.5 would ignore no class (target != 2.5), and F.cross_entropy would take
     it as 2; True for a float param is a slip too. An int for a float param is fine."""
@@ -115,7 +116,7 @@ def _scalars(backend, v):
     return out
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_concrete_array_scalars_are_checked_against_the_constraint(backend):
     """np.float32(-1) for focal's gamma (`where gamma >= 0`) ran with gamma = -1: only Python
     numbers were checked. Every concrete scalar is checked on its value; a valid one gives the
@@ -132,7 +133,7 @@ def test_concrete_array_scalars_are_checked_against_the_constraint(backend):
         lossdsl.load("cross_entropy").compile(backend)(*args, ignore_index=np.float32(2.5))
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax", "numpy"])
+@pytest.mark.parametrize("backend", TARGETS)
 def test_a_param_with_several_elements_is_a_param_error(backend):
     """gamma=tensor([1., 2., 3.]) was a raw broadcasting RuntimeError/ValueError."""
     fn = lossdsl.load("focal").compile(backend)

@@ -1,0 +1,147 @@
+"""The template attributes of an equation: its IR attributes made concrete for one function
+(named dims -> axis numbers, dims -> size expressions, dtypes -> the target's names), then what
+a few ops' templates need besides (onehot's column shape, einsum specs, the gather's form...).
+
+Two tables, no per-op if-chain: ATTR_RULES by IR attribute name, OP_ATTRS by op (KIND_ATTRS by
+op kind). Each rule takes the function emitter (lossdsl/codegen/function.py), the equation and
+its value, and returns the attributes it adds; the op rules run after the attribute rules and
+may override them (expand's `shape` is its output's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lossdsl import layout
+from lossdsl.codegen.names import py_literal
+from lossdsl.ir import Eqn
+from lossdsl.ops import OPS
+from lossdsl.types import Dim
+
+
+def _over(em, e: Eqn, v) -> dict:
+    if e.op == "contract":
+        return {}  # its einsum spec names the summed dims, which may be b's alone
+    a0 = e.args[0]
+    ax = layout.axes(a0.type.dims, v)
+    return {
+        "axes": ax[0] if len(ax) == 1 else ax,
+        "axis": ax[0],
+        "all": len(ax) == len(a0.type.dims),
+    }
+
+
+def _dims(em, e: Eqn, v) -> dict:
+    if e.op == "transpose":
+        return {}  # its `perm` (below)
+    return {
+        "shape": "(" + "".join(em.dim_size(d) + ", " for d in v) + ")",
+        "n": em.dim_size(v[0]) if v else "1",  # a 0-d fill: a folded result
+    }
+
+
+ATTR_RULES: dict[str, Callable[..., dict]] = {
+    "over": _over,
+    "dim": lambda em, e, v: {"n": em.dim_size(v)},
+    "dims": _dims,
+    "dtype": lambda em, e, v: {"dtype": em.dtype(v)},
+    "value": lambda em, e, v: {"value": py_literal(v)},
+    "empty": lambda em, e, v: {"empty": py_literal(v)},
+    "reduce": lambda em, e, v: {"reduce": v},
+    "ddof": lambda em, e, v: {"ddof": int(v)},
+}
+
+
+def _onehot(em, e: Eqn, attrs: dict) -> dict:
+    """The class axis k, and the arange shaped to broadcast against idx.unsqueeze(k)."""
+    k = e.out.type.dims.index(e.attr("dim"))
+    trail = len(e.out.type.dims) - k - 1
+    column = "(" + ", ".join([attrs["n"]] + ["1"] * trail) + ("," if not trail else "") + ")"
+    return {"k": k, "column": column}
+
+
+def _matrix_last(em, e: Eqn, attrs: dict) -> dict:
+    """A matrix op on (D, D'): the operand with those two axes last ({mat}), and how to move
+    the result's trailing D back to where the output type has it ({unperm})."""
+    (x,) = e.args
+    d, d2 = e.attr("over")
+    rest = tuple(k for k in x.type.dims if k not in (d, d2))
+    mat = em.ref(x)
+    if x.type.dims != rest + (d, d2):
+        perm = tuple(x.type.dims.index(k) for k in rest + (d, d2))
+        mat = em.t.permute.format(x=mat, perm=perm)
+    got = rest + (d,)
+    want = e.out.type.dims
+    unperm = None if got == want else tuple(got.index(k) for k in want)
+    return {"mat": mat, "unperm": unperm}
+
+
+def _expand(em, e: Eqn, attrs: dict) -> dict:
+    shape = "(" + "".join(em.dim_size(d) + ", " for d in e.out.type.dims) + ")"
+    return {"shape": shape, "nones": ", ".join(["None"] * len(e.attr("dims")))}
+
+
+def _transpose(em, e: Eqn, attrs: dict) -> dict:
+    return {"perm": layout.axes(e.args[0].type.dims, e.attr("dims"))}
+
+
+def _contract(em, e: Eqn, attrs: dict) -> dict:
+    a, b = e.args
+    return {"spec": layout.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims)}
+
+
+def _gather(em, e: Eqn, attrs: dict) -> dict:
+    """How to pick x along the index's `of` dim; the target template picks the form."""
+    x, idx = e.args
+    of = idx.type.of
+    rest = tuple(d for d in x.type.dims if d != of)
+    if x.type.dims == (of,):
+        return {"form": "take"}
+    if set(idx.type.dims) == set(rest):
+        i = em.aligned(idx, rest) if idx.type.dims != rest else em.ref(idx)
+        return {"form": "axis", "k": x.type.dims.index(of), "i": i}
+    outd = e.out.type.dims
+    xa = em.aligned(x, outd + (of,))
+    shape_x = "(" + "".join(em.dim_size(d) + ", " for d in outd + (of,)) + ")"
+    shape_i = "(" + "".join(em.dim_size(d) + ", " for d in outd) + ")"
+    return {
+        "form": "general",
+        "xb": em.t.broadcast.format(x=xa, shape=shape_x),
+        "ib": em.t.broadcast.format(x=em.aligned(idx, outd), shape=shape_i),
+    }
+
+
+def _collective(em, e: Eqn, attrs: dict) -> dict:
+    """The sharded dim's axis in the operand, the local and global sizes, the kind."""
+    local = Dim(em.shard)
+    out = {"nl": em.dim_size(local), "ng": em.dim_size(local.prime())}
+    out["kind"] = e.attr("kind")
+    if e.op in ("all_gather", "shard_slice"):
+        out["axis"] = e.args[0].type.dims.index(e.attr("dim"))
+    if e.op == "shard_eye":
+        out["local_first"] = e.attr("dims")[0] == e.attr("local")
+    return out
+
+
+OP_ATTRS: dict[str, Callable[..., dict]] = {
+    "onehot": _onehot,
+    "eigvalsh": _matrix_last,
+    "expand": _expand,
+    "transpose": _transpose,
+    "contract": _contract,
+    "gather": _gather,
+    "cross_entropy": _gather,
+}
+KIND_ATTRS: dict[str, Callable[..., dict]] = {"collective": _collective}
+
+
+def template_attrs(em, e: Eqn) -> dict:
+    """Every attribute a template of `e` may name ({fdt} always)."""
+    attrs: dict = {"fdt": "fdt"}
+    for k, v in e.attrs:
+        rule = ATTR_RULES.get(k)
+        if rule is not None:
+            attrs.update(rule(em, e, v))
+    for rule in (OP_ATTRS.get(e.op), KIND_ATTRS.get(OPS[e.op].kind)):
+        if rule is not None:
+            attrs.update(rule(em, e, attrs))
+    return attrs

@@ -1,0 +1,255 @@
+"""One generated function: straight-line code, one line per IR equation, after the guards
+(lossdsl/codegen/guards.py); each reduction's tail returns its output, and the dim sizes, fdt and
+dev that nothing reads are dropped afterwards."""
+
+from __future__ import annotations
+
+import builtins
+import re
+
+from lossdsl import layout
+from lossdsl.codegen.attrs import template_attrs
+from lossdsl.codegen.guards import Guards
+from lossdsl.codegen.names import Names, docstring, py_literal
+from lossdsl.codegen.target import INFIX, EqnContext, Target
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, unit_dims
+from lossdsl.ops import OPS
+from lossdsl.types import Dim
+
+
+def shard_kwargs(prog: Program, target: Target) -> list[str]:
+    return list(target.shard.kwargs) if prog.shard is not None else []
+
+
+def signature(
+    prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool, shard=()
+) -> str:
+    ins = [names("var", n) + ("=None" if opt else "") for n, opt in full]
+    ps = [f"{names('var', p.var.name)}={py_literal(p.default)}" for p in prog.params]
+    ps += [f'reduction="{prog.default_reduction}"'] + (["check_indices=True"] if checks else [])
+    return ", ".join(ins + ["*"] + ps + list(shard))
+
+
+class FunctionEmitter(Guards):
+    """The lines of one function of a generated module: its signature, the guards, one line
+    per equation of `prog` (its template from `target`) and each reduction's return."""
+
+    def __init__(self, target: Target, prog: Program, fname: str, names: Names, checks: bool):
+        self.t = target
+        self.p = prog
+        self.fname = fname
+        self.checks = checks and target.index_out_of_range is not None
+        self.checked: set = set()  # index vars already range-checked
+        self.masked: dict = {}  # (index, ignore_index) -> the name of the masked copy checked
+        self.odt = False  # whether the output is cast back to the input dtype (odt)
+        self.label = prog.name  # what messages call the loss (fname may be a variant's)
+        dims = {d.name for i in prog.inputs for d in i.var.type.dims}
+        dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
+        dims |= {d.name for d in unit_dims(prog)}
+        # Inputs and params keep the module-wide names of the public signature, so the
+        # dispatcher and every variant agree; every other name is this function's own (and
+        # shadows no builtin: the module's names are public only).
+        self.names = names.copy()
+        self.names.used |= set(dir(builtins))
+        # sharded (lossdsl/shard.py): B's rows here, the whole batch's size for B', B'', ...
+        self.shard = prog.shard
+        if self.shard is not None:
+            self.global_size = self.names("dim_all", self.shard, f"{self.shard}_all")
+        self.size: dict[str, str] = {}  # dim base name -> Python name of its size
+        for d in sorted(dims):
+            self.size[d] = self.names("dim", d, d if d.isidentifier() else "n")
+        self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
+        self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
+        self.lines: list[str] = []
+
+    # -- helpers
+    def var(self, name: str) -> str:
+        """The Python name of IR value `name` (an input, a param, an equation's result)."""
+        return self.names("var", name)
+
+    def ref(self, a: Atom) -> str:
+        return py_literal(a.value) if isinstance(a, Lit) else self.expr[a.name]
+
+    def is_scalar(self, a: Atom) -> bool:
+        return isinstance(a, Lit) or a.name in self.scalar
+
+    def dim_size(self, d: Dim) -> str:
+        n = self.size[d.name]
+        if d.name == self.shard and d.primes:
+            n = self.global_size
+        return f"({n} - {d.cut})" if d.cut else n
+
+    def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
+        if isinstance(a, Lit) or not a.type.dims:
+            return self.ref(a)
+        al = layout.align(a.type.dims, out_dims)
+        x = self.ref(a)
+        if al.perm is not None:
+            x = self.t.permute.format(x=x, perm=al.perm)
+        if al.index:
+            x = f"{x}[{', '.join(':' if i == ':' else 'None' for i in al.index)}]"
+        return x
+
+    def line(self, text: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + text)
+
+    # -- the function
+    def emit(self, full, public: bool, doc: str) -> list[str]:
+        p, n = self.p, self.var
+        for i in p.inputs:
+            self.expr[i.var.name] = n(i.var.name)
+        for q in p.params:
+            self.expr[q.var.name] = n(q.var.name)
+            self.scalar.add(q.var.name)
+        flag = ["check_indices"] if self.checks else []
+        shard = shard_kwargs(p, self.t)
+        if public:
+            head = f"def {self.fname}({signature(p, full, self.names, bool(flag), shard)}):"
+        else:
+            ins = [n(d.var.name) for d in p.inputs]
+            ps = [n(q.var.name) for q in p.params] + ["reduction"] + flag
+            ps += [k.split("=")[0] for k in shard]
+            head = f"def {self.fname}({', '.join(ins + ['*'] + ps)}):"
+        out = [head]
+        if public:
+            out.append(docstring(doc or self.fname, "    "))
+        self._validate_reduction()
+        self._param_types()
+        self._checks()
+        if self.shard is not None:
+            for ln in self.t.shard.prelude:
+                self.line(ln.replace("{label}", self.label))
+        self._inputs()
+        self._body()
+        return out + self._drop_unused_bindings()
+
+    def _drop_unused_bindings(self) -> list[str]:
+        """Dim sizes, fdt and dev are bound for every input; keep the ones the code uses."""
+        optional = {"fdt", "dev", *self.size.values()}
+        if self.shard is not None:
+            optional |= {self.global_size, "world", "rank"}
+        lines = list(self.lines)
+        for k, ln in reversed(list(enumerate(lines))):
+            m = re.match(r"\s*(\w+) = ", ln)
+            if m and m.group(1) in optional:
+                name = m.group(1)
+                rest = lines[:k] + lines[k + 1 :]
+                if not any(re.search(rf"\b{name}\b", r) for r in rest):
+                    del lines[k]
+        return lines
+
+    def _body(self) -> None:
+        p = self.p
+        needed = {m: deps(p, a) for m, a in p.outputs}
+        shared = set.intersection(*needed.values()) if needed else set()
+        for e in p.eqns:
+            if e.out.name in shared:
+                self._eqn(e)
+        order = [m for m in ("none", "sum", "mean") if m != p.default_reduction]
+        order.append(p.default_reduction)
+        for k, mode in enumerate(order):
+            last = k == len(order) - 1
+            indent = 1 if last else 2
+            if not last:
+                self.line(f'if reduction == "{mode}":')
+            checked = set(self.checked)  # a check inside one branch does not cover the next
+            for e in p.eqns:
+                if e.out.name in needed[mode] and e.out.name not in shared:
+                    self._eqn(e, indent)
+            res = self.ref(p.output(mode))
+            if mode == "none":
+                res = self._unflatten(p.output(mode), res)
+            if self.odt and not self.is_scalar(p.output(mode)):  # a Python number has no dtype
+                res = self.t.out_cast.format(x=res)
+            self.line(f"return {res}", indent)
+            self.checked = checked
+
+    def _unflatten(self, a: Atom, expr: str) -> str:
+        if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
+            return expr
+        parts = [
+            self.variadic_shapes[d.name] if d.variadic else f"({self.size[d.name]},)"
+            for d in a.type.dims
+        ]
+        return f"{expr}.reshape({' + '.join(parts)})"
+
+    def _eqn(self, e: Eqn, indent: int = 1) -> None:
+        out = e.out.name
+        if e.op == "rename":
+            self.expr[out] = self.ref(e.args[0])
+            if self.is_scalar(e.args[0]):
+                self.scalar.add(out)
+            return
+        if e.op == "size":
+            self.expr[out] = self.dim_size(e.attr("dim"))
+            self.scalar.add(out)
+            return
+        if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
+            self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
+        if self.checks and e.op == "cross_entropy_ignore":
+            self._index_check(e.args[1], indent, ignore=e.args[2])
+        ctx = self._context(e)
+        tmpl = self.t.templates[e.op]
+        if tmpl == "{0}":  # the identity in this framework (jax's shard_result): an alias
+            self.expr[out] = ctx.args[0]
+            return
+        code = tmpl(ctx) if callable(tmpl) else ctx.fmt(tmpl)
+        if e.op == "where" and self.t.select and self._selects(e):
+            code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
+        name = self.var(out)
+        self.expr[out] = name
+        if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
+            self.scalar.add(out)
+        self.line(f"{name} = {code}", indent)
+
+    def _selects(self, e: Eqn) -> bool:
+        """A where whose condition is a Python bool (a param) and whose branches already have
+        the output's shape: a conditional expression."""
+        c, a, b = e.args
+        return (
+            isinstance(c, Var)
+            and c.name in self.scalar
+            and all(isinstance(x, Var) and x.type.dims == e.out.type.dims for x in (a, b))
+        )
+
+    def _context(self, e: Eqn) -> EqnContext:
+        op = OPS[e.op]
+        raw = [self.ref(a) for a in e.args]
+        if op.kind == "elementwise":
+            args = [self.aligned(a, e.out.type.dims) for a in e.args]
+            if e.op not in INFIX:
+                # A Python number becomes a 0-d tensor; of the float dtype when the op computes
+                # in floats (log(size(B)) must not run in torch's default float32).
+                out_float = e.out.type.dtype == "float"
+                args = [
+                    self.t.as_tensor.format(
+                        x=s,
+                        dtype=self.dtype(
+                            "float" if out_float and a.type.dtype == "int" else a.type.dtype
+                        ),
+                    )
+                    if isinstance(a, Var) and a.name in self.scalar
+                    else s
+                    for a, s in zip(e.args, args)
+                ]
+        else:
+            args = list(raw)
+        attrs = template_attrs(self, e)  # lossdsl/codegen/attrs.py
+        return EqnContext(e, args, raw, attrs)
+
+    def dtype(self, dtype: str) -> str:
+        return {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[dtype]
+
+
+def deps(p: Program, a: Atom) -> set[str]:
+    """The equations (by output name) an output needs."""
+    producer = {e.out.name: e for e in p.eqns}
+    need: set[str] = set()
+    stack = [a.name] if isinstance(a, Var) else []
+    while stack:
+        v = stack.pop()
+        if v in need or v not in producer:
+            continue
+        need.add(v)
+        stack.extend(x.name for x in producer[v].args if isinstance(x, Var))
+    return need

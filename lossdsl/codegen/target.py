@@ -1,0 +1,163 @@
+"""What a code target is: a framework's imports, dtype tests and one template per op
+(backends/*_backend.py define one each), and the templates every target shares (Python's
+operators, the param-constraint templates, the numpy-like gather and the sharded eye)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lossdsl import constraints
+from lossdsl.ir import Eqn
+
+INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
+ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
+
+# Python operators: the same text for tensors of every framework and for plain numbers.
+INFIX_TEMPLATES = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "pow": "{0} ** {1}",
+    "neg": "-{0}",
+    "eq": "{0} == {1}",
+    "ne": "{0} != {1}",
+    "lt": "{0} < {1}",
+    "le": "{0} <= {1}",
+    "gt": "{0} > {1}",
+    "ge": "{0} >= {1}",
+}
+
+# Param constraints run on Python numbers before any tensor work: the one table of
+# lossdsl/constraints.py (every op a constraint may use; the checker rejects the others).
+SCALAR_TEMPLATES = constraints.TEMPLATES
+
+Template = str | Callable[["EqnContext"], str]
+
+# What no framework takes as a tensor: None, text, containers and Python numbers (exact types:
+# numpy's float64, a float subclass, is an array scalar). jnp.asarray/np.asarray would turn a
+# list into an array silently; an input check then fails with an attribute error.
+NOT_ARRAY_TYPES = (str, bytes, list, tuple, dict, set, bool, int, float, complex)
+NOT_AN_ARRAY = (
+    "{x} is None or type({x}) in (" + ", ".join(t.__name__ for t in NOT_ARRAY_TYPES) + ")"
+)
+
+
+def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
+    """The gather template of a numpy-like module (jnp, np): x[i] along i's `of` axis."""
+
+    def gather(c):
+        f = c.attrs["form"]
+        x, i = c.raw
+        if f == "take":
+            return f"{x}[{i}]"
+        if f == "axis":
+            k, ia = c.attrs["k"], c.attrs["i"]
+            idx = f"{np_like}.expand_dims({ia}, {k})"
+            return f"{np_like}.take_along_axis({x}, {idx}, axis={k}).squeeze({k})"
+        xb, ib = c.attrs["xb"], c.attrs["ib"]
+        return f"{np_like}.take_along_axis({xb}, {ib}[..., None], axis=-1)[..., 0]"
+
+    return gather
+
+
+def shard_eye(arange: str) -> Callable[[EqnContext], str]:
+    """The shard_eye template of a framework whose `arange` ({n}: a size) numbers positions:
+    this rank's rows, offset by rank * B, against every global row."""
+
+    def eye(c):
+        n, g = c.attrs["nl"], c.attrs["ng"]
+        rows = f"({arange.format(n=n)} + rank * {n})"
+        cols = arange.format(n=g)
+        a, b = (rows, cols) if c.attrs["local_first"] else (cols, rows)
+        return f"{a}[:, None] == {b}[None, :]"
+
+    return eye
+
+
+@dataclass(frozen=True)
+class ShardTarget:
+    """How a framework runs a program sharded over its batch (lossdsl/shard.py): the keyword
+    arguments the function takes (with defaults), the lines that bind `world` and `rank` (and
+    check those arguments; {label} is the loss's name), and module-level helpers the templates
+    call, by name (emitted once, when used)."""
+
+    kwargs: tuple[str, ...]
+    prelude: tuple[str, ...]
+    helpers: tuple[tuple[str, str], ...] = ()
+    imports: tuple[str, ...] = ()
+    # true when the ranks' local sizes {n} of the sharded dim differ ({x}: the input they come
+    # from); None where the framework makes equal shards itself (jax's shard_map)
+    sizes_differ: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A framework: what the generated module imports and how each op is written."""
+
+    name: str
+    imports: tuple[str, ...]
+    templates: dict[str, Template]
+    is_float: str  # "{x}" is a float tensor
+    is_int: str
+    is_bool: str
+    as_array: str | None  # wraps each input on entry (jax: jnp.asarray), or None
+    as_tensor: str  # a Python number as a 0-d tensor of the float dtype (for non-infix ops)
+    float_dtype_default: str
+    int_dtype: str
+    bool_dtype: str
+    permute: str  # "{x}", "{perm}"
+    broadcast: str  # "{x}", "{shape}"
+    device: str | None = None  # "{x}" -> its device, for tensors created inside
+    float_cast: str | None = None  # numpy computes in float64 whatever comes in
+    # Precision policy: float16/bfloat16 inputs are computed in float32, the result is returned
+    # in the input's dtype. `is_half` tests an input, `upcast` lifts it, `out_cast` casts back.
+    is_half: str | None = None
+    upcast: str | None = None
+    out_cast: str | None = None
+    # Index range check ({i}: index tensor, {n}: its dim's size): true when a value is outside
+    # [0, n). Empty tensors and traced values (jax.jit) are skipped.
+    index_out_of_range: str | None = None
+    # An empty batch's result (lossdsl/empty.py) keeps each float input {x} in the graph with
+    # this zero (so backward() runs and gives zero gradients); None where the framework needs
+    # no graph (jax differentiates a constant to zeros)
+    empty_grad: str | None = None
+    # true when {x} is no tensor of this framework (checked before anything touches it), and
+    # what the message asks for instead
+    not_array: str | None = None
+    # module-level functions the templates call, by name (emitted once, when used)
+    helpers: tuple[tuple[str, str], ...] = ()
+    array_kind: str = "an array"
+    array_hint: str = "np.asarray"
+    # where(c, a, b) on a bool param c: only the chosen branch reaches the result, so the other
+    # branch's gradient (say an inf next to a 0 weight) cannot turn into NaN
+    select: str | None = None
+    # A 0-d tensor param whose value is not known yet ({x}; traced: jax.jit, torch.compile,
+    # vmap): its constraint cannot be checked now (its shape still is).
+    param_traced: str = "False"
+    # A param value the framework's ops do not take ({x}: a numpy scalar or 0-d array given to
+    # torch, whose `np <= tensor` raises): replaced by its Python value once checked.
+    param_foreign: str | None = None
+    shard: ShardTarget | None = None  # None: this framework has no distributed mode
+    # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
+    # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
+    library_calls: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EqnContext:
+    """What a template can use: aligned args {0} {1} {2}, and the equation's attributes made
+    concrete (axes, sizes, dtypes, einsum spec)."""
+
+    eqn: Eqn
+    args: list[str]
+    raw: list[str]
+    attrs: dict
+
+    def __getitem__(self, i: int) -> str:
+        return self.args[i]
+
+    def fmt(self, template: str) -> str:
+        return template.format(*self.args, **self.attrs)
