@@ -12,7 +12,7 @@ import pytest
 from helpers import call, rel_err
 
 import lossdsl
-from lossdsl.codegen import ALIASES, TARGETS, load_backend
+from lossdsl.codegen import ALIASES, INFIX, TARGETS, load_backend
 from lossdsl.ops import OPS
 
 HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C, m: bool[B, C], z: float[C, B]"
@@ -187,6 +187,34 @@ def test_float_ops_of_sizes_divide_like_floats():
     for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         np.testing.assert_allclose(got, np.log1p(np.e) * data["x"], rtol=1e-15, err_msg=backend)
+
+
+# the surface form of every binary elementwise function (not operators, not internal ops)
+BINARY_CALLS = {"atan2": "atan2", "xlogy": "xlogy", "maximum": "max", "minimum": "min"}
+
+
+@pytest.mark.parametrize("op", sorted(BINARY_CALLS))
+@pytest.mark.parametrize("backend", TARGETS)
+def test_binary_functions_take_numbers_in_either_position(op, backend):
+    """f(x, 2.0), f(2.0, x), f(x, p) with a param, f(x, size(B)): a literal, a Python-number
+    param or a size beside a tensor (torch.atan2 raised TypeError on a float). Expected: the
+    op table's numpy meaning on the same numbers."""
+    fn = BINARY_CALLS[op]
+    assert {o for o, d in OPS.items() if d.kind == "elementwise" and d.nargs == 2} - set(
+        BINARY_CALLS
+    ) <= INFIX | {"safe_div", "bce_logits", "and", "or"}  # every binary call is listed here
+    x = np.array([0.3, 2.0, 1.5])
+    others = {"2.0": 2.0, "p": 0.75, "float(size(B))": 3.0}
+    for text, v in others.items():
+        for body, want in (
+            (f"{fn}(x, {text})", OPS[op].ref(x, np.asarray(v))),
+            (f"{fn}({text}, x)", OPS[op].ref(np.asarray(v), x)),
+        ):
+            spec = lossdsl.parse(
+                f"loss t(x: float[B]) {{\n    param p: float = 0.75\n    {body} + x\n}}\n"
+            )
+            got = call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none")
+            np.testing.assert_allclose(got, want + x, rtol=1e-14, err_msg=body)
 
 
 def test_fill_and_size():
