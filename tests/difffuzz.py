@@ -1209,7 +1209,10 @@ class Ev:
                 ex = np.exp(a - m)
                 return NA(ex / ex.sum(axis=ax, keepdims=True), x.dims)
             if fn == "log_softmax":
-                return NA(a - _lse(a, (ax,), self.dt, keepdims=True), x.dims)
+                # README, "Edge cases": a +inf entry makes its whole slice NaN (as softmax,
+                # torch.log_softmax and jax.nn.log_softmax), not x - inf = -inf elsewhere
+                r = a - _lse(a, (ax,), self.dt, keepdims=True)
+                return NA(np.where(np.isposinf(a).any(axis=ax, keepdims=True), np.nan, r), x.dims)
             if fn == "normalize":
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)

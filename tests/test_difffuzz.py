@@ -127,3 +127,16 @@ def test_difffuzz_finds_no_failure_outside_the_known_bug_list(capsys):
     assert r.counts["programs"] >= 3 and r.counts["calls/torch"] > 0
     assert r.counts["calls/jax"] > 0 and r.counts["renamings"] > 0
     assert not new, "\n\n".join(dfz.describe(fs[0]) for fs in new.values())
+
+
+def test_evaluator_a_plus_inf_logit_makes_the_row_nan():
+    # README, "Masked logits": a +inf logit makes softmax / log_softmax / ce NaN on its row (as
+    # torch.log_softmax([inf, 1]) = [nan, nan]); the evaluator gave x - inf = -inf there, so ce
+    # = inf (fuzz classes nan/*) and pt = 0 (value/*) where every backend gives NaN.
+    # Row 1: ce = logsumexp([0, 1, 2]) - 1 = 1.4076059644443801 (scipy 1.x, float64).
+    t = dfz.Inp("t", "index", ("B",), "C")
+    ce = dfz.E("ref", (), (("name", "ce"), ("fixed", False)), "float", frozenset({"B"}))
+    prog = _prog(ce, [X, t], [("use", "classification", ("x", "t"))])
+    x = np.array([[-1.0, -1.5, np.inf, -1.8], [0.0, 1.0, 2.0, -np.inf]])
+    out = _ev(prog, {"x": x, "t": np.array([1, 1])}, {"B": 2, "C": 4})
+    assert np.isnan(out[0]) and abs(out[1] - 1.4076059644443801) < 1e-12, out
