@@ -958,10 +958,13 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of")
+    __slots__ = ("a", "dims", "of", "count")
 
-    def __init__(self, a, dims, of=None):
+    def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
+        # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
+        # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
+        self.count = count
         assert self.a.ndim == len(self.dims), (self.a.shape, dims)
 
 
@@ -1017,6 +1020,13 @@ class Ev:
     def ev(self, e: E, env: dict, protect=frozenset()) -> NA:
         return self.track(self._ev(e, env, protect))
 
+    def counted(self, e: E, r: NA, xs) -> NA:
+        """r, marked a count of dim sizes when it is a scalar computed from counts and
+        literals only (at least one count)."""
+        parts = [x.count or a.op == "num" for a, x in zip(e.args, xs)]
+        r.count = not r.dims and all(parts) and any(x.count for x in xs)
+        return r
+
     def _ev(self, e: E, env, protect) -> NA:
         op, A, dt = e.op, e.args, self.dt
         ev = lambda x, p=protect: self.ev(x, env, p)  # noqa: E731
@@ -1035,12 +1045,15 @@ class Ev:
             return NA(x.a, [prime_dim(d) if d in ds else d for d in x.dims], x.of)
         if op == "neg":
             x = ev(A[0])
-            return NA(-x.a, x.dims)
+            return self.counted(e, NA(-x.a, x.dims), [x])
         if op == "not":
             x = ev(A[0])
             return NA(~x.a, x.dims)
         if op == "bin":
-            return self.binop(e.a("op"), ev(A[0]), ev(A[1]))
+            a, b = ev(A[0]), ev(A[1])
+            if e.a("op") == "/" and b.count and b.a == 0:
+                self.too_small.append("a division by a count of dim sizes that is 0")
+            return self.counted(e, self.binop(e.a("op"), a, b), [a, b])
         if op == "chain":
             xs = [ev(x) for x in A]
             r = None
@@ -1049,12 +1062,16 @@ class Ev:
                 r = c if r is None else self.binop("&", r, c)
             return r
         if op == "f1":
-            return self.ew(UNARY_FN[e.a("fn")], ev(A[0]))
+            x = ev(A[0])
+            if e.a("fn") == "log" and x.count and x.a <= 0:
+                self.too_small.append("the log of a count of dim sizes that is <= 0")
+            return self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
         if op == "f2":
-            return self.ew(BINARY_FN[e.a("fn")], ev(A[0]), ev(A[1]))
+            xs = [ev(A[0]), ev(A[1])]
+            return self.counted(e, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])
-            return NA(x.a.astype(dt), x.dims)
+            return self.counted(e, NA(x.a.astype(dt), x.dims), [x])
         if op == "stop_grad":
             if self.frozen is not None:  # finite differences: the value at the base point
                 return self.frozen.ev(A[0], self.frozen_env, protect)
@@ -1092,6 +1109,9 @@ class Ev:
             ax = x.dims.index(d)
             a = self.num(x)
             # NaN counts as the largest value (torch, jax and numpy agree); first of ties
+            if a.shape[ax] == 0:  # README, "Edge cases": argmax needs one entry
+                self.too_small.append(f"argmax over {d} of 0")
+                a = np.zeros(a.shape[:ax] + (1,) + a.shape[ax + 1 :], dtype=a.dtype)
             key = np.where(np.isnan(a), np.inf, a)
             isn = np.isnan(a)
             idx = np.where(isn.any(axis=ax), np.argmax(isn, axis=ax), np.argmax(key, axis=ax))
@@ -1117,7 +1137,7 @@ class Ev:
             d = e.a("d")
             return NA(np.eye(self.sizes[d], dtype=dt), (d, prime_dim(d)))
         if op == "size":
-            return NA(np.asarray(self.sizes[e.a("d")], dtype=np.int64), ())
+            return NA(np.asarray(self.sizes[e.a("d")], dtype=np.int64), (), count=True)
         if op == "arange":
             d = e.a("d")
             return NA(np.arange(self.sizes[d], dtype=np.int64), (d,), d)
@@ -1853,6 +1873,7 @@ class Runner:
     def case(self):
         prog = gen_prog(self.rng, self.cfg)
         sub = self.rng.randrange(2**32)
+        self.last = (render_prog(prog), sub)  # named by a fuzzer error (Runner.run)
         fs = self.check(prog, sub)
         self.record(fs)
         return prog, sub, fs
@@ -2264,7 +2285,7 @@ class Runner:
             except Exception:  # a bug of the fuzzer itself: count it, keep going
                 self.counts["fuzzer errors"] += 1
                 self.failures.setdefault("fuzzer-error", []).append(
-                    Failure("fuzzer-error", _tb(), "", {}, {}, None)
+                    Failure("fuzzer-error", _tb(), getattr(self, "last", ("",))[0], {}, {}, None)
                 )
         return self
 

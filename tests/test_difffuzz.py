@@ -140,3 +140,40 @@ def test_evaluator_a_plus_inf_logit_makes_the_row_nan():
     x = np.array([[-1.0, -1.5, np.inf, -1.8], [0.0, 1.0, 2.0, -np.inf]])
     out = _ev(prog, {"x": x, "t": np.array([1, 1])}, {"B": 2, "C": 4})
     assert np.isnan(out[0]) and abs(out[1] - 1.4076059644443801) < 1e-12, out
+
+
+def _too_small(prog, inputs, sizes):
+    found: list = []
+    dfz.evaluate(prog, inputs, {}, sizes, None, too_small=found)
+    return found
+
+
+def test_evaluator_a_count_of_dim_sizes_that_is_0_where_it_divides_is_too_small():
+    # README, "Edge cases": `(1 / size(B)) / sum(z)` at B = 0 is an InputError on every backend
+    # (fuzz class error/*/InputError: the evaluator expected inf); at B = 2 it is 1 / 2 / 3.
+    z = dfz.Inp("z", "float", ("B", "D"))
+    ref_z = dfz.E("ref", (), (("name", "z"), ("fixed", False)), "float", frozenset({"B", "D"}))
+    size_b = dfz.E("size", (), (("d", "B"),), "int")
+    one = dfz.E("num", (), (("v", 1.0),))
+    inv = dfz.E("bin", (one, size_b), (("op", "/"),), "float")
+    tot = dfz.E("red", (ref_z,), (("fn", "sum"), ("over", ("B", "D"))), "float")
+    prog = _prog(dfz.E("bin", (inv, tot), (("op", "/"),), "float"), [z])
+    assert _too_small(prog, {"z": np.zeros((0, 1))}, {"B": 0, "D": 1})
+    assert not _too_small(prog, {"z": np.full((2, 1), 1.5)}, {"B": 2, "D": 1})
+    assert _ev(prog, {"z": np.full((2, 1), 1.5)}, {"B": 2, "D": 1}) == 0.5 / 3.0
+    # log(size(B) - 1) at B = 1 takes the log of 0: too small as well
+    lg = dfz.E("f1", (dfz.E("bin", (size_b, one), (("op", "-"),), "float"),), (("fn", "log"),))
+    prog = _prog(dfz.E("bin", (lg, tot), (("op", "+"),), "float"), [z])
+    assert _too_small(prog, {"z": np.zeros((1, 1))}, {"B": 1, "D": 1})
+    assert not _too_small(prog, {"z": np.zeros((3, 1))}, {"B": 3, "D": 1})
+
+
+def test_evaluator_argmax_over_an_empty_dim_is_too_small_not_a_crash():
+    # README, "Edge cases": argmax over a dim needs one entry (every backend: InputError); the
+    # evaluator crashed in np.argmax (fuzz class fuzzer-error).
+    am = dfz.E("argmax", (REF_X,), (("over", "C"),), "index", frozenset({"B"}))
+    body = dfz.E("float", (am,), (), "float", frozenset({"B"}))
+    prog = _prog(body, [X])
+    assert _too_small(prog, {"x": np.zeros((2, 0))}, {"B": 2, "C": 0}) == ["argmax over C of 0"]
+    x = np.array([[1.0, 3.0], [np.nan, 0.0]])  # first max; NaN counts as the largest
+    assert np.array_equal(_ev(prog, {"x": x}, {"B": 2, "C": 2}), [1.0, 0.0])
