@@ -533,7 +533,12 @@ class Gen:
             over = tuple(rng.sample(free, min(len(free), rng.choice([1, 1, 2]))))
             if "S" in over and len(over) > 1:
                 over = ("S",)
-            ictx = dict(ctx, protect=frozenset(over), outer=ctx["outer"] | ctx["protect"])
+            # a reduction over every dim (no over=) is decided before its operand: it keeps no
+            # dim from a prime (docs/language.md, "Primes"), so its operand is generated
+            # without protected dims (once made for over=(C, B'), `y'` was [B', C] there)
+            everything = choice == "red" and not X and rng.random() < 0.2
+            prot = frozenset() if everything else frozenset(over)
+            ictx = dict(ctx, protect=prot, outer=ctx["outer"] | ctx["protect"])
             Y = X | frozenset(over)
             if choice == "count":
                 m = self.boolean(Y, env, ictx, d1, exact=True)
@@ -551,7 +556,7 @@ class Gen:
                 emp = rng.choice([None, 0.0, 1.0, -2.0])
                 return E("mmean", (x, m), (("over", over), ("empty", emp)), "float", X)
             fn = rng.choice(REDS)
-            if not X and rng.random() < 0.2:
+            if everything:
                 over = None  # all dims
             attrs = [("fn", fn), ("over", over)]
             if fn == "var":
