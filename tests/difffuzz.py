@@ -533,12 +533,7 @@ class Gen:
             over = tuple(rng.sample(free, min(len(free), rng.choice([1, 1, 2]))))
             if "S" in over and len(over) > 1:
                 over = ("S",)
-            # a reduction over every dim (no over=) is decided before its operand: it keeps no
-            # dim from a prime (docs/language.md, "Primes"), so its operand is generated
-            # without protected dims (once made for over=(C, B'), `y'` was [B', C] there)
-            everything = choice == "red" and not X and rng.random() < 0.2
-            prot = frozenset() if everything else frozenset(over)
-            ictx = dict(ctx, protect=prot, outer=ctx["outer"] | ctx["protect"])
+            ictx = dict(ctx, protect=frozenset(over), outer=ctx["outer"] | ctx["protect"])
             Y = X | frozenset(over)
             if choice == "count":
                 m = self.boolean(Y, env, ictx, d1, exact=True)
@@ -556,7 +551,10 @@ class Gen:
                 emp = rng.choice([None, 0.0, 1.0, -2.0])
                 return E("mmean", (x, m), (("over", over), ("empty", emp)), "float", X)
             fn = rng.choice(REDS)
-            if everything:
+            # no over= (every dim) keeps no dim from a prime (docs/language.md, "Primes"): only
+            # for an operand without x' typed with `over` protected (once `y'` typed [B', C]
+            # under over=(C, B') became [B', C'] under no over=, a DimMismatch)
+            if not X and rng.random() < 0.2 and not _has_op(x, "prime"):
                 over = None  # all dims
             attrs = [("fn", fn), ("over", over)]
             if fn == "var":
@@ -869,6 +867,10 @@ class Gen:
         )
         rest = X - rdims
         return self.binop(call, self.num(X, env, ctx, depth)) if rest else call
+
+
+def _has_op(e: E, op: str) -> bool:
+    return e.op == op or any(isinstance(a, E) and _has_op(a, op) for a in e.args)
 
 
 def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
