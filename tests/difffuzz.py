@@ -551,7 +551,10 @@ class Gen:
                 emp = rng.choice([None, 0.0, 1.0, -2.0])
                 return E("mmean", (x, m), (("over", over), ("empty", emp)), "float", X)
             fn = rng.choice(REDS)
-            if not X and rng.random() < 0.2:
+            # no over= (every dim) keeps no dim from a prime (docs/language.md, "Primes"): only
+            # for an operand without x' typed with `over` protected (once `y'` typed [B', C]
+            # under over=(C, B') became [B', C'] under no over=, a DimMismatch)
+            if not X and rng.random() < 0.2 and not _has_op(x, "prime"):
                 over = None  # all dims
             attrs = [("fn", fn), ("over", over)]
             if fn == "var":
@@ -866,6 +869,10 @@ class Gen:
         return self.binop(call, self.num(X, env, ctx, depth)) if rest else call
 
 
+def _has_op(e: E, op: str) -> bool:
+    return e.op == op or any(isinstance(a, E) and _has_op(a, op) for a in e.args)
+
+
 def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
     """A random well-typed program over the dims B (batch), C, D and optionally *S."""
     cfg = cfg or Cfg()
@@ -958,10 +965,13 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of")
+    __slots__ = ("a", "dims", "of", "count")
 
-    def __init__(self, a, dims, of=None):
+    def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
+        # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
+        # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
+        self.count = count
         assert self.a.ndim == len(self.dims), (self.a.shape, dims)
 
 
@@ -1017,6 +1027,13 @@ class Ev:
     def ev(self, e: E, env: dict, protect=frozenset()) -> NA:
         return self.track(self._ev(e, env, protect))
 
+    def counted(self, e: E, r: NA, xs) -> NA:
+        """r, marked a count of dim sizes when it is a scalar computed from counts and
+        literals only (at least one count)."""
+        parts = [x.count or a.op == "num" for a, x in zip(e.args, xs)]
+        r.count = not r.dims and all(parts) and any(x.count for x in xs)
+        return r
+
     def _ev(self, e: E, env, protect) -> NA:
         op, A, dt = e.op, e.args, self.dt
         ev = lambda x, p=protect: self.ev(x, env, p)  # noqa: E731
@@ -1035,12 +1052,15 @@ class Ev:
             return NA(x.a, [prime_dim(d) if d in ds else d for d in x.dims], x.of)
         if op == "neg":
             x = ev(A[0])
-            return NA(-x.a, x.dims)
+            return self.counted(e, NA(-x.a, x.dims), [x])
         if op == "not":
             x = ev(A[0])
             return NA(~x.a, x.dims)
         if op == "bin":
-            return self.binop(e.a("op"), ev(A[0]), ev(A[1]))
+            a, b = ev(A[0]), ev(A[1])
+            if e.a("op") == "/" and b.count and b.a == 0:
+                self.too_small.append("a division by a count of dim sizes that is 0")
+            return self.counted(e, self.binop(e.a("op"), a, b), [a, b])
         if op == "chain":
             xs = [ev(x) for x in A]
             r = None
@@ -1049,12 +1069,16 @@ class Ev:
                 r = c if r is None else self.binop("&", r, c)
             return r
         if op == "f1":
-            return self.ew(UNARY_FN[e.a("fn")], ev(A[0]))
+            x = ev(A[0])
+            if e.a("fn") == "log" and x.count and x.a <= 0:
+                self.too_small.append("the log of a count of dim sizes that is <= 0")
+            return self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
         if op == "f2":
-            return self.ew(BINARY_FN[e.a("fn")], ev(A[0]), ev(A[1]))
+            xs = [ev(A[0]), ev(A[1])]
+            return self.counted(e, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])
-            return NA(x.a.astype(dt), x.dims)
+            return self.counted(e, NA(x.a.astype(dt), x.dims), [x])
         if op == "stop_grad":
             if self.frozen is not None:  # finite differences: the value at the base point
                 return self.frozen.ev(A[0], self.frozen_env, protect)
@@ -1092,6 +1116,9 @@ class Ev:
             ax = x.dims.index(d)
             a = self.num(x)
             # NaN counts as the largest value (torch, jax and numpy agree); first of ties
+            if a.shape[ax] == 0:  # README, "Edge cases": argmax needs one entry
+                self.too_small.append(f"argmax over {d} of 0")
+                a = np.zeros(a.shape[:ax] + (1,) + a.shape[ax + 1 :], dtype=a.dtype)
             key = np.where(np.isnan(a), np.inf, a)
             isn = np.isnan(a)
             idx = np.where(isn.any(axis=ax), np.argmax(isn, axis=ax), np.argmax(key, axis=ax))
@@ -1117,7 +1144,7 @@ class Ev:
             d = e.a("d")
             return NA(np.eye(self.sizes[d], dtype=dt), (d, prime_dim(d)))
         if op == "size":
-            return NA(np.asarray(self.sizes[e.a("d")], dtype=np.int64), ())
+            return NA(np.asarray(self.sizes[e.a("d")], dtype=np.int64), (), count=True)
         if op == "arange":
             d = e.a("d")
             return NA(np.arange(self.sizes[d], dtype=np.int64), (d,), d)
@@ -1209,7 +1236,10 @@ class Ev:
                 ex = np.exp(a - m)
                 return NA(ex / ex.sum(axis=ax, keepdims=True), x.dims)
             if fn == "log_softmax":
-                return NA(a - _lse(a, (ax,), self.dt, keepdims=True), x.dims)
+                # README, "Edge cases": a +inf entry makes its whole slice NaN (as softmax,
+                # torch.log_softmax and jax.nn.log_softmax), not x - inf = -inf elsewhere
+                r = a - _lse(a, (ax,), self.dt, keepdims=True)
+                return NA(np.where(np.isposinf(a).any(axis=ax, keepdims=True), np.nan, r), x.dims)
             if fn == "normalize":
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)
@@ -1850,6 +1880,7 @@ class Runner:
     def case(self):
         prog = gen_prog(self.rng, self.cfg)
         sub = self.rng.randrange(2**32)
+        self.last = (render_prog(prog), sub)  # named by a fuzzer error (Runner.run)
         fs = self.check(prog, sub)
         self.record(fs)
         return prog, sub, fs
@@ -2261,7 +2292,7 @@ class Runner:
             except Exception:  # a bug of the fuzzer itself: count it, keep going
                 self.counts["fuzzer errors"] += 1
                 self.failures.setdefault("fuzzer-error", []).append(
-                    Failure("fuzzer-error", _tb(), "", {}, {}, None)
+                    Failure("fuzzer-error", _tb(), getattr(self, "last", ("",))[0], {}, {}, None)
                 )
         return self
 

@@ -127,3 +127,85 @@ def test_difffuzz_finds_no_failure_outside_the_known_bug_list(capsys):
     assert r.counts["programs"] >= 3 and r.counts["calls/torch"] > 0
     assert r.counts["calls/jax"] > 0 and r.counts["renamings"] > 0
     assert not new, "\n\n".join(dfz.describe(fs[0]) for fs in new.values())
+
+
+def test_evaluator_a_plus_inf_logit_makes_the_row_nan():
+    # README, "Masked logits": a +inf logit makes softmax / log_softmax / ce NaN on its row (as
+    # torch.log_softmax([inf, 1]) = [nan, nan]); the evaluator gave x - inf = -inf there, so ce
+    # = inf (fuzz classes nan/*) and pt = 0 (value/*) where every backend gives NaN.
+    # Row 1: ce = logsumexp([0, 1, 2]) - 1 = 1.4076059644443801 (scipy 1.x, float64).
+    t = dfz.Inp("t", "index", ("B",), "C")
+    ce = dfz.E("ref", (), (("name", "ce"), ("fixed", False)), "float", frozenset({"B"}))
+    prog = _prog(ce, [X, t], [("use", "classification", ("x", "t"))])
+    x = np.array([[-1.0, -1.5, np.inf, -1.8], [0.0, 1.0, 2.0, -np.inf]])
+    out = _ev(prog, {"x": x, "t": np.array([1, 1])}, {"B": 2, "C": 4})
+    assert np.isnan(out[0]) and abs(out[1] - 1.4076059644443801) < 1e-12, out
+
+
+def _too_small(prog, inputs, sizes):
+    found: list = []
+    dfz.evaluate(prog, inputs, {}, sizes, None, too_small=found)
+    return found
+
+
+def test_evaluator_a_count_of_dim_sizes_that_is_0_where_it_divides_is_too_small():
+    # README, "Edge cases": `(1 / size(B)) / sum(z)` at B = 0 is an InputError on every backend
+    # (fuzz class error/*/InputError: the evaluator expected inf); at B = 2 it is 1 / 2 / 3.
+    z = dfz.Inp("z", "float", ("B", "D"))
+    ref_z = dfz.E("ref", (), (("name", "z"), ("fixed", False)), "float", frozenset({"B", "D"}))
+    size_b = dfz.E("size", (), (("d", "B"),), "int")
+    one = dfz.E("num", (), (("v", 1.0),))
+    inv = dfz.E("bin", (one, size_b), (("op", "/"),), "float")
+    tot = dfz.E("red", (ref_z,), (("fn", "sum"), ("over", ("B", "D"))), "float")
+    prog = _prog(dfz.E("bin", (inv, tot), (("op", "/"),), "float"), [z])
+    assert _too_small(prog, {"z": np.zeros((0, 1))}, {"B": 0, "D": 1})
+    assert not _too_small(prog, {"z": np.full((2, 1), 1.5)}, {"B": 2, "D": 1})
+    assert _ev(prog, {"z": np.full((2, 1), 1.5)}, {"B": 2, "D": 1}) == 0.5 / 3.0
+    # log(size(B) - 1) at B = 1 takes the log of 0: too small as well
+    lg = dfz.E("f1", (dfz.E("bin", (size_b, one), (("op", "-"),), "float"),), (("fn", "log"),))
+    prog = _prog(dfz.E("bin", (lg, tot), (("op", "+"),), "float"), [z])
+    assert _too_small(prog, {"z": np.zeros((1, 1))}, {"B": 1, "D": 1})
+    assert not _too_small(prog, {"z": np.zeros((3, 1))}, {"B": 3, "D": 1})
+
+
+def test_evaluator_argmax_over_an_empty_dim_is_too_small_not_a_crash():
+    # README, "Edge cases": argmax over a dim needs one entry (every backend: InputError); the
+    # evaluator crashed in np.argmax (fuzz class fuzzer-error).
+    am = dfz.E("argmax", (REF_X,), (("over", "C"),), "index", frozenset({"B"}))
+    body = dfz.E("float", (am,), (), "float", frozenset({"B"}))
+    prog = _prog(body, [X])
+    assert _too_small(prog, {"x": np.zeros((2, 0))}, {"B": 2, "C": 0}) == ["argmax over C of 0"]
+    x = np.array([[1.0, 3.0], [np.nan, 0.0]])  # first max; NaN counts as the largest
+    assert np.array_equal(_ev(prog, {"x": x}, {"B": 2, "C": 2}), [1.0, 0.0])
+
+
+def test_generated_dims_are_the_evaluated_dims():
+    """The dims the generator gives each node are the dims the evaluator (the README's
+    semantics) computes for it, on 2000 generated programs (about 2 s). The generator once drew
+    a reduction's over=None after typing its operand with the sampled over= dims protected from
+    primes: `logsumexp(xlogy(w, y'))` with y' typed [B', C] where it is [B', C'], which the
+    compiler rightly rejects (fuzz class reject/DimMismatch; seed 9, program 62 here)."""
+    bad = []
+
+    class Ev(dfz.Ev):
+        def ev(self, e, env, protect=frozenset()):
+            r = super().ev(e, env, protect)
+            internal = any(a.op == "ref" and a.a("name").startswith("__") for a in e.args)
+            if e.op != "ref" and not internal and set(r.dims) != set(e.dims):
+                bad.append((e.op, sorted(r.dims), sorted(e.dims)))
+            return r
+
+    real, dfz.Ev = dfz.Ev, Ev
+    try:
+        for seed in range(10):
+            rng = random.Random(seed)
+            for i in range(200):
+                p = dfz.gen_prog(rng)
+                arrs, sizes, sp = dfz.make_inputs(p, np.random.default_rng(i), "safe")
+                n = len(bad)
+                dfz.evaluate(p, dfz.flat(p, arrs, sp), {}, sizes, None)
+                if len(bad) > n:
+                    bad.append(dfz.render_prog(p))
+    finally:
+        dfz.Ev = real
+    assert not bad, bad[:2]

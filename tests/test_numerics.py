@@ -365,3 +365,39 @@ def _assert_zero_value_and_gradient(spec, d, params) -> None:
         assert call(backend, fn, d, "float32", **params) == 0.0, backend
         for k, g in grads(backend, fn, d, wrt, "float32", **params).items():
             assert (g == 0).all(), (backend, k)
+
+
+PLUS_INF_BODIES = {  # each is NaN on a row with a +inf logit (README, "Masked logits")
+    "ce": "use classification(x, t)\n    ce",
+    "pt": "use classification(x, t)\n    pt",
+    "log_softmax": "sum(log_softmax(x, over=C) * y, over=C)",
+    "softmax": "sum(softmax(x, over=C) * y, over=C)",
+    "log(softmax)": "sum(log(softmax(x, over=C)) * y, over=C)",
+}
+
+
+@pytest.mark.parametrize("body", sorted(PLUS_INF_BODIES))
+@pytest.mark.parametrize("backend", TARGETS)
+def test_a_plus_inf_logit_makes_its_row_nan_and_leaves_the_others(backend, body):
+    """A +inf logit (not the target's) has no distribution: its row is NaN, as
+    torch.log_softmax / F.cross_entropy / jax.nn.log_softmax give ([inf, 1] -> [nan, nan]);
+    the x - logsumexp(x) formula would give -inf on the finite entries (an inf loss). The
+    fuzzer's evaluator once did that (difffuzz classes nan/* and value/*). Row 1 is finite:
+    ce = logsumexp([0, 1, 2]) - 1 = 1.4076059644443801 (hand computation, float64)."""
+    import jax.numpy as jnp
+    import torch
+
+    src = (
+        "loss f(x: float[B, C], y: float[B, C], t: index[B] of C) {\n    "
+        + PLUS_INF_BODIES[body]
+        + "\n}"
+    )
+    x = np.array([[-1.0, -1.5, np.inf, -1.8], [0.0, 1.0, 2.0, -np.inf]])
+    y, t = np.ones((2, 4)), np.array([1, 1])
+    conv = {"torch": torch.as_tensor, "jax": jnp.asarray}.get(backend, np.asarray)
+    fn = lossdsl.parse(src).compile(backend)
+    out = np.asarray(fn(conv(x), conv(y), conv(t), reduction="none"), dtype=np.float64)
+    assert np.isnan(out[0]), (backend, body, out)
+    assert np.isfinite(out[1]) or body in ("log_softmax", "log(softmax)"), (backend, body, out)
+    if body == "ce":
+        assert abs(out[1] - 1.4076059644443801) < 1e-12, (backend, out)
