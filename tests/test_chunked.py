@@ -436,6 +436,22 @@ def _check_rows(spec, backend, data, reductions, label, rows=2, params=None):
             )
 
 
+def test_row_blocks_of_an_int_value_hoisted_beside_the_logits():
+    """size(C) is an int value the row plan computes once and passes to each block: in
+    xlogy(size(C), ce) jax's xlogy (a custom_jvp) got a float0 tangent for it and the block's
+    jax.value_and_grad raised TypeError (found by scripts/difffuzz.py). Expected: the plain
+    schedule on h @ W.T, value and gradients."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], t: index[B] of C) {\n    use classification(x, t)\n"
+        "    xlogy(size(C), ce) + xlogy(3, ce)\n}\n"
+    )
+    rng = np.random.default_rng(5)
+    data = {"h": rng.standard_normal((5, 3)), "W": rng.standard_normal((4, 3))}
+    data["t"] = rng.integers(0, 4, 5)
+    for backend in ("torch", "jax"):
+        _check_rows(spec, backend, data, ("sum", "mean"), backend)
+
+
 # jax (its plan is torch's; ~2 s of XLA compiling per spec): one spec per kind of plan -- a
 # denominator free of the logits (cross_entropy), a value precomputed over the whole batch and
 # sliced per block (ca_calibration), a fill over [B, *S] (z_loss), a logits dim between B and

@@ -16,6 +16,10 @@ from lossdsl.ir import Atom, Eqn, Lit, Program, Var, unit_dims
 from lossdsl.ops import OPS
 from lossdsl.types import Dim
 
+# Non-infix elementwise ops whose templates take a literal operand as a Python number; every
+# other one gets it as a 0-d tensor, as a scalar value (torch.atan2 has no number overload).
+_NUMBER_OPERANDS = frozenset({"where", "maximum", "minimum"})
+
 
 def shard_kwargs(prog: Program, target: Target) -> list[str]:
     return list(target.shard.kwargs) if prog.shard is not None else []
@@ -219,7 +223,9 @@ class FunctionEmitter(Guards):
             args = [self.aligned(a, e.out.type.dims) for a in e.args]
             if e.op not in INFIX:
                 # A Python number becomes a 0-d tensor; of the float dtype when the op computes
-                # in floats (log(size(B)) must not run in torch's default float32).
+                # in floats (log(size(B)) must not run in torch's default float32). So does a
+                # literal (torch.atan2(x, 3.0) takes no number), except where the templates
+                # take numbers themselves (where; maximum/minimum make torch.clamp of one).
                 out_float = e.out.type.dtype == "float"
                 args = [
                     self.t.as_tensor.format(
@@ -228,7 +234,8 @@ class FunctionEmitter(Guards):
                             "float" if out_float and a.type.dtype == "int" else a.type.dtype
                         ),
                     )
-                    if isinstance(a, Var) and a.name in self.scalar
+                    if (isinstance(a, Var) and a.name in self.scalar)
+                    or (isinstance(a, Lit) and e.op not in _NUMBER_OPERANDS)
                     else s
                     for a, s in zip(e.args, args)
                 ]
