@@ -211,6 +211,32 @@ def test_op_gradients_with_int_operands_and_literals(op):
     assert ran >= (5 if op in ("xlogy", "atan2", "pow", "div") else 1), op
 
 
+def test_where_of_numbers_computes_in_the_inputs_float_dtype():
+    """where(c, a, b) with a condition of every kind (a bool tensor, a size comparison, a bool
+    param) and branches that are numbers (literals, 1e300, float params) or a tensor: on every
+    backend and torch's chunked schedule, exactly the numpy reference's float64 value.
+    torch.where(c, 0.1, 1e300) computed in torch's default float32: 0.1 was 1.5e-9 off and
+    1e300 a RuntimeError (found by scripts/difffuzz.py)."""
+    head = "x: float[B, C], v: float[B]"
+    conds = ("v > 0", "2 >= size(B)", "pf")
+    pairs = (("0.1", "1e300"), ("1e300", "pa"), ("pa", "-2"), ("v", "0.1"), ("1e300", "v"))
+    data = {"x": np.zeros((3, 2)), "v": np.array([-0.04, 0.3, 1e-3])}
+    n = 0
+    for c, (a, b) in itertools.product(conds, pairs):
+        body = f"min(where({c}, {a}, {b}), v + 1.5) + logsumexp(x, over=C)"
+        src = f"loss w({head}) {{\n    param pf: bool = true\n    param pa: float = 0.3\n"
+        spec = lossdsl.parse(f"{src}    {body}\n}}\n")
+        want = call("numpy", spec.compile("numpy"), data, "float64", reduction="sum")
+        fns = {b: spec.compile(b) for b in TARGETS}
+        fns["torch-chunked"] = spec.compile("torch", schedule="chunked", chunk=1)
+        for name, fn in fns.items():
+            backend = "torch" if name == "torch-chunked" else name
+            got = call(backend, fn, data, "float64", reduction="sum")
+            assert got.dtype == np.float64 and rel_err(got, want) <= 1e-15, (name, body, got)
+        n += 1
+    assert n == 15
+
+
 def test_float_ops_of_sizes_divide_like_floats():
     """size(D) / 0 is inf and softplus(clamp(size(D), max=1)) is softplus(1.0) on every
     backend (Python ints in the generated code used to raise ZeroDivisionError, and torch has

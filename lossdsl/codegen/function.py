@@ -225,8 +225,14 @@ class FunctionEmitter(Guards):
                 # A Python number becomes a 0-d tensor; of the float dtype when the op computes
                 # in floats (log(size(B)) must not run in torch's default float32). So does a
                 # literal (torch.atan2(x, 3.0) takes no number), except where the templates
-                # take numbers themselves (where; maximum/minimum make torch.clamp of one).
+                # take numbers themselves (where; maximum/minimum make torch.clamp of one)
+                # beside a tensor operand: torch.where(c, 0.1, 1e300) computes in torch's
+                # default float32 (0.1 off by 1e-9, 1e300 a RuntimeError).
                 out_float = e.out.type.dtype == "float"
+                values = e.args[1:] if e.op == "where" else e.args
+                numbers = e.op in _NUMBER_OPERANDS and any(
+                    isinstance(a, Var) and a.name not in self.scalar for a in values
+                )
                 args = [
                     self.t.as_tensor.format(
                         x=s,
@@ -235,7 +241,7 @@ class FunctionEmitter(Guards):
                         ),
                     )
                     if (isinstance(a, Var) and a.name in self.scalar)
-                    or (isinstance(a, Lit) and e.op not in _NUMBER_OPERANDS)
+                    or (isinstance(a, Lit) and not numbers)
                     else s
                     for a, s in zip(e.args, args)
                 ]
