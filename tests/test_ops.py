@@ -237,6 +237,26 @@ def test_where_of_numbers_computes_in_the_inputs_float_dtype():
     assert n == 15
 
 
+def test_division_and_powers_of_params_follow_ieee_floats():
+    """/ and ^ of params, sizes and literals alone (Python numbers at run time): inf or NaN
+    like the numpy reference on every backend and torch's chunked schedule, never Python's
+    ZeroDivisionError (1e300 / pa at pa = 0, found by scripts/difffuzz.py), OverflowError
+    (10.0 ^ pa at pa = 400) or a complex number (pa ^ 0.5 at pa = -1)."""
+    head = "x: float[B, C], v: float[B]"
+    terms = ("1e300 / pa", "pa / pa", "size(B) / pk", "10.0 ^ pa", "pa ^ 0.5", "pa ^ -1")
+    data = {"x": np.zeros((3, 2)), "v": np.array([-0.5, 0.3, 2.0])}
+    for term, pa, pk in itertools.product(terms, (0.0, -1.0, 400.0), (0, 2)):  # 36 programs
+        src = f"loss q({head}) {{\n    param pa: float = 1\n    param pk: int = 1\n"
+        spec = lossdsl.parse(f"{src}    v * ({term}) + logsumexp(x, over=C)\n}}\n")
+        want = call("numpy", spec.compile("numpy"), data, "float64", reduction="sum", pa=pa, pk=pk)
+        fns = {b: spec.compile(b) for b in TARGETS}
+        fns["torch-chunked"] = spec.compile("torch", schedule="chunked", chunk=1)
+        for name, fn in fns.items():
+            backend = "torch" if name == "torch-chunked" else name
+            got = call(backend, fn, data, "float64", reduction="sum", pa=pa, pk=pk)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {term} {pa=} {pk=}")
+
+
 def test_float_ops_of_sizes_divide_like_floats():
     """size(D) / 0 is inf and softplus(clamp(size(D), max=1)) is softplus(1.0) on every
     backend (Python ints in the generated code used to raise ZeroDivisionError, and torch has

@@ -202,9 +202,13 @@ class FunctionEmitter(Guards):
             code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
         name = self.var(out)
         self.expr[out] = name
-        if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
+        if e.op in INFIX and all(self.is_scalar(a) for a in e.args) and not self._number_arith(e):
             self.scalar.add(out)
         self.line(f"{name} = {code}", indent)
+
+    def _number_arith(self, e: Eqn) -> bool:
+        """/ or ^ of Python numbers (params, sizes): Python would raise where floats do not."""
+        return e.op in ("div", "pow") and all(self.is_scalar(a) for a in e.args)
 
     def _selects(self, e: Eqn) -> bool:
         """A where whose condition is a Python bool (a param) and whose branches already have
@@ -221,7 +225,12 @@ class FunctionEmitter(Guards):
         raw = [self.ref(a) for a in e.args]
         if op.kind == "elementwise":
             args = [self.aligned(a, e.out.type.dims) for a in e.args]
-            if e.op not in INFIX:
+            if self._number_arith(e):
+                # Python's / and ** raise (1e300 / pa at pa = 0: ZeroDivisionError; 10.0 ** pa:
+                # OverflowError) where a float op gives inf or NaN: the first operand becomes a
+                # 0-d tensor of the float dtype, so the framework computes it.
+                args[0] = self.t.as_tensor.format(x=args[0], dtype=self.dtype("float"))
+            elif e.op not in INFIX:
                 # A Python number becomes a 0-d tensor; of the float dtype when the op computes
                 # in floats (log(size(B)) must not run in torch's default float32). So does a
                 # literal (torch.atan2(x, 3.0) takes no number), except where the templates
