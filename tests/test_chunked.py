@@ -116,6 +116,21 @@ def test_losses_without_a_one_pass_plan_are_refused_clearly():
                                                        reduction="none")  # fmt: skip
 
 
+def test_a_pick_along_v_by_ids_over_v_is_refused():
+    """v[arange(C)] and v[perm] (perm: index[C] of C) with v over the logits' C: every chunk's
+    ids point into other chunks; the chunk plan took it for a chunk-local value and the chunk
+    raised IndexError (found by scripts/difffuzz.py). Now a LossError at compile; the plain
+    schedule computes it."""
+    for pick in ("[arange(C)]", "[p]"):
+        spec = lossdsl.parse(
+            f"loss f(x: float[B, C], p: index[C] of C) {{\n    sum(x, over=B){pick}\n}}\n"
+        )
+        with pytest.raises(LossError, match=r"pick along C .* ids that vary along C"):
+            spec.compile("torch", schedule="chunked", chunk=2)
+        with pytest.raises(LossError, match=r"pick along C"):
+            spec.compile_linear("torch", chunk=2)
+
+
 def test_class_ids_are_range_checked_before_slicing():
     # the slices see shifted ids (an id outside one slice is legal there); the check runs once
     h, w, (y,) = _inputs("focal", n=5, v=23)
