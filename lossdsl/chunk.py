@@ -316,6 +316,14 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
         twins = {d for a in vars_ + [e.out] for d in a.type.dims if d.name == v.name and d != v}
         stat = _stat_kind(e, v)
         local = kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and v not in _axes(e))
+        if stat == "gather" and v in e.out.type.dims:
+            # ids over V itself (v[arange(V)], a permutation): each chunk's picks fall in
+            # other chunks
+            raise refuse(
+                e,
+                f"this pick along {v} of the logits takes ids that vary along {v}: each chunk "
+                "would need values from every other chunk",
+            )
         if stat is None and not (local and v in e.out.type.dims):
             raise refuse(
                 e,

@@ -116,6 +116,21 @@ def test_losses_without_a_one_pass_plan_are_refused_clearly():
                                                        reduction="none")  # fmt: skip
 
 
+def test_a_pick_along_v_by_ids_over_v_is_refused():
+    """v[arange(C)] and v[perm] (perm: index[C] of C) with v over the logits' C: every chunk's
+    ids point into other chunks; the chunk plan took it for a chunk-local value and the chunk
+    raised IndexError (found by scripts/difffuzz.py). Now a LossError at compile; the plain
+    schedule computes it."""
+    for pick in ("[arange(C)]", "[p]"):
+        spec = lossdsl.parse(
+            f"loss f(x: float[B, C], p: index[C] of C) {{\n    sum(x, over=B){pick}\n}}\n"
+        )
+        with pytest.raises(LossError, match=r"pick along C .* ids that vary along C"):
+            spec.compile("torch", schedule="chunked", chunk=2)
+        with pytest.raises(LossError, match=r"pick along C"):
+            spec.compile_linear("torch", chunk=2)
+
+
 def test_class_ids_are_range_checked_before_slicing():
     # the slices see shifted ids (an id outside one slice is legal there); the check runs once
     h, w, (y,) = _inputs("focal", n=5, v=23)
@@ -434,6 +449,22 @@ def _check_rows(spec, backend, data, reductions, label, rows=2, params=None):
             np.testing.assert_allclose(
                 a, b, rtol=1e-10, atol=1e-12, err_msg=f"{label} {reduction} {k}"
             )
+
+
+def test_row_blocks_of_an_int_value_hoisted_beside_the_logits():
+    """size(C) is an int value the row plan computes once and passes to each block: in
+    xlogy(size(C), ce) jax's xlogy (a custom_jvp) got a float0 tangent for it and the block's
+    jax.value_and_grad raised TypeError (found by scripts/difffuzz.py). Expected: the plain
+    schedule on h @ W.T, value and gradients."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], t: index[B] of C) {\n    use classification(x, t)\n"
+        "    xlogy(size(C), ce) + xlogy(3, ce)\n}\n"
+    )
+    rng = np.random.default_rng(5)
+    data = {"h": rng.standard_normal((5, 3)), "W": rng.standard_normal((4, 3))}
+    data["t"] = rng.integers(0, 4, 5)
+    for backend in ("torch", "jax"):
+        _check_rows(spec, backend, data, ("sum", "mean"), backend)
 
 
 # jax (its plan is torch's; ~2 s of XLA compiling per spec): one spec per kind of plan -- a

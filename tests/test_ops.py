@@ -49,7 +49,7 @@ PROGRAMS = {
     "pow": "y ^ x",
     "maximum": "max(x, y) + max(x, 0.5)",
     "minimum": "min(x, y) + min(x, 0.5)",
-    "xlogy": "xlogy(y, y)",
+    "xlogy": "xlogy(y, y) + xlogy(abs(x), y)",
     "bce_logits": "softplus(x) - y * x",
     "eq": "where(x == y, 1.0, x)",
     "ne": "where(x != 0.25, x, y)",
@@ -170,6 +170,91 @@ def test_op_on_int_operands_equals_the_op_on_their_float_values(op):
     for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         assert got.dtype == np.float64 and rel_err(got, want) <= 1e-12, backend
+
+
+@pytest.mark.parametrize("op", [o for o in PROGRAMS if PROGRAMS[o] is not None])
+def test_op_gradients_with_int_operands_and_literals(op):
+    """Every op's program with an int operand beside the float one (x and y int inputs, or
+    one of them an int literal such as xlogy(3, f)): torch and jax gradients w.r.t. the float
+    input agree with central differences of the numpy reference, and the values with it. jax's
+    xlogy is a custom_jvp: an int operand (an int input, a literal, a hoisted size(C)) got a
+    float0 tangent and jax.grad raised TypeError; torch.atan2(3, f) raised TypeError on the
+    int literal (found by scripts/difffuzz.py)."""
+    from helpers import fd_grads, grads
+
+    rng = np.random.default_rng(4)
+    data = {**inputs(rng), "x": rng.integers(-3, 4, (4, 3)), "y": rng.integers(1, 4, (4, 3))}
+    data["f"] = rng.uniform(0.5, 2.0, (4, 3))
+    fdata = {**data, "x": rng.standard_normal((4, 3)), "y": rng.uniform(0.5, 2.0, (4, 3))}
+    body = PROGRAMS[op]
+    cases = [(IHEAD, f"({body}) * f", data)]  # int inputs only, then times a float
+    for name, lit in (("x", "3"), ("y", "2")):  # one operand int (an input, a literal), one f
+        other = "y" if name == "x" else "x"
+        text = re.sub(rf"\b{other}\b", "f", body)
+        cases.append((IHEAD, f"({text}) + f", data))
+        literal = re.sub(rf"\b{name}\b", lit, text)
+        cases.append((FHEAD, f"({literal}) + f", fdata))
+    ran = 0
+    for head, text, d in cases:
+        try:
+            spec = lossdsl.parse(f"loss t({head}) {{\n    {text}\n}}\n")
+        except lossdsl.LossError:
+            continue  # a literal where the op needs a tensor (x[i], x'): no such program
+        ran += 1
+        want = call("numpy", spec.compile("numpy"), d, "float64", reduction="none")
+        wg = fd_grads(spec, frozenset(), d, ["f"])["f"]
+        for backend in ("torch", "jax"):
+            got = call(backend, spec.compile(backend), d, "float64", reduction="none")
+            assert rel_err(got, want) <= 1e-12, (backend, text)
+            g = grads(backend, spec.compile(backend), d, ["f"], "float64")["f"]
+            np.testing.assert_allclose(g, wg, rtol=1e-6, atol=1e-8, err_msg=f"{backend} {text}")
+    assert ran >= (5 if op in ("xlogy", "atan2", "pow", "div") else 1), op
+
+
+def test_where_of_numbers_computes_in_the_inputs_float_dtype():
+    """where(c, a, b) with a condition of every kind (a bool tensor, a size comparison, a bool
+    param) and branches that are numbers (literals, 1e300, float params) or a tensor: on every
+    backend and torch's chunked schedule, exactly the numpy reference's float64 value.
+    torch.where(c, 0.1, 1e300) computed in torch's default float32: 0.1 was 1.5e-9 off and
+    1e300 a RuntimeError (found by scripts/difffuzz.py)."""
+    head = "x: float[B, C], v: float[B]"
+    conds = ("v > 0", "2 >= size(B)", "pf")
+    pairs = (("0.1", "1e300"), ("1e300", "pa"), ("pa", "-2"), ("v", "0.1"), ("1e300", "v"))
+    data = {"x": np.zeros((3, 2)), "v": np.array([-0.04, 0.3, 1e-3])}
+    n = 0
+    for c, (a, b) in itertools.product(conds, pairs):
+        body = f"min(where({c}, {a}, {b}), v + 1.5) + logsumexp(x, over=C)"
+        src = f"loss w({head}) {{\n    param pf: bool = true\n    param pa: float = 0.3\n"
+        spec = lossdsl.parse(f"{src}    {body}\n}}\n")
+        want = call("numpy", spec.compile("numpy"), data, "float64", reduction="sum")
+        fns = {b: spec.compile(b) for b in TARGETS}
+        fns["torch-chunked"] = spec.compile("torch", schedule="chunked", chunk=1)
+        for name, fn in fns.items():
+            backend = "torch" if name == "torch-chunked" else name
+            got = call(backend, fn, data, "float64", reduction="sum")
+            assert got.dtype == np.float64 and rel_err(got, want) <= 1e-15, (name, body, got)
+        n += 1
+    assert n == 15
+
+
+def test_division_and_powers_of_params_follow_ieee_floats():
+    """/ and ^ of params, sizes and literals alone (Python numbers at run time): inf or NaN
+    like the numpy reference on every backend and torch's chunked schedule, never Python's
+    ZeroDivisionError (1e300 / pa at pa = 0, found by scripts/difffuzz.py), OverflowError
+    (10.0 ^ pa at pa = 400) or a complex number (pa ^ 0.5 at pa = -1)."""
+    head = "x: float[B, C], v: float[B]"
+    terms = ("1e300 / pa", "pa / pa", "size(B) / pk", "10.0 ^ pa", "pa ^ 0.5", "pa ^ -1")
+    data = {"x": np.zeros((3, 2)), "v": np.array([-0.5, 0.3, 2.0])}
+    for term, pa, pk in itertools.product(terms, (0.0, -1.0, 400.0), (0, 2)):  # 36 programs
+        src = f"loss q({head}) {{\n    param pa: float = 1\n    param pk: int = 1\n"
+        spec = lossdsl.parse(f"{src}    v * ({term}) + logsumexp(x, over=C)\n}}\n")
+        want = call("numpy", spec.compile("numpy"), data, "float64", reduction="sum", pa=pa, pk=pk)
+        fns = {b: spec.compile(b) for b in TARGETS}
+        fns["torch-chunked"] = spec.compile("torch", schedule="chunked", chunk=1)
+        for name, fn in fns.items():
+            backend = "torch" if name == "torch-chunked" else name
+            got = call(backend, fn, data, "float64", reduction="sum", pa=pa, pk=pk)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {term} {pa=} {pk=}")
 
 
 def test_float_ops_of_sizes_divide_like_floats():

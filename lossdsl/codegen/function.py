@@ -16,6 +16,10 @@ from lossdsl.ir import Atom, Eqn, Lit, Program, Var, unit_dims
 from lossdsl.ops import OPS
 from lossdsl.types import Dim
 
+# Non-infix elementwise ops whose templates take a literal operand as a Python number; every
+# other one gets it as a 0-d tensor, as a scalar value (torch.atan2 has no number overload).
+_NUMBER_OPERANDS = frozenset({"where", "maximum", "minimum"})
+
 
 def shard_kwargs(prog: Program, target: Target) -> list[str]:
     return list(target.shard.kwargs) if prog.shard is not None else []
@@ -198,9 +202,13 @@ class FunctionEmitter(Guards):
             code = self.t.select.format(ctx.raw[0], *ctx.args[1:])
         name = self.var(out)
         self.expr[out] = name
-        if e.op in INFIX and all(self.is_scalar(a) for a in e.args):
+        if e.op in INFIX and all(self.is_scalar(a) for a in e.args) and not self._number_arith(e):
             self.scalar.add(out)
         self.line(f"{name} = {code}", indent)
+
+    def _number_arith(self, e: Eqn) -> bool:
+        """/ or ^ of Python numbers (params, sizes): Python would raise where floats do not."""
+        return e.op in ("div", "pow") and all(self.is_scalar(a) for a in e.args)
 
     def _selects(self, e: Eqn) -> bool:
         """A where whose condition is a Python bool (a param) and whose branches already have
@@ -217,10 +225,23 @@ class FunctionEmitter(Guards):
         raw = [self.ref(a) for a in e.args]
         if op.kind == "elementwise":
             args = [self.aligned(a, e.out.type.dims) for a in e.args]
-            if e.op not in INFIX:
+            if self._number_arith(e):
+                # Python's / and ** raise (1e300 / pa at pa = 0: ZeroDivisionError; 10.0 ** pa:
+                # OverflowError) where a float op gives inf or NaN: the first operand becomes a
+                # 0-d tensor of the float dtype, so the framework computes it.
+                args[0] = self.t.as_tensor.format(x=args[0], dtype=self.dtype("float"))
+            elif e.op not in INFIX:
                 # A Python number becomes a 0-d tensor; of the float dtype when the op computes
-                # in floats (log(size(B)) must not run in torch's default float32).
+                # in floats (log(size(B)) must not run in torch's default float32). So does a
+                # literal (torch.atan2(x, 3.0) takes no number), except where the templates
+                # take numbers themselves (where; maximum/minimum make torch.clamp of one)
+                # beside a tensor operand: torch.where(c, 0.1, 1e300) computes in torch's
+                # default float32 (0.1 off by 1e-9, 1e300 a RuntimeError).
                 out_float = e.out.type.dtype == "float"
+                values = e.args[1:] if e.op == "where" else e.args
+                numbers = e.op in _NUMBER_OPERANDS and any(
+                    isinstance(a, Var) and a.name not in self.scalar for a in values
+                )
                 args = [
                     self.t.as_tensor.format(
                         x=s,
@@ -228,7 +249,8 @@ class FunctionEmitter(Guards):
                             "float" if out_float and a.type.dtype == "int" else a.type.dtype
                         ),
                     )
-                    if isinstance(a, Var) and a.name in self.scalar
+                    if (isinstance(a, Var) and a.name in self.scalar)
+                    or (isinstance(a, Lit) and not numbers)
                     else s
                     for a, s in zip(e.args, args)
                 ]

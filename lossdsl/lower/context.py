@@ -68,8 +68,9 @@ class Budget:
 
 _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
 # Ops every backend promotes to a float operand's dtype itself (an int operand beside a float
-# value needs no cast).
-_PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "xlogy", "bce_logits"}
+# value needs no cast). Not xlogy: jax's is a custom_jvp, whose int operand gets a float0
+# tangent that its jvp rule multiplies (a TypeError under jax.grad).
+_PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "bce_logits"}
 # Kinds that compute on every operand in float (gather, cross_entropy... take index operands).
 _FLOAT_KINDS = frozenset({"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh"})
 
@@ -138,8 +139,13 @@ class Builder:
             )
             if cast != args:
                 return self.emit(op, cast, attrs, hint, span)
-        if t.dtype == "float" and op in _FLOAT_LITERAL_OPS:
+        if t.dtype == "float" and (
+            op in _FLOAT_LITERAL_OPS or (OPS[op].kind in _FLOAT_KINDS and op != "pow")
+        ):
             # `1 - x` and `1.0 - x` are one value once x is float: one literal, so CSE sees it.
+            # A float op's int literal is a float literal too: torch.atan2(3, x) rejects the
+            # int, and jax's xlogy(3, x) differentiates it (a float0 tangent, a TypeError).
+            # pow keeps an int exponent (x ^ 2 is exact on every backend).
             args = tuple(
                 Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
                 for a in args
