@@ -6,7 +6,6 @@ the device of the inputs.
 """
 
 from lossdsl.codegen import INFIX_TEMPLATES, ShardTarget, Target, shard_eye
-from lossdsl.ir import Lit
 
 
 def _gather(c):
@@ -87,14 +86,6 @@ def _minmax(fn: str, sign: str):
         return f"({red} if {cond} else {zero} + {ident})"
 
     return t
-
-
-def _atan2(c):
-    """torch.atan2 takes tensors only: a literal operand becomes a 0-d tensor of the float
-    dtype (atan2(x, 2.0))."""
-    a, b = (f"torch.as_tensor({s}, dtype=fdt)" if isinstance(x, Lit) else s
-            for x, s in zip(c.eqn.args, c.args))  # fmt: skip
-    return f"torch.atan2({a}, {b})"
 
 
 def _eigvalsh(c):
@@ -232,7 +223,7 @@ TEMPLATES = {
     "acos": "torch.acos({0})",
     "log2": "torch.log2({0})",
     "log10": "torch.log10({0})",
-    "atan2": _atan2,
+    "atan2": "torch.atan2({0}, {1})",
     "not": "torch.logical_not({0})",
     "stop_grad": "{0}.detach()",
     "to_float": "{0}.to(fdt)",
