@@ -109,7 +109,3 @@ def promote(*types: TensorType) -> str:
 
 def remove_dims(dims: tuple[Dim, ...], over: tuple[Dim, ...]) -> tuple[Dim, ...]:
     return tuple(d for d in dims if d not in over)
-
-
-def rename_primes(dims: tuple[Dim, ...]) -> tuple[Dim, ...]:
-    return tuple(d.prime() for d in dims)

@@ -5,7 +5,7 @@ operators, the param-constraint templates, the numpy-like gather and the sharded
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lossdsl import constraints
 from lossdsl.ir import Eqn
@@ -143,7 +143,6 @@ class Target:
     # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
     # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
     library_calls: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
