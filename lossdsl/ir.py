@@ -8,7 +8,7 @@ from typing import TypeAlias
 
 from lossdsl.ops import OPS, OpTypeError
 from lossdsl.source import Span
-from lossdsl.types import Dim, TensorType
+from lossdsl.types import UNIT_DIM, Dim, TensorType
 
 
 @dataclass(frozen=True)
@@ -199,13 +199,12 @@ def verify(p: Program) -> Program:
 def unit_dims(prog: Program) -> list[Dim]:
     """The helpers' *S bound to no axes (_bind_dims in lossdsl/lower/inline.py): dims of size 1
     and shape () that no input has, sorted by name."""
-    found = {}
     for e in prog.eqns:
         attrs = [v for _, v in e.attrs]
         for d in (*e.out.type.dims, *attrs, *(x for v in attrs if isinstance(v, tuple) for x in v)):
             if isinstance(d, Dim) and d.unit:
-                found[d.name] = Dim(d.name, 0, True, unit=True)
-    return [found[k] for k in sorted(found)]
+                return [UNIT_DIM]  # every helper's *S with no axes is this one dim
+    return []
 
 
 def index_sources(prog: Program, i: Var) -> list[str]:
