@@ -193,13 +193,8 @@ def _caller_check(ctx: Ctx, sub: Ctx, loss, name: str, check: Check, node) -> Ch
             "constraint is checked at every call)",
         )
     sp = _sp(node)
-    arg = (
-        sp.source.line(sp.line)[sp.col - 1 : sp.end_col - 1]
-        if sp and sp.end_line == sp.line
-        else ""
-    )
-    v = sub.env[name]
-    arg = arg or v.name
+    one_line = sp is not None and sp.end_line == sp.line
+    arg = sp.source.line(sp.line)[sp.col - 1 : sp.end_col - 1] if one_line else sub.env[name].name
     text = check.text if arg == name else f"{check.text}, {loss.name}'s {name} being {arg}"
     check = replace(check, eqns=(*pre, *check.eqns), text=text)
     sub.checks.append(check)
