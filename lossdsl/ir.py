@@ -199,7 +199,6 @@ def verify(p: Program) -> Program:
 def unit_dims(prog: Program) -> list[Dim]:
     """The helpers' *S bound to no axes (_bind_dims in lossdsl/lower/inline.py): the one
     UNIT_DIM, size 1 and shape (), that no input has."""
-
     for e in prog.eqns:
         attrs = [v for _, v in e.attrs]
         for d in (*e.out.type.dims, *attrs, *(x for v in attrs if isinstance(v, tuple) for x in v)):
