@@ -108,3 +108,59 @@ def test_the_generator_covers_every_param():
             assert _values(p) or at_bound, (name, p)
             n += 1
     assert n > 150
+
+
+def _as_param(backend: str, v):
+    """A float param as a 0-d tensor of `backend` (the form the dispatcher cannot specialize)."""
+    if backend == "torch":
+        import torch
+
+        return torch.tensor(v, dtype=torch.float64)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(v, dtype="float64")
+    return np.asarray(v, dtype=np.float64)
+
+
+def _zero_settings(spec) -> list[dict]:
+    return [s for s in _settings(spec) if any(type(v) is float and v == 0 for v in s.values())]
+
+
+@pytest.mark.parametrize("name", [n for n in SPECS if _zero_settings(lossdsl.load(n))])
+def test_a_zero_param_gives_one_value_in_every_form_at_non_finite_inputs(name):
+    """A float param at 0, baked, passed as a number (the zero-specialized variant) and passed
+    as a 0-d tensor (the general one), at inputs holding NaN, +inf and -inf: one value, NaN where
+    one is NaN. Before the fix `0 * x` was folded to 0 for a baked zero, so `var(x) * lam` with
+    lam = 0 gave 0 baked and NaN passed (difffuzz, seed 80527)."""
+    spec = lossdsl.load(name)
+    rng = np.random.default_rng(1)
+    base = random_inputs(spec, SHAPES[0], rng)
+    for bad in (np.nan, np.inf, -np.inf):
+        inputs = dict(base)
+        for k, v in base.items():
+            if v.dtype.kind == "f" and v.size:
+                inputs[k] = v.copy()
+                inputs[k].flat[0] = bad
+        for values in _zero_settings(spec):
+            floats = {k: v for k, v in values.items() if type(v) is float}
+            for backend in TARGETS:
+                outs = []
+                with np.errstate(all="ignore"):
+                    for form in ("baked", "number", "tensor"):
+                        if form == "baked":
+                            fn, kw = spec.compile(backend, **values), {}
+                        else:
+                            fn, kw = spec.compile(backend), dict(values)
+                        if form == "tensor":
+                            kw.update({k: _as_param(backend, v) for k, v in floats.items()})
+                        outs.append(call(backend, fn, inputs, "float64", reduction="none", **kw))
+                for form, got in zip(("number", "tensor"), outs[1:]):
+                    np.testing.assert_allclose(
+                        got,
+                        outs[0],
+                        rtol=1e-9,
+                        atol=1e-12,
+                        equal_nan=True,
+                        err_msg=f"{name} {backend} {form} vs baked {values} at {bad}",
+                    )

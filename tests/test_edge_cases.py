@@ -152,10 +152,11 @@ def test_too_small_dims_say_which_and_why():
         assert "vicreg: dim B has size 1 in 'z1', but this loss needs at least 2 along it: it " in (
             str(e.value)
         )
-    # without the variance and covariance terms (the zero-specialized variant) B = 1 is fine:
-    # (z1 - z2)^2 = 0 -> 0
+    # coefficients of 0 do not switch the variance terms off: 0 * NaN is NaN (IEEE, and the
+    # official VICReg code, facebookresearch/vicreg main_vicreg.py, gives NaN at B = 1 too)
     t = torch.ones(1, 3)
-    assert float(spec.compile("torch")(t, t, std_coeff=0.0, cov_coeff=0.0)) == 0.0
+    with pytest.raises(lossdsl.InputError, match="dim B has size 1"):
+        spec.compile("torch")(t, t, std_coeff=0.0, cov_coeff=0.0)
     # mmd's unbiased estimate divides by n (n - 1); the biased one (the default) does not
     mmd = lossdsl.load("mmd")
     x, y = np.zeros((1, 2)), np.zeros((3, 2))

@@ -38,7 +38,10 @@ TRIGGERS = {
     "where(true, a, b) -> a": "where(true, x, y)",
     "x^2 -> x*x": "x^2",
     "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",
-    "0 * x -> 0, 0 / size(D) -> 0": "x + 0.0 * log(y) + 0.0 / size(C)",
+    # fires on the finite factors (a mask as numbers, a one-hot), keeps 0 * log(y) (NaN at y = 0)
+    "0 * x -> 0 (x finite), 0 / size(D) -> 0": (
+        "x + 0.0 * float(y > 0) + 0.0 * onehot(i) + 0.0 * log(y) + 0.0 / size(C)"
+    ),
     "x + fill(0) -> x": "x + v",
     "s * (t * x) -> (s * t) * x": (
         "2.0 * (3.0 * x) + 2.0 * -x + 2.0 * (x / size(C)) + (2.0 * x) / size(B) - (2.0 * y)"
@@ -248,7 +251,7 @@ OVERFLOWS = set(EXTREME) | {
 }
 # Rules whose reason is an indeterminate form: where the unrewritten form is NaN, the rewritten
 # may be a value (0 * log 0 = 0; a term scaled by a baked zero is absent).
-INDETERMINATE = {"q * log q -> xlogy(q, q)", "0 * x -> 0, 0 / size(D) -> 0"}
+INDETERMINATE = {"q * log q -> xlogy(q, q)"}
 REDUCTIONS = ("none", "sum", "mean")
 # The library pass (torch): the spec a rule of it fires on, and the params to call it with
 # (ignore_index 0: class-0 rows are the ignored ones, every id stays in range).

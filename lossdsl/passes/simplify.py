@@ -3,6 +3,8 @@ simplify: algebraic identities that delete work, each row with its reason."""
 
 from __future__ import annotations
 
+import math
+
 from lossdsl.errors import ConstantError
 from lossdsl.ir import Atom, Eqn, Lit, Program
 from lossdsl.ops import FOLDABLE_KINDS, OPS, FoldError, fold_value
@@ -176,13 +178,29 @@ def _mask_to_float(rw, e):
     return None
 
 
+# Ops whose result is finite whatever their (finite-or-not) arguments: a 0/1 mask as numbers, a
+# one-hot, an identity matrix, a dim's size.
+_ALWAYS_FINITE = frozenset({"to_float", "onehot", "eye", "size"})
+
+
+def _finite(rw: Rewriter, a: Atom) -> bool:
+    """Whether an atom is finite for every input: an int or bool (no inf or NaN there), a finite
+    constant, or the result of an op that is always finite."""
+    if a.type.dtype != "float":
+        return True
+    v = _const_value(rw, a)
+    if v is not None:
+        return math.isfinite(v)
+    return any(rw.producer(a, op) is not None for op in _ALWAYS_FINITE)
+
+
 def _times_zero(rw, e):
     zero_at = (0, 1) if e.op == "mul" else (0,) if e.op == "div" else ()
     if e.op == "div" and rw.producer(e.args[1], "size") is None:
         return None  # 0 / x is NaN at x = 0; a dim's size is never 0 when there is data
     for i in zero_at:
         v = _const_value(rw, e.args[i])
-        if v is not None and not isinstance(v, bool) and v == 0:
+        if v is not None and not isinstance(v, bool) and v == 0 and _finite(rw, e.args[1 - i]):
             t = e.out.type
             if not t.dims:
                 return Lit(0.0 if t.dtype == "float" else 0, t)
@@ -278,9 +296,9 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
         ("where",),
     ),
     Row(
-        "0 * x -> 0, 0 / size(D) -> 0",
-        "a term scaled by a baked zero is absent (label_smoothing=0 computes no smoothing "
-        "term, as torch); it also keeps 0 * -inf (a masked logit) from becoming NaN",
+        "0 * x -> 0 (x finite), 0 / size(D) -> 0",
+        "a zero times a finite value is zero; a term that may be inf or NaN stays (0 * inf is "
+        "NaN, as IEEE arithmetic and the docs say, whether the zero is baked or passed)",
         _times_zero,
         ("mul", "div"),
     ),
