@@ -25,7 +25,9 @@ def _cross_entropy(c):
     if k == 1:
         return f'torch.nn.functional.cross_entropy({x}, {i}.long(), reduction="none")'
     picked = f"torch.gather({x}, {k}, {i}.long().unsqueeze({k})).squeeze({k})"
-    return f"torch.logsumexp({x}, dim={k}) - {picked}"
+    # + 0 * max: NaN on a row with a +inf, a NaN or only -inf logits, as F.cross_entropy and the
+    # op table (logsumexp - x[t] alone is inf at a +inf non-target logit)
+    return f"(torch.logsumexp({x}, dim={k}) - {picked} + 0.0 * {x}.detach().amax(dim={k}))"
 
 
 def _cross_entropy_ignore(c):

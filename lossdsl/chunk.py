@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lossdsl.errors import LossError
-from lossdsl.ir import Atom, Eqn, Program, Var, verify
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
 from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
-from lossdsl.types import Dim, DimError, broadcast
+from lossdsl.types import Dim, DimError, TensorType, broadcast
 
 # reduction op over V -> how two chunks' partial results combine: the function of that name in
 # numpy, torch and jax alike (the op table's `combine`)
@@ -91,8 +91,29 @@ def _rules(v: Dim) -> tuple[Row, ...]:
     def over_only_v(e: Eqn) -> bool:
         return tuple(e.attr("over") or ()) == (v,)
 
+    def needs_stat(rw: Rewriter, a: Atom) -> bool:
+        """Whether `a` (constant along V) is computed from a statistic over V, so that a chunk
+        cannot read it and a sum over V must be split around it: sum(q (z - lse)) = sum(q z) -
+        lse sum(q). A term the chunks can read (params, inputs without V) stays inside the sum:
+        the split is not exact in IEEE arithmetic ((z - g)^2 = inf at z = -inf, g = 0, but
+        z z - g z - g (z - g) is NaN)."""
+        seen, todo = set(), [a]
+        while todo:
+            e = rw.defn(todo.pop())
+            if e is None or e.out.name in seen:
+                continue
+            seen.add(e.out.name)
+            if v in _axes(e) and any(isinstance(x, Var) and v in x.type.dims for x in e.args):
+                return True
+            todo.extend(e.args)
+        return False
+
     def lse(rw: Rewriter, z: Atom) -> Var:
-        return rw.emit("logsumexp", (z,), over_v)
+        """logsumexp(z) as log_softmax, softmax and cross_entropy use it: NaN where it is
+        +-inf (a +inf logit, or every logit -inf), since they are NaN on that whole row (the op
+        table, torch, jax); z - logsumexp(z) alone is inf there. 0 * s is NaN exactly there."""
+        s = rw.emit("logsumexp", (z,), over_v)
+        return rw.emit("add", (s, rw.emit("mul", (Lit(0.0, TensorType("float")), s))))
 
     def log_softmax(rw, e):
         if e.op == "log_softmax" and tuple(e.attr("over")) == (v,):
@@ -160,9 +181,9 @@ def _rules(v: Dim) -> tuple[Row, ...]:
             return rw.emit(d.op, tuple(parts))
         if d.op == "mul":
             a, b = d.args
-            if _lacks(b, v) and not _lacks(a, v):
+            if _lacks(b, v) and not _lacks(a, v) and needs_stat(rw, b):
                 return rw.emit("mul", (rw.emit("sum", (a,), over_v), b))
-            if _lacks(a, v) and not _lacks(b, v):
+            if _lacks(a, v) and not _lacks(b, v) and needs_stat(rw, a):
                 return rw.emit("mul", (a, rw.emit("sum", (b,), over_v)))
             for w, x in ((a, b), (b, a)):
                 # sum(w (y - s)) with s constant along V: sum(w y) - s sum(w)
@@ -172,7 +193,7 @@ def _rules(v: Dim) -> tuple[Row, ...]:
                 y, s = inner.args
                 if _lacks(y, v):
                     continue
-                if _lacks(s, v):
+                if _lacks(s, v) and needs_stat(rw, s):
                     wy = rw.emit("sum", (rw.emit("mul", (w, y)),), over_v)
                     ws = rw.emit("mul", (s, rw.emit("sum", (w,), over_v)))
                     return rw.emit(inner.op, (wy, ws))
@@ -180,7 +201,7 @@ def _rules(v: Dim) -> tuple[Row, ...]:
                 # masked log_softmax under a class weight)
                 sf = rw.producer(s, "mul")
                 for t, f in (sf.args, sf.args[::-1]) if sf is not None else ():
-                    if _lacks(t, v) and not _lacks(f, v):
+                    if _lacks(t, v) and not _lacks(f, v) and needs_stat(rw, t):
                         wy = rw.emit("sum", (rw.emit("mul", (w, y)),), over_v)
                         ws = rw.emit("mul", (t, rw.emit("sum", (rw.emit("mul", (w, f)),), over_v)))
                         return rw.emit(inner.op, (wy, ws))
@@ -195,7 +216,8 @@ def _rules(v: Dim) -> tuple[Row, ...]:
             w = e.args[i]
             if d is not None and d.op in ("add", "sub") and not _lacks(w, v):
                 a, b = d.args
-                if _lacks(a, v) != _lacks(b, v) and _fits(e, w, a, b):
+                const = a if _lacks(a, v) else b
+                if _lacks(a, v) != _lacks(b, v) and needs_stat(rw, const) and _fits(e, w, a, b):
                     return rw.emit(d.op, (rw.emit("mul", (w, a)), rw.emit("mul", (w, b))))
         return None
 

@@ -235,6 +235,49 @@ def test_every_spec_chunks_exactly_or_is_refused_at_compile(name, backend):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"{absent} {k}")
 
 
+# Rows of logits the chunked statistics must treat as the plain ops do: a +inf logit (softmax,
+# log_softmax and cross_entropy NaN on the row: the op table, torch.log_softmax), a +inf target
+# logit, every logit -inf, a NaN, one masked -inf, huge finite values.
+SPECIAL_ROWS = {
+    "+inf": {2: np.inf},
+    "+inf at 0": {0: np.inf},
+    "all -inf": dict.fromkeys(range(7), -np.inf),
+    "nan": {3: np.nan},
+    "-inf": {4: -np.inf},
+    "+-1e300": {1: 1e300, 5: -1e300},
+}
+
+
+@pytest.mark.parametrize("name", lossdsl.list_specs())
+def test_every_spec_chunks_exactly_at_non_finite_logits(name):
+    """The chunked schedule's value equals the plain one's (NaN where it is NaN, inf's sign)
+    when row 0 of the logits holds each of SPECIAL_ROWS, torch, sum. Before: a +inf logit gave
+    inf (z - logsumexp(z)) where the plain cross-entropy is NaN (difffuzz, seed 80527)."""
+    from helpers import call, random_inputs
+
+    from lossdsl.compiler import chunk_refusal
+
+    spec = lossdsl.load(name)
+    if chunk_refusal(spec) is not None:
+        return  # refused at compile: test_every_spec_chunks_exactly_or_is_refused_at_compile
+    chunked, plain = spec.compile("torch", schedule="chunked", chunk=3), spec.compile("torch")
+    logits = spec.inputs[0].name
+    for absent in spec.variants():
+        base = random_inputs(spec, CHUNK_SIZES, np.random.default_rng(0), absent)
+        for label, entries in SPECIAL_ROWS.items():
+            data = dict(base)
+            z = data[logits] = base[logits].copy()
+            for c, v in entries.items():
+                z.reshape(-1, z.shape[-1])[0, c % z.shape[-1]] = v
+            with np.errstate(all="ignore"):
+                want, got = (
+                    call("torch", f, data, "float64", reduction="sum") for f in (plain, chunked)
+                )
+            np.testing.assert_allclose(
+                got, want, rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=f"{absent} {label}"
+            )
+
+
 def test_chunked_compiles_are_cached_and_their_modules_go_with_them():
     """compile(schedule="chunked") returns the cached function for the same (spec text,
     backend, chunk, baked params), and the generated modules (sys.modules, linecache) go once

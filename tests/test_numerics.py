@@ -11,6 +11,8 @@ back in the input dtype. Checked for every spec against the float64 reference on
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import SHAPES as _  # noqa: F401  (conftest: jax in float64)
@@ -376,28 +378,75 @@ PLUS_INF_BODIES = {  # each is NaN on a row with a +inf logit (README, "Masked l
 }
 
 
+@pytest.mark.parametrize("lead", ["B", "B, L"])
 @pytest.mark.parametrize("body", sorted(PLUS_INF_BODIES))
 @pytest.mark.parametrize("backend", TARGETS)
-def test_a_plus_inf_logit_makes_its_row_nan_and_leaves_the_others(backend, body):
+def test_a_plus_inf_logit_makes_its_row_nan_and_leaves_the_others(backend, body, lead):
     """A +inf logit (not the target's) has no distribution: its row is NaN, as
     torch.log_softmax / F.cross_entropy / jax.nn.log_softmax give ([inf, 1] -> [nan, nan]);
     the x - logsumexp(x) formula would give -inf on the finite entries (an inf loss). The
     fuzzer's evaluator once did that (difffuzz classes nan/* and value/*). Row 1 is finite:
-    ce = logsumexp([0, 1, 2]) - 1 = 1.4076059644443801 (hand computation, float64)."""
+    ce = logsumexp([0, 1, 2]) - 1 = 1.4076059644443801 (hand computation, float64). With a
+    dim L before the classes (lead "B, L", L of size 1), torch's cross-entropy off axis 1 was
+    logsumexp - x[t] = inf (masked_diffusion_ce; tests/test_chunked.py's non-finite rows)."""
     import jax.numpy as jnp
     import torch
 
     src = (
-        "loss f(x: float[B, C], y: float[B, C], t: index[B] of C) {\n    "
+        f"loss f(x: float[{lead}, C], y: float[{lead}, C], t: index[{lead}] of C) {{\n    "
         + PLUS_INF_BODIES[body]
         + "\n}"
     )
     x = np.array([[-1.0, -1.5, np.inf, -1.8], [0.0, 1.0, 2.0, -np.inf]])
     y, t = np.ones((2, 4)), np.array([1, 1])
+    if lead == "B, L":
+        x, y, t = x[:, None], y[:, None], t[:, None]
     conv = {"torch": torch.as_tensor, "jax": jnp.asarray}.get(backend, np.asarray)
     fn = lossdsl.parse(src).compile(backend)
     out = np.asarray(fn(conv(x), conv(y), conv(t), reduction="none"), dtype=np.float64)
+    out = out.reshape(2)
     assert np.isnan(out[0]), (backend, body, out)
     assert np.isfinite(out[1]) or body in ("log_softmax", "log(softmax)"), (backend, body, out)
     if body == "ce":
         assert abs(out[1] - 1.4076059644443801) < 1e-12, (backend, out)
+
+
+# ---- non-finite inputs: every backend agrees with the reference -----------------------------
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_non_finite_inputs_give_the_reference_value_on_every_backend(name):
+    """Each float input in turn gets a NaN, a +inf and a -inf at its first, second and last
+    entries (one at a time; the others random): every backend's per-element value equals the
+    numpy reference's (float64), NaN where it is NaN and inf with its sign. The class: a template that is exact on finite
+    inputs but not at inf (torch's cross-entropy off axis 1 was logsumexp - x[t], inf where
+    log_softmax is NaN: masked_diffusion_ce)."""
+    spec = lossdsl.load(name)
+    base = random_inputs(spec, SIZES, np.random.default_rng(3))
+    ref = spec.compile("numpy")
+    fns = {b: spec.compile(b) for b in TARGETS if b != "numpy"}
+    for k, v in base.items():
+        if v.dtype.kind != "f" or not v.size:
+            continue
+        for bad, at in itertools.product((np.nan, np.inf, -np.inf), (0, 1, v.size - 1)):
+            d = dict(base)
+            d[k] = v.copy()
+            d[k].flat[at % v.size] = bad
+            with np.errstate(all="ignore"):
+                try:
+                    want = call("numpy", ref, d, "float64", reduction="none")
+                except lossdsl.LossError as e:  # a domain check (p in [0, 1]) refuses it
+                    for b, fn in fns.items():
+                        with pytest.raises(type(e)):
+                            call(b, fn, d, "float64", reduction="none")
+                    continue
+                for b, fn in fns.items():
+                    got = call(b, fn, d, "float64", reduction="none")
+                    np.testing.assert_allclose(
+                        got,
+                        want,
+                        rtol=1e-7,
+                        atol=1e-9,
+                        equal_nan=True,
+                        err_msg=f"{name} {b}: {k}.flat[{at}] = {bad}",
+                    )
