@@ -418,9 +418,9 @@ def test_a_plus_inf_logit_makes_its_row_nan_and_leaves_the_others(backend, body,
 def test_non_finite_inputs_give_the_reference_value_on_every_backend(name):
     """Each float input in turn gets a NaN, a +inf and a -inf at its first, second and last
     entries (one at a time; the others random): every backend's per-element value equals the
-    numpy reference's (float64), NaN where it is NaN and inf with its sign. The class: a template that is exact on finite
-    inputs but not at inf (torch's cross-entropy off axis 1 was logsumexp - x[t], inf where
-    log_softmax is NaN: masked_diffusion_ce)."""
+    numpy reference's (float64), NaN where it is NaN and inf with its sign. The class: a
+    template that is exact on finite inputs but not at inf (torch's cross-entropy off axis 1
+    was logsumexp - x[t], inf where log_softmax is NaN: masked_diffusion_ce)."""
     spec = lossdsl.load(name)
     base = random_inputs(spec, SIZES, np.random.default_rng(3))
     ref = spec.compile("numpy")
