@@ -1002,6 +1002,10 @@ class Ev:
         # reductions with no value over what they got (a mean/max/min/logsumexp over no
         # entries, var(ddof=k) over k or fewer): README, "Edge cases" makes these an InputError
         self.too_small: list[str] = []
+        # points where autodiff gives NaN though the derivative exists (README, "Edge cases"):
+        # a function where its derivative is infinite (inf times the zero of a constant path),
+        # a max/min reduction whose value is NaN
+        self.singular: list[str] = []
 
     def f(self, a):
         return np.asarray(a, dtype=self.dt)
@@ -1072,6 +1076,9 @@ class Ev:
             x = ev(A[0])
             if e.a("fn") == "log" and x.count and x.a <= 0:
                 self.too_small.append("the log of a count of dim sizes that is <= 0")
+            at = SINGULAR.get(e.a("fn"))
+            if at is not None and np.isin(np.abs(np.asarray(x.a, dtype=np.float64)), at).any():
+                self.singular.append(f"{e.a('fn')} at {at}")
             return self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
         if op == "f2":
             xs = [ev(A[0]), ev(A[1])]
@@ -1216,6 +1223,8 @@ class Ev:
                     )
                 else:
                     r = (np.max if fn == "max" else np.min)(a, axis=ax)
+                    if np.isnan(r).any():  # README: its backward is NaN even where masked
+                        self.singular.append(f"a NaN {fn} over {over}")
             elif fn == "logsumexp":
                 r = _lse(a, ax, self.dt)
             elif fn == "var":
@@ -1373,6 +1382,8 @@ UNARY_FN = {
         "log10": np.log10,
     }.items()
 }
+# |x| where a function's derivative is infinite: sqrt at 0, asin and acos at +-1
+SINGULAR = {"sqrt": (0.0,), "asin": (1.0,), "acos": (1.0,)}
 BINARY_FN = {
     k: _safe(v)
     for k, v in {
@@ -1420,6 +1431,7 @@ def evaluate(
     dt=np.float64,
     frozen: tuple | None = None,
     too_small: list | None = None,
+    singular: list | None = None,
 ):
     """The expected value: an ndarray (reduction='none', axes in declared order, S flattened)
     or a 0-d array. `inputs` maps names to ndarrays (S already flattened), absent optional
@@ -1459,6 +1471,8 @@ def evaluate(
             r = a.sum() / dt(a.size)
     if too_small is not None and a.size:  # (an empty per-element loss is never computed)
         too_small.extend(ev.too_small)
+    if singular is not None:
+        singular.extend(ev.singular)
     return np.asarray(r, dtype=dt), ev.scale
 
 
@@ -2196,6 +2210,13 @@ class Runner:
             )
             return
         self.counts[f"grads/{backend}"] += 1
+        if not all(np.isfinite(g).all() for g in gs):
+            at: list[str] = []
+            evaluate(prog, flat(prog, arrs, sp), params, sizes, red, np.float64, singular=at)
+            if at:  # README, "Edge cases": an infinite local derivative times 0 is NaN, and
+                # a NaN max/min reduction's backward is NaN even where the loss masks it
+                self.counts["grad: NaN at a singular point, as README says"] += 1
+                return
         dot = sum(float((g * u[n]).sum()) for g, n in zip(gs, fl_names))
         mag = sum(float(np.abs(g * u[n]).sum()) for g, n in zip(gs, fl_names))
         want = float(fd[1])
