@@ -97,7 +97,9 @@ def _sub(
     for e in eqns:
         for d in dims_needed(e):
             if d.name not in bound and d.name not in carriers and not d.unit:
-                carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
+                # a variadic *S is carried as float[*S]: its axes' shape, not only their product
+                dim = Dim(d.name, variadic=d.variadic)
+                carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (dim,)))
     if not carriers and not any(v.type.dtype == "float" for v in inputs):
         # a value of params and ints only (1 + sin(pa)) is computed in the dtype of the first
         # float input: a carrier gives it the logits' (else torch's default float32)
@@ -139,7 +141,7 @@ def _call(fn, args: list, kw: dict, sizes: dict, carriers, checks: bool):
         out["check_indices"] = checks
     for name in names:
         if name.startswith("dim_") and name.endswith("_") and name not in out:
-            out[name] = carriers(sizes[name[4:-1]])
+            out[name] = carriers(sizes.get("*" + name[4:-1], sizes[name[4:-1]]))
     return fn(*args, **out)
 
 
@@ -360,7 +362,8 @@ def _traced(x) -> bool:
 
 
 def _carrier_maker(backend: str, like):
-    """float[D] of D's size at no memory: a stride-0 view of one zero."""
+    """float[D] of D's size at no memory: a stride-0 view of one zero (n: a size, or the
+    shape of a variadic dim's axes)."""
     if backend == "torch":
         import torch
 
@@ -368,7 +371,9 @@ def _carrier_maker(backend: str, like):
         return lambda n: zero.expand(n)
     import jax.numpy as jnp
 
-    return lambda n: jnp.broadcast_to(jnp.zeros((), like.dtype), (n,))
+    return lambda n: jnp.broadcast_to(
+        jnp.zeros((), like.dtype), n if isinstance(n, tuple) else (n,)
+    )
 
 
 def _slices(total: int, chunk: int):
@@ -676,6 +681,8 @@ def _full_sizes(inputs: list[Var], logits: str, values: dict, logits_shape: tupl
             n = 1
             for a in range(pos, pos + (k if dm.variadic else 1)):
                 n *= int(shape[a]) if a < len(shape) else 1
+            if dm.variadic:  # its axes' shape too, for a carrier of *S
+                out.setdefault("*" + dm.name, tuple(int(x) for x in shape[pos : pos + k]))
             pos += k if dm.variadic else 1
             out.setdefault(dm.name, n)
     return out

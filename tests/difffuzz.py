@@ -119,6 +119,40 @@ def base(d: str) -> str:
     return d.rstrip("'")
 
 
+def _nodes(e):
+    yield e
+    for a in e.args:
+        if isinstance(a, E):
+            yield from _nodes(a)
+
+
+def _exprs(ld: LossDef):
+    for st in ld.stmts:
+        if st[0] == "let":
+            yield st[2]
+    yield ld.body
+    if ld.reduce is not None and ld.reduce[1] is not None:
+        yield ld.reduce[1]
+
+
+def twin_bound_prime(prog: Prog) -> bool:
+    """Whether a helper that writes a prime is called with two dims of one base (B and B'): the
+    helper's prime of the first is then the caller's second dim (docs/language.md)."""
+
+    def primes(n) -> bool:
+        return n.op in ("prime", "primeof") or any("'" in d for d in n.dims)
+
+    primed = {h.name for h in prog.helpers if any(primes(n) for x in _exprs(h) for n in _nodes(x))}
+    for x in _exprs(prog.main):
+        for n in _nodes(x):
+            sig = n.a("sigma") if n.op == "call" else None
+            if sig and n.a("callee") in primed:
+                bases = [base(d) for d in dict(sig)]
+                if len(bases) != len(set(bases)):
+                    return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering
 
@@ -1093,7 +1127,14 @@ class Ev:
         if op == "where":
             c, a, b = ev(A[0]), ev(A[1]), ev(A[2])
             dims = udims(a, b, c)
-            return NA(np.where(align(c, dims), self.num_al(a, dims), self.num_al(b, dims)), dims)
+            cc, aa, bb = align(c, dims), self.num_al(a, dims), self.num_al(b, dims)
+            with np.errstate(invalid="ignore"):
+                other = np.where(cc, bb, aa)  # the branch not taken, per position
+            if not np.isfinite(other).all():
+                # README, "Edge cases": the chain rule multiplies the untaken branch's NaN or
+                # infinite derivative by 0
+                self.singular.append("a where whose untaken branch is not finite")
+            return NA(np.where(cc, aa, bb), dims)
         if op == "clamp":
             x = ev(A[0])
             for k, b in zip(e.a("keys"), A[1:]):
@@ -1230,6 +1271,10 @@ class Ev:
             elif fn == "var":
                 mu = a.sum(axis=ax, keepdims=True) / self.f(n)
                 r = ((a - mu) ** 2).sum(axis=ax) / self.f(n - ddof)
+                # equal entries have variance exactly 0 (torch's and jax's var give 0; the mean's
+                # rounding left 1e-39 here, and x / var became 1e38 instead of inf)
+                same = (a == a.max(axis=ax, keepdims=True) if n else a).all(axis=ax)
+                r = np.where(same & (n > ddof), self.f(0.0), r)
             elif fn == "norm":
                 r = np.sqrt((a * a).sum(axis=ax))
             else:
@@ -1452,19 +1497,21 @@ def evaluate(
     order = [d for d in out_order(ld) if d in loss.dims]
     a = align(NA(a, loss.dims), tuple(order))
     mode = reduction or (ld.reduce[0] if ld.reduce else "mean")
+    weighted = ld.reduce is not None and ld.reduce[1] is not None
+    # the weight is part of the loss: a too-small reduction in it is an InputError (README,
+    # "Edge cases") whatever the reduction asked for
+    w = ev.num(ev.ev(ld.reduce[1], env)) if weighted else None
     with np.errstate(all="ignore"):
         if mode == "none":
             r = a
         elif a.size == 0:
             # README, "Edge cases": an empty per-element loss is not computed; "sum" is 0 and
             # "mean" the declared empty value (`reduce mean by w empty v`; 0 for a plain mean)
-            weighted = ld.reduce is not None and ld.reduce[1] is not None
             emp = ld.reduce[2] if weighted and ld.reduce[2] is not None else 0.0
             r = dt(0.0) if mode == "sum" else dt(emp)
         elif mode == "sum":
             r = a.sum()
-        elif ld.reduce is not None and ld.reduce[1] is not None:
-            w = ev.num(ev.ev(ld.reduce[1], env))
+        elif weighted:
             sw = w.sum()
             r = np.where(sw != 0, a.sum() / np.where(sw != 0, sw, 1), dt(ld.reduce[2]))
         else:
@@ -1919,6 +1966,11 @@ class Runner:
                 # README, "Params": a constant that overflows float64 is an error at its
                 # expression (the generator multiplied 1e300 by 1e300)
                 self.counts["rejected: a constant overflows float64 (by design)"] += 1
+                return self.found
+            if type(e).__name__ == "DimMismatch" and twin_bound_prime(prog):
+                # docs/language.md, "Dims bind by position": a helper that primes its dims,
+                # called with two twins (B and B'), would give one of them a second meaning
+                self.counts["rejected: a helper's prime meets a twin its call binds (docs)"] += 1
                 return self.found
             self.fail(
                 Failure(

@@ -664,3 +664,27 @@ def test_random_losses_row_block_exactly_or_are_refused():
                 _check_rows(spec, backend, data, ("sum", "mean"), f"{spec.text} B={b}")
         ran += 1
     assert ran >= 25 and refused >= 5
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_variadic_dim_no_chunk_input_carries_keeps_its_axes(backend):
+    """A sub-program whose result has *S but whose inputs do not (the folded where's branch
+    broadcast to the where's type, *S included) takes *S from a carrier: it was float[S] with
+    the axes' product only, a KeyError in the generated code (difffuzz, seed 7001). Expected:
+    the plain schedule, for *S of no, one and two axes."""
+    from helpers import call
+
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], g: float[B, C, *S]) {\n"
+        "    where(1 > 2, expand(sum(g, over=(B, C)), B, C), var(expand(sum(x, over=C), B', C), "
+        "over=B'))\n}\n"
+    )
+    rng = np.random.default_rng(5)
+    for s in ((), (1,), (2, 3)):
+        data = {"x": rng.standard_normal((3, 4)), "g": rng.standard_normal((3, 4, *s))}
+        for reduction in ("sum", "mean"):
+            want, got = (
+                call(backend, f, data, "float64", reduction=reduction)
+                for f in (spec.compile(backend), spec.compile(backend, schedule="chunked", chunk=3))
+            )
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{s} {reduction}")
