@@ -43,9 +43,10 @@ def lit(value: float | int | bool) -> Lit:
 # argument values it is called with (h(x * 2) + h(x * 3), nested n deep: 2^n bodies that no
 # sharing can merge), and each loss of a file is lowered alone too. MAX_STEPS counts the
 # expression nodes lowered for one spec, all its losses and inlined bodies together (about
-# 10 us each; shipped specs take at most ~400, 8,000 lets 40,000); MAX_EQNS bounds the
-# program one loss lowers to (8,000 lets: 16,000 equations).
-MAX_STEPS = 100_000
+# 10 us each; shipped specs take at most ~400, 8,000 lets 40,000: the limit stops an
+# exponential inlining within ~1 s); MAX_EQNS bounds the program one loss lowers to (8,000
+# lets: 16,000 equations).
+MAX_STEPS = 50_000
 MAX_EQNS = 50_000
 
 
