@@ -38,9 +38,10 @@ TRIGGERS = {
     "where(true, a, b) -> a": "where(true, x, y)",
     "x^2 -> x*x": "x^2",
     "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",
-    # fires on the finite factors (a mask as numbers, a one-hot), keeps 0 * log(y) (NaN at y = 0)
-    "0 * x -> 0 (x finite), 0 / size(D) -> 0": (
-        "x + 0.0 * float(y > 0) + 0.0 * onehot(i) + 0.0 * log(y) + 0.0 / size(C)"
+    # fires on the finite factors (a mask as numbers, a one-hot) and on an absent input's zero
+    # ((w - 1) with w absent), keeps 0 * log(y) (NaN at y = 0)
+    "0 * x -> 0 (x finite, or an absent input's 0), 0 / size(D) -> 0": (
+        "x + 0.0 * float(y > 0) + 0.0 * onehot(i) + 0.0 * log(y) + (w - 1) * log(y) + 0.0 / size(C)"
     ),
     "x + fill(0) -> x": "x + v",
     "s * (t * x) -> (s * t) * x": (

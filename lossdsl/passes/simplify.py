@@ -200,7 +200,15 @@ def _times_zero(rw, e):
         return None  # 0 / x is NaN at x = 0; a dim's size is never 0 when there is data
     for i in zero_at:
         v = _const_value(rw, e.args[i])
-        if v is not None and not isinstance(v, bool) and v == 0 and _finite(rw, e.args[1 - i]):
+        # a fill's zero comes from an absent optional input ((pos_weight - 1) with pos_weight
+        # at its default): that term is absent, whatever the other factor (docs/language.md)
+        absent = rw.producer(e.args[i], "fill") is not None
+        if (
+            v is not None
+            and not isinstance(v, bool)
+            and v == 0
+            and (absent or _finite(rw, e.args[1 - i]))
+        ):
             t = e.out.type
             if not t.dims:
                 return Lit(0.0 if t.dtype == "float" else 0, t)
@@ -296,9 +304,10 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
         ("where",),
     ),
     Row(
-        "0 * x -> 0 (x finite), 0 / size(D) -> 0",
+        "0 * x -> 0 (x finite, or an absent input's 0), 0 / size(D) -> 0",
         "a zero times a finite value is zero; a term that may be inf or NaN stays (0 * inf is "
-        "NaN, as IEEE arithmetic and the docs say, whether the zero is baked or passed)",
+        "NaN, as IEEE arithmetic and the docs say, whether the zero is baked or passed), "
+        "unless an absent optional input made the zero: its term is absent",
         _times_zero,
         ("mul", "div"),
     ),
