@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from lossdsl.errors import LossError
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
-from lossdsl.ops import OPS
+from lossdsl.ops import OPS, OpTypeError
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, Row, is_lit, run_rules
 from lossdsl.types import Dim, DimError, TensorType, broadcast
@@ -230,10 +230,13 @@ def _rules(v: Dim) -> tuple[Row, ...]:
         if d is None or d.op not in ("add", "sub") or c.type.dtype != "bool":
             return None
         a, s = d.args
-        if not _lacks(s, v) or _lacks(a, v):
+        if not _lacks(s, v) or _lacks(a, v) or not needs_stat(rw, s):
             return None
-        kept = rw.emit("where", (c, a, e.args[2]))
-        out = rw.emit(d.op, (kept, rw.emit("mul", (s, rw.emit("to_float", (c,))))))
+        try:
+            kept = rw.emit("where", (c, a, e.args[2]))
+            out = rw.emit(d.op, (kept, rw.emit("mul", (s, rw.emit("to_float", (c,))))))
+        except OpTypeError:  # s and c have unrelated dims: s * float(c) is not a value
+            return None
         return out if out.type == e.out.type else None
 
     return (

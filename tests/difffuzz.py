@@ -405,7 +405,8 @@ class Gen:
                 if not rest:
                     return r
                 return E("red", (r,), (("fn", "sum"), ("over", rest)), "float", frozenset({d}))
-        raise AssertionError(f"no input has dim {d}")
+        # no float input has it here (only masks or ids over B): a constant repeated along d
+        return E("expand", (self.const(),), (("dims", (d,)),), "float", frozenset({d}))
 
     def const(self) -> E:
         v = self.rng.choice([0.0, 1.0, 2.0, 0.5, 3.0, -1.0, 1e-3, 1e300, math.inf])

@@ -688,3 +688,23 @@ def test_a_variadic_dim_no_chunk_input_carries_keeps_its_axes(backend):
                 for f in (spec.compile(backend), spec.compile(backend, schedule="chunked", chunk=3))
             )
             np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{s} {reduction}")
+
+
+def test_a_masked_mean_over_a_twin_and_the_chunked_dim_chunks_exactly():
+    """mean(prime(x, B) - w[t'], over=(C, B'), mask=...) : the planner's where-through rule
+    built s * float(c) from a [B'] statistic and a [C] mask, unrelated dims: a raw OpDimError
+    at compile (difffuzz, seed 669217). Expected: the plain schedule."""
+    from helpers import call
+
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], w: float[C], t: index[B] of C) {\n"
+        "    mean(prime(x, B) - w[t'], over=(C, B'), mask=(w >= -1), empty=1)\n}\n"
+    )
+    rng = np.random.default_rng(6)
+    data = {"x": rng.standard_normal((3, 4)), "w": rng.standard_normal(4), "t": np.array([0, 1, 3])}
+    for reduction in ("sum", "mean"):
+        want, got = (
+            call("torch", f, data, "float64", reduction=reduction)
+            for f in (spec.compile("torch"), spec.compile("torch", schedule="chunked", chunk=3))
+        )
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=reduction)
