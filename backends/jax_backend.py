@@ -95,11 +95,14 @@ def _clamp_or(fn: str):
     NaN stays NaN; a tie keeps x's gradient, as torch.clamp's."""
     past = "<" if fn == "maximum" else ">"
 
+    def bound(x) -> bool:  # a literal bound, not NaN (a NaN bound makes every entry NaN)
+        return type(x).__name__ == "Lit" and x.value == x.value
+
     def t(c):
         a, b = c.eqn.args
-        if type(b).__name__ == "Lit":
+        if bound(b):
             return f"jnp.where({c[0]} {past} {c[1]}, {c[1]}, {c[0]})"
-        if type(a).__name__ == "Lit":
+        if bound(a):
             return f"jnp.where({c[1]} {past} {c[0]}, {c[0]}, {c[1]})"
         return f"jnp.{fn}({c[0]}, {c[1]})"
 

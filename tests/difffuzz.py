@@ -1275,6 +1275,7 @@ class Ev:
                 # equal entries have variance exactly 0 (torch's and jax's var give 0; the mean's
                 # rounding left 1e-39 here, and x / var became 1e38 instead of inf)
                 same = (a == a.max(axis=ax, keepdims=True) if n else a).all(axis=ax)
+                same &= np.isfinite(a).all(axis=ax)  # [inf, inf] has no variance: NaN
                 r = np.where(same & (n > ddof), self.f(0.0), r)
             elif fn == "norm":
                 r = np.sqrt((a * a).sum(axis=ax))
