@@ -306,6 +306,15 @@ def _sigmoid(x):
     )
 
 
+def _var(x, axis, ddof):
+    """np.var of x shifted by its first entry along the axes (the same variance; equal entries
+    give exactly 0, where np.var's rounded mean left 1e-33 that a division made 1e30)."""
+    x = np.asarray(x, dtype=np.float64)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    first = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    return np.var(x - first, axis=axis, ddof=ddof)
+
+
 def _xlogy(x, y):
     """0 where x == 0 (also at y = 0 or inf), but NaN where y is NaN (scipy's and torch's
     xlogy): the guard replaces only what x == 0 defines."""
@@ -530,7 +539,7 @@ _row(
     R,
     1,
     reduce_rule,
-    lambda x, axis, ddof: np.var(x, axis=axis, ddof=ddof),
+    _var,
     "variance over dims; ddof=0 biased (BatchNorm), ddof=1 unbiased (torch .var())",
     attrs=("over", "ddof"),
 )

@@ -1001,10 +1001,11 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of", "count")
+    __slots__ = ("a", "dims", "of", "count", "exp_of")
 
     def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
+        self.exp_of = None  # exp(x): x, for log(exp(x)) = x (docs/language.md, stability)
         # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
         # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
         self.count = count
@@ -1118,7 +1119,12 @@ class Ev:
             at = SINGULAR.get(e.a("fn"))
             if at is not None and np.isin(np.abs(np.asarray(x.a, dtype=np.float64)), at).any():
                 self.singular.append(f"{e.a('fn')} at {at}")
-            return self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
+            if e.a("fn") == "log" and x.exp_of is not None:
+                return x.exp_of  # log(exp(x)) is x, not -inf or inf where exp over/underflows
+            r = self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
+            if e.a("fn") == "exp" and x.a.dtype.kind == "f" and r.dims == x.dims:
+                r.exp_of = x
+            return r
         if op == "f2":
             xs = [ev(A[0]), ev(A[1])]
             return self.counted(e, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
