@@ -1445,8 +1445,10 @@ UNARY_FN = {
         "log10": np.log10,
     }.items()
 }
-# |x| where a function's derivative is infinite: sqrt at 0, asin and acos at +-1
-SINGULAR = {"sqrt": (0.0,), "asin": (1.0,), "acos": (1.0,)}
+# |x| where a function's derivative is infinite: sqrt and the logs at 0, asin and acos at +-1
+SINGULAR = {
+    "sqrt": (0.0,), "log": (0.0,), "log2": (0.0,), "log10": (0.0,), "asin": (1.0,), "acos": (1.0,)
+}  # fmt: skip
 BINARY_FN = {
     k: _safe(v)
     for k, v in {
