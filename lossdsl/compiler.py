@@ -171,8 +171,9 @@ class Spec:
 
         schedule="chunked" (torch, jax): the first input (the logits [..., V]) is consumed
         `chunk` classes at a time through row statistics, never materializing the
-        log-softmax and its intermediates over V (lossdsl/chunked.py). A LossError here when
-        the spec does not chunk (lossdsl/chunk.py's contract; `chunk_refusal`).
+        log-softmax and its intermediates over V (lossdsl/schedules/vsliced.py). A LossError
+        here when the spec does not chunk (lossdsl/schedules/plan.py's contract;
+        `chunk_refusal`).
 
         shard="B": the batch dim B is split across devices (lossdsl/shard.py). Each rank
         passes its rows; the loss and the gradients are those of the whole batch. torch: call
@@ -218,7 +219,7 @@ class Spec:
         chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
         rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
         (Liger-Kernel's schedule: no recomputation). Row blocks need a loss that reads its
-        logits row by row and adds them up in one sum or mean (lossdsl/chunk.py `row_plan`);
+        logits row by row and adds them up in one sum or mean (lossdsl/schedules/rowplan.py);
         anything else is a LossError here that names the construct (`chunk_refusal(rows=True)`)."""
         return _chunked(self, backend, chunk, _baked_key(self, baked), linear=True, rows=rows)
 
@@ -719,14 +720,14 @@ def _reference_fn(spec: Spec, baked):
 
 
 def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, rows=None):
-    """The chunked schedule of a spec (lossdsl/chunked.py). Cached like `_compiled`, by
+    """The chunked schedule of a spec (lossdsl/schedules/). Cached like `_compiled`, by
     (spec, backend, chunk, rows, baked params); refused here, at compile time, when some
-    variant has no chunk plan (lossdsl/chunk.py: ChunkError names the construct)."""
+    variant has no chunk plan (lossdsl/schedules/plan.py: ChunkError names the construct)."""
     if _check_backend(backend) == "numpy":
         raise UnknownName(
             "the numpy reference has no chunked schedule",
             None,
-            "torch or jax (lossdsl.chunk.evaluate_chunked runs a chunk plan on numpy)",
+            "torch or jax (lossdsl.schedules.plan.evaluate_chunked runs a chunk plan on numpy)",
         )
     for what, n in (("chunk", chunk), ("rows", 1 if rows is None else rows)):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -738,7 +739,8 @@ def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
     """Why `spec` has no chunked schedule (the first variant's ChunkError), or None: every
     combination of absent optional inputs chunks its first input's last dim, for the sum and
     the mean. rows=True: the row-blocked schedule (compile_linear(rows=R)) along its first."""
-    from lossdsl.chunk import ChunkError, plan, row_plan
+    from lossdsl.schedules.plan import ChunkError, plan
+    from lossdsl.schedules.rowplan import row_plan
 
     logits = spec.inputs[0].name
     for absent in spec.variants():
@@ -755,8 +757,10 @@ CHUNKED_CACHE = 64  # chunked compiles kept (each holds a few generated modules 
 
 @functools.lru_cache(maxsize=CHUNKED_CACHE)
 def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
-    from lossdsl.chunk import ChunkError
-    from lossdsl.chunked import ChunkedLoss, Modules, RowBlocked
+    from lossdsl.schedules.plan import ChunkError
+    from lossdsl.schedules.rows import RowBlocked
+    from lossdsl.schedules.subfunctions import Modules
+    from lossdsl.schedules.vsliced import ChunkedLoss
 
     spec = _SPECS[spec_key]
     logits = spec.inputs[0].name

@@ -2,7 +2,7 @@
 
 Backends are template tables keyed by these names (tests fail if one lacks a row). The NumPy
 functions are the reference semantics, evaluated in float64 by backends/numpy_ref.py on arrays
-laid out as lossdsl.layout describes:
+laid out as lossdsl.axes describes:
   elementwise: every argument aligned (transposed, size-1 axes inserted) to the output's dims
   reduce:      f(x, axis=tuple of ints)          axis:  f(x, axis=int)
   gather:      f(x, idx) with x laid out as out dims + (of,), idx as out dims
