@@ -7,6 +7,10 @@ laid out as lossdsl.axes describes:
   reduce:      f(x, axis=tuple of ints)          axis:  f(x, axis=int)
   gather:      f(x, idx) with x laid out as out dims + (of,), idx as out dims
   onehot:      f(idx, n)      eye: f(n)      fill: f(shape, value)      contract: einsum
+
+Why this file is long (over the ~600-line rule): it is a table, one row per primitive, and the
+single source of truth for every op; split, a reader would have to search several files for one
+op's type rule and meaning, and the rows share their type-rule helpers.
 """
 
 from __future__ import annotations

@@ -12,5 +12,6 @@ loss runs piece by piece, and the runners that do it, for torch and jax.
   rows.py          `RowBlocked`: the row-blocked schedule (compile_linear(rows=R)); its torch
                    autograd.Function in rows_torch.py, its jax custom_vjp in rows_jax.py
 
-lossdsl/compiler's chunked entry points build these per spec variant and reduction.
+lossdsl/schedules/build.py builds these per spec variant and reduction (`Spec.compile(schedule=
+"chunked")`, `Spec.compile_linear`).
 """
