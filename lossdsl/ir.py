@@ -114,11 +114,6 @@ class Program:
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]
 
-    def replace_eqns(self, eqns, outputs=None) -> Program:
-        from dataclasses import replace
-
-        return replace(self, eqns=tuple(eqns), outputs=tuple(outputs or self.outputs))
-
 
 # ---- printer ----------------------------------------------------------------------------
 

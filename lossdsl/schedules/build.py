@@ -98,7 +98,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         for reduction in ("sum", "mean"):
             try:
                 if rows is not None:
-                    plans[absent, reduction] = RowBlocked(None, prog, logits, reduction, rows, mods)
+                    plans[absent, reduction] = RowBlocked(prog, logits, reduction, rows, mods)
                 else:
                     plans[absent, reduction] = ChunkedLoss(prog, logits, reduction, chunk, mods)
             except ChunkError as e:
@@ -110,9 +110,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
                 with_z = tuple(sorted({**bake_d, **{n: 0.0 for n in z}}.items()))
                 zprog = _optimized(spec, absent, with_z)
                 try:
-                    plans[absent, reduction, z] = RowBlocked(
-                        None, zprog, logits, reduction, rows, mods
-                    )
+                    plans[absent, reduction, z] = RowBlocked(zprog, logits, reduction, rows, mods)
                 except ChunkError:
                     pass  # the general variant serves
 

@@ -405,7 +405,7 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
     n = sizes[p.dim.name]
     combined: dict = {}
     row_done: dict = dict(env)
-    _run(ref, [e for e in p.row_side if _ready(e, row_done, p)], row_done, sizes)
+    _run(ref, [e for e in p.row_side if _ready(e, p)], row_done, sizes)
     over_v = {d.var.name: d.var.type.dims for d in p.prog.inputs if p.dim in d.var.type.dims}
     over_v |= {e.out.name: e.out.type.dims for e in p.row_side if p.dim in e.out.type.dims}
     for lo in range(0, n, chunk):
@@ -434,7 +434,7 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
     return val(p.prog.output(reduction), row_done)
 
 
-def _ready(e: Eqn, scope: dict, p: Plan) -> bool:
+def _ready(e: Eqn, p: Plan) -> bool:
     """Row-side equations that need no statistic (computed before the chunks)."""
     stats = {s.var.name for s in p.stats}
     producer = producers(p.prog)

@@ -45,8 +45,7 @@ class RowBlocked:
     The total's gradient w.r.t. h, W and the float values a block reads is accumulated block
     by block in the forward pass and scaled by the total's cotangent in backward."""
 
-    def __init__(self, spec_fn, prog: Program, logits: str, reduction: str, rows: int, mods):
-        self.fn = spec_fn  # the plain function (unused by the blocks: they run the plan)
+    def __init__(self, prog: Program, logits: str, reduction: str, rows: int, mods):
         self.reduction, self.rows, self.backend, self.logits = reduction, rows, mods.backend, logits
         self.plan = pl = row_plan(prog, logits, reduction)
         p = pl.prog
