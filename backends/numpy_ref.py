@@ -10,10 +10,11 @@ import threading
 
 import numpy as np
 
-from lossdsl import layout
+from lossdsl import axes
 from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
 from lossdsl.errors import InputError, class_ids_message
-from lossdsl.ir import Lit, Program, Var, index_sources, unit_dims
+from lossdsl.graph import index_sources
+from lossdsl.ir import Lit, Program, Var, unit_dims
 from lossdsl.ops import OPS, ref_attrs
 
 
@@ -145,16 +146,16 @@ def _apply(e, args, sizes, comm=None):
         aligned = []
         for a, v in zip(e.args, args):
             if isinstance(a, Var) and a.type.dims:
-                al = layout.align(a.type.dims, e.out.type.dims)
+                al = axes.align(a.type.dims, e.out.type.dims)
                 v = np.transpose(v, al.perm) if al.perm is not None else v
                 v = v[tuple(slice(None) if i == ":" else None for i in al.index)] if al.index else v
             aligned.append(v)
         return np.asarray(op.ref(*aligned, **ref_attrs(op, attrs)))
     if op.kind == "reduce":
-        ax = layout.axes(e.args[0].type.dims, attrs.pop("over"))
+        ax = axes.axes(e.args[0].type.dims, attrs.pop("over"))
         return np.asarray(op.ref(args[0], axis=ax, **attrs))
     if op.kind == "argmax":
-        (ax,) = layout.axes(e.args[0].type.dims, attrs["over"])
+        (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
     if op.kind == "eigvalsh":
         d, d2 = attrs["over"]
@@ -165,7 +166,7 @@ def _apply(e, args, sizes, comm=None):
         want = e.out.type.dims
         return np.moveaxis(out, -1, want.index(d)) if rest else out
     if op.kind in ("axis", "diff"):
-        (ax,) = layout.axes(e.args[0].type.dims, attrs["over"])
+        (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
     if op.kind == "expand":
         return op.ref(args[0], tuple(_n(sizes, d) for d in e.out.type.dims))
@@ -196,16 +197,16 @@ def _apply(e, args, sizes, comm=None):
         return op.ref(_n(sizes, attrs["dim"]))
     if op.kind == "contract":
         a, b = e.args
-        return op.ref(layout.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims), *args)
+        return op.ref(axes.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims), *args)
     if op.kind == "transpose":
-        return op.ref(args[0], layout.axes(e.args[0].type.dims, attrs["dims"]))
+        return op.ref(args[0], axes.axes(e.args[0].type.dims, attrs["dims"]))
     if op.kind == "rename":
         return args[0]
     raise AssertionError(f"numpy_ref has no rule for op kind {op.kind}")
 
 
 def _broadcast(v, src, dst, sizes):
-    al = layout.align(src, dst)
+    al = axes.align(src, dst)
     v = np.transpose(v, al.perm) if al.perm is not None else v
     if al.index:
         v = v[tuple(slice(None) if i == ":" else None for i in al.index)]

@@ -112,7 +112,8 @@ def cmd_list(a) -> int:
     for name in list_specs():
         spec = load(name)
         summary, cite = _summary(spec.doc)
-        # "chunks": schedule="chunked" runs it (lossdsl/chunk.py); `lossdsl docs` says why not
+        # "chunks": schedule="chunked" runs it (lossdsl/schedules/plan.py); `lossdsl docs` says
+        # why not
         tag = "chunks " if chunk_refusal(spec) is None else "       "
         print(f"{name:24s} {tag}{summary}" + (f"  [{cite}]" if cite else ""))
     return 0

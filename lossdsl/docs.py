@@ -55,7 +55,7 @@ def _distributed(spec) -> str:
 
 
 def chunking(spec) -> str:
-    """Whether the chunked schedule runs the spec (lossdsl/chunk.py's contract), and if not
+    """Whether the chunked schedule runs the spec (lossdsl/schedules/plan.py's contract), and if not
     the construct that prevents it."""
     from lossdsl.compiler import chunk_refusal
 

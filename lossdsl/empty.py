@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossdsl.graph import producers
 from lossdsl.ir import Lit, Program, Var
 from lossdsl.ops import OPS, ref_attrs
 from lossdsl.types import Dim
@@ -55,7 +56,7 @@ class EmptyPolicy:
 def empty_policy(prog: Program) -> EmptyPolicy:
     none = prog.output("none")
     out_dims = none.type.dims if isinstance(none, Var) else ()
-    producer = {e.out.name: e for e in prog.eqns}
+    producer = producers(prog)
     mean = dict(prog.outputs).get("mean")  # (a sub-program may have only "none")
     e = producer.get(mean.name) if isinstance(mean, Var) else None
     mean_empty = float(e.attr("empty")) if e is not None and e.op == "safe_div" else 0.0

@@ -114,11 +114,6 @@ class Program:
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]
 
-    def replace_eqns(self, eqns, outputs=None) -> Program:
-        from dataclasses import replace
-
-        return replace(self, eqns=tuple(eqns), outputs=tuple(outputs or self.outputs))
-
 
 # ---- printer ----------------------------------------------------------------------------
 
@@ -205,21 +200,3 @@ def unit_dims(prog: Program) -> list[Dim]:
             if isinstance(d, Dim) and d.unit:
                 return [UNIT_DIM]  # every helper's *S with no axes is this one dim
     return []
-
-
-def index_sources(prog: Program, i: Var) -> list[str]:
-    """The index inputs an index value is computed from (through where, renames, ...), for
-    runtime range-check messages; empty for indices the program makes (argmax, arange)."""
-    producer = {e.out.name: e for e in prog.eqns}
-    inputs = {d.var.name for d in prog.inputs if d.var.type.of is not None}
-    seen, stack, found = set(), [i.name], []
-    while stack:
-        v = stack.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        if v in inputs:
-            found.append(v)
-        elif v in producer and producer[v].op not in ("argmax", "arange"):
-            stack += [a.name for a in producer[v].args if isinstance(a, Var)]
-    return sorted(found)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from lossdsl.graph import producers
 from lossdsl.ir import Atom, Lit, Program
 from lossdsl.passes.cleanup import dce
 
@@ -112,7 +113,7 @@ def spec_latex(spec) -> str:
 def render(prog: Program) -> str:
     """`aligned` LaTeX: one line per named intermediate, then the per-element loss."""
     prog = dce(replace(prog, outputs=(("none", prog.output("none")),)))
-    producers = {e.out.name: e for e in prog.eqns}
+    producer = producers(prog)
     memo: dict[str, tuple[str, int]] = {}
 
     def atom(a: Atom) -> tuple[str, int]:
@@ -125,8 +126,8 @@ def render(prog: Program) -> str:
             else:
                 text = str(v).lower()
             return text, (5 if text.startswith("-") else 7)
-        if a.name in producers and _generated(a.name):
-            return expr(producers[a.name])
+        if a.name in producer and _generated(a.name):
+            return expr(producer[a.name])
         return symbol(a.name), 7
 
     def expr(e) -> tuple[str, int]:

@@ -41,10 +41,6 @@ class TensorType:
     of: Dim | None = None  # set for index tensors: values in [0, size(of))
 
     @property
-    def is_index(self) -> bool:
-        return self.of is not None
-
-    @property
     def is_scalar(self) -> bool:
         return not self.dims
 

@@ -1,7 +1,7 @@
 """Issue 5, step one: the row-statistics plan of a loss over a large class dim
-(lossdsl/chunk.py). For every shipped spec whose first input is float: either the plan exists
-and running it V-chunk by V-chunk on the float64 reference gives the unchunked value (chunk
-sizes that divide V, that do not, of 1 and larger than V), or ChunkError says why not."""
+(lossdsl/schedules/plan.py). For every shipped spec whose first input is float: either the plan
+exists and running it V-chunk by V-chunk on the float64 reference gives the unchunked value
+(chunk sizes that divide V, that do not, of 1 and larger than V), or ChunkError says why not."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from helpers import call, random_inputs
 
 import lossdsl
-from lossdsl.chunk import ChunkError, evaluate_chunked, plan
 from lossdsl.codegen import load_backend
+from lossdsl.schedules.plan import ChunkError, evaluate_chunked, plan
 
 SIZES = {"B": 4, "C": 23, "D": 3, "S": (3, 2), "K": 7, "V": 2, "N": 4, "M": 3, "L": 3, "T": 4}
 MUST_CHUNK = [  # the LLM-vocabulary losses of the issue, and their relatives

@@ -151,9 +151,9 @@ def test_jax_row_blocked_equals_the_plain_loss(name, reduction, jit, dw_slice, m
     import jax
     import jax.numpy as jnp
 
-    from lossdsl import chunked
+    from lossdsl.schedules import rows_jax
 
-    monkeypatch.setattr(chunked, "DW_SLICE", dw_slice)
+    monkeypatch.setattr(rows_jax, "DW_SLICE", dw_slice)
 
     h, w, rest = _inputs(name, seed=5)
     h, w = jnp.asarray(h.numpy()), jnp.asarray(w.numpy())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lossdsl import layout
+from lossdsl import axes
 from lossdsl.codegen.names import py_literal
 from lossdsl.ir import Eqn
 from lossdsl.ops import OPS
@@ -22,7 +22,7 @@ def _over(em, e: Eqn, v) -> dict:
     if e.op == "contract":
         return {}  # its einsum spec names the summed dims, which may be b's alone
     a0 = e.args[0]
-    ax = layout.axes(a0.type.dims, v)
+    ax = axes.axes(a0.type.dims, v)
     return {
         "axes": ax[0] if len(ax) == 1 else ax,
         "axis": ax[0],
@@ -81,12 +81,12 @@ def _expand(em, e: Eqn, attrs: dict) -> dict:
 
 
 def _transpose(em, e: Eqn, attrs: dict) -> dict:
-    return {"perm": layout.axes(e.args[0].type.dims, e.attr("dims"))}
+    return {"perm": axes.axes(e.args[0].type.dims, e.attr("dims"))}
 
 
 def _contract(em, e: Eqn, attrs: dict) -> dict:
     a, b = e.args
-    return {"spec": layout.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims)}
+    return {"spec": axes.einsum_spec(a.type.dims, b.type.dims, e.out.type.dims)}
 
 
 def _gather(em, e: Eqn, attrs: dict) -> dict:

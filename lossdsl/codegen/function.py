@@ -7,11 +7,12 @@ from __future__ import annotations
 import builtins
 import re
 
-from lossdsl import layout
+from lossdsl import axes
 from lossdsl.codegen.attrs import template_attrs
 from lossdsl.codegen.guards import Guards
 from lossdsl.codegen.names import Names, docstring, py_literal
 from lossdsl.codegen.target import INFIX, EqnContext, Target
+from lossdsl.graph import dependencies, producers
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, unit_dims
 from lossdsl.ops import OPS
 from lossdsl.types import Dim
@@ -86,7 +87,7 @@ class FunctionEmitter(Guards):
     def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
         if isinstance(a, Lit) or not a.type.dims:
             return self.ref(a)
-        al = layout.align(a.type.dims, out_dims)
+        al = axes.align(a.type.dims, out_dims)
         x = self.ref(a)
         if al.perm is not None:
             x = self.t.permute.format(x=x, perm=al.perm)
@@ -144,7 +145,8 @@ class FunctionEmitter(Guards):
 
     def _body(self) -> None:
         p = self.p
-        needed = {m: deps(p, a) for m, a in p.outputs}
+        producer = producers(p)
+        needed = {m: dependencies([a], producer) for m, a in p.outputs}
         shared = set.intersection(*needed.values()) if needed else set()
         for e in p.eqns:
             if e.out.name in shared:
@@ -261,17 +263,3 @@ class FunctionEmitter(Guards):
 
     def dtype(self, dtype: str) -> str:
         return {"float": "fdt", "int": self.t.int_dtype, "bool": self.t.bool_dtype}[dtype]
-
-
-def deps(p: Program, a: Atom) -> set[str]:
-    """The equations (by output name) an output needs."""
-    producer = {e.out.name: e for e in p.eqns}
-    need: set[str] = set()
-    stack = [a.name] if isinstance(a, Var) else []
-    while stack:
-        v = stack.pop()
-        if v in need or v not in producer:
-            continue
-        need.add(v)
-        stack.extend(x.name for x in producer[v].args if isinstance(x, Var))
-    return need

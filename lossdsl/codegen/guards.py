@@ -11,7 +11,8 @@ from lossdsl.codegen.names import py_literal
 from lossdsl.codegen.target import INFIX_TEMPLATES, SCALAR_TEMPLATES
 from lossdsl.empty import empty_policy, first_input_with, too_small_message
 from lossdsl.errors import class_ids_message
-from lossdsl.ir import Atom, Eqn, Lit, Var, index_sources, unit_dims
+from lossdsl.graph import index_sources
+from lossdsl.ir import Atom, Eqn, Lit, Var, unit_dims
 from lossdsl.types import Dim
 
 

@@ -2,8 +2,8 @@
 torch.compile can re-import a function's module by name) with its source in linecache (so that
 tracebacks and inspect show the generated lines), and both are forgotten once nobody holds the
 compiled function (a process that compiles thousands of specs would otherwise keep them all).
-The one loader of compile() (lossdsl/compiler.py) and the chunked schedules
-(lossdsl/chunked.py)."""
+The one loader of compile() (lossdsl/compiled.py) and the chunked schedules
+(lossdsl/schedules/)."""
 
 from __future__ import annotations
 

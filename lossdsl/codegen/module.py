@@ -52,7 +52,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
                 *emit_function(target, prog, vname, full, False, "", names, checks),
                 "",
             ]
-        body += ["", *_dispatcher(target, main, fname, full, variants, doc, names, checks)]
+        body += ["", *_dispatcher(target, fname, full, variants, doc, names, checks)]
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
@@ -71,7 +71,7 @@ def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
     return [(d.var.name, d.optional) for d in first.inputs]
 
 
-def _dispatcher(target, main, fname, full, variants, doc, names: Names, checks) -> list[str]:
+def _dispatcher(target, fname, full, variants, doc, names: Names, checks) -> list[str]:
     """Pick the variant for this call: which optional inputs were passed, which specialized
     params are the number 0 (a traced or tensor value takes the general variant)."""
     names = names.copy()

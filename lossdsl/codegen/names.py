@@ -135,7 +135,7 @@ class Names:
 def public_names(inputs: list[str], params: list[str]) -> dict[str, str]:
     """Declared input and param names -> the Python names of the generated signature. The
     same for every backend and variant; compiled functions accept the declared names too
-    (lossdsl/compiler.py), so `fn(x, **{"lambda": 2.0})` works where `lambda` cannot be one."""
+    (lossdsl/compiled.py), so `fn(x, **{"lambda": 2.0})` works where `lambda` cannot be one."""
     api = api_names(inputs, params)
     return {n: api.map[("var", n)] for n in [*inputs, *params]}
 

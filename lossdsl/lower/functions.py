@@ -131,7 +131,7 @@ def _binary(op: str, names=("x", "y")) -> tuple[Sig, Callable]:
     return Sig(names), h
 
 
-def _over(ctx: Ctx, a: dict, x_node) -> tuple[Dim, ...] | None:
+def _over(ctx: Ctx, a: dict) -> tuple[Dim, ...] | None:
     """The dims a reduction sums over; all of the operand's when over= is not given."""
     if a["over"] is None:
         return ()
@@ -160,7 +160,7 @@ def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
 
 def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
     def h(ctx, call, a):
-        over = _over(ctx, a, a["x"])
+        over = _over(ctx, a)
         if over is None:
             return None
         x = _reduce_operand(ctx, a, over)
@@ -189,7 +189,7 @@ def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig
 
 def _minmax(reduce_op: str, elementwise_op: str) -> tuple[Sig, Callable]:
     """max(x, over=C) reduces; max(a, b) is elementwise."""
-    red_sig, red = _reduction(reduce_op)
+    _, red = _reduction(reduce_op)
 
     def h(ctx, call, a):
         if a["y"] is not None:
@@ -211,7 +211,7 @@ def _minmax(reduce_op: str, elementwise_op: str) -> tuple[Sig, Callable]:
 
 def _mean(ctx, call, a):
     """mean(x, over=..., mask=m, empty=0): a masked mean whose empty-set value is declared."""
-    over = _over(ctx, a, a["x"])
+    over = _over(ctx, a)
     if over is None:
         return None
     x = _reduce_operand(ctx, a, over)
@@ -268,7 +268,7 @@ def _count(ctx, m: Atom, over: tuple[Dim, ...], call) -> Atom | None:
 
 
 def _count_fn(ctx, call, a):
-    over = _over(ctx, a, a["x"])
+    over = _over(ctx, a)
     if over is None:
         return None
     m = _reduce_operand(ctx, a, over)
@@ -424,7 +424,7 @@ def _norm(ctx, call, a):
     """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is never
     evaluated at an exact zero. Only s == 0 is guarded (not `s > 0`): a NaN sum of squares
     must stay NaN, as torch's x.norm() gives."""
-    over = _over(ctx, a, a["x"])
+    over = _over(ctx, a)
     if over is None:
         return None
     x = _reduce_operand(ctx, a, over)

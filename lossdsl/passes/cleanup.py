@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lossdsl.graph import live_eqns
 from lossdsl.ir import Program, Var
 from lossdsl.passes.rewrite import run_rules
 
@@ -22,10 +23,4 @@ def cse(prog: Program) -> Program:
 
 
 def dce(prog: Program) -> Program:
-    live = {a.name for _, a in prog.outputs if isinstance(a, Var)}
-    keep = []
-    for e in reversed(prog.eqns):
-        if e.out.name in live:
-            keep.append(e)
-            live.update(a.name for a in e.args if isinstance(a, Var))
-    return replace(prog, eqns=tuple(reversed(keep)))
+    return replace(prog, eqns=live_eqns(prog))

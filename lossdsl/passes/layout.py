@@ -8,9 +8,10 @@ pinning (with the same `order` attr) every equation whose order would otherwise 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 
+from lossdsl.graph import consumers
 from lossdsl.ir import Eqn, Program, Var
 from lossdsl.ops import OPS
 
@@ -24,11 +25,7 @@ def _without(dims: tuple, d) -> tuple:
 
 
 def layout(prog: Program) -> Program:
-    consumers: dict[str, list[Eqn]] = defaultdict(list)
-    for e in prog.eqns:
-        for a in e.args:
-            if isinstance(a, Var):
-                consumers[a.name].append(e)
+    uses = consumers(prog)
     want: dict[str, tuple] = {}
     for e in reversed(prog.eqns):
         if not (_elementwise(e) or e.op == "onehot") or len(e.out.type.dims) < 2:
@@ -36,7 +33,7 @@ def layout(prog: Program) -> Program:
         cur = e.out.type.dims
         votes = Counter(
             want.get(c.out.name, c.out.type.dims)
-            for c in consumers[e.out.name]
+            for c in uses[e.out.name]
             if _elementwise(c) and len(c.args) > 1
         )
         votes = Counter({o: n for o, n in votes.items() if set(o) == set(cur)})

@@ -13,14 +13,16 @@ and then splits it in three:
 
 If a chunk-side equation needs a statistic (softmax(z) * w summed with something that is not
 linear in it), the program is not chunkable in one pass and `plan` raises ChunkError with the
-reason. The chunked code generators build on this plan; the plan itself is checked here on the
-float64 reference (the stat form computes the same values)."""
+reason. The V-sliced schedule (lossdsl/schedules/vsliced.py) builds on this plan; the plan
+itself is checked here on the float64 reference (`evaluate_chunked`: the stat form computes the
+same values). The row plan, for blocks of batch rows, is lossdsl/schedules/rowplan.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from lossdsl.errors import LossError
+from lossdsl.graph import depends_on, producers, walk
 from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
 from lossdsl.ops import OPS, OpTypeError
 from lossdsl.passes.cleanup import cse, dce
@@ -97,16 +99,12 @@ def _rules(v: Dim) -> tuple[Row, ...]:
         lse sum(q). A term the chunks can read (params, inputs without V) stays inside the sum:
         the split is not exact in IEEE arithmetic ((z - g)^2 = inf at z = -inf, g = 0, but
         z z - g z - g (z - g) is NaN)."""
-        seen, todo = set(), [a]
-        while todo:
-            e = rw.defn(todo.pop())
-            if e is None or e.out.name in seen:
-                continue
-            seen.add(e.out.name)
-            if v in _axes(e) and any(isinstance(x, Var) and v in x.type.dims for x in e.args):
-                return True
-            todo.extend(e.args)
-        return False
+        return any(
+            e is not None
+            and v in op_axes(e)
+            and any(isinstance(x, Var) and v in x.type.dims for x in e.args)
+            for _, e in walk([a], rw.defs)
+        )
 
     def lse(rw: Rewriter, z: Atom) -> Var:
         """logsumexp(z) as log_softmax, softmax and cross_entropy use it: NaN where it is
@@ -259,9 +257,9 @@ def stat_form(prog: Program, v: Dim) -> Program:
 
 # op kinds that compute each position of the chunked dim from that position alone, whatever
 # their axes (an elementwise op; a transpose or expand only moves or adds axes)
-_LOCAL_KINDS = ("elementwise", "transpose", "expand")
+LOCAL_KINDS = ("elementwise", "transpose", "expand")
 # op kinds that work along the dims their axis attrs name: local when V is not among them
-_AXIS_KINDS = ("reduce", "axis", "gather", "cross_entropy", "argmax", "diff", "eigvalsh",
+AXIS_KINDS = ("reduce", "axis", "gather", "cross_entropy", "argmax", "diff", "eigvalsh",
                "contract", "rename", "onehot")  # fmt: skip
 _HINT = (
     "use the plain schedule; a chunked loss reads its logits only through elementwise terms "
@@ -270,7 +268,7 @@ _HINT = (
 )
 
 
-def _axes(e: Eqn) -> tuple[Dim, ...]:
+def op_axes(e: Eqn) -> tuple[Dim, ...]:
     """The dims an op works along (reduces, picks, shifts, renames, contracts)."""
     if e.op in ("gather", "cross_entropy"):
         return (e.args[1].type.of,)
@@ -283,9 +281,9 @@ def _axes(e: Eqn) -> tuple[Dim, ...]:
 
 def _stat_kind(e: Eqn, v: Dim) -> str | None:
     """How two chunks' partial results of `e` (which reduces V away) combine, or None."""
-    if e.op in COMBINE and v in _axes(e):
+    if e.op in COMBINE and v in op_axes(e):
         return e.op
-    if e.op == "contract" and v in _axes(e):
+    if e.op == "contract" and v in op_axes(e):
         return "sum"  # sum(a * b) over V
     if e.op == "gather" and e.args[1].type.of == v:
         return "gather"  # the id falls in exactly one chunk; the others contribute 0
@@ -340,7 +338,7 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
         kind = OPS[e.op].kind
         twins = {d for a in vars_ + [e.out] for d in a.type.dims if d.name == v.name and d != v}
         stat = _stat_kind(e, v)
-        local = kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and v not in _axes(e))
+        local = kind in LOCAL_KINDS or (kind in AXIS_KINDS and v not in op_axes(e))
         if stat == "gather" and v in e.out.type.dims:
             # ids over V itself (v[arange(V)], a permutation): each chunk's picks fall in
             # other chunks
@@ -384,20 +382,6 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
     return Plan(prog, x, v, tuple(chunk.values()), tuple(stats), tuple(row))
 
 
-def _depends(prog: Program, a: Var, names: set[str]) -> bool:
-    producer = {e.out.name: e for e in prog.eqns}
-    stack, seen = [a.name], set()
-    while stack:
-        n = stack.pop()
-        if n in names:
-            return True
-        if n in seen or n not in producer:
-            continue
-        seen.add(n)
-        stack += [x.name for x in producer[n].args if isinstance(x, Var)]
-    return False
-
-
 def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk: int):
     """The plan run V-chunk by V-chunk on the float64 reference: the semantics every chunked
     generator must reproduce. Per chunk, the chunk side and the statistics are evaluated on a
@@ -424,7 +408,7 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
     n = sizes[p.dim.name]
     combined: dict = {}
     row_done: dict = dict(env)
-    _run(ref, [e for e in p.row_side if _ready(e, row_done, p)], row_done, sizes)
+    _run(ref, [e for e in p.row_side if _ready(e, p)], row_done, sizes)
     over_v = {d.var.name: d.var.type.dims for d in p.prog.inputs if p.dim in d.var.type.dims}
     over_v |= {e.out.name: e.out.type.dims for e in p.row_side if p.dim in e.out.type.dims}
     for lo in range(0, n, chunk):
@@ -453,10 +437,11 @@ def evaluate_chunked(p: Plan, inputs: dict, params: dict, reduction: str, chunk:
     return val(p.prog.output(reduction), row_done)
 
 
-def _ready(e: Eqn, scope: dict, p: Plan) -> bool:
+def _ready(e: Eqn, p: Plan) -> bool:
     """Row-side equations that need no statistic (computed before the chunks)."""
     stats = {s.var.name for s in p.stats}
-    return not any(isinstance(a, Var) and _depends(p.prog, a, stats) for a in e.args)
+    producer = producers(p.prog)
+    return not any(isinstance(a, Var) and depends_on(a, stats, producer) for a in e.args)
 
 
 def _run(ref, eqns, scope: dict, sizes: dict) -> None:
@@ -468,122 +453,3 @@ def _run(ref, eqns, scope: dict, sizes: dict) -> None:
                 np.asarray(a.value) if not isinstance(a, Var) else scope[a.name] for a in e.args
             ]
             scope[e.out.name] = ref._apply(e, args, sizes)
-
-
-# ---- row blocks: the linear-fused loss over blocks of batch rows (compile_linear(rows=R)) ----
-
-_ROWS_HINT = (
-    "use the plain schedule (or compile_linear(chunk=...)); a row-blocked loss reads its "
-    "logits row by row (elementwise terms, reductions over dims other than {b}) and adds them "
-    "up over {b} (and the other dims) in one sum or mean; terms without {b} and anything "
-    "computed from that total are evaluated once"
-)
-
-
-@dataclass(frozen=True)
-class RowPlan:
-    """A loss split along the batch dim B of its logits [B, ..., V] (the row-blocking
-    contract): the block side (every value computed from the logits: row-local along B, each
-    keeping B), one statistic (a sum -- or a mean -- over every dim of a block-side value: the
-    blocks' sums add up), and the row side (everything else: values free of the logits, which
-    are computed once at full size and sliced along B where a block reads them, and the
-    function of the statistic that gives the loss, run once)."""
-
-    prog: Program  # the program for one reduction
-    logits: str
-    batch: Dim  # B
-    block: tuple[Eqn, ...]  # run per block: values of the logits, row-local values free of them
-    stat: Eqn | None  # the statistic as a sum over every dim (None: the loss ignores the logits)
-    mean_over: tuple[Dim, ...] | None  # the statistic was a mean over these dims
-    row: tuple[Eqn, ...]  # every equation free of the logits (the functions run once)
-
-
-def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
-    """The row-block plan of `prog` for `reduction` ("sum" or "mean") along the first dim of
-    input `logits`; ChunkError naming the construct when a block of rows cannot be computed
-    without the other blocks (a reduction, pick, shift or pairing along B of a value computed
-    from the logits; a statistic over B flowing back into per-row terms)."""
-    inp = next((d for d in prog.inputs if d.var.name == logits), None)
-    t = inp.var.type if inp is not None else None
-    if t is None or t.dtype != "float" or t.of or len(t.dims) < 2 or t.dims[0].variadic:
-        raise ChunkError(
-            f"{prog.name} cannot run in row blocks: its first input '{logits}' is {t}, not "
-            "float logits [B, ..., V] (h @ W.T) with a batch dim B first",
-            None,
-            "the row-blocked schedule is for a loss over logits = h @ W.T: use the plain schedule",
-        )
-    b = t.dims[0]
-    hint = _ROWS_HINT.format(b=b)
-    name = prog.name
-
-    def refuse(e: Eqn | None, what: str) -> ChunkError:
-        return ChunkError(f"{name} cannot run in row blocks of {b}: {what}", e and e.span, hint)
-
-    prog = dce(replace(prog, outputs=((reduction, prog.output(reduction)),)))
-    dep = {logits}  # values computed from the logits (each keeps B: one per row)
-    after: set[str] = set()  # values computed from the statistic
-    block: list[Eqn] = []
-    row: list[Eqn] = []
-    stat = None
-    inputs = {d.var.name for d in prog.inputs} | {q.var.name for q in prog.params}
-    local: set[str] = set()  # free of the logits and row-local: as well computed per block
-
-    def row_local(e: Eqn) -> bool:
-        kind = OPS[e.op].kind
-        return kind in _LOCAL_KINDS or (kind in _AXIS_KINDS and b not in _axes(e))
-
-    for e in prog.eqns:
-        vars_ = [a for a in e.args if isinstance(a, Var)]
-        kin = sorted({d for a in vars_ + [e.out] for d in a.type.dims if d.name == b.name} - {b})
-        if not any(a.name in dep for a in vars_):
-            row.append(e)  # free of the logits: once, at full size
-            if any(a.name in after for a in vars_):
-                after.add(e.out.name)
-            elif (
-                not kin and row_local(e) and all(a.name in inputs or a.name in local for a in vars_)
-            ):
-                # a block computes it from its rows of the inputs (a one-hot target [B, V]
-                # is never held whole); what needs the whole batch (a mean over B, size(B),
-                # a fill over B) is computed once and sliced
-                local.add(e.out.name)
-                block.append(e)
-            continue
-        if kin:
-            raise refuse(
-                e,
-                f"{e.op} pairs the logits' {b} with {', '.join(map(str, kin))} (another copy of "
-                f"{b}): a block of rows would need every other block",
-            )
-        if any(a.name in after for a in vars_):
-            raise refuse(
-                e,
-                f"this {e.op} combines a total over {b} of the logits (known only after the "
-                f"last block) with per-row values of the logits: that needs a second pass",
-            )
-        if row_local(e) and b in e.out.type.dims:
-            block.append(e)
-            dep.add(e.out.name)
-            continue
-        total = e.op in ("sum", "mean", "contract") and b in _axes(e) and not e.out.type.dims
-        if not total:
-            raise refuse(
-                e,
-                f"{e.op} over {b} of the logits mixes rows (only one sum or mean over every "
-                f"dim, {b} among them, adds up block by block)",
-            )
-        if stat is not None:
-            raise refuse(
-                e,
-                f"a second total over {b} of the logits (a block's gradient is taken for one "
-                "total)",
-            )
-        stat = e
-        after.add(e.out.name)
-    mean_over = None
-    if stat is not None and stat.op == "mean":
-        mean_over = tuple(stat.args[0].type.dims)
-        stat = replace(stat, op="sum")
-    out = prog.output(reduction)
-    if isinstance(out, Var) and out.name in dep:
-        raise refuse(None, f"the loss keeps {b} in its reduction='{reduction}' result")
-    return RowPlan(prog, logits, b, tuple(block), stat, mean_over, tuple(row))
