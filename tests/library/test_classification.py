@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -209,19 +210,49 @@ def test_soft_cross_entropy_shift_invariant_and_finite_for_huge_logits():
     assert torch.all(torch.isfinite(big))
 
 
-# ---- dual_focal: Linwei94/ICML2023-DualFocalLoss dual_focal_loss.py -------------------------
+# ---- the official code, one table: dual_focal (Linwei94/ICML2023-DualFocalLoss), stablemax_ce
+# (LucasPrietoAl/grokking-at-the-edge-of-numerical-stability), ldr_kl (Optimization-AI/ICML2023_LDR)
+
+# (id, spec, its params, the official function of (x, y, reduction), the logits' seed)
+OFFICIAL_CASES = [
+    *[
+        (f"dual_focal-gamma={g}", "dual_focal", {"gamma": g}, partial(dual_focal_loss, gamma=g), 1)
+        for g in (0.0, 2.0, 5.0)
+    ],
+    ("stablemax_ce", "stablemax_ce", {}, stablemax_cross_entropy, 1),
+    *[
+        (
+            f"ldr_kl-margin={m}-lam={lam}-normalize={nz}",
+            "ldr_kl",
+            {"margin": m, "lam": lam, "normalize": nz},
+            partial(ldr_loss_v1, threshold=m, Lambda=lam, normalize=nz),
+            5,
+        )
+        # defaults; the paper's experiment.py; a sharp lam; no margin
+        for m, lam in [(2.0, 1.0), (0.1, 10.0), (1.0, 0.1), (0.0, 1.0)]
+        for nz in (True, False)
+    ],
+]
 
 
-@pytest.mark.parametrize("gamma", [0.0, 2.0, 5.0])
-def test_dual_focal_matches_official(shape, gamma, reduction):
-    x, y = logits_target(shape, seed=1)
-    fn = lossdsl.load("dual_focal").compile("torch")
+@pytest.mark.parametrize(
+    "spec,params,official,seed", [c[1:] for c in OFFICIAL_CASES], ids=[c[0] for c in OFFICIAL_CASES]
+)
+def test_softmax_loss_matches_official(spec, params, official, seed, shape, reduction):
+    x, y = logits_target(shape, seed=seed)
+    fn = lossdsl.load(spec).compile("torch")
     assert_same(
-        lambda x, y: fn(x, y, gamma=gamma, reduction=reduction),
-        lambda x, y: dual_focal_loss(x, y, gamma=gamma, reduction=reduction),
+        lambda x, y: fn(x, y, **params, reduction=reduction),
+        lambda x, y: official(x, y, reduction=reduction),
         {"x": x, "y": y},
         ["x"],
     )
+
+
+# ---- dual_focal: Linwei94/ICML2023-DualFocalLoss dual_focal_loss.py -------------------------
+
+
+# against the official dual_focal_loss: test_softmax_loss_matches_official (the table above)
 
 
 def test_dual_focal_default_is_sum():
@@ -419,15 +450,7 @@ def test_comp_sum_members():
 # ---- stablemax_ce: LucasPrietoAl/grokking-at-the-edge-of-numerical-stability utils.py ----------
 
 
-def test_stablemax_ce_matches_official(shape, reduction):
-    x, y = logits_target(shape, seed=1)
-    fn = lossdsl.load("stablemax_ce").compile("torch")
-    assert_same(
-        lambda x, y: fn(x, y, reduction=reduction),
-        lambda x, y: stablemax_cross_entropy(x, y, reduction=reduction),
-        {"x": x, "y": y},
-        ["x"],
-    )
+# against the official stablemax_cross_entropy: test_softmax_loss_matches_official (above)
 
 
 def test_stablemax_ce_hand_values_and_large_logits():
@@ -868,21 +891,7 @@ def test_multi_margin_target_top1_vs_not():
 # ---- ldr_kl: Optimization-AI/ICML2023_LDR loss.py (LDRLoss_V1) ---------------------------------
 
 
-@pytest.mark.parametrize(
-    "margin,lam", [(2.0, 1.0), (0.1, 10.0), (1.0, 0.1), (0.0, 1.0)]
-)  # defaults; the paper's experiment.py; a sharp lam; no margin
-@pytest.mark.parametrize("normalize", [True, False])
-def test_ldr_kl_matches_official(shape, reduction, margin, lam, normalize):
-    x, y = logits_target(shape, seed=5)
-    fn = lossdsl.load("ldr_kl").compile("torch")
-    assert_same(
-        lambda x: fn(x, y, margin=margin, lam=lam, normalize=normalize, reduction=reduction),
-        lambda x: ldr_loss_v1(
-            x, y, threshold=margin, Lambda=lam, normalize=normalize, reduction=reduction
-        ),
-        {"x": x},
-        ["x"],
-    )
+# against the official LDRLoss_V1: test_softmax_loss_matches_official (the table above)
 
 
 def test_ldr_kl_limits():
