@@ -34,6 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# the transcribed official references the tests compare specs with (tests/reference/); appended,
+# so that nothing in tests/ shadows an installed module
+if str(REPO / "tests") not in sys.path:
+    sys.path.append(str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -250,24 +254,20 @@ def target_for(shape: tuple[int, ...]) -> float:
 def torch_refs(loss: str) -> list[tuple[str, Callable]]:
     import torch
     import torch.nn.functional as F
+    from reference.focal_softmax import focal_loss_plain
+    from reference.sigmoid_focal_torchvision import sigmoid_focal_loss
+    from reference.supcon_official import supcon_loss
 
-    def focal_ref(x, y):
-        ce = F.cross_entropy(x, y, reduction="none")
-        pt = torch.exp(-ce)
-        return ((1 - pt) ** GAMMA * ce).mean()
+    def focal_ref(x, y):  # on F.cross_entropy(reduction="none"), as tests/library check focal
+        return focal_loss_plain(x, y, gamma=GAMMA, reduction="mean")
 
     def poly1_ref(x, y):
         ce = F.cross_entropy(x, y, reduction="none")
         pt = torch.exp(-ce)
         return (ce + POLY_EPS * (1 - pt)).mean()
 
-    def sigmoid_focal_tv(x, t):  # torchvision.ops.sigmoid_focal_loss, then .mean()
-        p = torch.sigmoid(x)
-        ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-        p_t = p * t + (1 - p) * (1 - t)
-        loss = ce * ((1 - p_t) ** GAMMA)
-        alpha_t = ALPHA * t + (1 - ALPHA) * (1 - t)
-        return (alpha_t * loss).mean()
+    def sigmoid_focal_tv(x, t):  # torchvision.ops.sigmoid_focal_loss(reduction="mean")
+        return sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="mean")
 
     def kd_kl_div(s, t):  # mdistiller-style
         log_ps = F.log_softmax(s / KD_T, dim=1)
@@ -287,27 +287,8 @@ def torch_refs(loss: str) -> list[tuple[str, Callable]]:
         denom = p.sum(dims) + g.sum(dims)
         return (1 - (2 * inter + smooth_nr) / (denom + smooth_dr)).mean()
 
-    def supcon_official(features, labels, temperature=SUPCON_TEMP, base_temperature=SUPCON_TEMP):
-        # HobbitLong/SupContrast losses.py SupConLoss, contrast_mode='all', matrix form.
-        batch_size, contrast_count = features.shape[0], features.shape[1]
-        labels = labels.contiguous().view(-1, 1)
-        mask = torch.eq(labels, labels.T).float()
-        contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
-        anchor_feature, anchor_count = contrast_feature, contrast_count
-        adc = torch.div(torch.matmul(anchor_feature, contrast_feature.T), temperature)
-        logits_max, _ = torch.max(adc, dim=1, keepdim=True)
-        logits = adc - logits_max.detach()
-        mask = mask.repeat(anchor_count, contrast_count)
-        n = batch_size * anchor_count
-        logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(n).view(-1, 1), 0)
-        mask = mask * logits_mask
-        exp_logits = torch.exp(logits) * logits_mask
-        log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-        mask_pos_pairs = mask.sum(1)
-        mask_pos_pairs = torch.where(mask_pos_pairs < 1e-6, 1, mask_pos_pairs)
-        mean_log_prob_pos = (mask * log_prob).sum(1) / mask_pos_pairs
-        loss = -(temperature / base_temperature) * mean_log_prob_pos
-        return loss.view(anchor_count, batch_size).mean()
+    def supcon_official(features, labels):  # HobbitLong/SupContrast SupConLoss, mode 'all'
+        return supcon_loss(features, labels, temperature=SUPCON_TEMP, base_temperature=SUPCON_TEMP)
 
     refs: dict[str, list[tuple[str, Callable]]] = {
         "cross_entropy": [("F.cross_entropy", lambda x, y: F.cross_entropy(x, y))],

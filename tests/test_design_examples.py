@@ -13,7 +13,7 @@ import lossdsl
 from lossdsl.codegen import TARGETS
 
 DESIGN = Path(__file__).parent / "design"
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64_default")  # float64 tensors, restored after
 
 
 @pytest.mark.parametrize("path", sorted(DESIGN.glob("*.loss")), ids=lambda p: p.stem)

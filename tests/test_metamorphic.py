@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import lossdsl
 
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64_default")  # float64 tensors, restored after
 
 
 def xy(b=12, c=5, seed=0, scale=3.0):

@@ -78,7 +78,7 @@ PROGRAMS = {
     # made only by the shard transform: every one runs in tests/test_shard.py (numpy ranks)
     # and tests/test_distributed.py (torch gloo processes, jax host devices)
     **{op: None for op, d in OPS.items() if d.kind == "collective"},
-    # made only by the library pass for torch: tests/test_library.py runs each one
+    # made only by the library pass for torch: tests/test_library_pass.py runs each one
     **{op: None for op, d in OPS.items() if d.kind == "library"},
     "size": "x / size(C)",
     # positions along C compared with a class id: the mask c <= i (a cumulative mask)

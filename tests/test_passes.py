@@ -353,7 +353,7 @@ def test_library_rules_keep_the_value_at_special_points(name):
             want = ref.evaluate(before, d, params, reduction)
         got = run_program("torch", after, d, reduction, params)
         assert_kept(want, got, f"library {name}", reduction)
-    assert len(LIBRARY_RULES) == 3  # all three fire on these two specs (test_library.py)
+    assert len(LIBRARY_RULES) == 3  # all three fire on these two specs (test_library_pass.py)
 
 
 def test_fused_bce_is_inf_at_a_minus_inf_logit():
