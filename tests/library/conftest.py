@@ -1,5 +1,12 @@
 """Fixtures of the spec-vs-reference suites (one module per loss family).
 
+The conventions of every module here: each test compares a shipped spec with something lossdsl
+did not compute, a peer library (torch.nn.functional, optax, ...) or a transcription of the
+official code in tests/reference/ (each file names its repository, file and commit). Values and
+gradients in float64, at least two shapes, every reduction where meaningful, plus edge cases and
+metamorphic checks; each section header names the reference, each expected value its source.
+Library versions are whatever `pip install -e .[test]` resolves (torch 2.13.0 pinned by CI).
+
 Every test here compares a shipped spec with something lossdsl did not compute, in float64: the
 autouse fixture below makes float64 torch's default dtype around each test (and restores it), so
 the tensors a test builds are float64 unless it asks for float32 explicitly. `shape`, `bd`,

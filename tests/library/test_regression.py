@@ -1,13 +1,7 @@
 """Regression: MSE, L1, Huber, smooth L1, Gaussian NLL, balanced MSE (BMC), HL-Gauss (regression
 as classification), the signal Dice (SDSC) and the discrete-time survival NLL (pycox).
 
-Every test compares a shipped spec with something lossdsl did not compute: a peer library
-(torch.nn.functional, optax, ...) or a transcription of the official code in tests/reference/
-(each file names its repository, file and commit). Values and gradients in float64 (the autouse
-fixture of tests/library/conftest.py), at least two shapes, every reduction where meaningful,
-plus edge cases and metamorphic checks; each section header names the reference, each expected
-value its source. Library versions are whatever `pip install -e .[test]` resolves (torch 2.13.0
-pinned by CI)."""
+The conventions every module here follows: tests/library/conftest.py."""
 
 from __future__ import annotations
 
