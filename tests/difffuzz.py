@@ -357,9 +357,9 @@ UNARY = (
 )
 POS = ("exp", "softplus", "sigmoid")  # wrap log/sqrt arguments in these (mostly in-domain)
 # arguments mostly in a function's domain: log, sqrt, lgamma, digamma (no poles) of a positive
-# value, acosh of cosh (>= 1), atanh of tanh (in (-1, 1))
-IN_DOMAIN = {"log": POS, "sqrt": POS, "lgamma": POS, "digamma": POS}
-IN_DOMAIN |= {"acosh": ("cosh",), "atanh": ("tanh",)}
+# value, atanh of a sigmoid (in (0, 1)), acosh of 1 + softplus (> 1). Not atanh(tanh(x)) or
+# acosh(cosh(x)): nearly x, an `==` or `!=` against x itself then turns on a rounding error.
+IN_DOMAIN = {"log": POS, "sqrt": POS, "lgamma": POS, "digamma": POS, "atanh": ("sigmoid",)}
 REDS = ("sum", "mean", "max", "min", "logsumexp", "var", "norm")
 
 
@@ -524,6 +524,9 @@ class Gen:
             x = self.num(X, env, ctx, d1)
             if fn in IN_DOMAIN and rng.random() < 0.7:
                 x = E("f1", (x,), (("fn", rng.choice(IN_DOMAIN[fn])),), "float", x.dims)
+            elif fn == "acosh" and rng.random() < 0.7:
+                x = E("f1", (x,), (("fn", "softplus"),), "float", x.dims)
+                x = E("bin", (E("num", (), (("v", 1.0),)), x), (("op", "+"),), "float", x.dims)
             if rng.random() < 0.15:
                 return E("neg", (x,), (), x.kind, x.dims)
             return E("f1", (x,), (("fn", fn),), "float", X)
@@ -888,7 +891,8 @@ class Gen:
             "hb": ("float", hd, None, False),
             "hq": ("float", (), None, False),
         }
-        hdims = set(hd) | {prime_dim(d) for d in hd}
+        # a primed input dim (pw: float[B, B']) has no twin of its own: B'' is no dim
+        hdims = set(hd) | {prime_dim(d) for d in hd if not d.endswith("'")}
         hctx = dict(
             dims=frozenset(hdims), protect=frozenset(), outer=frozenset(), inputs=hin, prog=prog
         )
