@@ -109,6 +109,12 @@ def _clamp_or(fn: str):
     return t
 
 
+def _sign(c):
+    """jnp.sign(-0.0) is -0.0, np.sign's and torch.sign's +0.0: adding 0.0 makes it +0.0."""
+    x = c[0]
+    return f"jnp.sign({x}) + 0.0" if c.eqn.args[0].type.dtype == "float" else f"jnp.sign({x})"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "pow": _pow,
@@ -131,6 +137,20 @@ TEMPLATES = {
     "log2": "jnp.log2({0})",
     "log10": "jnp.log10({0})",
     "atan2": "jnp.arctan2({0}, {1})",
+    "sinh": "jnp.sinh({0})",
+    "cosh": "jnp.cosh({0})",
+    "asinh": "jnp.arcsinh({0})",
+    "acosh": "jnp.arccosh({0})",
+    "atanh": "jnp.arctanh({0})",
+    "lgamma": "jax.scipy.special.gammaln({0})",
+    # jax 0.10's digamma is NaN at +-0, where torch.digamma and scipy's psi are -inf at +0 and
+    # +inf at -0 (the limits from the right and from the left)
+    "digamma": ("jnp.where({0} == 0, -jnp.copysign(jnp.inf, {0}), jax.scipy.special.digamma({0}))"),
+    "floor": "jnp.floor({0})",
+    "ceil": "jnp.ceil({0})",
+    "round": "jnp.round({0})",
+    "sign": _sign,
+    "logaddexp": "jnp.logaddexp({0}, {1})",
     "not": "jnp.logical_not({0})",
     "stop_grad": "jax.lax.stop_gradient({0})",
     "to_float": "jnp.asarray({0}).astype(fdt)",

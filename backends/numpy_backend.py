@@ -7,6 +7,9 @@ NumPy source, which the tests hold to the interpreter of backends/numpy_ref.py).
 
 from __future__ import annotations
 
+import inspect
+
+from lossdsl import ops
 from lossdsl.codegen import (
     INFIX_TEMPLATES,
     NOT_AN_ARRAY,
@@ -109,6 +112,18 @@ TEMPLATES = {
     "log2": "np.log2({0})",
     "log10": "np.log10({0})",
     "atan2": "np.arctan2({0}, {1})",
+    "sinh": "np.sinh({0})",
+    "cosh": "np.cosh({0})",
+    "asinh": "np.arcsinh({0})",
+    "acosh": "np.arccosh({0})",
+    "atanh": "np.arctanh({0})",
+    "lgamma": "_lgamma({0})",
+    "digamma": "_digamma({0})",
+    "floor": "np.floor({0})",
+    "ceil": "np.ceil({0})",
+    "round": "np.round({0})",
+    "sign": "np.sign({0})",
+    "logaddexp": "np.logaddexp({0}, {1})",
     "not": "np.logical_not({0})",
     "stop_grad": "{0}",
     "to_float": "np.asarray({0}, dtype=np.float64)",
@@ -167,5 +182,10 @@ TARGET = Target(
     not_array=NOT_AN_ARRAY,
     array_kind="a numpy array",
     array_hint="np.asarray",
-    helpers=(("_eigvalsh", EIGVALSH),),
+    helpers=(
+        ("_eigvalsh", EIGVALSH),
+        # the op table's own functions: the reference meaning, as source (math and np only)
+        ("_lgamma", inspect.getsource(ops._lgamma)),
+        ("_digamma", inspect.getsource(ops._digamma)),
+    ),
 )

@@ -204,6 +204,15 @@ def _eigvalsh(m):
     return torch.where(ok[..., None], w, torch.full_like(w, float("nan")))
 '''
 
+
+def _sign(c):
+    """torch.sign(NaN) is 0: NaN stays NaN (np.sign), with the zero gradient there too."""
+    x = c[0]
+    if c.eqn.args[0].type.dtype != "float":
+        return f"torch.sign({x})"
+    return f"torch.where({x} == {x}, torch.sign({x}), {x}.detach())"
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "torch.exp({0})",
@@ -226,6 +235,18 @@ TEMPLATES = {
     "log2": "torch.log2({0})",
     "log10": "torch.log10({0})",
     "atan2": "torch.atan2({0}, {1})",
+    "sinh": "torch.sinh({0})",
+    "cosh": "torch.cosh({0})",
+    "asinh": "torch.asinh({0})",
+    "acosh": "torch.acosh({0})",
+    "atanh": "torch.atanh({0})",
+    "lgamma": "torch.lgamma({0})",
+    "digamma": "torch.digamma({0})",
+    "floor": "torch.floor({0})",
+    "ceil": "torch.ceil({0})",
+    "round": "torch.round({0})",
+    "sign": _sign,
+    "logaddexp": "torch.logaddexp({0}, {1})",
     "not": "torch.logical_not({0})",
     "stop_grad": "{0}.detach()",
     "to_float": "{0}.to(fdt)",

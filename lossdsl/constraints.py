@@ -66,14 +66,42 @@ TEMPLATES: dict[str, str] = {
     "log2": _LOG.replace("math.log(", "math.log2("),
     "log10": _LOG.replace("math.log(", "math.log10("),
     "atan2": "math.atan2({0}, {1})",
+    # math.sinh/cosh raise OverflowError past 710.4758600739439, where numpy's are +-inf
+    "sinh": "(math.sinh({0}) if abs({0}) <= 710.4758600739439 else {0} * math.inf)",
+    "cosh": "(math.cosh({0}) if abs({0}) <= 710.4758600739439 else abs({0}) * math.inf)",
+    "asinh": "math.asinh({0})",
+    "acosh": "(math.acosh({0}) if {0} >= 1 else math.nan)",
+    "atanh": (
+        "(math.atanh({0}) if -1 < {0} < 1 else "
+        "(math.copysign(math.inf, {0}) if abs({0}) == 1 else math.nan))"
+    ),
+    # math.lgamma raises at the poles (0, the negative integers: x % 1 == 0) and overflows
+    # past 2.56e305; the op's meaning is +inf there and at -inf (-inf % 1 is nan)
+    "lgamma": (
+        "(math.lgamma({0}) if ({0} > 0 or {0} % 1 != 0) and abs({0}) <= 2.5599833278516383e305"
+        " else ({0} if {0} != {0} else math.inf))"
+    ),
+    # Python's round is half to even, as np.round; copysign keeps the sign of a zero result
+    # (ceil(-0.5) is -0.0). An int never gets here: floor(n) is n itself when lowered.
+    "floor": "(math.copysign(float(math.floor({0})), {0}) if math.isfinite({0}) else {0})",
+    "ceil": "(math.copysign(float(math.ceil({0})), {0}) if math.isfinite({0}) else {0})",
+    "round": "(math.copysign(float(round({0})), {0}) if math.isfinite({0}) else {0})",
+    # an int for an int (as relu's 0); NaN stays NaN
+    "sign": "(({0} > 0) - ({0} < 0) if {0} == {0} else {0})",
+    "logaddexp": (
+        "({0} if {0} == {1} and math.isinf({0}) else "
+        "max({0}, {1}) + math.log1p(math.exp(-abs({0} - {1}))))"
+    ),
     "xlogy": "(0.0 if {0} == 0 else {0} * " + _LOG.replace("{0}", "{1}") + ")",
     "bce_logits": "(" + _SOFTPLUS + " - {0} * {1})",
 }
 # Not here: pow (Python's ** raises on overflow, on 0 ^ -1, and is complex for (-8) ^ 0.5; with
-# literal operands it folds before this check), and every op on tensors.
+# literal operands it folds before this check), digamma (Python's math module has none), and
+# every op on tensors.
 HINT = "a constraint can use + - * /, comparisons, & | !, where, abs, max, min, clamp, float, " + (
     "exp, log, log1p, expm1, sqrt, sigmoid, softplus, erf, tanh, sin, cos, atan, asin, acos, "
-    "log2, log10, atan2; for x^2 write x * x"
+    "log2, log10, atan2, sinh, cosh, asinh, acosh, atanh, lgamma, floor, ceil, round, sign, "
+    "logaddexp (not digamma); for x^2 write x * x"
 )
 
 

@@ -36,6 +36,18 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "log2": (r"\log_2 {0}", 5),
     "log10": (r"\log_{{10}} {0}", 5),
     "atan2": (r"\operatorname{{atan2}}({0}, {1})", 7),
+    "sinh": (r"\sinh({0})", 7),
+    "cosh": (r"\cosh({0})", 7),
+    "asinh": (r"\operatorname{{arsinh}}({0})", 7),
+    "acosh": (r"\operatorname{{arcosh}}({0})", 7),
+    "atanh": (r"\operatorname{{artanh}}({0})", 7),
+    "lgamma": (r"\log \Gamma({0})", 5),
+    "digamma": (r"\psi({0})", 7),
+    "floor": (r"\lfloor {0} \rfloor", 7),
+    "ceil": (r"\lceil {0} \rceil", 7),
+    "round": (r"\operatorname{{round}}({0})", 7),
+    "sign": (r"\operatorname{{sgn}}({0})", 7),
+    "logaddexp": (r"\log(e^{{{0}}} + e^{{{1}}})", 7),
     "not": (r"\lnot {0}", 5),
     "stop_grad": (r"\operatorname{{sg}}[{0}]", 7),
     "to_float": (r"[{0}]", 7),
@@ -81,6 +93,14 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "expand": ("{0}", 7),
     "diff": (r"\Delta_{{{over}}} {0}", 5),
 }
+
+# ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
+# parentheses added around a low-precedence one
+_ENCLOSED = frozenset(
+    {"div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"}
+    | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
+    | {"round", "sign", "logaddexp"}
+)
 
 GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "eps", "lambda", "mu", "sigma", "tau",
@@ -140,7 +160,7 @@ def render(prog: Program) -> str:
         for a in e.args:
             text, p = atom(a)
             need = prec if e.op not in ("sub", "div") else prec + (a is e.args[1])
-            if e.op in ("div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"):
+            if e.op in _ENCLOSED:
                 need = 0
             if e.op == "pow" and a is e.args[1]:
                 need = 0

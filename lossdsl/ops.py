@@ -100,6 +100,12 @@ def unary_same(ts, attrs):
     return TensorType(ts[0].dtype, ts[0].dims)
 
 
+def unary_keep(ts, attrs):
+    """abs, relu, floor, ceil, round, sign: the operand's dtype (an int stays an int)."""
+    _numeric(ts, "this function")
+    return TensorType(ts[0].dtype, ts[0].dims)
+
+
 def same(ts, attrs):
     return ts[0]
 
@@ -387,6 +393,46 @@ def _safe_div(a, b, empty=0.0):
 
 _erf = np.vectorize(math.erf, otypes=[float])
 
+
+def _lgamma(x):
+    """log|Gamma(x)| in float64 by math.lgamma; +inf at the poles (0 and the negative integers,
+    where math.lgamma raises), past 2.56e305 (where it overflows) and at -inf, as torch.lgamma
+    and jax.lax.lgamma give (scipy 1.17's gammaln gives -inf at -inf)."""
+
+    def one(v):
+        try:
+            return math.lgamma(v)
+        except (ValueError, OverflowError):
+            return math.inf
+
+    return np.vectorize(one, otypes=[float])(x)
+
+
+def _digamma(x):
+    """psi(x) = d/dx log Gamma(x) in float64, as torch.digamma and scipy.special.psi: -inf at +0,
+    +inf at -0, NaN at the negative integers and at -inf, +inf at +inf. x >= 0: the recurrence
+    psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series in 1/x^2 to the x^-14
+    term (the next is below 5e-17 there); x < 0: the reflection psi(x) = psi(1 - x) - pi cot(pi x),
+    cot taken of x - round(x) in [-1/2, 1/2] (exact; cot has period 1, and pi (x - round(x)) keeps
+    its relative precision near a pole, where pi x does not)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        neg = x < 0
+        frac = x - np.round(x)
+        z = np.where(neg, 1.0 - x, x)
+        acc = np.zeros_like(z)
+        for _ in range(10):
+            small = z < 10
+            acc = acc - np.where(small, 1.0 / z, 0.0)
+            z = np.where(small, z + 1.0, z)
+        w = 1.0 / (z * z)
+        tail = 1 / 240 + w * (-1 / 132 + w * (691 / 32760 - w / 12))
+        series = w * (-1 / 12 + w * (1 / 120 + w * (-1 / 252 + w * tail)))
+        psi = np.log(z) - 0.5 / z + series + acc
+        psi = np.where(neg, psi - np.pi / np.tan(np.pi * frac), psi)
+        return np.where(neg & (frac == 0), np.nan, psi)  # the poles at the negative integers
+
+
 OPS: dict[str, OpDef] = {}
 
 
@@ -425,10 +471,10 @@ _row("log", E, 1, unary_float, np.log, "natural log")
 _row("log1p", E, 1, unary_float, np.log1p, "log(1 + x), accurate near 0")
 _row("expm1", E, 1, unary_float, np.expm1, "e^x - 1, accurate near 0")
 _row("sqrt", E, 1, unary_float, np.sqrt, "square root")
-_row("abs", E, 1, unary_same, np.abs, "|x|")
+_row("abs", E, 1, unary_keep, np.abs, "|x|")
 _row("sigmoid", E, 1, unary_float, _sigmoid, "1 / (1 + e^-x)")
 _row("softplus", E, 1, unary_float, _softplus, "log(1 + e^x), stable for large |x|")
-_row("relu", E, 1, unary_same, lambda x: np.maximum(x, 0), "max(x, 0)")
+_row("relu", E, 1, unary_keep, lambda x: np.maximum(x, 0), "max(x, 0)")
 _row("erf", E, 1, unary_float, _erf, "the error function")
 _row("tanh", E, 1, unary_float, np.tanh, "hyperbolic tangent")
 _row("sin", E, 1, unary_float, np.sin, "sine (radians)")
@@ -438,6 +484,25 @@ _row("asin", E, 1, unary_float, np.arcsin, "arcsine, NaN outside [-1, 1]")
 _row("acos", E, 1, unary_float, np.arccos, "arccosine, NaN outside [-1, 1]")
 _row("log2", E, 1, unary_float, np.log2, "base-2 log")
 _row("log10", E, 1, unary_float, np.log10, "base-10 log")
+_row("sinh", E, 1, unary_float, np.sinh, "hyperbolic sine")
+_row("cosh", E, 1, unary_float, np.cosh, "hyperbolic cosine")
+_row("asinh", E, 1, unary_float, np.arcsinh, "inverse hyperbolic sine")
+_row("acosh", E, 1, unary_float, np.arccosh, "inverse hyperbolic cosine, NaN below 1")
+_row("atanh", E, 1, unary_float, np.arctanh, "inverse hyperbolic tangent, +-inf at +-1, NaN beyond")
+_row("lgamma", E, 1, unary_float, _lgamma, "log |Gamma(x)|, +inf at 0 and the negative integers")
+_row(
+    "digamma",
+    E,
+    1,
+    unary_float,
+    _digamma,
+    "psi(x) = d/dx lgamma(x); -inf at +0, +inf at -0, NaN at the negative integers",
+)
+# Rounding: an int stays an int (the identity); the gradient is 0 everywhere (piecewise constant)
+_row("floor", E, 1, unary_keep, np.floor, "the largest integer <= x; zero gradient")
+_row("ceil", E, 1, unary_keep, np.ceil, "the smallest integer >= x; zero gradient")
+_row("round", E, 1, unary_keep, np.round, "the nearest integer, halves to even; zero gradient")
+_row("sign", E, 1, unary_keep, np.sign, "-1, 0 or 1 (0 at -0, NaN at NaN); zero gradient")
 _row("not", E, 1, logical, np.logical_not, "boolean not", False)
 _row("stop_grad", E, 1, same, lambda x: x, "value of x, zero gradient")
 _row("to_float", E, 1, to_float, lambda x: x.astype(np.float64), "bool/int -> float")
@@ -459,6 +524,14 @@ _row("minimum", E, 2, arith, np.minimum, "elementwise min")
 _row("xlogy", E, 2, true_div, _xlogy, "x * log(y), 0 where x == 0")
 _row(
     "atan2", E, 2, true_div, np.arctan2, "the angle of the point (x, y) = atan2(y, x), in [-pi, pi]"
+)
+_row(
+    "logaddexp",
+    E,
+    2,
+    true_div,
+    np.logaddexp,
+    "log(e^a + e^b) without overflow; -inf at (-inf, -inf), inf at (inf, inf)",
 )
 _row(
     "bce_logits",

@@ -43,8 +43,11 @@ import numpy as np
 
 try:
     from scipy.special import erf as _erf
+    from scipy.special import gammaln as _gammaln
+    from scipy.special import psi as _psi
 except ImportError:  # pragma: no cover
     _erf = np.vectorize(math.erf)
+    _gammaln = _psi = None  # lgamma and digamma are then left out of the generator
 
 # ---------------------------------------------------------------------------------------------
 # Known open bug classes on main (2026-11): failures whose program/inputs carry one of these tags
@@ -342,8 +345,22 @@ UNARY = (
     "acos",
     "log2",
     "log10",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    *(("lgamma", "digamma") if _psi is not None else ()),
+    "floor",
+    "ceil",
+    "round",
+    "sign",
 )
 POS = ("exp", "softplus", "sigmoid")  # wrap log/sqrt arguments in these (mostly in-domain)
+# arguments mostly in a function's domain: log, sqrt, lgamma, digamma (no poles) of a positive
+# value, atanh of a sigmoid (in (0, 1)), acosh of 1 + softplus (> 1). Not atanh(tanh(x)) or
+# acosh(cosh(x)): nearly x, an `==` or `!=` against x itself then turns on a rounding error.
+IN_DOMAIN = {"log": POS, "sqrt": POS, "lgamma": POS, "digamma": POS, "atanh": ("sigmoid",)}
 REDS = ("sum", "mean", "max", "min", "logsumexp", "var", "norm")
 
 
@@ -507,8 +524,11 @@ class Gen:
         if choice == "un":
             fn = rng.choice(UNARY)
             x = self.num(X, env, ctx, d1)
-            if fn in ("log", "sqrt") and rng.random() < 0.7:
-                x = E("f1", (x,), (("fn", rng.choice(POS)),), "float", x.dims)
+            if fn in IN_DOMAIN and rng.random() < 0.7:
+                x = E("f1", (x,), (("fn", rng.choice(IN_DOMAIN[fn])),), "float", x.dims)
+            elif fn == "acosh" and rng.random() < 0.7:
+                x = E("f1", (x,), (("fn", "softplus"),), "float", x.dims)
+                x = E("bin", (E("num", (), (("v", 1.0),)), x), (("op", "+"),), "float", x.dims)
             if rng.random() < 0.15:
                 return E("neg", (x,), (), x.kind, x.dims)
             return E("f1", (x,), (("fn", fn),), "float", X)
@@ -640,7 +660,8 @@ class Gen:
         if choice == "xlogy":
             a, b = self.split(X)
             y = E("f1", (self.num(b, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", b)
-            fn = "atan2" if rng.random() < 0.3 else "xlogy"
+            r = rng.random()
+            fn = "atan2" if r < 0.3 else ("logaddexp" if r < 0.45 else "xlogy")
             return E("f2", (self.num(a, env, ctx, d1), y), (("fn", fn),), "float", X)
         if choice == "diff":
             # diff() needs a named axis (ops.diff_rule): never the variadic *S
@@ -872,7 +893,8 @@ class Gen:
             "hb": ("float", hd, None, False),
             "hq": ("float", (), None, False),
         }
-        hdims = set(hd) | {prime_dim(d) for d in hd}
+        # a primed input dim (pw: float[B, B']) has no twin of its own: B'' is no dim
+        hdims = set(hd) | {prime_dim(d) for d in hd if not d.endswith("'")}
         hctx = dict(
             dims=frozenset(hdims), protect=frozenset(), outer=frozenset(), inputs=hin, prog=prog
         )
@@ -1405,6 +1427,18 @@ def _erf(x, _e=_erf):
     return np.asarray(_e(np.asarray(x, dtype=np.float64)), dtype=x.dtype)
 
 
+def _lgamma(x):
+    """scipy's gammaln in float64 (it has no long double), +inf at -inf as README says (scipy
+    1.17 gives -inf there; torch and math.lgamma +inf)."""
+    v = np.asarray(_gammaln(np.asarray(x, dtype=np.float64)))
+    return np.where(np.asarray(x) == -np.inf, np.inf, v).astype(x.dtype)
+
+
+def _digamma(x):
+    """scipy's psi in float64: -inf at +0, +inf at -0, NaN at the negative integers (README)."""
+    return np.asarray(_psi(np.asarray(x, dtype=np.float64)), dtype=x.dtype)
+
+
 def _fmax(a, b):  # NaN-propagating elementwise max
     return np.maximum(a, b)
 
@@ -1443,11 +1477,26 @@ UNARY_FN = {
         "acos": np.arccos,
         "log2": np.log2,
         "log10": np.log10,
+        "sinh": np.sinh,
+        "cosh": np.cosh,
+        "asinh": np.arcsinh,
+        "acosh": np.arccosh,
+        "atanh": np.arctanh,
+        "lgamma": _lgamma,
+        "digamma": _digamma,
+        # README: halves to even (np.round is), zero gradient (the finite differences see 0
+        # or a jump, which check_grad skips as not smooth)
+        "floor": np.floor,
+        "ceil": np.ceil,
+        "round": np.round,
+        "sign": np.sign,
     }.items()
 }
-# |x| where a function's derivative is infinite: sqrt and the logs at 0, asin and acos at +-1
+# |x| where a function's derivative is infinite: sqrt and the logs at 0, asin and acos at +-1,
+# acosh at 1, atanh at +-1 (lgamma and digamma are infinite at their poles: no finite loss there)
 SINGULAR = {
-    "sqrt": (0.0,), "log": (0.0,), "log2": (0.0,), "log10": (0.0,), "asin": (1.0,), "acos": (1.0,)
+    "sqrt": (0.0,), "log": (0.0,), "log2": (0.0,), "log10": (0.0,), "asin": (1.0,), "acos": (1.0,),
+    "acosh": (1.0,), "atanh": (1.0,),
 }  # fmt: skip
 BINARY_FN = {
     k: _safe(v)
@@ -1457,6 +1506,7 @@ BINARY_FN = {
         "pow": np.power,
         "xlogy": _xlogy,
         "atan2": np.arctan2,
+        "logaddexp": np.logaddexp,  # -inf at (-inf, -inf), inf at (inf, inf): README
     }.items()
 }
 ARITH = {

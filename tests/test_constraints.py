@@ -37,11 +37,16 @@ SURFACE = {
     "xlogy": "xlogy(g, h) > 0.5",
     **{f: f"{f}(g) > 0.5" for f in ("exp", "expm1", "log", "log1p", "sqrt", "sigmoid",
                                     "softplus", "erf", "tanh", "sin", "cos", "atan", "asin",
-                                    "acos", "log2", "log10")},
+                                    "acos", "log2", "log10", "sinh", "cosh", "asinh",
+                                    "acosh", "atanh", "lgamma", "floor", "ceil", "round",
+                                    "sign")},
     "atan2": "atan2(g, h) > 0.5",
+    "logaddexp": "logaddexp(g, h) > 0.5",
 }  # fmt: skip
 NO_SURFACE = {"bce_logits": "made by the stabilize pass from tensors only"}
-GRID = [-2.0, -1.0, 0.0, 0.3, 1.0, 710.0, math.inf, -math.inf]
+# 710.5: sinh/cosh overflow (math's raise); +-0.5, +-2.5: round's halves (to even), ceil(-0.5)
+# is -0.0; -2.5: lgamma between poles, -2: at one
+GRID = [-2.5, -2.0, -1.0, -0.5, 0.0, 0.3, 0.5, 1.0, 2.5, 710.0, 710.5, math.inf, -math.inf]
 H = [-1.0, 0.0, 2.0, math.inf]
 
 
@@ -101,6 +106,17 @@ def test_an_op_outside_the_set_is_a_check_time_error(expr):
     gives inf or nan); a tensor op cannot take a scalar param (sum(g) over no dims is g)."""
     with pytest.raises(lossdsl.TypeMismatch, match="a param constraint cannot use '\\^'"):
         _spec(expr)
+
+
+def test_digamma_in_a_constraint_is_a_check_time_error_naming_it():
+    """digamma is the one elementwise function without a constraint form (Python's math module
+    has none); the hint lists what a constraint can use and says so."""
+    with pytest.raises(lossdsl.TypeMismatch, match="cannot use digamma") as e:
+        _spec("digamma(g) > 0")
+    assert "(not digamma)" in str(e.value)
+    assert {op for op, d in OPS.items() if d.kind == "elementwise"} - set(
+        constraints.TEMPLATES
+    ) == {"digamma", "pow", "safe_div"}  # a new elementwise op gets a constraint form or a reason
 
 
 def test_literal_arithmetic_in_a_constraint_folds():

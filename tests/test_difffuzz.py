@@ -209,3 +209,30 @@ def test_generated_dims_are_the_evaluated_dims():
     finally:
         dfz.Ev = real
     assert not bad, bad[:2]
+
+
+def test_evaluator_special_functions_at_their_edges():
+    """The evaluator's sinh ... logaddexp (numpy, scipy.special) give README's edge values, in
+    float64 and in long double (lgamma and digamma compute in float64 there: scipy has no long
+    double). By hand: lgamma(1) = 0, lgamma(0) = lgamma(-2) = lgamma(-inf) = +inf,
+    lgamma(2.5) = log(3 sqrt(pi) / 4); digamma(1) = -0.5772156649015329 (Euler-Mascheroni),
+    -inf at +0, +inf at -0, NaN at -1; round(+-2.5) = +-2; sign(NaN) = NaN; acosh(1) = 0;
+    atanh(+-1) = +-inf; logaddexp(-inf, -inf) = -inf, (inf, inf) = inf."""
+    x = [1.0, 0.0, -0.0, -2.0, -1.0, -np.inf, np.nan, 2.5, -2.5]
+    want = {
+        "lgamma": [0.0, np.inf, np.inf, np.inf, np.inf, np.inf, np.nan, 0.2846828704729192],
+        "digamma": [-0.5772156649015329, -np.inf, np.inf, np.nan, np.nan, np.nan, np.nan],
+        "round": [1.0, 0.0, -0.0, -2.0, -1.0, -np.inf, np.nan, 2.0, -2.0],
+        "sign": [1.0, 0.0, 0.0, -1.0, -1.0, -1.0, np.nan, 1.0, -1.0],
+        "acosh": [0.0, np.nan],
+        "atanh": [np.inf, 0.0, -0.0, np.nan, -np.inf],
+    }
+    for dt in (np.float64, np.longdouble):
+        for fn, w in want.items():
+            with np.errstate(all="ignore"):
+                got = dfz.UNARY_FN[fn](np.array(x[: len(w)], dtype=dt))
+            assert got.dtype == dt, fn
+            np.testing.assert_allclose(got.astype(float), w, rtol=1e-15, err_msg=f"{fn} {dt}")
+        a = np.array([-np.inf, np.inf, np.inf, 0.0], dtype=dt)
+        got = dfz.BINARY_FN["logaddexp"](a, np.array([-np.inf, np.inf, -np.inf, 0.0], dtype=dt))
+        np.testing.assert_allclose(got.astype(float), [-np.inf, np.inf, np.inf, np.log(2)])

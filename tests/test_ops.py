@@ -39,6 +39,19 @@ PROGRAMS = {
     "log2": "log2(y)",
     "log10": "log10(y)",
     "atan2": "atan2(x, y) + atan2(y, -x)",
+    "sinh": "sinh(x)",
+    "cosh": "cosh(x)",
+    "asinh": "asinh(x)",
+    "acosh": "acosh(1 + y * y)",  # the domain is [1, inf)
+    "atanh": "atanh(tanh(x))",  # the domain is (-1, 1)
+    "lgamma": "lgamma(y + 0.5)",  # away from the poles (0, -1, ...): negatives in test_special
+    "digamma": "digamma(y + 0.5)",
+    # rounding: zero gradient w.r.t. x, the rounded value w.r.t. y (x * 3 away from the steps)
+    "floor": "floor(x * 3) * y",
+    "ceil": "ceil(x * 3) * y",
+    "round": "round(x * 3) * y",
+    "sign": "sign(x) * y",
+    "logaddexp": "logaddexp(x, y) + logaddexp(y, -x)",
     "not": "where(!m, x, y)",
     "stop_grad": "stop_grad(x) * y",
     "to_float": "float(m) * x",
@@ -275,7 +288,13 @@ def test_float_ops_of_sizes_divide_like_floats():
 
 
 # the surface form of every binary elementwise function (not operators, not internal ops)
-BINARY_CALLS = {"atan2": "atan2", "xlogy": "xlogy", "maximum": "max", "minimum": "min"}
+BINARY_CALLS = {
+    "atan2": "atan2",
+    "xlogy": "xlogy",
+    "maximum": "max",
+    "minimum": "min",
+    "logaddexp": "logaddexp",
+}
 
 
 @pytest.mark.parametrize("op", sorted(BINARY_CALLS))
@@ -632,3 +651,106 @@ def test_clamped_entries_pass_no_gradient_even_behind_an_infinite_one():
         np.testing.assert_array_equal(g["w"], [1.0, 1.25], err_msg=backend)
         got = call(backend, spec.compile(backend), {"w": np.array([np.nan])}, "float64")
         assert np.isnan(got), backend
+
+
+# ---- special functions against an independent reference ------------------------------------
+
+_INF, _NAN = np.inf, np.nan
+# function -> the points (edges: poles, domain ends, overflow, halves, signed zeros, NaN)
+SPECIAL_GRID = {
+    "sinh": [-800.0, -2.0, -0.0, 0.0, 1e-8, 3.0, 710.5, _INF, -_INF, _NAN],
+    "cosh": [-800.0, -2.0, -0.0, 1e-8, 3.0, 710.5, _INF, -_INF, _NAN],
+    "asinh": [-1e300, -2.0, -0.0, 0.0, 1e-8, 3.0, _INF, -_INF, _NAN],
+    "acosh": [0.5, 1.0, 1.0 + 1e-10, 2.0, 1e300, _INF, -_INF, _NAN],
+    "atanh": [-1.5, -1.0, -0.5, -0.0, 1e-9, 0.999, 1.0, _INF, _NAN],
+    "lgamma": [0.5, 1.0, 2.0, 10.0, 1e-8, 100.5, -2.5, -0.5, 0.0, -0.0, -1.0, -2.0, 3e305]
+    + [1e300, -1e300, _INF, _NAN],
+    "digamma": [1.0, 0.5, 10.0, -2.5, 1e-8, 100.5, 1e300, 0.0, -0.0, -1.0, -3.0, -0.5]
+    + [_INF, -_INF, _NAN],
+    "floor": [-2.5, -0.5, -0.0, 0.5, 2.0, 1e300, _INF, -_INF, _NAN],
+    "ceil": [-2.5, -0.5, -0.0, 0.5, 2.0, 1e300, _INF, -_INF, _NAN],
+    "round": [-2.5, -1.5, -0.5, -0.4, 0.5, 1.5, 2.5, 1e300, _INF, -_INF, _NAN],
+    "sign": [-0.0, 0.0, _NAN, -3.0, 2.0, 1e-300, _INF, -_INF],
+}
+# (a, b) pairs for logaddexp: both infinite (not NaN: -inf, inf), far apart, equal and large
+LOGADDEXP = [(-_INF, -_INF), (_INF, _INF), (_INF, -_INF), (-_INF, 2.0), (1000.0, 1000.0)]
+LOGADDEXP += [(-1000.0, -1000.0), (0.0, 0.0), (1.0, 40.0), (-3.0, 5.0), (_NAN, 1.0), (_INF, _NAN)]
+
+
+def _special_reference(fn, x):
+    """The independent meaning: scipy.special (gammaln, psi) and numpy, in float64."""
+    import scipy.special
+
+    with np.errstate(all="ignore"):
+        if fn == "lgamma":
+            # scipy's gammaln is -inf at -inf; torch.lgamma, jax and math.lgamma give +inf
+            # (lossdsl follows them, ops.py says so)
+            return np.where(x == -np.inf, np.inf, scipy.special.gammaln(x))
+        if fn == "digamma":
+            return scipy.special.psi(x)
+        name = {"asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh"}.get(fn, fn)
+        return getattr(np, name)(x)
+
+
+@pytest.mark.parametrize("fn", [*SPECIAL_GRID, "logaddexp"])
+def test_special_functions_match_scipy_and_numpy_on_every_backend(fn):
+    """Each of sinh cosh asinh acosh atanh lgamma digamma floor ceil round sign logaddexp, on
+    every target, torch's and jax's float64 and the numpy interpreter: the value of scipy.special
+    (gammaln, psi; scipy 1.17.1) or numpy (2.4.6) at the edge points above, NaN and +-inf where
+    they are, zeros with their sign. Known values written out: digamma(1) = -Euler-Mascheroni,
+    lgamma(1) = lgamma(2) = 0, round halves to even, sign(-0.0) = 0, sign(NaN) = NaN (torch.sign
+    gave 0), digamma(+-0) = -+inf (jax gave NaN), logaddexp(-inf, -inf) = -inf."""
+    import scipy
+
+    from backends.numpy_ref import evaluate
+
+    if fn == "logaddexp":
+        a, b = (np.array(v) for v in zip(*LOGADDEXP))
+        data, body = {"x": a, "y": b}, "logaddexp(x, y)"
+        with np.errstate(invalid="ignore"):
+            want = np.logaddexp(a, b)
+        np.testing.assert_array_equal(want[:3], [-np.inf, np.inf, np.inf])
+        np.testing.assert_allclose(want[4:7], [1000 + np.log(2), -1000 + np.log(2), np.log(2)])
+    else:
+        x = np.array(SPECIAL_GRID[fn])
+        data, body = {"x": x}, f"{fn}(x)"
+        want = _special_reference(fn, x)
+    # values known in closed form at the first grid points (Gamma(1/2) = sqrt(pi))
+    known = {
+        "digamma": [-0.5772156649015329],
+        "lgamma": [0.5 * np.log(np.pi), 0.0, 0.0],
+        "round": [-2.0, -2.0, -0.0, -0.0, 0.0, 2.0, 2.0],
+        "sign": [0.0, 0.0, np.nan],
+    }.get(fn, [])
+    np.testing.assert_allclose(want[: len(known)], known, rtol=2e-16, atol=0, err_msg=fn)
+    if fn == "round":
+        assert list(np.signbit(want[2:5])) == [True, True, False]  # -0.5 and -0.4 give -0.0
+    head = ", ".join(f"{n}: float[B]" for n in data)
+    spec = lossdsl.parse(f"loss s({head}) {{\n    {body}\n}}\n")
+    with np.errstate(all="ignore"):
+        got = {b: call(b, spec.compile(b), data, "float64", reduction="none") for b in TARGETS}
+        got["interpreter"] = evaluate(spec.program(), data, {}, "none")
+    for name, g in got.items():
+        what = f"{name}: {fn} at {list(zip(*data.values()))} (scipy {scipy.__version__})"
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(want), err_msg=what)
+        np.testing.assert_allclose(g, want, rtol=1e-13, atol=0, err_msg=what)
+        zero = want == 0
+        np.testing.assert_array_equal(np.signbit(g[zero]), np.signbit(want[zero]), err_msg=what)
+
+
+def test_rounding_and_sign_of_an_int_stay_ints():
+    """floor/ceil/round of an int are the int itself and sign(k) is -1, 0 or 1 as an int:
+    x[...] by an int computed with them indexes (an int index), on every backend. By hand:
+    k = [-2, 0, 3] -> sign(k) + 1 = [0, 1, 2], floor(k) + ceil(k) - round(k) = k."""
+    spec = lossdsl.parse(
+        "loss r(x: float[B, C], k: int[B]) {\n"
+        "    float(sign(k) + 1) + float(floor(k) + ceil(k) - round(k)) * sum(x, over=C)\n}\n"
+    )
+    prog = spec.program()
+    assert "sign" in {e.op for e in prog.eqns}
+    assert not {"floor", "ceil", "round"} & {e.op for e in prog.eqns}  # the identity on ints
+    assert prog.output("none").type.dtype == "float"
+    data = {"x": np.ones((3, 2)), "k": np.array([-2, 0, 3])}
+    for backend in TARGETS:
+        got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+        np.testing.assert_array_equal(got, [0.0 - 4.0, 1.0, 2.0 + 6.0], err_msg=backend)

@@ -78,6 +78,7 @@ class Names:
         | set(keyword.softkwlist)
         | {"torch", "jax", "jnp", "np", "numpy", "math", "lax", "F", "float", "int", "bool"}
         | {"tuple", "isinstance", "abs", "max", "min", "len", "fdt", "dev", "odt", "_prod"}
+        | {"round"}  # the constraint template of round (lossdsl/constraints.py)
         | {"LossInputError", "LossParamError", "ValueError", "AssertionError"}
         | {"True", "False", "None"}
         | {"eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals"}
@@ -85,9 +86,9 @@ class Names:
         # sharded modules (ShardTarget): the world size, the rank and the helpers
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
         # the targets' module-level helpers (Target.helpers)
-        | {"_ids_out_of_range", "_eigvalsh", "_var"}
+        | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma"}
         # the numpy target's helpers (backends/numpy_backend.py PRELUDE)
-        | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus"}
+        | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus", "_var"}
         | CALL_KEYWORDS
     )
     API_OK = frozenset({"input"})  # builtins a public argument may keep as its name

@@ -123,6 +123,19 @@ def _unary(op: str) -> tuple[Sig, Callable]:
     return Sig(("x",)), h
 
 
+def _rounding(op: str) -> tuple[Sig, Callable]:
+    """floor, ceil, round: of an int, the int itself (no equation: torch, jax and numpy each
+    keep an int's dtype, but it is the identity); of a float, the op."""
+
+    def h(ctx, call, a):
+        x = _x(ctx, a["x"])
+        if x is not None and x.type.dtype == "int":
+            return x
+        return ctx.emit(op, (x,), span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x",)), h
+
+
 def _binary(op: str, names=("x", "y")) -> tuple[Sig, Callable]:
     def h(ctx, call, a):
         x, y = _x(ctx, a[names[0]]), _x(ctx, a[names[1]])
@@ -525,6 +538,14 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
             "acos": "acos",
             "log2": "log2",
             "log10": "log10",
+            "sinh": "sinh",
+            "cosh": "cosh",
+            "asinh": "asinh",
+            "acosh": "acosh",
+            "atanh": "atanh",
+            "lgamma": "lgamma",
+            "digamma": "digamma",
+            "sign": "sign",
             "stop_grad": "stop_grad",
             "float": "to_float",
         }.items()
@@ -533,6 +554,8 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "pow": _binary("pow"),
     "xlogy": (Sig(("x", "y")), _xlogy),
     "atan2": _binary("atan2", ("y", "x")),
+    "logaddexp": _binary("logaddexp", ("a", "b")),
+    **{name: _rounding(name) for name in ("floor", "ceil", "round")},
     "where": (Sig(("cond", "x", "y")), _where),
     "prime": (Sig(("x",), variadic=True), _prime),
     "expand": (Sig(("x",), variadic=True), _expand),
