@@ -754,3 +754,40 @@ def test_rounding_and_sign_of_an_int_stay_ints():
     for backend in TARGETS:
         got = call(backend, spec.compile(backend), data, "float64", reduction="none")
         np.testing.assert_array_equal(got, [0.0 - 4.0, 1.0, 2.0 + 6.0], err_msg=backend)
+
+
+INT_BESIDE_PARAM = {  # a float op of an int value and a float param, as the language writes it
+    "pow": "abs(size(C)) ^ p",
+    "add": "abs(size(C)) + p",
+    "mul": "abs(size(C)) * p",
+    "div": "abs(size(C)) / p",
+    "maximum": "max(abs(size(C)), p)",
+    "atan2": "atan2(abs(size(C)), p)",
+    "xlogy": "xlogy(p, abs(size(C)))",
+    "logaddexp": "logaddexp(abs(size(C)), p)",
+}
+
+
+@pytest.mark.parametrize("op", sorted(INT_BESIDE_PARAM))
+@pytest.mark.parametrize("backend", TARGETS)
+def test_an_int_beside_a_float_param_computes_in_the_inputs_float_dtype(op, backend):
+    """abs(size(C)) ^ p with p passed as a Python float, baked, or a 0-d float64 tensor: the
+    float64 value (numpy on float64: 2 ^ 0.5 = 1.4142135623730951). torch computed int64 ** 0.5
+    in its default float32 (1.4142135381698608), a Python-number param does not promote an int
+    tensor to the inputs' dtype (difffuzz, seed 7)."""
+    import jax.numpy as jnp
+    import torch
+
+    spec = lossdsl.parse(
+        f"loss t(x: float[B, C]) {{\n    param p: float = 0.5\n    x + {INT_BESIDE_PARAM[op]}\n}}\n"
+    )
+    x = np.zeros((1, 2))
+    want = OPS[op].ref(*((np.float64(0.5), np.float64(2.0)) if op == "xlogy" else (2.0, 0.5)))
+    tensor = {"torch": lambda v: torch.tensor(v, dtype=torch.float64), "jax": jnp.asarray}
+    forms = [({"p": 0.5}, {}), ({}, {"p": 0.5})]
+    if backend in tensor:
+        forms.append(({}, {"p": tensor[backend](0.5)}))
+    for baked, passed in forms:
+        got = call(backend, spec.compile(backend, **baked), {"x": x}, "float64", reduction="none",
+                   **passed)  # fmt: skip
+        np.testing.assert_allclose(got, np.full((1, 2), want), rtol=2e-16, err_msg=f"{baked}")

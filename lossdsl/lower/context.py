@@ -88,6 +88,9 @@ class Builder:
         self._n = 0
         self.fold = False  # return constants as literals (param constraints)
         self.params: set[str] = set()  # the IR names of the program's params
+        # values computed from params, sizes and literals alone: Python numbers in the generated
+        # code when the params are (weakly typed: int64 ** 0.5 is torch's default float32)
+        self.weak: set[str] = set()
         self.depth = 0  # lower_expr's nesting, through inlined spec calls
         # Hash-consing: an equation identical to an earlier one (same op, arguments and
         # attributes) returns that one's result. With the spec-call memo (`inlined`, in
@@ -121,7 +124,13 @@ class Builder:
                 f"an index into {twice[0]} used along {twice[0]} itself? declare it over the "
                 f"primed twin ({twice[0]}') or prime one side",
             )
-        floats = any(isinstance(a, Var) and a.type.dtype == "float" for a in args)
+        weak = [
+            not isinstance(a, Var) or a.name in self.params or a.name in self.weak for a in args
+        ]
+        # a float tensor operand promotes an int one to its dtype; a param (a Python float) does not
+        floats = any(
+            isinstance(a, Var) and a.type.dtype == "float" and not w for a, w in zip(args, weak)
+        )
         if (
             t.dtype == "float"
             and op != "to_float"
@@ -171,6 +180,8 @@ class Builder:
         out = Var(self.fresh(hint), t)
         self.eqns.append(Eqn(out, op, tuple(args), tuple(attrs), span))
         self.known[key] = out
+        if all(weak):
+            self.weak.add(out.name)
         return out
 
     def current(self, var: Var) -> Var:
@@ -185,6 +196,8 @@ class Builder:
         if last is None or last.out != var or var.name == name:
             return var
         new = Var(self.fresh(name), var.type)
+        if var.name in self.weak:
+            self.weak.add(new.name)
         self.taken.discard(var.name)
         self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
         self.renamed[var.name] = new
