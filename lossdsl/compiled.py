@@ -15,6 +15,7 @@ from lossdsl import constraints
 from lossdsl.codegen import (
     NOT_ARRAY_TYPES,
     REFERENCE,
+    cache_by_target,
     forget_with,
     function_name,
     load_module,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 MAX_SPECIALIZED_OPTIONAL = 3
 
 
+@cache_by_target
 @functools.lru_cache(maxsize=512)
 def _compiled_cached(spec_key, backend, baked, dim=None):
     spec = _SPECS[spec_key]

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lossdsl import constraints
-from lossdsl.codegen import load_backend, module_source, registered
+from lossdsl.codegen import cache_by_target, load_backend, module_source, registered
 from lossdsl.errors import LimitError, LossError, ParamError, UnknownName, did_you_mean
 from lossdsl.ir import Lit, Program, Var, verify
 from lossdsl.lower import check_param_value
@@ -178,6 +178,7 @@ def _input_spans(spec: Spec) -> dict:
     return {i.name: i.span for i in spec.loss.inputs}
 
 
+@cache_by_target
 @functools.lru_cache(maxsize=512)
 def _source_cached(spec_key, backend, baked, dim=None, only=None) -> str:
     spec = _SPECS[spec_key]

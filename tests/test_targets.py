@@ -5,6 +5,7 @@ completeness test of tests/test_ops.py) picks it up from the registry."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 
 import numpy as np
@@ -96,3 +97,29 @@ def test_registration_is_checked():
         register("torch", "elsewhere.py")  # a shipped name is taken
     with pytest.raises(ValueError, match="cannot be unregistered"):
         unregister("numpy")
+
+
+# numpy2 again, with a comment line in every generated module: a different file, same name.
+NUMPY2_MARKED = (
+    NUMPY2
+    + """
+TARGET = replace(TARGET, imports=(*TARGET.imports, "# numpy2, second registration"))
+"""
+)
+
+
+def test_a_name_registered_again_compiles_with_its_new_file(tmp_path):
+    """The compile, source and chunked caches are keyed by the target's name: after
+    unregister("numpy2") and a register("numpy2", another file), source() returned the first
+    file's module from the cache. unregister clears them."""
+    spec = lossdsl.load("focal")
+    with registered_target(tmp_path, "numpy2", NUMPY2):
+        first = spec.source("numpy2")
+        spec.compile("numpy2")
+    (tmp_path / "again").mkdir()
+    with registered_target(tmp_path / "again", "numpy2", NUMPY2_MARKED):
+        again = spec.source("numpy2")
+        assert again != first and "# numpy2, second registration" in again
+        assert "# numpy2, second registration" in inspect.getsource(
+            inspect.getmodule(spec.compile("numpy2")._fn)
+        )

@@ -45,6 +45,7 @@ from lossdsl.codegen.target import (
 from lossdsl.codegen.targets import (
     REFERENCE,
     TARGETS,
+    cache_by_target,
     load_backend,
     reference,
     register,
@@ -54,6 +55,7 @@ from lossdsl.codegen.targets import (
 )
 
 __all__ = [
+    "cache_by_target",
     "ALIASES",
     "CALL_KEYWORDS",
     "INFIX",

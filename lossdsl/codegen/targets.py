@@ -30,6 +30,15 @@ _FILES: dict[str, str | Path] = {
     "numpy": "numpy_backend",
 }
 _LOADED: dict[str | Path, types.ModuleType] = {}
+# Caches keyed by a target's name (compiled functions, sources, chunked schedules) register
+# their clear() here: a name unregistered and registered again may name another file.
+_CACHES: list = []
+
+
+def cache_by_target(fn):
+    """Mark an lru_cache keyed by target name: cleared when a target is unregistered."""
+    _CACHES.append(fn.cache_clear)
+    return fn
 
 
 def registered() -> tuple[str, ...]:
@@ -49,6 +58,8 @@ def unregister(name: str) -> None:
     if name in TARGETS:
         raise ValueError(f"the shipped target {name!r} cannot be unregistered")
     _LOADED.pop(_FILES.pop(name), None)
+    for clear in _CACHES:
+        clear()
 
 
 def load_backend(name: str) -> types.ModuleType:

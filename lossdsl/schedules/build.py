@@ -10,7 +10,7 @@ import functools
 import itertools
 from typing import TYPE_CHECKING
 
-from lossdsl.codegen import forget_modules, forget_with
+from lossdsl.codegen import cache_by_target, forget_modules, forget_with
 from lossdsl.compiled import CompiledLoss, _aliases, _compiled, _from_python, _runtime_checks
 from lossdsl.errors import (
     ArityError,
@@ -62,6 +62,7 @@ def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
 CHUNKED_CACHE = 64  # chunked compiles kept (each holds a few generated modules per variant)
 
 
+@cache_by_target
 @functools.lru_cache(maxsize=CHUNKED_CACHE)
 def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     from lossdsl.schedules.plan import ChunkError
