@@ -236,3 +236,17 @@ def test_evaluator_special_functions_at_their_edges():
         a = np.array([-np.inf, np.inf, np.inf, 0.0], dtype=dt)
         got = dfz.BINARY_FN["logaddexp"](a, np.array([-np.inf, np.inf, -np.inf, 0.0], dtype=dt))
         np.testing.assert_allclose(got.astype(float), [-np.inf, np.inf, np.inf, np.log(2)])
+
+
+def test_the_generator_draws_every_elementwise_function_of_the_language():
+    """An elementwise op with a surface function (lossdsl/lower/functions.py FUNCTIONS) that the
+    generator never draws is a construct the fuzzer does not test: a new op must join the pools
+    (and the evaluator's independent meaning) with its row."""
+    from lossdsl.lower.functions import FUNCTIONS
+    from lossdsl.ops import OPS
+
+    surface = {n for n in FUNCTIONS if n in OPS and OPS[n].kind == "elementwise"}
+    unary = {n for n in surface if OPS[n].nargs == 1} - {"stop_grad"}  # drawn as its own node
+    binary = {n for n in surface if OPS[n].nargs == 2}
+    assert unary <= set(dfz.UNARY) and unary <= set(dfz.UNARY_FN), unary - set(dfz.UNARY)
+    assert binary <= set(dfz.BINARY_FN), binary - set(dfz.BINARY_FN)
