@@ -791,3 +791,22 @@ def test_an_int_beside_a_float_param_computes_in_the_inputs_float_dtype(op, back
         got = call(backend, spec.compile(backend, **baked), {"x": x}, "float64", reduction="none",
                    **passed)  # fmt: skip
         np.testing.assert_allclose(got, np.full((1, 2), want), rtol=2e-16, err_msg=f"{baked}")
+
+
+@pytest.mark.parametrize("backend", TARGETS)
+def test_a_scalar_pick_of_a_softmax_over_its_only_dim(backend):
+    """softmax(v, over=D)[argmax(u, over=D)]: the pick becomes a cross_entropy of a [D] value at
+    a 0-d index, whose templates had no axis for it (KeyError 'k' in codegen; difffuzz, seed
+    368778). Expected: numpy on the same numbers."""
+    spec = lossdsl.parse(
+        "loss t(z: float[B, D], u: float[D]) {\n"
+        "    softmax(sum(z, over=B), over=D)[argmax(u, over=D)]"
+        " + log_softmax(u, over=D)[argmax(u, over=D)]\n}\n"
+    )
+    rng = np.random.default_rng(3)
+    z, u = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    e = np.exp(z.sum(0) - z.sum(0).max())
+    k = int(np.argmax(u))
+    want = e[k] / e.sum() + (u[k] - u.max() - np.log(np.exp(u - u.max()).sum()))
+    got = call(backend, spec.compile(backend), {"z": z, "u": u}, "float64")
+    np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -94,8 +94,8 @@ def _gather(em, e: Eqn, attrs: dict) -> dict:
     x, idx = e.args
     of = idx.type.of
     rest = tuple(d for d in x.type.dims if d != of)
-    if x.type.dims == (of,):
-        return {"form": "take"}
+    if x.type.dims == (of,):  # a scalar pick (cross_entropy's templates take it along axis 0)
+        return {"form": "take", "k": 0, "i": em.ref(idx)}
     if set(idx.type.dims) == set(rest):
         i = em.aligned(idx, rest) if idx.type.dims != rest else em.ref(idx)
         return {"form": "axis", "k": x.type.dims.index(of), "i": i}
