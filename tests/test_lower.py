@@ -417,3 +417,18 @@ def test_each_prelude_binds_exactly_the_names_its_table_row_lists(monkeypatch):
             else:
                 with pytest.raises(lossdsl.LossError, match=f"'{name}' is not defined"):
                     inline_spec(expr, task, {}).ir()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["exp(1e300)", "exp(stop_grad(1e300))", "exp(-(-(1e300)))", "exp(abs(1e300) + 0)"],
+)
+def test_a_constant_that_overflows_is_an_error_at_parse_however_it_is_built(body):
+    """exp of 1e300 is no float64: a ConstantError at the expression when the spec is parsed
+    (README, "Params"), also through constant equations between (stop_grad(1e300) was folded
+    only by the fold pass, so the error came at compile; difffuzz, seed 368778)."""
+    src = f"loss f(u: float[D]) {{\n    max(u, {body})\n}}\n"
+    with pytest.raises(lossdsl.LossError, match="overflows float64") as e:
+        lossdsl.parse(src)
+    assert type(e.value.errors[0]).__name__ == "ConstantError"
+    assert e.value.errors[0].span.line == 2

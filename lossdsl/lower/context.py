@@ -91,6 +91,7 @@ class Builder:
         # values computed from params, sizes and literals alone: Python numbers in the generated
         # code when the params are (weakly typed: int64 ** 0.5 is torch's default float32)
         self.weak: set[str] = set()
+        self.consts: dict[str, object] = {}  # the value of each equation made of constants
         self.depth = 0  # lower_expr's nesting, through inlined spec calls
         # Hash-consing: an equation identical to an earlier one (same op, arguments and
         # attributes) returns that one's result. With the spec-call memo (`inlined`, in
@@ -160,11 +161,14 @@ class Builder:
                 Lit(float(a.value), FLOAT) if isinstance(a, Lit) and a.type.dtype == "int" else a
                 for a in args
             )
-        if args and OPS[op].kind in FOLDABLE_KINDS and all(isinstance(a, Lit) for a in args):
+        values = [a.value if isinstance(a, Lit) else self.consts.get(a.name) for a in args]
+        v = None
+        if args and OPS[op].kind in FOLDABLE_KINDS and all(x is not None for x in values):
             # A constant the IR cannot hold (int64, float64) is reported here, at its
-            # expression. The body keeps the equation (formulas show log(2), not 0.693; the
-            # fold pass folds it); a constraint folds now (`g <= 2 ^ 3` needs no pow).
-            v = fold_value(op, [a.value for a in args], dict(attrs), t.dtype)
+            # expression, also when it is built from constant equations (exp(stop_grad(1e300))).
+            # The body keeps the equation (formulas show log(2), not 0.693; the fold pass folds
+            # it); a constraint folds now (`g <= 2 ^ 3` needs no pow).
+            v = fold_value(op, values, dict(attrs), t.dtype)
             if self.fold:
                 return Lit(v, t)
         # Literals by repr: -0.0 == 0.0 in Python, but x * -0.0 is not x * 0.0.
@@ -182,6 +186,8 @@ class Builder:
         self.known[key] = out
         if all(weak):
             self.weak.add(out.name)
+        if v is not None:
+            self.consts[out.name] = v
         return out
 
     def current(self, var: Var) -> Var:
@@ -198,6 +204,8 @@ class Builder:
         new = Var(self.fresh(name), var.type)
         if var.name in self.weak:
             self.weak.add(new.name)
+        if var.name in self.consts:
+            self.consts[new.name] = self.consts[var.name]
         self.taken.discard(var.name)
         self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
         self.renamed[var.name] = new
