@@ -168,6 +168,7 @@ TEMPLATES = {
     "min": _minmax("min", ""),
     "logsumexp": "jax.nn.logsumexp({0}, axis={axes})",
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
+    "take": "jnp.take({0}, {index}, axis={axis})",
     "argmax": "jnp.argmax({0}, axis={axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "jax.nn.softmax({0}, axis={axis})",

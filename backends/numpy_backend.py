@@ -145,6 +145,7 @@ TEMPLATES = {
     "min": _minmax("min", ""),
     "logsumexp": "_logsumexp({0}, {axes})",
     "var": "_var({0}, {axes}, {ddof})",
+    "take": "np.take({0}, {index}, axis={axis})",
     "argmax": "np.argmax({0}, axis={axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "np.exp(_log_softmax({0}, {axis}))",

@@ -130,7 +130,12 @@ def _flatten(x, dims, sizes, shapes, name, shard=None):
         else:
             shape.append(x.shape[k])
             k += 1
-    for d, n in zip(dims, shape):
+    for k, (d, n) in enumerate(zip(dims, shape)):
+        if d.fixed is not None and n != d.fixed:
+            raise InputError(
+                f"input '{name}' must have size {d.fixed} along its axis {k} (dim {d}), "
+                f"got shape {x.shape}"
+            )
         key = ("global", d.name) if d.name == shard and d.primes else d.name
         if sizes.setdefault(key, n) != n:
             raise InputError(f"dim {d} is {sizes[key]} elsewhere but {n} in '{name}'")
@@ -157,6 +162,9 @@ def _apply(e, args, sizes, comm=None):
     if op.kind == "argmax":
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
+    if op.kind == "take":
+        (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
+        return op.ref(args[0], ax, attrs["index"])
     if op.kind == "eigvalsh":
         d, d2 = attrs["over"]
         dims = e.args[0].type.dims

@@ -273,6 +273,7 @@ TEMPLATES = {
     "min": _minmax("amin", ""),
     "logsumexp": "torch.logsumexp({0}, dim={axes})",
     "var": _reduce("var", ", correction={ddof}"),
+    "take": "torch.select({0}, {axis}, {index})",
     "argmax": "torch.argmax({0}, dim={axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "torch.softmax({0}, dim={axis})",

@@ -156,6 +156,16 @@ class Let:
 
 
 @dataclass(frozen=True)
+class LetTuple:
+    """`let x1, y1, x2, y2 = unstack(box, over=4)`: one name per value of a tuple."""
+
+    names: tuple[str, ...]
+    value: Expr
+    span: Span | None = _span()
+    name_spans: tuple[Span | None, ...] = ()
+
+
+@dataclass(frozen=True)
 class Reduce:
     mode: str  # mean | sum
     by: Expr | None
@@ -164,7 +174,7 @@ class Reduce:
     mode_span: Span | None = _span()
 
 
-Stmt: TypeAlias = Param | Use | Let | Reduce
+Stmt: TypeAlias = Param | Use | Let | LetTuple | Reduce
 
 
 @dataclass(frozen=True)

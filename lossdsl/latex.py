@@ -88,6 +88,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "contract": (r"\sum_{{{over}}} {0} \, {1}", 4),
     "rename": ("{0}'", 7),
     "transpose": ("{0}", 7),
+    "take": (r"{0}_{{{over}={index}}}", 6),
     "argmax": (r"\operatorname{{argmax}}_{{{over}}} {0}", 5),
     "eigvalsh": (r"\lambda({0})", 7),
     "expand": ("{0}", 7),
@@ -171,6 +172,7 @@ def render(prog: Program) -> str:
         over = attrs.get("over") or attrs.get("dims") or (attrs.get("dim"),)
         fill = {"over": ", ".join(str(d) for d in over if d is not None)}
         fill["value"] = attrs.get("value", "")
+        fill["index"] = attrs.get("index", "")
         out = (tmpl.format(*args, **fill), prec)
         memo[e.out.name] = out
         return out

@@ -186,6 +186,24 @@ def argmax_rule(ts, attrs):
     return TensorType("int", remove_dims(ts[0].dims, (d,)), d)
 
 
+def take_rule(ts, attrs):
+    (d,) = _check_over(ts[0], attrs)
+    k = attrs["index"]
+    if d.fixed is None:
+        raise OpDimError(
+            f"cannot take entry {k} of {d}: only a fixed-size dim (float[B, 4]) has known entries",
+            "declare the dim by its size, e.g. float[B, 4]",
+            0,
+        )
+    if not 0 <= k < d.fixed:
+        raise OpDimError(
+            f"entry {k} is outside dim {d}: its entries are 0 to {d.fixed - 1}",
+            f"take an index from 0 to {d.fixed - 1}",
+            0,
+        )
+    return TensorType(ts[0].dtype, remove_dims(ts[0].dims, (d,)), ts[0].of)
+
+
 def eigvalsh_rule(ts, attrs):
     d, d2 = attrs["over"]
     _numeric(ts, "eigvalsh")
@@ -756,6 +774,16 @@ _row(
     "x[1:] - x[:-1] along a dim D; the result is over D-1 (D's size minus one)",
     True,
     ("over",),
+)
+_row(
+    "take",
+    "take",
+    1,
+    take_rule,
+    lambda x, axis, index: np.take(x, index, axis=axis),
+    "entry `index` along a fixed-size dim, which the result drops (unstack's coordinates)",
+    True,
+    ("over", "index"),
 )
 _row(
     "eigvalsh",

@@ -181,6 +181,12 @@ def _reserved_declarations(module: ast.Module) -> list[LossError]:
             for st in loss.body
             if isinstance(st, (ast.Param, ast.Let))
         ]
+        decls += [
+            (n, sp or st.span, "let")
+            for st in loss.body
+            if isinstance(st, ast.LetTuple)
+            for n, sp in zip(st.names, st.name_spans)
+        ]
         out += [_reserved(n, sp, what) for n, sp, what in decls if n in words]
     return out
 
@@ -426,7 +432,8 @@ class _ToAst(Transformer_NonRecursive):
     def loss_def(self, meta, items):
         doc, name, *rest = items
         inputs = tuple(i for i in rest if isinstance(i, ast.Input))
-        body = tuple(i for i in rest if isinstance(i, (ast.Param, ast.Use, ast.Let, ast.Reduce)))
+        stmts = (ast.Param, ast.Use, ast.Let, ast.LetTuple, ast.Reduce)
+        body = tuple(i for i in rest if isinstance(i, stmts))
         result = rest[-1]
         return ast.LossDef(
             str(name), inputs, body, result, self._doc(doc), self._span(meta), self._tok(name)
@@ -454,6 +461,20 @@ class _ToAst(Transformer_NonRecursive):
         return ast.DimRef(str(items[0]), 1, False, self._span(meta))
 
     @v_args(meta=True)
+    def dim_fixed(self, meta, items):
+        text = str(items[0])
+        if not text.isdigit() or int(text) == 0 or len(text) > 9:
+            self.errors.append(
+                LossSyntaxError(
+                    f"a fixed-size dim must be a positive whole number, got {text[:20]}",
+                    self._span(meta),
+                    "write the size, e.g. float[B, 4] for four box coordinates",
+                )
+            )
+            text = "1"
+        return ast.DimRef(str(int(text)), 0, False, self._span(meta))
+
+    @v_args(meta=True)
     def dim_variadic(self, meta, items):
         return ast.DimRef(str(items[0]), 0, True, self._span(meta))
 
@@ -473,8 +494,12 @@ class _ToAst(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def let_stmt(self, meta, items):
-        name, value = items
-        return ast.Let(str(name), value, self._span(meta), self._tok(name))
+        *names, value = items
+        if len(names) > 1:
+            return ast.LetTuple(
+                tuple(map(str, names)), value, self._span(meta), tuple(map(self._tok, names))
+            )
+        return ast.Let(str(names[0]), value, self._span(meta), self._tok(names[0]))
 
     @v_args(meta=True)
     def reduce_stmt(self, meta, items):

@@ -18,6 +18,12 @@ class Dim:
     # A helper's *S bound to no axes (a [B] argument for its [B, *S] input): size 1, shape ().
     unit: bool = False
 
+    @property
+    def fixed(self) -> int | None:
+        """`float[B, 4]`: a dim written as a number has that size, checked at call time (its
+        name is the number: no user name starts with a digit)."""
+        return int(self.name) if self.name.isdigit() else None
+
     def prime(self) -> Dim:
         return replace(self, primes=self.primes + 1)
 

@@ -49,6 +49,8 @@ def stmt(s: ast.Stmt) -> str:
             return f"use {t}({_args(a, k)})"
         case ast.Let(name=n, value=v):
             return f"let {n} = {expr(v)}"
+        case ast.LetTuple(names=ns, value=v):
+            return f"let {', '.join(ns)} = {expr(v)}"
         case ast.Reduce(mode=m, by=b, empty=e):
             return (
                 f"reduce {m}"

@@ -15,7 +15,10 @@ import lossdsl
 from lossdsl.codegen import ALIASES, INFIX, TARGETS, load_backend
 from lossdsl.ops import OPS
 
-HEAD = "x: float[B, C], y: float[B, C], i: index[B] of C, m: bool[B, C], z: float[C, B]"
+HEAD = (
+    "x: float[B, C], y: float[B, C], i: index[B] of C, m: bool[B, C], z: float[C, B], "
+    "q: float[B, 2]"
+)
 
 # op -> the body of a loss over HEAD's inputs that compiles to (at least) that op
 PROGRAMS = {
@@ -110,6 +113,8 @@ PROGRAMS = {
     ),
     # the first difference along C (over C-1), and along B with C reduced
     "diff": "sum(diff(x, over=C)^2, over=C) + mean(abs(diff(z * y, over=B)))",
+    # the coordinates of a fixed-size dim (float[B, 2])
+    "take": "take(q, 0, over=2) * x + take(q, 1, over=2)^2",
 }
 
 
@@ -121,6 +126,7 @@ def inputs(rng):
         "i": rng.integers(0, c, b),
         "m": rng.random((b, c)) < 0.5,
         "z": rng.standard_normal((c, b)),
+        "q": rng.standard_normal((b, 2)),
     }
 
 
@@ -525,6 +531,7 @@ def _special_inputs():
         "i": np.arange(n) % n,
         "m": (np.add.outer(np.arange(n), np.arange(n)) % 3) > 0,
         "z": np.repeat(v[None, :], n, 0).T * 0.5,
+        "q": np.stack([v, v[::-1]], 1),
     }
 
 

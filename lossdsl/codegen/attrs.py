@@ -48,6 +48,7 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "empty": lambda em, e, v: {"empty": py_literal(v)},
     "reduce": lambda em, e, v: {"reduce": v},
     "ddof": lambda em, e, v: {"ddof": int(v)},
+    "index": lambda em, e, v: {"index": int(v)},
 }
 
 

@@ -174,6 +174,14 @@ class Guards:
                         self._mismatch(piece, shapes[dm.name], dm, d.var.name, shape=True)
                     continue
                 got = f"{x}.shape[{pos}]"
+                if dm.fixed is not None:  # float[B, 4]: the declared size, whatever came first
+                    self.line(f"if {got} != {dm.fixed}:")
+                    self.line(
+                        f"raise LossInputError(f\"{self.label}: input '{d.var.name}' must be "
+                        f"{ty}: its axis {k} has size {{{got}}}, not {dm.fixed}; got shape "
+                        f'{{tuple({x}.shape)}}")',
+                        2,
+                    )
                 if dm.name not in bound:
                     self.line(f"{self.size[dm.name]} = {got}")
                     bound.add(dm.name)

@@ -327,6 +327,16 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
     while isinstance(node, ast.Prime):
         primes += 1
         node = node.operand
+    if isinstance(node, ast.Num) and isinstance(node.value, int) and not primes:
+        if str(node.value) in ctx.dims:  # a fixed-size dim: over=4 in float[B, 4]
+            node = ast.Name(str(node.value), node.span)
+        else:
+            return ctx.error(
+                UnknownName,
+                f"no input has a dim of fixed size {node.value}",
+                _sp(node),
+                f"the dims in scope are {', '.join(sorted(ctx.dims)) or 'none'}",
+            )
     if not isinstance(node, ast.Name):
         return ctx.error(TypeMismatch, "expected a dimension name here", _sp(node), example)
     d = ctx.dims.get(node.name)

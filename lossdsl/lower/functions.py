@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
-from lossdsl.ir import Atom
+from lossdsl.ir import Atom, Var
 from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.inline import lower_spec_call
@@ -333,6 +333,86 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
     return Sig(("x", "over"), (("over", None),)), h
 
 
+UNSTACK = Sig(("x", "over"), (("over", None),))
+
+
+def lower_unstack(ctx: Ctx, call: ast.Call, names: tuple[str, ...]) -> list[Atom] | None:
+    """`let x1, y1, x2, y2 = unstack(box, over=4)`: one value per entry of a fixed-size dim
+    (`take` of each), as many as the let binds."""
+    a = bind(ctx, call, UNSTACK)
+    if a is None:
+        return None
+    if a["over"] is None:
+        return ctx.error(
+            ArityError, "unstack() needs over=DIM", call.span, "e.g. unstack(box, over=4)"
+        )
+    over = resolve_dims(ctx, a["over"])
+    if over is None:
+        return None
+    if len(over) != 1 or over[0].fixed is None:
+        return ctx.error(
+            DimMismatch,
+            f"unstack() splits one fixed-size dim, got over={', '.join(map(str, over))}",
+            _sp(a["over"]),
+            "declare the dim by its size, e.g. box: float[B, 4], then unstack(box, over=4)",
+        )
+    (d,) = over
+    count = len(names)
+    if d.fixed != count:
+        return ctx.error(
+            ArityError,
+            f"unstack(over={d}) gives {d.fixed} values, but the let binds {count} names",
+            call.span,
+            f"bind {d.fixed} names, e.g. let {', '.join(f'v{i}' for i in range(d.fixed))} = ...",
+        )
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    out = []
+    for i, name in enumerate(names):
+        before = len(ctx.b.eqns)
+        v = ctx.emit(
+            "take", (x,), (("over", over), ("index", i)), span=call.span, arg_spans=(_sp(a["x"]),)
+        )
+        if isinstance(v, Var) and len(ctx.b.eqns) > before:
+            v = ctx.b.rename_last(v, name)  # the generated code reads x1 = box[:, 0]
+        out.append(v)
+    return out
+
+
+def _take(ctx, call, a):
+    """take(box, 2, over=4): one entry of a fixed-size dim (unstack gives them all)."""
+    k = _const(ctx, a["index"], "index")
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        return ctx.error(
+            TypeMismatch, f"index must be a whole number, got {k}", _sp(a["index"]), "e.g. 0"
+        )
+    over = resolve_dims(ctx, a["over"]) if a["over"] is not None else None
+    if over is None:
+        return (
+            None
+            if a["over"] is not None
+            else ctx.error(
+                ArityError, "take() needs over=DIM", call.span, "e.g. take(box, 0, over=4)"
+            )
+        )
+    x = _x(ctx, a["x"])
+    return ctx.emit(
+        "take", (x,), (("over", over), ("index", k)), span=call.span, arg_spans=(_sp(a["x"]),)
+    )
+
+
+def _unstack_alone(ctx, call, a):
+    return ctx.error(
+        TypeMismatch,
+        "unstack() gives several values, one per entry of a fixed-size dim",
+        call.span,
+        "bind them by name: let x1, y1, x2, y2 = unstack(box, over=4)",
+    )
+
+
 def _eigvalsh(ctx, call, a):
     """eigvalsh(c, over=(D, D')): eigenvalues of a symmetric [.., D, D'] matrix, ascending."""
     over = resolve_dims(ctx, a["over"])
@@ -574,6 +654,8 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "norm": (Sig(("x", "over"), (("over", None),)), _norm),
     "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
     "argmax": _axis_op("argmax"),
+    "unstack": (UNSTACK, _unstack_alone),
+    "take": (Sig(("x", "index", "over"), (("over", None),)), _take),
     "eigvalsh": (Sig(("x", "over")), lambda ctx, call, a: _eigvalsh(ctx, call, a)),
     "softmax": _axis_op("softmax"),
     "log_softmax": _axis_op("log_softmax"),

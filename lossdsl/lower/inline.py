@@ -231,6 +231,8 @@ def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Ato
     if len(have) < len(decl):
         return bad(f"is {inp.type}, but the argument is {atom.type}: it lacks a dimension")
     for dref, d in zip(decl, have):
+        if dref.name.isdigit() and d.name != dref.name:  # a fixed-size dim binds only itself
+            return bad(f"wants its fixed-size dim {dref} where the argument {atom.type} has {d}")
         want = dim_map.get(dref.name)
         if want is not None:
             want = replace(want, primes=want.primes + dref.primes)

@@ -35,17 +35,17 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
         match st:
             case ast.Use():
                 lower_use(ctx, st)
+            case ast.LetTuple(names=names, value=value):
+                fresh = [_new_name(ctx, n, sp or st.span) for n, sp in zip(names, st.name_spans)]
+                if not all(fresh):
+                    ctx.silent.update(n for n in names if n not in ctx.env)
+                    continue
+                vals = _lower_tuple(ctx, value, names)
+                for n, v in zip(names, vals or [None] * len(names)):
+                    ctx.env[n] = v  # None marks a failed let: later uses stay silent
+                    ctx.origin[n] = "let"
             case ast.Let(name=name, value=value):
-                if name in ctx.env or name in ctx.dims:
-                    what = "a dimension" if name in ctx.dims else ctx.origin.get(name, "defined")
-                    ctx.error(
-                        DuplicateDefinition,
-                        f"'{name}' is already defined ({what})",
-                        st.name_span or st.span,
-                        f"pick another name than '{name}'",
-                    )
-                    if name not in ctx.env:
-                        ctx.silent.add(name)  # uses of the rejected let stay quiet
+                if not _new_name(ctx, name, st.name_span or st.span):
                     continue
                 before = len(ctx.b.eqns)
                 v = lower_expr(ctx, value)
@@ -58,6 +58,46 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
                 ctx.env[name] = v  # None marks a failed let: later uses stay silent
                 ctx.origin[name] = "let"
     return lower_expr(ctx, loss.result)
+
+
+def _new_name(ctx: Ctx, name: str, span) -> bool:
+    """False (and an error) when a let rebinds a name already defined."""
+    if name not in ctx.env and name not in ctx.dims:
+        return True
+    what = "a dimension" if name in ctx.dims else ctx.origin.get(name, "defined")
+    ctx.error(
+        DuplicateDefinition,
+        f"'{name}' is already defined ({what})",
+        span,
+        f"pick another name than '{name}'",
+    )
+    if name not in ctx.env:
+        ctx.silent.add(name)  # uses of the rejected let stay quiet
+    return False
+
+
+def _lower_tuple(ctx: Ctx, value, names: tuple[str, ...]) -> list[Atom | None] | None:
+    """The values a `let a, b = ...` binds: unstack(x, over=D) or a tuple (e1, e2)."""
+    count = len(names)
+    if isinstance(value, ast.Call) and value.func == "unstack":
+        from lossdsl.lower.functions import lower_unstack  # functions imports this module
+
+        return lower_unstack(ctx, value, names)
+    if isinstance(value, ast.Tuple):
+        if len(value.items) != count:
+            return ctx.error(
+                ArityError,
+                f"the tuple has {len(value.items)} values, but the let binds {count} names",
+                value.span,
+                "bind one name per value",
+            )
+        return [lower_expr(ctx, v) for v in value.items]
+    return ctx.error(
+        TypeMismatch,
+        f"`let` with {count} names needs {count} values",
+        _sp(value),
+        "split a fixed-size dim with unstack(box, over=4), or write a tuple: let a, b = (x, y)",
+    )
 
 
 def lower_loss(
