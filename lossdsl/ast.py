@@ -162,7 +162,7 @@ class LetTuple:
     names: tuple[str, ...]
     value: Expr
     span: Span | None = _span()
-    name_spans: tuple[Span | None, ...] = ()
+    name_spans: tuple[Span | None, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

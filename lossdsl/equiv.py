@@ -36,7 +36,7 @@ def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset(
         name, t = d.var.name, d.var.type
         shape: list[int] = []
         for dim in t.dims:
-            n = sizes.get(dim.name, 3)
+            n = dim.fixed or sizes.get(dim.name, 3)  # float[B, 4]: its size, whatever else
             shape += list(n) if isinstance(n, tuple) else [n]
         if t.of is not None:
             out[name] = rng.integers(0, sizes.get(t.of.name, 3), size=shape)

@@ -28,6 +28,12 @@ SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2), "N": 4, "M": 3, "L
 # (spec, scenario) -> {"value" or an input's name: why that value or gradient is not finite
 # there}. Each is a property of the math (or of the reference implementations), not a bug.
 EXEMPT: dict[tuple[str, str], dict[str, str]] = {
+    ("ciou", "all-zero inputs"): {
+        "value": "all-zero boxes have zero width and height: the aspect term atan(w / h) is "
+        "atan(0 / 0), NaN in torchvision's complete_box_iou_loss, whose formula the spec follows "
+        "(a degenerate box; the docstring says so)",
+        **dict.fromkeys(["pred", "target"], "the value is NaN"),
+    },
     ("clip", "logits at +-1e4"): {
         "value": "logit_scale = 1e4 is a temperature of e^-1e4: exp overflows; open_clip clamps "
         "the parameter to ln 100 after every step, outside the loss",
