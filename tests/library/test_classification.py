@@ -23,6 +23,7 @@ from reference.acls_official import acls_loss
 from reference.brier_sklearn import brier_score_loss
 from reference.ca_calibration_official import ca_loss
 from reference.dual_focal_official import dual_focal_loss
+from reference.edl_official import edl_digamma_loss
 from reference.encouraging_official import encouraging_loss
 from reference.focal_softmax import focal_loss_plain
 from reference.harmonic_official import harmonic_loss
@@ -1072,6 +1073,41 @@ def test_implicit_prm_ce_edges():
     m1, lab0 = torch.ones(1, 1), torch.zeros(1)
     torch.testing.assert_close(fn(lp, r0, m1, lab0), torch.tensor(50 + math.log1p(math.exp(-50))))
     assert prime_loss(lp, r0, m1, lab0).item() == 100.0  # the upstream pitfall this spec avoids
+
+
+# ---- edl_digamma: dougbrion/pytorch-classification-uncertainty losses.py -------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (33, 3)])
+@pytest.mark.parametrize("epoch,step", [(0.0, 10.0), (5.0, 10.0), (30.0, 10.0), (1.0, 4.0)])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_edl_digamma_matches_official(shape, epoch, step, reduction):
+    """Values and gradients against the transcription (epoch / step ratios float32 holds
+    exactly: the official annealing coefficient is a float32 tensor). Logits of both signs:
+    relu's kink leaves evidence 0 for half of them."""
+    x, t = logits_target(shape, seed=sum(shape))
+    fn = compiled("edl_digamma")
+    c = shape[1]
+    assert_same(
+        lambda x: fn(x, t, epoch=epoch, annealing_step=step, reduction=reduction),
+        lambda x: edl_digamma_loss(x, F.one_hot(t, c).double(), epoch, c, step, reduction),
+        {"x": x},
+        ["x"],
+    )
+
+
+def test_edl_digamma_on_every_backend_and_at_its_known_value():
+    """jax and numpy agree with torch. Zero evidence (alpha = 1 for every class): the Bayes
+    risk is digamma(C) - digamma(1) = H_{C-1} (the harmonic number: 1 + 1/2 for C = 3), and the
+    KL to the uniform Dirichlet is 0 (Sensoy et al. 2018, eq. 5)."""
+    x, t = logits_target((9, 4), seed=5)
+    want = compiled("edl_digamma")(x, t, epoch=3.0, reduction="none").numpy()
+    for backend in ("jax", "numpy"):
+        got = compiled("edl_digamma", backend)(x.numpy(), t.numpy(), epoch=3.0, reduction="none")
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-14)
+    zero = torch.full((2, 3), -1.0)
+    got = compiled("edl_digamma")(zero, torch.tensor([0, 2]), epoch=10.0, reduction="none")
+    torch.testing.assert_close(got, torch.full((2,), 1.5))
 
 
 # ---- shift invariance of the softmax losses (metamorphic) ------------------------------------
