@@ -429,7 +429,7 @@ def _lgamma(x):
 def _digamma(x):
     """psi(x) = d/dx log Gamma(x) in float64, as torch.digamma and scipy.special.psi: -inf at +0,
     +inf at -0, NaN at the negative integers and at -inf, +inf at +inf. x >= 0: the recurrence
-    psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series in 1/x^2 to the x^-14
+    psi(x) = psi(x + 1) - 1/x taken ten times below 10, then the asymptotic series in 1/x^2 to the x^-14
     term (the next is below 5e-17 there); x < 0: the reflection psi(x) = psi(1 - x) - pi cot(pi x),
     cot taken of x - round(x) in [-1/2, 1/2] (exact; cot has period 1, and pi (x - round(x)) keeps
     its relative precision near a pole, where pi x does not)."""
@@ -438,11 +438,13 @@ def _digamma(x):
         neg = x < 0
         frac = x - np.round(x)
         z = np.where(neg, 1.0 - x, x)
-        acc = np.zeros_like(z)
-        for _ in range(10):
-            small = z < 10
-            acc = acc - np.where(small, 1.0 / z, 0.0)
-            z = np.where(small, z + 1.0, z)
+        # psi(z) = psi(z + 10) - sum_k<10 1/(z + k) for z < 10, in one step (no loop: the numpy
+        # target inlines this helper, and its modules call no builtins)
+        small = z < 10
+        acc = np.where(
+            small, -1.0 / z - np.sum(1.0 / (z[..., None] + np.arange(1.0, 10.0)), axis=-1), 0.0
+        )
+        z = np.where(small, z + 10.0, z)
         w = 1.0 / (z * z)
         tail = 1 / 240 + w * (-1 / 132 + w * (691 / 32760 - w / 12))
         series = w * (-1 / 12 + w * (1 / 120 + w * (-1 / 252 + w * tail)))
