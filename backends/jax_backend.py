@@ -9,6 +9,7 @@ from lossdsl.codegen import (
     NOT_AN_ARRAY,
     ShardTarget,
     Target,
+    floored,
     shard_eye,
     take_along_axis_gather,
 )
@@ -157,6 +158,8 @@ TEMPLATES = {
     "maximum": _clamp_or("maximum"),
     "minimum": _clamp_or("minimum"),
     "xlogy": "jax.scipy.special.xlogy({0}, {1})",
+    "floordiv": floored("jnp.floor_divide({0}, {1})", "jnp.where"),
+    "mod": floored("jnp.remainder({0}, {1})", "jnp.where"),
     "bce_logits": "jax.nn.softplus({0}) - {0} * {1}",
     "and": "jnp.logical_and({0}, {1})",
     "or": "jnp.logical_or({0}, {1})",

@@ -14,6 +14,7 @@ from lossdsl.codegen import (
     INFIX_TEMPLATES,
     NOT_AN_ARRAY,
     Target,
+    floored,
     shipped_module,
     take_along_axis_gather,
 )
@@ -134,6 +135,8 @@ TEMPLATES = {
     "maximum": "np.maximum({0}, {1})",
     "minimum": "np.minimum({0}, {1})",
     "xlogy": "_xlogy({0}, {1})",
+    "floordiv": floored("np.floor_divide({0}, {1})", "np.where"),
+    "mod": floored("np.mod({0}, {1})", "np.where"),
     "bce_logits": "np.logaddexp(0.0, {0}) - {0} * {1}",
     "and": "np.logical_and({0}, {1})",
     "or": "np.logical_or({0}, {1})",

@@ -5,7 +5,7 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.codegen import INFIX_TEMPLATES, ShardTarget, Target, shard_eye
+from lossdsl.codegen import INFIX_TEMPLATES, ShardTarget, Target, floored, shard_eye
 
 
 def _gather(c):
@@ -253,6 +253,8 @@ TEMPLATES = {
     "maximum": _clamp_or("maximum", "min"),
     "minimum": _clamp_or("minimum", "max"),
     "xlogy": "torch.special.xlogy({0}, {1})",
+    "floordiv": floored('torch.div({0}, {1}, rounding_mode="floor")', "torch.where"),
+    "mod": floored("torch.remainder({0}, {1})", "torch.where"),
     # F.binary_cross_entropy_with_logits(x, t) is (1 - t) x - logsigmoid(x): NaN at x = -inf
     # for every t > 0, where softplus(x) - t x is +inf. Called on (-x, 1 - t) it computes
     # t x' + softplus(x) with x' = -x: the spec's own form, ±inf and NaN included.

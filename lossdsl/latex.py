@@ -56,6 +56,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "mul": (r"{0} \, {1}", 4),
     "div": (r"\frac{{{0}}}{{{1}}}", 7),
     "pow": ("{0}^{{{1}}}", 6),
+    "floordiv": (r"\left\lfloor \frac{{{0}}}{{{1}}} \right\rfloor", 7),
+    "mod": (r"{0} \bmod {1}", 4),
     "maximum": (r"\max({0}, {1})", 7),
     "minimum": (r"\min({0}, {1})", 7),
     "xlogy": (r"{0} \log {1}", 4),

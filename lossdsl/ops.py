@@ -350,6 +350,26 @@ def _xlogy(x, y):
         return np.where(x == 0, np.where(np.isnan(y), np.nan, 0.0), x * np.log(y))
 
 
+def _floored(fn):
+    """Floored division / remainder (Python's // and %, numpy's floor_divide and mod): on ints,
+    a zero divisor gives 0 (numpy's value; torch raises, jax returns garbage) and exact Python
+    ints fold exactly (a zero divisor there is a FoldError); on floats, IEEE (x // 0 = +-inf,
+    x % 0 = NaN)."""
+
+    def f(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype == object or b.dtype == object:  # exact folding: Python ints
+            if np.any(b == 0):
+                raise FoldError("integer division by zero", "divide by a nonzero number")
+            return fn(a, b)
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+            return np.where(b == 0, 0, fn(a, np.where(b == 0, 1, b)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn(a, b)
+
+    return f
+
+
 def _identity(x, sign: int):
     """The value of max (sign -1) or min (sign +1) over an empty set: the identity of
     np.maximum / np.minimum in x's dtype (-inf / +inf for floats, the int range's end)."""
@@ -429,10 +449,11 @@ def _lgamma(x):
 def _digamma(x):
     """psi(x) = d/dx log Gamma(x) in float64, as torch.digamma and scipy.special.psi: -inf at +0,
     +inf at -0, NaN at the negative integers and at -inf, +inf at +inf. x >= 0: the recurrence
-    psi(x) = psi(x + 1) - 1/x taken ten times below 10, then the asymptotic series in 1/x^2 to the x^-14
-    term (the next is below 5e-17 there); x < 0: the reflection psi(x) = psi(1 - x) - pi cot(pi x),
-    cot taken of x - round(x) in [-1/2, 1/2] (exact; cot has period 1, and pi (x - round(x)) keeps
-    its relative precision near a pole, where pi x does not)."""
+    psi(x) = psi(x + 1) - 1/x taken ten times below 10, then the asymptotic series in 1/x^2 to
+    the x^-14 term (the next is below 5e-17 there); x < 0: the reflection
+    psi(x) = psi(1 - x) - pi cot(pi x), cot taken of x - round(x) in [-1/2, 1/2] (exact; cot has
+    period 1, and pi (x - round(x)) keeps its relative precision near a pole, where pi x does
+    not)."""
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(all="ignore"):
         neg = x < 0
@@ -538,6 +559,22 @@ _row(
     true_div,
     lambda a, b: np.power(np.asarray(a, float), b),
     "a ^ b (float, as 2 ^ -1)",
+)
+_row(
+    "floordiv",
+    E,
+    2,
+    arith,
+    _floored(np.floor_divide),
+    "a // b, floored (Python's); an int // 0 is 0; zero gradient",
+)
+_row(
+    "mod",
+    E,
+    2,
+    arith,
+    _floored(np.mod),
+    "a % b = a - b * (a // b), the divisor's sign (Python's); an int % 0 is 0",
 )
 _row("maximum", E, 2, arith, np.maximum, "elementwise max")
 _row("minimum", E, 2, arith, np.minimum, "elementwise min")
@@ -827,6 +864,7 @@ def check_representable(v) -> None:
 # Ops whose numpy meaning works on Python ints held in object arrays: exact, never wrapping.
 _EXACT_INT = frozenset(
     {"neg", "abs", "relu", "add", "sub", "mul", "maximum", "minimum", "where", "stop_grad"}
+    | {"floordiv", "mod"}
 )
 FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
 

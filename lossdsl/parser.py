@@ -32,7 +32,7 @@ _TOKEN_NAMES = {
     "DTYPE": "a dtype",
     "CMP_OP": "a comparison",
     "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*' or '/'",
+    "MUL_OP": "'*', '/', '//' or '%'",
     "CIRCUMFLEX": "'^'",
     "PRIME": '"\'"',
     "DOCSTRING": "a docstring",

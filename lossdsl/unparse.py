@@ -6,7 +6,20 @@ from __future__ import annotations
 from lossdsl import ast
 
 # Binding strength, loosest first (the grammar's precedence table).
-_PREC = {"|": 1, "&": 2, "cmp": 3, "+": 4, "-": 4, "*": 5, "/": 5, "unary": 6, "^": 7, "post": 8}
+_PREC = {
+    "|": 1,
+    "&": 2,
+    "cmp": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "//": 5,
+    "%": 5,
+    "unary": 6,
+    "^": 7,
+    "post": 8,
+}
 
 
 def unparse_module(m: ast.Module) -> str:

@@ -142,3 +142,49 @@ def test_cli_check_good_spec():
     r = _cli(str(ROOT / "specs" / "focal.loss"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def _unknown_call_hint(name: str) -> str:
+    with pytest.raises(LossError) as info:
+        lossdsl.parse(f"loss f(x: float[B]) {{ sum({name}(x), over=B) }}").compile("numpy")
+    text = str(info.value)
+    assert f"unknown function '{name}': not a lossdsl function" in text, text
+    return text.split("hint: ", 1)[1]
+
+
+def test_every_foreign_spelling_points_at_a_lossdsl_form():
+    """numpy/torch/scipy names (arctan, gammaln, clip, ...) get lossdsl's spelling; a bare
+    spelling must itself be a lossdsl function."""
+    from lossdsl.lower import FUNCTIONS
+    from lossdsl.lower.functions import FOREIGN
+
+    for name, spelled in FOREIGN.items():
+        assert name not in FUNCTIONS, name
+        assert _unknown_call_hint(name) == f"lossdsl writes {name} as {spelled}"
+        if spelled.isidentifier():
+            assert spelled in FUNCTIONS, (name, spelled)
+
+
+def test_a_misspelled_function_lists_the_real_one():
+    """The class: every built-in function with one letter dropped (or doubled, for short
+    names) is an unknown function whose hint lists the function among the closest."""
+    from lossdsl.lower import FUNCTIONS
+    from lossdsl.lower.functions import FOREIGN
+    from lossdsl.resolve import shipped_spec_names
+
+    specs = set(shipped_spec_names())
+    for fn in FUNCTIONS:
+        typo = fn[:-1] if len(fn) > 4 else fn + fn[-1]
+        if typo in FUNCTIONS or typo in FOREIGN or typo in specs:
+            continue
+        assert fn in _unknown_call_hint(typo).split(": ", 1)[1].split(", "), (typo, fn)
+
+
+def test_a_shipped_spec_called_without_import_says_import_it():
+    from lossdsl.resolve import shipped_spec_names
+
+    for spec in shipped_spec_names()[::7]:
+        hint = _unknown_call_hint(spec)
+        assert (
+            hint == f"to call the shipped spec '{spec}', add `import {spec}` at the top of the file"
+        )

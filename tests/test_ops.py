@@ -63,6 +63,9 @@ PROGRAMS = {
     "mul": "x * y",
     "div": "x / y",
     "pow": "y ^ x",
+    # floored, as Python's // and %: a float divisor, a negative dividend, a divisor input
+    "floordiv": "(x // 0.75) * y + x // (abs(y) + 0.5)",
+    "mod": "x % 0.75 + x % (abs(y) + 0.5) + (-x) % 2 * y",
     "maximum": "max(x, y) + max(x, 0.5)",
     "minimum": "min(x, y) + min(x, 0.5)",
     "xlogy": "xlogy(y, y) + xlogy(abs(x), y)",
@@ -293,13 +296,16 @@ def test_float_ops_of_sizes_divide_like_floats():
         np.testing.assert_allclose(got, np.log1p(np.e) * data["x"], rtol=1e-15, err_msg=backend)
 
 
-# the surface form of every binary elementwise function (not operators, not internal ops)
+# the surface form of every binary elementwise function and of the operators that are no
+# Python operator on every framework's tensors (not internal ops)
 BINARY_CALLS = {
-    "atan2": "atan2",
-    "xlogy": "xlogy",
-    "maximum": "max",
-    "minimum": "min",
-    "logaddexp": "logaddexp",
+    "atan2": "atan2({0}, {1})",
+    "xlogy": "xlogy({0}, {1})",
+    "maximum": "max({0}, {1})",
+    "minimum": "min({0}, {1})",
+    "logaddexp": "logaddexp({0}, {1})",
+    "floordiv": "{0} // {1}",
+    "mod": "{0} % {1}",
 }
 
 
@@ -319,8 +325,8 @@ def test_binary_functions_take_numbers_in_either_position(op, backend):
     others = {"2.0": 2.0, "p": 0.75, "float(size(B))": 6.0, "nan": np.nan, "-inf": -np.inf}
     for text, v in others.items():
         for body, want in (
-            (f"{fn}(x, {text})", OPS[op].ref(x, np.asarray(v))),
-            (f"{fn}({text}, x)", OPS[op].ref(np.asarray(v), x)),
+            (fn.format("x", text), OPS[op].ref(x, np.asarray(v))),
+            (fn.format(text, "x"), OPS[op].ref(np.asarray(v), x)),
         ):
             spec = lossdsl.parse(
                 f"loss t(x: float[B]) {{\n    param p: float = 0.75\n    {body} + x\n}}\n"

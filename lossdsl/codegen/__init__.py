@@ -39,6 +39,7 @@ from lossdsl.codegen.target import (
     ShardTarget,
     Target,
     Template,
+    floored,
     shard_eye,
     take_along_axis_gather,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "registered",
     "shard_eye",
     "shipped_module",
+    "floored",
     "take_along_axis_gather",
     "unregister",
 ]

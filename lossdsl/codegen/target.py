@@ -62,6 +62,22 @@ def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
     return gather
 
 
+def floored(call: str, where: str) -> Callable[[EqnContext], str]:
+    """// or % ({call} on {0}, {1}): on ints a zero divisor gives 0, the op table's meaning
+    (torch raises ZeroDivisionError, jax returns -1), by dividing by 1 there (a literal 0
+    written by the user is an error, lossdsl/lower/expr.py; one a rewrite made gives 0s)."""
+
+    def t(c):
+        b = c.eqn.args[1]
+        if c.eqn.out.type.dtype != "int" or type(b).__name__ == "Lit":
+            int_zero = c.eqn.out.type.dtype == "int" and type(b).__name__ == "Lit" and b.value == 0
+            return f"{c[0]} * 0" if int_zero else call.format(c[0], c[1])
+        safe = call.format(c[0], f"{where}({c[1]} == 0, 1, {c[1]})")
+        return f"{where}({c[1]} == 0, 0, {safe})"
+
+    return t
+
+
 def shard_eye(arange: str) -> Callable[[EqnContext], str]:
     """The shard_eye template of a framework whose `arange` ({n}: a size) numbers positions:
     this rank's rows, offset by rank * B, against every global row."""

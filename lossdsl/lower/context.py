@@ -67,7 +67,9 @@ class Budget:
             )
 
 
-_FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "where"})
+_FLOAT_LITERAL_OPS = frozenset(
+    {"add", "sub", "mul", "div", "floordiv", "mod", "maximum", "minimum", "where"}
+)
 # Ops every backend promotes to a float operand's dtype itself (an int operand beside a float
 # value needs no cast). Not xlogy: jax's is a custom_jvp, whose int operand gets a float0
 # tangent that its jvp rule multiplies (a TypeError under jax.grad).
@@ -377,11 +379,12 @@ def const_eval(node) -> float | int | bool | None:
         case ast.Unary(op="-", operand=x):
             v = const_eval(x)
             return None if v is None or isinstance(v, bool) else -v
-        case ast.Binary(op=op, left=l, right=r) if op in "+-*/^":
+        case ast.Binary(op=op, left=l, right=r) if op in ("+", "-", "*", "/", "//", "%", "^"):
             a, b = const_eval(l), const_eval(r)
             if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
                 return None
-            name = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}[op]
+            name = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow"}.get(op)
+            name = name or {"//": "floordiv", "%": "mod"}[op]
             types = [TensorType("int" if isinstance(v, int) else "float") for v in (a, b)]
             dtype = OPS[name].type_rule(types, {}).dtype
             try:

@@ -25,8 +25,22 @@ from lossdsl.types import fmt_dims
 
 # ---- expressions ----------------------------------------------------------------------
 
-_BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow", "&": "and", "|": "or"}
+_BINOPS = {
+    "+": "add",
+    "-": "sub",
+    "*": "mul",
+    "/": "div",
+    "//": "floordiv",
+    "%": "mod",
+    "^": "pow",
+    "&": "and",
+    "|": "or",
+}
 _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def _int_zero(a: Atom | None) -> bool:
+    return isinstance(a, Lit) and a.type.dtype == "int" and a.value == 0
 
 
 def lower_expr(ctx: Ctx, node) -> Atom | None:
@@ -65,6 +79,14 @@ def _lower_expr(ctx: Ctx, node) -> Atom | None:
             return ctx.emit("not", (lower_expr(ctx, x),), span=_sp(node), arg_spans=(_sp(x),))
         case ast.Binary(op=op, left=l, right=r):
             a, b = lower_expr(ctx, l), lower_expr(ctx, r)
+            if op in ("//", "%") and _int_zero(b) and a is not None and a.type.dtype == "int":
+                return ctx.error(
+                    ConstantError,
+                    f"integer {'division' if op == '//' else 'remainder'} by the literal 0",
+                    _sp(r),
+                    "an int // 0 or % 0 is 0 everywhere: divide by a nonzero number, or by a "
+                    "float (x // 0.0 is inf, as IEEE)",
+                )
             return ctx.emit(_BINOPS[op], (a, b), span=_sp(node), arg_spans=(_sp(l), _sp(r)))
         case ast.Compare(operands=xs, ops=ops):
             atoms = [lower_expr(ctx, x) for x in xs]

@@ -4,6 +4,7 @@ call to primitives of the op table; lower_call sends a call there or to another 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -88,12 +89,66 @@ def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
         return lower_spec_call(ctx, call, callee)
     if call.func in ctx.scope.failed:
         return None  # its import failed, and that was reported
-    hint = did_you_mean(call.func, list(FUNCTIONS) + ctx.scope.names())
-    if hint is None and call.func not in ctx.scope.names():
-        hint = f"to call another spec, add `import {call.func}` at the top of the file"
     return ctx.error(
-        UnknownName, f"unknown function '{call.func}'", call.func_span or call.span, hint
+        UnknownName,
+        f"unknown function '{call.func}': not a lossdsl function, nor a spec this file imports",
+        call.func_span or call.span,
+        missing_function_hint(call.func, ctx.scope.names()),
     )
+
+
+# Names a user brings from numpy, torch, scipy or jax, and how lossdsl writes them.
+FOREIGN = {
+    **{f"arc{f}": f"a{f}" for f in ("sin", "cos", "tan", "sinh", "cosh", "tanh")},
+    "arctan2": "atan2",
+    "gammaln": "lgamma",
+    "psi": "digamma",
+    "gamma": "exp(lgamma(x)) (|Gamma(x)|)",
+    "erfc": "1 - erf(x)",
+    "square": "x^2",
+    "reciprocal": "1 / x",
+    "rsqrt": "1 / sqrt(x)",
+    "floor_divide": "a // b",
+    "remainder": "a % b",
+    "mod": "a % b",
+    "fmod": "a % b (floored, as Python's %)",
+    "clip": "clamp",
+    "maximum": "max(a, b)",
+    "minimum": "min(a, b)",
+    "log_sigmoid": "logsigmoid",
+    "softsign": "x / (1 + abs(x))",
+    "silu": "x * sigmoid(x)",
+    "logit": "log(p) - log1p(-p)",
+    "isnan": "x != x",
+    "amax": "max",
+    "amin": "min",
+    "average": "mean",
+    "variance": "var",
+    "one_hot": "onehot",
+    "detach": "stop_grad",
+    "stop_gradient": "stop_grad",
+    "exp2": "2^x",
+    "hypot": "sqrt(a^2 + b^2)",
+}
+
+
+def missing_function_hint(name: str, imported: list[str]) -> str:
+    """How to write a function lossdsl does not have: its lossdsl spelling when it is a
+    framework's name, an import when a shipped spec has that name, else the closest functions and
+    specs by spelling (difflib), else where the function table is."""
+    from lossdsl.resolve import shipped_spec_names  # resolve lowers specs: import at call time
+
+    if name in FOREIGN:
+        return f"lossdsl writes {name} as {FOREIGN[name]}"
+    if name in shipped_spec_names():
+        return f"to call the shipped spec '{name}', add `import {name}` at the top of the file"
+    close = difflib.get_close_matches(name, sorted(set(FUNCTIONS) | set(imported)), n=3, cutoff=0.6)
+    if close:
+        return "the closest lossdsl functions: " + ", ".join(close)
+    specs = difflib.get_close_matches(name, shipped_spec_names(), n=3, cutoff=0.6)
+    if specs:
+        return "the closest shipped specs (add `import NAME`): " + ", ".join(specs)
+    return "docs/language.md lists every function; to call a spec of your own, import it"
 
 
 def _x(ctx: Ctx, node) -> Atom | None:
