@@ -160,7 +160,7 @@ def test_every_foreign_spelling_points_at_a_lossdsl_form():
 
     for name, spelled in FOREIGN.items():
         assert name not in FUNCTIONS, name
-        assert _unknown_call_hint(name) == f"lossdsl writes {name} as {spelled}"
+        assert _unknown_call_hint(name) == f"lossdsl writes {name} as `{spelled}`"
         if spelled.isidentifier():
             assert spelled in FUNCTIONS, (name, spelled)
 

@@ -139,7 +139,7 @@ def missing_function_hint(name: str, imported: list[str]) -> str:
     from lossdsl.resolve import shipped_spec_names  # resolve lowers specs: import at call time
 
     if name in FOREIGN:
-        return f"lossdsl writes {name} as {FOREIGN[name]}"
+        return f"lossdsl writes {name} as `{FOREIGN[name]}`"
     if name in shipped_spec_names():
         return f"to call the shipped spec '{name}', add `import {name}` at the top of the file"
     close = difflib.get_close_matches(name, sorted(set(FUNCTIONS) | set(imported)), n=3, cutoff=0.6)
