@@ -49,6 +49,8 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "reduce": lambda em, e, v: {"reduce": v},
     "ddof": lambda em, e, v: {"ddof": int(v)},
     "index": lambda em, e, v: {"index": int(v)},
+    "reverse": lambda em, e, v: {"reverse": bool(v)},
+    "descending": lambda em, e, v: {"descending": bool(v)},
 }
 
 
@@ -111,6 +113,21 @@ def _gather(em, e: Eqn, attrs: dict) -> dict:
     }
 
 
+def _sort_by(em, e: Eqn, attrs: dict) -> dict:
+    """sort_by's value and key, each broadcast to the result's dims ({x}, {key}), and the
+    sorted axis there ({axis})."""
+    out = e.out.type.dims
+    shape = "(" + "".join(em.dim_size(d) + ", " for d in out) + ")"
+
+    def full(a):
+        if a.type.dims == out:
+            return em.ref(a)
+        return em.t.broadcast.format(x=em.aligned(a, out), shape=shape)
+
+    (d,) = e.attr("over")
+    return {"x": full(e.args[0]), "key": full(e.args[1]), "axis": out.index(d)}
+
+
 def _collective(em, e: Eqn, attrs: dict) -> dict:
     """The sharded dim's axis in the operand, the local and global sizes, the kind."""
     local = Dim(em.shard)
@@ -131,6 +148,7 @@ OP_ATTRS: dict[str, Callable[..., dict]] = {
     "contract": _contract,
     "gather": _gather,
     "cross_entropy": _gather,
+    "sort_by": _sort_by,
 }
 KIND_ATTRS: dict[str, Callable[..., dict]] = {"collective": _collective}
 
