@@ -205,14 +205,9 @@ def take_rule(ts, attrs):
 
 
 def _one_dim(t: TensorType, attrs: dict, what: str, i: int = 0):
-    """The single named dim an order op works along (a variadic dim has no order)."""
+    """The single dim an order op works along. A variadic *S is one axis there, its entries in
+    row-major order (the pixels of an image, as x.view(-1) numbers them)."""
     (d,) = _check_over(t, attrs, i)
-    if d.variadic:
-        raise OpDimError(
-            f"{what}() needs a named axis, not the variadic {d}",
-            "declare the axes by name, e.g. float[B, N]",
-            i,
-        )
     return d
 
 
