@@ -209,10 +209,8 @@ TEMPLATES = {
     "cummax": _scan("cummax"),
     "logcumsumexp": _scan("cumlogsumexp"),
     "sort": "jnp.sort({0}, axis={axis}, descending={descending}, stable=True)",
-    "sort_by": (
-        "jnp.take_along_axis({x}, jnp.argsort({key}, axis={axis}, descending={descending}, "
-        "stable=True), axis={axis})"
-    ),
+    "argsort": "jnp.argsort({0}, axis={axis}, descending={descending}, stable=True)",
+    "take_along": "jnp.take_along_axis({x}, {idx}, axis={axis})",
     "rank": lambda c: _positions(c[0], c.attrs["axis"]),
     "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
     "quantile": "_quantile({0}, {1}, {axis})",

@@ -168,7 +168,7 @@ def _apply(e, args, sizes, comm=None):
     if op.kind in ("scan", "rank", "quantile") or e.op == "sort":
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return np.asarray(op.ref(*args, axis=ax, **ref_attrs(op, attrs)))
-    if e.op == "sort_by":
+    if e.op == "take_along":
         out = e.out.type.dims
         full = [_broadcast(v, a.type.dims, out, sizes) for a, v in zip(e.args, args)]
         (ax,) = axes.axes(out, attrs["over"])

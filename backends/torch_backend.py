@@ -226,14 +226,6 @@ def _sort(c):
     )
 
 
-def _sort_by(c):
-    a = c.attrs["axis"]
-    order = (
-        f"torch.argsort({c.attrs['key']}, dim={a}, descending={c.attrs['descending']}, stable=True)"
-    )
-    return f"torch.take_along_dim({c.attrs['x']}, {order}, dim={a})"
-
-
 def _positions(x, a, descending=False):
     """The position of each entry in the stable sort along a: the argsort of the argsort."""
     d = ", descending=True" if descending else ""
@@ -336,7 +328,8 @@ TEMPLATES = {
     "cummax": _scan("torch.cummax({x}, dim={a}).values"),
     "logcumsumexp": _scan("torch.logcumsumexp({x}, dim={a})"),
     "sort": _sort,
-    "sort_by": _sort_by,
+    "argsort": "torch.argsort({0}, dim={axis}, descending={descending}, stable=True)",
+    "take_along": "torch.take_along_dim({x}, {idx}, dim={axis})",
     "rank": lambda c: _positions(c[0], c.attrs["axis"]),
     "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
     "quantile": "_quantile({0}, {1}, {axis})",

@@ -98,7 +98,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "cummax": (r"\operatorname{{cummax}}{rev}_{{{over}}}({0})", 7),
     "logcumsumexp": (r"\operatorname{{logcumsumexp}}{rev}_{{{over}}}({0})", 7),
     "sort": (r"\operatorname{{sort}}{desc}_{{{over}}}({0})", 7),
-    "sort_by": (r"\operatorname{{sort}}{desc}_{{{over}}}({0} \mid {1})", 7),
+    "argsort": (r"\operatorname{{argsort}}{desc}_{{{over}}}({0})", 7),
+    "take_along": (r"{0}_{{{1}}}", 7),
     "rank": (r"\operatorname{{rank}}_{{{over}}}({0})", 7),
     "topk": (r"\operatorname{{top}}_{{{1}, {over}}}({0})", 7),
     "quantile": (r"Q_{{{1}, {over}}}({0})", 7),
@@ -110,7 +111,7 @@ _ENCLOSED = frozenset(
     {"div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"}
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
-    | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "sort_by", "rank", "topk"}
+    | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
     | {"quantile"}
 )
 

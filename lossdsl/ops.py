@@ -224,12 +224,21 @@ def sort_rule(ts, attrs):
     return TensorType(ts[0].dtype, ts[0].dims)
 
 
-def sort_by_rule(ts, attrs):
-    """x sorted by key k along D: D must be the key's; the result is over both's dims (a side
-    without a dim of the other is repeated along it), in x's dtype."""
-    x, k = ts
-    _numeric([k], "sort's by= key")
-    _one_dim(k, attrs, "sort", 1)
+def argsort_rule(ts, attrs):
+    """The positions that sort x along D: an int of x's dims (not an index of D's `of` kind:
+    it varies along D itself)."""
+    _numeric(ts, "sort's by= key")
+    _one_dim(ts[0], attrs, "sort")
+    return TensorType("int", ts[0].dims)
+
+
+def take_along_rule(ts, attrs):
+    """x read along D at the positions idx (an argsort): D must be idx's; the result is over
+    both's dims (a side without a dim of the other is repeated along it), in x's dtype."""
+    x, idx = ts
+    if idx.dtype != "int":
+        raise OpTypeError(f"take_along needs int positions, found {idx}", None, 1)
+    _one_dim(idx, attrs, "sort", 1)
     return TensorType(x.dtype, _bcast(ts))
 
 
@@ -543,9 +552,9 @@ def _sort(x, axis, descending=False):
     return np.take_along_axis(x, _argsort(x, axis, descending), axis=axis)
 
 
-def _sort_by(x, k, axis, descending=False):
-    """x permuted along `axis` as the stable sort of k permutes k (x and k of one shape)."""
-    return np.take_along_axis(x, _argsort(k, axis, descending), axis=axis)
+def _take_along(x, idx, axis):
+    """x read along `axis` at the positions idx (x and idx of one shape)."""
+    return np.take_along_axis(x, idx, axis=axis)
 
 
 def _rank(x, axis):
@@ -974,14 +983,25 @@ _row(
     attrs=("over", "descending"),
 )
 _row(
-    "sort_by",
+    "argsort",
+    "rank",
+    1,
+    argsort_rule,
+    _argsort,
+    "the positions that sort x along a dim, stably (ascending, or descending=True): the "
+    "permutation sort(x, by=k) applies",
+    False,
+    ("over", "descending"),
+)
+_row(
+    "take_along",
     "sort",
     2,
-    sort_by_rule,
-    _sort_by,
-    "x permuted along a dim by the stable sort of key k (ties keep their order); k gets no "
-    "gradient",
-    attrs=("over", "descending"),
+    take_along_rule,
+    _take_along,
+    "x read along a dim at the positions idx (an argsort): sort(x, by=k) is "
+    "take_along(x, argsort(k)); idx gets no gradient",
+    attrs=("over",),
 )
 _row(
     "rank",

@@ -122,7 +122,8 @@ PROGRAMS = {
     "logcumsumexp": "logcumsumexp(x, over=C) + logcumsumexp(z, over=B, reverse=true)",
     "sort": "sort(x, over=C) * y + sort(z, over=B, descending=true)",
     # by a key of the same dims, of transposed dims, and a value broadcast along the key's B
-    "sort_by": (
+    "argsort": "sort(x * y, over=C, by=y, descending=true) + sort(x, over=B, by=z)",
+    "take_along": (
         "sort(y, over=C, by=x) + sort(x * y, over=B, by=z, descending=true)"
         " + sort(sum(y, over=B), over=C, by=x)"
     ),

@@ -658,9 +658,12 @@ def _sort_fn(ctx, call, a):
     attrs = (("over", over), ("descending", desc))
     if a["by"] is None:
         return ctx.emit("sort", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+    # x at the positions that sort the key: one argsort per key (CSE shares it between
+    # sort(e, by=e) and sort(g, by=e): Lovász sorts the errors and the labels by one order)
     k = _x(ctx, a["by"])
+    idx = ctx.emit("argsort", (k,), attrs, span=call.span, arg_spans=(_sp(a["by"]),))
     sp = (_sp(a["x"]), _sp(a["by"]))
-    return ctx.emit("sort_by", (x, k), attrs, span=call.span, arg_spans=sp)
+    return ctx.emit("take_along", (x, idx), (("over", over),), span=call.span, arg_spans=sp)
 
 
 def _rank_fn(ctx, call, a):
