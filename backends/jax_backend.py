@@ -24,6 +24,40 @@ def _eigvalsh(m):
 '''
 
 
+QUANTILE = '''
+def _quantile(x, q, axis):
+    """numpy's linear quantile along axis (the op table's meaning): the sorted entries at
+    q (n - 1), numpy's lerp of the two neighbours (a whole position takes its entry alone);
+    NaN where the slice holds a NaN or q is outside [0, 1]."""
+    n = x.shape[axis]
+    s = jnp.sort(x, axis=axis)
+    q = jnp.asarray(q, dtype=x.dtype)
+    pos = jnp.clip(jnp.where(q == q, q, 0.0), 0.0, 1.0) * (n - 1)
+    lo = jnp.floor(pos)
+    t = pos - lo
+    i = lo.astype(jnp.int32)
+    a = jnp.take(s, i, axis=axis)
+    b = jnp.take(s, jnp.minimum(i + 1, n - 1), axis=axis)
+    d = b - a
+    v = jnp.where(t == 0, a, jnp.where(t >= 0.5, b - d * (1 - t), a + d * t))
+    bad = jnp.isnan(x).any(axis) | ~((q >= 0) & (q <= 1))
+    return jnp.where(bad, jnp.nan, v)
+'''
+
+
+def _scan(fn: str):
+    def t(c):
+        return f"jax.lax.{fn}({c[0]}, axis={c.attrs['axis']}, reverse={c.attrs['reverse']})"
+
+    return t
+
+
+def _positions(x, a, descending=False):
+    """The position of each entry in the stable sort along a: the argsort of the argsort."""
+    d = ", descending=True" if descending else ""
+    return f"jnp.argsort(jnp.argsort({x}, axis={a}{d}, stable=True), axis={a}, stable=True)"
+
+
 def _eigvalsh(c):
     r = f"_eigvalsh({c.attrs['mat']})"
     p = c.attrs["unperm"]
@@ -173,6 +207,16 @@ TEMPLATES = {
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
     "take": "jnp.take({0}, {index}, axis={axis})",
     "argmax": "jnp.argmax({0}, axis={axis})",
+    "cumsum": _scan("cumsum"),
+    "cumprod": _scan("cumprod"),
+    "cummax": _scan("cummax"),
+    "logcumsumexp": _scan("cumlogsumexp"),
+    "sort": "jnp.sort({0}, axis={axis}, descending={descending}, stable=True)",
+    "argsort": "jnp.argsort({0}, axis={axis}, descending={descending}, stable=True)",
+    "take_along": "jnp.take_along_axis({x}, {idx}, axis={axis})",
+    "rank": lambda c: _positions(c[0], c.attrs["axis"]),
+    "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
+    "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
@@ -225,5 +269,5 @@ TARGET = Target(
         "not isinstance({i}.min(), jax.core.Tracer) and "
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
-    helpers=(("_eigvalsh", EIGVALSH),),
+    helpers=(("_eigvalsh", EIGVALSH), ("_quantile", QUANTILE)),
 )

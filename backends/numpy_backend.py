@@ -94,6 +94,23 @@ def _eigvalsh(c):
     return r if p is None else f"np.transpose({r}, {p})"
 
 
+def _scan(fn: str):
+    """np.cumsum / np.cumprod / ufunc.accumulate (fn: a call of x along {a}); reverse=True
+    flips, scans and flips back."""
+
+    def t(c):
+        a = c.attrs["axis"]
+        if not c.attrs["reverse"]:
+            return fn.format(x=c[0], a=a)
+        return f"np.flip({fn.format(x=f'np.flip({c[0]}, {a})', a=a)}, {a})"
+
+    return t
+
+
+def _positions(x, a, descending=False):
+    return f'np.argsort(_argsort({x}, {a}, {descending}), axis={a}, kind="stable")'
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
     "exp": "np.exp({0})",
@@ -150,6 +167,16 @@ TEMPLATES = {
     "var": "_var({0}, {axes}, {ddof})",
     "take": "np.take({0}, {index}, axis={axis})",
     "argmax": "np.argmax({0}, axis={axis})",
+    "cumsum": _scan("np.cumsum({x}, axis={a})"),
+    "cumprod": _scan("np.cumprod({x}, axis={a})"),
+    "cummax": _scan("np.maximum.accumulate({x}, axis={a})"),
+    "logcumsumexp": _scan("np.logaddexp.accumulate({x}, axis={a})"),
+    "sort": "np.take_along_axis({0}, _argsort({0}, {axis}, {descending}), axis={axis})",
+    "argsort": "_argsort({0}, {axis}, {descending})",
+    "take_along": "np.take_along_axis({x}, {idx}, axis={axis})",
+    "rank": lambda c: _positions(c[0], c.attrs["axis"]),
+    "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
+    "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "np.exp(_log_softmax({0}, {axis}))",
     "log_softmax": "_log_softmax({0}, {axis})",
@@ -193,5 +220,7 @@ TARGET = Target(
         # the op table's own functions: the reference meaning, as source (math and np only)
         ("_lgamma", inspect.getsource(ops._lgamma)),
         ("_digamma", inspect.getsource(ops._digamma)),
+        ("_argsort", inspect.getsource(ops._argsort)),
+        ("_quantile", inspect.getsource(ops._quantile)),
     ),
 )

@@ -165,6 +165,14 @@ def _apply(e, args, sizes, comm=None):
     if op.kind == "take":
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax, attrs["index"])
+    if op.kind in ("scan", "rank", "quantile") or e.op == "sort":
+        (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
+        return np.asarray(op.ref(*args, axis=ax, **ref_attrs(op, attrs)))
+    if e.op == "take_along":
+        out = e.out.type.dims
+        full = [_broadcast(v, a.type.dims, out, sizes) for a, v in zip(e.args, args)]
+        (ax,) = axes.axes(out, attrs["over"])
+        return op.ref(*full, axis=ax, **ref_attrs(op, attrs))
     if op.kind == "eigvalsh":
         d, d2 = attrs["over"]
         dims = e.args[0].type.dims

@@ -205,6 +205,54 @@ def _eigvalsh(m):
 '''
 
 
+def _scan(fn: str):
+    """torch.cumsum / cumprod / logcumsumexp (fn a call taking x and dim=); reverse=True
+    flips, scans and flips back."""
+
+    def t(c):
+        a = c.attrs["axis"]
+        if not c.attrs["reverse"]:
+            return fn.format(x=c[0], a=a)
+        inner = fn.format(x=f"torch.flip({c[0]}, ({a},))", a=a)
+        return f"torch.flip({inner}, ({a},))"
+
+    return t
+
+
+def _sort(c):
+    return (
+        f"torch.sort({c[0]}, dim={c.attrs['axis']}, descending={c.attrs['descending']}, "
+        "stable=True).values"
+    )
+
+
+def _positions(x, a, descending=False):
+    """The position of each entry in the stable sort along a: the argsort of the argsort."""
+    d = ", descending=True" if descending else ""
+    return f"torch.argsort(torch.argsort({x}, dim={a}{d}, stable=True), dim={a}, stable=True)"
+
+
+QUANTILE = '''
+def _quantile(x, q, dim):
+    """numpy's linear quantile along dim (the op table's meaning): the sorted entries at
+    q (n - 1), numpy's lerp of the two neighbours (a whole position takes its entry alone);
+    NaN where the slice holds a NaN or q is outside [0, 1]."""
+    n = x.shape[dim]
+    s = torch.sort(x, dim=dim).values
+    q = torch.as_tensor(q, dtype=x.dtype, device=x.device)
+    pos = torch.where(q == q, q, 0.0).clamp(0.0, 1.0) * (n - 1)
+    lo = pos.floor()
+    t = pos - lo
+    i = lo.long().reshape(1)
+    a = s.index_select(dim, i).squeeze(dim)
+    b = s.index_select(dim, (i + 1).clamp(max=n - 1)).squeeze(dim)
+    d = b - a
+    v = torch.where(t == 0, a, torch.where(t >= 0.5, b - d * (1 - t), a + d * t))
+    bad = torch.isnan(x).any(dim) | ~((q >= 0) & (q <= 1))
+    return torch.where(bad, torch.full_like(v, float("nan")), v)
+'''
+
+
 def _sign(c):
     """torch.sign(NaN) is 0: NaN stays NaN (np.sign), with the zero gradient there too."""
     x = c[0]
@@ -277,6 +325,16 @@ TEMPLATES = {
     "var": _reduce("var", ", correction={ddof}"),
     "take": "torch.select({0}, {axis}, {index})",
     "argmax": "torch.argmax({0}, dim={axis})",
+    "cumsum": _scan("torch.cumsum({x}, dim={a})"),
+    "cumprod": _scan("torch.cumprod({x}, dim={a})"),
+    "cummax": _scan("torch.cummax({x}, dim={a}).values"),
+    "logcumsumexp": _scan("torch.logcumsumexp({x}, dim={a})"),
+    "sort": _sort,
+    "argsort": "torch.argsort({0}, dim={axis}, descending={descending}, stable=True)",
+    "take_along": "torch.take_along_dim({x}, {idx}, dim={axis})",
+    "rank": lambda c: _positions(c[0], c.attrs["axis"]),
+    "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
+    "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
     "softmax": "torch.softmax({0}, dim={axis})",
     "log_softmax": "torch.log_softmax({0}, dim={axis})",
@@ -331,5 +389,9 @@ TARGET = Target(
     array_kind="a torch.Tensor",
     array_hint="torch.as_tensor",
     index_out_of_range="_ids_out_of_range({i}, {n})",
-    helpers=(("_ids_out_of_range", IDS_OUT_OF_RANGE), ("_eigvalsh", EIGVALSH)),
+    helpers=(
+        ("_ids_out_of_range", IDS_OUT_OF_RANGE),
+        ("_eigvalsh", EIGVALSH),
+        ("_quantile", QUANTILE),
+    ),
 )

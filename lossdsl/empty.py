@@ -30,7 +30,7 @@ from lossdsl.ops import OPS, ref_attrs
 from lossdsl.types import Dim
 
 # ops with no value over an empty set of entries along their `over` dims
-_NO_IDENTITY = ("mean", "max", "min", "logsumexp", "argmax", "var")
+_NO_IDENTITY = ("mean", "max", "min", "logsumexp", "argmax", "var", "quantile")
 
 Cond = frozenset  # of frozensets of (param name, value): a disjunction of conjunctions
 

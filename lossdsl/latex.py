@@ -95,6 +95,16 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "eigvalsh": (r"\lambda({0})", 7),
     "expand": ("{0}", 7),
     "diff": (r"\Delta_{{{over}}} {0}", 5),
+    "cumsum": (r"\operatorname{{cumsum}}{rev}_{{{over}}}({0})", 7),
+    "cumprod": (r"\operatorname{{cumprod}}{rev}_{{{over}}}({0})", 7),
+    "cummax": (r"\operatorname{{cummax}}{rev}_{{{over}}}({0})", 7),
+    "logcumsumexp": (r"\operatorname{{logcumsumexp}}{rev}_{{{over}}}({0})", 7),
+    "sort": (r"\operatorname{{sort}}{desc}_{{{over}}}({0})", 7),
+    "argsort": (r"\operatorname{{argsort}}{desc}_{{{over}}}({0})", 7),
+    "take_along": (r"{0}_{{{1}}}", 7),
+    "rank": (r"\operatorname{{rank}}_{{{over}}}({0})", 7),
+    "topk": (r"\operatorname{{top}}_{{{1}, {over}}}({0})", 7),
+    "quantile": (r"Q_{{{1}, {over}}}({0})", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -103,6 +113,8 @@ _ENCLOSED = frozenset(
     {"div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"}
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
+    | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
+    | {"quantile"}
 )
 
 GREEK = {
@@ -175,6 +187,8 @@ def render(prog: Program) -> str:
         fill = {"over": ", ".join(str(d) for d in over if d is not None)}
         fill["value"] = attrs.get("value", "")
         fill["index"] = attrs.get("index", "")
+        fill["rev"] = "^{\\leftarrow}" if attrs.get("reverse") else ""
+        fill["desc"] = "^{\\downarrow}" if attrs.get("descending") else ""
         out = (tmpl.format(*args, **fill), prec)
         memo[e.out.name] = out
         return out

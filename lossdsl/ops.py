@@ -204,6 +204,74 @@ def take_rule(ts, attrs):
     return TensorType(ts[0].dtype, remove_dims(ts[0].dims, (d,)), ts[0].of)
 
 
+def _one_dim(t: TensorType, attrs: dict, what: str, i: int = 0):
+    """The single dim an order op works along. A variadic *S is one axis there, its entries in
+    row-major order (the pixels of an image, as x.view(-1) numbers them)."""
+    (d,) = _check_over(t, attrs, i)
+    return d
+
+
+def scan_rule(ts, attrs):
+    """cumsum, cumprod, cummax, logcumsumexp: float, the operand's dims."""
+    _numeric(ts, "a cumulative op")
+    _one_dim(ts[0], attrs, "this scan")
+    return TensorType("float", ts[0].dims)
+
+
+def sort_rule(ts, attrs):
+    _numeric(ts, "sort")
+    _one_dim(ts[0], attrs, "sort")
+    return TensorType(ts[0].dtype, ts[0].dims)
+
+
+def argsort_rule(ts, attrs):
+    """The positions that sort x along D: an int of x's dims (not an index of D's `of` kind:
+    it varies along D itself)."""
+    _numeric(ts, "sort's by= key")
+    _one_dim(ts[0], attrs, "sort")
+    return TensorType("int", ts[0].dims)
+
+
+def take_along_rule(ts, attrs):
+    """x read along D at the positions idx (an argsort): D must be idx's; the result is over
+    both's dims (a side without a dim of the other is repeated along it), in x's dtype."""
+    x, idx = ts
+    if idx.dtype != "int":
+        raise OpTypeError(f"take_along needs int positions, found {idx}", None, 1)
+    _one_dim(idx, attrs, "sort", 1)
+    return TensorType(x.dtype, _bcast(ts))
+
+
+def rank_rule(ts, attrs):
+    """An int of the operand's dims (not an index of D: it varies along D itself)."""
+    _numeric(ts, "rank")
+    _one_dim(ts[0], attrs, "rank")
+    return TensorType("int", ts[0].dims)
+
+
+def _scalar_arg(t: TensorType, what: str, dtypes: tuple[str, ...], i: int) -> None:
+    if t.dims or t.dtype not in dtypes:
+        raise OpTypeError(
+            f"{what} must be a {' or '.join(dtypes)} number (a literal or a param), found {t}",
+            f"e.g. {'3' if 'float' not in dtypes else '0.9'}",
+            i,
+        )
+
+
+def topk_rule(ts, attrs):
+    _numeric(ts[:1], "topk")
+    _one_dim(ts[0], attrs, "topk")
+    _scalar_arg(ts[1], "topk's k", ("int",), 1)
+    return TensorType("bool", ts[0].dims)
+
+
+def quantile_rule(ts, attrs):
+    _numeric(ts, "quantile")
+    d = _one_dim(ts[0], attrs, "quantile")
+    _scalar_arg(ts[1], "quantile's q", ("float", "int"), 1)
+    return TensorType("float", remove_dims(ts[0].dims, (d,)))
+
+
 def eigvalsh_rule(ts, attrs):
     d, d2 = attrs["over"]
     _numeric(ts, "eigvalsh")
@@ -472,6 +540,75 @@ def _digamma(x):
         psi = np.log(z) - 0.5 / z + series + acc
         psi = np.where(neg, psi - np.pi / np.tan(np.pi * frac), psi)
         return np.where(neg & (frac == 0), np.nan, psi)  # the poles at the negative integers
+
+
+# ---- order: scans, sorts, ranks, quantiles along one axis ----------------------------------
+# Ties are stable everywhere: equal entries keep their order along the axis (descending too:
+# the earlier of two equal entries comes first). NaN sorts as the largest value (numpy, torch
+# and jax put it last ascending, first descending).
+
+
+def _scan(f):
+    """A cumulative op along `axis`; reverse=True accumulates from the end (flip, scan, flip)."""
+
+    def ref(x, axis, reverse=False):
+        x = np.asarray(x, dtype=np.float64)
+        if not reverse:
+            return f(x, axis)
+        return np.flip(f(np.flip(x, axis), axis), axis)
+
+    return ref
+
+
+def _argsort(k, axis, descending=False):
+    """The stable argsort of k along `axis`; descending: the ascending stable argsort of k
+    reversed along the axis, read backwards (equal entries keep their order)."""
+    if not descending:
+        return np.argsort(k, axis=axis, kind="stable")
+    n = np.shape(k)[axis]
+    return (n - 1) - np.flip(np.argsort(np.flip(k, axis), axis=axis, kind="stable"), axis)
+
+
+def _sort(x, axis, descending=False):
+    return np.take_along_axis(x, _argsort(x, axis, descending), axis=axis)
+
+
+def _take_along(x, idx, axis):
+    """x read along `axis` at the positions idx (x and idx of one shape)."""
+    return np.take_along_axis(x, idx, axis=axis)
+
+
+def _rank(x, axis):
+    """The 0-based position of each entry in the stable ascending sort along `axis`."""
+    return np.argsort(_argsort(x, axis), axis=axis, kind="stable")
+
+
+def _topk(x, k, axis):
+    """True at the k largest entries along `axis` (of equal ones, the earlier first)."""
+    return np.argsort(_argsort(x, axis, True), axis=axis, kind="stable") < k
+
+
+def _quantile(x, q, axis):
+    """numpy's default (linear, Hyndman-Fan 7) quantile along `axis`: the sorted entries at
+    position q (n - 1), interpolated between the two neighbours as numpy's _lerp does. One
+    difference: a position that is a whole number takes that entry alone (numpy's lerp gives
+    NaN there when the next entry is inf: 0 * inf). NaN where the slice holds a NaN or q is
+    outside [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    n = x.shape[axis]
+    s = np.sort(x, axis=axis)
+    pos = np.clip(np.where(q == q, q, 0.0), 0.0, 1.0) * (n - 1)
+    lo = np.floor(pos)
+    t = pos - lo
+    a = np.take(s, lo.astype(np.int64), axis=axis)
+    b = np.take(s, np.minimum(lo.astype(np.int64) + 1, n - 1), axis=axis)
+    with np.errstate(invalid="ignore"):
+        d = b - a
+        v = np.where(t >= 0.5, b - d * (1 - t), a + d * t)
+    v = np.where(t == 0, a, v)
+    bad = np.isnan(x).any(axis=axis) | ~((q >= 0) & (q <= 1))
+    return np.where(bad, np.nan, v)
 
 
 OPS: dict[str, OpDef] = {}
@@ -834,6 +971,104 @@ _row(
     "for a matrix with a non-finite entry)",
     True,
     ("over",),
+)
+
+# order along one named dim (kind "scan", "sort", "rank", "quantile"; ties stable)
+_row(
+    "cumsum",
+    "scan",
+    1,
+    scan_rule,
+    _scan(lambda x, axis: np.cumsum(x, axis=axis)),
+    "running sum along a dim (reverse=True: from the end); keeps the dims",
+    attrs=("over", "reverse"),
+)
+_row(
+    "cumprod",
+    "scan",
+    1,
+    scan_rule,
+    _scan(lambda x, axis: np.cumprod(x, axis=axis)),
+    "running product along a dim (reverse=True: from the end); keeps the dims",
+    attrs=("over", "reverse"),
+)
+_row(
+    "cummax",
+    "scan",
+    1,
+    scan_rule,
+    _scan(lambda x, axis: np.maximum.accumulate(x, axis=axis)),
+    "running max along a dim (reverse=True: from the end), NaN from a NaN on; keeps the dims",
+    attrs=("over", "reverse"),
+)
+_row(
+    "logcumsumexp",
+    "scan",
+    1,
+    scan_rule,
+    _scan(lambda x, axis: np.logaddexp.accumulate(x, axis=axis)),
+    "running log sum exp along a dim (reverse=True: from the end), stable; keeps the dims",
+    attrs=("over", "reverse"),
+)
+_row(
+    "sort",
+    "sort",
+    1,
+    sort_rule,
+    _sort,
+    "x sorted along a dim, ascending (descending=True: largest first); NaN counts as largest",
+    attrs=("over", "descending"),
+)
+_row(
+    "argsort",
+    "rank",
+    1,
+    argsort_rule,
+    _argsort,
+    "the positions that sort x along a dim, stably (ascending, or descending=True): the "
+    "permutation sort(x, by=k) applies",
+    False,
+    ("over", "descending"),
+)
+_row(
+    "take_along",
+    "sort",
+    2,
+    take_along_rule,
+    _take_along,
+    "x read along a dim at the positions idx (an argsort): sort(x, by=k) is "
+    "take_along(x, argsort(k)); idx gets no gradient",
+    attrs=("over",),
+)
+_row(
+    "rank",
+    "rank",
+    1,
+    rank_rule,
+    _rank,
+    "the 0-based ascending rank along a dim (ties: the earlier entry ranks lower), an int",
+    False,
+    ("over",),
+)
+_row(
+    "topk",
+    "rank",
+    2,
+    topk_rule,
+    _topk,
+    "true at the k largest entries along a dim (ties: the earlier entry first); k an int scalar",
+    False,
+    ("over",),
+)
+_row(
+    "quantile",
+    "quantile",
+    2,
+    quantile_rule,
+    _quantile,
+    "numpy's linear quantile q along a dim, which the result drops; NaN for q outside [0, 1] "
+    "or a NaN entry",
+    attrs=("over",),
 )
 
 

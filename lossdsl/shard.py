@@ -214,6 +214,12 @@ class _Sharder:
             self.refuse(
                 e, what, "shard over the batch dim, which the loss only gathers and reduces"
             )
+        elif OPS[op].kind in ("scan", "sort", "rank", "quantile") and b in over:
+            self.refuse(
+                e,
+                f"{op} over {b} orders the rows of every rank, which one rank does not hold",
+                "shard over the batch dim, which the loss only gathers and reduces",
+            )
         elif op in ("gather", "cross_entropy") and e.args[1].type.of == b:
             self.refuse(
                 e,

@@ -118,6 +118,26 @@ PROGRAMS = {
     "diff": "sum(diff(x, over=C)^2, over=C) + mean(abs(diff(z * y, over=B)))",
     # the coordinates of a fixed-size dim (float[B, 2])
     "take": "take(q, 0, over=2) * x + take(q, 1, over=2)^2",
+    # scans along C and, reversed, along B of a [C, B] operand (axis 1)
+    "cumsum": "cumsum(x, over=C) + cumsum(z * y, over=B, reverse=true)",
+    "cumprod": "cumprod(y, over=C) + cumprod(x, over=B, reverse=true)",
+    "cummax": "cummax(x, over=C) + cummax(z, over=B, reverse=true)",
+    "logcumsumexp": "logcumsumexp(x, over=C) + logcumsumexp(z, over=B, reverse=true)",
+    "sort": "sort(x, over=C) * y + sort(z, over=B, descending=true)",
+    # by a key of the same dims, of transposed dims, and a value broadcast along the key's B
+    "argsort": "sort(x * y, over=C, by=y, descending=true) + sort(x, over=B, by=z)",
+    "take_along": (
+        "sort(y, over=C, by=x) + sort(x * y, over=B, by=z, descending=true)"
+        " + sort(sum(y, over=B), over=C, by=x)"
+    ),
+    "rank": "float(rank(x, over=C)) * y + float(rank(z, over=B))",
+    "topk": "where(topk(x, 2, over=C), x, y) + where(topk(z, 1, over=B), 1.0, 0.0)",
+    # between two entries (C of 3 at 0.3), a median over B of 4, the largest (q = 1), over C
+    # of a [C, B] operand (axis 0)
+    "quantile": (
+        "quantile(x, 0.3, over=C) + median(y, over=C) + quantile(y, 1, over=C) * sum(x, over=C)"
+        " + sum(z * median(z, over=B) + quantile(z, 0.75, over=C), over=C)"
+    ),
 }
 
 
@@ -823,3 +843,49 @@ def test_a_scalar_pick_of_a_softmax_over_its_only_dim(backend):
     want = e[k] / e.sum() + (u[k] - u.max() - np.log(np.exp(u - u.max()).sum()))
     got = call(backend, spec.compile(backend), {"z": z, "u": u}, "float64")
     np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", TARGETS)
+def test_order_ops_break_ties_stably(backend):
+    """Equal entries keep their order along the dim: sort by a key with ties (ascending and
+    descending), rank and topk. Expected, by hand for k = [2, 1, 2, 1] and v = [0, 1, 2, 3]:
+    ascending by k -> [1, 3, 0, 2]; descending -> [0, 2, 1, 3] (the earlier 2 first); ranks
+    [2, 0, 3, 1]; the top 1 is position 0, the top 3 positions 0, 1, 2."""
+    spec = lossdsl.parse(
+        "loss t(v: float[N], k: float[N]) {\n"
+        "    sort(v, over=N, by=k) + 10 * sort(v, over=N, by=k, descending=true)"
+        " + 100 * float(rank(k, over=N)) + 1000 * float(topk(k, 1, over=N))"
+        " + 10000 * float(topk(k, 3, over=N))\n}\n"
+    )
+    data = {"v": np.array([0.0, 1.0, 2.0, 3.0]), "k": np.array([2.0, 1.0, 2.0, 1.0])}
+    want = (
+        np.array([1, 3, 0, 2]) + 10 * np.array([0, 2, 1, 3]) + 100 * np.array([2, 0, 3, 1])
+        + 1000 * np.array([1, 0, 0, 0]) + 10000 * np.array([1, 1, 1, 0])
+    )  # fmt: skip
+    got = call(backend, spec.compile(backend), data, "float64", reduction="none")
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", TARGETS)
+def test_quantile_and_median_match_numpy(backend):
+    """quantile(x, q) at literal and param q, median over odd and even sizes: np.quantile and
+    np.median (numpy 2, method="linear"); a param q outside [0, 1] gives NaN (np.quantile
+    raises)."""
+    spec = lossdsl.parse(
+        "loss t(x: float[B, N], y: float[B, M]) {\n    param q: float = 0.3\n"
+        "    quantile(x, q, over=N) + 10 * median(x, over=N) + 100 * quantile(y, 0.9, over=M)"
+        " + 1000 * median(y, over=M)\n}\n"
+    )
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((3, 7)), rng.standard_normal((3, 4))
+    for q in (0.0, 0.3, 0.5, 0.95, 1.0):
+        want = (
+            np.quantile(x, q, axis=1) + 10 * np.median(x, axis=1)
+            + 100 * np.quantile(y, 0.9, axis=1) + 1000 * np.median(y, axis=1)
+        )  # fmt: skip
+        got = call(backend, spec.compile(backend), {"x": x, "y": y}, "float64", reduction="none",
+                   q=q)  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-13, err_msg=f"{q=}")
+    got = call(backend, spec.compile(backend), {"x": x, "y": y}, "float64", reduction="none",
+               q=1.5)  # fmt: skip
+    assert np.isnan(got).all()

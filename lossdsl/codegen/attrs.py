@@ -19,8 +19,8 @@ from lossdsl.types import Dim
 
 
 def _over(em, e: Eqn, v) -> dict:
-    if e.op == "contract":
-        return {}  # its einsum spec names the summed dims, which may be b's alone
+    if e.op in ("contract", "take_along"):
+        return {}  # the einsum spec names the summed dims; take_along's axis is its output's
     a0 = e.args[0]
     ax = axes.axes(a0.type.dims, v)
     return {
@@ -49,6 +49,8 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "reduce": lambda em, e, v: {"reduce": v},
     "ddof": lambda em, e, v: {"ddof": int(v)},
     "index": lambda em, e, v: {"index": int(v)},
+    "reverse": lambda em, e, v: {"reverse": bool(v)},
+    "descending": lambda em, e, v: {"descending": bool(v)},
 }
 
 
@@ -111,6 +113,24 @@ def _gather(em, e: Eqn, attrs: dict) -> dict:
     }
 
 
+def _take_along(em, e: Eqn, attrs: dict) -> dict:
+    """take_along's value and positions, each broadcast to the result's dims ({x}, {idx}),
+    and the axis there ({axis})."""
+    out = e.out.type.dims
+    shape = "(" + "".join(em.dim_size(d) + ", " for d in out) + ")"
+
+    def full(a):
+        if a.type.dims == out:
+            return em.ref(a)
+        x = em.aligned(a, out)
+        if not a.type.dims:  # a number (sort(3, by=k)): a 0-d tensor to broadcast
+            x = em.t.as_tensor.format(x=x, dtype=em.dtype(a.type.dtype))
+        return em.t.broadcast.format(x=x, shape=shape)
+
+    (d,) = e.attr("over")
+    return {"x": full(e.args[0]), "idx": full(e.args[1]), "axis": out.index(d)}
+
+
 def _collective(em, e: Eqn, attrs: dict) -> dict:
     """The sharded dim's axis in the operand, the local and global sizes, the kind."""
     local = Dim(em.shard)
@@ -131,6 +151,7 @@ OP_ATTRS: dict[str, Callable[..., dict]] = {
     "contract": _contract,
     "gather": _gather,
     "cross_entropy": _gather,
+    "take_along": _take_along,
 }
 KIND_ATTRS: dict[str, Callable[..., dict]] = {"collective": _collective}
 

@@ -651,6 +651,112 @@ def _xlogy(ctx, call, a):
     return ctx.emit("xlogy", (x, y), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["y"])))
 
 
+# ---- order along one dim: scans, sorts, ranks, quantiles ------------------------------------
+
+
+def _one_over(ctx: Ctx, call: ast.Call, a: dict) -> tuple[Dim, ...] | None:
+    """The single dim of over= (required) of an order function."""
+    if a["over"] is None:
+        return ctx.error(
+            ArityError, f"{call.func}() needs over=DIM", call.span, f"e.g. {call.func}(x, over=N)"
+        )
+    over = resolve_dims(ctx, a["over"])
+    if over is None:
+        return None
+    if len(over) != 1:
+        return ctx.error(
+            DimMismatch,
+            f"{call.func}() works along exactly one dim, got {len(over)}",
+            _sp(a["over"]),
+            f"pick the one dim, e.g. {call.func}(x, over={over[-1]})",
+        )
+    return over
+
+
+def _flag(ctx: Ctx, a: dict, name: str) -> bool | None:
+    """A compile-time true/false option (reverse=true, descending=true)."""
+    v = a[name]
+    if isinstance(v, bool):
+        return v
+    c = const_eval(v)
+    if not isinstance(c, bool):
+        return ctx.error(
+            TypeMismatch,
+            f"{name} must be true or false",
+            _sp(v),
+            f"{name} is fixed when the spec compiles: write {name}=true",
+        )
+    return c
+
+
+def _scan(op: str) -> tuple[Sig, Callable]:
+    """cumsum(x, over=N, reverse=false): running sum (product, max, log-sum-exp) along N."""
+
+    def h(ctx, call, a):
+        over, rev = _one_over(ctx, call, a), _flag(ctx, a, "reverse")
+        if over is None or rev is None:
+            return None
+        x = _x(ctx, a["x"])
+        attrs = (("over", over), ("reverse", rev))
+        return ctx.emit(op, (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+
+    return Sig(("x", "over", "reverse"), (("over", None), ("reverse", False))), h
+
+
+def _sort_fn(ctx, call, a):
+    """sort(x, over=N, descending=false, by=k): x in ascending (descending) order along N, or
+    x permuted as the stable sort of the key k permutes k (ties keep their order)."""
+    over, desc = _one_over(ctx, call, a), _flag(ctx, a, "descending")
+    if over is None or desc is None:
+        return None
+    x = _x(ctx, a["x"])
+    attrs = (("over", over), ("descending", desc))
+    if a["by"] is None:
+        return ctx.emit("sort", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+    # x at the positions that sort the key: one argsort per key (CSE shares it between
+    # sort(e, by=e) and sort(g, by=e): Lovász sorts the errors and the labels by one order)
+    k = _x(ctx, a["by"])
+    idx = ctx.emit("argsort", (k,), attrs, span=call.span, arg_spans=(_sp(a["by"]),))
+    sp = (_sp(a["x"]), _sp(a["by"]))
+    return ctx.emit("take_along", (x, idx), (("over", over),), span=call.span, arg_spans=sp)
+
+
+def _rank_fn(ctx, call, a):
+    over = _one_over(ctx, call, a)
+    if over is None:
+        return None
+    x = _x(ctx, a["x"])
+    return ctx.emit("rank", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _topk(ctx, call, a):
+    over = _one_over(ctx, call, a)
+    if over is None:
+        return None
+    x, k = _x(ctx, a["x"]), _x(ctx, a["k"])
+    sp = (_sp(a["x"]), _sp(a["k"]))
+    return ctx.emit("topk", (x, k), (("over", over),), span=call.span, arg_spans=sp)
+
+
+def _quantile_fn(ctx, call, a):
+    """quantile(x, q, over=N): numpy's linear quantile; median is q = 0.5."""
+    over = _one_over(ctx, call, a)
+    if over is None:
+        return None
+    if call.func == "median":
+        q = lit(0.5)
+    else:
+        v = const_eval(a["q"])
+        if v is not None and not isinstance(v, bool) and not 0 <= v <= 1:
+            return ctx.error(
+                TypeMismatch, f"q must be in [0, 1], got {v}", _sp(a["q"]), "e.g. q=0.9"
+            )
+        q = _x(ctx, a["q"])
+    x = _x(ctx, a["x"])
+    sp = (_sp(a["x"]), _sp(a.get("q")) if a.get("q") is not None else None)
+    return ctx.emit("quantile", (x, q), (("over", over),), span=call.span, arg_spans=sp)
+
+
 FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     **{
         name: _unary(op)
@@ -718,4 +824,15 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "eye": (Sig(("a", "b")), _eye),
     "size": (Sig(("dim",)), _size),
     "arange": (Sig(("dim",)), _arange),
+    **{name: _scan(name) for name in ("cumsum", "cumprod", "cummax", "logcumsumexp")},
+    "sort": (
+        Sig(
+            ("x", "over", "descending", "by"), (("over", None), ("descending", False), ("by", None))
+        ),
+        _sort_fn,
+    ),
+    "rank": (Sig(("x", "over"), (("over", None),)), _rank_fn),
+    "topk": (Sig(("x", "k", "over"), (("over", None),)), _topk),
+    "median": (Sig(("x", "over"), (("over", None),)), _quantile_fn),
+    "quantile": (Sig(("x", "q", "over"), (("over", None),)), _quantile_fn),
 }

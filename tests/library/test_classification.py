@@ -1124,3 +1124,54 @@ def test_softmax_losses_are_shift_invariant(name):
     args = (x,) if name in ("entropy_minimization", "info_max") else (x, y)
     args2 = (x + shift,) + args[1:]
     torch.testing.assert_close(fn(*args2, reduction="none"), fn(*args, reduction="none"))
+
+
+# ---- sparsemax: optax.losses.multiclass_sparsemax_loss -----------------------------------------
+
+
+def _optax_sparsemax(reduction):
+    def ref(x, y):
+        r = optax.losses.multiclass_sparsemax_loss(x, y)
+        return {"none": r, "sum": r.sum(), "mean": r.mean()}[reduction]
+
+    return ref
+
+
+def test_sparsemax_matches_optax(shape, reduction):
+    """Values and jax.grad w.r.t. the logits of the jax module against optax; the torch and
+    numpy modules against the same numbers (torch's gradient against optax's too)."""
+    from helpers import call, grads
+
+    x, y = logits_target(shape, seed=61, scale=2.0)
+    ours = compiled("sparsemax", "jax")
+    assert_same_as_optax(
+        lambda x, y: ours(x, y, reduction=reduction), _optax_sparsemax(reduction),
+        {"x": x, "y": y}, ["x"],
+    )  # fmt: skip
+    data = {"logits": x.numpy(), "target": y.numpy()}
+    want = np.asarray(_optax_sparsemax(reduction)(jnp.asarray(x.numpy()), jnp.asarray(y.numpy())))
+    spec = lossdsl.load("sparsemax")
+    for b in ("torch", "numpy"):
+        got = call(b, spec.compile(b), data, "float64", reduction=reduction)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=b)
+    g = jax.grad(lambda v: jnp.sum(_optax_sparsemax(reduction)(v, jnp.asarray(y.numpy()))))
+    r = "sum" if reduction == "none" else reduction  # the gradient of the summed output
+    gt = grads("torch", spec.compile("torch"), data, ["logits"], "float64", reduction=r)
+    np.testing.assert_allclose(gt["logits"], g(jnp.asarray(x.numpy())), rtol=1e-10, atol=1e-12)
+
+
+def test_sparsemax_ties_and_sparse_rows():
+    """Rows with tied logits (all equal: sparsemax is uniform, the loss (1 - 1/C) / 2 by hand),
+    one dominant logit (sparsemax one-hot at the target: loss 0) and a partial support, against
+    optax; the gradient is sparsemax(z) - onehot(y) (Martins and Astudillo, Prop. 2)."""
+    x = torch.tensor([[0.0, 0.0, 0.0, 0.0], [5.0, 0.0, -1.0, 0.2], [1.0, 0.8, -3.0, 0.8]])
+    y = torch.tensor([2, 0, 1])
+    fn = compiled("sparsemax")
+    out, (gx,) = grad_of(lambda v: fn(v, y, reduction="none"), x)
+    want = optax.losses.multiclass_sparsemax_loss(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-12, atol=1e-15)
+    assert out[0].item() == pytest.approx((1 - 1 / 4) / 2, abs=1e-15)
+    assert out[1].item() == 0.0
+    p = optax.projections.projection_simplex(jnp.asarray(x[2].numpy()))
+    np.testing.assert_allclose(gx[2].numpy(), np.asarray(p) - np.eye(4)[1], atol=1e-15)
+    np.testing.assert_allclose(gx.sum(1).numpy(), 0.0, atol=1e-15)

@@ -377,3 +377,90 @@ def test_discrete_hazard_nll_hand_values_weights_and_edges():
     torch.testing.assert_close(out, nll_logistic_hazard(big, i2, e2, reduction="none"))
     (g,) = torch.autograd.grad(out.sum(), big)
     assert torch.isfinite(g).all()
+
+
+# ---- pinball: sklearn.metrics.mean_pinball_loss ----------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (5, 2, 4)])
+@pytest.mark.parametrize("tau", [0.1, 0.5, 0.9])
+def test_pinball_matches_sklearn(shape, tau, reduction):
+    """The mean over every element is sklearn's mean_pinball_loss(alpha=tau) (1.9.1); per
+    element and summed, its formula alpha relu(d) + (1 - alpha) relu(-d) (d = target - pred,
+    sklearn/metrics/_regression.py) on each entry. Gradients w.r.t. pred and target: that
+    formula differentiated by torch (residuals never exactly 0: no kink)."""
+    from sklearn.metrics import mean_pinball_loss
+
+    pred, target = randn(*shape, seed=81), randn(*shape, seed=82)
+    fn = compiled("pinball", tau=tau)
+    ours = fn(pred, target, reduction="mean")
+    want = mean_pinball_loss(target.reshape(-1).numpy(), pred.reshape(-1).numpy(), alpha=tau)
+    assert ours.item() == pytest.approx(want, rel=1e-13)
+
+    def ref(p, t):
+        d = t - p
+        per = tau * torch.relu(d) + (1 - tau) * torch.relu(-d)
+        return {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+
+    assert_same(
+        lambda p, t: fn(p, t, reduction=reduction), ref, {"p": pred, "t": target}, ["p", "t"]
+    )
+
+
+def test_pinball_is_minimized_at_the_quantile():
+    """Metamorphic: over constant predictions c, the mean pinball loss of a sample is smallest
+    at the sample's tau-quantile (the language's quantile(..., over=N), numpy's linear method):
+    a grid around it never goes below, and its subgradient there brackets 0."""
+    y = randn(1, 41, seed=83)
+    for tau in (0.2, 0.5, 0.75):
+        fn = compiled("pinball", tau=tau)
+        q = lossdsl.parse(
+            f"loss q(y: float[B, N]) {{\n    quantile(y, {tau}, over=N)\n}}\n"
+        ).compile("torch")(y, reduction="none")
+        assert q.item() == pytest.approx(np.quantile(y.numpy(), tau), rel=1e-14)
+        at = fn(q.expand(1, 41), y).item()
+        for c in torch.linspace(-3, 3, 61):
+            assert fn(torch.full((1, 41), c.item()), y).item() >= at - 1e-15
+
+
+# ---- crps_gaussian: properscoring.crps_gaussian ------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 2, 5)])
+def test_crps_gaussian_matches_properscoring(shape, reduction):
+    """Values against properscoring.crps_gaussian (0.1) per element and reduced; gradients w.r.t.
+    mu and sigma against its closed-form grad=True ([1 - 2 Phi(z), 2 phi(z) - 1/sqrt(pi)]),
+    and w.r.t. the observation against -d/dmu (the score depends on target - mu only through
+    z), on every backend, float64."""
+    import properscoring as ps
+    from helpers import call, grads
+
+    mu, target = randn(*shape, seed=85, scale=2.0), randn(*shape, seed=86, scale=2.0)
+    sigma = torch.rand(*shape, generator=gen(87)) * 2 + 0.1
+    data = {"mu": mu.numpy(), "sigma": sigma.numpy(), "target": target.numpy()}
+    per, (dmu, dsig) = ps.crps_gaussian(data["target"], data["mu"], data["sigma"], grad=True)
+    want = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    n = 1.0 if reduction != "mean" else per.size
+    spec = lossdsl.load("crps_gaussian")
+    r = "sum" if reduction == "none" else reduction
+    for b in ("torch", "jax", "numpy"):
+        got = call(b, spec.compile(b), data, "float64", reduction=reduction)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=b)
+        if b == "numpy":
+            continue
+        g = grads(b, spec.compile(b), data, ["mu", "sigma", "target"], "float64", reduction=r)
+        np.testing.assert_allclose(g["mu"], dmu / n, rtol=1e-10, atol=1e-13, err_msg=b)
+        np.testing.assert_allclose(g["sigma"], dsig / n, rtol=1e-10, atol=1e-13, err_msg=b)
+        np.testing.assert_allclose(g["target"], -dmu / n, rtol=1e-10, atol=1e-13, err_msg=b)
+
+
+def test_crps_gaussian_limits():
+    """As sigma -> 0 the CRPS is |target - mu| (the score of a point forecast: MAE); at
+    target = mu it is sigma (2 phi(0) - 1/sqrt(pi)) = sigma (sqrt(2) - 1) / sqrt(pi), by hand."""
+    fn = compiled("crps_gaussian")
+    mu, t = torch.tensor([0.5, -1.0]), torch.tensor([2.0, -3.5])
+    got = fn(mu, torch.full((2,), 1e-9), t, reduction="none")
+    torch.testing.assert_close(got, (t - mu).abs(), rtol=1e-8, atol=0)
+    s = torch.tensor([0.7, 3.0])
+    got = fn(mu, s, mu, reduction="none")
+    torch.testing.assert_close(got, s * (2**0.5 - 1) / torch.pi**0.5, rtol=1e-15, atol=0)

@@ -95,3 +95,147 @@ def test_jml_matches_official(shape, params):
     ours, ref = fn(a, y, **params), jaccard_metric_loss(b, y, **params)
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(torch.autograd.grad(ours, [a])[0], torch.autograd.grad(ref, [b])[0])
+
+
+# ---- lovasz_hinge, lovasz_softmax: bermanmaxim/LovaszSoftmax (tests/reference/lovasz_official.py)
+
+
+def _lovasz_reduce(per_image, reduction):
+    return {"none": per_image, "sum": per_image.sum(), "mean": per_image.mean()}[reduction]
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 16), (4, 6, 5, 3)])
+def test_lovasz_hinge_matches_official(shape, reduction):
+    """Per image: the official lovasz_hinge_flat of each image (its per_image=True is the mean
+    over B); values and gradients w.r.t. the logits, float64."""
+    from reference.lovasz_official import flatten_binary_scores, lovasz_hinge, lovasz_hinge_flat
+
+    g = gen(41)
+    x = torch.randn(*shape, generator=g) * 2
+    y = (torch.rand(*shape, generator=g) < 0.4).to(x.dtype)
+    fn = lossdsl.load("lovasz_hinge").compile("torch")
+
+    def ref(x, y):
+        per = torch.stack([lovasz_hinge_flat(*flatten_binary_scores(a, b)) for a, b in zip(x, y)])
+        return _lovasz_reduce(per, reduction)
+
+    assert_same(lambda x, y: fn(x, y, reduction=reduction), ref, {"x": x, "y": y}, ["x"])
+    if reduction == "mean":  # the official entry point, per_image=True (its default)
+        assert_same(lambda x, y: fn(x, y), lambda x, y: lovasz_hinge(x, y), {"x": x, "y": y}, ["x"])
+
+
+def test_lovasz_hinge_per_batch_is_the_batch_as_one_image():
+    """The official per_image=False: this loss of the batch flattened into one image."""
+    from reference.lovasz_official import lovasz_hinge
+
+    g = gen(43)
+    x = torch.randn(3, 4, 5, generator=g)
+    y = (torch.rand(3, 4, 5, generator=g) < 0.5).to(x.dtype)
+    fn = lossdsl.load("lovasz_hinge").compile("torch")
+    assert_same(
+        lambda x, y: fn(x.reshape(1, -1), y.reshape(1, -1)),
+        lambda x, y: lovasz_hinge(x, y, per_image=False),
+        {"x": x, "y": y},
+        ["x"],
+    )
+
+
+def test_lovasz_hinge_image_without_foreground_and_single_pixel():
+    """No foreground (the union starts at 0 before the first pixel) and one-pixel images
+    (lovasz_grad's p == 1 case): the official values, gradients included."""
+    from reference.lovasz_official import flatten_binary_scores, lovasz_hinge_flat
+
+    fn = lossdsl.load("lovasz_hinge").compile("torch")
+    for x, y in (
+        (torch.randn(2, 6, generator=gen(44)), torch.zeros(2, 6)),
+        (torch.randn(2, 6, generator=gen(45)), torch.ones(2, 6)),
+        (torch.tensor([[0.3], [-2.0]]), torch.tensor([[1.0], [0.0]])),
+    ):
+        assert_same(
+            lambda x, y: fn(x, y, reduction="none"),
+            lambda x, y: torch.stack(
+                [lovasz_hinge_flat(*flatten_binary_scores(a, b)) for a, b in zip(x, y)]
+            ),
+            {"x": x, "y": y},
+            ["x"],
+        )
+
+
+def _probas(x):
+    return torch.softmax(x, dim=1)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 5), (3, 4, 7, 2), (1, 2, 4, 4)])
+@pytest.mark.parametrize("only_present", [True, False])
+def test_lovasz_softmax_matches_official(shape, only_present, reduction):
+    """Per image: the official lovasz_softmax_flat of each image's softmax probabilities with
+    classes='present' (its default) or 'all'; the mean over B is its per_image=True. Values and
+    gradients w.r.t. the logits (through the softmax), float64."""
+    from reference.lovasz_official import flatten_probas, lovasz_softmax, lovasz_softmax_flat
+
+    g = gen(47)
+    b, c = shape[:2]
+    x = torch.randn(*shape, generator=g) * 2
+    y = torch.randint(0, c - 1 if c > 2 else c, (b, *shape[2:]), generator=g)  # one class absent
+    classes = "present" if only_present else "all"
+    fn = lossdsl.load("lovasz_softmax").compile("torch", only_present=only_present)
+
+    def ref(x, y):
+        p = _probas(x)
+        per = torch.stack(
+            [
+                lovasz_softmax_flat(*flatten_probas(a[None], b_[None]), classes=classes)
+                for a, b_ in zip(p, y)
+            ]
+        )
+        return _lovasz_reduce(per, reduction)
+
+    assert_same(lambda x, y: fn(x, y, reduction=reduction), ref, {"x": x, "y": y}, ["x"])
+    if reduction == "mean":
+        assert_same(
+            lambda x, y: fn(x, y),
+            lambda x, y: lovasz_softmax(_probas(x), y, classes=classes, per_image=True),
+            {"x": x, "y": y},
+            ["x"],
+        )
+
+
+def test_lovasz_softmax_per_batch_is_the_batch_as_one_image():
+    """The official default (per_image=False, classes='present'): this loss of the batch
+    flattened into one image, logits [1, C, B*H*W] in the official pixel order (b, h, w)."""
+    from reference.lovasz_official import lovasz_softmax
+
+    g = gen(49)
+    x = torch.randn(3, 4, 5, 6, generator=g) * 2
+    y = torch.randint(0, 4, (3, 5, 6), generator=g)
+    fn = lossdsl.load("lovasz_softmax").compile("torch")
+    assert_same(
+        lambda x, y: fn(x.transpose(0, 1).reshape(1, 4, -1), y.reshape(1, -1)),
+        lambda x, y: lovasz_softmax(_probas(x), y),
+        {"x": x, "y": y},
+        ["x"],
+    )
+
+
+@pytest.mark.parametrize("name", ["lovasz_hinge", "lovasz_softmax"])
+def test_lovasz_other_backends_match_torch(name, other_backend):
+    """jax and numpy against the torch module checked above (values; jax's gradients too)."""
+    import numpy as np
+    from helpers import call, grads
+
+    g = gen(51)
+    if name == "lovasz_hinge":
+        data = {"logits": torch.randn(3, 5, 4, generator=g).numpy()}
+        data["labels"] = (torch.rand(3, 5, 4, generator=g) < 0.4).double().numpy()
+    else:
+        data = {"logits": torch.randn(2, 3, 5, 4, generator=g).numpy()}
+        data["target"] = torch.randint(0, 3, (2, 5, 4), generator=g).numpy()
+    spec = lossdsl.load(name)
+    for r in ("none", "sum", "mean"):
+        want = call("torch", spec.compile("torch"), data, "float64", reduction=r)
+        got = call(other_backend, spec.compile(other_backend), data, "float64", reduction=r)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    if other_backend == "jax":
+        want = grads("torch", spec.compile("torch"), data, ["logits"], "float64")
+        got = grads("jax", spec.compile("jax"), data, ["logits"], "float64")
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-10, atol=1e-12)
