@@ -222,10 +222,10 @@ def _broadcast(v, src, dst, sizes):
 
 
 def _n(sizes, d) -> int:
-    """A dim's size; diff's D-1 is D's size minus its cut; a primed twin of the sharded dim is
-    the whole batch."""
+    """A dim's size; a derived dim's (diff's D-1, a window's H-10) through its steps; a primed
+    twin of the sharded dim is the whole batch."""
     g = sizes.get(("global", d.name)) if d.primes else None
-    return (sizes[d.name] if g is None else g) - d.cut
+    return d.size(sizes[d.name] if g is None else g, sizes.__getitem__)
 
 
 def _collective(e, op, args, sizes, comm):

@@ -64,7 +64,7 @@ def empty_policy(prog: Program) -> EmptyPolicy:
     found: dict[tuple, Need] = {}
 
     def need(dim: Dim, k: int, reason: str, cond) -> None:
-        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.cut)
+        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.steps)
         key = (d, _when(cond))
         if key not in found or found[key].min_size < k:
             found[key] = Need(d, k, reason, key[1])
@@ -179,7 +179,7 @@ def _bad_count(prog, counts, sizes):
                 continue
             if e.op == "size":
                 d = e.attr("dim")
-                env[e.out.name] = np.asarray(sizes[d.name] - d.cut)
+                env[e.out.name] = np.asarray(d.size(sizes[d.name], sizes.__getitem__))
                 continue
             op = OPS[e.op]
             env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))

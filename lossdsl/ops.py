@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -282,7 +282,7 @@ def diff_rule(ts, attrs):
             "declare the spatial axes by name, e.g. float[B, C, H, W]",
             0,
         )
-    cut = replace(d, cut=d.cut + 1)
+    cut = d.derive("-", 1)
     return TensorType("float", tuple(cut if k == d else k for k in ts[0].dims))
 
 

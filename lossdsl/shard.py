@@ -47,7 +47,7 @@ def shardable_dims(prog: Program) -> list[str]:
     out: list[str] = []
     for d in prog.inputs:
         for k in d.var.type.dims:
-            if not k.variadic and not k.primes and not k.cut and k.name not in out:
+            if not k.variadic and not k.primes and not k.steps and k.name not in out:
                 out.append(k.name)
     return out
 

@@ -5,7 +5,7 @@ call to primitives of the op table; lower_call sends a call there or to another 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
@@ -13,7 +13,7 @@ from lossdsl.ir import Atom, Var
 from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.inline import lower_spec_call
-from lossdsl.types import Dim, fmt_dims
+from lossdsl.types import Dim, derived_as, fmt_dims
 
 # ---- calls ----------------------------------------------------------------------------
 
@@ -167,8 +167,7 @@ def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
         return over
     if not over:
         return x.type.dims
-    cut = {replace(d, cut=0): d for d in x.type.dims if d.cut}
-    return tuple(cut.get(d, d) if d not in x.type.dims else d for d in over)
+    return tuple(derived_as(x.type.dims, d) for d in over)
 
 
 def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
