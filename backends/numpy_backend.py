@@ -163,6 +163,10 @@ TEMPLATES = {
     "transpose": "np.transpose({0}, {perm})",
     "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "np.diff({0}, axis={axis})",
+    **{
+        op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
+        for op in ("blur", "box", "conv", "avg_pool", "max_pool")
+    },
 }
 
 TARGET = Target(
@@ -190,5 +194,6 @@ TARGET = Target(
         # the op table's own functions: the reference meaning, as source (math and np only)
         ("_lgamma", inspect.getsource(ops._lgamma)),
         ("_digamma", inspect.getsource(ops._digamma)),
+        ("_window", inspect.getsource(ops._window)),
     ),
 )

@@ -173,6 +173,13 @@ def _apply(e, args, sizes, comm=None):
         out = op.ref(x)  # [..rest, d]
         want = e.out.type.dims
         return np.moveaxis(out, -1, want.index(d)) if rest else out
+    if op.kind == "window":
+        ax = tuple(axes.axes(e.args[0].type.dims, attrs["over"]))
+        kw = {k: v for k, v in ref_attrs(op, attrs).items() if k != "taps"}
+        if e.op == "conv":  # the kernel's axes in over's order
+            k = np.transpose(args[1], axes.axes(e.args[1].type.dims, attrs["taps"]))
+            return op.ref(args[0], k, ax, **kw)
+        return op.ref(args[0], ax, **kw)
     if op.kind in ("axis", "diff"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)

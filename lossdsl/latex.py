@@ -93,6 +93,12 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "eigvalsh": (r"\lambda({0})", 7),
     "expand": ("{0}", 7),
     "diff": (r"\Delta_{{{over}}} {0}", 5),
+    # windows over named dims: the filter (its size, sigma) sliding over them
+    "blur": (r"G_{{\sigma={sigma}}}^{{{size}}} \ast_{{{over}}} {0}", 5),
+    "box": (r"\operatorname{{box}}^{{{size}}} \ast_{{{over}}} {0}", 5),
+    "conv": (r"{1} \star_{{{over}}} {0}", 5),
+    "avg_pool": (r"\operatorname{{avgpool}}^{{{size}}}_{{{over}}}({0})", 7),
+    "max_pool": (r"\operatorname{{maxpool}}^{{{size}}}_{{{over}}}({0})", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -100,7 +106,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
 _ENCLOSED = frozenset(
     {"div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"}
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
-    | {"round", "sign", "logaddexp"}
+    | {"round", "sign", "logaddexp", "avg_pool", "max_pool"}
 )
 
 GREEK = {
@@ -173,6 +179,8 @@ def render(prog: Program) -> str:
         fill = {"over": ", ".join(str(d) for d in over if d is not None)}
         fill["value"] = attrs.get("value", "")
         fill["index"] = attrs.get("index", "")
+        fill["sigma"] = attrs.get("sigma", "")
+        fill["size"] = r" \times ".join(map(str, attrs.get("size", ())))
         out = (tmpl.format(*args, **fill), prec)
         memo[e.out.name] = out
         return out

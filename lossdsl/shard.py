@@ -205,6 +205,12 @@ class _Sharder:
 
     def _refusals(self, e: Eqn, over: tuple[Dim, ...]) -> None:
         b, op = self.b, e.op
+        if OPS[op].kind == "window" and b in over:
+            self.refuse(
+                e,
+                f"a window over {b} needs the neighbouring rows, which another rank may hold",
+                "shard over the batch dim, which the loss only gathers and reduces",
+            )
         if op in ("argmax", "diff", "eigvalsh") and b in over:
             what = {
                 "argmax": f"argmax over {b} picks a position among every rank's rows",

@@ -86,7 +86,7 @@ class Names:
         # sharded modules (ShardTarget): the world size, the rank and the helpers
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
         # the targets' module-level helpers (Target.helpers)
-        | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma"}
+        | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_window"}
         # the numpy target's helpers (backends/numpy_backend.py PRELUDE)
         | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus", "_var"}
         | CALL_KEYWORDS

@@ -73,7 +73,9 @@ _FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum"
 # tangent that its jvp rule multiplies (a TypeError under jax.grad).
 _PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "bce_logits"}
 # Kinds that compute on every operand in float (gather, cross_entropy... take index operands).
-_FLOAT_KINDS = frozenset({"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh"})
+_FLOAT_KINDS = frozenset(
+    {"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh", "window"}
+)
 
 # ---- the equation builder ---------------------------------------------------------------
 

@@ -260,7 +260,7 @@ def stat_form(prog: Program, v: Dim) -> Program:
 LOCAL_KINDS = ("elementwise", "transpose", "expand")
 # op kinds that work along the dims their axis attrs name: local when V is not among them
 AXIS_KINDS = ("reduce", "axis", "gather", "cross_entropy", "argmax", "diff", "eigvalsh",
-               "contract", "rename", "onehot", "take")  # fmt: skip
+               "contract", "rename", "onehot", "take", "window")  # fmt: skip
 _HINT = (
     "use the plain schedule; a chunked loss reads its logits only through elementwise terms "
     "and row statistics over {v}: sum, mean, logsumexp, max or min over {v}, a log-softmax or "
