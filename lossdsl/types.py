@@ -44,11 +44,14 @@ class Dim:
         return self.size(int(self.name), lambda by: int(by))
 
     def derive(self, op: str, k: int, by: str = "") -> Dim:
-        """This dim through one more step; subtractions merge (H-1-1 is H-2), and 0 is none."""
+        """This dim through one more step; subtractions merge (H-1-1 is H-2), so do divisions
+        rounded the same way (ceil(ceil(H/2)/2) is ceil(H/4)); - 0 and / 1 are none."""
         steps = self.steps
         if op == "-" and steps and steps[-1][0] == "-" and not (by and steps[-1][2]):
             _, k0, by0 = steps[-1]
             steps, k, by = steps[:-1], k0 + k, by or by0
+        elif op != "-" and steps and steps[-1][0] == op:
+            steps, k = steps[:-1], steps[-1][1] * k
         if not (op == "-" and k == 0 and not by) and not (op != "-" and k == 1):
             steps = steps + ((op, k, by),)
         return replace(self, steps=steps)
@@ -175,8 +178,10 @@ def remove_dims(dims: tuple[Dim, ...], over: tuple[Dim, ...]) -> tuple[Dim, ...]
 
 def derived_as(dims: tuple[Dim, ...], d: Dim) -> Dim:
     """The dim of `dims` that a user's `over=H` names: H itself, else the one dim derived from
-    H there (users cannot spell H-10: over=H reaches blur(x, over=H)'s result); else `d`."""
+    H there (users cannot spell H-10: over=H reaches blur(x, over=H)'s result; in a helper whose
+    H is the caller's ceil(H/2), over=H reaches ceil(H/2)-10); else `d`."""
     if d in dims:
         return d
-    found = [k for k in dims if k.steps and k.base == d]
+    kin = [k for k in dims if k.base == d.base]  # H, H-10, ceil(H/2)-10: one family
+    found = [k for k in kin if k.steps[: len(d.steps)] == d.steps] or kin
     return found[0] if len(found) == 1 else d
