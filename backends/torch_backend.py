@@ -207,14 +207,18 @@ def _eigvalsh(m):
 WINDOW = '''
 def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     """A sliding window over `axes` (the op table's _window): those axes moved last, the others
-    folded into a batch of single-channel images (a depthwise filter), padded by the rule of
+    folded into the channels of one image (a depthwise filter: groups = channels, much faster
+    on CPU than a batch of single-channel images), padded by the rule of
     the op table (the odd one before), then separable 1-d convolutions (blur, box), a pool
     (avg, max) or a conv."""
     nd = len(axes)
     ids = tuple(k + nd for k in last)
     y = x.movedim(axes, last)
     lead = tuple(y.shape[: y.ndim - nd])
-    y = y.reshape((-1, 1) + tuple(y.shape[y.ndim - nd :]))
+    c = 1
+    for k in lead:
+        c = c * k
+    y = y.reshape((1, c) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
     n = tuple(y.shape[2:])
@@ -233,14 +237,16 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     elif kind == "avg":
         y = (f.avg_pool1d, f.avg_pool2d, f.avg_pool3d)[nd - 1](y, size, stride)
     elif kind == "conv":
-        y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, kernel.reshape((1, 1) + size), stride=stride)
+        w = kernel.reshape((1, 1) + size).expand((c, 1) + size)
+        y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=stride, groups=c)
     else:
         for i in ids:
-            c = torch.arange(size[i], dtype=y.dtype, device=y.device) - size[i] // 2
-            g = torch.exp(-(c**2) / (2.0 * sigma**2)) if kind == "blur" else torch.ones_like(c)
-            w = (g / g.sum()).reshape((1, 1) + tuple(size[i] if j == i else 1 for j in ids))
+            u = torch.arange(size[i], dtype=y.dtype, device=y.device) - size[i] // 2
+            g = torch.exp(-(u**2) / (2.0 * sigma**2)) if kind == "blur" else torch.ones_like(u)
+            shape = tuple(size[i] if j == i else 1 for j in ids)
+            w = (g / g.sum()).reshape((1, 1) + shape).expand((c, 1) + shape)
             step = tuple(stride[i] if j == i else 1 for j in ids)
-            y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step)
+            y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step, groups=c)
     return y.reshape(lead + tuple(y.shape[2:])).movedim(last, axes)
 '''
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
