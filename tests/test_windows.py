@@ -147,3 +147,25 @@ def test_pools_against_loops():
     want = np.array([[x[3 * i : 3 * i + 2, 2 * j : 2 * j + 3].max() for j in range(4)]
                      for i in range(4)])  # fmt: skip
     np.testing.assert_array_equal(mx, want)
+
+
+def test_a_window_over_the_sharded_dim_is_refused():
+    from lossdsl.shard import shard
+
+    spec = _spec("mean(box(x, 3, over=(H, W)), over=(H, W))", "x: float[B, H, W]")
+    with pytest.raises(lossdsl.LossError, match="a window over H needs the neighbouring rows"):
+        shard(spec.program(), "H")
+    shard(spec.program(), "B")  # the batch rides along
+
+
+def test_windows_under_jax_jit_and_grad():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    fn = lossdsl.load("ms_ssim").compile("jax")
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 2, 161, 170))
+    y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
+    v, g = jax.jit(jax.value_and_grad(lambda a: fn(a, y)))(x)
+    assert np.isfinite(float(v)) and g.shape == x.shape
+    np.testing.assert_allclose(float(v), float(fn(x, y)), rtol=1e-12)
