@@ -25,10 +25,10 @@ def _eigvalsh(m):
 WINDOW = '''
 def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     """A sliding window over `axes` (the op table's _window): those axes moved last, the others
-    folded into the channels of one image (a depthwise filter: groups = channels, much faster
-    on CPU than a batch of single-channel images), padded by the rule of
-    the op table (the odd one before), then separable 1-d convolutions (blur, box), a
-    reduce_window (avg, max) or a conv."""
+    folded into a batch of single-channel images (not groups: XLA's grouped convolution on CPU
+    mixes them, a NaN in one channel made every channel NaN), padded by the rule of the op
+    table (the odd one before), then separable 1-d convolutions (blur, box), a reduce_window
+    (avg, max) or a conv."""
     nd = len(axes)
     ids = tuple(k + nd for k in last)
     y = jnp.moveaxis(x, axes, last)
@@ -36,7 +36,7 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     c = 1
     for k in lead:
         c = c * k
-    y = y.reshape((1, c) + tuple(y.shape[y.ndim - nd :]))
+    y = y.reshape((c, 1) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
     n = tuple(y.shape[2:])
@@ -58,17 +58,16 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
         else:
             y = jax.lax.reduce_window(y, 0.0, jax.lax.add, dims, steps, sides) / count
     elif kind == "conv":
-        w = jnp.broadcast_to(kernel.reshape((1, 1) + size), (c, 1) + size)
-        y = jax.lax.conv_general_dilated(y, w, stride, pads, feature_group_count=c)
+        y = jax.lax.conv_general_dilated(y, kernel.reshape((1, 1) + size), stride, pads)
     else:
         for i in ids:
             u = jnp.arange(size[i], dtype=y.dtype) - size[i] // 2
             g = jnp.exp(-(u**2) / (2.0 * sigma**2)) if kind == "blur" else jnp.ones_like(u)
             shape = tuple(size[i] if j == i else 1 for j in ids)
-            w = jnp.broadcast_to((g / g.sum()).reshape((1, 1) + shape), (c, 1) + shape)
+            w = (g / g.sum()).reshape((1, 1) + shape)
             step = tuple(stride[i] if j == i else 1 for j in ids)
             side = tuple(pads[j] if j == i else (0, 0) for j in ids)
-            y = jax.lax.conv_general_dilated(y, w, step, side, feature_group_count=c)
+            y = jax.lax.conv_general_dilated(y, w, step, side)
     return jnp.moveaxis(y.reshape(lead + tuple(y.shape[2:])), last, axes)
 '''
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"

@@ -169,3 +169,22 @@ def test_windows_under_jax_jit_and_grad():
     v, g = jax.jit(jax.value_and_grad(lambda a: fn(a, y)))(x)
     assert np.isfinite(float(v)) and g.shape == x.shape
     np.testing.assert_allclose(float(v), float(fn(x, y)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_nan_stays_in_its_image_and_channel(backend):
+    """The backends fold the carried dims into channels (torch: groups) or a batch (jax: its
+    grouped convolution on CPU spread one channel's NaN to all of them)."""
+    from helpers import call
+
+    spec = _spec(
+        "mean(blur(x, over=(H, W), size=3), over=(H, W)) + mean(conv(x, k, over=(H, W)), over=(H, W))",
+        "x: float[B, C, H, W], k: float[KH, KW]",
+    )
+    x = np.random.default_rng(4).random((2, 3, 6, 7))
+    x[1, 2, 3, 3] = np.nan
+    got = call(
+        backend, spec.compile(backend), {"x": x, "k": np.ones((2, 2))}, "float64", reduction="none"
+    )
+    got = np.asarray(got).reshape(2, 3)
+    assert np.isnan(got[1, 2]) and np.isfinite(np.delete(got.ravel(), 5)).all()
