@@ -178,7 +178,8 @@ def test_a_nan_stays_in_its_image_and_channel(backend):
     from helpers import call
 
     spec = _spec(
-        "mean(blur(x, over=(H, W), size=3), over=(H, W)) + mean(conv(x, k, over=(H, W)), over=(H, W))",
+        "mean(blur(x, over=(H, W), size=3), over=(H, W)) "
+        "+ mean(conv(x, k, over=(H, W)), over=(H, W))",
         "x: float[B, C, H, W], k: float[KH, KW]",
     )
     x = np.random.default_rng(4).random((2, 3, 6, 7))
