@@ -23,6 +23,56 @@ def _eigvalsh(m):
     return jnp.where(ok[..., None], w, jnp.nan)
 '''
 
+WINDOW = '''
+def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
+    """A sliding window over `axes` (the op table's _window): those axes moved last, the others
+    folded into a batch of single-channel images (not groups: XLA's grouped convolution on CPU
+    mixes them, a NaN in one channel made every channel NaN), padded by the rule of the op
+    table (the odd one before), then separable 1-d convolutions (blur, box), a reduce_window
+    (avg, max) or a conv."""
+    nd = len(axes)
+    ids = tuple(k + nd for k in last)
+    y = jnp.moveaxis(x, axes, last)
+    lead = tuple(y.shape[: y.ndim - nd])
+    c = 1
+    for k in lead:
+        c = c * k
+    y = y.reshape((c, 1) + tuple(y.shape[y.ndim - nd :]))
+    if kernel is not None:
+        size = tuple(kernel.shape)
+    n = tuple(y.shape[2:])
+    pads = ()
+    for i in ids:
+        t = (-(-n[i] // stride[i]) - 1) * stride[i] + size[i] - n[i]
+        t = max(t, 0) if padding != "valid" else 0
+        pads = pads + ((t - t // 2, t // 2),)
+    if padding == "reflect":
+        y = jnp.pad(y, ((0, 0), (0, 0)) + pads, mode="reflect")
+        pads = tuple((0, 0) for i in ids)
+    if kind in ("max", "avg"):
+        count = 1
+        for i in ids:
+            count = count * size[i]
+        dims, steps, sides = (1, 1) + size, (1, 1) + stride, ((0, 0), (0, 0)) + pads
+        if kind == "max":
+            y = jax.lax.reduce_window(y, -jnp.inf, jax.lax.max, dims, steps, sides)
+        else:
+            y = jax.lax.reduce_window(y, 0.0, jax.lax.add, dims, steps, sides) / count
+    elif kind == "conv":
+        y = jax.lax.conv_general_dilated(y, kernel.reshape((1, 1) + size), stride, pads)
+    else:
+        for i in ids:
+            u = jnp.arange(size[i], dtype=y.dtype) - size[i] // 2
+            g = jnp.exp(-(u**2) / (2.0 * sigma**2)) if kind == "blur" else jnp.ones_like(u)
+            shape = tuple(size[i] if j == i else 1 for j in ids)
+            w = (g / g.sum()).reshape((1, 1) + shape)
+            step = tuple(stride[i] if j == i else 1 for j in ids)
+            side = tuple(pads[j] if j == i else (0, 0) for j in ids)
+            y = jax.lax.conv_general_dilated(y, w, step, side)
+    return jnp.moveaxis(y.reshape(lead + tuple(y.shape[2:])), last, axes)
+'''
+WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
+
 
 QUANTILE = '''
 def _quantile(x, q, axis):
@@ -230,6 +280,7 @@ TEMPLATES = {
     "transpose": "jnp.transpose({0}, {perm})",
     "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "jnp.diff({0}, axis={axis})",
+    **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
     "all_reduce": _all_reduce,
     "shard_slice": "jax.lax.dynamic_slice_in_dim({0}, rank * {nl}, {nl}, axis={axis})",
@@ -269,5 +320,5 @@ TARGET = Target(
         "not isinstance({i}.min(), jax.core.Tracer) and "
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
-    helpers=(("_eigvalsh", EIGVALSH), ("_quantile", QUANTILE)),
+    helpers=(("_eigvalsh", EIGVALSH), ("_quantile", QUANTILE), ("_window", WINDOW)),
 )

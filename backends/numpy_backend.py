@@ -193,6 +193,10 @@ TEMPLATES = {
     "transpose": "np.transpose({0}, {perm})",
     "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "np.diff({0}, axis={axis})",
+    **{
+        op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
+        for op in ("blur", "box", "conv", "avg_pool", "max_pool")
+    },
 }
 
 TARGET = Target(
@@ -222,5 +226,6 @@ TARGET = Target(
         ("_digamma", inspect.getsource(ops._digamma)),
         ("_argsort", inspect.getsource(ops._argsort)),
         ("_quantile", inspect.getsource(ops._quantile)),
+        ("_window", inspect.getsource(ops._window)),
     ),
 )

@@ -181,6 +181,13 @@ def _apply(e, args, sizes, comm=None):
         out = op.ref(x)  # [..rest, d]
         want = e.out.type.dims
         return np.moveaxis(out, -1, want.index(d)) if rest else out
+    if op.kind == "window":
+        ax = tuple(axes.axes(e.args[0].type.dims, attrs["over"]))
+        kw = {k: v for k, v in ref_attrs(op, attrs).items() if k != "taps"}
+        if e.op == "conv":  # the kernel's axes in over's order
+            k = np.transpose(args[1], axes.axes(e.args[1].type.dims, attrs["taps"]))
+            return op.ref(args[0], k, ax, **kw)
+        return op.ref(args[0], ax, **kw)
     if op.kind in ("axis", "diff"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax)
@@ -230,10 +237,10 @@ def _broadcast(v, src, dst, sizes):
 
 
 def _n(sizes, d) -> int:
-    """A dim's size; diff's D-1 is D's size minus its cut; a primed twin of the sharded dim is
-    the whole batch."""
+    """A dim's size; a derived dim's (diff's D-1, a window's H-10) through its steps; a primed
+    twin of the sharded dim is the whole batch."""
     g = sizes.get(("global", d.name)) if d.primes else None
-    return (sizes[d.name] if g is None else g) - d.cut
+    return d.size(sizes[d.name] if g is None else g, sizes.__getitem__)
 
 
 def _collective(e, op, args, sizes, comm):

@@ -204,6 +204,53 @@ def _eigvalsh(m):
     return torch.where(ok[..., None], w, torch.full_like(w, float("nan")))
 '''
 
+WINDOW = '''
+def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
+    """A sliding window over `axes` (the op table's _window): those axes moved last, the others
+    folded into the channels of one image (a depthwise filter: groups = channels, much faster
+    on CPU than a batch of single-channel images), padded by the rule of
+    the op table (the odd one before), then separable 1-d convolutions (blur, box), a pool
+    (avg, max) or a conv."""
+    nd = len(axes)
+    ids = tuple(k + nd for k in last)
+    y = x.movedim(axes, last)
+    lead = tuple(y.shape[: y.ndim - nd])
+    c = 1
+    for k in lead:
+        c = c * k
+    y = y.reshape((1, c) + tuple(y.shape[y.ndim - nd :]))
+    if kernel is not None:
+        size = tuple(kernel.shape)
+    n = tuple(y.shape[2:])
+    pads = ()
+    for i in ids:
+        t = (-(-n[i] // stride[i]) - 1) * stride[i] + size[i] - n[i]
+        t = max(t, 0) if padding != "valid" else 0
+        pads = (t - t // 2, t // 2) + pads  # F.pad lists the last axis first
+    if padding == "reflect":
+        y = torch.nn.functional.pad(y, pads, mode="reflect")
+    elif max(pads + (0,)) > 0:
+        y = torch.nn.functional.pad(y, pads, value=-float("inf") if kind == "max" else 0.0)
+    f = torch.nn.functional
+    if kind == "max":
+        y = (f.max_pool1d, f.max_pool2d, f.max_pool3d)[nd - 1](y, size, stride)
+    elif kind == "avg":
+        y = (f.avg_pool1d, f.avg_pool2d, f.avg_pool3d)[nd - 1](y, size, stride)
+    elif kind == "conv":
+        w = kernel.reshape((1, 1) + size).expand((c, 1) + size)
+        y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=stride, groups=c)
+    else:
+        for i in ids:
+            u = torch.arange(size[i], dtype=y.dtype, device=y.device) - size[i] // 2
+            g = torch.exp(-(u**2) / (2.0 * sigma**2)) if kind == "blur" else torch.ones_like(u)
+            shape = tuple(size[i] if j == i else 1 for j in ids)
+            w = (g / g.sum()).reshape((1, 1) + shape).expand((c, 1) + shape)
+            step = tuple(stride[i] if j == i else 1 for j in ids)
+            y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step, groups=c)
+    return y.reshape(lead + tuple(y.shape[2:])).movedim(last, axes)
+'''
+WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
+
 
 def _scan(fn: str):
     """torch.cumsum / cumprod / logcumsumexp (fn a call taking x and dim=); reverse=True
@@ -348,6 +395,7 @@ TEMPLATES = {
     "transpose": "{0}.permute{perm}",
     "expand": "{0}[..., {nones}].expand({shape})",
     "diff": "torch.diff({0}, dim={axis})",
+    **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "all_gather": "_AllGather.apply({0}, {axis}, group)",
     "all_reduce": _all_reduce,
     "shard_slice": "{0}.narrow({axis}, rank * {nl}, {nl})",
@@ -393,5 +441,6 @@ TARGET = Target(
         ("_ids_out_of_range", IDS_OUT_OF_RANGE),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
+        ("_window", WINDOW),
     ),
 )

@@ -59,6 +59,14 @@ class Bool:
 
 
 @dataclass(frozen=True)
+class Str:
+    """A quoted word: only an option's value (padding="same"), never a tensor."""
+
+    value: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
 class Name:
     name: str
     span: Span | None = _span()

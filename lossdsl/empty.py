@@ -64,7 +64,7 @@ def empty_policy(prog: Program) -> EmptyPolicy:
     found: dict[tuple, Need] = {}
 
     def need(dim: Dim, k: int, reason: str, cond) -> None:
-        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.cut)
+        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.steps)
         key = (d, _when(cond))
         if key not in found or found[key].min_size < k:
             found[key] = Need(d, k, reason, key[1])
@@ -93,10 +93,36 @@ def empty_policy(prog: Program) -> EmptyPolicy:
             d = e.attr("over")
             d = d[0] if isinstance(d, tuple) else d
             need(d, 1, f"it takes differences along {d}", cond)
+        elif OPS[e.op].kind == "window":
+            _window_needs(e, need, cond)
     for dim, k, reason, e in _size_counts(prog):
         if e.out.name in when:
             need(dim, k, reason, when[e.out.name])
     return EmptyPolicy(tuple(out_dims), mean_empty, tuple(found.values()))
+
+
+def _window_needs(e, need, cond) -> None:
+    """A valid window needs a whole window along each dim (a kernel's dim: one output entry);
+    reflect padding needs more entries than it pads on a side (torch's rule)."""
+    pad, over = e.attr("padding"), e.attr("over")
+    sizes = e.attr("size") or tuple(k.fixed for k in e.attr("taps"))
+    for d, k, out in zip(
+        over, sizes, (e.out.type.dims[e.args[0].type.dims.index(d)] for d in over)
+    ):
+        what = f"{e.op} takes windows of {k if k is not None else 'the kernel'} along {d}"
+        if pad == "valid" and k is not None:
+            need(d, k, what, cond)
+        elif pad == "valid":
+            need(out, 1, what, cond)
+        elif pad == "reflect" and k is not None:
+            need(
+                d,
+                (k - 1) - (k - 1) // 2 + 1,
+                f"{what}, reflect-padded by {(k - 1) - (k - 1) // 2}",
+                cond,
+            )
+        else:
+            need(d, 1, what, cond)
 
 
 def _fmt(dims) -> str:
@@ -147,6 +173,9 @@ def _size_counts(prog: Program):
         if e.op == "size":
             counts[e.out.name] = e
             dims[e.attr("dim").name] = e.attr("dim")
+            for _, _, by in e.attr("dim").steps:  # H-KH+1: a conv kernel's dim too
+                if by:
+                    dims.setdefault(by, Dim(by))
         elif OPS[e.op].kind == "elementwise" and not e.out.type.dims:
             if all(isinstance(a, Lit) or a.name in counts for a in e.args):
                 counts[e.out.name] = e
@@ -179,7 +208,7 @@ def _bad_count(prog, counts, sizes):
                 continue
             if e.op == "size":
                 d = e.attr("dim")
-                env[e.out.name] = np.asarray(sizes[d.name] - d.cut)
+                env[e.out.name] = np.asarray(d.size(sizes[d.name], sizes.__getitem__))
                 continue
             op = OPS[e.op]
             env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))

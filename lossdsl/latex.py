@@ -105,6 +105,12 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "rank": (r"\operatorname{{rank}}_{{{over}}}({0})", 7),
     "topk": (r"\operatorname{{top}}_{{{1}, {over}}}({0})", 7),
     "quantile": (r"Q_{{{1}, {over}}}({0})", 7),
+    # windows over named dims: the filter (its size, sigma) sliding over them
+    "blur": (r"G_{{\sigma={sigma}}}^{{{size}}} \ast_{{{over}}} {0}", 5),
+    "box": (r"\operatorname{{box}}^{{{size}}} \ast_{{{over}}} {0}", 5),
+    "conv": (r"{1} \star_{{{over}}} {0}", 5),
+    "avg_pool": (r"\operatorname{{avgpool}}^{{{size}}}_{{{over}}}({0})", 7),
+    "max_pool": (r"\operatorname{{maxpool}}^{{{size}}}_{{{over}}}({0})", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -114,7 +120,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile"}
+    | {"quantile", "avg_pool", "max_pool"}
 )
 
 GREEK = {
@@ -189,6 +195,8 @@ def render(prog: Program) -> str:
         fill["index"] = attrs.get("index", "")
         fill["rev"] = "^{\\leftarrow}" if attrs.get("reverse") else ""
         fill["desc"] = "^{\\downarrow}" if attrs.get("descending") else ""
+        fill["sigma"] = attrs.get("sigma", "")
+        fill["size"] = r" \times ".join(map(str, attrs.get("size", ())))
         out = (tmpl.format(*args, **fill), prec)
         memo[e.out.name] = out
         return out

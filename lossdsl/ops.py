@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -350,8 +350,66 @@ def diff_rule(ts, attrs):
             "declare the spatial axes by name, e.g. float[B, C, H, W]",
             0,
         )
-    cut = replace(d, cut=d.cut + 1)
+    cut = d.derive("-", 1)
     return TensorType("float", tuple(cut if k == d else k for k in ts[0].dims))
+
+
+PADDINGS = ("valid", "same", "reflect")
+
+
+def window_dim(d, k, s: int, padding: str):
+    """The dim a window of size k (an int, or a conv kernel's dim) with stride s gives along d:
+    valid: floor((d - k) / s) + 1 (d-k+1 at stride 1); same and reflect: ceil(d / s) (d itself
+    at stride 1)."""
+    if padding != "valid":
+        return d.derive("ceil", s)
+    if isinstance(k, int):
+        return d.derive("-", k - s).derive("//", s)
+    if k.fixed is not None:
+        return d.derive("-", k.fixed - s).derive("//", s)
+    return d.derive("-", -s, k.name).derive("//", s)
+
+
+def window_rule(ts, attrs):
+    """blur, box, avg_pool, max_pool, conv: x keeps its dims but those of `over`, each
+    replaced by its window_dim; conv's kernel has one dim per `over` dim (`taps`, in order)."""
+    _numeric(ts, "this window")
+    x = ts[0]
+    over = _check_over(x, attrs)
+    bad = [d for d in over if d.variadic or d.unit]
+    if bad:
+        raise OpDimError(
+            f"a window needs named axes, not the variadic {bad[0]}",
+            "declare the spatial axes by name, e.g. float[B, C, H, W]",
+            0,
+        )
+    if len(set(over)) != len(over) or not 1 <= len(over) <= 3:
+        raise OpDimError(
+            f"a window slides over one to three distinct dims, got {fmt_dims(over)}",
+            "e.g. over=(H, W)",
+            0,
+        )
+    sizes = attrs.get("size") or attrs.get("taps")
+    if len(ts) == 2:  # conv: the kernel's dims, in over's order
+        kt, taps = ts[1], attrs["taps"]
+        if sorted(kt.dims) != sorted(taps) or len(taps) != len(over):
+            raise OpDimError(
+                f"conv's kernel must have one dim per dim of over={fmt_dims(over)}, got {kt}",
+                "e.g. k: float[KH, KW] with conv(x, k, over=(H, W))",
+                1,
+            )
+        shared = [d for d in kt.dims if d in x.dims]
+        if shared:
+            raise OpDimError(
+                f"conv's kernel {kt} shares {shared[0]} with x {x}: one kernel slides over "
+                "every image",
+                "give the kernel its own dims, e.g. k: float[KH, KW]",
+                1,
+            )
+    new = {
+        d: window_dim(d, k, s, attrs["padding"]) for d, k, s in zip(over, sizes, attrs["stride"])
+    }
+    return TensorType("float", tuple(new.get(d, d) for d in x.dims))
 
 
 def arange_rule(ts, attrs):
@@ -609,6 +667,49 @@ def _quantile(x, q, axis):
     v = np.where(t == 0, a, v)
     bad = np.isnan(x).any(axis=axis) | ~((q >= 0) & (q <= 1))
     return np.where(bad, np.nan, v)
+
+
+def _window(x, axes, kind, size, stride, padding, sigma=1.5, kernel=None):
+    """A sliding window over `axes` of x in float64 (the numpy target inlines this source: it
+    calls numpy and no builtins but tuple). `padding`: "valid" (no padding), "same" (zeros;
+    -inf for max) or "reflect" (x[1], x[0] | x[0], x[1], ...: torch's and np.pad's reflect,
+    scipy.ndimage's "mirror"), by (out - 1) * stride + size - n in total along an axis of n,
+    out = ceil(n / stride), the odd one before (scipy.ndimage's centre, pytorch_msssim's
+    downsampling). Then windows every `stride` entries: blur (a separable Gaussian of `sigma`,
+    normalized over its `size` taps at offsets -size//2 ..., pytorch_msssim's
+    _fspecial_gauss_1d), box (separable, the window's mean with padding counted), avg and max
+    (the window's mean with padding counted / max), conv (the cross-correlation with `kernel`,
+    its axes in the order of `axes`, as torch's conv2d)."""
+    x = np.asarray(x, dtype=np.float64)
+    if kernel is not None:
+        kernel = np.asarray(kernel, dtype=np.float64)
+        size = kernel.shape
+    at = np.asarray(axes, dtype=np.int64)
+    k, s = np.asarray(size, dtype=np.int64), np.asarray(stride, dtype=np.int64)
+    n = np.asarray(x.shape, dtype=np.int64)[at]
+    total = np.zeros_like(k)
+    if padding != "valid":
+        total = np.maximum((-(-n // s) - 1) * s + k - n, 0)
+    width = np.zeros((x.ndim, 2), dtype=np.int64)
+    width[at, 0], width[at, 1] = total - total // 2, total // 2
+    if padding == "reflect":
+        x = np.pad(x, width, mode="reflect")
+    else:
+        x = np.pad(x, width, constant_values=-np.inf if kind == "max" else 0.0)
+    if kind in ("blur", "box"):
+        for i in np.arange(at.size):
+            c = np.arange(k[i], dtype=np.float64) - k[i] // 2
+            g = np.exp(-(c**2) / (2.0 * sigma**2)) if kind == "blur" else np.ones(k[i])
+            w = np.lib.stride_tricks.sliding_window_view(x, k[i], axis=at[i])
+            x = np.take(w @ (g / np.sum(g)), np.arange(0, w.shape[at[i]], s[i]), axis=at[i])
+        return x
+    w = np.lib.stride_tricks.sliding_window_view(x, tuple(k), axis=tuple(at))
+    for i in np.arange(at.size):
+        w = np.take(w, np.arange(0, w.shape[at[i]], s[i]), axis=at[i])
+    last = tuple(np.arange(-at.size, 0))
+    if kind == "conv":
+        return np.tensordot(w, kernel, axes=at.size)
+    return np.max(w, axis=last) if kind == "max" else np.mean(w, axis=last)
 
 
 OPS: dict[str, OpDef] = {}
@@ -960,6 +1061,62 @@ _row(
     "entry `index` along a fixed-size dim, which the result drops (unstack's coordinates)",
     True,
     ("over", "index"),
+)
+# sliding windows over named spatial dims (window_rule: the output's derived dims)
+W = "window"
+_SLIDE = ("over", "size", "stride", "padding")
+_row(
+    "blur",
+    W,
+    1,
+    window_rule,
+    lambda x, axes, size, stride, padding, sigma: _window(
+        x, axes, "blur", size, stride, padding, sigma
+    ),
+    "a Gaussian filter of `sigma` over `size` taps per dim (separable, normalized to sum 1)",
+    True,
+    _SLIDE + ("sigma",),
+)
+_row(
+    "box",
+    W,
+    1,
+    window_rule,
+    lambda x, axes, size, stride, padding: _window(x, axes, "box", size, stride, padding),
+    "the mean over a window of `size` per dim (separable; zero padding counted)",
+    True,
+    _SLIDE,
+)
+_row(
+    "avg_pool",
+    W,
+    1,
+    window_rule,
+    lambda x, axes, size, stride, padding: _window(x, axes, "avg", size, stride, padding),
+    "the mean over windows of `size`, every `stride` (default: the size; zero padding counted)",
+    True,
+    _SLIDE,
+)
+_row(
+    "max_pool",
+    W,
+    1,
+    window_rule,
+    lambda x, axes, size, stride, padding: _window(x, axes, "max", size, stride, padding),
+    "the max over windows of `size`, every `stride` (default: the size; padding is -inf)",
+    True,
+    _SLIDE,
+)
+_row(
+    "conv",
+    W,
+    2,
+    window_rule,
+    lambda x, k, axes, stride, padding: _window(x, axes, "conv", None, stride, padding, 0, k),
+    "the cross-correlation of x with a kernel over `taps` (torch's conv2d, one kernel for "
+    "every image and channel)",
+    True,
+    ("over", "taps", "stride", "padding"),
 )
 _row(
     "eigvalsh",

@@ -540,6 +540,10 @@ class _ToAst(Transformer_NonRecursive):
         return ast.Num(float("nan"), "nan", self._span(meta))
 
     @v_args(meta=True)
+    def string(self, meta, items):
+        return ast.Str(str(items[0])[1:-1], self._span(meta))
+
+    @v_args(meta=True)
     def name(self, meta, items):
         return ast.Name(str(items[0]), self._span(meta))
 

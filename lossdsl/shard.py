@@ -47,7 +47,7 @@ def shardable_dims(prog: Program) -> list[str]:
     out: list[str] = []
     for d in prog.inputs:
         for k in d.var.type.dims:
-            if not k.variadic and not k.primes and not k.cut and k.name not in out:
+            if not k.variadic and not k.primes and not k.steps and k.name not in out:
                 out.append(k.name)
     return out
 
@@ -205,6 +205,12 @@ class _Sharder:
 
     def _refusals(self, e: Eqn, over: tuple[Dim, ...]) -> None:
         b, op = self.b, e.op
+        if OPS[op].kind == "window" and b in over:
+            self.refuse(
+                e,
+                f"a window over {b} needs the neighbouring rows, which another rank may hold",
+                "shard over the batch dim, which the loss only gathers and reduces",
+            )
         if op in ("argmax", "diff", "eigvalsh") and b in over:
             what = {
                 "argmax": f"argmax over {b} picks a position among every rank's rows",

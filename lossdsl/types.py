@@ -7,32 +7,95 @@ from dataclasses import dataclass, replace
 DTYPES = ("bool", "int", "float")  # promotion order
 
 
+# A derived dim's size is its base dim's size through these steps, in order (all ints, so that
+# dims stay orderable):
+#   ("-", k, "")    n - k        (diff: k = 1; a valid window of size w: k = w - 1)
+#   ("-", k, "KH")  n - k - size(KH)   (a valid conv with a kernel over KH: k = -1, H-KH+1)
+#   ("//", s, "")   floor(n / s) (a valid pool)    ("ceil", s, "")  ceil(n / s) ('same' pools)
+Step = tuple[str, int, str]
+
+
 @dataclass(frozen=True, order=True)
 class Dim:
-    """A named dimension. `B'` is B's primed twin: same size, a different axis."""
+    """A named dimension. `B'` is B's primed twin: same size, a different axis. A derived dim
+    (`H-10`, `H//2`: a window's output along H) has `steps` from its base dim's size; two
+    results derived the same way from the same dim are the same dim (their sizes agree)."""
 
     name: str
     primes: int = 0
     variadic: bool = False  # *S: any number of axes, flattened to one at the function boundary
-    cut: int = 0  # diff(x, over=H) is over H-1: H's size minus `cut` (a dim users cannot name)
+    steps: tuple[Step, ...] = ()  # derived from `name`'s size (a dim users cannot name)
     # A helper's *S bound to no axes (a [B] argument for its [B, *S] input): size 1, shape ().
     unit: bool = False
 
     @property
+    def base(self) -> Dim:
+        """The dim this one is derived from (itself when it is not derived)."""
+        return replace(self, steps=()) if self.steps else self
+
+    @property
     def fixed(self) -> int | None:
         """`float[B, 4]`: a dim written as a number has that size, checked at call time (its
-        name is the number: no user name starts with a digit)."""
-        return int(self.name) if self.name.isdigit() else None
+        name is the number: no user name starts with a digit); derived from one, a number too."""
+        if not self.name.isdigit():
+            return None
+        if any(by and not by.isdigit() for _, _, by in self.steps):
+            return None
+        return self.size(int(self.name), lambda by: int(by))
+
+    def derive(self, op: str, k: int, by: str = "") -> Dim:
+        """This dim through one more step; subtractions merge (H-1-1 is H-2), so do divisions
+        rounded the same way (ceil(ceil(H/2)/2) is ceil(H/4)); - 0 and / 1 are none."""
+        steps = self.steps
+        if op == "-" and steps and steps[-1][0] == "-" and not (by and steps[-1][2]):
+            _, k0, by0 = steps[-1]
+            steps, k, by = steps[:-1], k0 + k, by or by0
+        elif op != "-" and steps and steps[-1][0] == op:
+            steps, k = steps[:-1], steps[-1][1] * k
+        if not (op == "-" and k == 0 and not by) and not (op != "-" and k == 1):
+            steps = steps + ((op, k, by),)
+        return replace(self, steps=steps)
+
+    def size(self, n, size_of=None):
+        """The size given the base's size `n` (an int, or any number-like value); `size_of`
+        gives another dim's size by name (a conv's kernel dims)."""
+        for op, k, by in self.steps:
+            if op == "-":
+                n = n - k - (size_of(by) if by else 0)
+            elif op == "//":
+                n = n // k
+            else:
+                n = -(-n // k)
+        return n
+
+    def size_code(self, n: str, size_of) -> str:
+        """The size as a Python expression of the base's size expression `n`."""
+        for op, k, by in self.steps:
+            if op == "-":
+                tail = f" - {k}" if k > 0 else f" + {-k}" if k else ""
+                n = f"({n}{f' - {size_of(by)}' if by else ''}{tail})"
+            elif op == "//":
+                n = f"({n} // {k})"
+            else:
+                n = f"(-(-{n} // {k}))"
+        return n
 
     def prime(self) -> Dim:
         return replace(self, primes=self.primes + 1)
 
     def twin_of(self, other: Dim) -> bool:
-        return self.name == other.name and self.primes != other.primes and self.cut == other.cut
+        return self.name == other.name and self.primes != other.primes and self.steps == other.steps
 
     def __str__(self) -> str:
-        s = ("*" if self.variadic else "") + self.name + "'" * self.primes
-        return s + (f"-{self.cut}" if self.cut else "")
+        s = base = ("*" if self.variadic else "") + self.name + "'" * self.primes
+        for op, k, by in self.steps:
+            if op == "-":
+                s += (f"-{by}" if by else "") + (f"-{k}" if k > 0 else f"+{-k}" if k else "")
+            elif op == "//":
+                s = f"{s}//{k}" if s == base else f"({s})//{k}"
+            else:
+                s = f"ceil({s}/{k})"
+        return s
 
 
 # Every helper's *S bound to no axes is this one dim (they all line up with each other); no
@@ -111,3 +174,14 @@ def promote(*types: TensorType) -> str:
 
 def remove_dims(dims: tuple[Dim, ...], over: tuple[Dim, ...]) -> tuple[Dim, ...]:
     return tuple(d for d in dims if d not in over)
+
+
+def derived_as(dims: tuple[Dim, ...], d: Dim) -> Dim:
+    """The dim of `dims` that a user's `over=H` names: H itself, else the one dim derived from
+    H there (users cannot spell H-10: over=H reaches blur(x, over=H)'s result; in a helper whose
+    H is the caller's ceil(H/2), over=H reaches ceil(H/2)-10); else `d`."""
+    if d in dims:
+        return d
+    kin = [k for k in dims if k.base == d.base]  # H, H-10, ceil(H/2)-10: one family
+    found = [k for k in kin if k.steps[: len(d.steps)] == d.steps] or kin
+    return found[0] if len(found) == 1 else d

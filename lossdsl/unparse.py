@@ -103,6 +103,8 @@ def expr(e) -> str:
             return "true" if v else "false"
         case ast.Name(name=n):
             return n
+        case ast.Str(value=v):
+            return f'"{v}"'
         case ast.Unary(op=op, operand=x):
             return f"{op}{_wrap(x, _PREC['unary'])}"
         case ast.Binary(op="^", left=l, right=r):

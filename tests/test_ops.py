@@ -17,7 +17,7 @@ from lossdsl.ops import OPS
 
 HEAD = (
     "x: float[B, C], y: float[B, C], i: index[B] of C, m: bool[B, C], z: float[C, B], "
-    "q: float[B, 2]"
+    "q: float[B, 2], k: float[K, 2]"
 )
 
 # op -> the body of a loss over HEAD's inputs that compiles to (at least) that op
@@ -138,6 +138,22 @@ PROGRAMS = {
         "quantile(x, 0.3, over=C) + median(y, over=C) + quantile(y, 1, over=C) * sum(x, over=C)"
         " + sum(z * median(z, over=B) + quantile(z, 0.75, over=C), over=C)"
     ),
+    # windows over (B, C) as if they were (H, W): every padding, a stride, derived dims (C-1,
+    # ceil(B/2), B-K+1) reduced by over= with the base dims' names
+    "blur": (
+        'sum(blur(x, over=(B, C), sigma=0.8, size=3, padding="same")^2, over=C) '
+        "+ sum(blur(y, over=C, sigma=2, size=2), over=C)"
+    ),
+    "box": 'box(x, 2, over=(B, C), padding="reflect") * y + sum(box(x * y, 3, over=B), over=B)',
+    "avg_pool": 'sum(avg_pool(x * y, 2, over=(B, C), padding="same")^2, over=(B, C))',
+    "max_pool": (
+        "sum(max_pool(x * y, 2, over=B, stride=1), over=B) "
+        '+ sum(max_pool(x + y, (3, 2), over=(B, C), stride=(2, 1), padding="same"), over=B)'
+    ),
+    "conv": (
+        "sum(conv(x, k, over=(B, C))^2, over=(B, C)) "
+        '+ sum(conv(y, k, over=(B, C), padding="same") * x, over=C)'
+    ),
 }
 
 
@@ -150,6 +166,7 @@ def inputs(rng):
         "m": rng.random((b, c)) < 0.5,
         "z": rng.standard_normal((c, b)),
         "q": rng.standard_normal((b, 2)),
+        "k": rng.standard_normal((2, 2)),
     }
 
 
@@ -380,7 +397,7 @@ def test_op_gradients_agree_with_finite_differences(op):
 
     spec = lossdsl.parse(f"loss g_{op}({HEAD}) {{\n    {PROGRAMS[op]}\n}}\n")
     data = inputs(np.random.default_rng(2))
-    wrt = [n for n in ("x", "y", "z") if re.search(rf"\b{n}\b", PROGRAMS[op])]
+    wrt = [n for n in ("x", "y", "z", "k") if re.search(rf"\b{n}\b", PROGRAMS[op])]
     want = fd_grads(spec, frozenset(), data, wrt)
     for backend in ("torch", "jax"):
         got = grads(backend, spec.compile(backend), data, wrt, "float64")
@@ -558,6 +575,7 @@ def _special_inputs():
         "m": (np.add.outer(np.arange(n), np.arange(n)) % 3) > 0,
         "z": np.repeat(v[None, :], n, 0).T * 0.5,
         "q": np.stack([v, v[::-1]], 1),
+        "k": np.array([[0.5, -1.0], [2.0, 0.25]]),
     }
 
 

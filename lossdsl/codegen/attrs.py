@@ -14,7 +14,7 @@ from collections.abc import Callable
 from lossdsl import axes
 from lossdsl.codegen.names import py_literal
 from lossdsl.ir import Eqn
-from lossdsl.ops import OPS
+from lossdsl.ops import OPS, PADDINGS
 from lossdsl.types import Dim
 
 
@@ -51,6 +51,11 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "index": lambda em, e, v: {"index": int(v)},
     "reverse": lambda em, e, v: {"reverse": bool(v)},
     "descending": lambda em, e, v: {"descending": bool(v)},
+    "size": lambda em, e, v: {"size": tuple(int(k) for k in v)},
+    "stride": lambda em, e, v: {"stride": tuple(int(k) for k in v)},
+    "padding": lambda em, e, v: {"padding": f'"{PADDINGS[PADDINGS.index(v)]}"'},  # not user text
+    "sigma": lambda em, e, v: {"sigma": py_literal(float(v))},
+    "taps": lambda em, e, v: {},  # the kernel's layout (_window below)
 }
 
 
@@ -153,7 +158,27 @@ OP_ATTRS: dict[str, Callable[..., dict]] = {
     "cross_entropy": _gather,
     "take_along": _take_along,
 }
-KIND_ATTRS: dict[str, Callable[..., dict]] = {"collective": _collective}
+
+
+def _window(em, e: Eqn, attrs: dict) -> dict:
+    """A window's axes as a tuple, the same number of trailing positions (the helpers move the
+    axes there), its kind for the helpers, and conv's kernel with its axes in over's order."""
+    ax = tuple(axes.axes(e.args[0].type.dims, e.attr("over")))
+    kind = {"avg_pool": "avg", "max_pool": "max"}.get(e.op, e.op)
+    out = {"wax": ax, "last": tuple(range(-len(ax), 0)), "kind": f'"{kind}"'}
+    out.update(size=attrs.get("size", ()), sigma=attrs.get("sigma", "0.0"))
+    if e.op == "conv":
+        k = e.args[1]
+        kern = em.ref(k)
+        if k.type.dims != e.attr("taps"):
+            kern = em.t.permute.format(x=kern, perm=tuple(axes.axes(k.type.dims, e.attr("taps"))))
+        out["kern"] = kern
+    else:
+        out["kern"] = "None"
+    return out
+
+
+KIND_ATTRS: dict[str, Callable[..., dict]] = {"collective": _collective, "window": _window}
 
 
 def template_attrs(em, e: Eqn) -> dict:

@@ -82,7 +82,7 @@ class FunctionEmitter(Guards):
         n = self.size[d.name]
         if d.name == self.shard and d.primes:
             n = self.global_size
-        return f"({n} - {d.cut})" if d.cut else n
+        return d.size_code(n, lambda by: self.size[by])
 
     def aligned(self, a: Atom, out_dims: tuple[Dim, ...]) -> str:
         if isinstance(a, Lit) or not a.type.dims:

@@ -70,6 +70,13 @@ def _lower_expr(ctx: Ctx, node) -> Atom | None:
             return lit(v)
         case ast.Name():
             return lower_name(ctx, node)
+        case ast.Str(value=v):
+            return ctx.error(
+                TypeMismatch,
+                f'"{v}" is a word, not a value: quoted words are the options of functions',
+                _sp(node),
+                'pass it as an option, e.g. blur(x, over=(H, W), padding="same")',
+            )
         case ast.Unary(op="-", operand=x):
             a = lower_expr(ctx, x)
             if isinstance(a, Lit) and a.type.dtype != "bool":

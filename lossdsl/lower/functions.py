@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
@@ -14,7 +14,8 @@ from lossdsl.ir import Atom, Var
 from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.inline import lower_spec_call
-from lossdsl.types import Dim, fmt_dims
+from lossdsl.ops import PADDINGS
+from lossdsl.types import Dim, derived_as, fmt_dims
 
 # ---- calls ----------------------------------------------------------------------------
 
@@ -222,8 +223,7 @@ def _all_dims(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
         return over
     if not over:
         return x.type.dims
-    cut = {replace(d, cut=0): d for d in x.type.dims if d.cut}
-    return tuple(cut.get(d, d) if d not in x.type.dims else d for d in over)
+    return tuple(derived_as(x.type.dims, d) for d in over)
 
 
 def _reduction(op: str, extra: tuple[tuple[str, object], ...] = ()) -> tuple[Sig, Callable]:
@@ -482,6 +482,87 @@ def _eigvalsh(ctx, call, a):
         )
     x = _x(ctx, a["x"])
     return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _ints(ctx, node, what: str, n: int) -> tuple[int, ...] | None:
+    """size=11 or size=(11, 7): one positive whole number per window dim."""
+    items = node.items if isinstance(node, ast.Tuple) else (node,)
+    vals = [v if isinstance(v, int) else _const(ctx, v, what) for v in items]
+    if any(v is None for v in vals):
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals) or len(
+        vals
+    ) not in (1, n):
+        return ctx.error(
+            TypeMismatch,
+            f"{what} must be a positive whole number, or one per dim of over ({n})",
+            _sp(node),
+            f"e.g. {what}=3" + (f" or {what}=({', '.join(['3'] * n)})" if n > 1 else ""),
+        )
+    return tuple(vals) * (n if len(vals) == 1 else 1)
+
+
+def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
+    """blur, box, avg_pool, max_pool, conv: a window sliding over the `over` dims (derived
+    ones too: over=H reaches H//2 after a pool); every other dim is carried through."""
+
+    def h(ctx, call, a):
+        if a["over"] is None:
+            return ctx.error(
+                ArityError, f"{call.func}() needs over=DIMS", call.span, "e.g. over=(H, W)"
+            )
+        over = resolve_dims(ctx, a["over"])
+        pad = a["padding"]
+        if not isinstance(pad, ast.Str) or pad.value not in PADDINGS:
+            return ctx.error(
+                TypeMismatch,
+                f"padding must be one of {', '.join(f'{p!r}' for p in PADDINGS)}".replace("'", '"'),
+                _sp(pad) if not isinstance(pad, str) else call.span,
+                'e.g. padding="same" (the output keeps the size of the input)',
+            )
+        if over is None:
+            return None
+        n = len(over)
+        attrs: list = []
+        if "size" in a:
+            size = _ints(ctx, a["size"], "size", n)
+            if size is None:
+                return None
+            attrs.append(("size", size))
+        stride = a["stride"] if a["stride"] is not None else a.get("size")
+        stride = _ints(ctx, stride, "stride", n)
+        if stride is None:
+            return None
+        x = _x(ctx, a["x"])
+        args, spans = [x], [_sp(a["x"])]
+        if op == "conv":
+            k = _x(ctx, a["kernel"])
+            if k is None:
+                return None
+            args.append(k)
+            spans.append(_sp(a["kernel"]))
+            attrs.append(("taps", k.type.dims))
+        if x is None:
+            return None
+        over = tuple(derived_as(x.type.dims, d) for d in over)
+        attrs += [("stride", stride), ("padding", pad.value)]
+        if op == "blur":
+            sigma = _const(ctx, a["sigma"], "sigma")
+            if sigma is None:
+                return None
+            if isinstance(sigma, bool) or not sigma > 0:
+                return ctx.error(
+                    TypeMismatch, f"sigma must be positive, got {sigma}", _sp(a["sigma"]), None
+                )
+            attrs.append(("sigma", float(sigma)))
+        return ctx.emit(
+            op, tuple(args), (("over", over), *attrs), span=call.span, arg_spans=tuple(spans)
+        )
+
+    return sig, h
+
+
+_VALID = ("padding", ast.Str("valid"))
 
 
 def _dim_args(ctx, call, a) -> tuple | None:
@@ -835,4 +916,29 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "topk": (Sig(("x", "k", "over"), (("over", None),)), _topk),
     "median": (Sig(("x", "over"), (("over", None),)), _quantile_fn),
     "quantile": (Sig(("x", "q", "over"), (("over", None),)), _quantile_fn),
+    "blur": _window(
+        "blur",
+        Sig(
+            ("x", "over", "sigma", "size", "padding", "stride"),
+            (("over", None), ("sigma", 1.5), ("size", 11), _VALID, ("stride", 1)),
+        ),
+    ),
+    "box": _window(
+        "box",
+        Sig(("x", "size", "over", "padding", "stride"), (("over", None), _VALID, ("stride", 1))),
+    ),
+    "conv": _window(
+        "conv",
+        Sig(("x", "kernel", "over", "padding", "stride"), (("over", None), _VALID, ("stride", 1))),
+    ),
+    **{
+        name: _window(
+            name,
+            Sig(
+                ("x", "size", "over", "stride", "padding"),
+                (("over", None), ("stride", None), _VALID),
+            ),
+        )
+        for name in ("avg_pool", "max_pool")
+    },
 }

@@ -261,7 +261,7 @@ LOCAL_KINDS = ("elementwise", "transpose", "expand")
 # op kinds that work along the dims their axis attrs name: local when V is not among them
 AXIS_KINDS = ("reduce", "axis", "gather", "cross_entropy", "argmax", "diff", "eigvalsh",
                "contract", "rename", "onehot", "take", "scan", "sort", "rank",
-               "quantile")  # fmt: skip
+               "quantile", "window")  # fmt: skip
 _HINT = (
     "use the plain schedule; a chunked loss reads its logits only through elementwise terms "
     "and row statistics over {v}: sum, mean, logsumexp, max or min over {v}, a log-softmax or "

@@ -115,7 +115,7 @@ class RowBlocked:
             if self.plan.mean_over is not None:  # a mean: the total over its element count
                 n = 1
                 for d in self.plan.mean_over:
-                    n *= sizes[d.name] - d.cut
+                    n *= d.size(sizes[d.name], sizes.__getitem__)
                 # an empty batch: the plain mean's empty value, 0 with zero gradient
                 total = total / float(n) if n else total * 0.0
         if self.row is None:

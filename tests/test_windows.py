@@ -1,0 +1,191 @@
+"""Window ops (blur, box, conv, avg_pool, max_pool): the derived dims they give (names, sizes,
+unification, errors), and their float64 numpy meaning against scipy.ndimage / scipy.signal and
+explicit loops (an implementation lossdsl did not write). tests/test_ops.py checks every backend
+against that meaning, gradients included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import scipy.signal
+
+import lossdsl
+from lossdsl.ops import _window
+from lossdsl.types import Dim, derived_as
+
+H = Dim("H")
+
+
+def test_derived_dim_names_and_sizes():
+    cases = [
+        (H.derive("-", 10), "H-10", 30, 20),
+        (H.derive("-", 1).derive("-", 1), "H-2", 5, 3),  # diff twice
+        (H.derive("//", 2), "H//2", 7, 3),
+        (H.derive("ceil", 2).derive("ceil", 2), "ceil(H/4)", 161, 41),
+        (H.derive("ceil", 4).derive("-", 10), "ceil(H/4)-10", 161, 31),
+        (H.derive("-", 1).derive("//", 2), "(H-1)//2", 8, 3),
+        (H.derive("-", -1, "KH"), "H-KH+1", 10, 8),
+    ]
+    for d, name, n, size in cases:
+        assert str(d) == name
+        assert d.size(n, {"KH": 3}.get) == size
+        code = d.size_code("n", lambda by: "kh")
+        assert eval(code, {"n": n, "kh": 3}) == size, code  # noqa: S307 (our own expression)
+    assert H.derive("-", 0) == H and H.derive("//", 1) == H
+    assert Dim("4").derive("-", 1).fixed == 3 and H.derive("-", 1).fixed is None
+
+
+def test_same_derivation_unifies_and_over_names_the_base():
+    a, b = H.derive("-", 10), H.derive("-", 10)
+    assert a == b and hash(a) == hash(b) and a.prime().twin_of(b)
+    assert derived_as((Dim("B"), a), H) == a
+    assert derived_as((Dim("B"), H), H) == H
+    c = H.derive("ceil", 2)
+    assert derived_as((c.derive("-", 10),), c) == c.derive("-", 10)
+
+
+def _spec(body, head="x: float[B, H, W], y: float[B, H, W]"):
+    return lossdsl.parse(f"loss t({head}) {{\n    {body}\n}}\n")
+
+
+def test_two_windows_of_the_same_shape_line_up():
+    spec = _spec("mean(blur(x, over=(H, W)) * box(y, 11, over=(H, W)), over=(H, W))")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2, 12, 13)), rng.random((2, 12, 13))
+    got = spec.compile("numpy")(x, y, reduction="none")
+    want = np.mean(
+        _window(x, (1, 2), "blur", (11, 11), (1, 1), "valid", 1.5)
+        * _window(y, (1, 2), "box", (11, 11), (1, 1), "valid"),
+        axis=(1, 2),
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("sum(box(x, 3, over=H) - x, over=H)", "dims do not line up: [B, H-2, W] vs [B, H, W]"),
+        ("sum(box(x, 3, over=H) - box(y, 5, over=H), over=H)", "[B, H-2, W] vs [B, H-4, W]"),
+        ('sum(blur(x, over=H, padding="full"), over=H)', 'padding must be one of "valid"'),
+        ("sum(blur(x, over=H, sigma=0), over=H)", "sigma must be positive"),
+        ("sum(box(x, 0, over=H), over=H)", "size must be a positive whole number"),
+        ("sum(box(x, (3, 3), over=H), over=H)", "one per dim of over (1)"),
+        ("sum(box(x, 3), over=H)", "box() needs over=DIMS"),
+        ("sum(conv(x, y, over=(H, W)), over=H)", "conv's kernel must have one dim per dim"),
+        ('"valid" + x', '"valid" is a word, not a value'),
+    ],
+)
+def test_window_mistakes_are_errors_at_the_call(body, message):
+    with pytest.raises(lossdsl.LossError) as e:
+        _spec(body).compile("numpy")
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_too_small_image_is_an_input_error(backend):
+    from helpers import call
+
+    spec = _spec("mean(blur(x, over=(H, W), size=5), over=(H, W))", "x: float[B, H, W]")
+    with pytest.raises(lossdsl.InputError, match="needs at least 5 along it: blur takes windows"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 4, 9))}, "float64")
+    spec = _spec(
+        'mean(box(x, 7, over=(H, W), padding="reflect"), over=(H, W))', "x: float[B, H, W]"
+    )
+    with pytest.raises(lossdsl.InputError, match="reflect-padded by 3"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 3, 9))}, "float64")
+
+
+# ---- the meaning, against scipy and loops ----------------------------------------------------
+
+
+def _taps(size, sigma):
+    c = np.arange(size) - size // 2
+    g = np.exp(-(c**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+X = np.random.default_rng(1).standard_normal((2, 3, 13, 10))
+
+
+def test_blur_is_a_separable_correlation_with_normalized_gaussian_taps():
+    g = _taps(5, 1.2)
+    for padding, mode in (("same", "constant"), ("reflect", "mirror")):
+        want = ndi.correlate1d(ndi.correlate1d(X, g, axis=2, mode=mode), g, axis=3, mode=mode)
+        got = _window(X, (2, 3), "blur", (5, 5), (1, 1), padding, 1.2)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    valid = _window(X, (2, 3), "blur", (5, 5), (1, 1), "valid", 1.2)
+    full = ndi.correlate1d(ndi.correlate1d(X, g, axis=2), g, axis=3)
+    np.testing.assert_allclose(valid, full[..., 2:-2, 2:-2], rtol=1e-12)
+
+
+def test_box_is_scipys_uniform_filter_with_zeros_counted():
+    for size in (3, 4):  # an even window: the extra padding entry goes before, as scipy's
+        got = _window(X, (2,), "box", (size,), (1,), "same")
+        want = ndi.uniform_filter1d(X, size, axis=2, mode="constant")
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_conv_is_scipys_valid_correlation():
+    k = np.random.default_rng(2).standard_normal((3, 4))
+    got = _window(X, (2, 3), "conv", None, (1, 1), "valid", 0, k)
+    want = np.array([[scipy.signal.correlate2d(im, k, mode="valid") for im in b] for b in X])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    same = _window(X, (2, 3), "conv", None, (1, 1), "same", 0, k)
+    want = np.array([[ndi.correlate(im, k, mode="constant") for im in b] for b in X])
+    np.testing.assert_allclose(same, want, rtol=1e-12, atol=1e-13)
+
+
+def test_pools_against_loops():
+    x = X[0, 0]  # 13 x 10
+    avg = _window(x, (0, 1), "avg", (2, 2), (2, 2), "same")  # ceil: 7 x 5, a zero row before
+    padded = np.pad(x, ((1, 0), (0, 0)))
+    want = np.array([[padded[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean() for j in range(5)]
+                     for i in range(7)])  # fmt: skip
+    np.testing.assert_allclose(avg, want, rtol=1e-14)
+    mx = _window(x, (1, 0), "max", (3, 2), (2, 3), "valid")  # axes in the order (W, H)
+    want = np.array([[x[3 * i : 3 * i + 2, 2 * j : 2 * j + 3].max() for j in range(4)]
+                     for i in range(4)])  # fmt: skip
+    np.testing.assert_array_equal(mx, want)
+
+
+def test_a_window_over_the_sharded_dim_is_refused():
+    from lossdsl.shard import shard
+
+    spec = _spec("mean(box(x, 3, over=(H, W)), over=(H, W))", "x: float[B, H, W]")
+    with pytest.raises(lossdsl.LossError, match="a window over H needs the neighbouring rows"):
+        shard(spec.program(), "H")
+    shard(spec.program(), "B")  # the batch rides along
+
+
+def test_windows_under_jax_jit_and_grad():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    fn = lossdsl.load("ms_ssim").compile("jax")
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 2, 161, 170))
+    y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
+    v, g = jax.jit(jax.value_and_grad(lambda a: fn(a, y)))(x)
+    assert np.isfinite(float(v)) and g.shape == x.shape
+    np.testing.assert_allclose(float(v), float(fn(x, y)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_nan_stays_in_its_image_and_channel(backend):
+    """The backends fold the carried dims into channels (torch: groups) or a batch (jax: its
+    grouped convolution on CPU spread one channel's NaN to all of them)."""
+    from helpers import call
+
+    spec = _spec(
+        "mean(blur(x, over=(H, W), size=3), over=(H, W)) "
+        "+ mean(conv(x, k, over=(H, W)), over=(H, W))",
+        "x: float[B, C, H, W], k: float[KH, KW]",
+    )
+    x = np.random.default_rng(4).random((2, 3, 6, 7))
+    x[1, 2, 3, 3] = np.nan
+    got = call(
+        backend, spec.compile(backend), {"x": x, "k": np.ones((2, 2))}, "float64", reduction="none"
+    )
+    got = np.asarray(got).reshape(2, 3)
+    assert np.isnan(got[1, 2]) and np.isfinite(np.delete(got.ravel(), 5)).all()
