@@ -145,6 +145,7 @@ class Param:
     constraint: Expr | None
     span: Span | None = _span()
     name_span: Span | None = _span()
+    choices: tuple[str, ...] = ()  # a choice param's words (dtype "choice")
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def cmd_show(a) -> int:
     print(f"reduction: {spec.default_reduction} (per call: none | sum | mean)")
     for p in spec.params:
         c = f"  where {p.constraint}" if p.constraint else ""
-        print(f"param {p.name}: {p.dtype} = {p.default!r}{c}")
+        fixed = "  (fixed when the spec compiles)" if p.choices else ""
+        print(f"param {p.name}: {p.declared} = {p.default_text}{c}{fixed}")
     print()
     print(spec.doc)
     return 0

@@ -321,10 +321,16 @@ def _reference_fn(spec: Spec, baked):
                 )
         bad = [k for k in kwargs if k not in free]
         if bad or len(args) > len(names):
+            chosen = {p.name for p in spec.params if p.choices}
             raise ArityError(
                 f"{spec.name}() got unexpected argument {bad[0] if bad else len(args)}",
                 None,
-                did_you_mean(bad[0], list(free) + names) if bad else None,
+                f"{bad[0]} is a choice param, fixed when the spec compiles: "
+                f"compile(backend, {bad[0]}=...)"
+                if bad and bad[0] in chosen
+                else did_you_mean(bad[0], list(free) + names)
+                if bad
+                else None,
             )
         reduction = reduction or spec.default_reduction
         if reduction not in REDUCTIONS:

@@ -50,9 +50,19 @@ from lossdsl.schedules.build import chunk_refusal as chunk_refusal  # isort: ski
 @dataclass(frozen=True)
 class ParamInfo:
     name: str
-    dtype: str
-    default: float | int | bool
+    dtype: str  # float, int, bool or choice
+    default: float | int | bool | str
     constraint: str | None
+    choices: tuple[str, ...] = ()  # a choice param's words, fixed when the spec compiles
+
+    @property
+    def declared(self) -> str:
+        """The type as written: float, or "softmax" | "sigmoid" for a choice param."""
+        return " | ".join(f'"{w}"' for w in self.choices) if self.choices else self.dtype
+
+    @property
+    def default_text(self) -> str:
+        return f'"{self.default}"' if self.choices else repr(self.default)
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,8 @@ def _param_info(p: ast.Param) -> ParamInfo:
         s = p.constraint.span
         line = s.source.line(s.line)
         text = line[s.col - 1 : s.end_col - 1] if s.end_line == s.line else line[s.col - 1 :]
+    if p.choices:
+        return ParamInfo(p.name, "choice", p.default.value, None, p.choices)
     # the default as the param's type (an int literal for a float param is a float)
     return ParamInfo(p.name, p.dtype, _coerce(p.dtype, const_eval(p.default)), text)
 

@@ -77,7 +77,8 @@ def spec_entry(name: str) -> str:
             dom = f" in [{i.domain[0]:g}, {i.domain[1]:g}]"
         ins.append(f"`{i.name}: {i.type}`{dom}" + (" (optional)" if i.optional else ""))
     params = [
-        f"`{p.name}: {p.dtype} = {p.default!r}`" + (f" (`{p.constraint}`)" if p.constraint else "")
+        f"`{p.name}: {p.declared} = {p.default_text}`"
+        + (f" (`{p.constraint}`)" if p.constraint else "")
         for p in spec.params
     ]
     ref = " ".join(_doc_lines(doc, ("Reference",))) or "see the spec's tests"

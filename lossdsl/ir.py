@@ -81,6 +81,7 @@ class InputDecl:
 class ParamDecl:
     var: Var
     default: float | int | bool
+    choices: tuple[str, ...] = ()  # a choice param: var is the int index of its word
 
 
 @dataclass(frozen=True)

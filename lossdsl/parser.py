@@ -482,9 +482,19 @@ class _ToAst(Transformer_NonRecursive):
     @v_args(meta=True)
     def param_stmt(self, meta, items):
         name, dtype, default, constraint = items
+        choices = dtype if isinstance(dtype, tuple) else ()
         return ast.Param(
-            str(name), str(dtype), default, constraint, self._span(meta), self._tok(name)
+            str(name),
+            "choice" if choices else str(dtype),
+            default,
+            constraint,
+            self._span(meta),
+            self._tok(name),
+            choices,
         )
+
+    def choices(self, items):
+        return tuple(str(s)[1:-1] for s in items)
 
     @v_args(meta=True)
     def use_stmt(self, meta, items):

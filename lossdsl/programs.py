@@ -55,8 +55,23 @@ def _baked_key(spec: Spec, baked: dict) -> tuple:
                 None,
                 did_you_mean(k, known) or f"params: {', '.join(known) or 'none'}",
             )
+        if known[k].choices:
+            continue
         check_param_value(k, known[k].dtype, v)
-    return tuple(sorted(baked.items()))
+    out = {k: v for k, v in baked.items() if not known[k].choices}
+    # a choice param is always fixed when the spec compiles: its word's index, the default's
+    # when not given
+    for p in spec.params:
+        if p.choices:
+            word = baked.get(p.name, p.default)
+            if not isinstance(word, str) or word not in p.choices:
+                raise ParamError(
+                    f"param '{p.name}' is one of {p.declared}, got {word!r}",
+                    None,
+                    did_you_mean(str(word), p.choices) or f"e.g. {p.name}={p.choices[0]!r}",
+                )
+            out[p.name] = p.choices.index(word)
+    return tuple(sorted(out.items()))
 
 
 def bake(prog: Program, values: dict) -> Program:

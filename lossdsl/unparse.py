@@ -56,7 +56,8 @@ def unparse_loss(loss: ast.LossDef) -> str:
 
 def stmt(s: ast.Stmt) -> str:
     match s:
-        case ast.Param(name=n, dtype=dt, default=d, constraint=c):
+        case ast.Param(name=n, dtype=dt, default=d, constraint=c, choices=ch):
+            dt = " | ".join(f'"{w}"' for w in ch) if ch else dt
             return f"param {n}: {dt} = {expr(d)}" + (f" where {expr(c)}" if c else "")
         case ast.Use(task=t, args=a, kwargs=k):
             return f"use {t}({_args(a, k)})"

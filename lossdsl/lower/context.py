@@ -237,6 +237,8 @@ class Ctx:
     # Names whose definition failed (a bad param or input, a failed `use`): the failure was
     # reported, so uses of them stay quiet instead of repeating it as "not defined".
     silent: set[str] = field(default_factory=set)
+    # choice params in scope: name -> their words (the value is the int index of one)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def error(self, cls: type[LossError], msg: str, span: Span | None, hint: str | None = None):
         # One mistake can be met twice (a helper lowered alone and inlined, the middle operand

@@ -249,8 +249,39 @@ def _violated(check: Check | None, values: dict[str, object]) -> bool:
 _SURFACE = {"pow": "'^'", "safe_div": "a masked mean"}  # ops a user knows by another name
 
 
+def _choice_default(ctx: Ctx, p: ast.Param) -> int | None:
+    """A choice param's default as the index of its word; None after reporting an error."""
+    words = p.choices
+    dup = next((w for i, w in enumerate(words) if w in words[:i]), None)
+    if dup is not None:
+        return ctx.error(
+            DuplicateDefinition,
+            f"choice \"{dup}\" of param '{p.name}' is listed twice",
+            p.span,
+            "list each word once",
+        )
+    if p.constraint is not None:
+        return ctx.error(
+            TypeMismatch,
+            f"choice param '{p.name}' takes no `where`: its words are its values",
+            _sp(p.constraint),
+            "drop the `where` clause",
+        )
+    if not isinstance(p.default, ast.Str) or p.default.value not in words:
+        shown = ", ".join(f'"{w}"' for w in words)
+        return ctx.error(
+            TypeMismatch,
+            f"choice param '{p.name}' defaults to one of {shown}",
+            _sp(p.default),
+            f'write `= "{words[0]}"`',
+        )
+    return words.index(p.default.value)
+
+
 def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
     """The param's default, checked against its dtype; None after reporting an error."""
+    if p.dtype == "choice":
+        return _choice_default(ctx, p)
     if p.dtype not in ("float", "int", "bool"):
         return ctx.error(
             TypeMismatch,
@@ -323,11 +354,14 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
         if d is None:
             ctx.silent.add(p.name)
             continue
-        var = Var(ctx.b.fresh(p.name), TensorType(p.dtype))
+        dtype = "int" if p.choices else p.dtype
+        var = Var(ctx.b.fresh(p.name), TensorType(dtype))
         ctx.env[p.name] = declared[p.name] = var
         ctx.origin[p.name] = "param"
         ctx.b.params.add(var.name)
-        decls.append(ParamDecl(var, _coerce(p.dtype, d)))
+        if p.choices:
+            ctx.choices[p.name] = p.choices
+        decls.append(ParamDecl(var, _coerce(dtype, d), p.choices))
     defaults = {d.var.name: d.default for d in decls}
     for p in loss.body:
         if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:

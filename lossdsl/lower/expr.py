@@ -39,6 +39,38 @@ _BINOPS = {
 _CMPOPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 
+def _choice_compare(ctx: Ctx, node, lhs, rhs, op: str) -> Atom | None:
+    """`activation == "sigmoid"`: a choice param against one of its words, the int compare of
+    its index (a constant once the spec compiles: where() then keeps one branch)."""
+    word, other = (lhs, rhs) if isinstance(lhs, ast.Str) else (rhs, lhs)
+    name = other.name if isinstance(other, ast.Name) else None
+    if name not in ctx.choices:
+        return ctx.error(
+            TypeMismatch,
+            f'"{word.value}" compared with something that is not a choice param',
+            _sp(node),
+            'declare one, e.g. `param mode: "a" | "b" = "a"`, and compare it: mode == "a"',
+        )
+    words = ctx.choices[name]
+    if op not in ("==", "!="):
+        return ctx.error(
+            TypeMismatch,
+            f"choice param '{name}' compares with == or !=, not {op}",
+            _sp(node),
+            f'e.g. {name} == "{words[0]}"',
+        )
+    if word.value not in words:
+        close = did_you_mean(word.value, words)
+        return ctx.error(
+            TypeMismatch,
+            f"\"{word.value}\" is not a choice of '{name}'",
+            _sp(word),
+            (close + " " if close else "") + "its choices: " + ", ".join(f'"{w}"' for w in words),
+        )
+    v = lower_expr(ctx, other)
+    return ctx.emit(_CMPOPS[op], (v, lit(words.index(word.value))), span=_sp(node))
+
+
 def _int_zero(a: Atom | None) -> bool:
     return isinstance(a, Lit) and a.type.dtype == "int" and a.value == 0
 
@@ -95,6 +127,10 @@ def _lower_expr(ctx: Ctx, node) -> Atom | None:
                     "float (x // 0.0 is inf, as IEEE)",
                 )
             return ctx.emit(_BINOPS[op], (a, b), span=_sp(node), arg_spans=(_sp(l), _sp(r)))
+        case ast.Compare(operands=(l, r), ops=(op,)) if isinstance(l, ast.Str) or isinstance(
+            r, ast.Str
+        ):
+            return _choice_compare(ctx, node, l, r, op)
         case ast.Compare(operands=xs, ops=ops):
             atoms = [lower_expr(ctx, x) for x in xs]
             out = None

@@ -96,6 +96,12 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
                 return None
             sub.env[inp.name] = _absent_input(sub, inp, t)
     for name, p in params.items():
+        if p.choices:
+            v = _bind_choice(ctx, sub, loss, p, bound.get(name))
+            if v is None:
+                return None
+            sub.env[name] = v
+            continue
         if name in bound:
             v = lower_expr(ctx, bound[name])
             if v is None:
@@ -283,3 +289,23 @@ def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> 
 
     of = sub(t.of) if t.of is not None else None
     return TensorType("int" if t.dtype == "index" else t.dtype, tuple(map(sub, t.dims or ())), of)
+
+
+def _bind_choice(ctx: Ctx, sub: Ctx, loss, p: ast.Param, arg) -> Atom | None:
+    """A callee's choice param: a word of it (`activation="sigmoid"`), the caller's choice param
+    with the same words, or its default."""
+    sub.choices[p.name] = p.choices
+    if arg is None:
+        d = _param_default(sub, p)
+        return None if d is None else lit(d)
+    if isinstance(arg, ast.Str) and arg.value in p.choices:
+        return lit(p.choices.index(arg.value))
+    if isinstance(arg, ast.Name) and ctx.choices.get(arg.name) == p.choices:
+        return lower_expr(ctx, arg)
+    return ctx.error(
+        TypeMismatch,
+        f"{loss.name}()'s param {p.name} is one of " + ", ".join(f'"{w}"' for w in p.choices),
+        _sp(arg),
+        f'pass one of those words, e.g. {p.name}="{p.choices[0]}", or a choice param of '
+        "the caller with the same words",
+    )
