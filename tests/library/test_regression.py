@@ -1,5 +1,6 @@
 """Regression: MSE, L1, Huber, smooth L1, Gaussian NLL, balanced MSE (BMC), HL-Gauss (regression
-as classification), the signal Dice (SDSC) and the discrete-time survival NLL (pycox).
+as classification), the signal Dice (SDSC), the discrete-time survival NLL (pycox) and the robust
+losses of kornia (Charbonnier, Cauchy, Welsch, Geman-McClure).
 
 The conventions every module here follows: tests/library/conftest.py."""
 
@@ -464,3 +465,86 @@ def test_crps_gaussian_limits():
     s = torch.tensor([0.7, 3.0])
     got = fn(mu, s, mu, reduction="none")
     torch.testing.assert_close(got, s * (2**0.5 - 1) / torch.pi**0.5, rtol=1e-15, atol=0)
+
+
+# ---- robust losses (Barron 2019, c = 1): kornia.losses (kornia 0.9.0) --------------------------
+
+ROBUST = ["charbonnier", "cauchy", "welsch", "geman_mcclure"]
+
+
+def robust_inputs(shape, seed):
+    """Residuals spanning every regime: exactly zero, tiny (1e-9, where the naive Charbonnier
+    and Welsch forms cancel), around the branch point r^2 = 1 of kornia's Charbonnier and
+    Welsch, and large (1e3, 1e8)."""
+    pred = randn(*shape, seed=seed, scale=2.0)
+    target = randn(*shape, seed=seed + 1, scale=2.0)
+    flat_p, flat_t = pred.view(-1), target.view(-1)
+    flat_t[0] = flat_p[0]  # zero residual
+    flat_t[1] = flat_p[1] - 1e-9
+    flat_t[2] = flat_p[2] + 1.0  # r^2 = 1 exactly: kornia's large branch
+    flat_t[3] = flat_p[3] - (1.0 - 1e-12)
+    flat_t[4] = flat_p[4] + 1e3
+    flat_t[5] = flat_p[5] - 1e8
+    return pred, target
+
+
+@pytest.mark.parametrize("name", ROBUST)
+@pytest.mark.parametrize("shape", [(8, 3), (2, 3, 4, 5)])
+def test_robust_matches_kornia(name, shape, reduction):
+    """Values and gradients (w.r.t. pred and target) of kornia.losses.<name>_loss, per element
+    for 'none' (kornia's default) and over every element for 'mean' and 'sum'."""
+    import kornia.losses as KL
+
+    ref = getattr(KL, f"{name}_loss")
+    pred, target = robust_inputs(shape, seed=len(shape) + 90)
+    fn = compiled(name)
+    assert_same(
+        lambda pred, target: fn(pred, target, reduction=reduction),
+        lambda pred, target: ref(pred, target, reduction=reduction),
+        {"pred": pred, "target": target},
+        ["pred", "target"],
+    )
+
+
+@pytest.mark.parametrize("name", ROBUST)
+def test_robust_other_backends_match_kornia(name, other_backend):
+    """Per element, the generated jax and numpy modules against kornia."""
+    import kornia.losses as KL
+
+    pred, target = robust_inputs((4, 3, 2), seed=95)
+    got = compiled(name, other_backend)(pred.numpy(), target.numpy(), reduction="none")
+    want = getattr(KL, f"{name}_loss")(pred, target).numpy()
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-12)
+
+
+def test_robust_hand_values_and_limits():
+    """By hand from Barron's formulas (CVPR 2019, Eq. 1 limits at c = 1): at r = 0 every loss and
+    its gradient is 0; at r = 2: Charbonnier sqrt(5) - 1, Cauchy log 3, Welsch 1 - e^-2,
+    Geman-McClure 1; as r -> inf, Welsch -> 1, Geman-McClure -> 2."""
+    p = torch.tensor([[0.0, 2.0, 1e9]], requires_grad=True)
+    t = torch.zeros(1, 3)
+    want = {
+        "charbonnier": [0.0, 5**0.5 - 1, 1e9 - 1],
+        "cauchy": [0.0, np.log(3.0), np.log1p(0.5e18)],
+        "welsch": [0.0, 1 - np.exp(-2.0), 1.0],
+        "geman_mcclure": [0.0, 1.0, 2.0],
+    }
+    for name, w in want.items():
+        out = compiled(name)(p, t, reduction="none")
+        torch.testing.assert_close(out, torch.tensor([w]), rtol=1e-12, atol=1e-15)
+        (g,) = torch.autograd.grad(out.sum(), p)
+        assert g[0, 0] == 0 and torch.isfinite(g).all()
+
+
+def test_charbonnier_overflow_is_inf_like_kornia():
+    """Edge: r^2 overflows float64 (|r| > 1.3e154): kornia's large branch gives inf and a zero
+    gradient (its small branch never sees the inf); the spec takes the same two branches."""
+    from kornia.losses import charbonnier_loss
+
+    p, t = torch.tensor([[1e200, 0.5]]), torch.zeros(1, 2)
+    assert_same(
+        lambda p: compiled("charbonnier")(p, t, reduction="none"),
+        lambda p: charbonnier_loss(p, t),
+        {"p": p},
+        ["p"],
+    )
