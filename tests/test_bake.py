@@ -43,6 +43,8 @@ def _values(p) -> list:
     """The values to bake `p` at, besides its default."""
     if p.dtype == "bool":
         return [not p.default]
+    if p.choices:
+        return [w for w in p.choices if w != p.default]
     bounds = _bounds(p)
     assert bounds or p.constraint is None, f"unparsed constraint `{p.constraint}`"
     if not bounds:
@@ -54,6 +56,8 @@ def _values(p) -> list:
         else:  # just inside: a hundredth of the way to the other bound (or of 1)
             other = [x for x, _, s in bounds if s != side]
             step = 0.01 * (abs(other[0] - b) if other else 1.0)
+            if (b + step if side == "lo" else b - step) == p.default:
+                step /= 10  # the default sits there (ms_ssim's k1 = 0.01 > 0)
             out.append(b + step if side == "lo" else b - step)
     return [v for v in out if v != p.default]
 
