@@ -59,8 +59,8 @@ def _baked_key(spec: Spec, baked: dict) -> tuple:
             continue
         check_param_value(k, known[k].dtype, v)
     out = {k: v for k, v in baked.items() if not known[k].choices}
-    # a choice param is always fixed when the spec compiles: its word's index, the default's
-    # when not given
+    # a choice param is always fixed when the spec compiles: its word (the default when not
+    # given; bake() takes the word's index), a word so that a pickled recipe compiles again
     for p in spec.params:
         if p.choices:
             word = baked.get(p.name, p.default)
@@ -70,7 +70,7 @@ def _baked_key(spec: Spec, baked: dict) -> tuple:
                     None,
                     did_you_mean(str(word), p.choices) or f"e.g. {p.name}={p.choices[0]!r}",
                 )
-            out[p.name] = p.choices.index(word)
+            out[p.name] = word
     return tuple(sorted(out.items()))
 
 
@@ -78,6 +78,8 @@ def bake(prog: Program, values: dict) -> Program:
     """Replace params by literals. Constraints that become constant are checked now."""
     if not values:
         return prog
+    choices = {q.var.name: q.choices for q in prog.params if q.choices}
+    values = {k: choices[k].index(v) if k in choices else v for k, v in values.items()}
     sub = {
         q.var.name: Lit(v if q.var.type.dtype != "float" else float(v), q.var.type)
         for q in prog.params

@@ -142,3 +142,15 @@ def test_a_word_outside_the_choices_at_compile_or_a_choice_at_call_time_is_refus
     x, t = _data()
     with pytest.raises(lossdsl.LossError, match="choice param, fixed when the spec compiles"):
         spec.compile("numpy")(x, t, activation="sigmoid")
+
+
+@pytest.mark.parametrize("backend", TARGETS)
+def test_a_compiled_choice_pickles_and_compiles_again(backend):
+    """The recipe keeps the word (its index made the rebuild's compile refuse it)."""
+    import pickle
+
+    x, t = _data()
+    args = (torch.tensor(x), torch.tensor(t)) if backend == "torch" else (x, t)
+    fn = lossdsl.parse(DICE).compile(backend, activation="sigmoid")
+    again = pickle.loads(pickle.dumps(fn))
+    assert float(again(*args)) == float(fn(*args))
