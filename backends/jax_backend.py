@@ -7,6 +7,7 @@ static under jit, so the input checks run once at trace time.
 from lossdsl.codegen import (
     INFIX_TEMPLATES,
     NOT_AN_ARRAY,
+    WINDOW_PADS,
     ShardTarget,
     Target,
     floored,
@@ -23,7 +24,10 @@ def _eigvalsh(m):
     return jnp.where(ok[..., None], w, jnp.nan)
 '''
 
-WINDOW = '''
+WINDOW = (
+    WINDOW_PADS
+    + '''
+
 def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     """A sliding window over `axes` (the op table's _window): those axes moved last, the others
     folded into a batch of single-channel images (not groups: XLA's grouped convolution on CPU
@@ -40,12 +44,7 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     y = y.reshape((c, 1) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
-    n = tuple(y.shape[2:])
-    pads = ()
-    for i in ids:
-        t = (-(-n[i] // stride[i]) - 1) * stride[i] + size[i] - n[i]
-        t = max(t, 0) if padding != "valid" else 0
-        pads = pads + ((t - t // 2, t // 2),)
+    pads = _window_pads(tuple(y.shape[2:]), size, stride, padding)
     if padding == "reflect":
         y = jnp.pad(y, ((0, 0), (0, 0)) + pads, mode="reflect")
         pads = tuple((0, 0) for i in ids)
@@ -71,6 +70,7 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
             y = jax.lax.conv_general_dilated(y, w, step, side)
     return jnp.moveaxis(y.reshape(lead + tuple(y.shape[2:])), last, axes)
 '''
+)
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 

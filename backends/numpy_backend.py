@@ -15,6 +15,7 @@ from lossdsl.codegen import (
     NOT_AN_ARRAY,
     Target,
     floored,
+    scanned,
     shipped_module,
     take_along_axis_gather,
 )
@@ -94,17 +95,7 @@ def _eigvalsh(c):
     return r if p is None else f"np.transpose({r}, {p})"
 
 
-def _scan(fn: str):
-    """np.cumsum / np.cumprod / ufunc.accumulate (fn: a call of x along {a}); reverse=True
-    flips, scans and flips back."""
-
-    def t(c):
-        a = c.attrs["axis"]
-        if not c.attrs["reverse"]:
-            return fn.format(x=c[0], a=a)
-        return f"np.flip({fn.format(x=f'np.flip({c[0]}, {a})', a=a)}, {a})"
-
-    return t
+NP_FLIP = "np.flip({x}, {a})"
 
 
 def _positions(x, a, descending=False):
@@ -167,10 +158,10 @@ TEMPLATES = {
     "var": "_var({0}, {axes}, {ddof})",
     "take": "np.take({0}, {index}, axis={axis})",
     "argmax": "np.argmax({0}, axis={axis})",
-    "cumsum": _scan("np.cumsum({x}, axis={a})"),
-    "cumprod": _scan("np.cumprod({x}, axis={a})"),
-    "cummax": _scan("np.maximum.accumulate({x}, axis={a})"),
-    "logcumsumexp": _scan("np.logaddexp.accumulate({x}, axis={a})"),
+    "cumsum": scanned("np.cumsum({x}, axis={a})", NP_FLIP),
+    "cumprod": scanned("np.cumprod({x}, axis={a})", NP_FLIP),
+    "cummax": scanned("np.maximum.accumulate({x}, axis={a})", NP_FLIP),
+    "logcumsumexp": scanned("np.logaddexp.accumulate({x}, axis={a})", NP_FLIP),
     "sort": "np.take_along_axis({0}, _argsort({0}, {axis}, {descending}), axis={axis})",
     "argsort": "_argsort({0}, {axis}, {descending})",
     "take_along": "np.take_along_axis({x}, {idx}, axis={axis})",

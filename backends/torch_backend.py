@@ -5,7 +5,15 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.codegen import INFIX_TEMPLATES, ShardTarget, Target, floored, shard_eye
+from lossdsl.codegen import (
+    INFIX_TEMPLATES,
+    WINDOW_PADS,
+    ShardTarget,
+    Target,
+    floored,
+    scanned,
+    shard_eye,
+)
 
 
 def _gather(c):
@@ -204,7 +212,10 @@ def _eigvalsh(m):
     return torch.where(ok[..., None], w, torch.full_like(w, float("nan")))
 '''
 
-WINDOW = '''
+WINDOW = (
+    WINDOW_PADS
+    + '''
+
 def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     """A sliding window over `axes` (the op table's _window): those axes moved last, the others
     folded into the channels of one image (a depthwise filter: groups = channels, much faster
@@ -221,12 +232,9 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     y = y.reshape((1, c) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
-    n = tuple(y.shape[2:])
     pads = ()
-    for i in ids:
-        t = (-(-n[i] // stride[i]) - 1) * stride[i] + size[i] - n[i]
-        t = max(t, 0) if padding != "valid" else 0
-        pads = (t - t // 2, t // 2) + pads  # F.pad lists the last axis first
+    for side in _window_pads(tuple(y.shape[2:]), size, stride, padding):
+        pads = side + pads  # F.pad lists the last axis first
     if padding == "reflect":
         y = torch.nn.functional.pad(y, pads, mode="reflect")
     elif max(pads + (0,)) > 0:
@@ -249,21 +257,11 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
             y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step, groups=c)
     return y.reshape(lead + tuple(y.shape[2:])).movedim(last, axes)
 '''
+)
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
-def _scan(fn: str):
-    """torch.cumsum / cumprod / logcumsumexp (fn a call taking x and dim=); reverse=True
-    flips, scans and flips back."""
-
-    def t(c):
-        a = c.attrs["axis"]
-        if not c.attrs["reverse"]:
-            return fn.format(x=c[0], a=a)
-        inner = fn.format(x=f"torch.flip({c[0]}, ({a},))", a=a)
-        return f"torch.flip({inner}, ({a},))"
-
-    return t
+TORCH_FLIP = "torch.flip({x}, ({a},))"
 
 
 def _sort(c):
@@ -372,10 +370,10 @@ TEMPLATES = {
     "var": _reduce("var", ", correction={ddof}"),
     "take": "torch.select({0}, {axis}, {index})",
     "argmax": "torch.argmax({0}, dim={axis})",
-    "cumsum": _scan("torch.cumsum({x}, dim={a})"),
-    "cumprod": _scan("torch.cumprod({x}, dim={a})"),
-    "cummax": _scan("torch.cummax({x}, dim={a}).values"),
-    "logcumsumexp": _scan("torch.logcumsumexp({x}, dim={a})"),
+    "cumsum": scanned("torch.cumsum({x}, dim={a})", TORCH_FLIP),
+    "cumprod": scanned("torch.cumprod({x}, dim={a})", TORCH_FLIP),
+    "cummax": scanned("torch.cummax({x}, dim={a}).values", TORCH_FLIP),
+    "logcumsumexp": scanned("torch.logcumsumexp({x}, dim={a})", TORCH_FLIP),
     "sort": _sort,
     "argsort": "torch.argsort({0}, dim={axis}, descending={descending}, stable=True)",
     "take_along": "torch.take_along_dim({x}, {idx}, dim={axis})",

@@ -35,11 +35,13 @@ from lossdsl.codegen.target import (
     NOT_AN_ARRAY,
     NOT_ARRAY_TYPES,
     SCALAR_TEMPLATES,
+    WINDOW_PADS,
     EqnContext,
     ShardTarget,
     Target,
     Template,
     floored,
+    scanned,
     shard_eye,
     take_along_axis_gather,
 )
@@ -56,6 +58,8 @@ from lossdsl.codegen.targets import (
 )
 
 __all__ = [
+    "scanned",
+    "WINDOW_PADS",
     "cache_by_target",
     "ALIASES",
     "CALL_KEYWORDS",

@@ -78,6 +78,34 @@ def floored(call: str, where: str) -> Callable[[EqnContext], str]:
     return t
 
 
+def scanned(fn: str, flip: str) -> Callable[[EqnContext], str]:
+    """A cumulative op ({fn}: a call of {x} along axis {a}) of a framework without a reverse
+    scan: reverse=True flips ({flip}: {x} flipped along {a}), scans and flips back."""
+
+    def t(c):
+        a = c.attrs["axis"]
+        if not c.attrs["reverse"]:
+            return fn.format(x=c[0], a=a)
+        return flip.format(x=fn.format(x=flip.format(x=c[0], a=a), a=a), a=a)
+
+    return t
+
+
+# The padding of a window op along each of its axes (the op table's rule, lossdsl/ops.py
+# _window): (out - 1) * stride + size - n in all, out = ceil(n / stride), the odd one before;
+# none for "valid". Emitted inside each framework's _window helper.
+WINDOW_PADS = """
+def _window_pads(n, size, stride, padding):
+    pads = ()
+    for k in n:
+        i = len(pads)
+        t = (-(-k // stride[i]) - 1) * stride[i] + size[i] - k
+        t = max(t, 0) if padding != "valid" else 0
+        pads = pads + ((t - t // 2, t // 2),)
+    return pads
+"""
+
+
 def shard_eye(arange: str) -> Callable[[EqnContext], str]:
     """The shard_eye template of a framework whose `arange` ({n}: a size) numbers positions:
     this rank's rows, offset by rank * B, against every global row."""
