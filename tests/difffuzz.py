@@ -1126,6 +1126,10 @@ class Ev:
             a, b = ev(A[0]), ev(A[1])
             if e.a("op") == "/" and b.count and b.a == 0:
                 self.too_small.append("a division by a count of dim sizes that is 0")
+            if e.a("op") in ("*", "/") and not all(np.isfinite(x.a).all() for x in (a, b)):
+                # README, "Edge cases": a product with an infinite factor has an infinite
+                # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
+                self.singular.append("a product or quotient with an infinite factor")
             return self.counted(e, self.binop(e.a("op"), a, b), [a, b])
         if op == "chain":
             xs = [ev(x) for x in A]
@@ -1169,10 +1173,11 @@ class Ev:
                 self.singular.append("a where whose untaken branch is not finite")
             return NA(np.where(cc, aa, bb), dims)
         if op == "clamp":
-            x = ev(A[0])
-            for k, b in zip(e.a("keys"), A[1:]):
-                x = self.ew(_fmax if k == "min" else _fmin, x, ev(b))
-            return x
+            xs = [ev(a) for a in A]
+            x = xs[0]
+            for k, b in zip(e.a("keys"), xs[1:]):
+                x = self.ew(_fmax if k == "min" else _fmin, x, b)
+            return self.counted(e, x, xs)  # clamp(size(B), min=0, max=1): still a count
         if op == "red":
             x = ev(A[0], frozenset(e.a("over") or ()))
             return self.reduce(e.a("fn"), x, e.a("over"), e.a("ddof"))

@@ -367,3 +367,27 @@ def test_fused_bce_is_inf_at_a_minus_inf_logit():
     for backend in TARGETS:
         got = run_program(backend, spec.program(), {"z": z, "q": q}, "none", {})
         np.testing.assert_allclose(got, want, rtol=1e-15, err_msg=backend)
+
+
+def test_a_baked_zero_times_inf_stays_nan():
+    """Only a zero made of absent optional inputs drops its term (docs/language.md); any other
+    folded zero times inf is NaN, as IEEE 754 says (numpy: 0.0 * -inf is nan). Here the baked
+    pk makes the mask false everywhere, so the masked mean is its empty value 0, times
+    sum(z) / log_softmax(z) = -1 / 0 = -inf. Found by scripts/difffuzz.py (seed 24061): the
+    fold made the empty value a fill, which the `0 * x` rule took for an absent input's."""
+    spec = lossdsl.parse(
+        "loss f(z: float[B, D], g: float[B, C, *S]) {\n    param pk: int = 0\n"
+        "    (sum(z, over=D) / log_softmax(z, over=D)) * mean(expand(sum(g, over=(B, C)), B, D),"
+        " over=S, mask=(pk == 1), empty=0)\n}\n"
+    )
+    z, g = np.array([[-1.0]]), np.ones((1, 2, 2))
+    assert np.isnan(np.float64(0.0) * -np.inf)
+    for backend in TARGETS:
+        for baked in (True, False):
+            fn = spec.compile(backend, pk=2) if baked else spec.compile(backend)
+            kw = {} if baked else {"pk": 2}
+            if backend == "torch":
+                got = fn(torch.as_tensor(z), torch.as_tensor(g), reduction="none", **kw).numpy()
+            else:
+                got = np.asarray(fn(z, g, reduction="none", **kw))
+            assert got.shape == (1, 1) and np.isnan(got).all(), (backend, baked, got)

@@ -178,7 +178,7 @@ def _absent_input(ctx: Ctx, inp: ast.Input, t: TensorType | None = None) -> Atom
     dtype = "int" if t.dtype == "int" else t.dtype
     if not t.dims:
         return lit(_coerce(dtype, v))
-    attrs = (("dims", t.dims), ("value", _coerce(dtype, v)), ("dtype", dtype))
+    attrs = (("dims", t.dims), ("value", _coerce(dtype, v)), ("dtype", dtype), ("absent", True))
     return ctx.emit("fill", (), attrs, span=inp.span, hint=inp.name)
 
 

@@ -20,13 +20,21 @@ def _const_value(rw: Rewriter, a: Atom):
     return None if f is None else f.attr("value")
 
 
-def _constant(rw: Rewriter, t: TensorType, v) -> Atom | None:
+def _absent(rw: Rewriter, a: Atom) -> bool:
+    """Whether an atom is made of absent optional inputs only (a fill marked `absent`: the
+    default of an input not passed, or a constant folded from such fills and literals)."""
+    f = rw.producer(a, "fill")
+    return f is not None and bool(f.attr("absent"))
+
+
+def _constant(rw: Rewriter, t: TensorType, v, absent: bool = False) -> Atom | None:
     """`v` as a value of type `t`: a literal for a scalar, else a fill (None: a fill cannot
-    carry an index's `of`)."""
+    carry an index's `of`); `absent` marks a fill folded from absent inputs' fills."""
     v = {"float": float, "int": int, "bool": bool}[t.dtype](v)
     if not t.dims:
         return Lit(v, t)
-    f = rw.emit("fill", (), (("dims", t.dims), ("value", v), ("dtype", t.dtype)))
+    attrs = (("dims", t.dims), ("value", v), ("dtype", t.dtype))
+    f = rw.emit("fill", (), attrs + ((("absent", True),) if absent else ()))
     return f if f.type == t else None
 
 
@@ -49,7 +57,8 @@ def _fold(rw: Rewriter, e: Eqn) -> Atom | None:
     values = [_const_value(rw, a) for a in e.args]
     if any(v is None for v in values):
         return _partial(rw, e, values)
-    return _constant(rw, e.out.type, _fold_value(e, values))
+    absent = any(_absent(rw, a) for a in e.args)
+    return _constant(rw, e.out.type, _fold_value(e, values), absent)
 
 
 def _partial(rw: Rewriter, e: Eqn, values: list) -> Atom | None:
@@ -79,7 +88,7 @@ def _broadcast(rw: Rewriter, e: Eqn, a: Atom) -> Atom | None:
         return a
     v = _const_value(rw, a)
     if v is not None:
-        return _constant(rw, t, v)
+        return _constant(rw, t, v, _absent(rw, a))
     if t.dtype == "float" and a.type.dtype != "float":
         a = rw.emit("to_float", (a,))
     missing = tuple(d for d in t.dims if d not in a.type.dims)
@@ -158,7 +167,7 @@ def _gather_fill(rw, e):
     if f is None:
         return None
     t = e.out.type
-    return rw.emit("fill", (), (("dims", t.dims), ("value", f.attr("value")), ("dtype", t.dtype)))
+    return _constant(rw, t, f.attr("value"), bool(f.attr("absent")))
 
 
 def _where_const(rw, e):
@@ -200,9 +209,10 @@ def _times_zero(rw, e):
         return None  # 0 / x is NaN at x = 0; a dim's size is never 0 when there is data
     for i in zero_at:
         v = _const_value(rw, e.args[i])
-        # a fill's zero comes from an absent optional input ((pos_weight - 1) with pos_weight
-        # at its default): that term is absent, whatever the other factor (docs/language.md)
-        absent = rw.producer(e.args[i], "fill") is not None
+        # a zero made of absent optional inputs ((pos_weight - 1) with pos_weight at its
+        # default): that term is absent, whatever the other factor (docs/language.md). Any other
+        # zero (a baked param, a masked mean's empty value) times inf stays NaN.
+        absent = _absent(rw, e.args[i])
         if (
             v is not None
             and not isinstance(v, bool)
