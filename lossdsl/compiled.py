@@ -26,6 +26,7 @@ from lossdsl.errors import ArityError, InputError, ParamError, did_you_mean
 from lossdsl.ir import Program
 from lossdsl.lower import REDUCTIONS, check_param_value
 from lossdsl.programs import _SPECS, _key, _optimized, _source_cached, bake
+from lossdsl.reductions import apply_recipe, parse_recipe
 
 if TYPE_CHECKING:
     from lossdsl.compiler import Spec
@@ -160,6 +161,8 @@ class CompiledLoss:
         functools.update_wrapper(self, fn)  # __name__, __doc__, __module__, __wrapped__
         self._fn, self._guarded = fn, guard
         self._label = spec.name
+        # for reduction recipes: the per-element loss's dims, and each recipe's steps
+        self._spec, self._dims, self._steps = spec, None, {}
         self._recipe = (_spec_files(spec),) + recipe
         baked = dict(recipe[2])
         self._params = {p.name: p.dtype for p in spec.params if p.name not in baked}
@@ -172,6 +175,9 @@ class CompiledLoss:
         self._shown = _declared_signature(fn.__name__, sig, self._back)
 
     def __call__(self, *args, **kwargs):
+        r = kwargs.get("reduction")
+        if isinstance(r, str) and r not in REDUCTIONS:
+            return self._by_recipe(r, args, kwargs)
         if kwargs:
             if self._renamed and any(k in self._renamed for k in kwargs):
                 kwargs = _to_python(kwargs, self._renamed, self._shown)
@@ -202,6 +208,33 @@ class CompiledLoss:
                 shown = self._shown
                 raise ArityError(f"{shown}: {msg}", None, hint or f"signature: {shown}") from None
             raise
+
+    def _by_recipe(self, text: str, args, kwargs):
+        """reduction="mean(S) sum(B, C)" (lossdsl/reductions.py): the per-element loss, reduced
+        step by step."""
+        if self._recipe[1] == "plain" and self._recipe[4] is not None:
+            raise ParamError(
+                f"{self._label}: reduction {text!r}: a recipe reduces on one device, this loss is"
+                f" sharded over {self._recipe[4]}",
+                None,
+                'pass reduction="none" and reduce the gathered result, or "sum"/"mean"',
+            )
+        if self._recipe[1] == "chunked":
+            raise ParamError(
+                f"{self._label}: reduction {text!r}: a recipe reduces the per-element loss, which"
+                " the chunked schedule never holds (it reduces over the batch as it goes)",
+                None,
+                'use the plain schedule for a recipe, or "sum"/"mean"',
+            )
+        dims = self._dims
+        if dims is None:
+            none = dict(self._spec._lowered(frozenset()).outputs)["none"]
+            dims = self._dims = tuple(str(d) for d in none.type.dims)
+        steps = self._steps.get(text)
+        if steps is None:
+            steps = self._steps[text] = parse_recipe(self._label, text, dims)
+        x = self(*args, **{**kwargs, "reduction": "none"})
+        return apply_recipe(self._recipe[2], x, dims, steps)
 
     def __reduce__(self):
         return (_rebuild, self._recipe)
