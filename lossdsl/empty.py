@@ -181,17 +181,24 @@ def _size_counts(prog: Program):
                 counts[e.out.name] = e
     if not dims:
         return
+    # a count that is 0 at ordinary sizes too (size(C) - 7) is no dim's requirement: the
+    # division is the user's, as written
+    usual = {e.out.name for e, _ in _bad_counts(prog, counts, {n: 7 for n in dims})}
     for name in sorted(dims):
         for k in (0, 1):
-            bad = _bad_count(prog, counts, {n: (k if n == name else 7) for n in dims})
-            if bad is not None:
-                e, what = bad
+            bad = _bad_counts(prog, counts, {n: (k if n == name else 7) for n in dims})
+            bad = [(e, what) for e, what in bad if e.out.name not in usual]
+            if bad:
+                e, what = bad[0]
                 reason = f"{what} a count of dim sizes that is 0 when {name} has size {k}"
                 yield Dim(name), k + 1, reason, e
 
 
-def _bad_count(prog, counts, sizes):
+def _bad_counts(prog, counts, sizes) -> list:
+    """Each (eqn, what) that divides by a count that is 0, or logs one that is <= 0, at these
+    sizes."""
     env: dict[str, np.ndarray] = {}
+    out = []
 
     def val(a):
         return np.asarray(a.value) if isinstance(a, Lit) else env.get(a.name)
@@ -201,9 +208,9 @@ def _bad_count(prog, counts, sizes):
             args = [val(a) for a in e.args]
             is_count = [isinstance(a, Var) and a.name in env for a in e.args]
             if e.op == "div" and is_count[1] and float(args[1]) == 0:
-                return e, "it divides by"
+                out.append((e, "it divides by"))
             if e.op == "log" and is_count[0] and float(args[0]) <= 0:
-                return e, "it takes the log of"
+                out.append((e, "it takes the log of"))
             if e.out.name not in counts:
                 continue
             if e.op == "size":
@@ -212,7 +219,7 @@ def _bad_count(prog, counts, sizes):
                 continue
             op = OPS[e.op]
             env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))
-    return None
+    return out
 
 
 def holds(when, params: dict) -> bool:

@@ -430,8 +430,12 @@ def size_rule(ts, attrs):
 
 
 def contract_rule(ts, attrs):
+    """An einsum: any two operands (the passes make it, from sum(a * b) whose product lined
+    up, or from an expand of a factor: [B, C, H, W] with [H, H'] is x contracted with k). The
+    result lays out the bigger operand's dims first, then the other's."""
     _numeric(ts, "contraction")
-    dims = _bcast(ts)
+    a, b = sorted((t.dims for t in ts), key=len, reverse=True)
+    dims = a + tuple(d for d in b if d not in a)
     return TensorType("float", remove_dims(dims, attrs["over"]))
 
 

@@ -1023,7 +1023,7 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of", "count", "exp_of")
+    __slots__ = ("a", "dims", "of", "count", "exp_of", "recount")
 
     def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
@@ -1031,6 +1031,8 @@ class NA:
         # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
         # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
         self.count = count
+        # a count's value at other dim sizes (sizes -> NA): the size probes of the policy
+        self.recount = None
         assert self.a.ndim == len(self.dims), (self.a.shape, dims)
 
 
@@ -1093,12 +1095,36 @@ class Ev:
     def ev(self, e: E, env: dict, protect=frozenset()) -> NA:
         return self.track(self._ev(e, env, protect))
 
-    def counted(self, e: E, r: NA, xs) -> NA:
+    def counted(self, e: E, env, r: NA, xs) -> NA:
         """r, marked a count of dim sizes when it is a scalar computed from counts and
-        literals only (at least one count)."""
+        literals only (at least one count), with how to compute it at other sizes."""
         parts = [x.count or a.op == "num" for a, x in zip(e.args, xs)]
         r.count = not r.dims and all(parts) and any(x.count for x in xs)
+        if r.count:
+            r.recount = lambda sizes: self.count_at(e, env, sizes)
         return r
+
+    def count_at(self, e: E, env, sizes) -> NA:
+        """A count's expression evaluated at other dim sizes (its lets' counts too)."""
+        sub = Ev(self.prog, sizes, self.dt)
+        probe = {k: v.recount(sizes) if v.count and v.recount else v for k, v in env.items()}
+        return sub.ev(e, probe)
+
+    def count_too_small(self, x: NA, bad) -> bool:
+        """The README's policy (lossdsl/empty.py): a count that is `bad` (0 where it divides,
+        <= 0 where it is logged) when one dim has size k in (0, 1) and the others 7, but not
+        when all are 7, makes that dim need k + 1 entries. Is a dim here below that?"""
+        if x.recount is None:
+            return bool(bad(x.a))
+        names = sorted(n for n, v in self.sizes.items() if not isinstance(v, tuple))
+        if bad(x.recount({**self.sizes, **{n: 7 for n in names}}).a):
+            return bool(bad(x.a))  # 0 at ordinary sizes: the division is as written
+        for d in names:
+            for k in (0, 1):
+                probe = {**self.sizes, **{n: k if n == d else 7 for n in names}}
+                if self.sizes[d] <= k and bad(x.recount(probe).a):
+                    return True
+        return False
 
     def _ev(self, e: E, env, protect) -> NA:
         op, A, dt = e.op, e.args, self.dt
@@ -1118,19 +1144,19 @@ class Ev:
             return NA(x.a, [prime_dim(d) if d in ds else d for d in x.dims], x.of)
         if op == "neg":
             x = ev(A[0])
-            return self.counted(e, NA(-x.a, x.dims), [x])
+            return self.counted(e, env, NA(-x.a, x.dims), [x])
         if op == "not":
             x = ev(A[0])
             return NA(~x.a, x.dims)
         if op == "bin":
             a, b = ev(A[0]), ev(A[1])
-            if e.a("op") == "/" and b.count and b.a == 0:
+            if e.a("op") == "/" and b.count and self.count_too_small(b, lambda v: v == 0):
                 self.too_small.append("a division by a count of dim sizes that is 0")
             if e.a("op") in ("*", "/") and not all(np.isfinite(x.a).all() for x in (a, b)):
                 # README, "Edge cases": a product with an infinite factor has an infinite
                 # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
                 self.singular.append("a product or quotient with an infinite factor")
-            return self.counted(e, self.binop(e.a("op"), a, b), [a, b])
+            return self.counted(e, env, self.binop(e.a("op"), a, b), [a, b])
         if op == "chain":
             xs = [ev(x) for x in A]
             r = None
@@ -1140,23 +1166,23 @@ class Ev:
             return r
         if op == "f1":
             x = ev(A[0])
-            if e.a("fn") == "log" and x.count and x.a <= 0:
+            if e.a("fn") == "log" and x.count and self.count_too_small(x, lambda v: v <= 0):
                 self.too_small.append("the log of a count of dim sizes that is <= 0")
             at = SINGULAR.get(e.a("fn"))
             if at is not None and np.isin(np.abs(np.asarray(x.a, dtype=np.float64)), at).any():
                 self.singular.append(f"{e.a('fn')} at {at}")
             if e.a("fn") == "log" and x.exp_of is not None:
                 return x.exp_of  # log(exp(x)) is x, not -inf or inf where exp over/underflows
-            r = self.counted(e, self.ew(UNARY_FN[e.a("fn")], x), [x])
+            r = self.counted(e, env, self.ew(UNARY_FN[e.a("fn")], x), [x])
             if e.a("fn") == "exp" and x.a.dtype.kind == "f" and r.dims == x.dims:
                 r.exp_of = x
             return r
         if op == "f2":
             xs = [ev(A[0]), ev(A[1])]
-            return self.counted(e, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
+            return self.counted(e, env, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])
-            return self.counted(e, NA(x.a.astype(dt), x.dims), [x])
+            return self.counted(e, env, NA(x.a.astype(dt), x.dims), [x])
         if op == "stop_grad":
             if self.frozen is not None:  # finite differences: the value at the base point
                 return self.frozen.ev(A[0], self.frozen_env, protect)
@@ -1177,7 +1203,7 @@ class Ev:
             x = xs[0]
             for k, b in zip(e.a("keys"), xs[1:]):
                 x = self.ew(_fmax if k == "min" else _fmin, x, b)
-            return self.counted(e, x, xs)  # clamp(size(B), min=0, max=1): still a count
+            return self.counted(e, env, x, xs)  # clamp(size(B), min=0, max=1): still a count
         if op == "red":
             x = ev(A[0], frozenset(e.a("over") or ()))
             return self.reduce(e.a("fn"), x, e.a("over"), e.a("ddof"))

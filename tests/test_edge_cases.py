@@ -172,6 +172,21 @@ def test_too_small_dims_say_which_and_why():
         ce(torch.zeros(2, 0), torch.zeros(2, dtype=torch.long), check_indices=False)
 
 
+def test_a_count_that_is_zero_at_ordinary_sizes_is_no_dims_requirement():
+    """The size probes (lossdsl/empty.py) set one dim to 0 or 1 and the others to 7: a divisor
+    size(C) - 7 is 0 there whatever D is, so it says nothing about D (it made D = 0 an
+    InputError). At C = 3, D = 0 the value is sum over C + 0 * 1 / (3 - 7) = sum over C (IEEE:
+    0 / -4 is -0)."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], y: float[D]) {\n"
+        "    sum(x, over=C) + sum(y, over=D) * float(size(D) + 1) / float(size(C) - 7)\n}\n"
+    )
+    x = np.arange(6.0).reshape(2, 3)
+    for backend in TARGETS:
+        got = value(backend, spec.compile(backend), {"x": x, "y": np.zeros(0)}, reduction="none")
+        np.testing.assert_array_equal(np.asarray(got), [3.0, 12.0], err_msg=backend)
+
+
 # ---- single-element batch ------------------------------------------------------------------
 
 

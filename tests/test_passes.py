@@ -391,3 +391,22 @@ def test_a_baked_zero_times_inf_stays_nan():
             else:
                 got = np.asarray(fn(z, g, reduction="none", **kw))
             assert got.shape == (1, 1) and np.isnan(got).all(), (backend, baked, got)
+
+
+def test_an_expanded_factor_contracts_without_its_outer_product():
+    """sum(expand(x, H') * k, over=H), a blur written as a matrix along H: the contract pass
+    sees through the expand (k has H' anyway), so torch and jax call einsum and never build the
+    [B, C, H, W, H'] product; values against numpy's einsum."""
+    spec = lossdsl.parse(
+        "loss blurmat(x: float[B, C, H, W], k: float[H, H']) {\n"
+        "    let y = sum(expand(x, H') * k, over=H)\n    sum(y * y, over=(C, H', W))\n}\n"
+    )
+    rng = np.random.default_rng(0)
+    x, k = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((4, 4))
+    want = (np.einsum("bchw,hg->bcwg", x, k) ** 2).sum((1, 2, 3))
+    for backend in ("torch", "jax"):
+        src = spec.source(backend)
+        assert "einsum" in src and "expand(" not in src and "broadcast_to" not in src, backend
+    for backend in TARGETS:
+        got = run_program(backend, spec.program(), {"x": x, "k": k}, "none", {})
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=backend)

@@ -1,4 +1,5 @@
-"""contract: sum(a * b, over=D) -> contract(a, b, over=D), an einsum.
+"""contract: sum(a * b, over=D) -> contract(a, b, over=D), an einsum (through an expand of a
+factor whose new dims the other factor has).
 
 When a and b each have a dim the other lacks (z[B, D] * z'[B', D]), the product is an outer
 product ([B, D, B'] here) that a matmul never builds: supcon's similarity matrix costs B*B'
@@ -17,11 +18,21 @@ def _contract(rw, e):
     m = rw.producer(e.args[0], "mul")
     if m is None or rw.uses[m.out.name] != 1:
         return None
-    a, b = m.args
+    a, b = _unexpanded(rw, m.args[0], m.args[1]), _unexpanded(rw, m.args[1], m.args[0])
     da, db = set(a.type.dims), set(b.type.dims)
     if not (da - db and db - da) or a.type.dtype != "float" or b.type.dtype != "float":
         return None
     return rw.emit("contract", (a, b), e.attrs)
+
+
+def _unexpanded(rw, a, other):
+    """`a` before an expand whose new dims `other` has anyway: broadcasting by name adds them
+    to the product, so sum(expand(x, H') * k[H, H'], over=H) is x contracted with k."""
+    x = rw.producer(a, "expand")
+    if x is None or x.args[0].type.dtype != a.type.dtype:
+        return a
+    new = set(a.type.dims) - set(x.args[0].type.dims)
+    return x.args[0] if new <= set(other.type.dims) else a
 
 
 CONTRACT_RULES = (
