@@ -166,6 +166,7 @@ class CompiledLoss:
         self._recipe = (_spec_files(spec),) + recipe
         baked = dict(recipe[2])
         self._params = {p.name: p.dtype for p in spec.params if p.name not in baked}
+        self._choices = {p.name: p.choices[0] for p in spec.params if p.choices}
         self.signature = self.__signature__ = sig = inspect.signature(fn)
         # declared input and param names -> Python names (a param `lambda` is `lambda_`): both
         # are accepted, and messages show the declared ones
@@ -202,6 +203,11 @@ class CompiledLoss:
                 names = [back.get(k, k) for k in sig.parameters]
                 extra = [back.get(k, k) for k in kwargs if k not in sig.parameters]
                 hint = did_you_mean(extra[0], names) if extra else None
+                if extra and extra[0] in self._choices:
+                    hint = (
+                        f"{extra[0]} is a choice param, fixed when the spec compiles: "
+                        f"compile(backend, {extra[0]}={self._choices[extra[0]]!r})"
+                    )
                 msg = str(bad)
                 for py, d in back.items():
                     msg = msg.replace(f"'{py}'", f"'{d}'")

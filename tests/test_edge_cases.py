@@ -260,6 +260,11 @@ def test_bad_param_kinds_every_spec(backend):
         good = to(backend, random_inputs(spec, SIZES, np.random.default_rng(0)))
         for p in spec.params:
             for bad in ([1.0], None, "1.0"):
+                if p.choices:  # fixed when the spec compiles: no call takes it
+                    with pytest.raises(lossdsl.ArityError, match=p.name) as info:
+                        fn(**good, **{p.name: bad})
+                    assert "choice param, fixed when the spec compiles" in info.value.hint
+                    continue
                 with pytest.raises(lossdsl.ParamError, match=f"param '{p.name}' must be"):
                     fn(**good, **{p.name: bad})
 

@@ -133,6 +133,9 @@ def _param_values(spec: lossdsl.Spec, inputs: dict) -> dict:
     where the constraint refuses the change."""
     out = {}
     for p in spec.params:
+        if p.choices:  # a word besides the default, compiled in (check_renaming)
+            out[p.name] = next(w for w in p.choices if w != p.default)
+            continue
         v = {"float": p.default + 0.25, "int": p.default, "bool": not p.default}[p.dtype]
         try:
             spec.compile("numpy")(**inputs, **{p.name: v})
@@ -148,12 +151,14 @@ def check_renaming(name: str, mapping: dict[str, str], backends=TARGETS) -> None
     assert renamed.name == spec.name
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     params = _param_values(spec, random_inputs(spec, SHAPES[0], rng))
+    chosen = {p.name: params.pop(p.name) for p in spec.params if p.choices}
+    r_chosen = {mapping.get(k, k): v for k, v in chosen.items()}
     r_params = {mapping.get(k, k): v for k, v in params.items()}
     for absent in spec.variants():
         inputs = random_inputs(spec, SHAPES[0], rng, absent)  # one shape: jax's op cache hits
         r_inputs = {mapping.get(k, k): v for k, v in inputs.items()}
         for backend in backends:
-            fn, fr = spec.compile(backend), renamed.compile(backend)
+            fn, fr = spec.compile(backend, **chosen), renamed.compile(backend, **r_chosen)
             for red in ("none", "sum", "mean"):
                 want = call(backend, fn, inputs, "float64", reduction=red, **params)
                 got = call(backend, fr, r_inputs, "float64", reduction=red, **r_params)

@@ -45,6 +45,46 @@ def test_batch_dice_matches_monai_batch_true(shape):
     _dice_against_monai("batch_dice", shape, 35, batch=True)
 
 
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", "none"])
+@pytest.mark.parametrize("squared_pred", [False, True])
+def test_dice_activation_and_squared_pred_match_monai(activation, squared_pred):
+    """The choice param `activation` against monai.losses.DiceLoss(softmax= / sigmoid= / neither,
+    squared_pred=), values and gradients, on torch; jax and numpy against torch. MONAI 1.x
+    computes squared_pred's intersection through vector norms, (|p|^2 + |g|^2 - |p - g|^2) / 2,
+    3.4e-8 off the direct float64 sum here (lossdsl: 1.1e-16 off it), hence 1e-7 there."""
+    import monai
+
+    import numpy as np
+
+    x = torch.randn(2, 3, 5, 4, generator=gen(41), dtype=torch.float64)
+    if activation == "none":  # the input holds probabilities already
+        x = torch.softmax(x, 1)
+    y = torch.randint(0, 3, (2, 5, 4), generator=gen(42))
+    spec = lossdsl.load("dice")
+    fn = spec.compile("torch", activation=activation)
+    m = monai.losses.DiceLoss(
+        softmax=activation == "softmax",
+        sigmoid=activation == "sigmoid",
+        squared_pred=squared_pred,
+        to_onehot_y=True,
+        reduction="none",
+    )
+    assert_same(
+        lambda x, y: fn(x, y, squared_pred=squared_pred, reduction="none"),
+        lambda x, y: m(x, y[:, None]).reshape(2, 3),
+        {"x": x, "y": y},
+        ["x"],
+        rtol=1e-7 if squared_pred else 1e-10,
+        atol=1e-8 if squared_pred else 1e-12,  # its gradient: 4.8e-10 off (entries ~1e-2)
+    )
+    want = fn(x, y, squared_pred=squared_pred, reduction="none").numpy()
+    for backend in ("jax", "numpy"):
+        got = spec.compile(backend, activation=activation)(
+            x.numpy(), y.numpy(), squared_pred=squared_pred, reduction="none"
+        )
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6 if backend == "jax" else 1e-12)
+
+
 def test_dice_class_absent_from_batch():
     """A class absent from target and (almost) absent from the prediction: D ~ 1, loss ~ 0."""
     import monai
