@@ -53,7 +53,6 @@ def test_dice_activation_and_squared_pred_match_monai(activation, squared_pred):
     computes squared_pred's intersection through vector norms, (|p|^2 + |g|^2 - |p - g|^2) / 2,
     3.4e-8 off the direct float64 sum here (lossdsl: 1.1e-16 off it), hence 1e-7 there."""
     import monai
-
     import numpy as np
 
     x = torch.randn(2, 3, 5, 4, generator=gen(41), dtype=torch.float64)
