@@ -219,10 +219,7 @@ def _times_zero(rw, e):
             and v == 0
             and (absent or _finite(rw, e.args[1 - i]))
         ):
-            t = e.out.type
-            if not t.dims:
-                return Lit(0.0 if t.dtype == "float" else 0, t)
-            return rw.emit("fill", (), (("dims", t.dims), ("value", 0.0), ("dtype", t.dtype)))
+            return _constant(rw, e.out.type, 0, absent)  # still absent: its term drops too
     return None
 
 
