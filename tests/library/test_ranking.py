@@ -245,3 +245,87 @@ def test_absent_mask_compiles_to_the_unpadded_loss(name):
     prog = lossdsl.load(name).program(absent=frozenset({"valid"}))
     assert not {"where", "count", "fill"} & {e.op for e in prog.eqns}
     assert sum(e.op == "take_along" for e in prog.eqns) <= 1
+
+
+# ---- NeuralNDCG (allRank): groundwork, no shipped spec yet -----------------------------------
+# allRank's neuralNDCG runs NeuralSort's row-stochastic P_hat through sinkhorn_scaling (up to
+# max_iter=50 alternating row and column normalizations, leaving early at tol=1e-6), which has no
+# closed form and is a loop the language cannot write before iteration (issue 14); with 0 or a
+# few iterations the value is another loss. Below: the transcription is checked against allRank's
+# own tests, and everything of NeuralNDCG but the Sinkhorn loop is checked to be expressible.
+
+
+def _ndcg_allrank(y_pred, y_true, ats=None):
+    """allRank's metrics.ndcg (dcg(pred) / dcg(true)), without its filler for idcg == 0."""
+    from reference.allrank_official import dcg
+
+    return (dcg(y_pred, y_true, ats) / dcg(y_true, y_true, ats)).mean().item()
+
+
+@pytest.mark.parametrize(
+    "y_pred,y_true,kw",
+    [
+        ([0.5, 0.2], [1.0, 0.0], {}),
+        ([0.5, 0.2, 0.1, 0.4, 1.0, -1.0, 0.63], [1.0, 2.0, 2.0, 4.0, 1.0, 4.0, 3.0], {}),
+        ([0.5, -1e30], [1.0, 0.0], {}),
+        (
+            [0.5, 0.2, 0.1, 0.4, 1.0, -1.0, 0.63, 1.0, 0.5, 0.3],
+            [1.0, 2.0, 2.0, 4.0, 1.0, 4.0, 3.0, PAD, PAD, PAD],
+            {"temperature": 0.001},
+        ),
+        ([0.5, 0.2, 0.1, 0.4, 1.0, -1.0, 0.63], [1.0, 2.0, 2.0, 4.0, 1.0, 4.0, 3.0], {"k": 3}),
+    ],
+    ids=["simple", "longer", "very_small_prediction", "ignores_padded_value", "at_3"],
+)
+def test_allrank_neural_ndcg_transcription_passes_allranks_tests(y_pred, y_true, kw):
+    """The cases of allRank's tests/losses/test_neuralndcg.py (deterministic, not transposed;
+    commit c884756), through its tests/losses/utils.py wrapper (temperature 1e-4 unless the case
+    sets it): at a low temperature -neuralNDCG is allRank's NDCG of the scores' ranking."""
+    from reference.allrank_official import neuralNDCG
+
+    kw = {"temperature": 1e-4, **kw}
+    got = neuralNDCG(torch.tensor([y_pred]), torch.tensor([y_true]), **kw).item()
+    ats = [kw["k"]] if "k" in kw else None
+    want = _ndcg_allrank(torch.tensor([y_pred]), torch.tensor([y_true]), ats)
+    assert np.isfinite(got) and -got == pytest.approx(want)
+
+
+NEURAL_SORT_DCG = """
+loss neural_sort_dcg(scores: float[B, N], labels: float[B, N], valid: bool[B, N]) {
+    param tau: float = 1.0   where tau > 0
+    let n = count(valid, over=N)
+    let pos = float(expand(arange(N'), B))
+    let a = sum(where(prime(valid, N), abs(scores - prime(scores, N)), 0), over=N')
+    let p = softmax(where(valid, ((n + 1 - 2 * (pos + 1)) * scores - a) / tau, -inf), over=N)
+    let gain = where(valid, 2 ^ labels - 1, 0)
+    sum(where(pos < n, sum(p * gain, over=N) / log2(pos + 2), 0), over=N')
+}
+"""
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+def test_neural_sort_relaxation_is_expressible(tau):
+    """NeuralNDCG's DCG with NeuralSort's P_hat = softmax(((n + 1 - 2i) s - A_s 1) / tau) and no
+    Sinkhorn scaling, written in the language as a pairwise [B, N', N] softmax, against allRank's
+    deterministic_neural_sort (masked rows and columns zeroed, as neuralNDCG does after
+    sinkhorn_scaling), gains 2^y - 1 and discounts 1 / log2(i + 2): values and gradients w.r.t. the
+    scores, lists padded at the tail (where allRank's loader pads, and where its masking of the
+    positions by the items' mask is right). Issue 14 adds the Sinkhorn loop between the two."""
+    from reference.allrank_official import deterministic_neural_sort
+    from torch_helpers import assert_same
+
+    g = gen(11)
+    s = torch.randn(5, 9, generator=g)
+    y = torch.randint(0, 5, (5, 9), generator=g).double()
+    y[1, 6:], y[2, 2:] = PAD, PAD
+    mask = y == PAD
+    discounts = 1 / torch.log2(torch.arange(9.0) + 2)
+
+    def ref(s, y):
+        p = deterministic_neural_sort(s.unsqueeze(-1), tau, mask)
+        p = p.masked_fill(mask[:, :, None] | mask[:, None, :], 0.0)
+        gains = torch.pow(2.0, y.masked_fill(mask, 0.0)) - 1
+        return ((p @ gains.unsqueeze(-1)).squeeze(-1) * discounts).sum(-1)
+
+    fn = lossdsl.parse(NEURAL_SORT_DCG).compile("torch", tau=tau)
+    assert_same(lambda s, y: fn(s, y, ~mask, reduction="none"), ref, {"s": s, "y": y}, ["s"])
