@@ -1,18 +1,23 @@
 #!/usr/bin/env python
-"""Order-op losses: compiled lovasz_softmax and list_mle (torch eager, forward + backward)
-against the code a user would otherwise run.
+"""Order-op losses: compiled lovasz_softmax, list_mle and list_net (torch eager, forward +
+backward) against the code a user would otherwise run.
 
     lovasz_softmax  B images of 512 x 512 pixels, C classes, per image (per_image=True) against
                     the official PyTorch code (tests/reference/lovasz_official.py: a Python loop
                     over classes, one torch.sort each) on softmax(logits)
     list_mle        lists of N items against allRank's listMLE (tests/reference/
                     allrank_official.py, eps = 0) on 4096 lists of 64 and 64 lists of 4096
+    list_net        the same lists against allRank's listNet (its default eps = 1e-10)
+    padded          both again with each list padded at its tail to N from a length drawn in
+                    [N/2, N] (allRank's loader: label -1), lossdsl given valid = labels != -1,
+                    allRank its default eps = 1e-10 (checked with eps = 1e-300: eps = 0 makes
+                    allRank's gradient 0 / 0 at a padded tail)
 
 Before timing, each reference's loss and gradient are checked against lossdsl's. Candidates are
 timed round-robin (one sample each, the starting one rotating), medians reported, ratio =
 lossdsl / reference (below 1: lossdsl is faster).
 
-    PYTHONPATH=. python benchmarks/bench_order.py [--reps 7] [--threads 2]
+    PYTHONPATH=. python benchmarks/bench_order.py [--reps 7] [--threads 2] [--only list_]
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.append(str(REPO / "tests"))
 
 import torch  # noqa: E402
-from reference.allrank_official import listMLE  # noqa: E402
+from reference.allrank_official import listMLE, listNet  # noqa: E402
 from reference.lovasz_official import lovasz_softmax  # noqa: E402
 
 import lossdsl  # noqa: E402
@@ -54,8 +59,10 @@ def cases():
                 "official": lambda x, y: lovasz_softmax(torch.softmax(x, 1), y, per_image=True),
             },
             (x, y),
+            None,
         )
     lm = lossdsl.load("list_mle").compile("torch")
+    ln = lossdsl.load("list_net").compile("torch")
     for b, n in ((4096, 64), (64, 4096)):
         s = torch.randn(b, n, generator=g)
         # distinct labels: allRank breaks ties at random, lossdsl by list order
@@ -64,21 +71,45 @@ def cases():
             f"list_mle [{b}, {n}]",
             {"lossdsl": lambda s, y: lm(s, y), "allRank": lambda s, y: listMLE(s, y, eps=0.0)},
             (s, y),
+            None,
         )
+        yield (
+            f"list_net [{b}, {n}]",
+            {"lossdsl": lambda s, y: ln(s, y), "allRank": lambda s, y: listNet(s, y)},
+            (s, y),
+            lambda s, y: listNet(s, y, eps=0.0),
+        )
+        lengths = torch.randint(n // 2, n + 1, (b, 1), generator=g)
+        yp = torch.where(torch.arange(n) < lengths, y, -1.0)
+        for name, ours, ref in (("list_mle", lm, listMLE), ("list_net", ln, listNet)):
+            yield (
+                f"{name} padded [{b}, {n}]",
+                {
+                    "lossdsl": lambda s, y, f=ours: f(s, y, y != -1),
+                    "allRank": lambda s, y, f=ref: f(s, y),
+                },
+                (s, yp),
+                lambda s, y, f=ref: f(s, y, eps=1e-300),
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="", help="run the cases whose name contains this")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, float32, {args.threads} threads, {args.reps} reps\n")
     print(f"{'case':34s} {'lossdsl ms':>11s} {'ref ms':>9s} {'ratio':>6s}  reference")
-    for name, fns, inputs in cases():
-        # the check in float64 (float32 cumulative sums over 4096 items differ by ~1e-4)
+    for name, fns, inputs, check in cases():
+        if args.only not in name:
+            continue
+        # the check in float64 (float32 cumulative sums over 4096 items differ by ~1e-4),
+        # against `check` where the timed reference's eps is not part of the loss
         wide = [v.double() if v.is_floating_point() else v for v in inputs]
-        (got, gg), (want, gw) = [fwd_bwd(f, *wide) for f in list(fns.values())[:2]]
+        ref = check or list(fns.values())[1]
+        (got, gg), (want, gw) = [fwd_bwd(f, *wide) for f in (fns["lossdsl"], ref)]
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(gg, gw, rtol=1e-9, atol=1e-12)
         samples = {k: [] for k in fns}

@@ -34,7 +34,7 @@ TRIGGERS = {
     "-(-x) -> x": "-(-x)",
     "x^0 * y -> y": "y^0.0 * x",
     "fill(1) * x -> x": "w * x",
-    "fill(v)[i] -> fill(v)": "w[i] * sum(x, over=C)",
+    "fill(v)[i] -> fill(v)": "w[i] * sum(x, over=C) + sort(w, over=C, by=x)",
     "where(true, a, b) -> a": "where(true, x, y)",
     "x^2 -> x*x": "x^2",
     "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",

@@ -163,7 +163,7 @@ def _mul_fill_one(rw, e):
 
 
 def _gather_fill(rw, e):
-    f = rw.producer(e.args[0], "fill") if e.op == "gather" else None
+    f = rw.producer(e.args[0], "fill") if e.op in ("gather", "take_along") else None
     if f is None:
         return None
     t = e.out.type
@@ -297,9 +297,9 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
     Row("fill(1) * x -> x", "an absent optional weight multiplies by one", _mul_fill_one, ("mul",)),
     Row(
         "fill(v)[i] -> fill(v)",
-        "gathering from a constant gives the constant",
+        "gathering from a constant, or sorting one (an absent mask), gives the constant",
         _gather_fill,
-        ("gather",),
+        ("gather", "take_along"),
     ),
     Row(
         "where(true, a, b) -> a", "a constant condition picks one branch", _where_const, ("where",)
