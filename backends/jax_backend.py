@@ -71,6 +71,23 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     return jnp.moveaxis(y.reshape(lead + tuple(y.shape[2:])), last, axes)
 '''
 )
+FRAMES = '''
+def _frames(x, axes, size, stride, padding, center):
+    """x's axis axes[0] cut into frames (the op table's _frames): padded (center: size//2 on
+    each side, as torch.stft; else a window's padding), then one gather of the frames'
+    positions (frame f, entry j: f * hop + j), which puts the frame count and the frame's
+    entries where the axis was."""
+    a, k, s = axes[0], size[0], stride[0]
+    n = x.shape[a]
+    t = max((-(-n // s) - 1) * s + k - n, 0) if padding != "valid" else 0
+    pads = (k // 2, k // 2) if center else (t - t // 2, t // 2)
+    width = ((0, 0),) * a + (pads,) + ((0, 0),) * (x.ndim - a - 1)
+    y = jnp.pad(x, width, mode="reflect" if padding == "reflect" else "constant")
+    count = (n + pads[0] + pads[1] - k) // s + 1
+    at = jnp.arange(count)[:, None] * s + jnp.arange(k)[None, :]
+    return jnp.take(y, at, axis=a)
+'''
+
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
@@ -281,6 +298,7 @@ TEMPLATES = {
     "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "jnp.diff({0}, axis={axis})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
+    "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
     "all_reduce": _all_reduce,
     "shard_slice": "jax.lax.dynamic_slice_in_dim({0}, rank * {nl}, {nl}, axis={axis})",
@@ -320,5 +338,10 @@ TARGET = Target(
         "not isinstance({i}.min(), jax.core.Tracer) and "
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
-    helpers=(("_eigvalsh", EIGVALSH), ("_quantile", QUANTILE), ("_window", WINDOW)),
+    helpers=(
+        ("_eigvalsh", EIGVALSH),
+        ("_quantile", QUANTILE),
+        ("_window", WINDOW),
+        ("_frames", FRAMES),
+    ),
 )

@@ -184,6 +184,7 @@ TEMPLATES = {
     "transpose": "np.transpose({0}, {perm})",
     "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "np.diff({0}, axis={axis})",
+    "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     **{
         op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
         for op in ("blur", "box", "conv", "avg_pool", "max_pool")
@@ -218,5 +219,6 @@ TARGET = Target(
         ("_argsort", inspect.getsource(ops._argsort)),
         ("_quantile", inspect.getsource(ops._quantile)),
         ("_window", inspect.getsource(ops._window)),
+        ("_frames", inspect.getsource(ops._frames)),
     ),
 )

@@ -239,6 +239,8 @@ def _broadcast(v, src, dst, sizes):
 def _n(sizes, d) -> int:
     """A dim's size; a derived dim's (diff's D-1, a window's H-10) through its steps; a primed
     twin of the sharded dim is the whole batch."""
+    if d.name not in sizes and d.fixed is not None:
+        return d.fixed  # a fixed-size dim no input has (frames' entries)
     g = sizes.get(("global", d.name)) if d.primes else None
     return d.size(sizes[d.name] if g is None else g, sizes.__getitem__)
 

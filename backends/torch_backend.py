@@ -258,6 +258,25 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     return y.reshape(lead + tuple(y.shape[2:])).movedim(last, axes)
 '''
 )
+FRAMES = '''
+def _frames(x, axes, size, stride, padding, center):
+    """x's axis axes[0] cut into frames (the op table's _frames): padded (center: size//2 on
+    each side, as torch.stft; else a window's padding), then Tensor.unfold, whose frame axis
+    goes last; it moves to right after the frame count."""
+    a, k, s = axes[0], size[0], stride[0]
+    n = x.shape[a]
+    t = max((-(-n // s) - 1) * s + k - n, 0) if padding != "valid" else 0
+    pads = (k // 2, k // 2) if center else (t - t // 2, t // 2)
+    y = x.movedim(a, -1)
+    if padding == "reflect":  # F.pad reflects the last axis of a 2-d or 3-d tensor
+        lead = tuple(y.shape[:-1])
+        y = torch.nn.functional.pad(y.reshape((-1, 1, n)), pads, mode="reflect")
+        y = y.reshape(lead + (n + pads[0] + pads[1],))
+    elif pads[0] + pads[1] > 0:
+        y = torch.nn.functional.pad(y, pads)
+    return y.unfold(-1, k, s).movedim((-2, -1), (a, a + 1))
+'''
+
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
@@ -394,6 +413,7 @@ TEMPLATES = {
     "expand": "{0}[..., {nones}].expand({shape})",
     "diff": "torch.diff({0}, dim={axis})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
+    "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     "all_gather": "_AllGather.apply({0}, {axis}, group)",
     "all_reduce": _all_reduce,
     "shard_slice": "{0}.narrow({axis}, rank * {nl}, {nl})",
@@ -440,5 +460,6 @@ TARGET = Target(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_window", WINDOW),
+        ("_frames", FRAMES),
     ),
 )

@@ -103,14 +103,19 @@ def empty_policy(prog: Program) -> EmptyPolicy:
 
 def _window_needs(e, need, cond) -> None:
     """A valid window needs a whole window along each dim (a kernel's dim: one output entry);
-    reflect padding needs more entries than it pads on a side (torch's rule)."""
+    reflect padding needs more entries than it pads on a side (torch's rule; frames with
+    center=true pad size//2)."""
     pad, over = e.attr("padding"), e.attr("over")
     sizes = e.attr("size") or tuple(k.fixed for k in e.attr("taps"))
     for d, k, out in zip(
         over, sizes, (e.out.type.dims[e.args[0].type.dims.index(d)] for d in over)
     ):
         what = f"{e.op} takes windows of {k if k is not None else 'the kernel'} along {d}"
-        if pad == "valid" and k is not None:
+        if e.op == "frames" and e.attr("center"):  # size//2 on each side, as torch.stft
+            reflect = pad == "reflect"
+            extra = f", reflect-padded by {k // 2}" if reflect else ""
+            need(d, k // 2 + 1 if reflect else 1, what + extra, cond)
+        elif pad == "valid" and k is not None:
             need(d, k, what, cond)
         elif pad == "valid":
             need(out, 1, what, cond)

@@ -111,6 +111,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "conv": (r"{1} \star_{{{over}}} {0}", 5),
     "avg_pool": (r"\operatorname{{avgpool}}^{{{size}}}_{{{over}}}({0})", 7),
     "max_pool": (r"\operatorname{{maxpool}}^{{{size}}}_{{{over}}}({0})", 7),
+    # frames of `size` every `hop` along a dim: \mathcal{F}^{400/160}_T(x)
+    "frames": (r"\mathcal{{F}}^{{{size}/{hop}}}_{{{over}}}({0})", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -120,7 +122,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile", "avg_pool", "max_pool"}
+    | {"quantile", "avg_pool", "max_pool", "frames"}
 )
 
 GREEK = {
@@ -197,7 +199,10 @@ def render(prog: Program) -> str:
         fill["desc"] = "^{\\downarrow}" if attrs.get("descending") else ""
         fill["sigma"] = attrs.get("sigma", "")
         fill["size"] = r" \times ".join(map(str, attrs.get("size", ())))
+        fill["hop"] = r" \times ".join(map(str, attrs.get("stride", ())))
         out = (tmpl.format(*args, **fill), prec)
+        if e.op == "arange" and attrs["dim"].fixed is not None:  # 0 .. 479, not the number 480
+            out = (rf"\operatorname{{arange}}({attrs['dim']})", 7)
         memo[e.out.name] = out
         return out
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lossdsl.types import (
+    Dim,
     DimError,
     TensorType,
     broadcast,
@@ -412,6 +413,41 @@ def window_rule(ts, attrs):
     return TensorType("float", tuple(new.get(d, d) for d in x.dims))
 
 
+def frame_dim(d, size: int, hop: int, padding: str, center: bool):
+    """The number of frames of `size` every `hop` entries along d. center (torch.stft's and
+    librosa's center=True): d padded by size//2 on each side, floor((d + 2 (size//2) - size) /
+    hop) + 1 (d//hop + 1 for an even size); else a window's: floor((d - size) / hop) + 1
+    ("valid", librosa.util.frame's and Tensor.unfold's count) or ceil(d / hop)."""
+    if center:
+        return d.derive("-", size - 2 * (size // 2) - hop).derive("//", hop)
+    return window_dim(d, size, hop, padding)
+
+
+def frames_rule(ts, attrs):
+    """frames: x's dim `over` becomes the frame count (a derived dim of it, frame_dim) followed
+    by the fixed-size dim of the frame's entries (named by its size: over=400 names it)."""
+    _numeric(ts, "frames")
+    x = ts[0]
+    (d,) = _check_over(x, attrs)
+    if d.variadic or d.unit:
+        raise OpDimError(
+            f"frames() needs a named axis, not the variadic {d}",
+            "declare the time axis by name, e.g. float[B, T]",
+            0,
+        )
+    (size,), (hop,) = attrs["size"], attrs["stride"]
+    w = Dim(str(size))
+    if w in x.dims:
+        raise OpDimError(
+            f"frames of size {size} would give {x} a second dim {w}",
+            f"reduce over {w} first, or frame with another size",
+            0,
+        )
+    f = frame_dim(d, size, hop, attrs["padding"], attrs["center"])
+    k = x.dims.index(d)
+    return TensorType("float", x.dims[:k] + (f, w) + x.dims[k + 1 :])
+
+
 def arange_rule(ts, attrs):
     d = attrs["dim"]
     return TensorType("int", (d,), d)
@@ -714,6 +750,27 @@ def _window(x, axes, kind, size, stride, padding, sigma=1.5, kernel=None):
     if kind == "conv":
         return np.tensordot(w, kernel, axes=at.size)
     return np.max(w, axis=last) if kind == "max" else np.mean(w, axis=last)
+
+
+def _frames(x, axes, size, stride, padding, center):
+    """x's axis `axes[0]` cut into frames of `size[0]` entries every `stride[0]` (the hop), in
+    float64: the frame count at that axis, the frame's entries right after it (the numpy target
+    inlines this source: numpy only). Padding: none ("valid": librosa.util.frame, Tensor.unfold);
+    with `center`, size//2 entries on each side (torch.stft's and librosa's center=True), zeros
+    ("same") or mirrored ("reflect", torch.stft's default pad_mode); else a window's padding
+    (_window: (ceil(n / hop) - 1) hop + size - n in all, the odd one before)."""
+    x = np.asarray(x, dtype=np.float64)
+    a, k, s = axes[0], size[0], stride[0]
+    n = x.shape[a]
+    total = np.maximum((-(-n // s) - 1) * s + k - n, 0) if padding != "valid" else 0
+    before, after = total - total // 2, total // 2
+    if center:
+        before, after = k // 2, k // 2
+    width = np.zeros((x.ndim, 2), dtype=np.int64)
+    width[a, 0], width[a, 1] = before, after
+    x = np.pad(x, width, mode="reflect" if padding == "reflect" else "constant")
+    w = np.lib.stride_tricks.sliding_window_view(x, k, axis=a)
+    return np.moveaxis(np.take(w, np.arange(0, w.shape[a], s), axis=a), -1, a + 1)
 
 
 OPS: dict[str, OpDef] = {}
@@ -1121,6 +1178,18 @@ _row(
     "every image and channel)",
     True,
     ("over", "taps", "stride", "padding"),
+)
+_row(
+    "frames",
+    W,
+    1,
+    frames_rule,
+    _frames,
+    "x's dim T cut into frames of `size` entries every `stride` (the hop): over the frame count "
+    "(a derived dim of T) and the fixed-size dim `size` (librosa.util.frame, Tensor.unfold; "
+    "center: torch.stft's center=True)",
+    True,
+    ("over", "size", "stride", "padding", "center"),
 )
 _row(
     "eigvalsh",

@@ -19,3 +19,17 @@ SHAPES = [
     {"B": 7, "C": 3, "D": 6, "V": 1, "S": (5,)},
     {"B": 2, "C": 9, "D": 2, "V": 3, "S": ()},
 ]
+
+
+def sizes_for(spec, sizes: dict) -> dict:
+    """`sizes` for one spec: less each dim the spec needs bigger than given (segmental_snr's
+    frames of 600 samples need T >= 600, where a suite's T is 4), which random_inputs then
+    grows to the least size the loss accepts; the other sizes stay as given."""
+    from lossdsl.empty import empty_policy
+
+    least = {
+        n.dim.name: n.min_size
+        for n in empty_policy(spec.program()).needs
+        if n.when is None and not n.dim.steps
+    }
+    return {k: v for k, v in sizes.items() if not (isinstance(v, int) and v < least.get(k, 0))}

@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 import pytest
 from helpers import SHAPES as _  # noqa: F401  (conftest: jax in float64)
-from helpers import call, random_inputs
+from helpers import call, random_inputs, sizes_for
 
 import lossdsl
 from lossdsl.codegen import TARGETS
@@ -24,6 +24,7 @@ from lossdsl.equiv import grads
 
 SPECS = lossdsl.list_specs()
 SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2), "N": 4, "M": 3, "L": 3, "T": 4}
+
 
 # (spec, scenario) -> {"value" or an input's name: why that value or gradient is not finite
 # there}. Each is a property of the math (or of the reference implementations), not a bug.
@@ -75,7 +76,7 @@ def _decls(spec):
 def _scenarios(spec, seed=0):
     """(name, inputs) pairs: the extremes that apply to this spec's signature."""
     rng = np.random.default_rng(seed)
-    base = random_inputs(spec, SIZES, rng)
+    base = random_inputs(spec, sizes_for(spec, SIZES), rng)
     decls = _decls(spec)
     free = [d.var.name for d in decls if d.var.type.dtype == "float" and not _bounded(d)]
     bounded = [d.var.name for d in decls if d.var.type.dtype == "float" and _bounded(d)]
@@ -182,7 +183,7 @@ def test_half_precision_inputs_compute_in_float32_and_return_their_dtype(name, d
     import torch
 
     spec = lossdsl.load(name)
-    inputs = random_inputs(spec, SIZES, np.random.default_rng(1))
+    inputs = random_inputs(spec, sizes_for(spec, SIZES), np.random.default_rng(1))
     floats = [k for k, v in inputs.items() if v.dtype.kind == "f"]
     inputs = {k: _round_to(v, dtype) if k in floats else v for k, v in inputs.items()}
     want = np.asarray(call("numpy", spec.compile("numpy"), inputs, "float64"))
@@ -220,7 +221,7 @@ def _masked_inputs(spec, absent, logits):
     """Random inputs with two classes per row at -inf (never the target: a -inf target class
     is an infinite loss), soft targets 0 there."""
     rng = np.random.default_rng(0)
-    d = random_inputs(spec, SIZES, rng, absent)
+    d = random_inputs(spec, sizes_for(spec, SIZES), rng, absent)
     b, c = SIZES["B"], SIZES["C"]
     cols = np.stack([rng.choice(c, 2, replace=False) for _row in range(b)])
     if "target" in d and d["target"].dtype.kind == "i":
@@ -358,7 +359,7 @@ def test_an_all_masked_batch_with_whole_rows_at_minus_inf_has_zero_gradient(name
 
 def _all_masked(spec, zeroed, params, rng) -> dict:
     """Random inputs with every weight/mask in `zeroed` 0 and every target ignored."""
-    d = random_inputs(spec, SIZES, rng)
+    d = random_inputs(spec, sizes_for(spec, SIZES), rng)
     for k in zeroed:
         d[k] = np.zeros_like(d[k])
     if "ignore_index" in params:
@@ -428,7 +429,7 @@ def test_non_finite_inputs_give_the_reference_value_on_every_backend(name):
     template that is exact on finite inputs but not at inf (torch's cross-entropy off axis 1
     was logsumexp - x[t], inf where log_softmax is NaN: masked_diffusion_ce)."""
     spec = lossdsl.load(name)
-    base = random_inputs(spec, SIZES, np.random.default_rng(3))
+    base = random_inputs(spec, sizes_for(spec, SIZES), np.random.default_rng(3))
     ref = spec.compile("numpy")
     fns = {b: spec.compile(b) for b in TARGETS if b != "numpy"}
     for k, v in base.items():

@@ -154,6 +154,14 @@ PROGRAMS = {
         "sum(conv(x, k, over=(B, C))^2, over=(B, C)) "
         '+ sum(conv(y, k, over=(B, C), padding="same") * x, over=C)'
     ),
+    # frames: valid over B (its max over the frame's entries, dim 2), center=true (reflect)
+    # and "same" over C, every frame dim reduced by its name (over=B, C reach the frame count)
+    "frames": (
+        "sum(max(frames(x * y, 2, 1, over=B), over=2), over=(B, C)) "
+        "+ sum(mean(frames(x, 3, 2, over=C, center=true)^2, over=3), over=C) "
+        '+ sum(frames(y, 2, over=C, padding="same")^2, over=(C, 2)) '
+        '+ sum(mean(frames(x - y, 3, 2, over=B, padding="reflect")^2, over=(B, 3)) * y, over=C)'
+    ),
 }
 
 

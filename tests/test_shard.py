@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import random_inputs
+from helpers import random_inputs, sizes_for
 
 import lossdsl
 from lossdsl.codegen import load_backend
@@ -33,7 +33,7 @@ def test_every_spec_sharded_over_its_batch_equals_the_whole_batch(name):
     prog = spec.program()
     dim = batch_dim(spec)
     sharded = spec.sharded_program(dim)
-    data = random_inputs(spec, SIZES, np.random.default_rng(1))
+    data = random_inputs(spec, sizes_for(spec, SIZES), np.random.default_rng(1))
     rows = [d.name for d in prog.output("none").type.dims]
     for world in (2, 3):
         for reduction in ("mean", "sum", "none"):

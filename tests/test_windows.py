@@ -189,3 +189,199 @@ def test_a_nan_stays_in_its_image_and_channel(backend):
     )
     got = np.asarray(got).reshape(2, 3)
     assert np.isnan(got[1, 2]) and np.isfinite(np.delete(got.ravel(), 5)).all()
+
+
+# ---- frames: a dim cut into frames x hop -----------------------------------------------------
+
+T = Dim("T")
+
+
+def _frames_type(call, head="x: float[B, T]"):
+    spec = lossdsl.parse(f"loss t({head}) {{\n    let f = {call}\n    sum(f, over=T)\n}}\n")
+    (e,) = [e for e in spec.program().eqns if e.op == "frames"]
+    return e.out.type
+
+
+@pytest.mark.parametrize(
+    "call,name,count",
+    [
+        # librosa.util.frame / Tensor.unfold: floor((T - size) / hop) + 1
+        ("frames(x, 400, 160, over=T)", "(T-240)//160", lambda n: (n - 400) // 160 + 1),
+        ("frames(x, 4, over=T)", "T//4", lambda n: (n - 4) // 4 + 1),  # hop = size
+        ("frames(x, 3, 5, over=T)", "(T+2)//5", lambda n: (n - 3) // 5 + 1),  # gaps
+        # torch.stft(center=True): T padded by size//2 on each side: T // hop + 1 (even size)
+        ("frames(x, 400, 160, over=T, center=true)", "(T+160)//160", lambda n: n // 160 + 1),
+        ("frames(x, 5, 2, over=T, center=true)", "(T+1)//2", lambda n: (n + 4 - 5) // 2 + 1),
+        # a window's "same"/"reflect": ceil(T / hop)
+        ('frames(x, 4, 3, over=T, padding="same")', "ceil(T/3)", lambda n: -(-n // 3)),
+        ('frames(x, 4, 1, over=T, padding="reflect")', "T", lambda n: n),
+    ],
+)
+def test_frame_dims_names_and_sizes(call, name, count):
+    t = _frames_type(call)
+    f, w = t.dims[1], t.dims[2]
+    assert str(f) == name and f.base == T and w == Dim(call.split(", ")[1])
+    for n in (400, 401, 559, 560, 1000, 16000):
+        assert f.size(n) == count(n)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("sum(frames(x, 4, 2), over=T)", "frames() needs over=DIM"),
+        ("sum(frames(x, 4, 2, over=(B, T)), over=T)", "cuts exactly one dim into frames"),
+        ('sum(frames(x, 4, 2, over=T, padding="full"), over=T)', 'must be one of "valid"'),
+        (
+            'sum(frames(x, 4, 2, over=T, center=true, padding="valid"), over=T)',
+            'padding with center=true must be one of "same", "reflect"',
+        ),
+        ("sum(frames(x, 0, over=T), over=T)", "size must be a positive whole number"),
+        ("sum(frames(x, 4, 0, over=T), over=T)", "hop must be a positive whole number"),
+        ("sum(frames(x, 4, 2, over=T, center=1), over=T)", "center must be true or false"),
+        ("sum(frames(x, 4, 2, over=T) - x, over=T)", "dims do not line up"),
+        ("sum(frames(frames(x, 4, 2, over=T), 4, over=T), over=T)", "a second dim 4"),
+        ("sum(frames(x, 4, 2, over=T), over=5)", "cannot reduce over 5"),
+        ("sum(x, over=0)", "no dim has the fixed size 0"),
+    ],
+)
+def test_frames_mistakes_are_errors_at_the_call(body, message):
+    with pytest.raises(lossdsl.LossError) as e:
+        _spec(body, "x: float[B, T]").compile("numpy")
+    assert message in str(e.value)
+
+
+def _librosa_frames(x, size, hop, center=False, pad_mode="constant"):
+    """librosa's framing written out (librosa.util.frame on the last axis, frames along -2; with
+    center, librosa.stft's np.pad of size//2 on each side): frame f is x[f hop : f hop + size]."""
+    if center:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(size // 2, size // 2)], mode=pad_mode)
+    count = 1 + (x.shape[-1] - size) // hop
+    return np.stack([x[..., f * hop : f * hop + size] for f in range(count)], axis=-2)
+
+
+def _torch_frames(x, size, hop, center=False, pad_mode="reflect"):
+    """torch.stft's framing: F.pad(x, (size//2, size//2), pad_mode) when centred, then
+    Tensor.unfold (torch/functional.py stft)."""
+    import torch
+
+    x = torch.as_tensor(x)
+    if center:
+        x = torch.nn.functional.pad(x[:, None], (size // 2, size // 2), mode=pad_mode)[:, 0]
+    return x.unfold(-1, size, hop)
+
+
+FRAMINGS = [  # (size, hop, padding, center): the reference that defines it
+    (4, 2, "valid", False),  # librosa.util.frame, Tensor.unfold
+    (5, 3, "valid", False),
+    (3, 5, "valid", False),  # hop > size: samples between frames are skipped
+    (8, 3, "reflect", True),  # torch.stft(center=True), its default pad_mode="reflect"
+    (7, 2, "reflect", True),
+    (6, 4, "same", True),  # librosa.stft(center=True), its default pad_mode="constant"
+]
+
+
+@pytest.mark.parametrize("size,hop,padding,center", FRAMINGS)
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_frames_are_librosas_and_torchs_framing_values_and_gradients(
+    backend, size, hop, padding, center
+):
+    """Every backend's frames (the identity loss over [B, F, W]) equal torch's unfold (of the
+    torch.stft padding) and librosa's framing written out; the gradient of a weighted sum of
+    the frames is torch autograd's through unfold (each sample: the weights of its frames)."""
+    import torch
+    from helpers import call
+
+    x = np.random.default_rng(size * 10 + hop).standard_normal((2, 17))
+    extra = f', padding="{padding}", center=true' if center else ""
+    spec = _spec(f"frames(x, {size}, {hop}, over=T{extra})", "x: float[B, T]")
+    got = np.asarray(call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none"))
+    ref = _torch_frames(x, size, hop, center, "reflect" if padding == "reflect" else "constant")
+    np.testing.assert_array_equal(got, ref.numpy())
+    mode = "reflect" if padding == "reflect" else "constant"
+    np.testing.assert_array_equal(got, _librosa_frames(x, size, hop, center, mode))
+    # gradients of sum(frames(x)^3 * k), k over the frame's entries: at each sample, the sum
+    # over the frames that hold it (padding's mirror images included) of 3 x^2 k
+    wk = np.random.default_rng(7).standard_normal((2, size))
+    gspec = _spec(
+        f"sum(sum(frames(x, {size}, {hop}, over=T{extra})^3 * k, over={size}), over=T)",
+        f"x: float[B, T], k: float[B, {size}]",
+    )
+    tx = torch.tensor(x, requires_grad=True)
+    (_torch_frames(tx, size, hop, center, mode) ** 3 * torch.tensor(wk)[:, None]).sum().backward()
+    if backend == "numpy":
+        return  # no gradients
+    fn = gspec.compile(backend)
+    if backend == "torch":
+        ax = torch.tensor(x, requires_grad=True)
+        fn(ax, torch.tensor(wk), reduction="sum").backward()
+        g = ax.grad.numpy()
+    else:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        g = np.asarray(jax.grad(lambda a: fn(a, wk, reduction="sum"))(x))
+    np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_frames_center_is_torch_stft_framing():
+    """center=true frames, through a DFT, are torch.stft(center=True) with a rectangular
+    window: the same frames, in the same places."""
+    import torch
+
+    x = np.random.default_rng(3).standard_normal((2, 50))
+    fr = _window_free_frames(x, 16, 4)
+    want = torch.stft(
+        torch.tensor(x), 16, 4, window=torch.ones(16, dtype=torch.float64), center=True,
+        onesided=False, return_complex=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.fft.fft(fr, axis=-1), want.transpose(-1, -2).numpy(), atol=1e-12)
+
+
+def _window_free_frames(x, size, hop):
+    from lossdsl.ops import _frames
+
+    return _frames(x, (1,), (size,), (hop,), "reflect", True)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_reductions_over_the_frame_dims(backend):
+    """sum/mean/max over the frame's entries (over=size), then over the frames (over=T names
+    the frame count, for scans and softmax too), against Tensor.unfold."""
+    import torch
+    from helpers import call
+
+    x = np.random.default_rng(5).standard_normal((3, 23))
+    spec = _spec(
+        "let f = frames(x, 6, 4, over=T)\n"
+        "    mean(max(f, over=6), over=T) + sum(mean(f^2, over=6), over=T) "
+        "+ max(sum(f, over=6), over=T) "
+        "+ sum(cumsum(sum(f, over=6), over=T) * softmax(max(f, over=6), over=T), over=T)",
+        "x: float[B, T]",
+    )
+    u = torch.tensor(x).unfold(-1, 6, 4)
+    want = u.amax(-1).mean(-1) + (u**2).mean(-1).sum(-1) + u.sum(-1).amax(-1)
+    want = want + (u.sum(-1).cumsum(-1) * u.amax(-1).softmax(-1)).sum(-1)
+    got = call(backend, spec.compile(backend), {"x": x}, "float64", reduction="none")
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_signal_shorter_than_a_frame_is_an_input_error(backend):
+    from helpers import call
+
+    spec = _spec("mean(frames(x, 8, 2, over=T), over=(T, 8))", "x: float[B, T]")
+    with pytest.raises(lossdsl.InputError, match="needs at least 8 along it: frames takes"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 7))}, "float64")
+    spec = _spec("mean(frames(x, 8, 2, over=T, center=true), over=(T, 8))", "x: float[B, T]")
+    with pytest.raises(lossdsl.InputError, match="reflect-padded by 4"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 4))}, "float64")
+    call(backend, spec.compile(backend), {"x": np.ones((2, 5))}, "float64")  # 5 > 4: fine
+
+
+def test_frames_over_the_sharded_dim_is_refused():
+    from lossdsl.shard import shard
+
+    spec = _spec("mean(frames(x, 4, 2, over=T), over=(T, 4))", "x: float[B, T]")
+    with pytest.raises(lossdsl.LossError, match="a window over T needs the neighbouring rows"):
+        shard(spec.program(), "T")
+    shard(spec.program(), "B")

@@ -56,6 +56,7 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "padding": lambda em, e, v: {"padding": f'"{PADDINGS[PADDINGS.index(v)]}"'},  # not user text
     "sigma": lambda em, e, v: {"sigma": py_literal(float(v))},
     "taps": lambda em, e, v: {},  # the kernel's layout (_window below)
+    "center": lambda em, e, v: {"center": bool(v)},
 }
 
 

@@ -79,6 +79,8 @@ class FunctionEmitter(Guards):
         return isinstance(a, Lit) or a.name in self.scalar
 
     def dim_size(self, d: Dim) -> str:
+        if d.name not in self.size and d.fixed is not None:
+            return str(d.fixed)  # a fixed-size dim no input has (frames' entries)
         n = self.size[d.name]
         if d.name == self.shard and d.primes:
             n = self.global_size

@@ -205,7 +205,12 @@ class Guards:
             shapes[dm.name] = "()"
             bound.add(dm.name)
         self.variadic_shapes = shapes
-        missing = {d.name for e in self.p.eqns for d in dims_needed(e) if d.name not in bound}
+        missing = {
+            d.name
+            for e in self.p.eqns
+            for d in dims_needed(e)
+            if d.name not in bound and d.fixed is None  # a fixed size is its name
+        }
         if missing:
             raise NotImplementedError(f"dims with no input to take their size from: {missing}")
         self._empty()

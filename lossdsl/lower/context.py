@@ -337,10 +337,12 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
     if isinstance(node, ast.Num) and isinstance(node.value, int) and not primes:
         if str(node.value) in ctx.dims:  # a fixed-size dim: over=4 in float[B, 4]
             node = ast.Name(str(node.value), node.span)
+        elif node.value > 0:  # one no input has: the entries of frames(x, 400, ...) are over 400
+            return Dim(str(node.value))
         else:
             return ctx.error(
                 UnknownName,
-                f"no input has a dim of fixed size {node.value}",
+                f"no dim has the fixed size {node.value}",
                 _sp(node),
                 f"the dims in scope are {', '.join(sorted(ctx.dims)) or 'none'}",
             )

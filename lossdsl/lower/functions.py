@@ -368,6 +368,12 @@ def _count_fn(ctx, call, a):
     return _count(ctx, m, _all_dims(m, over), call)
 
 
+def _along(x: Atom | None, over: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """The one dim an axis or order op works along, as its operand has it: over=T names the
+    derived dim of T there (diff's T-1, the frame count of frames(x, over=T))."""
+    return over if x is None else (derived_as(x.type.dims, over[0]),)
+
+
 def _axis_op(op: str) -> tuple[Sig, Callable]:
     def h(ctx, call, a):
         over = resolve_dims(ctx, a["over"]) if a["over"] is not None else None
@@ -388,6 +394,7 @@ def _axis_op(op: str) -> tuple[Sig, Callable]:
                 f"pick the one dim, e.g. {call.func}(x, over={over[-1]})",
             )
         x = _x(ctx, a["x"])
+        over = _along(x, over)
         return ctx.emit(op, (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
     return Sig(("x", "over"), (("over", None),)), h
@@ -568,6 +575,59 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
 
 
 _VALID = ("padding", ast.Str("valid"))
+
+
+def _frames(ctx, call, a):
+    """frames(x, size, hop, over=T, padding=, center=false): T cut into frames of `size` every
+    `hop` (default: size); padding defaults to "valid", and to "reflect" with center=true
+    (torch.stft's pad_mode), which pads size//2 on each side and takes no "valid"."""
+    if a["over"] is None:
+        return ctx.error(ArityError, "frames() needs over=DIM", call.span, "e.g. over=T")
+    over = resolve_dims(ctx, a["over"])
+    center = _flag(ctx, a, "center")
+    if over is None or center is None:
+        return None
+    if len(over) != 1:
+        return ctx.error(
+            DimMismatch,
+            f"frames() cuts exactly one dim into frames, got {len(over)}",
+            _sp(a["over"]),
+            f"e.g. frames(x, 400, 160, over={over[-1]})",
+        )
+    pad = a["padding"]
+    if pad is None:
+        pad = ast.Str("reflect" if center else "valid")
+    if (
+        not isinstance(pad, ast.Str)
+        or pad.value not in PADDINGS
+        or (center and pad.value == "valid")
+    ):
+        allowed = PADDINGS[1:] if center else PADDINGS
+        return ctx.error(
+            TypeMismatch,
+            f"padding{' with center=true' if center else ''} must be one of "
+            + ", ".join(f'"{p}"' for p in allowed),
+            _sp(pad),
+            'center=true pads size//2 on each side: with zeros (padding="same") or mirrored '
+            '(padding="reflect", torch.stft\'s default)'
+            if center
+            else 'e.g. padding="valid" (only whole frames, as librosa.util.frame)',
+        )
+    size = _ints(ctx, a["size"], "size", 1)
+    if size is None:
+        return None
+    hop = _ints(ctx, a["hop"] if a["hop"] is not None else a["size"], "hop", 1)
+    x = _x(ctx, a["x"])
+    if hop is None or x is None:
+        return None
+    attrs = (
+        ("over", (derived_as(x.type.dims, over[0]),)),
+        ("size", size),
+        ("stride", hop),
+        ("padding", pad.value),
+        ("center", center),
+    )
+    return ctx.emit("frames", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
 
 
 def _dim_args(ctx, call, a) -> tuple | None:
@@ -783,6 +843,7 @@ def _scan(op: str) -> tuple[Sig, Callable]:
         if over is None or rev is None:
             return None
         x = _x(ctx, a["x"])
+        over = _along(x, over)
         attrs = (("over", over), ("reverse", rev))
         return ctx.emit(op, (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
 
@@ -796,6 +857,7 @@ def _sort_fn(ctx, call, a):
     if over is None or desc is None:
         return None
     x = _x(ctx, a["x"])
+    over = _along(x, over)
     attrs = (("over", over), ("descending", desc))
     if a["by"] is None:
         return ctx.emit("sort", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
@@ -812,6 +874,7 @@ def _rank_fn(ctx, call, a):
     if over is None:
         return None
     x = _x(ctx, a["x"])
+    over = _along(x, over)
     return ctx.emit("rank", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
 
@@ -820,6 +883,7 @@ def _topk(ctx, call, a):
     if over is None:
         return None
     x, k = _x(ctx, a["x"]), _x(ctx, a["k"])
+    over = _along(x, over)
     sp = (_sp(a["x"]), _sp(a["k"]))
     return ctx.emit("topk", (x, k), (("over", over),), span=call.span, arg_spans=sp)
 
@@ -839,6 +903,7 @@ def _quantile_fn(ctx, call, a):
             )
         q = _x(ctx, a["q"])
     x = _x(ctx, a["x"])
+    over = _along(x, over)
     sp = (_sp(a["x"]), _sp(a.get("q")) if a.get("q") is not None else None)
     return ctx.emit("quantile", (x, q), (("over", over),), span=call.span, arg_spans=sp)
 
@@ -935,6 +1000,13 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "conv": _window(
         "conv",
         Sig(("x", "kernel", "over", "padding", "stride"), (("over", None), _VALID, ("stride", 1))),
+    ),
+    "frames": (
+        Sig(
+            ("x", "size", "hop", "over", "padding", "center"),
+            (("hop", None), ("over", None), ("padding", None), ("center", False)),
+        ),
+        _frames,
     ),
     **{
         name: _window(

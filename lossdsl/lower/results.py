@@ -174,7 +174,12 @@ def _unsized_dims(ctx: Ctx, decls: list[InputDecl]) -> None:
             d for k, v in e.attrs if k == "dims" for d in v
         ]
         for d in dims:
-            if isinstance(d, Dim) and not d.unit and d.name not in carried | reported:
+            if (
+                isinstance(d, Dim)
+                and not d.unit
+                and d.fixed is None  # a fixed-size dim's size is its name (arange(480))
+                and d.name not in carried | reported
+            ):
                 reported.add(d.name)
                 ctx.error(
                     DimMismatch,
