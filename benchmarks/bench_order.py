@@ -4,7 +4,8 @@ against the code a user would otherwise run.
 
     lovasz_softmax  B images of 512 x 512 pixels, C classes, per image (per_image=True) against
                     the official PyTorch code (tests/reference/lovasz_official.py: a Python loop
-                    over classes, one torch.sort each) on softmax(logits)
+                    over classes, one torch.sort each) on softmax(logits); once more with 10%
+                    void pixels (ignore_index=255, the official ignore=255)
     list_mle        lists of N items against allRank's listMLE (tests/reference/
                     allrank_official.py, eps = 0) on 4096 lists of 64 and 64 lists of 4096
 
@@ -55,6 +56,21 @@ def cases():
             },
             (x, y),
         )
+    # ignore= void pixels (10%, label 255): the official drops them per image before the loss
+    b, c = 4, 4
+    x = torch.randn(b, c, 512, 512, generator=g)
+    y = torch.randint(0, c, (b, 512, 512), generator=g)
+    y[torch.rand(b, 512, 512, generator=g) < 0.1] = 255
+    yield (
+        f"lovasz_softmax ignore [{b}, {c}, 512, 512]",
+        {
+            "lossdsl": lambda x, y: ls(x, y, ignore_index=255),
+            "official": lambda x, y: lovasz_softmax(
+                torch.softmax(x, 1), y, per_image=True, ignore=255
+            ),
+        },
+        (x, y),
+    )
     lm = lossdsl.load("list_mle").compile("torch")
     for b, n in ((4096, 64), (64, 4096)):
         s = torch.randn(b, n, generator=g)
