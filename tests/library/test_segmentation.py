@@ -256,9 +256,201 @@ def test_lovasz_softmax_per_batch_is_the_batch_as_one_image():
     )
 
 
+# ignore= of the official code: flatten_binary_scores / flatten_probas drop the pixels whose
+# label is the void id before the loss. Each batch below has ignored pixels in every image,
+# one image with every pixel ignored, and (softmax) a class absent or present only at ignored
+# pixels. The official per-image loss of an all-ignored image is 0 (lovasz_hinge_flat returns
+# logits.sum() * 0; lovasz_softmax_flat returns probas * 0, an empty [0, C] tensor, commented
+# "the gradients should be 0", on which its per_image mean raises), so the per-image references
+# below are the official flat losses of the kept pixels, and 0 for an all-ignored image.
+
+
+def _void(shape, seed, frac=0.3, all_void=1):
+    """A mask of ignored pixels: about `frac` of each image, image `all_void` entirely."""
+    v = torch.rand(*shape, generator=gen(seed)) < frac
+    v[all_void] = True
+    return v
+
+
+@pytest.mark.parametrize("ignore", [255, -1])
+def test_lovasz_hinge_ignore_matches_official(ignore):
+    """Per image (reduction none/sum/mean; mean is the official per_image=True) and the batch as
+    one image (the official per_image=False), ignore= void pixels, float64 values and gradients."""
+    from reference.lovasz_official import flatten_binary_scores, lovasz_hinge, lovasz_hinge_flat
+
+    g = gen(53)
+    x = torch.randn(4, 6, 5, generator=g) * 2
+    y = (torch.rand(4, 6, 5, generator=g) < 0.4).to(x.dtype)
+    y[_void(y.shape, 54)] = ignore
+    fn = lossdsl.load("lovasz_hinge").compile("torch")
+    for reduction in ("none", "sum", "mean"):
+
+        def ref(x, y, reduction=reduction):
+            per = [lovasz_hinge_flat(*flatten_binary_scores(a, b, ignore)) for a, b in zip(x, y)]
+            return _lovasz_reduce(torch.stack(per), reduction)
+
+        def ours(x, y, reduction=reduction):
+            return fn(x, y, ignore_index=ignore, reduction=reduction)
+
+        assert_same(ours, ref, {"x": x, "y": y}, ["x"])
+    assert_same(
+        lambda x, y: fn(x, y, ignore_index=ignore),
+        lambda x, y: lovasz_hinge(x, y, per_image=True, ignore=ignore),
+        {"x": x, "y": y},
+        ["x"],
+    )
+    assert_same(
+        lambda x, y: fn(x.reshape(1, -1), y.reshape(1, -1), ignore_index=ignore),
+        lambda x, y: lovasz_hinge(x, y, per_image=False, ignore=ignore),
+        {"x": x, "y": y},
+        ["x"],
+    )
+    # the image with every pixel ignored: loss 0, zero gradient; ignored pixels get none
+    xg = x.clone().requires_grad_(True)
+    out = fn(xg, y, ignore_index=ignore, reduction="none")
+    (gx,) = torch.autograd.grad(out.sum(), [xg])
+    assert out[1].item() == 0.0 and torch.all(gx[y == ignore] == 0)
+    assert torch.isfinite(gx).all()
+
+
+def test_lovasz_hinge_ignore_default_ignores_nothing():
+    """ignore_index's default (-100) keeps every pixel: the official ignore=None."""
+    from reference.lovasz_official import lovasz_hinge
+
+    g = gen(55)
+    x = torch.randn(3, 7, generator=g)
+    y = (torch.rand(3, 7, generator=g) < 0.5).to(x.dtype)
+    fn = lossdsl.load("lovasz_hinge").compile("torch")
+    assert_same(lambda x, y: fn(x, y), lambda x, y: lovasz_hinge(x, y), {"x": x, "y": y}, ["x"])
+
+
+@pytest.mark.parametrize("only_present", [True, False])
+@pytest.mark.parametrize("ignore", [255, 1])
+def test_lovasz_softmax_ignore_matches_official(only_present, ignore):
+    """Per image (reduction none/sum/mean; mean is the official per_image=True) and the batch as
+    one image (the official default per_image=False), ignore= void pixels, classes='present' or
+    'all', float64 values and gradients w.r.t. the logits. ignore=1 is a class id: class 1 then
+    occurs only at ignored pixels and is absent (official: labels == c over the kept pixels);
+    class 3 is absent from the targets."""
+    from reference.lovasz_official import flatten_probas, lovasz_softmax, lovasz_softmax_flat
+
+    g = gen(57)
+    b, c, h, w = 4, 4, 6, 5
+    x = torch.randn(b, c, h, w, generator=g) * 2
+    y = torch.randint(0, c - 1, (b, h, w), generator=g)
+    y[_void(y.shape, 58, all_void=2)] = ignore
+    classes = "present" if only_present else "all"
+    fn = lossdsl.load("lovasz_softmax").compile("torch", only_present=only_present)
+
+    def flat(p, y):  # the official loss of one image; 0 when every pixel is ignored
+        if not (y != ignore).any():
+            return p.sum() * 0.0
+        return lovasz_softmax_flat(*flatten_probas(p[None], y[None], ignore), classes=classes)
+
+    for reduction in ("none", "sum", "mean"):
+
+        def ref(x, y, reduction=reduction):
+            per = torch.stack([flat(a, b_) for a, b_ in zip(_probas(x), y)])
+            return _lovasz_reduce(per, reduction)
+
+        def ours(x, y, reduction=reduction):
+            return fn(x, y, ignore_index=ignore, reduction=reduction)
+
+        assert_same(ours, ref, {"x": x, "y": y}, ["x"])
+    # the official per_image=True on the images with kept pixels, times (B - 1) / B: the
+    # all-ignored image adds a 0 to the mean over B
+    keep = [0, 1, 3]
+    assert_same(
+        lambda x, y: fn(x, y, ignore_index=ignore),
+        lambda x, y: (
+            lovasz_softmax(
+                _probas(x)[keep], y[keep], classes=classes, per_image=True, ignore=ignore
+            )
+            * 3
+            / 4
+        ),
+        {"x": x, "y": y},
+        ["x"],
+    )
+    assert_same(
+        lambda x, y: fn(x.transpose(0, 1).reshape(1, c, -1), y.reshape(1, -1), ignore_index=ignore),
+        lambda x, y: lovasz_softmax(_probas(x), y, classes=classes, ignore=ignore),
+        {"x": x, "y": y},
+        ["x"],
+    )
+    xg = x.clone().requires_grad_(True)
+    out = fn(xg, y, ignore_index=ignore, reduction="none")
+    (gx,) = torch.autograd.grad(out.sum(), [xg])
+    assert out[2].item() == 0.0 and torch.all(gx.transpose(0, 1)[:, y == ignore] == 0)
+    assert torch.isfinite(gx).all()
+
+
+def test_lovasz_one_kept_pixel():
+    """An image with one kept pixel (lovasz_grad's p == 1 case after the void pixels go): the
+    official flat losses of that pixel (flatten_probas would squeeze its index to 0-d, so the
+    softmax reference flattens it by hand, as flatten_probas does for two or more)."""
+    from reference.lovasz_official import (
+        flatten_binary_scores,
+        lovasz_hinge_flat,
+        lovasz_softmax_flat,
+    )
+
+    x = torch.randn(2, 3, 2, 3, generator=gen(60))
+    y = torch.full((2, 2, 3), 255)
+    y[0, 1, 2], y[1, 0, 0], y[1, 1, 1] = 2, 0, 1
+    for only_present in (True, False):
+        classes = "present" if only_present else "all"
+        fn = lossdsl.load("lovasz_softmax").compile("torch", only_present=only_present)
+
+        def ref(x, y, classes=classes):
+            p = _probas(x).permute(0, 2, 3, 1)
+            return torch.stack(
+                [lovasz_softmax_flat(a[b != 255], b[b != 255], classes) for a, b in zip(p, y)]
+            )
+
+        ours = lambda x, y, fn=fn: fn(x, y, ignore_index=255, reduction="none")  # noqa: E731
+        assert_same(ours, ref, {"x": x, "y": y}, ["x"])
+    hinge = lossdsl.load("lovasz_hinge").compile("torch")
+    yh = torch.where(y == 255, 255, (y > 0).long()).to(x.dtype)
+    assert_same(
+        lambda x, y: hinge(x, y, ignore_index=255, reduction="none"),
+        lambda x, y: torch.stack(
+            [lovasz_hinge_flat(*flatten_binary_scores(a, b, 255)) for a, b in zip(x, y)]
+        ),
+        {"x": x[:, 0], "y": yh},
+        ["x"],
+    )
+
+
+def test_lovasz_all_ignored_batch_is_zero():
+    """Every pixel ignored: 0 with zero gradient for every reduction (the official
+    lovasz_hinge(per_image=False) returns logits.sum() * 0)."""
+    from reference.lovasz_official import lovasz_hinge
+
+    x = torch.randn(2, 3, 4, 5, generator=gen(59))
+    y = torch.full((2, 4, 5), 255)
+    soft = lossdsl.load("lovasz_softmax").compile("torch")
+    hinge = lossdsl.load("lovasz_hinge").compile("torch")
+    for only_present in (True, False):
+        for r in ("none", "sum", "mean"):
+            xg = x.clone().requires_grad_(True)
+            out = soft(xg, y, ignore_index=255, only_present=only_present, reduction=r)
+            (gx,) = torch.autograd.grad(out.sum(), [xg])
+            assert torch.all(out == 0) and torch.all(gx == 0)
+    xh, yh = x[:, 0], y.to(x.dtype)
+    assert_same(
+        lambda x, y: hinge(x, y, ignore_index=255),
+        lambda x, y: lovasz_hinge(x, y, per_image=False, ignore=255),
+        {"x": xh, "y": yh},
+        ["x"],
+    )
+
+
+@pytest.mark.parametrize("ignore", [None, 255])
 @pytest.mark.parametrize("name", ["lovasz_hinge", "lovasz_softmax"])
-def test_lovasz_other_backends_match_torch(name, other_backend):
-    """jax and numpy against the torch module checked above (values; jax's gradients too)."""
+def test_lovasz_other_backends_match_torch(name, ignore, other_backend):
+    """jax and numpy against the torch module checked above (values; jax's gradients too);
+    with ignore: void pixels in every image and image 1 all void."""
     import numpy as np
     from helpers import call, grads
 
@@ -266,15 +458,22 @@ def test_lovasz_other_backends_match_torch(name, other_backend):
     if name == "lovasz_hinge":
         data = {"logits": torch.randn(3, 5, 4, generator=g).numpy()}
         data["labels"] = (torch.rand(3, 5, 4, generator=g) < 0.4).double().numpy()
+        lab = "labels"
     else:
-        data = {"logits": torch.randn(2, 3, 5, 4, generator=g).numpy()}
-        data["target"] = torch.randint(0, 3, (2, 5, 4), generator=g).numpy()
+        data = {"logits": torch.randn(3, 3, 5, 4, generator=g).numpy()}
+        data["target"] = torch.randint(0, 3, (3, 5, 4), generator=g).numpy()
+        lab = "target"
+    kw = {}
+    if ignore is not None:
+        data[lab][_void(data[lab].shape, 52).numpy()] = ignore
+        kw = {"ignore_index": ignore}
     spec = lossdsl.load(name)
     for r in ("none", "sum", "mean"):
-        want = call("torch", spec.compile("torch"), data, "float64", reduction=r)
-        got = call(other_backend, spec.compile(other_backend), data, "float64", reduction=r)
+        want = call("torch", spec.compile("torch"), data, "float64", reduction=r, **kw)
+        got = call(other_backend, spec.compile(other_backend), data, "float64", reduction=r, **kw)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     if other_backend == "jax":
-        want = grads("torch", spec.compile("torch"), data, ["logits"], "float64")
-        got = grads("jax", spec.compile("jax"), data, ["logits"], "float64")
+        want = grads("torch", spec.compile("torch"), data, ["logits"], "float64", **kw)
+        got = grads("jax", spec.compile("jax"), data, ["logits"], "float64", **kw)
         np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-10, atol=1e-12)
+        assert np.isfinite(got["logits"]).all()

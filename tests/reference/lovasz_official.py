@@ -10,7 +10,11 @@ identity test of a string literal, a SyntaxWarning in Python 3.8+); `.float()` (
 `.to(dtype)` of the scores' dtype, so that a float64 run stays in float64 (upstream's torch.dot
 rejects float64 errors against a float32 gradient); ifilterfalse/isnan, only used with
 ignore_nan=True, are left out. Everything else, including the unstable torch.sort, is as
-upstream.
+upstream, and so are two upstream behaviours of ignore= that the tests work around: an image
+whose pixels are all ignored makes lovasz_softmax_flat return probas * 0, an empty [0, C]
+tensor (its per_image mean then raises or returns an empty tensor; lovasz_hinge_flat returns a
+0); and an image with exactly one kept pixel makes flatten_probas's `valid.nonzero().squeeze()`
+a 0-d index, so probas becomes [C] and lovasz_softmax_flat raises IndexError.
 """
 
 import torch
