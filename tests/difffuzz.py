@@ -1090,7 +1090,18 @@ class Ev:
         args = [align(x, dims) for x in xs]
         if kind == "float":
             args = [a.astype(self.dt) if a.dtype != self.dt else a for a in args]
-        return NA(fn(*args), dims)
+        r = np.asarray(fn(*args))
+        if r.dtype.kind == "f" and np.isnan(r).any():
+            had = np.zeros(r.shape, bool)
+            for a in args:
+                if a.dtype.kind == "f":
+                    had = had | np.broadcast_to(np.isnan(a), r.shape)
+            if (np.isnan(r) & ~had).any():
+                # README, "Edge cases": a NaN made from numbers (x^1.5 at x < 0) has a NaN
+                # derivative, which reaches the inputs even where the value drops it (an empty
+                # diff, a where's other branch): 0 * NaN
+                self.singular.append("a NaN made from numbers, outside a function's domain")
+        return NA(r, dims)
 
     def ev(self, e: E, env: dict, protect=frozenset()) -> NA:
         return self.track(self._ev(e, env, protect))

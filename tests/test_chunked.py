@@ -528,6 +528,8 @@ def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
     supcon, info_nce, circle, mw_auc, cs_divergence), batch statistics (info_max,
     batch_dice, ca_calibration) ran per block and returned wrong values; gradients of inputs
     other than h and W were dropped (torch)."""
+    import helpers
+
     from lossdsl.compiler import chunk_refusal
 
     accepted = 0
@@ -546,7 +548,8 @@ def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
             continue
         variants = spec.variants() if backend == "torch" else [frozenset()]
         for absent in variants:
-            data = _rows_data(spec, ROW_SIZES, np.random.default_rng(0), absent)
+            sizes = helpers.sizes_for(spec, ROW_SIZES)  # segmental_snr's frames: T >= 600
+            data = _rows_data(spec, sizes, np.random.default_rng(0), absent)
             _check_rows(spec, backend, data, ("sum", "mean"), f"{name} {absent}")
         if backend == "torch":  # float params as tensors: the variants general in them too
             floats = {
@@ -709,3 +712,19 @@ def test_a_masked_mean_over_a_twin_and_the_chunked_dim_chunks_exactly():
             for f in (spec.compile("torch"), spec.compile("torch", schedule="chunked", chunk=3))
         )
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=reduction)
+
+
+def test_a_masked_mean_inside_a_scalar_loss_keeps_its_empty_value_chunked():
+    """The per-element loss is a scalar, a masked mean over B' whose mask selects nothing: its
+    declared empty value -2 on every schedule, also at B = 0 (the chunked schedule took the
+    masked mean's numerator for rows of the batch and gave "sum" = 0; difffuzz seed 31251)."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], v: float[B], t: index[B] of C) {\n    param pk: int = 1\n"
+        "    mean(v', over=B', mask=(t' == pk), empty=-2)\n}\n"
+    )
+    chunked = spec.compile("torch", schedule="chunked", chunk=2)
+    for b in (0, 3):
+        x, v, t = torch.zeros(b, 2), torch.ones(b), torch.zeros(b, dtype=torch.long)
+        for reduction in ("sum", "mean"):
+            assert float(chunked(x, v, t, pk=2, reduction=reduction)) == -2.0, (b, reduction)
+            assert float(spec.compile("torch")(x, v, t, pk=2, reduction=reduction)) == -2.0

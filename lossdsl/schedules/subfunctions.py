@@ -97,7 +97,8 @@ def call_sub(fn, args: list, kw: dict, sizes: dict, carriers, checks: bool):
         out["check_indices"] = checks
     for name in names:
         if name.startswith("dim_") and name.endswith("_") and name not in out:
-            out[name] = carriers(sizes.get("*" + name[4:-1], sizes[name[4:-1]]))
+            d = name[4:-1]  # a fixed-size dim (frames' 600 samples) is its own size
+            out[name] = carriers(sizes.get("*" + d, int(d) if d.isdigit() else sizes[d]))
     return fn(*args, **out)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lossdsl.errors import InputError, class_ids_message
-from lossdsl.graph import index_sources, producers, slice_eqns
+from lossdsl.graph import index_sources, slice_eqns
 from lossdsl.ir import Eqn, Program, Var
 from lossdsl.ops import OPS
 from lossdsl.schedules.plan import Plan, pick_mask, plan
@@ -101,13 +101,11 @@ class ChunkedLoss:
         row_ins = [vars_[n] for n in self.row_inputs + self.row_stats]
         # its per-element loss stays the "none" output, so that an empty batch gives the
         # declared values (lossdsl/empty.py) rather than a mean over no rows
-        by = producers(row_eqns)
-        per = out
-        e = by.get(out.name) if isinstance(out, Var) else None
-        if e is not None and e.op == "safe_div":  # a weighted mean: sum(loss) / sum(w)
-            e = by.get(e.args[0].name) if isinstance(e.args[0], Var) else None
-        if e is not None and e.op in ("sum", "mean") and isinstance(e.args[0], Var):
-            per = e.args[0]
+        # (the program's own "none" output: a sum or mean inside a scalar loss, a masked mean
+        # over B', is no reduction of rows, and an empty B' gives its empty value)
+        none = prog.output("none")
+        row_vars = {e.out.name for e in row_eqns} | set(self.row_inputs)
+        per = none if isinstance(none, Var) and none.name in row_vars else out
         self.row = mods.fn(sub_program(p, "row function", row_eqns, row_ins, out, per, reduction))
         self.extra = sorted({a for s in self.stats for a in s.args})
         self.params = [q.var.name for q in p.params]
