@@ -1163,6 +1163,10 @@ class Ev:
             a, b = ev(A[0]), ev(A[1])
             if e.a("op") == "/" and b.count and self.count_too_small(b, lambda v: v == 0):
                 self.too_small.append("a division by a count of dim sizes that is 0")
+            if e.a("op") == "^" and a.a.dtype.kind == "f" and (a.a == 0).any():
+                p = np.asarray(b.a, dtype=np.float64)
+                if ((p < 1) & (p != 0)).any():  # x^0.5 at 0: an infinite derivative
+                    self.singular.append("a power below 1 at 0")
             if e.a("op") in ("*", "/") and not all(np.isfinite(x.a).all() for x in (a, b)):
                 # README, "Edge cases": a product with an infinite factor has an infinite
                 # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
@@ -1357,6 +1361,9 @@ class Ev:
                 same = (a == a.max(axis=ax, keepdims=True) if n else a).all(axis=ax)
                 same &= np.isfinite(a).all(axis=ax)  # [inf, inf] has no variance: NaN
                 r = np.where(same & (n > ddof), self.f(0.0), r)
+                # ...yet only up to rounding: torch's var of three equal -0.83976 is 1e-33,
+                # so a division by it (0 / var: NaN or 0) is noise, not a value to compare
+                self.noise |= bool((same & (n > ddof)).any())
             elif fn == "norm":
                 r = np.sqrt((a * a).sum(axis=ax))
             else:
