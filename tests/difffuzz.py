@@ -1431,6 +1431,11 @@ class Ev:
             sub.frozen_env.update({p.name: henv[p.name] for p in h.params})
         r = sub.ev(h.body, henv)
         self.scale = max(self.scale, sub.scale)
+        # what the helper's body found holds for the call: a too-small dim there is the
+        # caller's InputError (README, "Edge cases"), a singular point or noise the caller's
+        self.too_small += sub.too_small
+        self.singular += sub.singular
+        self.noise |= sub.noise
         return NA(r.a, [inv[base(d)] + ("'" if d.endswith("'") else "") for d in r.dims])
 
 
