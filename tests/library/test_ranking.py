@@ -55,14 +55,7 @@ def test_listwise_losses_match_rax(name, shape, ties, reduction):
     xs = {k: jnp.asarray(v) for k, v in data.items()}
     want = np.asarray(ref(xs["scores"], xs["labels"]))
     gref = jax.grad(lambda s: jnp.sum(ref(s, xs["labels"])))(xs["scores"])
-    spec = lossdsl.load(name)
-    r = "sum" if reduction == "none" else reduction  # the gradient of the summed output
-    for b in ("torch", "jax", "numpy"):
-        got = call(b, spec.compile(b), data, "float64", reduction=reduction)
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=b)
-        if b != "numpy":
-            g = grads(b, spec.compile(b), data, ["scores"], "float64", reduction=r)["scores"]
-            np.testing.assert_allclose(g, np.asarray(gref), rtol=1e-10, atol=1e-12, err_msg=b)
+    _agree_on_every_backend(name, data, reduction, want, gref)
 
 
 def test_list_mle_by_hand():
@@ -191,14 +184,7 @@ def test_padded_lists_match_rax_on_every_backend(name, reduction):
     xs = {k: jnp.asarray(v) for k, v in data.items()}
     want = np.asarray(ref(xs["scores"], xs["labels"], xs["valid"]))
     gref = jax.grad(lambda s: jnp.sum(ref(s, xs["labels"], xs["valid"])))(xs["scores"])
-    spec = lossdsl.load(name)
-    r = "sum" if reduction == "none" else reduction
-    for b in ("torch", "jax", "numpy"):
-        got = call(b, spec.compile(b), data, "float64", reduction=reduction)
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=b)
-        if b != "numpy":
-            g = grads(b, spec.compile(b), data, ["scores"], "float64", reduction=r)["scores"]
-            np.testing.assert_allclose(g, np.asarray(gref), rtol=1e-10, atol=1e-12, err_msg=b)
+    _agree_on_every_backend(name, data, reduction, want, gref)
 
 
 @pytest.mark.parametrize("name", ["list_mle", "list_net"])
@@ -329,3 +315,16 @@ def test_neural_sort_relaxation_is_expressible(tau):
 
     fn = lossdsl.parse(NEURAL_SORT_DCG).compile("torch", tau=tau)
     assert_same(lambda s, y: fn(s, y, ~mask, reduction="none"), ref, {"s": s, "y": y}, ["s"])
+
+
+def _agree_on_every_backend(name, data, reduction, want, gref):
+    """The spec's values on torch, jax and numpy, and its score gradients (of the summed output
+    for "none") on torch and jax, against a reference's, to 1e-10."""
+    spec = lossdsl.load(name)
+    r = "sum" if reduction == "none" else reduction
+    for b in ("torch", "jax", "numpy"):
+        got = call(b, spec.compile(b), data, "float64", reduction=reduction)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=b)
+        if b != "numpy":
+            g = grads(b, spec.compile(b), data, ["scores"], "float64", reduction=r)["scores"]
+            np.testing.assert_allclose(g, np.asarray(gref), rtol=1e-10, atol=1e-12, err_msg=b)
