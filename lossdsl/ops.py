@@ -1334,10 +1334,11 @@ _EXACT_INT = frozenset(
 FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
 
 
-def fold_value(op: str, values: list, attrs, dtype: str):
+def fold_value(op: str, values: list, attrs, dtype: str, overflow: str = "raise"):
     """The value of `op` on constant Python scalars, by its numpy meaning, as a Python scalar of
-    `dtype`. Integer results are exact (Python ints, never wrapped at 64 bits); a result the IR
-    cannot hold (outside int64, a float64 overflow) raises FoldError."""
+    `dtype`. Integer results are exact (Python ints, never wrapped at 64 bits); an int outside
+    int64 raises FoldError, and so does a float64 overflow unless `overflow="ieee"` (then it
+    is the inf every backend computes at run time)."""
     o = OPS[op]
     kw = ref_attrs(o, attrs)
     if o.kind == "reduce":
@@ -1348,7 +1349,8 @@ def fold_value(op: str, values: list, attrs, dtype: str):
         args = [np.asarray(x, dtype=object) if i else np.asarray(x) for x, i in zip(values, ints)]
         v = np.asarray(o.ref(*args, **kw)).item()
     if v is None:
-        with np.errstate(over="raise", divide="ignore", invalid="ignore", under="ignore"):
+        overflow = "ignore" if overflow == "ieee" else overflow
+        with np.errstate(over=overflow, divide="ignore", invalid="ignore", under="ignore"):
             try:
                 v = np.asarray(o.ref(*(np.asarray(x) for x in values), **kw)).item()
             except FloatingPointError:

@@ -458,7 +458,7 @@ class _ToAst(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def dim_primed(self, meta, items):
-        return ast.DimRef(str(items[0]), 1, False, self._span(meta))
+        return ast.DimRef(str(items[0]), len(items) - 1, False, self._span(meta))
 
     @v_args(meta=True)
     def dim_fixed(self, meta, items):

@@ -264,6 +264,84 @@ def test_variadic_and_twin_dims_bind_like_the_inline_body(helper, caller, inline
         np.testing.assert_allclose(run(called, backend, inputs), want, rtol=1e-12)
 
 
+def _softmax_rows(a):
+    e = np.exp(a - a.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+# Helper bodies over r: [X, Y] (X, Y twins: levels of one dim B), v: [Y], q: [X], each a scalar,
+# with its value for a = r, w = v, u = q written in numpy by hand (axis 0 is X, axis 1 is Y).
+TWIN_BODIES = [
+    ("sum(sum(r, over=X) * v)", lambda a, w, u: (a.sum(0) * w).sum()),
+    ("sum(r * v * q)", lambda a, w, u: u @ a @ w),
+    (
+        "sum(sum(r * prime(r, Y), over=Y) * prime(v, Y) * q)",
+        lambda a, w, u: (u * a.sum(1) * (a @ w)).sum(),
+    ),
+    ("sum(sum(r * prime(r, X), over=Y) * q * prime(q, X))", lambda a, w, u: (a.T @ u) @ (a.T @ u)),
+    ("sum(sum(r * r', over=Y) * q * q')", lambda a, w, u: (a.T @ u) @ (a.T @ u)),
+    ("sum(where(eye(X, Y), r, 0) * q)", lambda a, w, u: (np.diag(a) * u).sum()),
+    ("sum(softmax(r, over=Y) * v * q)", lambda a, w, u: u @ _softmax_rows(a) @ w),
+    ("sum(r * r')", lambda a, w, u: a.sum() ** 2),
+    (
+        "sum(mean(r, over=X) * v) + sum(logsumexp(r, over=Y) * q)",
+        lambda a, w, u: (a.mean(0) * w).sum() + (np.log(np.exp(a).sum(1)) * u).sum(),
+    ),
+]
+
+
+def _level(k: int) -> str:
+    return "B" + "'" * k
+
+
+def test_a_helpers_twin_dims_bind_by_position_whatever_their_primes():
+    """Issue: `ha(x: float[B', B])` called with `float[B, B']` was refused ("wants a primed
+    dim"), though dims bind by position. Generator: a helper over twins X, Y at levels 0, 2, 4
+    of B (so its own primes meet none of its declared dims), called with twins U, V at levels
+    0, 1, 2 of the caller's B (the helper's X, Y, and the twins its primes make, land on other
+    levels than they are written with), directly and through a second helper that passes its
+    arguments on with its own twins swapped; every body's value by hand (TWIN_BODIES)."""
+    rng = np.random.default_rng(11)
+    n = 3
+    pairs = list(itertools.permutations(range(3), 2))
+    cases = 0
+    for body, want_of in TWIN_BODIES:
+        for k in rng.choice(len(pairs), 3, replace=False):
+            x, y = (_level(2 * j) for j in pairs[k])
+            u_, v_ = (_level(j) for j in pairs[rng.integers(len(pairs))])
+            text = re.sub(r"\b[XY]\b", lambda m: {"X": x, "Y": y}[m.group()], body)
+            helper = f"loss h(r: float[{x}, {y}], v: float[{y}], q: float[{x}]) {{ {text} }}\n"
+            # g declares [B', B] and passes r on: its B' is the caller's U, h's X
+            helper += "loss g(r: float[B', B], v: float[B], q: float[B']) { h(r, v, q) }\n"
+            callee = rng.choice(["h", "g"])
+            src = helper + (
+                f"loss f(a: float[{u_}, {v_}], w: float[{v_}], u: float[{u_}]) "
+                f"{{ {callee}(a, w, u) }}"
+            )
+            inputs = {"a": rng.standard_normal((n, n)), "w": rng.standard_normal(n)}
+            inputs["u"] = rng.standard_normal(n)
+            want = want_of(inputs["a"], inputs["w"], inputs["u"])
+            spec = lossdsl.parse(src)
+            for backend in TARGETS:
+                got = run(spec, backend, inputs)
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{backend}: {src}")
+            cases += 1
+    assert cases == 3 * len(TWIN_BODIES)
+
+
+def test_a_helpers_declared_twins_must_meet_twins():
+    # h's B' is its B's twin: binding B to N and B' to M (unrelated dims) is a DimMismatch at
+    # the call, which says what B' met
+    with pytest.raises(
+        lossdsl.LossError, match=r"wants dim B', a twin of its B \(= N here\), but float\[M\] has M"
+    ) as e:
+        lossdsl.parse(
+            "loss h(p: float[B], q: float[B']) { sum(p) * sum(q) }\n"
+            "loss f(a: float[N], b: float[M]) { h(a, b) + sum(a) * sum(b) * 0 }"
+        )
+    assert (e.value.span.line, e.value.span.col) == (2, 41)  # at the argument b
+
+
 @pytest.mark.parametrize("decl", [["B", "*S"], ["*S", "C"], ["B", "*S", "C"]])
 def test_a_helpers_star_s_with_no_argument_dim_has_no_axes(decl):
     """README: `*S` is any number of axes, none included. A helper over [.., *S, ..] called

@@ -393,6 +393,40 @@ def test_a_baked_zero_times_inf_stays_nan():
             assert got.shape == (1, 1) and np.isnan(got).all(), (backend, baked, got)
 
 
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "normalize(w - 1e300, over=C)",  # difffuzz: the square of -1e300 in the norm
+        "w * 1e300 * 1e300",
+        "exp(w * 1000)",
+        "w ^ 1000 * 1e300",
+        "-exp(s * 800) * w",
+        "(w + s) * 1e200 * 1e200 - 1",
+    ],
+)
+def test_a_fold_that_overflows_gives_the_run_time_value(expr):
+    """An absent input's default (w = 2) or a baked param (s = 1) folded through an op that
+    overflows float64 is no constant the user wrote (those are errors at parse, README
+    "Params"): it is the inf, or what follows from it, that the same program computes with w or
+    s passed at run time. Before, the fold raised ConstantError at compile (difffuzz, seed
+    22293). Expected: the program with both passed, on the same backend."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], w: float[C] = 2) {\n    param s: float = 1\n"
+        f"    sum(x * ({expr}), over=C)\n}}\n"
+    )
+    x, w = np.array([[1.0, -2.0, 0.5]]), np.full(3, 2.0)
+    for backend in TARGETS:
+        unfolded = spec.compile(backend)
+        folded = spec.compile(backend, s=1.0)
+        if backend == "torch":
+            want = unfolded(torch.as_tensor(x), torch.as_tensor(w), s=1.0).numpy()
+            got = folded(torch.as_tensor(x)).numpy()
+        else:
+            want = np.asarray(unfolded(x, w, s=1.0))
+            got = np.asarray(folded(x))
+        np.testing.assert_array_equal(got, want, err_msg=backend)
+
+
 def test_an_expanded_factor_contracts_without_its_outer_product():
     """sum(expand(x, H') * k, over=H), a blur written as a matrix along H: the contract pass
     sees through the expand (k has H' anyway), so torch and jax call einsum and never build the

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lossdsl import ast
@@ -239,6 +239,49 @@ class Ctx:
     silent: set[str] = field(default_factory=set)
     # choice params in scope: name -> their words (the value is the int index of one)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # In an inlined helper: the call's binding of the dims the helper declares, (name, primes)
+    # as written -> the caller's dim (colsum's (N, 0) -> the caller's M; ha(x: [B', B]) called
+    # with [B, B'] has (B, 1) -> B and (B, 0) -> B'), and the caller's Ctx, through whose twin()
+    # a prime the helper makes goes. None at the top, where B' is simply B primed.
+    levels: dict[tuple[str, int], Dim] | None = None
+    parent: Ctx | None = None
+
+    def dim(self, name: str, primes: int = 0) -> Dim | None:
+        """The IR dim that `name` with `primes` primes, as written in this body, stands for."""
+        if self.levels is None:
+            base = self.dims.get(name)
+            return None if base is None else replace(base, primes=base.primes + primes)
+        bound = sorted(p for n, p in self.levels if n == name)
+        if not bound:
+            return None
+        if (name, primes) not in self.levels:
+            # A twin the call binds to no argument dim: primed on from the nearest bound level
+            # below (the caller's B' for the helper's B', B bound to B), skipping the dims the
+            # helper's others are bound to, so that it never stands for one of them (dims riding
+            # along are primed with the rest, as the body written inline would prime them).
+            below = [p for p in bound if p < primes]
+            p0 = below[-1] if below else bound[-1]
+            d = self.levels[(name, p0)]
+            taken = set(self.levels.values())
+            for _ in range(max(primes - p0, 1)):
+                d = self.parent.twin(d)
+            while d in taken:
+                d = self.parent.twin(d)
+            self.levels[(name, primes)] = d
+        return self.levels[(name, primes)]
+
+    def twin(self, d: Dim) -> Dim:
+        """d's primed twin in this body: inside a helper, the caller's dim that the helper's
+        own prime of d stands for (a dim derived from a bound one, e.g. a window's H-10, keeps
+        its steps; one riding along the call is primed as the caller primes it)."""
+        if self.levels is None:
+            return d.prime()
+        for (name, p), v in list(self.levels.items()):
+            if (v.name, v.primes, v.variadic, v.unit) == (d.name, d.primes, d.variadic, d.unit):
+                if d.steps[: len(v.steps)] == v.steps:
+                    t = self.dim(name, p + 1)
+                    return replace(t, steps=t.steps + d.steps[len(v.steps) :])
+        return self.parent.twin(d)
 
     def error(self, cls: type[LossError], msg: str, span: Span | None, hint: str | None = None):
         # One mistake can be met twice (a helper lowered alone and inlined, the middle operand
@@ -349,6 +392,8 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
     if not isinstance(node, ast.Name):
         return ctx.error(TypeMismatch, "expected a dimension name here", _sp(node), example)
     d = ctx.dims.get(node.name)
+    if d is not None and primes:
+        return ctx.dim(node.name, primes)
     if d is None and node.name in ctx.env:
         return ctx.error(
             TypeMismatch,
@@ -363,8 +408,6 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
             else "no input declares a dim"
         )
         return ctx.error(UnknownName, f"unknown dimension '{node.name}'", _sp(node), hint)
-    for _ in range(primes):
-        d = d.prime()
     return d
 
 

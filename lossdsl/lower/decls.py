@@ -190,6 +190,7 @@ def _lower_check(ctx: Ctx, p: ast.Param, params: dict[str, Atom]) -> Check | Non
     # The inputs are in scope only so that using one is reported as such, not as unknown.
     env = {**ctx.env, **params}
     scratch = Ctx(b, ctx.errors, ctx.scope, env, dict(ctx.dims), silent=ctx.silent)
+    scratch.levels, scratch.parent = ctx.levels, ctx.parent
     n_errors = len(ctx.errors)
     ok = lower_expr(scratch, p.constraint)
     if ok is None or len(ctx.errors) > n_errors:

@@ -154,7 +154,7 @@ def _lower_expr(ctx: Ctx, node) -> Atom | None:
                     _sp(node),
                     f"drop the prime: `{text}`",
                 )
-            mapping = tuple((d, d.prime()) for d in a.type.dims if d not in ctx.contracting)
+            mapping = tuple((d, ctx.twin(d)) for d in a.type.dims if d not in ctx.contracting)
             if not mapping:
                 # Summed dims keep their names (so that z' in sum(z * z', over=D) is [B', D]);
                 # when that is every dim, the prime is silently the value itself.

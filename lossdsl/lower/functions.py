@@ -670,7 +670,7 @@ def _prime(ctx, call, a):
             if x.type.dims
             else f"a scalar has no dims to prime: `{text}`",
         )
-    mapping = tuple((d, d.prime()) for d in dims)
+    mapping = tuple((d, ctx.twin(d)) for d in dims)
     return ctx.emit("rename", (x,), (("mapping", mapping),), span=call.span)
 
 

@@ -65,7 +65,7 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
             )
         bound[kw.name] = kw.value
     sub = Ctx(ctx.b, ctx.errors, callee.scope, stack=ctx.stack + (loss.name,), loss_name=loss.name)
-    dim_map: dict[str, Dim] = {}
+    levels: dict[tuple[str, int], Dim] = {}
     ok = True
     for inp in loss.inputs:
         node = bound.get(inp.name)
@@ -82,16 +82,17 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         if atom is None:
             ok = False
             continue
-        atom = _bind_dims(ctx, sub, inp, atom, dim_map, node)
+        atom = _bind_dims(ctx, sub, inp, atom, levels, node)
         if atom is None:
             ok = False
         sub.env[inp.name] = atom
     if not ok:
         return None
-    sub.dims = dict(dim_map)
+    sub.levels, sub.parent = levels, ctx
+    sub.dims = {n: sub.dim(n) for n in dict.fromkeys(n for n, _ in levels)}
     for inp in loss.inputs:
         if inp.name not in sub.env:
-            t = _bound_type(ctx, loss, inp, dim_map, call)
+            t = _bound_type(ctx, sub, loss, inp, call)
             if t is None:
                 return None
             sub.env[inp.name] = _absent_input(sub, inp, t)
@@ -150,7 +151,7 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
         ctx.b.inlined[key] = lower_body(sub, loss)
         # A mistake met inside the callee may come from this call's dims (colsum's N is the
         # caller's M here): point at the call too, with the binding.
-        renamed = [f"{k} = {v}" for k, v in dim_map.items() if str(v) != k]
+        renamed = [f"{fmt_dim(k)} = {v}" for k, v in levels.items() if str(v) != fmt_dim(k)]
         note = f"in {loss.name}(...), inlined here"
         note += f" with {', '.join(renamed)}" if renamed else ""
         for e in ctx.errors[n_errors:]:
@@ -207,13 +208,14 @@ def _caller_check(ctx: Ctx, sub: Ctx, loss, name: str, check: Check, node) -> Ch
     return check
 
 
-def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Atom | None:
+def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, levels: dict, node) -> Atom | None:
     """Bind the dims `inp` declares to the argument's, position by position (the argument's
-    dims in the order its type lists them: an input's declared order). A dim bound by an
-    earlier input must meet the same caller dim again; a declared twin (B') binds its base B
-    to the caller's dim with one prime fewer. Dims past the declaration ride along. A *S
-    the argument has no dim for is *S with no axes (README): a size-1 dim the argument is
-    expanded by. The argument as the callee sees it, or None after an error."""
+    dims in the order its type lists them: an input's declared order), whatever their names
+    and primes: `levels` maps each dim as declared, (name, primes), to the caller's. A dim
+    bound by an earlier input must meet the same caller dim again, and a dim and its declared
+    twins bind twins (ha(x: [B', B]) takes [B, B'], not [N, M]). Dims past the declaration
+    ride along. A *S the argument has no dim for is *S with no axes (README): a size-1 dim
+    the argument is expanded by. The argument as the callee sees it, or None after an error."""
     decl = inp.type.dims or ()
     have = atom.type.dims
 
@@ -227,10 +229,25 @@ def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Ato
         )
         return None
 
+    def bind(dref, d: Dim, what: str) -> str | None:
+        """Bind the declared dim `dref` to the caller's `d`; a complaint, or None."""
+        key = (dref.name, dref.primes)
+        want = levels.get(key)
+        if want is not None:
+            return None if want == d else f"{what} {dref} (= {want} here), but {atom.type} has {d}"
+        kin = next(((k, v) for k, v in levels.items() if k[0] == dref.name), None)
+        if kin is not None and not (kin[1].twin_of(d) and kin[1].unit == d.unit):
+            k, v = kin
+            return (
+                f"{what} {dref}, a twin of its {fmt_dim(k)} (= {v} here), but {atom.type} has {d}"
+            )
+        levels[key] = d
+        return None
+
     star = next((k for k, d in enumerate(decl) if d.variadic), None)
     if have and len(have) == len(decl) - 1 and star is not None and isinstance(atom, Var):
         s = decl[star]
-        unit = dim_map.get(s.name) or UNIT_DIM
+        unit = levels.get((s.name, 0)) or UNIT_DIM
         if unit.unit and s.primes == 0:
             atom = ctx.emit("expand", (atom,), (("dims", (unit,)),), span=_sp(node))
             have = have[:star] + (unit,) + have[star:]
@@ -239,41 +256,29 @@ def _bind_dims(ctx, sub, inp: ast.Input, atom: Atom, dim_map: dict, node) -> Ato
     for dref, d in zip(decl, have):
         if dref.name.isdigit() and d.name != dref.name:  # a fixed-size dim binds only itself
             return bad(f"wants its fixed-size dim {dref} where the argument {atom.type} has {d}")
-        want = dim_map.get(dref.name)
-        if want is not None:
-            want = replace(want, primes=want.primes + dref.primes)
-            if want != d:
-                return bad(
-                    f"wants dim {dref} (= {want} here) where the argument {atom.type} has {d}"
-                )
-        elif d.primes < dref.primes:
-            return bad(f"wants a primed dim ({dref}) where the argument {atom.type} has {d}")
-        else:
-            dim_map[dref.name] = replace(d, primes=d.primes - dref.primes)
+        why = bind(dref, d, "wants dim")
+        if why is not None:
+            return bad(why)
     of = inp.type.of
     if of is not None:
         if atom.type.of is None:
             return bad(f"is an index ({inp.type}), but the argument is {atom.type}")
-        want = dim_map.get(of.name)
-        if want is None:
-            if atom.type.of.primes < of.primes:
-                return bad(f"indexes {of}, but the argument indexes {atom.type.of}")
-            dim_map[of.name] = replace(atom.type.of, primes=atom.type.of.primes - of.primes)
-        elif replace(want, primes=want.primes + of.primes) != atom.type.of:
-            return bad(
-                f"indexes {of} (= {replace(want, primes=want.primes + of.primes)} here), but "
-                f"the argument indexes {atom.type.of}"
-            )
+        why = bind(of, atom.type.of, "indexes")
+        if why is not None:
+            return bad(why.replace(f"but {atom.type} has", "but the argument indexes"))
     return atom
 
 
-def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> TensorType | None:
+def fmt_dim(key: tuple[str, int]) -> str:
+    return key[0] + "'" * key[1]
+
+
+def _bound_type(ctx, sub: Ctx, loss: ast.LossDef, inp: ast.Input, call) -> TensorType | None:
     """The type of a callee's optional input that the call leaves out: its declared dims
     through the call's binding. A dim no passed argument binds has no size to fill with."""
     t = inp.type
-    unbound = [
-        d.name for d in (*(t.dims or ()), *((t.of,) if t.of else ())) if d.name not in dim_map
-    ]
+    declared = (*(t.dims or ()), *((t.of,) if t.of else ()))
+    unbound = [d.name for d in declared if d.name not in sub.dims]
     if unbound:
         return ctx.error(
             DimMismatch,
@@ -283,12 +288,11 @@ def _bound_type(ctx, loss: ast.LossDef, inp: ast.Input, dim_map: dict, call) -> 
             f"pass {inp.name}=... too, so {unbound[0]} has a size",
         )
 
-    def sub(d):
-        base = dim_map[d.name]
-        return replace(base, primes=base.primes + d.primes)
+    def bound(d):
+        return sub.dim(d.name, d.primes)
 
-    of = sub(t.of) if t.of is not None else None
-    return TensorType("int" if t.dtype == "index" else t.dtype, tuple(map(sub, t.dims or ())), of)
+    of = bound(t.of) if t.of is not None else None
+    return TensorType("int" if t.dtype == "index" else t.dtype, tuple(map(bound, t.dims or ())), of)
 
 
 def _bind_choice(ctx: Ctx, sub: Ctx, loss, p: ast.Param, arg) -> Atom | None:

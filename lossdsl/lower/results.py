@@ -4,7 +4,6 @@ needs has a size, no pairwise dim is left, and the `reduce` statement's outputs.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lossdsl import ast
@@ -257,8 +256,7 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) ->
     order: list[Dim] = []
     for inp in loss.inputs:
         for d in inp.type.dims or ():
-            base = ctx.dims.get(d.name)
-            dim = replace(base, primes=base.primes + d.primes) if base else None
+            dim = ctx.dim(d.name, d.primes)
             if dim is not None and dim not in order:
                 order.append(dim)
     canon = tuple(sorted(r.type.dims, key=lambda d: order.index(d) if d in order else len(order)))

@@ -39,9 +39,12 @@ def _constant(rw: Rewriter, t: TensorType, v, absent: bool = False) -> Atom | No
 
 
 def _fold_value(e: Eqn, values: list):
+    # A float that overflows here is no constant the user wrote (those fail at parse, README
+    # "Params"): an absent input's default or a baked param went through, and the value is the
+    # inf the backends would compute at run time (compile(w=...) and passing w agree).
     try:
-        return fold_value(e.op, values, e.attrs, e.out.type.dtype)
-    except FoldError as err:  # a baked param made a constant the IR cannot hold
+        return fold_value(e.op, values, e.attrs, e.out.type.dtype, overflow="ieee")
+    except FoldError as err:  # a baked param made an int outside int64
         raise ConstantError(err.message, e.span, err.hint) from None
 
 
