@@ -142,9 +142,26 @@ def _flatten(x, dims, sizes, shapes, name, shard=None):
     return x.reshape(shape)
 
 
+def _loop(e, args, sizes, comm):
+    """repeat: the body run n times on the state (a Python loop: this is the meaning)."""
+    body = e.attr("body")
+    ns = len(body.state)
+    state = list(args[1 : 1 + ns])
+    free = {v.name: x for v, x in zip(body.free, args[1 + ns :])}
+    for _ in range(int(args[0])):
+        env = {**free, **{v.name: x for v, x in zip(body.state, state)}}
+        for b in body.eqns:
+            vals = [np.asarray(a.value) if isinstance(a, Lit) else env[a.name] for a in b.args]
+            env[b.out.name] = _apply(b, vals, sizes, comm)
+        state = [np.asarray(r.value) if isinstance(r, Lit) else env[r.name] for r in body.results]
+    return state[e.attr("out")]
+
+
 def _apply(e, args, sizes, comm=None):
     op = OPS[e.op]
     attrs = dict(e.attrs)
+    if op.kind == "loop":
+        return _loop(e, args, sizes, comm)
     if op.kind == "collective":
         return _collective(e, op, args, sizes, comm)
     if op.kind == "elementwise":

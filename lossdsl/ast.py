@@ -131,7 +131,32 @@ class Tuple:
     span: Span | None = _span()
 
 
-Expr: TypeAlias = Num | Bool | Name | Unary | Binary | Compare | Call | Gather | Prime | Tuple
+@dataclass(frozen=True)
+class Block:
+    """A loop's body: statements, then the result (the carried state's next value)."""
+
+    stmts: tuple
+    result: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class BlockCall:
+    """`repeat(n, init=(f0, g0)) (f, g) { ... }`: a call whose body names the carried state."""
+
+    func: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    state: tuple[str, ...]
+    block: Block
+    span: Span | None = _span()
+    func_span: Span | None = _span()
+    state_spans: tuple[Span | None, ...] = field(default=(), compare=False, repr=False)
+
+
+Expr: TypeAlias = (
+    Num | Bool | Name | Unary | Binary | Compare | Call | Gather | Prime | Tuple | BlockCall
+)
 
 
 # ---- statements and definitions -------------------------------------------------------

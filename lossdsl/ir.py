@@ -66,6 +66,23 @@ class Eqn:
 
 
 @dataclass(frozen=True)
+class Body:
+    """A loop's body (the `repeat` op): a closed program. `state` are the carried values, bound
+    to the loop's init args and then to the previous step's `results`; `free` are the outer
+    values it reads, bound to the loop's args after the init (closed, like a jaxpr's scan body,
+    so that rewriting the outer program never reaches inside); `results` the next state, of the
+    state's types."""
+
+    state: tuple[Var, ...]
+    free: tuple[Var, ...]
+    eqns: tuple[Eqn, ...]
+    results: tuple[Atom, ...]
+
+    def __str__(self) -> str:
+        return f"<body of {len(self.eqns)} eqns>"
+
+
+@dataclass(frozen=True)
 class InputDecl:
     var: Var
     default: Lit | None = None  # optional input: absent -> filled with this value
@@ -127,11 +144,20 @@ def _fmt_attr(v) -> str:
     return str(v)
 
 
-def format_eqn(e: Eqn) -> str:
+def format_eqn(e: Eqn, indent: str = "    ") -> str:
     args = " ".join(str(a) for a in e.args)
-    attrs = ", ".join(f"{k}={_fmt_attr(v)}" for k, v in e.attrs)
+    attrs = ", ".join(f"{k}={_fmt_attr(v)}" for k, v in e.attrs if k != "body")
     attrs = f"[{attrs}]" if attrs else ""
-    return f"{e.out.name}:{e.out.type} = {e.op}{attrs} {args}".rstrip()
+    line = f"{e.out.name}:{e.out.type} = {e.op}{attrs} {args}".rstrip()
+    body = e.attr("body")
+    if isinstance(body, Body):  # a loop's body, nested like a jaxpr's scan
+        state = ", ".join(f"{v.name}:{v.type}" for v in body.state)
+        free = ", ".join(f"{v.name}:{v.type}" for v in body.free)
+        inner = indent + "    "
+        line += f"\n{inner}{{ lambda {state} ; {free} ."
+        line += "".join(f"\n{inner}    {format_eqn(b, inner + '    ')}" for b in body.eqns)
+        line += f"\n{inner}  in ( {', '.join(map(str, body.results))} ) }}"
+    return line
 
 
 def format_program(p: Program) -> str:
@@ -169,12 +195,19 @@ def verify(p: Program) -> Program:
             if defined[a.name] != a.type:
                 raise IRError(f"{where}: {a.name} has type {defined[a.name]}, used as {a.type}")
 
-    for e in p.eqns:
+    _verify_eqns(p.eqns, defined, need)
+    for _, a in p.outputs:
+        need(a, "output")
+    return p
+
+
+def _verify_eqns(eqns, defined: dict, need) -> None:
+    for e in eqns:
         line = format_eqn(e)
         op = OPS.get(e.op)
         if op is None:
             raise IRError(f"unknown op in: {line}")
-        if len(e.args) != op.nargs:
+        if op.nargs >= 0 and len(e.args) != op.nargs:
             raise IRError(f"{e.op} takes {op.nargs} args: {line}")
         for a in e.args:
             need(a, line)
@@ -186,10 +219,26 @@ def verify(p: Program) -> Program:
             raise IRError(f"type of {line} should be {t}")
         if e.out.name in defined:
             raise IRError(f"{e.out.name} defined twice: {line}")
+        body = e.attr("body")
+        if isinstance(body, Body):
+            _verify_body(body, line)
         defined[e.out.name] = e.out.type
-    for _, a in p.outputs:
-        need(a, "output")
-    return p
+
+
+def _verify_body(body: Body, where: str) -> None:
+    """A loop's body: closed (it reads only its state and free vars), well typed, and its
+    results of the state's types."""
+    defined = {v.name: v.type for v in (*body.state, *body.free)}
+
+    def need(a: Atom, line: str):
+        if isinstance(a, Var) and defined.get(a.name) != a.type:
+            raise IRError(f"{line}: {a.name} is not a value of the body of {where}")
+
+    _verify_eqns(body.eqns, defined, need)
+    for s, r in zip(body.state, body.results, strict=True):
+        need(r, "body result")
+        if r.type != s.type:
+            raise IRError(f"{where}: the body gives {r.type} for the state {s.name}: {s.type}")
 
 
 def unit_dims(prog: Program) -> list[Dim]:

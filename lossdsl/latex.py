@@ -113,6 +113,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "max_pool": (r"\operatorname{{maxpool}}^{{{size}}}_{{{over}}}({0})", 7),
     # frames of `size` every `hop` along a dim: \mathcal{F}^{400/160}_T(x)
     "frames": (r"\mathcal{{F}}^{{{size}/{hop}}}_{{{over}}}({0})", 7),
+    # a loop's state value after {0} steps from its init: \operatorname{repeat}^{n}(0, 0)_{u}
+    "repeat": (r"\operatorname{{repeat}}^{{{0}}}\left({init}\right)_{{{out}}}", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -122,7 +124,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile", "avg_pool", "max_pool", "frames"}
+    | {"quantile", "avg_pool", "max_pool", "frames", "repeat"}
 )
 
 GREEK = {
@@ -200,6 +202,10 @@ def render(prog: Program) -> str:
         fill["sigma"] = attrs.get("sigma", "")
         fill["size"] = r" \times ".join(map(str, attrs.get("size", ())))
         fill["hop"] = r" \times ".join(map(str, attrs.get("stride", ())))
+        if e.op == "repeat":
+            state = attrs["body"].state
+            fill["init"] = ", ".join(args[1 : 1 + len(state)])
+            fill["out"] = symbol(re.sub(r"_\d+$", "", state[attrs["out"]].name))
         out = (tmpl.format(*args, **fill), prec)
         if e.op == "arange" and attrs["dim"].fixed is not None:  # 0 .. 479, not the number 480
             out = (rf"\operatorname{{arange}}({attrs['dim']})", 7)

@@ -1331,6 +1331,41 @@ _EXACT_INT = frozenset(
     {"neg", "abs", "relu", "add", "sub", "mul", "maximum", "minimum", "where", "stop_grad"}
     | {"floordiv", "mod"}
 )
+
+
+def repeat_rule(ts, attrs):
+    """repeat: args (n, *init, *free); the state `out` of the body after n steps (the body
+    itself is checked by the verifier: lossdsl/ir.py)."""
+    body, k = attrs["body"], attrs["out"]
+    ns = len(body.state)
+    if ts[0].dims or ts[0].dtype != "int":
+        raise OpTypeError(f"repeat() runs a whole number of steps, got {ts[0]}", arg=0)
+    if len(ts) != 1 + ns + len(body.free):
+        raise OpTypeError(f"repeat() takes n, {ns} init values and {len(body.free)} free values")
+    for i, (t, s) in enumerate(zip(ts[1 : 1 + ns], body.state)):
+        if t != s.type:
+            raise OpTypeError(f"the state {s.name} is {s.type}, its init is {t}", arg=1 + i)
+    for t, f in zip(ts[1 + ns :], body.free):
+        if t != f.type:
+            raise OpTypeError(f"the body reads {f.name} as {f.type}, it is {t}")
+    return body.state[k].type
+
+
+def _repeat_ref(*args, **kw):
+    raise AssertionError("the numpy reference runs loops itself (backends/numpy_ref.py)")
+
+
+_row(
+    "repeat",
+    "loop",
+    -1,
+    repeat_rule,
+    _repeat_ref,
+    "the carried state after n steps of the body (fixed iteration: Sinkhorn, power iteration)",
+    attrs=("body", "out"),
+)
+
+
 FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
 
 

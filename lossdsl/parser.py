@@ -50,17 +50,21 @@ class NewlineFilter:
     always_accept = ("_NL",)
 
     def process(self, stream):
-        braces = parens = 0
+        # A loop's block ({ } inside a call's parentheses) ends statements with newlines again:
+        # each open brace keeps the parenthesis depth outside it.
+        outer: list[int] = []
+        parens = 0
         last = None
         for tok in stream:
             t = tok.type
             if t == "_NL":
-                if braces == 0 or parens > 0 or last in (None, "_NL", "LBRACE"):
+                if not outer or parens > 0 or last in (None, "_NL", "LBRACE"):
                     continue
             elif t == "LBRACE":
-                braces += 1
+                outer.append(parens)
+                parens = 0
             elif t == "RBRACE":
-                braces = max(0, braces - 1)
+                parens = outer.pop() if outer else 0
             elif t in ("LPAR", "LSQB"):
                 parens += 1
             elif t in ("RPAR", "RSQB"):
@@ -591,6 +595,31 @@ class _ToAst(Transformer_NonRecursive):
         name, *args = items
         pos, kws = self._split_args(args)
         return ast.Call(str(name), pos, kws, self._span(meta), self._tok(name))
+
+    @v_args(meta=True)
+    def block_call(self, meta, items):
+        name, *rest = items
+        block = rest[-1]
+        k = len(rest) - 1
+        while k > 0 and isinstance(rest[k - 1], Token) and rest[k - 1].type == "NAME":
+            k -= 1
+        state = rest[k:-1]
+        pos, kws = self._split_args(rest[:k])
+        return ast.BlockCall(
+            str(name),
+            pos,
+            kws,
+            tuple(map(str, state)),
+            block,
+            self._span(meta),
+            self._tok(name),
+            tuple(map(self._tok, state)),
+        )
+
+    @v_args(meta=True)
+    def block(self, meta, items):
+        *stmts, result = items
+        return ast.Block(tuple(stmts), result, self._span(meta))
 
     @v_args(meta=True)
     def where_call(self, meta, items):

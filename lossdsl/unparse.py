@@ -48,10 +48,15 @@ def unparse_loss(loss: ast.LossDef) -> str:
     )
     lines.append(f"loss {loss.name}({ins}) {{")
     for st in loss.body:
-        lines.append("    " + stmt(st))
-    lines.append("    " + expr(loss.result))
+        lines.append(_indent(stmt(st)))
+    lines.append(_indent(expr(loss.result)))
     lines.append("}")
     return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    # A loop's block spans lines; every one of them moves in with its statement.
+    return "\n".join("    " + line for line in text.split("\n"))
 
 
 def stmt(s: ast.Stmt) -> str:
@@ -127,4 +132,7 @@ def expr(e) -> str:
             return f"{_wrap(x, _PREC['post'])}'"
         case ast.Tuple(items=xs):
             return "(" + ", ".join(expr(x) for x in xs) + ("," if len(xs) == 1 else "") + ")"
+        case ast.BlockCall(func=f, args=a, kwargs=k, state=names, block=b):
+            body = [_indent(stmt(x)) for x in b.stmts] + [_indent(expr(b.result))]
+            return f"{f}({_args(a, k)}) ({', '.join(names)}) {{\n" + "\n".join(body) + "\n}"
     raise AssertionError(e)

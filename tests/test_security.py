@@ -25,7 +25,7 @@ PAYLOAD = "__import__('pathlib').Path('{}').touch()"
 # Names the generated code may call without a module prefix: its own helpers, error classes,
 # and a few builtins used in the input checks. Everything else is `torch.*`, `jnp.*`, `np.*`...
 CALLABLE_NAMES = {
-    "isinstance", "type", "tuple", "int", "float", "bool", "abs", "max", "min", "len",
+    "isinstance", "type", "tuple", "int", "float", "bool", "abs", "max", "min", "len", "range",
     "_prod", "LossInputError", "LossParamError", "ValueError", "AssertionError",
     "_logsumexp", "_log_softmax", "_xlogy", "_erf", "_softplus", "_sigmoid",
 }  # fmt: skip

@@ -63,6 +63,7 @@ class FunctionEmitter(Guards):
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
             self.size[d] = self.names("dim", d, d if d.isidentifier() else "n")
+        self.loops: dict = {}  # a loop's (body, args) -> the Python names of its final state
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
         self.lines: list[str] = []
@@ -192,6 +193,9 @@ class FunctionEmitter(Guards):
             self.expr[out] = self.dim_size(e.attr("dim"))
             self.scalar.add(out)
             return
+        if e.op == "repeat":
+            self._loop(e, indent)
+            return
         if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         if self.checks and e.op == "cross_entropy_ignore":
@@ -209,6 +213,56 @@ class FunctionEmitter(Guards):
         if e.op in INFIX and all(self.is_scalar(a) for a in e.args) and not self._number_arith(e):
             self.scalar.add(out)
         self.line(f"{name} = {code}", indent)
+
+    def _loop(self, e: Eqn, indent: int) -> None:
+        """repeat: its state's names are bound once, by the first of its equations (one per
+        state value) to be emitted; the others alias them. A Python loop over the body's lines,
+        or jax.lax.fori_loop over a body function."""
+        body = e.attr("body")
+        key = (body, e.args)
+        if key not in self.loops:
+            ns = len(body.state)
+            n, init, free = e.args[0], e.args[1 : 1 + ns], e.args[1 + ns :]
+            for v, a in zip(body.free, free):  # the body reads the outer values directly
+                self.expr[v.name] = self.ref(a)
+                if self.is_scalar(a):
+                    self.scalar.add(v.name)
+            names = [self.var(v.name) for v in body.state]
+            for v, name in zip(body.state, names):
+                self.expr[v.name] = name
+            # a Python number as the state's start is a 0-d tensor (fori_loop's carry keeps
+            # its type from step to step)
+            starts = [
+                self.t.as_tensor.format(x=self.ref(a), dtype=self.dtype(a.type.dtype))
+                if self.is_scalar(a)
+                else self.ref(a)
+                for a in init
+            ]
+            steps = self.ref(n)
+            state = ", ".join(names) + ("," if len(names) == 1 else "")
+            if self.t.loop == "fori":
+                fn = self.var(f"{e.out.name}_step")
+                self.line(f"def {fn}(_, state):", indent)
+                self.line(f"{state} = state", indent + 1)
+                for b in body.eqns:
+                    self._eqn(b, indent + 1)
+                res = ", ".join(self.ref(r) for r in body.results)
+                self.line(f"return ({res}{',' if ns == 1 else ''})", indent + 1)
+                self.line(
+                    f"{state} = jax.lax.fori_loop(0, {steps}, {fn}, "
+                    f"({', '.join(starts)}{',' if ns == 1 else ''}))",
+                    indent,
+                )
+            else:
+                state = ", ".join(names)
+                self.line(f"{state} = {', '.join(starts)}", indent)
+                self.line(f"for _ in range({steps}):", indent)
+                for b in body.eqns:
+                    self._eqn(b, indent + 1)
+                res = ", ".join(self.ref(r) for r in body.results)
+                self.line(f"{state} = {res}", indent + 1)
+            self.loops[key] = names
+        self.expr[e.out.name] = self.loops[key][e.attr("out")]
 
     def _number_arith(self, e: Eqn) -> bool:
         """/ or ^ of Python numbers (params, sizes): Python would raise where floats do not."""

@@ -12,6 +12,8 @@ from lossdsl.ir import Eqn
 
 INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
 ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
+# ops the function emitter writes itself, from the target's settings (a loop: Target.loop)
+STRUCTURED = frozenset({"repeat"})
 
 # Python operators: the same text for tensors of every framework and for plain numbers.
 INFIX_TEMPLATES = {
@@ -187,6 +189,10 @@ class Target:
     # Emit the `library` pass's ops (a loss and its reduction as one library call): worth it
     # where each op is its own kernel launch (torch eager), not under a fusing compiler (XLA).
     library_calls: bool = False
+    # A loop (the repeat op): "for", a Python for loop (torch, numpy: eager, and torch.compile
+    # unrolls it); "fori", a body function run by jax.lax.fori_loop (one traced body, however
+    # many steps).
+    loop: str = "for"
 
 
 @dataclass

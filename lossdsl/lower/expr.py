@@ -185,6 +185,11 @@ def _lower_expr(ctx: Ctx, node) -> Atom | None:
             return ctx.emit("rename", (a,), (("mapping", mapping),), span=_sp(node))
         case ast.Call():
             return LIBRARY.call(ctx, node)
+        case ast.BlockCall():
+            from lossdsl.lower.loops import lower_block_call  # loops imports this module
+
+            vals = lower_block_call(ctx, node)
+            return None if vals is None else vals[0]
         case ast.Tuple():
             return ctx.error(
                 TypeMismatch,

@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
 def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
     """Lets, uses and the result expression, in order. Returns the per-element result."""
-    for st in loss.body:
+    lower_stmts(ctx, loss.body)
+    return lower_expr(ctx, loss.result)
+
+
+def lower_stmts(ctx: Ctx, stmts) -> None:
+    """Lets and uses, in order (a loss's body, or a loop's block)."""
+    for st in stmts:
         match st:
             case ast.Use():
                 lower_use(ctx, st)
@@ -56,7 +62,6 @@ def lower_body(ctx: Ctx, loss: ast.LossDef) -> Atom | None:
                     v = ctx.b.rename_last(v, name)
                 ctx.env[name] = v  # None marks a failed let: later uses stay silent
                 ctx.origin[name] = "let"
-    return lower_expr(ctx, loss.result)
 
 
 def _new_name(ctx: Ctx, name: str, span) -> bool:
@@ -78,6 +83,10 @@ def _new_name(ctx: Ctx, name: str, span) -> bool:
 def _lower_tuple(ctx: Ctx, value, names: tuple[str, ...]) -> list[Atom | None] | None:
     """The values a `let a, b = ...` binds: unstack(x, over=D) or a tuple (e1, e2)."""
     count = len(names)
+    if isinstance(value, ast.BlockCall):
+        from lossdsl.lower.loops import lower_block_call  # loops imports this module
+
+        return lower_block_call(ctx, value, count)
     if isinstance(value, ast.Call) and value.func == "unstack":
         from lossdsl.lower.functions import lower_unstack  # functions imports this module
 
