@@ -36,6 +36,11 @@ BIG = {n for n in SPECS if _entries(n) > 100_000}
 VALUE_CASES = [(n, a, k) for n, a in CASES for k in range(1 if n in BIG else len(SHAPES))]
 GRAD_CASES = [(n, a, k) for n, a in CASES for k in range(1 if n in BIG else 2)]
 
+# float32 gradients of iterated maps carry the rounding of every step: sinkhorn's 100
+# log-sum-exp steps at reg = 0.1 measured 2.3e-5 against float64 (each step is a contraction
+# whose rate approaches 1 as reg -> 0; POT's float32 gradients drift the same way)
+F32_GRAD_TOL = {"sinkhorn": 1e-4}
+
 
 @pytest.mark.parametrize("name,absent,shape", VALUE_CASES, ids=lambda c: str(c))
 def test_values_agree_across_backends(name, absent, shape):
@@ -72,7 +77,7 @@ def test_gradients_agree_across_backends(name, absent, shape):
         g32 = grads(backend, fn, inputs, wrt, "float32", reduction="mean")
         for k in wrt:
             assert rel_err(g64[k], want[k]) <= 1e-6, (backend, k)
-            assert rel_err(g32[k], g64[k]) <= 1e-5, (backend, k, "float32")
+            assert rel_err(g32[k], g64[k]) <= F32_GRAD_TOL.get(name, 1e-5), (backend, k, "float32")
 
 
 def _directional_gradients(spec, absent, inputs, wrt, rng):
