@@ -448,6 +448,7 @@ TARGET = Target(
     out_cast="{x}.to(odt)",
     shard=SHARD,
     library_calls=True,
+    checkpoint="torch.utils.checkpoint.checkpoint({fn}, {state}, use_reentrant=False)",
     # an empty slice's sum: exactly 0 and a zero gradient whatever x holds (0 * x.sum() is NaN
     # next to an inf)
     empty_grad="{x}.reshape(-1)[:0].sum()",

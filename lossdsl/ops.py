@@ -1362,7 +1362,7 @@ _row(
     repeat_rule,
     _repeat_ref,
     "the carried state after n steps of the body (fixed iteration: Sinkhorn, power iteration)",
-    attrs=("body", "out"),
+    attrs=("body", "out", "checkpoint"),
 )
 
 

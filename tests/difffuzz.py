@@ -1143,6 +1143,10 @@ class Ev:
                 # README, "Edge cases": a product with an infinite factor has an infinite
                 # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
                 self.singular.append("a product or quotient with an infinite factor")
+            if e.a("op") == "/" and (np.asarray(b.a, dtype=np.float64) == 0).any():
+                # README, "Edge cases": x / 0 has the infinite derivative 1 / 0 (atan(x / 0) is
+                # pi / 2, its gradient 0 * inf = NaN, as torch's and jax's autodiff)
+                self.singular.append("a quotient by 0")
             return self.counted(e, env, self.binop(e.a("op"), a, b), [a, b])
         if op == "chain":
             xs = [ev(x) for x in A]

@@ -250,3 +250,24 @@ def test_the_generator_draws_every_elementwise_function_of_the_language():
     binary = {n for n in surface if OPS[n].nargs == 2}
     assert unary <= set(dfz.UNARY) and unary <= set(dfz.UNARY_FN), unary - set(dfz.UNARY)
     assert binary <= set(dfz.BINARY_FN), binary - set(dfz.BINARY_FN)
+
+
+def test_evaluator_a_quotient_by_0_is_a_singular_point():
+    # README, "Edge cases": atan(v / sum(diff(v, over=B), over=B)) at B = 1 divides by an exact
+    # 0 (a sum over the empty diff): the value is atan(+-inf) = +-pi/2, the gradient 0 * 1/0 =
+    # NaN on torch and jax (difffuzz, seed 11873, class grad/*); a nonzero divisor is not singular.
+    sb = dfz.E("red", (REF_V,), (("fn", "sum"), ("over", ("B",))), "float")
+    q = dfz.E("bin", (REF_V, sb), (("op", "/"),), "float", frozenset({"B"}))
+    prog = _prog(dfz.E("f1", (q,), (("fn", "atan"),), "float", frozenset({"B"})), [V])
+    found: list = []
+    zero = dfz.E("bin", (REF_V, dfz.E("num", (), (("v", 0.0),))), (("op", "*"),), "float",
+                 frozenset({"B"}))  # fmt: skip
+    by0 = dfz.E("bin", (REF_V, dfz.E("red", (zero,), (("fn", "sum"), ("over", ("B",))), "float")),
+                (("op", "/"),), "float", frozenset({"B"}))  # fmt: skip
+    prog0 = _prog(dfz.E("f1", (by0,), (("fn", "atan"),), "float", frozenset({"B"})), [V])
+    v = np.array([0.5, -2.0])
+    out, _ = dfz.evaluate(prog0, {"v": v}, {}, {"B": 2}, "none", singular=found)
+    assert np.array_equal(out, [np.pi / 2, -np.pi / 2]) and "a quotient by 0" in found
+    found.clear()
+    dfz.evaluate(prog, {"v": v}, {}, {"B": 2}, "none", singular=found)
+    assert "a quotient by 0" not in found

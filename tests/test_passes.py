@@ -444,3 +444,68 @@ def test_an_expanded_factor_contracts_without_its_outer_product():
     for backend in TARGETS:
         got = run_program(backend, spec.program(), {"x": x, "k": k}, "none", {})
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=backend)
+
+
+# Products of expands summed over dims: every (operand, expanded dims, summed dims) shape of
+# sum(expand(a, E1) * expand(b, E2), over=O), its expected value from a named-dim evaluator
+# written here (expand = a new axis of the dim's size, * aligns by name, sum adds axes up).
+_SIZES = {"B": 2, "B'": 2, "C": 4, "D": 5}  # B' is B's twin: the same size
+_OPERANDS_A = {"x": ("B", "C"), "sum(x, over=C)": ("B",)}
+_OPERANDS_B = {"y": ("B'", "C"), "sum(y, over=C)": ("B'",)}
+
+
+def _named(arr, dims, want):
+    """arr (axes `dims`) broadcast to the axes `want`: new axes of each dim's size."""
+    arr = np.asarray(arr)
+    for d in want:
+        if d not in dims:
+            arr, dims = np.broadcast_to(arr[..., None], arr.shape + (_SIZES[d],)), (*dims, d)
+    return np.transpose(arr, [dims.index(d) for d in want])
+
+
+def _expand_cases(n=80, seed=5):
+    """Every legal case (broadcasting by name needs one factor's dims among the other's), a
+    seeded sample of n of them plus the difffuzz one."""
+    import itertools
+
+    def subsets(dims):
+        return [c for k in range(len(dims) + 1) for c in itertools.combinations(dims, k)]
+
+    out = []
+    for (ea, da), (eb, db) in itertools.product(_OPERANDS_A.items(), _OPERANDS_B.items()):
+        for new_a in subsets([d for d in _SIZES if d not in da]):
+            for new_b in subsets([d for d in _SIZES if d not in db]):
+                fa, fb = {*da, *new_a}, {*db, *new_b}
+                if not (fa <= fb or fb <= fa):
+                    continue
+                whole = list(dict.fromkeys([*da, *new_a, *db, *new_b]))
+                out += [(ea, new_a, eb, new_b, o) for o in subsets(whole) if o]
+    rng = np.random.default_rng(seed)
+    found = ("sum(x, over=C)", ("B'", "C"), "sum(y, over=C)", ("C",), ("C", "B'"))
+    return [found] + [out[i] for i in rng.choice(len(out), n, replace=False)]
+
+
+@pytest.mark.parametrize("case", _expand_cases(), ids=str)
+def test_a_sum_of_expanded_products_keeps_every_summed_dim(case):
+    """The contract pass drops an expand whose new dims the other factor has; before the fix it
+    dropped both factors' expands of the same dim, so sum(expand(s, C) * expand(t, C), over=C)
+    lost the factor C (difffuzz, seed 11873: min(mean(expand(sum(x, over=C), B', C) *
+    expand(sum(prime(x, B), over=C), C), over=(C, B'))) was a quarter of its value, C = 4)."""
+    ea, new_a, eb, new_b, over = case
+    wrap = lambda e, new: f"expand({e}, {', '.join(new)})" if new else e  # noqa: E731
+    src = (
+        "loss f(x: float[B, C], y: float[B', C], d: float[D]) {\n"  # d brings D in scope
+        f"    let p = sum({wrap(ea, new_a)} * {wrap(eb, new_b)}, over=({', '.join(over)}))\n"
+        "    sum(p)\n}\n"
+    )
+    rng = np.random.default_rng(len(src))
+    x, y = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    vals = {"x": (x, ("B", "C")), "sum(x, over=C)": (x.sum(1), ("B",))}
+    vals |= {"y": (y, ("B'", "C")), "sum(y, over=C)": (y.sum(1), ("B'",))}
+    whole = tuple(dict.fromkeys([*_OPERANDS_A[ea], *new_a, *_OPERANDS_B[eb], *new_b]))
+    prod = _named(*vals[ea], whole) * _named(*vals[eb], whole)
+    want = prod.sum()  # the loss sums what is left after `over`: the total either way
+    spec = lossdsl.parse(src)
+    for backend in TARGETS:
+        got = run_program(backend, spec.program(), {"x": x, "y": y, "d": np.zeros(5)}, "none", {})
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=(backend, src))

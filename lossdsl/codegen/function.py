@@ -240,27 +240,33 @@ class FunctionEmitter(Guards):
             ]
             steps = self.ref(n)
             state = ", ".join(names) + ("," if len(names) == 1 else "")
-            if self.t.loop == "fori":
+            ckpt = self.t.checkpoint if e.attr("checkpoint") else None
+            if self.t.loop == "fori" or ckpt is not None:
                 fn = self.var(f"{e.out.name}_step")
-                self.line(f"def {fn}(_, state):", indent)
+                sig = "_, state" if self.t.loop == "fori" else "*state"
+                self.line(f"def {fn}({sig}):", indent)
                 self.line(f"{state} = state", indent + 1)
                 for b in body.eqns:
                     self._eqn(b, indent + 1)
                 res = ", ".join(self.ref(r) for r in body.results)
                 self.line(f"return ({res}{',' if ns == 1 else ''})", indent + 1)
+                step = ckpt.format(fn=fn, state=", ".join(names)) if ckpt else fn
+            if self.t.loop == "fori":
                 self.line(
-                    f"{state} = jax.lax.fori_loop(0, {steps}, {fn}, "
+                    f"{state} = jax.lax.fori_loop(0, {steps}, {step}, "
                     f"({', '.join(starts)}{',' if ns == 1 else ''}))",
                     indent,
                 )
             else:
-                state = ", ".join(names)
-                self.line(f"{state} = {', '.join(starts)}", indent)
+                self.line(f"{', '.join(names)} = {', '.join(starts)}", indent)
                 self.line(f"for _ in range({steps}):", indent)
-                for b in body.eqns:
-                    self._eqn(b, indent + 1)
-                res = ", ".join(self.ref(r) for r in body.results)
-                self.line(f"{state} = {res}", indent + 1)
+                if ckpt is not None:
+                    self.line(f"{state} = {step}", indent + 1)
+                else:
+                    for b in body.eqns:
+                        self._eqn(b, indent + 1)
+                    res = ", ".join(self.ref(r) for r in body.results)
+                    self.line(f"{', '.join(names)} = {res}", indent + 1)
             self.loops[key] = names
         self.expr[e.out.name] = self.loops[key][e.attr("out")]
 

@@ -193,6 +193,10 @@ class Target:
     # unrolls it); "fori", a body function run by jax.lax.fori_loop (one traced body, however
     # many steps).
     loop: str = "for"
+    # repeat(..., checkpoint=true): how a step function {fn} is wrapped so that the backward
+    # pass keeps only each step's state ({state}: the state's names) and recomputes the rest.
+    # None: the framework keeps what it keeps (numpy has no backward pass).
+    checkpoint: str | None = None
 
 
 @dataclass

@@ -95,6 +95,13 @@ def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
         return lower_spec_call(ctx, call, callee)
     if call.func in ctx.scope.failed:
         return None  # its import failed, and that was reported
+    if call.func == "repeat":
+        return ctx.error(
+            ArityError,
+            "repeat(...) is a loop: it needs its state names and a block",
+            call.func_span or call.span,
+            "let u = repeat(50, init=u0) (u) { ...the next u... }",
+        )
     return ctx.error(
         UnknownName,
         f"unknown function '{call.func}': not a lossdsl function, nor a spec this file imports",

@@ -1,17 +1,18 @@
 """Loops: `repeat(n, init=(f0, g0)) (f, g) { ... (f2, g2) }` lowered to one `repeat` equation
 per state value, sharing one closed Body (lossdsl/ir.py): the block is lowered on a builder of
-its own, and every outer value it reads becomes a free var of the body."""
+its own, and every outer value it reads becomes a free var of the body. `checkpoint=true`
+(an attribute) asks the backends to keep only the state of each step for the backward pass."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from lossdsl import ast
-from lossdsl.errors import ArityError, TypeMismatch
+from lossdsl.errors import ArityError, DuplicateDefinition, TypeMismatch
 from lossdsl.ir import Atom, Body, Lit, Var
 from lossdsl.lower.context import Builder, Ctx, _sp
 from lossdsl.lower.expr import lower_expr
-from lossdsl.lower.results import lower_stmts
+from lossdsl.lower.results import _new_name, lower_stmts
 from lossdsl.types import INT, TensorType
 
 BLOCK_FUNCTIONS = ("repeat",)
@@ -36,8 +37,19 @@ def lower_block_call(ctx: Ctx, node: ast.BlockCall, count: int = 1) -> list[Atom
             node.span,
             f"bind one name per state value: let {', '.join(state)} = repeat(...)",
         )
+    spans = node.state_spans or (node.span,) * len(state)
+    for i, (name, sp) in enumerate(zip(state, spans)):
+        if name in state[:i]:
+            return ctx.error(
+                DuplicateDefinition,
+                f"the loop's state names '{name}' twice",
+                sp or node.span,
+                "give each state value its own name: (u, v)",
+            )
+        if not _new_name(ctx, name, sp or node.span):
+            return None
     kws = {k.name: k for k in node.kwargs}
-    bad = next((k for k in node.kwargs if k.name not in ("n", "init")), None)
+    bad = next((k for k in node.kwargs if k.name not in ("n", "init", "checkpoint")), None)
     if bad is not None or len(node.args) > 1 or ("n" in kws and node.args):
         where = bad.span if bad is not None else node.span
         return ctx.error(
@@ -53,6 +65,15 @@ def lower_block_call(ctx: Ctx, node: ast.BlockCall, count: int = 1) -> list[Atom
             "repeat() needs the number of steps and the state's first value (init=)",
             node.span,
             "repeat(50, init=(f0, g0)) (f, g) { ... }",
+        )
+    ckpt = kws["checkpoint"].value if "checkpoint" in kws else ast.Bool(False)
+    if not isinstance(ckpt, ast.Bool):
+        return ctx.error(
+            TypeMismatch,
+            "checkpoint= is true or false, written out",
+            _sp(ckpt),
+            "repeat(50, init=u0, checkpoint=true) (u) { ... }: each step recomputed in the "
+            "backward pass, only the state kept",
         )
     n = lower_expr(ctx, n_node)
     if n is None:
@@ -147,7 +168,13 @@ def lower_block_call(ctx: Ctx, node: ast.BlockCall, count: int = 1) -> list[Atom
     args = (n, *init, *outer)
     ctx.b.taken.difference_update(reserved)
     return [
-        ctx.emit("repeat", args, (("body", body), ("out", k)), span=node.span, hint=name)
+        ctx.emit(
+            "repeat",
+            args,
+            (("body", body), ("out", k), ("checkpoint", ckpt.value)),
+            span=node.span,
+            hint=name,
+        )
         for k, name in zip(range(len(state)), reserved)
     ]
 

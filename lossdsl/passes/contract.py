@@ -18,7 +18,18 @@ def _contract(rw, e):
     m = rw.producer(e.args[0], "mul")
     if m is None or rw.uses[m.out.name] != 1:
         return None
-    a, b = _unexpanded(rw, m.args[0], m.args[1]), _unexpanded(rw, m.args[1], m.args[0])
+    a, b = m.args
+    whole = set(a.type.dims) | set(b.type.dims)
+    # each side's expand may be dropped where the other side has its new dims, but not both
+    # sides' for the same dim: sum(expand(x, C) * expand(y, C), over=C) is C * x * y
+    for a2, b2 in (
+        (_unexpanded(rw, a, b), _unexpanded(rw, b, a)),
+        (_unexpanded(rw, a, b), b),
+        (a, _unexpanded(rw, b, a)),
+    ):
+        if set(a2.type.dims) | set(b2.type.dims) == whole:
+            a, b = a2, b2
+            break
     da, db = set(a.type.dims), set(b.type.dims)
     if not (da - db and db - da) or a.type.dtype != "float" or b.type.dtype != "float":
         return None
