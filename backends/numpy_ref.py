@@ -143,18 +143,39 @@ def _flatten(x, dims, sizes, shapes, name, shard=None):
 
 
 def _loop(e, args, sizes, comm):
-    """repeat: the body run n times on the state (a Python loop: this is the meaning)."""
+    """repeat: the body run n times on the state; scan: once per entry along `over` (backwards
+    with reverse), the body seeing each sequence's slice there, and the states after each step
+    stacked along `over` (a Python loop: this is the meaning)."""
     body = e.attr("body")
-    ns = len(body.state)
-    state = list(args[1 : 1 + ns])
-    free = {v.name: x for v, x in zip(body.free, args[1 + ns :])}
-    for _ in range(int(args[0])):
+    ns, nx = len(body.state), len(body.xs)
+    scan = e.op == "scan"
+    lead = 0 if scan else 1
+    state = list(args[lead : lead + ns])
+    seqs = args[lead + ns : lead + ns + nx]
+    free = {v.name: x for v, x in zip(body.free, args[lead + ns + nx :])}
+    if scan:
+        over = e.attr("over")
+        axes = [list(a.type.dims).index(over) for a in e.args[ns : ns + nx]]
+        steps = range(np.shape(seqs[0])[axes[0]])
+        steps = reversed(steps) if e.attr("reverse") else steps
+    else:
+        steps = range(int(args[0]))
+    out = {}
+    for t in steps:
         env = {**free, **{v.name: x for v, x in zip(body.state, state)}}
+        if scan:
+            env |= {v.name: np.take(x, t, axis=a) for v, x, a in zip(body.xs, seqs, axes)}
         for b in body.eqns:
             vals = [np.asarray(a.value) if isinstance(a, Lit) else env[a.name] for a in b.args]
             env[b.out.name] = _apply(b, vals, sizes, comm)
         state = [np.asarray(r.value) if isinstance(r, Lit) else env[r.name] for r in body.results]
-    return state[e.attr("out")]
+        out[t] = state[e.attr("out")]
+    if not scan:
+        return state[e.attr("out")]
+    shape = np.shape(args[lead + e.attr("out")])
+    if not out:
+        return np.zeros((0, *shape), dtype=np.asarray(args[lead + e.attr("out")]).dtype)
+    return np.stack([np.broadcast_to(out[t], shape) for t in sorted(out)])
 
 
 def _apply(e, args, sizes, comm=None):

@@ -67,7 +67,7 @@ class Eqn:
 
 @dataclass(frozen=True)
 class Body:
-    """A loop's body (the `repeat` op): a closed program. `state` are the carried values, bound
+    """A loop's body (the `repeat` and `scan` ops): a closed program. `state` are the carried values, bound
     to the loop's init args and then to the previous step's `results`; `free` are the outer
     values it reads, bound to the loop's args after the init (closed, like a jaxpr's scan body,
     so that rewriting the outer program never reaches inside); `results` the next state, of the
@@ -77,6 +77,7 @@ class Body:
     free: tuple[Var, ...]
     eqns: tuple[Eqn, ...]
     results: tuple[Atom, ...]
+    xs: tuple[Var, ...] = ()  # scan: each step's slices of its sequences
 
     def __str__(self) -> str:
         return f"<body of {len(self.eqns)} eqns>"
@@ -151,7 +152,7 @@ def format_eqn(e: Eqn, indent: str = "    ") -> str:
     line = f"{e.out.name}:{e.out.type} = {e.op}{attrs} {args}".rstrip()
     body = e.attr("body")
     if isinstance(body, Body):  # a loop's body, nested like a jaxpr's scan
-        state = ", ".join(f"{v.name}:{v.type}" for v in body.state)
+        state = ", ".join(f"{v.name}:{v.type}" for v in (*body.state, *body.xs))
         free = ", ".join(f"{v.name}:{v.type}" for v in body.free)
         inner = indent + "    "
         line += f"\n{inner}{{ lambda {state} ; {free} ."
@@ -228,7 +229,7 @@ def _verify_eqns(eqns, defined: dict, need) -> None:
 def _verify_body(body: Body, where: str) -> None:
     """A loop's body: closed (it reads only its state and free vars), well typed, and its
     results of the state's types."""
-    defined = {v.name: v.type for v in (*body.state, *body.free)}
+    defined = {v.name: v.type for v in (*body.state, *body.xs, *body.free)}
 
     def need(a: Atom, line: str):
         if isinstance(a, Var) and defined.get(a.name) != a.type:

@@ -115,6 +115,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "frames": (r"\mathcal{{F}}^{{{size}/{hop}}}_{{{over}}}({0})", 7),
     # a loop's state value after {0} steps from its init: \operatorname{repeat}^{n}(0, 0)_{u}
     "repeat": (r"\operatorname{{repeat}}^{{{0}}}\left({init}\right)_{{{out}}}", 7),
+    # the state after each step along T from its init, over sequences x: scan_T(0; x)_g
+    "scan": (r"\operatorname{{scan}}{rev}_{{{over}}}\left({init}; {seqs}\right)_{{{out}}}", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -124,7 +126,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile", "avg_pool", "max_pool", "frames", "repeat"}
+    | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan"}
 )
 
 GREEK = {
@@ -194,6 +196,7 @@ def render(prog: Program) -> str:
             args.append(f"\\left({text}\\right)" if p < need else text)
         attrs = dict(e.attrs)
         over = attrs.get("over") or attrs.get("dims") or (attrs.get("dim"),)
+        over = over if isinstance(over, tuple) else (over,)  # scan's over is one Dim
         fill = {"over": ", ".join(str(d) for d in over if d is not None)}
         fill["value"] = attrs.get("value", "")
         fill["index"] = attrs.get("index", "")
@@ -206,6 +209,12 @@ def render(prog: Program) -> str:
             state = attrs["body"].state
             fill["init"] = ", ".join(args[1 : 1 + len(state)])
             fill["out"] = symbol(re.sub(r"_\d+$", "", state[attrs["out"]].name))
+        if e.op == "scan":
+            body = attrs["body"]
+            ns, nx = len(body.state), len(body.xs)
+            fill["init"] = ", ".join(args[:ns])
+            fill["seqs"] = ", ".join(args[ns : ns + nx])
+            fill["out"] = symbol(re.sub(r"_\d+$", "", body.state[attrs["out"]].name))
         out = (tmpl.format(*args, **fill), prec)
         if e.op == "arange" and attrs["dim"].fixed is not None:  # 0 .. 479, not the number 480
             out = (rf"\operatorname{{arange}}({attrs['dim']})", 7)

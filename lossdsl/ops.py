@@ -1366,6 +1366,42 @@ _row(
 )
 
 
+def scan_rule(ts, attrs):
+    """scan: args (*init, *seqs, *free); the state `out` after every step along `over`, stacked
+    (over first). Each sequence has `over`; the body's xs are their slices."""
+    body, k, over = attrs["body"], attrs["out"], attrs["over"]
+    ns, nx = len(body.state), len(body.xs)
+    if len(ts) != ns + nx + len(body.free):
+        raise OpTypeError(
+            f"scan() takes {ns} init, {nx} sequences and {len(body.free)} free values"
+        )
+    for i, (t, s) in enumerate(zip(ts[:ns], body.state)):
+        if t != s.type:
+            raise OpTypeError(f"the state {s.name} is {s.type}, its init is {t}", arg=i)
+    for i, (t, x) in enumerate(zip(ts[ns : ns + nx], body.xs)):
+        if over not in t.dims or tuple(d for d in t.dims if d != over) != x.type.dims:
+            raise OpTypeError(
+                f"scan() walks {over}: a sequence {t} has no slice {x.type}", arg=ns + i
+            )
+    for t, f in zip(ts[ns + nx :], body.free):
+        if t != f.type:
+            raise OpTypeError(f"the body reads {f.name} as {f.type}, it is {t}")
+    s = body.state[k].type
+    return TensorType(s.dtype, (over, *s.dims), s.of)
+
+
+_row(
+    "scan",
+    "loop",
+    -1,
+    scan_rule,
+    _repeat_ref,
+    "the carried state after each step along a dim, stacked (a recurrence: CTC's forward "
+    "variables, discounted returns)",
+    attrs=("body", "out", "over", "reverse"),
+)
+
+
 FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
 
 

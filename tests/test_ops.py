@@ -130,6 +130,12 @@ PROGRAMS = {
         "repeat(3, init=x) (s) { 0.5 * s + y * logsumexp(s, over=C) / sum(y, over=C) } "
         "+ repeat(0, init=y) (s) { s * x }"
     ),
+    # two sequences and an outer value, a scalar param-free state; backwards over a transposed
+    # input with a state of its slice's dims
+    "scan": (
+        "scan(x, y, over=C, init=sum(x, over=C)) (h, a, b) { 0.5 * h + a * b } "
+        "+ scan(z, over=B, init=min(z, over=B), reverse=true) (g, c) { logaddexp(g, c) }"
+    ),
     # by a key of the same dims, of transposed dims, and a value broadcast along the key's B
     "argsort": "sort(x * y, over=C, by=y, descending=true) + sort(x, over=B, by=z)",
     "take_along": (

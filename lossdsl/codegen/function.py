@@ -196,6 +196,9 @@ class FunctionEmitter(Guards):
         if e.op == "repeat":
             self._loop(e, indent)
             return
+        if e.op == "scan":
+            self._scan(e, indent)
+            return
         if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         if self.checks and e.op == "cross_entropy_ignore":
@@ -268,6 +271,73 @@ class FunctionEmitter(Guards):
                     res = ", ".join(self.ref(r) for r in body.results)
                     self.line(f"{', '.join(names)} = {res}", indent + 1)
             self.loops[key] = names
+        self.expr[e.out.name] = self.loops[key][e.attr("out")]
+
+    def _scan(self, e: Eqn, indent: int) -> None:
+        """scan: as repeat's loop, once per entry of `over`, the body's xs bound to each
+        sequence's slice there; every state value's steps stacked (over first). A Python loop
+        collecting the states (torch), or jax.lax.scan over a step function."""
+        body = e.attr("body")
+        key = (body, e.args)
+        if key not in self.loops:
+            ns, nx = len(body.state), len(body.xs)
+            init, seqs, free = e.args[:ns], e.args[ns : ns + nx], e.args[ns + nx :]
+            over, rev = e.attr("over"), e.attr("reverse")
+            for v, a in zip(body.free, free):
+                self.expr[v.name] = self.ref(a)
+                if self.is_scalar(a):
+                    self.scalar.add(v.name)
+            names = [self.var(v.name) for v in body.state]
+            xs = [self.var(v.name) for v in body.xs]
+            for v, name in zip((*body.state, *body.xs), names + xs):
+                self.expr[v.name] = name
+            starts = [
+                self.t.as_tensor.format(x=self.ref(a), dtype=self.dtype(a.type.dtype))
+                if self.is_scalar(a)
+                else self.ref(a)
+                for a in init
+            ]
+            axes = [a.type.dims.index(over) for a in seqs]
+            stacks = [self.var(f"{e.out.name}_steps_{k}") for k in range(ns)]
+            tup = lambda xs: ", ".join(xs) + ("," if len(xs) == 1 else "")  # noqa: E731
+            if self.t.loop == "fori":
+                fn = self.var(f"{e.out.name}_step")
+                self.line(f"def {fn}(state, xs):", indent)
+                self.line(f"{tup(names)} = state", indent + 1)
+                self.line(f"{tup(xs)} = xs", indent + 1)
+                for b in body.eqns:
+                    self._eqn(b, indent + 1)
+                res = tup([self.ref(r) for r in body.results])
+                self.line(f"return ({res}), ({res})", indent + 1)
+                moved = [f"jnp.moveaxis({self.ref(a)}, {ax}, 0)" for a, ax in zip(seqs, axes)]
+                self.line(
+                    f"_, ({tup(stacks)}) = jax.lax.scan({fn}, ({tup(starts)}), "
+                    f"({tup(moved)}), reverse={rev})",
+                    indent,
+                )
+            else:
+                self.line(f"{', '.join(names)} = {', '.join(starts)}", indent)
+                for st in stacks:
+                    self.line(f"{st} = []", indent)
+                n = f"{self.ref(seqs[0])}.shape[{axes[0]}]"
+                steps = f"reversed(range({n}))" if rev else f"range({n})"
+                t = self.var(f"{e.out.name}_t")
+                self.line(f"for {t} in {steps}:", indent)
+                for x, a, ax in zip(xs, seqs, axes):
+                    sel = self.t.take_at.format(x=self.ref(a), t=t, axis=ax)
+                    self.line(f"{x} = {sel}", indent + 1)
+                for b in body.eqns:
+                    self._eqn(b, indent + 1)
+                res = ", ".join(self.ref(r) for r in body.results)
+                self.line(f"{', '.join(names)} = {res}", indent + 1)
+                for st, name in zip(stacks, names):
+                    self.line(f"{st}.append({name})", indent + 1)
+                for st, start in zip(stacks, starts):
+                    order = f"{st}[::-1]" if rev else st
+                    # no step (T = 0): an empty stack of the state's shape
+                    stack = self.t.stack_steps.format(xs=order)
+                    self.line(f"{st} = {stack} if {st} else {start}[None][:0]", indent)
+            self.loops[key] = stacks
         self.expr[e.out.name] = self.loops[key][e.attr("out")]
 
     def _number_arith(self, e: Eqn) -> bool:

@@ -13,7 +13,7 @@ from lossdsl.ir import Eqn
 INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
 ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
 # ops the function emitter writes itself, from the target's settings (a loop: Target.loop)
-STRUCTURED = frozenset({"repeat"})
+STRUCTURED = frozenset({"repeat", "scan"})
 
 # Python operators: the same text for tensors of every framework and for plain numbers.
 INFIX_TEMPLATES = {
@@ -197,6 +197,10 @@ class Target:
     # pass keeps only each step's state ({state}: the state's names) and recomputes the rest.
     # None: the framework keeps what it keeps (numpy has no backward pass).
     checkpoint: str | None = None
+    # scan's Python loop (loop="for"): {x}'s entry {t} along axis {axis}, and a list {xs} of
+    # equal-shape arrays stacked on a new first axis
+    take_at: str = "np.take({x}, {t}, axis={axis})"
+    stack_steps: str = "np.stack({xs})"
 
 
 @dataclass
