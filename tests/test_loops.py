@@ -92,7 +92,8 @@ def test_discounted_returns_and_two_states():
         "    param gamma: float = 0.9\n"
         "    let g = scan(r, over=T, init=0 * sum(r, over=T), reverse=true) (g, rt) {\n"
         "        rt + gamma * g\n    }\n"
-        "    let s, n = scan(r, m, over=T, init=(0 * sum(r, over=T), 0 * sum(m, over=T))) (s, n, rt, mt) {\n"
+        "    let s, n = scan(r, m, over=T, init=(0 * sum(r, over=T), 0 * sum(m, over=T)))"
+        " (s, n, rt, mt) {\n"
         "        (s + rt * mt, n + mt)\n    }\n"
         "    sum(g, over=T) + sum(s / (n + 1), over=T)\n}\n"
     )
