@@ -68,10 +68,10 @@ class Eqn:
 @dataclass(frozen=True)
 class Body:
     """A loop's body (the `repeat` and `scan` ops): a closed program. `state` are the carried
-    values, bound to the loop's init args and then to the previous step's `results`; `free` are the outer
-    values it reads, bound to the loop's args after the init (closed, like a jaxpr's scan body,
-    so that rewriting the outer program never reaches inside); `results` the next state, of the
-    state's types."""
+    values, bound to the loop's init args and then to the previous step's `results`; `free` are
+    the outer values it reads, bound to the loop's args after the init (closed, like a jaxpr's
+    scan body, so that rewriting the outer program never reaches inside); `results` the next
+    state, of the state's types; `xs` (scan) each step's slices of the sequences."""
 
     state: tuple[Var, ...]
     free: tuple[Var, ...]
