@@ -43,7 +43,8 @@ def _nodes(node):
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         yield node
         for f in dataclasses.fields(node):
-            if f.name in ("span", "source", "name_span", "name_spans", "func_span", "mode_span", "state_spans"):
+            spans = ("span", "source", "name_span", "name_spans", "func_span", "mode_span")
+            if f.name in (*spans, "state_spans"):
                 continue
             yield from _nodes(getattr(node, f.name))
     elif isinstance(node, tuple):
