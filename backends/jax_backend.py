@@ -91,6 +91,18 @@ def _frames(x, axes, size, stride, padding, center):
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
+SHIFT = '''
+def _shift(x, k, dim, fill):
+    """x moved k entries along dim (later for k > 0), the |k| entries it leaves filled."""
+    n = x.shape[dim]
+    m = min(abs(k), n)
+    edge = jnp.full_like(jax.lax.slice_in_dim(x, 0, m, axis=dim), fill)
+    if k >= 0:
+        return jnp.concatenate((edge, jax.lax.slice_in_dim(x, 0, n - m, axis=dim)), dim)
+    return jnp.concatenate((jax.lax.slice_in_dim(x, m, n, axis=dim), edge), dim)
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, axis):
     """numpy's linear quantile along axis (the op table's meaning): the sorted entries at
@@ -297,6 +309,7 @@ TEMPLATES = {
     "transpose": "jnp.transpose({0}, {perm})",
     "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "jnp.diff({0}, axis={axis})",
+    "shift": "_shift({0}, {steps}, {axis}, {value})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
@@ -343,6 +356,7 @@ TARGET = Target(
     helpers=(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
+        ("_shift", SHIFT),
         ("_window", WINDOW),
         ("_frames", FRAMES),
     ),

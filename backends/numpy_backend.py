@@ -184,6 +184,7 @@ TEMPLATES = {
     "transpose": "np.transpose({0}, {perm})",
     "expand": "np.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "np.diff({0}, axis={axis})",
+    "shift": "_shift_ref({0}, {axis}, {steps}, {value})",
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     **{
         op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
@@ -220,5 +221,6 @@ TARGET = Target(
         ("_quantile", inspect.getsource(ops._quantile)),
         ("_window", inspect.getsource(ops._window)),
         ("_frames", inspect.getsource(ops._frames)),
+        ("_shift_ref", inspect.getsource(ops._shift_ref)),
     ),
 )

@@ -228,7 +228,7 @@ def _apply(e, args, sizes, comm=None):
         return op.ref(args[0], ax, **kw)
     if op.kind in ("axis", "diff"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
-        return op.ref(args[0], ax)
+        return op.ref(args[0], ax, **ref_attrs(op, attrs))  # shift's steps and fill
     if op.kind == "expand":
         return op.ref(args[0], tuple(_n(sizes, d) for d in e.out.type.dims))
     if op.kind == "gather":

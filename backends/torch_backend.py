@@ -296,6 +296,18 @@ def _positions(x, a, descending=False):
     return f"torch.argsort(torch.argsort({x}, dim={a}{d}, stable=True), dim={a}, stable=True)"
 
 
+SHIFT = '''
+def _shift(x, k, dim, fill):
+    """x moved k entries along dim (later for k > 0), the |k| entries it leaves filled."""
+    n = x.shape[dim]
+    m = min(abs(k), n)
+    edge = torch.full_like(x.narrow(dim, 0, m), fill)
+    if k >= 0:
+        return torch.cat((edge, x.narrow(dim, 0, n - m)), dim)
+    return torch.cat((x.narrow(dim, m, n - m), edge), dim)
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, dim):
     """numpy's linear quantile along dim (the op table's meaning): the sorted entries at
@@ -412,6 +424,7 @@ TEMPLATES = {
     "transpose": "{0}.permute{perm}",
     "expand": "{0}[..., {nones}].expand({shape})",
     "diff": "torch.diff({0}, dim={axis})",
+    "shift": "_shift({0}, {steps}, {axis}, {value})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
     "all_gather": "_AllGather.apply({0}, {axis}, group)",
@@ -462,6 +475,7 @@ TARGET = Target(
         ("_ids_out_of_range", IDS_OUT_OF_RANGE),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
+        ("_shift", SHIFT),
         ("_window", WINDOW),
         ("_frames", FRAMES),
     ),

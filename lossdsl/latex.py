@@ -95,6 +95,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "eigvalsh": (r"\lambda({0})", 7),
     "expand": ("{0}", 7),
     "diff": (r"\Delta_{{{over}}} {0}", 5),
+    # x moved k entries along N: S^{1}_N(x)
+    "shift": (r"\operatorname{{S}}^{{{steps}}}_{{{over}}}({0})", 7),
     "cumsum": (r"\operatorname{{cumsum}}{rev}_{{{over}}}({0})", 7),
     "cumprod": (r"\operatorname{{cumprod}}{rev}_{{{over}}}({0})", 7),
     "cummax": (r"\operatorname{{cummax}}{rev}_{{{over}}}({0})", 7),
@@ -126,7 +128,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan"}
+    | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift"}
 )
 
 GREEK = {
@@ -205,6 +207,7 @@ def render(prog: Program) -> str:
         fill["sigma"] = attrs.get("sigma", "")
         fill["size"] = r" \times ".join(map(str, attrs.get("size", ())))
         fill["hop"] = r" \times ".join(map(str, attrs.get("stride", ())))
+        fill["steps"] = attrs.get("steps", "")
         if e.op == "repeat":
             state = attrs["body"].state
             fill["init"] = ", ".join(args[1 : 1 + len(state)])

@@ -1113,6 +1113,41 @@ _row(
     True,
     ("over",),
 )
+
+
+def shift_rule(ts, attrs):
+    (d,) = _check_over(ts[0], attrs)
+    if d.variadic:
+        raise OpDimError(
+            f"shift() needs a named axis, not the variadic {d}",
+            "declare the spatial axes by name, e.g. float[B, C, H, W]",
+            0,
+        )
+    return ts[0]
+
+
+def _shift_ref(x, axis, steps, value):
+    """Entry n of the result is x[n - steps] where 0 <= n - steps < N, else `value`."""
+    n = x.shape[axis]
+    src = np.arange(n) - steps
+    ok = (src >= 0) & (src < n)
+    taken = np.take(x, np.clip(src, 0, max(n - 1, 0)), axis=axis) if n else x
+    shape = [1] * x.ndim
+    shape[axis] = n
+    return np.where(ok.reshape(shape), taken, np.asarray(value, dtype=x.dtype))
+
+
+_row(
+    "shift",
+    "axis",
+    1,
+    shift_rule,
+    _shift_ref,
+    "x moved `steps` entries along a dim (later for steps > 0), the entries left at the edge "
+    "filled with `value`: x[n - steps] at n",
+    True,
+    ("over", "steps", "value"),
+)
 _row(
     "take",
     "take",

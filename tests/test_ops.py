@@ -130,6 +130,11 @@ PROGRAMS = {
         "repeat(3, init=x) (s) { 0.5 * s + y * logsumexp(s, over=C) / sum(y, over=C) } "
         "+ repeat(0, init=y) (s) { s * x }"
     ),
+    # later and earlier, by more than the dim's size, with -inf, along a transposed input's B
+    "shift": (
+        "logaddexp(shift(x, 1, over=C, fill=-inf), shift(y, -2, over=C, fill=0.5))"
+        " + shift(z, 7, over=B, fill=3) + float(shift(m, 1, over=B))"
+    ),
     # two sequences and an outer value, a scalar param-free state; backwards over a transposed
     # input with a state of its slice's dims
     "scan": (

@@ -49,6 +49,7 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "reduce": lambda em, e, v: {"reduce": v},
     "ddof": lambda em, e, v: {"ddof": int(v)},
     "index": lambda em, e, v: {"index": int(v)},
+    "steps": lambda em, e, v: {"steps": py_literal(int(v))},
     "reverse": lambda em, e, v: {"reverse": bool(v)},
     "descending": lambda em, e, v: {"descending": bool(v)},
     "size": lambda em, e, v: {"size": tuple(int(k) for k in v)},

@@ -10,6 +10,7 @@ share bind, _over and _const, and the table at the end is the one list of what a
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -857,6 +858,47 @@ def _scan(op: str) -> tuple[Sig, Callable]:
     return Sig(("x", "over", "reverse"), (("over", None), ("reverse", False))), h
 
 
+def _shift(ctx, call, a):
+    """shift(x, k, over=N, fill=0): x moved k entries along N (later entries for k > 0, earlier
+    for k < 0), the k entries it leaves at the edge filled (a recurrence's previous position:
+    CTC's alpha at s - 1 is shift(alpha, 1, over=S, fill=-inf))."""
+    over = _one_over(ctx, call, a)
+    if over is None:
+        return None
+    k = _const(ctx, a["by"], "the shift")
+    fill = None if a["fill"] is None else _const(ctx, a["fill"], "fill")
+    if k is None or (fill is None and a["fill"] is not None):
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        return ctx.error(
+            TypeMismatch,
+            f"shift() moves x by a whole number of entries, got {k}",
+            _sp(a["by"]),
+            "e.g. shift(x, 1, over=N) (x[n - 1] at n) or shift(x, -1, over=N) (x[n + 1])",
+        )
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    if fill is None:  # the default: nothing there (false for a mask)
+        fill = False if x.type.dtype == "bool" else 0
+    if (x.type.dtype == "bool") != isinstance(fill, bool):
+        return ctx.error(
+            TypeMismatch,
+            f"shift() of {x.type} fills with a value of its dtype, got {fill}",
+            _sp(a["fill"]),
+            "fill=false for a mask, a number otherwise: shift float(x) to fill it with one"
+            if x.type.dtype == "bool"
+            else "fill with a number",
+        )
+    if x.type.dtype == "int" and not (math.isfinite(fill) and fill == int(fill)):
+        # an int x filled with a non-integer (-inf): the result is float, as x's values
+        x = ctx.emit("to_float", (x,), span=call.span)
+    elif x.type.dtype == "int":
+        fill = int(fill)
+    attrs = (("over", _along(x, over)), ("steps", k), ("value", fill))
+    return ctx.emit("shift", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+
+
 def _sort_fn(ctx, call, a):
     """sort(x, over=N, descending=false, by=k): x in ascending (descending) order along N, or
     x permuted as the stable sort of the key k permutes k (ties keep their order)."""
@@ -959,6 +1001,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "prime": (Sig(("x",), variadic=True), _prime),
     "expand": (Sig(("x",), variadic=True), _expand),
     "diff": _axis_op("diff"),
+    "shift": (Sig(("x", "by", "over", "fill"), (("over", None), ("fill", None))), _shift),
     "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
     "max": _minmax("max", "maximum"),
     "min": _minmax("min", "minimum"),
