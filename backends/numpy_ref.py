@@ -154,7 +154,7 @@ def _loop(e, args, sizes, comm):
     seqs = args[lead + ns : lead + ns + nx]
     free = {v.name: x for v, x in zip(body.free, args[lead + ns + nx :])}
     if scan:
-        over = e.attr("over")
+        (over,) = e.attr("over")
         axes = [list(a.type.dims).index(over) for a in e.args[ns : ns + nx]]
         steps = range(np.shape(seqs[0])[axes[0]])
         steps = reversed(steps) if e.attr("reverse") else steps

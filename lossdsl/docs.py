@@ -9,7 +9,7 @@ import math
 from lossdsl.compiler import list_specs, load
 from lossdsl.errors import LossError
 from lossdsl.latex import spec_latex
-from lossdsl.shard import shardable_dims
+from lossdsl.shard import batch_dim as shard_batch_dim
 
 HEADER = """# Shipped specs
 
@@ -44,7 +44,7 @@ def _citation(doc: str) -> str:
 
 def _distributed(spec) -> str:
     """What the shard transform makes of the spec over its batch dim (lossdsl/shard.py)."""
-    dim = shardable_dims(spec.program())[0]
+    dim = shard_batch_dim(spec.program())
     try:
         prog = spec.sharded_program(dim)
     except LossError as e:

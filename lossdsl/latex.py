@@ -198,7 +198,6 @@ def render(prog: Program) -> str:
             args.append(f"\\left({text}\\right)" if p < need else text)
         attrs = dict(e.attrs)
         over = attrs.get("over") or attrs.get("dims") or (attrs.get("dim"),)
-        over = over if isinstance(over, tuple) else (over,)  # scan's over is one Dim
         fill = {"over": ", ".join(str(d) for d in over if d is not None)}
         fill["value"] = attrs.get("value", "")
         fill["index"] = attrs.get("index", "")

@@ -1404,7 +1404,7 @@ _row(
 def scan_rule(ts, attrs):
     """scan: args (*init, *seqs, *free); the state `out` after every step along `over`, stacked
     (over first). Each sequence has `over`; the body's xs are their slices."""
-    body, k, over = attrs["body"], attrs["out"], attrs["over"]
+    body, k, (over,) = attrs["body"], attrs["out"], attrs["over"]
     ns, nx = len(body.state), len(body.xs)
     if len(ts) != ns + nx + len(body.free):
         raise OpTypeError(

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lossdsl.errors import ShardError, raise_all
-from lossdsl.ir import Atom, Eqn, Lit, Program, Var, verify
+from lossdsl.ir import Atom, Body, Eqn, Lit, Program, Var, verify
 from lossdsl.ops import OPS
 from lossdsl.passes.cleanup import cse, dce
 from lossdsl.passes.rewrite import Rewriter, run_rules
@@ -50,6 +50,13 @@ def shardable_dims(prog: Program) -> list[str]:
             if not k.variadic and not k.primes and not k.steps and k.name not in out:
                 out.append(k.name)
     return out
+
+
+def batch_dim(prog: Program) -> str:
+    """The dim a data-parallel run splits: B, the batch by the shipped specs' naming (CTC's
+    log_probs[T, B, C] in torch's layout puts it second), else the first candidate."""
+    dims = shardable_dims(prog)
+    return "B" if "B" in dims else dims[0]
 
 
 def shard(prog: Program, dim: str, input_spans: dict | None = None) -> Program:
@@ -211,10 +218,18 @@ class _Sharder:
                 f"a window over {b} needs the neighbouring rows, which another rank may hold",
                 "shard over the batch dim, which the loss only gathers and reduces",
             )
-        if op in ("argmax", "diff", "eigvalsh") and b in over:
+        if OPS[op].kind == "loop" and (b in over or _touches(e.attr("body"), b)):
+            self.refuse(
+                e,
+                f"the block of {op} works along {b} (a reduction, shift or scan over it), and "
+                "each rank holds only its rows",
+                "keep the loop's work per row; shard over the batch dim the block never reduces",
+            )
+        if op in ("argmax", "diff", "eigvalsh", "shift") and b in over:
             what = {
                 "argmax": f"argmax over {b} picks a position among every rank's rows",
                 "diff": f"diff over {b} needs the neighbouring row, which another rank may hold",
+                "shift": f"shift over {b} needs the neighbouring row, which another rank may hold",
                 "eigvalsh": f"an eigendecomposition over {b} needs the whole matrix on one rank",
             }[op]
             self.refuse(
@@ -236,3 +251,18 @@ class _Sharder:
             self.refuse(e, f"onehot over {b}", f"use eye({b}, {b}') for the positions")
         elif op == "arange" and e.attr("dim") == b:
             self.refuse(e, f"arange({b}) numbers this rank's rows only", f"use arange({b}') or eye")
+
+
+def _touches(body, b: Dim) -> bool:
+    """Whether a loop's body works along `b`: reduces, shifts or scans over it (`over`), counts
+    or numbers it (size, arange, onehot: `dim`), an eye or rename of it, its nested loops'
+    bodies included. Elementwise work on b's rows and expands are per rank."""
+    for e in body.eqns:
+        a = dict(e.attrs)
+        if b in (a.get("over") or ()) or a.get("dim") == b:
+            return True
+        if (e.op == "eye" and b in a["dims"]) or (e.op == "rename" and b in dict(a["mapping"])):
+            return True
+        if isinstance(a.get("body"), Body) and _touches(a["body"], b):
+            return True
+    return False

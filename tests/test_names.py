@@ -184,10 +184,10 @@ def test_sharded_modules_renamed_compute_the_same_bits(name):
     from jax.sharding import AxisType
     from jax.sharding import PartitionSpec as P
 
-    from lossdsl.shard import shardable_dims
+    from lossdsl.shard import batch_dim as shard_batch_dim
 
     spec = lossdsl.load(name)
-    dim = shardable_dims(spec.program())[0]
+    dim = shard_batch_dim(spec.program())
     pool = ["world", "rank", f"{dim}_all", "axis_name", "group", "t0", "_AllGather", "n"]
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     dims = renamables(spec)["dim"]

@@ -210,11 +210,11 @@ def test_no_builtin_is_shadowed_in_the_generated_module():
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_every_sharded_module_calls_only_framework_code(backend):
-    from lossdsl.shard import shardable_dims
+    from lossdsl.shard import batch_dim as shard_batch_dim
 
     for name in SPECS:
         spec = lossdsl.load(name)
-        dim = shardable_dims(spec.program())[0]
+        dim = shard_batch_dim(spec.program())
         _check_structure(ast.parse(spec.source(backend, shard=dim)), name)
 
 

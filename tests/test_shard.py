@@ -16,7 +16,7 @@ from helpers import random_inputs, sizes_for
 import lossdsl
 from lossdsl.codegen import load_backend
 from lossdsl.errors import LossError, ParamError, ShardError
-from lossdsl.shard import shardable_dims
+from lossdsl.shard import batch_dim as shard_batch_dim
 
 # B (and N for the specs over N samples) divides into 2 and 3 ranks
 SIZES = {"B": 6, "N": 6, "C": 5, "D": 3, "S": (3, 2), "K": 7, "V": 2, "M": 3, "T": 4, "L": 3}
@@ -24,7 +24,7 @@ ref = load_backend("numpy")
 
 
 def batch_dim(spec) -> str:
-    return shardable_dims(spec.program())[0]
+    return shard_batch_dim(spec.program())
 
 
 @pytest.mark.parametrize("name", lossdsl.list_specs())

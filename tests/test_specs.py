@@ -39,7 +39,14 @@ GRAD_CASES = [(n, a, k) for n, a in CASES for k in range(1 if n in BIG else 2)]
 # float32 gradients of iterated maps carry the rounding of every step: sinkhorn's 100
 # log-sum-exp steps at reg = 0.1 measured 2.3e-5 against float64 (each step is a contraction
 # whose rate approaches 1 as reg -> 0; POT's float32 gradients drift the same way)
-F32_GRAD_TOL = {"sinkhorn": 1e-4}
+# ctc: an impossible alignment's states sit near log_epsilon = -1e5, where a float32 ulp is
+# 0.008: its gradient rows measured 1.2e-3 against float64 (optax's log_epsilon does the same)
+F32_GRAD_TOL = {"sinkhorn": 1e-4, "ctc": 3e-3}
+# the reference gradient is a central difference of the float64 loss: ctc's impossible
+# alignments (random lengths: 2 frames for 2 labels) cost about -log_epsilon = 1e5, whose
+# differences lose 1e5 * 2^-52 / h of the step h, 2e-5 measured; torch.nn.functional.ctc_loss
+# and optax.ctc_loss check its gradients exactly (tests/library/test_sequence.py)
+FD_GRAD_TOL = {"ctc": 1e-4}
 
 
 @pytest.mark.parametrize("name,absent,shape", VALUE_CASES, ids=lambda c: str(c))
@@ -76,7 +83,7 @@ def test_gradients_agree_across_backends(name, absent, shape):
         g64 = grads(backend, fn, inputs, wrt, "float64", reduction="mean")
         g32 = grads(backend, fn, inputs, wrt, "float32", reduction="mean")
         for k in wrt:
-            assert rel_err(g64[k], want[k]) <= 1e-6, (backend, k)
+            assert rel_err(g64[k], want[k]) <= FD_GRAD_TOL.get(name, 1e-6), (backend, k)
             assert rel_err(g32[k], g64[k]) <= F32_GRAD_TOL.get(name, 1e-5), (backend, k, "float32")
 
 

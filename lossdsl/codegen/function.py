@@ -282,7 +282,7 @@ class FunctionEmitter(Guards):
         if key not in self.loops:
             ns, nx = len(body.state), len(body.xs)
             init, seqs, free = e.args[:ns], e.args[ns : ns + nx], e.args[ns + nx :]
-            over, rev = e.attr("over"), e.attr("reverse")
+            (over,), rev = e.attr("over"), e.attr("reverse")
             for v, a in zip(body.free, free):
                 self.expr[v.name] = self.ref(a)
                 if self.is_scalar(a):

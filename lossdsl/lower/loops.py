@@ -169,7 +169,7 @@ def _lower_scan(ctx: Ctx, node: ast.BlockCall, count: int) -> list[Atom | None] 
         (name, TensorType(x.type.dtype, tuple(d for d in x.type.dims if d != over), x.type.of))
         for name, x in zip(names, seqs)
     ]
-    attrs = (("over", over), ("reverse", rev.value))
+    attrs = (("over", (over,)), ("reverse", rev.value))
     return _finish(ctx, node, "scan", init, state, (), seqs, attrs, slices)
 
 
