@@ -13,6 +13,7 @@ import torch
 import lossdsl
 from lossdsl.codegen import TARGETS
 from lossdsl.equiv import random_inputs
+from lossdsl.shard import batch_dim as shard_batch_dim
 
 SPECS = lossdsl.list_specs()
 SIZES = {"B": 4, "C": 5, "D": 3, "V": 2, "K": 3, "S": (3, 2)}
@@ -43,7 +44,8 @@ RAISE_AT_1 = {"align_uniform", "mi_dv", "mi_js", "mi_nwj", "mi_smile", "vicreg"}
 
 
 def batch_dim(spec) -> str:
-    return spec._lowered(frozenset()).inputs[0].var.type.dims[0].name
+    # B where a spec has one (ctc's log_probs[T, B, C] puts it second), as a data-parallel run
+    return shard_batch_dim(spec.program())
 
 
 def to(backend, d: dict, grad=False):
