@@ -206,6 +206,13 @@ def render(e: E, nm: Names) -> str:
         )
         return f"mean({R(A[0])}, over={r_dims(e.a('over'), nm)}, mask={R(A[1])}{emp_s})"
     if op == "axis":
+        if e.a("fn") == "shift":
+            k, fill = e.a("eps")
+            v = "inf" if np.isinf(fill) else fmt_num(abs(fill))
+            return (
+                f"shift({R(A[0])}, {k}, over={nm.d(e.a('over'))}, "
+                f"fill={'-' if fill < 0 else ''}{v})"
+            )
         eps = f", eps={e.a('eps')!r}" if e.a("eps") is not None else ""
         return f"{e.a('fn')}({R(A[0])}, over={nm.d(e.a('over'))}{eps})"
     if op == "argmax":
@@ -589,11 +596,13 @@ class Gen:
             if not cands:
                 return self.num(X, env, ctx, d1)
             d = rng.choice(sorted(cands))
-            fn = rng.choice(["softmax", "log_softmax", "normalize"])
+            named = d != "S"  # shift() needs a named axis (ops.shift_rule)
+            fn = rng.choice(["softmax", "log_softmax", "normalize"] + ["shift"] * named)
             eps = rng.choice([None, 1e-12, 0.5]) if fn == "normalize" else None
-            if eps is None and fn == "normalize":
-                eps = None
             x = self.num(X, env, ctx, d1)
+            if fn == "shift":  # by any amount (past the dim's size too), an edge of any value
+                k, fill = rng.randint(-3, 3), rng.choice([0.0, 1.5, -np.inf, np.inf])
+                return E("axis", (x,), (("fn", fn), ("over", d), ("eps", (k, fill))), "float", X)
             return E("axis", (x,), (("fn", fn), ("over", d), ("eps", eps)), "float", X)
         if choice == "gather":
             idx = self.index(X, env, ctx, d1)
@@ -1038,6 +1047,7 @@ class Ev:
         # a sum whose terms cancelled below their own rounding (1e300 - 1e300 + 0.2): its value
         # is noise, so is any comparison with a backend that summed in another order
         self.noise = False
+        self.inf_cancel = False
         # README, "Numerics": the sign of a sum over one entry of -0 is the backend's (numpy
         # and torch add it to +0, jax returns the entry); `keep_sign` evaluates jax's way
         self.keep_sign = False
@@ -1312,6 +1322,10 @@ class Ev:
                 # (huge terms only: the extreme inputs' +-1e300; an exact 0 of [1, -1] is no noise)
                 big = np.isfinite(mag) & (mag > 1e100)
                 self.noise |= bool((big & (r0 < 8 * np.finfo(self.dt).eps * mag)).any())
+                # a NaN made by the sum itself, +inf + -inf: README "Numerics", a factor constant
+                # along the summed dim may leave the sum first (an einsum), giving +-inf there
+                made = np.isnan(a.sum(axis=ax)) & ~np.isnan(a).any(axis=ax)
+                self.inf_cancel |= bool(made.any())
             if fn in ("sum", "mean") and n == 1 and (np.signbit(a) & (a == 0)).any():
                 self.signed_zero = True
             if fn in ("sum", "mean") and n == 1 and self.keep_sign:
@@ -1366,6 +1380,18 @@ class Ev:
             if fn == "normalize":
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)
+            if fn == "shift":
+                # docs/language.md: entry n is x[n - k] where that exists, else the fill
+                k, fill = eps
+                n = a.shape[ax]
+                out = np.full(a.shape, fill, dtype=a.dtype)
+                for i in range(n):
+                    if 0 <= i - k < n:
+                        idx = [slice(None)] * a.ndim
+                        src = list(idx)
+                        idx[ax], src[ax] = i, i - k
+                        out[tuple(idx)] = a[tuple(src)]
+                return NA(out, x.dims)
             if fn == "diff":
                 if a.shape[ax] == 0:  # differences along nothing: README, "Edge cases"
                     self.too_small.append(f"diff over {d}")
@@ -1417,6 +1443,7 @@ class Ev:
         self.too_small += sub.too_small
         self.singular += sub.singular
         self.noise |= sub.noise
+        self.inf_cancel |= sub.inf_cancel
         self.signed_zero |= sub.signed_zero
         return NA(r.a, [_caller_dim(d, inv) for d in r.dims])
 
@@ -1650,7 +1677,9 @@ def evaluate(
     if singular is not None:
         singular.extend(ev.singular)
     if signed is not None and ev.signed_zero:
-        signed.append(True)
+        signed.append("signed_zero")
+    if signed is not None and ev.inf_cancel:
+        signed.append("inf_cancel")
     # scale inf: a cancelled sum made the value noise (close() then accepts any value)
     return np.asarray(r, dtype=dt), math.inf if ev.noise else ev.scale
 
@@ -1767,8 +1796,9 @@ def flat(prog: Prog, arrs: dict, sp) -> dict:
 
 
 def expected(prog, arrs, sp, params, sizes, reduction, keep_sign=False):
-    """(float64 value, long-double value, scale, the same for a sum over one -0 kept -0 (or
-    None where no such sum decides anything)), S restored to the spatial shape."""
+    """(float64 value, long-double value, scale, alternatives: {"signed": the same for a sum
+    over one -0 kept -0, or None where no such sum decides anything; "inf_cancel": whether a
+    sum added +inf to -inf}), S restored to the spatial shape."""
     fl = flat(prog, arrs, sp)
     signed: list = []
     v64, s1 = evaluate(prog, fl, params, sizes, reduction, np.float64, keep_sign=keep_sign)
@@ -1783,9 +1813,9 @@ def expected(prog, arrs, sp, params, sizes, reduction, keep_sign=False):
         for d, n in zip(dims, v64.shape):
             shape += list(sp) if d == "S" else [n]
         v64, vld = v64.reshape(shape), vld.reshape(shape)
-    alt = None
-    if signed and not keep_sign:
-        alt = expected(prog, arrs, sp, params, sizes, reduction, keep_sign=True)[:3]
+    alt = {"inf_cancel": "inf_cancel" in signed, "signed": None}
+    if "signed_zero" in signed and not keep_sign:
+        alt["signed"] = expected(prog, arrs, sp, params, sizes, reduction, keep_sign=True)[:3]
     return v64, vld, max(s1, s2), alt
 
 
@@ -1799,11 +1829,22 @@ NOISE: collections.Counter = collections.Counter()
 def close(got, v64, vld, scale, alt=None, rtol=1e-9):
     """Elementwise agreement with the float64 or the long-double value (NaN == NaN, inf == inf);
     the tolerance grows with the evaluator's own float64 error at this point. `alt`: the
-    values where a sum over one -0 is -0 (either convention is right, README "Numerics")."""
-    if alt is not None and not _close(got, v64, vld, scale, rtol) and _close(got, *alt, rtol):
+    values where a sum over one -0 is -0 (either convention is right, README "Numerics"), and
+    whether a sum added +inf to -inf (its NaN may be +-inf where a factor left the sum first)."""
+    if _close(got, v64, vld, scale, rtol):
+        return True
+    signed = alt and alt["signed"]
+    if signed and _close(got, *signed, rtol):
         NOISE["value: a sum over one -0 kept its sign (README)"] += 1
         return True
-    return _close(got, v64, vld, scale, rtol)
+    if alt and alt["inf_cancel"]:
+        g = np.asarray(got, dtype=np.float64)
+        if g.shape == v64.shape:
+            g = np.where(np.isnan(v64) & np.isinf(g), np.nan, g)
+            if _close(g, v64, vld, scale, rtol):
+                NOISE["value: +inf + -inf in a sum of products, a factor taken out (README)"] += 1
+                return True
+    return False
 
 
 def _close(got, v64, vld, scale, rtol):
@@ -1814,7 +1855,9 @@ def _close(got, v64, vld, scale, rtol):
         NOISE["value: not compared (a sum cancelled to rounding noise)"] += 1
         return True
     ld = np.asarray(vld, dtype=np.longdouble)
-    tol = rtol * np.abs(ld) + 10 * np.abs(v64.astype(np.longdouble) - ld) + 1e-13 * scale + 1e-300
+    with np.errstate(invalid="ignore"):  # (inf - inf where both are inf: NaN, no tolerance)
+        tol = rtol * np.abs(ld) + 10 * np.abs(v64.astype(np.longdouble) - ld) + 1e-13 * scale
+    tol += 1e-300
     ok = np.zeros(got.shape, dtype=bool)
     for ref in (v64.astype(np.longdouble), ld):
         g = got.astype(np.longdouble)
@@ -2345,8 +2388,13 @@ class Runner:
         red = self.crng.choice([None, "sum", "mean"])
         if prog.main.reduce and prog.main.reduce[0] == "none" and red is None:
             red = "sum"
-        v0, _, _, _ = expected(prog, arrs, sp, params, sizes, red)
+        v0, _, scale, _ = expected(prog, arrs, sp, params, sizes, red)
         if not np.isfinite(v0).all():
+            return
+        if math.isinf(scale):  # the value is rounding noise (a cancelled sum, the variance of
+            # equal entries as a weight): so is its derivative (jax's var of three equal
+            # entries is 1e-33, its gradient through a weighted mean's 1 / sum(w) 1e30)
+            self.counts["grad: skipped (the value is rounding noise)"] += 1
             return
         u = {n: self.nrng.standard_normal(arrs[n].shape) for n in fl_names}
 

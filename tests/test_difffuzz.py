@@ -271,3 +271,61 @@ def test_evaluator_a_quotient_by_0_is_a_singular_point():
     found.clear()
     dfz.evaluate(prog, {"v": v}, {}, {"B": 2}, "none", singular=found)
     assert "a quotient by 0" not in found
+
+
+def test_a_sum_of_infinite_products_may_take_a_factor_out_first():
+    # README, "Numerics": sum(expand(a, C) * expand(b, B), over=B) is b * sum(a) compiled (an
+    # einsum sums B out of a first), so a = [inf, -1], b = [inf, 1] gives (inf - 1) * inf = inf
+    # at c = 0 where term by term inf * inf + -1 * inf is NaN (difffuzz seed 4591, value/*).
+    import lossdsl
+
+    src = "loss f(a: float[B], b: float[C]) { sum(expand(a, C) * expand(b, B), over=B) }"
+    a, b = np.array([math.inf, -1.0]), np.array([math.inf, 1.0])
+    got = lossdsl.parse(src).compile("numpy")(a, b, reduction="none")
+    assert np.array_equal(got, [math.inf, math.inf])
+    A, B_ = dfz.Inp("a", "float", ("B",)), dfz.Inp("b", "float", ("C",))
+    ra = dfz.E("ref", (), (("name", "a"), ("fixed", False)), "float", frozenset({"B"}))
+    rb = dfz.E("ref", (), (("name", "b"), ("fixed", False)), "float", frozenset({"C"}))
+    ea = dfz.E("expand", (ra,), (("dims", ("C",)),), "float", frozenset({"B", "C"}))
+    eb = dfz.E("expand", (rb,), (("dims", ("B",)),), "float", frozenset({"B", "C"}))
+    prod = dfz.E("bin", (ea, eb), (("op", "*"),), "float", frozenset({"B", "C"}))
+    body = dfz.E("red", (prod,), (("fn", "sum"), ("over", ("B",))), "float", frozenset({"C"}))
+    prog = _prog(body, [A, B_])
+    v64, vld, scale, alt = dfz.expected(prog, {"a": a, "b": b}, (), {}, {"B": 2, "C": 2}, "none")
+    assert np.isnan(v64[0]) and v64[1] == math.inf and alt["inf_cancel"]
+    assert dfz.close(got, v64, vld, scale, alt)
+    assert not dfz.close(np.array([math.inf, 1.0]), v64, vld, scale, alt)  # only the NaN may move
+    assert not dfz.close(got, v64, vld, scale, {"inf_cancel": False, "signed": None})
+    # finite terms never flag it
+    ones = np.ones(2)
+    *_, alt = dfz.expected(prog, {"a": -ones, "b": ones}, (), {}, {"B": 2, "C": 2}, "none")
+    assert not alt["inf_cancel"]
+
+
+def test_a_gradient_is_not_compared_where_the_value_is_rounding_noise():
+    # `reduce mean by var(expand(sum(x, over=B), C', D), over=C', ddof=1) empty 0`: weights
+    # that are the variance of equal entries, 0 exactly but 1e-33 after jax's rounded mean,
+    # so its gradient through 1 / sum(w) was 1e30 against the finite difference's 0
+    # (difffuzz seed 4591, grad/jax). The value is noise (not compared), so is its derivative.
+    import lossdsl
+
+    src = (
+        "loss f(x: float[B, C], u: float[D]) {\n"
+        "    reduce mean by var(expand(sum(x, over=B), C', D), over=C', ddof=1) empty 0\n"
+        "    expand(sum(x, over=B), D)\n}"
+    )
+    D = dfz.Inp("u", "float", ("D",))
+    s = dfz.E("red", (REF_X,), (("fn", "sum"), ("over", ("B",))), "float", frozenset({"C"}))
+    w = dfz.E("red", (dfz.E("expand", (s,), (("dims", ("C'", "D")),), "float",
+                            frozenset({"C", "C'", "D"})),),
+              (("fn", "var"), ("over", ("C'",)), ("ddof", 1)), "float",
+              frozenset({"C", "D"}))  # fmt: skip
+    body = dfz.E("expand", (s,), (("dims", ("D",)),), "float", frozenset({"C", "D"}))
+    prog = _prog(body, [X, D], reduce=("mean", w, 0.0))
+    sizes = {"B": 2, "C": 3, "C'": 3, "D": 2}
+    arrs = {"x": np.full((2, 3), 0.1 / 6), "u": np.zeros(2)}
+    assert math.isinf(dfz.expected(prog, arrs, (), {}, sizes, None)[2])  # noise: scale inf
+    r = dfz.Runner(SEED)
+    r.crng = random.Random(0)
+    r.check_grad(lossdsl.parse(src), prog, src, "jax", arrs, sizes, (), {})
+    assert r.counts["grad: skipped (the value is rounding noise)"] == 1 and not r.found
