@@ -103,6 +103,31 @@ def _shift(x, k, dim, fill):
 '''
 
 
+CUSTOM_GRAD = '''
+@jax.custom_vjp
+def _custom_grad(y, x, g):
+    """custom_grad(y, x, g): y's value; x's gradient is g times the output's, summed over the
+    dims x was broadcast along; none for y or g."""
+    return jnp.broadcast_to(y, jnp.broadcast_shapes(jnp.shape(y), jnp.shape(x), jnp.shape(g)))
+
+
+def _custom_grad_fwd(y, x, g):
+    return _custom_grad(y, x, g), (y, x, g)
+
+
+def _custom_grad_bwd(res, ct):
+    y, x, g = res
+    d = ct * g
+    d = d.sum(axis=tuple(range(d.ndim - jnp.ndim(x))))
+    wide = tuple(i for i in range(d.ndim) if jnp.shape(x)[i] == 1 and d.shape[i] != 1)
+    d = d.sum(axis=wide, keepdims=True).astype(jnp.result_type(x))
+    return jnp.zeros_like(y), d, jnp.zeros_like(g)
+
+
+_custom_grad.defvjp(_custom_grad_fwd, _custom_grad_bwd)
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, axis):
     """numpy's linear quantile along axis (the op table's meaning): the sorted entries at
@@ -278,6 +303,7 @@ TEMPLATES = {
     "or": "jnp.logical_or({0}, {1})",
     "safe_div": "jnp.where({1} == 0, {empty}, {0} / jnp.where({1} == 0, 1, {1}))",
     "where": "jnp.where({0}, {1}, {2})",
+    "custom_grad": "_custom_grad({0}, {1}, {2})",
     "sum": "jnp.sum({0}, axis={axes})",
     "mean": "jnp.mean({0}, axis={axes})",
     "max": _minmax("max", "-"),
@@ -357,6 +383,7 @@ TARGET = Target(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_shift", SHIFT),
+        ("_custom_grad", CUSTOM_GRAD),
         ("_window", WINDOW),
         ("_frames", FRAMES),
     ),

@@ -150,6 +150,9 @@ TEMPLATES = {
     "or": "np.logical_or({0}, {1})",
     "safe_div": "np.where({1} == 0, {empty}, {0} / np.where({1} == 0, 1, {1}))",
     "where": "np.where({0}, {1}, {2})",
+    "custom_grad": (
+        "np.broadcast_to({0}, np.broadcast_shapes(np.shape({0}), np.shape({1}), np.shape({2})))"
+    ),
     "sum": "np.sum({0}, axis={axes})",
     "mean": "np.mean({0}, axis={axes})",
     "max": _minmax("max", "-"),

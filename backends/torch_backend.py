@@ -308,6 +308,29 @@ def _shift(x, k, dim, fill):
 '''
 
 
+CUSTOM_GRAD = '''
+class _CustomGrad(torch.autograd.Function):
+    """custom_grad(y, x, g): y's value; x's gradient is g times the output's, summed over the
+    dims x was broadcast along; none for y or g."""
+
+    @staticmethod
+    def forward(y, x, g):
+        shape = torch.broadcast_shapes(y.shape, x.shape, torch.as_tensor(g).shape)
+        return y.expand(shape).clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, x, g = inputs
+        ctx.x_shape, ctx.g = x.shape, None if torch.is_tensor(g) else g
+        ctx.save_for_backward(g if torch.is_tensor(g) else None)
+
+    @staticmethod
+    def backward(ctx, go):
+        g = ctx.g if ctx.g is not None else ctx.saved_tensors[0]
+        return None, (go * g).sum_to_size(ctx.x_shape), None
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, dim):
     """numpy's linear quantile along dim (the op table's meaning): the sorted entries at
@@ -393,6 +416,7 @@ TEMPLATES = {
     "or": "torch.logical_or({0}, {1})",
     "safe_div": "torch.where({1} == 0, {empty}, {0} / torch.where({1} == 0, 1, {1}))",
     "where": "torch.where({0}, {1}, {2})",
+    "custom_grad": "_CustomGrad.apply({0}, {1}, {2})",
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
     "max": _minmax("amax", "-"),
@@ -476,6 +500,7 @@ TARGET = Target(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_shift", SHIFT),
+        ("_CustomGrad", CUSTOM_GRAD),
         ("_window", WINDOW),
         ("_frames", FRAMES),
     ),

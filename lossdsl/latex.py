@@ -50,6 +50,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "logaddexp": (r"\log(e^{{{0}}} + e^{{{1}}})", 7),
     "not": (r"\lnot {0}", 5),
     "stop_grad": (r"\operatorname{{sg}}[{0}]", 7),
+    # y's value with d/dx declared g: y + sg(g)(x - sg(x)) to first order
+    "custom_grad": (r"\left[{0}\right]_{{\partial {1} = {2}}}", 7),
     "to_float": (r"[{0}]", 7),
     "add": ("{0} + {1}", 3),
     "sub": ("{0} - {1}", 3),
@@ -128,7 +130,7 @@ _ENCLOSED = frozenset(
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
-    | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift"}
+    | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift", "custom_grad"}
 )
 
 GREEK = {

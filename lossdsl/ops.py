@@ -115,6 +115,16 @@ def to_float(ts, attrs):
     return TensorType("float", ts[0].dims)
 
 
+def custom_grad_rule(ts, attrs):
+    """custom_grad(y, x, g): numbers (an int computes as a float), over all three's dims."""
+    _numeric(ts, "a gradient rule")
+    return TensorType("float", _bcast(ts))
+
+
+def _custom_grad_ref(y, x, g):
+    return np.broadcast_to(y, np.broadcast_shapes(np.shape(y), np.shape(x), np.shape(g))).copy()
+
+
 def compare(ts, attrs):
     _numeric(ts, "comparison")
     return TensorType("bool", _bcast(ts))
@@ -845,6 +855,9 @@ _row("round", E, 1, unary_keep, np.round, "the nearest integer, halves to even; 
 _row("sign", E, 1, unary_keep, np.sign, "-1, 0 or 1 (0 at -0, NaN at NaN); zero gradient")
 _row("not", E, 1, logical, np.logical_not, "boolean not", False)
 _row("stop_grad", E, 1, same, lambda x: x, "value of x, zero gradient")
+# a declared gradient: the value y, d/dx = g elementwise (summed over dims x lacks), nothing
+# through y or g (autograd.Function / jax.custom_vjp); straight_through and grad_reverse lower here
+_row("custom_grad", E, 3, custom_grad_rule, _custom_grad_ref, "value y, gradient g w.r.t. x")
 _row("to_float", E, 1, to_float, lambda x: x.astype(np.float64), "bool/int -> float")
 # elementwise, binary
 _row("add", E, 2, arith, np.add, "a + b")

@@ -189,6 +189,12 @@ def render(e: E, nm: Names) -> str:
         return f"float({R(A[0])})"
     if op == "stop_grad":
         return f"stop_grad({R(A[0])})"
+    if op == "cg":
+        if e.a("form") == "custom":
+            return f"custom_grad({R(A[0])}, wrt={R(A[1])}, grad={R(A[2])})"
+        if e.a("form") == "st":
+            return f"straight_through({R(A[0])}, {R(A[1])})"
+        return f"grad_reverse({R(A[0])}, {R(A[1])})"
     if op == "where":
         return f"where({R(A[0])}, {R(A[1])}, {R(A[2])})"
     if op == "clamp":
@@ -468,6 +474,7 @@ class Gen:
                 "primelet",
                 "call",
                 "eig",
+                "cg",
             ],
             [
                 8,
@@ -493,6 +500,7 @@ class Gen:
                 1.5,
                 2.5,
                 0.3,
+                1,
             ],
         )[0]
         dims_all = ctx["dims"]
@@ -634,6 +642,14 @@ class Gen:
             return E("float", (self.boolean(X, env, ctx, d1, exact=True),), (), "float", X)
         if choice == "sg":
             return E("stop_grad", (self.num(X, env, ctx, d1),), (), "float", X)
+        if choice == "cg":  # declared gradients: the value's dims X, the others within X
+            form = rng.choice(["custom", "st", "rev"])
+            y = self.num(X, env, ctx, d1)
+            xs = [
+                self.num(self.split(X)[1], env, ctx, d1)
+                for _ in range(2 if form == "custom" else 1)
+            ]
+            return E("cg", (y, *xs), (("form", form),), "float", X)
         if choice == "xlogy":
             a, b = self.split(X)
             y = E("f1", (self.num(b, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", b)
@@ -1188,6 +1204,29 @@ class Ev:
             if self.frozen is not None:  # finite differences: the value at the base point
                 return self.frozen.ev(A[0], self.frozen_env, protect)
             return ev(A[0])
+        if op == "cg":
+            # docs/language.md, "Declared gradients": y's value; to a finite difference
+            # y0 + g0 (x - x0), y and g held at the base point (x0)
+            form = e.a("form")
+            xe = A[0] if form == "rev" else A[1]
+
+            def parts(ev1):
+                y = ev1(A[0])
+                if form == "custom":
+                    return y, ev1(A[2])
+                if form == "st":
+                    return y, NA(np.asarray(1.0, dtype=dt), ())
+                return y, self.ew(np.negative, ev1(A[1]))
+
+            if self.frozen is None:
+                y, g = parts(ev)
+                x = ev(xe)
+                return self.ew(
+                    lambda y, x, g: np.broadcast_to(y, np.broadcast(y, x, g).shape), y, x, g
+                )
+            y0, g0 = parts(lambda a: self.frozen.ev(a, self.frozen_env, protect))
+            x0, x = self.frozen.ev(xe, self.frozen_env, protect), ev(xe)
+            return self.ew(lambda y, g, x0, x: y + g * (x - x0), y0, g0, x0, x)
         if op == "where":
             c, a, b = ev(A[0]), ev(A[1]), ev(A[2])
             dims = udims(a, b, c)
@@ -1375,7 +1414,11 @@ class Ev:
             if fn == "log_softmax":
                 # README, "Edge cases": a +inf entry makes its whole slice NaN (as softmax,
                 # torch.log_softmax and jax.nn.log_softmax), not x - inf = -inf elsewhere
-                r = a - _lse(a, (ax,), self.dt, keepdims=True)
+                # (shifted by the max first: x - logsumexp(x) at x = [1e300, 1e300] loses the
+                # log 2 to rounding; (x - m) - log sum e^(x - m) keeps it, -log 2 exactly)
+                m = np.max(a, axis=ax, keepdims=True) if a.shape[ax] else a
+                with np.errstate(invalid="ignore"):
+                    r = (a - m) - _lse(a - m, (ax,), self.dt, keepdims=True)
                 return NA(np.where(np.isposinf(a).any(axis=ax, keepdims=True), np.nan, r), x.dims)
             if fn == "normalize":
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))

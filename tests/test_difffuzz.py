@@ -329,3 +329,32 @@ def test_a_gradient_is_not_compared_where_the_value_is_rounding_noise():
     r.crng = random.Random(0)
     r.check_grad(lossdsl.parse(src), prog, src, "jax", arrs, sizes, (), {})
     assert r.counts["grad: skipped (the value is rounding noise)"] == 1 and not r.found
+
+
+def test_evaluator_log_softmax_keeps_log_n_beside_huge_entries():
+    # log_softmax([1e300, 1e300]) = -log 2 exactly (equal entries: softmax 1/2); x - logsumexp(x)
+    # loses the log 2 to rounding (difffuzz seed 7, value/*: the compiled -log 2 looked wrong)
+    v = np.array([1e300, 1e300])
+    e = dfz.E("axis", (REF_V,), (("fn", "log_softmax"), ("over", "B"), ("eps", None)), "float",
+              frozenset({"B"}))  # fmt: skip
+    out = _ev(_prog(e, [V]), {"v": v}, {"B": 2})
+    assert np.array_equal(out, [-math.log(2), -math.log(2)])
+
+
+def test_evaluator_declared_gradients_mean_y0_plus_g0_times_the_change_of_x():
+    # docs/language.md, "Declared gradients": custom_grad(v ^ 2, wrt=v, grad=3) is v^2 at the base
+    # point and moves by 3 dv under a finite difference; grad_reverse(v, 2) by -2 dv
+    sq = dfz.E("bin", (REF_V, dfz.E("num", (), (("v", 2.0),))), (("op", "^"),), "float",
+               frozenset({"B"}))  # fmt: skip
+    three = dfz.E("num", (), (("v", 3.0),))
+    two = dfz.E("num", (), (("v", 2.0),))
+    v0, h = np.array([0.5, -1.5]), 1e-3
+    for e, slope in (
+        (dfz.E("cg", (sq, REF_V, three), (("form", "custom"),), "float", frozenset({"B"})), 3.0),
+        (dfz.E("cg", (REF_V, two), (("form", "rev"),), "float", frozenset({"B"})), -2.0),
+    ):
+        prog = _prog(e, [V])
+        base = _ev(prog, {"v": v0}, {"B": 2})
+        moved, _ = dfz.evaluate(prog, {"v": v0 + h}, {}, {"B": 2}, "none", frozen=({"v": v0}, {}))
+        np.testing.assert_allclose((moved - base) / h, [slope, slope], rtol=1e-9)
+    assert np.array_equal(base, v0)  # grad_reverse's value is v's

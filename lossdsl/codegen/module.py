@@ -57,7 +57,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
     for name, code in target.helpers:  # the target's own helpers, where used
-        if any(f"{name}(" in ln for ln in body):
+        if any(f"{name}(" in ln or f"{name}." in ln for ln in body):
             lines += ["", "", *code.strip("\n").splitlines(), ""]
     for name, code in target.shard.helpers if sharded else ():
         if any(f"{name}." in ln or f"{name}(" in ln for ln in body):

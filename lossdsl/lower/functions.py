@@ -704,6 +704,33 @@ def _where(ctx, call, a):
     return ctx.emit("where", (c, x, y), span=call.span, arg_spans=sp)
 
 
+def _custom_grad(ctx, call, a):
+    """custom_grad(y, wrt=x, grad=g): the value y, whose derivative w.r.t. x is declared to be
+    g (elementwise); no gradient reaches y's or g's own inputs."""
+    y, x, g = _x(ctx, a["y"]), _x(ctx, a["wrt"]), _x(ctx, a["grad"])
+    sp = (_sp(a["y"]), _sp(a["wrt"]), _sp(a["grad"]))
+    return ctx.emit("custom_grad", (y, x, g), span=call.span, arg_spans=sp)
+
+
+def _straight_through(ctx, call, a):
+    """straight_through(forward, backward): forward's value, backward's gradient (the
+    identity into backward: VQ-VAE's z_e + sg(z_q - z_e) without its rounding)."""
+    f, b = _x(ctx, a["forward"]), _x(ctx, a["backward"])
+    sp = (_sp(a["forward"]), _sp(a["backward"]), call.span)
+    return ctx.emit("custom_grad", (f, b, lit(1.0)), span=call.span, arg_spans=sp)
+
+
+def _grad_reverse(ctx, call, a):
+    """grad_reverse(x, scale=1): x's value, -scale times the gradient (DANN's gradient
+    reversal layer; scale may be a param, as DANN's schedule of lambda)."""
+    x, k = _x(ctx, a["x"]), a["scale"]
+    if isinstance(k, (int, float)):  # the default
+        s, ks = lit(-float(k)), call.span
+    else:
+        s, ks = _x(ctx, ast.Unary("-", k, _sp(k))), _sp(k)
+    return ctx.emit("custom_grad", (x, x, s), span=call.span, arg_spans=(_sp(a["x"]),) * 2 + (ks,))
+
+
 def _clamp(ctx, call, a):
     x = _x(ctx, a["x"])
     if a["min"] is None and a["max"] is None:
@@ -1003,6 +1030,9 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "diff": _axis_op("diff"),
     "shift": (Sig(("x", "by", "over", "fill"), (("over", None), ("fill", None))), _shift),
     "clamp": (Sig(("x", "min", "max"), (("min", None), ("max", None))), _clamp),
+    "custom_grad": (Sig(("y", "wrt", "grad")), _custom_grad),
+    "straight_through": (Sig(("forward", "backward")), _straight_through),
+    "grad_reverse": (Sig(("x", "scale"), (("scale", 1.0),)), _grad_reverse),
     "max": _minmax("max", "maximum"),
     "min": _minmax("min", "minimum"),
     "sum": _reduction("sum"),

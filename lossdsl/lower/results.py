@@ -225,6 +225,7 @@ def _reaches_input(ctx: Ctx, r: Atom, differentiably: bool = False) -> bool:
             if e.op == "stop_grad" or not OPS[e.op].differentiable:
                 continue  # (a fill too: an absent input is a constant)
             args = e.args[1:] if e.op == "where" else e.args
+            args = e.args[1:2] if e.op == "custom_grad" else args  # only wrt= has a gradient
             stack.extend(args[:1] if e.op in ("gather", "cross_entropy") else args)
         elif e.op == "fill":
             return True  # an absent optional input still stands for an input
