@@ -358,3 +358,37 @@ def test_evaluator_declared_gradients_mean_y0_plus_g0_times_the_change_of_x():
         moved, _ = dfz.evaluate(prog, {"v": v0 + h}, {}, {"B": 2}, "none", frozen=({"v": v0}, {}))
         np.testing.assert_allclose((moved - base) / h, [slope, slope], rtol=1e-9)
     assert np.array_equal(base, v0)  # grad_reverse's value is v's
+
+
+def test_evaluator_a_count_may_hold_constants_made_of_literals():
+    # sum(v, over=B) / xlogy(size(B), exp(1)) at B = 0 divides by the count 0 * log e = 0: the
+    # compiler's InputError (README, "Edge cases"); exp(1) is a literal too (seed 19859)
+    e1 = dfz.E("f1", (dfz.E("num", (), (("v", 1.0),)),), (("fn", "exp"),), "float")
+    cnt = dfz.E("f2", (dfz.E("size", (), (("d", "B"),), "int"), e1), (("fn", "xlogy"),), "float")
+    s = dfz.E("red", (REF_V,), (("fn", "sum"), ("over", ("B",))), "float")
+    prog = _prog(dfz.E("bin", (s, cnt), (("op", "/"),), "float"), [V])
+    found: list = []
+    dfz.evaluate(prog, {"v": np.zeros(0)}, {}, {"B": 0}, "none", too_small=found)
+    assert found == ["a division by a count of dim sizes that is 0"]
+    found.clear()
+    dfz.evaluate(prog, {"v": np.ones(3)}, {}, {"B": 3}, "none", too_small=found)
+    assert not found
+
+
+def test_a_gradient_below_the_finite_difference_resolution_is_not_compared():
+    # 1e300 - w: d/dw = -1, but long double's ulp at 1e300 is 1e281 and a step of 1e-4 in w
+    # changes nothing, so the finite difference is 0 (seed 19859, grad/torch and grad/jax)
+    import lossdsl
+
+    src = "loss f(w: float[C]) { 1e300 - w }"
+    W = dfz.Inp("w", "float", ("C",))
+    rw = dfz.E("ref", (), (("name", "w"), ("fixed", False)), "float", frozenset({"C"}))
+    body = dfz.E("bin", (dfz.E("num", (), (("v", 1e300),)), rw), (("op", "-"),), "float",
+                 frozenset({"C"}))  # fmt: skip
+    prog = _prog(body, [W])
+    for backend in ("torch", "jax"):
+        r = dfz.Runner(SEED)
+        r.crng = random.Random(0)
+        r.check_grad(lossdsl.parse(src), prog, src, backend, {"w": np.ones(3)}, {"C": 3}, (), {})
+        key = "grad: not resolved (a finite difference beside a huge intermediate)"
+        assert r.counts[key] == 1 and not r.found, backend
