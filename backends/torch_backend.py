@@ -485,7 +485,7 @@ TARGET = Target(
     out_cast="{x}.to(odt)",
     shard=SHARD,
     library_calls=True,
-    take_at="{x}.select({axis}, {t})",
+    split_steps="{x}.unbind({axis})",
     stack_steps="torch.stack({xs})",
     checkpoint="torch.utils.checkpoint.checkpoint({fn}, {state}, use_reentrant=False)",
     # an empty slice's sum: exactly 0 and a zero gradient whatever x holds (0 * x.sum() is NaN

@@ -145,3 +145,25 @@ def test_repeat_checkpoint_gives_the_same_value_and_gradient():
         g2 = grads(backend, ckpt.compile(backend), {"a": a}, ["a"], "float64")["a"]
         assert rel_err(g2, g1) <= 1e-12, backend
     assert "checkpoint" in ckpt.source("torch") and "jax.checkpoint" in ckpt.source("jax")
+
+
+def test_scan_backward_work_is_linear_in_t():
+    """The torch loop takes its per-step slices from one unbind before the loop: a per-step
+    select's backward writes a full-size zero gradient each step, T^2 work (ctc at T = 200 spent
+    2 s in fill_ and add_ that way). Counted as the elements the backward pass allocates, by
+    torch.profiler: at T = 400 about twice T = 200, not four times."""
+    from torch.profiler import profile
+
+    scan, _ = _specs("cumsum", False)
+    fn = scan.compile("torch")
+
+    def allocated(t):
+        x = torch.randn(3, t, requires_grad=True)
+        out = fn(x, torch.randn(t, 3))
+        with profile(profile_memory=True) as p:
+            out.backward()
+        return sum(max(ev.cpu_memory_usage, 0) for ev in p.key_averages())
+
+    small, big = allocated(200), allocated(400)
+    assert big < 3 * small, (small, big)
+    assert "unbind(" in scan.source("torch") and ".select(" not in scan.source("torch")

@@ -321,11 +321,13 @@ class FunctionEmitter(Guards):
                     self.line(f"{st} = []", indent)
                 n = f"{self.ref(seqs[0])}.shape[{axes[0]}]"
                 steps = f"reversed(range({n}))" if rev else f"range({n})"
+                split = [self.var(f"{e.out.name}_xs_{k}") for k in range(len(seqs))]
+                for sp, a, ax in zip(split, seqs, axes):
+                    self.line(f"{sp} = {self.t.split_steps.format(x=self.ref(a), axis=ax)}", indent)
                 t = self.var(f"{e.out.name}_t")
                 self.line(f"for {t} in {steps}:", indent)
-                for x, a, ax in zip(xs, seqs, axes):
-                    sel = self.t.take_at.format(x=self.ref(a), t=t, axis=ax)
-                    self.line(f"{x} = {sel}", indent + 1)
+                for x, sp in zip(xs, split):
+                    self.line(f"{x} = {sp}[{t}]", indent + 1)
                 for b in body.eqns:
                     self._eqn(b, indent + 1)
                 res = ", ".join(self.ref(r) for r in body.results)

@@ -197,9 +197,10 @@ class Target:
     # pass keeps only each step's state ({state}: the state's names) and recomputes the rest.
     # None: the framework keeps what it keeps (numpy has no backward pass).
     checkpoint: str | None = None
-    # scan's Python loop (loop="for"): {x}'s entry {t} along axis {axis}, and a list {xs} of
-    # equal-shape arrays stacked on a new first axis
-    take_at: str = "np.take({x}, {t}, axis={axis})"
+    # scan's Python loop (loop="for"): {x} split into its entries along axis {axis} once
+    # before the loop (a per-step select would cost a full-size zero gradient per step in
+    # torch's backward: O(T^2)), and a list {xs} of equal-shape arrays stacked on a new first axis
+    split_steps: str = "list(np.moveaxis({x}, {axis}, 0))"
     stack_steps: str = "np.stack({xs})"
 
 
