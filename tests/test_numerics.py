@@ -57,6 +57,12 @@ EXEMPT: dict[tuple[str, str], dict[str, str]] = {
         "value": "NWJ's e^(T - 1) overflows at critic scores of 1e4: the bound is unbounded",
         "scores": "the gradient of e^(T - 1) overflows with it",
     },
+    ("neural_ndcg", "logits at +-1e4"): {
+        "value": "labels are relevance grades: a grade of 1e4 has the gain 2^1e4 - 1 = inf, and "
+        "DCG / IDCG is inf / inf (allRank's neuralNDCG too); scores at +-1e4 with grades in "
+        "0..4 give a finite value and gradient (tests/library/test_ranking.py)",
+        **dict.fromkeys(["scores", "labels"], "the value is NaN"),
+    },
     ("sinkhorn", "domain inputs at their bounds"): {
         "value": "a histogram row of all zeros has no transport plan: its potentials are -inf and "
         "+inf, and P = exp(-inf + inf) is NaN, as in POT's sinkhorn_log; a zero weight beside "
