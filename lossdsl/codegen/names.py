@@ -87,7 +87,7 @@ class Names:
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
         # the targets' module-level helpers (Target.helpers)
         | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
-        | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref"}
+        | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref", "_stft_mag", "_rfft_mag"}
         # the numpy target's helpers (backends/numpy_backend.py PRELUDE)
         | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus", "_var"}
         | CALL_KEYWORDS
