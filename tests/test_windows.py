@@ -401,3 +401,16 @@ def test_stft_and_rfft_of_too_short_an_input_are_input_errors(backend):
     spec = _spec("mean(rfft_mag(x, over=T), over=T)", "x: float[B, T]")
     with pytest.raises(lossdsl.InputError, match="needs at least 1 along it: it takes a real FFT"):
         call(backend, spec.compile(backend), {"x": np.ones((2, 0))}, "float64")
+
+
+def test_stft_and_rfft_over_the_sharded_dim_are_refused():
+    from lossdsl.shard import shard
+
+    spec = _spec("mean(stft_mag(x, 4, 2, over=T), over=(T, 3))", "x: float[B, T]")
+    with pytest.raises(lossdsl.LossError, match="a window over T needs the neighbouring rows"):
+        shard(spec.program(), "T")
+    shard(spec.program(), "B")
+    spec = _spec("mean(rfft_mag(x, over=T), over=T)", "x: float[B, T]")
+    with pytest.raises(lossdsl.LossError, match="a Fourier transform over T needs every rank"):
+        shard(spec.program(), "T")
+    shard(spec.program(), "B")
