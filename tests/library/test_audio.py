@@ -84,12 +84,13 @@ def test_segmental_snr_edges():
 # and sqrt(clamp(re^2 + im^2, min=eps)); its modules take [B, C, T] and flatten B * C rows.
 
 
-def _f64(module):
-    """auraloss builds its Hann windows in float32 (torch.hann_window's default); torch.stft
-    needs the window in the signal's dtype, so the float64 comparisons cast them."""
+def _f64(module, dtype=torch.float64):
+    """auraloss builds its Hann windows in torch's default dtype (float32 outside this suite,
+    whose autouse fixture makes it float64); torch.stft needs the window in the signal's dtype,
+    so the comparisons cast them."""
     for m in module.modules():
         if isinstance(m, auraloss_freq.STFTLoss):
-            m.window = m.window.double()
+            m.window = m.window.to(dtype)
     return module
 
 
@@ -267,3 +268,58 @@ def test_stft_losses_under_torch_compile_and_jax_jit():
     xg = x.clone().requires_grad_(True)
     (gt,) = torch.autograd.grad(compiled("mr_stft")(xg, y), xg)
     np.testing.assert_allclose(np.asarray(g), gt.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_rfft_mag_is_torch_rfft_magnitude_on_every_backend():
+    """rfft_mag over a named dim of even and odd sizes (its (N+2)//2 bins) and over a fixed-size
+    dim (513 bins of 1024), against torch.fft.rfft's |X| (eps = 0: no floor); gradients on torch
+    and jax against torch.fft.rfft(x).abs()'s."""
+    import jax
+
+    for n in (1, 2, 7, 64, 101):
+        x = randn(3, n, seed=n)
+        want = torch.fft.rfft(x, dim=1).abs()
+        spec = lossdsl.parse("loss m(x: float[B, N]) {\n    rfft_mag(x, over=N)\n}\n")
+        for backend in ("torch", "jax", "numpy"):
+            a = x if backend == "torch" else x.numpy()
+            got = np.asarray(spec.compile(backend)(a, reduction="none"))
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12, err_msg=n)
+        c = randn(*want.shape, seed=n + 1)
+        xg = x.clone().requires_grad_(True)
+        (g_ref,) = torch.autograd.grad((torch.fft.rfft(xg, dim=1).abs() * c).sum(), xg)
+        tf, jf = spec.compile("torch"), spec.compile("jax")
+        xo = x.clone().requires_grad_(True)
+        (g_ours,) = torch.autograd.grad((tf(xo, reduction="none") * c).sum(), xo)
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-12)
+        g_jax = jax.grad(lambda a: (jf(a, reduction="none") * c.numpy()).sum())(x.numpy())
+        np.testing.assert_allclose(np.asarray(g_jax), g_ref.numpy(), rtol=1e-9, atol=1e-12)
+    x = randn(2, 1024, seed=5)
+    spec = lossdsl.parse(
+        "loss m(x: float[B, 1024]) {\n    sum(rfft_mag(x, over=1024), over=513)\n}\n"
+    )
+    want = torch.fft.rfft(x, dim=1).abs().sum(1)
+    torch.testing.assert_close(spec.compile("torch")(x, reduction="none"), want)
+
+
+def test_stft_losses_in_float32_match_auraloss_at_its_defaults():
+    """auraloss as a user runs it: torch's default dtype float32 (this suite's autouse fixture
+    restores float64 after the test), float32 signals, auraloss's own float32 Hann windows.
+    Values to float32 rounding; gradients as a whole (relative L2 distance): the log of a small
+    bin's magnitude amplifies float32 rounding in single entries, equally on both sides (each is
+    about 1e-3 from the float64 gradient on mr_stft, and 3e-8 from the other)."""
+    torch.set_default_dtype(torch.float32)
+    x = torch.randn(2, 3000, generator=gen(71))
+    y = x + 0.3 * torch.randn(2, 3000, generator=gen(72))
+    for name, ref in (
+        ("stft_loss", auraloss_freq.STFTLoss()),
+        ("mr_stft", auraloss_freq.MultiResolutionSTFTLoss()),
+    ):
+        fn = compiled(name)
+        xo, xr = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        vo = fn(xo, y)
+        vr = ref(xr.unsqueeze(1), y.unsqueeze(1))
+        assert vo.dtype == vr.dtype == torch.float32
+        torch.testing.assert_close(vo, vr, rtol=1e-5, atol=0)
+        (go,) = torch.autograd.grad(vo, xo)
+        (gr,) = torch.autograd.grad(vr, xr)
+        assert float((go - gr).norm() / gr.norm()) <= 1e-6, name
