@@ -292,9 +292,15 @@ def _stft_mag(x, axes, size, stride, win, eps):
     a, k, s = axes[0], size[0], stride[0]
     y = x.movedim(a, -1)
     lead = tuple(y.shape[:-1])
-    w = torch.hann_window(win, dtype=x.dtype, device=x.device)
-    z = torch.stft(y.reshape((-1, y.shape[-1])), k, s, win, w, return_complex=True)
-    m = torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=eps))
+    n = y.shape[-1]
+    y = y.reshape((-1, n))
+    if y.shape[0] == 0:  # no rows (an empty batch): torch.stft (MKL's FFT) takes none
+        bins, count = k // 2 + 1, (n + 2 * (k // 2) - k) // s + 1
+        m = y.sum() + torch.zeros((0, bins, count), dtype=x.dtype, device=x.device)
+    else:
+        w = torch.hann_window(win, dtype=x.dtype, device=x.device)
+        z = torch.stft(y, k, s, win, w, return_complex=True)
+        m = torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=eps))
     m = m.reshape(lead + tuple(m.shape[-2:])).transpose(-1, -2)
     return m.movedim((-2, -1), (a, a + 1))
 '''

@@ -414,3 +414,20 @@ def test_stft_and_rfft_over_the_sharded_dim_are_refused():
     with pytest.raises(lossdsl.LossError, match="a Fourier transform over T needs every rank"):
         shard(spec.program(), "T")
     shard(spec.program(), "B")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_stft_of_an_empty_batch_is_empty(backend):
+    """No rows: [0, frames, bins] (torch.stft takes no empty batch: the torch helper skips it),
+    and a zero gradient of the input's shape."""
+    from helpers import call, grads
+
+    spec = _spec("sum(stft_mag(x, 16, 4, over=T), over=(T, 9))", "x: float[B, T]")
+    got = call(backend, spec.compile(backend), {"x": np.ones((0, 20))}, "float64", reduction="none")
+    assert np.shape(got) == (0,)
+    full = _spec("stft_mag(x, 16, 4, over=T)", "x: float[B, T]")
+    got = call(backend, full.compile(backend), {"x": np.ones((0, 20))}, "float64", reduction="none")
+    assert np.shape(got) == (0, 6, 9)  # (20 + 16 - 16) // 4 + 1 frames, 16 // 2 + 1 bins
+    if backend != "numpy":
+        g = grads(backend, spec.compile(backend), {"x": np.ones((0, 20))}, ["x"], "float64")
+        assert np.shape(g["x"]) == (0, 20)
