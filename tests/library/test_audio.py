@@ -257,9 +257,12 @@ def test_stft_losses_under_torch_compile_and_jax_jit():
 
     x, y = randn(2, 2500, seed=61), randn(2, 2500, seed=62)
     fn = compiled("stft_loss")
-    want = fn(x, y)
-    got = torch.compile(fn, fullgraph=False)(x, y)
+    xe, xc = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    want = fn(xe, y)
+    got = torch.compile(fn, fullgraph=True)(xc, y)  # one graph: torch.stft traces
     torch.testing.assert_close(got, want, rtol=1e-10, atol=0)
+    (ge,), (gc,) = torch.autograd.grad(want, xe), torch.autograd.grad(got, xc)
+    torch.testing.assert_close(gc, ge, rtol=1e-9, atol=1e-15)
     jf = compiled("mr_stft", "jax")
     np.testing.assert_allclose(
         np.asarray(jax.jit(jf)(x.numpy(), y.numpy())), compiled("mr_stft")(x, y).numpy(), rtol=1e-10
