@@ -88,6 +88,30 @@ def _frames(x, axes, size, stride, padding, center):
     return jnp.take(y, at, axis=a)
 '''
 
+FFT = '''
+def _rfft_mag(x, axis, eps):
+    """|rFFT(x)| along axis (the op table's _rfft_mag): sqrt(max(re^2 + im^2, eps))."""
+    y = jnp.fft.rfft(x, axis=axis)
+    return jnp.sqrt(jnp.maximum(y.real**2 + y.imag**2, eps))
+'''
+STFT = '''
+def _stft_mag(x, axes, size, stride, win, eps):
+    """The magnitude STFT along axes[0] (the op table's _stft_mag, torch.stft's conventions:
+    jax.scipy.signal.stft scales and pads otherwise): x mirrored by n_fft//2 on each side, one
+    gather of the frames (frame f, entry j: f * hop + j), a periodic Hann window of win entries
+    zero-padded to n_fft, centred, jnp.fft.rfft, sqrt(max(re^2 + im^2, eps))."""
+    a, k, s = axes[0], size[0], stride[0]
+    n = x.shape[a]
+    y = jnp.moveaxis(x, a, -1)
+    y = jnp.pad(y, ((0, 0),) * (y.ndim - 1) + ((k // 2, k // 2),), mode="reflect")
+    at = jnp.arange((n + 2 * (k // 2) - k) // s + 1)[:, None] * s + jnp.arange(k)[None, :]
+    lo = (k - win) // 2
+    hann = 0.5 - 0.5 * jnp.cos(2 * jnp.pi * jnp.arange(win, dtype=x.dtype) / win)
+    z = jnp.fft.rfft(y[..., at] * jnp.pad(hann, (lo, k - win - lo)), axis=-1)
+    m = jnp.sqrt(jnp.maximum(z.real**2 + z.imag**2, eps))
+    return jnp.moveaxis(m, (-2, -1), (a, a + 1))
+'''
+
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
@@ -338,6 +362,8 @@ TEMPLATES = {
     "shift": "_shift({0}, {steps}, {axis}, {value})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
+    "stft_mag": "_stft_mag({0}, {wax}, {size}, {stride}, {win}, {eps})",
+    "rfft_mag": "_rfft_mag({0}, {axis}, {eps})",
     "all_gather": "jax.lax.all_gather({0}, axis_name, axis={axis}, tiled=True)",
     "all_reduce": _all_reduce,
     "shard_slice": "jax.lax.dynamic_slice_in_dim({0}, rank * {nl}, {nl}, axis={axis})",
@@ -386,5 +412,7 @@ TARGET = Target(
         ("_custom_grad", CUSTOM_GRAD),
         ("_window", WINDOW),
         ("_frames", FRAMES),
+        ("_stft_mag", STFT),
+        ("_rfft_mag", FFT),
     ),
 )

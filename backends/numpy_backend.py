@@ -189,6 +189,8 @@ TEMPLATES = {
     "diff": "np.diff({0}, axis={axis})",
     "shift": "_shift_ref({0}, {axis}, {steps}, {value})",
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
+    "stft_mag": "_stft_mag({0}, {wax}, {size}, {stride}, {win}, {eps})",
+    "rfft_mag": "_rfft_mag({0}, ({axis},), {eps})",
     **{
         op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
         for op in ("blur", "box", "conv", "avg_pool", "max_pool")
@@ -224,6 +226,8 @@ TARGET = Target(
         ("_quantile", inspect.getsource(ops._quantile)),
         ("_window", inspect.getsource(ops._window)),
         ("_frames", inspect.getsource(ops._frames)),
+        ("_stft_mag", inspect.getsource(ops._stft_mag)),
+        ("_rfft_mag", inspect.getsource(ops._rfft_mag)),
         ("_shift_ref", inspect.getsource(ops._shift_ref)),
     ),
 )

@@ -240,7 +240,7 @@ def _apply(e, args, sizes, comm=None):
             k = np.transpose(args[1], axes.axes(e.args[1].type.dims, attrs["taps"]))
             return op.ref(args[0], k, ax, **kw)
         return op.ref(args[0], ax, **kw)
-    if op.kind in ("axis", "diff"):
+    if op.kind in ("axis", "diff", "rfft"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax, **ref_attrs(op, attrs))  # shift's steps and fill
     if op.kind == "expand":

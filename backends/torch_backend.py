@@ -277,6 +277,34 @@ def _frames(x, axes, size, stride, padding, center):
     return y.unfold(-1, k, s).movedim((-2, -1), (a, a + 1))
 '''
 
+FFT = '''
+def _rfft_mag(x, axis, eps):
+    """|rFFT(x)| along axis (the op table's _rfft_mag): sqrt(clamp(re^2 + im^2, min=eps))."""
+    y = torch.fft.rfft(x, dim=axis)
+    return torch.sqrt(torch.clamp(y.real**2 + y.imag**2, min=eps))
+'''
+STFT = '''
+def _stft_mag(x, axes, size, stride, win, eps):
+    """The magnitude STFT along axes[0] (the op table's _stft_mag): torch.stft at its defaults
+    (center=True, pad_mode="reflect") on the axis moved last and the others flattened, a periodic
+    Hann window of win entries (torch.stft zero-pads it to n_fft, centred), then auraloss's
+    sqrt(clamp(re^2 + im^2, min=eps)); [.., bins, frames] becomes [.., frames, bins] at the axis."""
+    a, k, s = axes[0], size[0], stride[0]
+    y = x.movedim(a, -1)
+    lead = tuple(y.shape[:-1])
+    n = y.shape[-1]
+    y = y.reshape((-1, n))
+    if y.shape[0] == 0:  # no rows (an empty batch): torch.stft (MKL's FFT) takes none
+        bins, count = k // 2 + 1, (n + 2 * (k // 2) - k) // s + 1
+        m = y.sum() + torch.zeros((0, bins, count), dtype=x.dtype, device=x.device)
+    else:
+        w = torch.hann_window(win, dtype=x.dtype, device=x.device)
+        z = torch.stft(y, k, s, win, w, return_complex=True)
+        m = torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=eps))
+    m = m.reshape(lead + tuple(m.shape[-2:])).transpose(-1, -2)
+    return m.movedim((-2, -1), (a, a + 1))
+'''
+
 WINDOW_CALL = "_window({0}, {wax}, {last}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
 
 
@@ -451,6 +479,8 @@ TEMPLATES = {
     "shift": "_shift({0}, {steps}, {axis}, {value})",
     **{op: WINDOW_CALL for op in ("blur", "box", "conv", "avg_pool", "max_pool")},
     "frames": "_frames({0}, {wax}, {size}, {stride}, {padding}, {center})",
+    "stft_mag": "_stft_mag({0}, {wax}, {size}, {stride}, {win}, {eps})",
+    "rfft_mag": "_rfft_mag({0}, {axis}, {eps})",
     "all_gather": "_AllGather.apply({0}, {axis}, group)",
     "all_reduce": _all_reduce,
     "shard_slice": "{0}.narrow({axis}, rank * {nl}, {nl})",
@@ -503,5 +533,7 @@ TARGET = Target(
         ("_CustomGrad", CUSTOM_GRAD),
         ("_window", WINDOW),
         ("_frames", FRAMES),
+        ("_stft_mag", STFT),
+        ("_rfft_mag", FFT),
     ),
 )

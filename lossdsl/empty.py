@@ -95,6 +95,9 @@ def empty_policy(prog: Program) -> EmptyPolicy:
             need(d, 1, f"it takes differences along {d}", cond)
         elif OPS[e.op].kind == "window":
             _window_needs(e, need, cond)
+        elif e.op == "rfft_mag":
+            (d,) = e.attr("over")
+            need(d, 1, f"it takes a real FFT along {d}", cond)
     for dim, k, reason, e in _size_counts(prog):
         if e.out.name in when:
             need(dim, k, reason, when[e.out.name])
@@ -111,7 +114,7 @@ def _window_needs(e, need, cond) -> None:
         over, sizes, (e.out.type.dims[e.args[0].type.dims.index(d)] for d in over)
     ):
         what = f"{e.op} takes windows of {k if k is not None else 'the kernel'} along {d}"
-        if e.op == "frames" and e.attr("center"):  # size//2 on each side, as torch.stft
+        if e.op in ("frames", "stft_mag") and e.attr("center"):  # size//2 a side: torch.stft
             reflect = pad == "reflect"
             extra = f", reflect-padded by {k // 2}" if reflect else ""
             need(d, k // 2 + 1 if reflect else 1, what + extra, cond)

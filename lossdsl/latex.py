@@ -117,6 +117,9 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "max_pool": (r"\operatorname{{maxpool}}^{{{size}}}_{{{over}}}({0})", 7),
     # frames of `size` every `hop` along a dim: \mathcal{F}^{400/160}_T(x)
     "frames": (r"\mathcal{{F}}^{{{size}/{hop}}}_{{{over}}}({0})", 7),
+    # the magnitude STFT (n_fft / hop) and the magnitude of a real FFT: |STFT^{1024/256}_T(x)|
+    "stft_mag": (r"\left|\operatorname{{STFT}}^{{{size}/{hop}}}_{{{over}}}({0})\right|", 7),
+    "rfft_mag": (r"\left|\operatorname{{rFFT}}_{{{over}}}({0})\right|", 7),
     # a loop's state value after {0} steps from its init: \operatorname{repeat}^{n}(0, 0)_{u}
     "repeat": (r"\operatorname{{repeat}}^{{{0}}}\left({init}\right)_{{{out}}}", 7),
     # the state after each step along T from its init, over sequences x: scan_T(0; x)_g
@@ -131,6 +134,7 @@ _ENCLOSED = frozenset(
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
     | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift", "custom_grad"}
+    | {"stft_mag", "rfft_mag"}
 )
 
 GREEK = {

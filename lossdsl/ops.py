@@ -458,6 +458,61 @@ def frames_rule(ts, attrs):
     return TensorType("float", x.dims[:k] + (f, w) + x.dims[k + 1 :])
 
 
+def bins_dim(d):
+    """The dim of a real FFT's N//2 + 1 bins along d: a number for a fixed-size d (513 for
+    1024), else d's derived (d+2)//2."""
+    if d.fixed is not None:
+        return Dim(str(d.fixed // 2 + 1))
+    return d.derive("-", -2).derive("//", 2)
+
+
+def rfft_rule(ts, attrs):
+    """rfft_mag: x's dim `over` gives way, where it was, to the dim of its N//2 + 1 frequency
+    bins (bins_dim: a number for a fixed-size dim)."""
+    _numeric(ts, "rfft_mag")
+    x = ts[0]
+    (d,) = _check_over(x, attrs)
+    if d.variadic or d.unit:
+        raise OpDimError(
+            f"rfft_mag() needs a named axis, not the variadic {d}",
+            "declare the axis by name, e.g. float[B, N] or float[B, 1024]",
+            0,
+        )
+    b = bins_dim(d)
+    if b in x.dims and b != d:
+        raise OpDimError(
+            f"the {b} bins of a real FFT over {d} would give {x} a second dim {b}",
+            f"reduce over {b} first, or transform another dim",
+            0,
+        )
+    return TensorType("float", tuple(b if k == d else k for k in x.dims))
+
+
+def stft_rule(ts, attrs):
+    """stft_mag: x's dim `over` becomes the frame count (frame_dim with center=true, as
+    torch.stft) followed by the fixed-size dim of the n_fft//2 + 1 bins (513 for n_fft=1024)."""
+    _numeric(ts, "stft_mag")
+    x = ts[0]
+    (d,) = _check_over(x, attrs)
+    if d.variadic or d.unit:
+        raise OpDimError(
+            f"stft_mag() needs a named axis, not the variadic {d}",
+            "declare the time axis by name, e.g. float[B, T]",
+            0,
+        )
+    (n,), (hop,) = attrs["size"], attrs["stride"]
+    b = Dim(str(n // 2 + 1))
+    if b in x.dims:
+        raise OpDimError(
+            f"the {b} bins of an STFT with n_fft={n} would give {x} a second dim {b}",
+            f"reduce over {b} first, or pick another n_fft",
+            0,
+        )
+    f = frame_dim(d, n, hop, "reflect", True)
+    k = x.dims.index(d)
+    return TensorType("float", x.dims[:k] + (f, b) + x.dims[k + 1 :])
+
+
 def arange_rule(ts, attrs):
     d = attrs["dim"]
     return TensorType("int", (d,), d)
@@ -781,6 +836,34 @@ def _frames(x, axes, size, stride, padding, center):
     x = np.pad(x, width, mode="reflect" if padding == "reflect" else "constant")
     w = np.lib.stride_tricks.sliding_window_view(x, k, axis=a)
     return np.moveaxis(np.take(w, np.arange(0, w.shape[a], s), axis=a), -1, a + 1)
+
+
+def _rfft_mag(x, axes, eps):
+    """|rFFT(x)| along axis `axes[0]` in float64, the N//2 + 1 bins where the axis was:
+    sqrt(max(re^2 + im^2, eps)) (eps > 0: auraloss's clamp of the power, whose gradient is
+    finite where the magnitude is 0; the numpy target inlines this source: numpy only)."""
+    y = np.fft.rfft(np.asarray(x, dtype=np.float64), axis=axes[0])
+    return np.sqrt(np.maximum(y.real**2 + y.imag**2, eps))
+
+
+def _stft_mag(x, axes, size, stride, win, eps):
+    """The magnitude STFT of x along axis `axes[0]` in float64, torch.stft's conventions
+    (center=True, pad_mode="reflect", onesided): x mirrored by n_fft//2 on each side, frames
+    of n_fft every hop, times a periodic Hann window of `win` entries zero-padded to n_fft
+    ((n_fft - win)//2 zeros before), np.fft.rfft of each; then sqrt(max(re^2 + im^2, eps)),
+    auraloss's magnitude. The frame count at the axis, the n_fft//2 + 1 bins after it (the
+    numpy target inlines this source: numpy only)."""
+    x = np.asarray(x, dtype=np.float64)
+    a, k, s = axes[0], size[0], stride[0]
+    width = np.zeros((x.ndim, 2), dtype=np.int64)
+    width[a, 0], width[a, 1] = k // 2, k // 2
+    x = np.pad(x, width, mode="reflect")
+    w = np.lib.stride_tricks.sliding_window_view(x, k, axis=a)
+    w = np.take(w, np.arange(0, w.shape[a], s), axis=a)
+    lo = (k - win) // 2
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win, dtype=np.float64) / win)
+    y = np.fft.rfft(w * np.pad(hann, (lo, k - win - lo)), axis=-1)
+    return np.moveaxis(np.sqrt(np.maximum(y.real**2 + y.imag**2, eps)), -1, a + 1)
 
 
 OPS: dict[str, OpDef] = {}
@@ -1238,6 +1321,31 @@ _row(
     "center: torch.stft's center=True)",
     True,
     ("over", "size", "stride", "padding", "center"),
+)
+_row(
+    "stft_mag",
+    W,
+    1,
+    stft_rule,
+    lambda x, axes, size, stride, padding, center, win, eps: _stft_mag(
+        x, axes, size, stride, win, eps
+    ),
+    "the magnitude STFT of x along T (torch.stft's center=True, reflect padding, periodic Hann "
+    "window of `win` zero-padded to n_fft): over the frame count (a derived dim of T) and the "
+    "fixed-size dim of n_fft//2 + 1 bins; sqrt(max(re^2 + im^2, eps)), auraloss's magnitude",
+    True,
+    ("over", "size", "stride", "padding", "center", "win", "eps"),
+)
+_row(
+    "rfft_mag",
+    "rfft",
+    1,
+    rfft_rule,
+    lambda x, axis, eps: _rfft_mag(x, (axis,), eps),
+    "|rFFT(x)| along a dim of N entries: its N//2 + 1 bins in its place (a number for a "
+    "fixed-size dim, else the derived (N+2)//2); sqrt(max(re^2 + im^2, eps))",
+    True,
+    ("over", "eps"),
 )
 _row(
     "eigvalsh",

@@ -225,8 +225,9 @@ class _Sharder:
                 "each rank holds only its rows",
                 "keep the loop's work per row; shard over the batch dim the block never reduces",
             )
-        if op in ("argmax", "diff", "eigvalsh", "shift") and b in over:
+        if op in ("argmax", "diff", "eigvalsh", "shift", "rfft_mag") and b in over:
             what = {
+                "rfft_mag": f"a Fourier transform over {b} needs every rank's rows",
                 "argmax": f"argmax over {b} picks a position among every rank's rows",
                 "diff": f"diff over {b} needs the neighbouring row, which another rank may hold",
                 "shift": f"shift over {b} needs the neighbouring row, which another rank may hold",

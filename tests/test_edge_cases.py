@@ -31,13 +31,18 @@ RAISE_AT_0 = {
     "mi_nwj": "logsumexp over the off-diagonal pairs",
     "mi_smile": "logsumexp over the off-diagonal pairs",
     "mmd": "mean over N",
+    "mr_stft": "mean over (B, frames, bins) of the log-magnitude L1",
     "vicreg": "mean over (B, D), var over B",
     "vne": "sum over N / size(N)",
+    "stft_loss": "mean over (B, frames, bins) of the log-magnitude L1",
 }
 # Batch statistics made only of sums and declared-empty means: a value at B = 0 (by hand:
 # batch_dice 1 - (0 + s) / (0 + s) = 0 per class; jaccard_metric: no class present, its masked
 # mean declares empty=0; tcm: no pair, both masked means declare empty=0).
 VALUE_AT_0 = {"batch_dice": np.zeros(5), "jaccard_metric": 0.0, "tcm": 0.0}
+# spectral_convergence: the ratio of two norms over the batch, 0 / 0 at B = 0 (auraloss raises:
+# torch.stft takes no empty batch)
+VALUE_AT_0["spectral_convergence"] = np.nan
 # At B = 1 there is no off-diagonal pair (the estimators divide by B(B-1) or take its log) and
 # no unbiased variance (vicreg's ddof=1 and B - 1 covariance denominator): InputError.
 RAISE_AT_1 = {"align_uniform", "mi_dv", "mi_js", "mi_nwj", "mi_smile", "vicreg"}

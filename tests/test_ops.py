@@ -185,6 +185,18 @@ PROGRAMS = {
         '+ sum(frames(y, 2, over=C, padding="same")^2, over=(C, 2)) '
         '+ sum(mean(frames(x - y, 3, 2, over=B, padding="reflect")^2, over=(B, 3)) * y, over=C)'
     ),
+    # stft_mag over B (4 entries, reflect-padded by 2): n_fft 4, hop 2 and a 3-tap Hann window
+    # padded to 4 (its (B+2)//2 frames and 3 bins), and eps's floor of a zero frame's power
+    "stft_mag": (
+        "sum(sum(stft_mag(x, 4, 2, win=3, over=B, eps=1e-8), over=(B, 3)) * y, over=(B, C)) "
+        "+ sum(stft_mag(x * y, 4, over=B), over=(B, 3, C))"
+    ),
+    # rfft_mag over q's fixed dim 2 (2 bins), over C (3 entries: (C+2)//2 bins, over=C reaches
+    # them) and over B
+    "rfft_mag": (
+        "sum(rfft_mag(q, over=2), over=(B, 2)) + sum(rfft_mag(x, over=C)^2, over=(B, C)) "
+        "+ sum(rfft_mag(x * y, over=B, eps=1e-8), over=(B, C))"
+    ),
 }
 
 

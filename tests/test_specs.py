@@ -47,6 +47,16 @@ F32_GRAD_TOL = {"sinkhorn": 1e-4, "ctc": 3e-3}
 # differences lose 1e5 * 2^-52 / h of the step h, 2e-5 measured; torch.nn.functional.ctc_loss
 # and optax.ctc_loss check its gradients exactly (tests/library/test_sequence.py)
 FD_GRAD_TOL = {"ctc": 1e-4}
+# The directional central difference's step, where 1e-6 is too coarse: the log STFT magnitudes
+# of the bins a random signal leaves small are strongly curved (stft_loss, mr_stft on T = 513 and
+# 1025: at h = 1e-6 the difference is 1e-2 off; it converges to the autograd gradient as h
+# shrinks, 2e-6 at 1e-7, 5e-8 at 1e-8; that gradient equals auraloss's, tests/library/test_audio.py)
+# and its tolerance there (mr_stft's second direction: 1.02e-6 at h = 1e-8). float32 gradients of
+# those logs differ from float64 by up to 5e-3: a small bin's float32 FFT rounding (1e-7 of the
+# frame's energy) is a large relative error in 1/|X|, as in auraloss's own float32.
+FD_STEP = {"stft_loss": 1e-8, "mr_stft": 1e-8}
+FD_DIR_TOL = {"stft_loss": 1e-5, "mr_stft": 1e-5}
+F32_DIR_TOL = {"stft_loss": 1e-2, "mr_stft": 1e-2, "spectral_convergence": 1e-3}
 
 
 @pytest.mark.parametrize("name,absent,shape", VALUE_CASES, ids=lambda c: str(c))
@@ -75,7 +85,7 @@ def test_gradients_agree_across_backends(name, absent, shape):
     wrt = float_inputs(spec, absent)
     # one central difference per entry: ssim's 4840 entries took 40 s; along 3 directions above
     if sum(np.size(inputs[k]) for k in wrt) > 2_000:
-        _directional_gradients(spec, absent, inputs, wrt, rng)
+        _directional_gradients(spec, absent, inputs, wrt, rng, name)
         return
     want = fd_grads(spec, absent, inputs, wrt)
     for backend in ("torch", "jax"):
@@ -87,21 +97,22 @@ def test_gradients_agree_across_backends(name, absent, shape):
             assert rel_err(g32[k], g64[k]) <= F32_GRAD_TOL.get(name, 1e-5), (backend, k, "float32")
 
 
-def _directional_gradients(spec, absent, inputs, wrt, rng):
+def _directional_gradients(spec, absent, inputs, wrt, rng, name):
     """Big inputs (ssim, ms_ssim): each backend's gradient along three random directions against the
     reference's central difference along them; float32 against float64 entry by entry, to 3e-5:
     ms_ssim's float32 gradient on normal noise was 1.3e-5 off (jax): its variances are
     differences of blurred squares, and relu(cs)^0.0448 amplifies a small cs's rounding."""
     dirs = [{k: rng.standard_normal(np.shape(inputs[k])) for k in wrt} for _ in range(3)]
-    want = [fd_directional(spec, absent, inputs, v) for v in dirs]
+    h = FD_STEP.get(name, 1e-6)
+    want = [fd_directional(spec, absent, inputs, v, h) for v in dirs]
     for backend in ("torch", "jax"):
         fn = spec.compile(backend)
         g64 = grads(backend, fn, inputs, wrt, "float64", reduction="mean")
         g32 = grads(backend, fn, inputs, wrt, "float32", reduction="mean")
         got = [sum(float(np.sum(g64[k] * v[k])) for k in wrt) for v in dirs]
-        assert rel_err(got, want) <= 1e-6, backend
+        assert rel_err(got, want) <= FD_DIR_TOL.get(name, 1e-6), backend
         for k in wrt:
-            assert rel_err(g32[k], g64[k]) <= 3e-5, (backend, k, "float32")
+            assert rel_err(g32[k], g64[k]) <= F32_DIR_TOL.get(name, 3e-5), (backend, k, "float32")
 
 
 def test_source_and_reference_interpreter_agree():

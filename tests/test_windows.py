@@ -385,3 +385,49 @@ def test_frames_over_the_sharded_dim_is_refused():
     with pytest.raises(lossdsl.LossError, match="a window over T needs the neighbouring rows"):
         shard(spec.program(), "T")
     shard(spec.program(), "B")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_stft_and_rfft_of_too_short_an_input_are_input_errors(backend):
+    """stft_mag mirrors n_fft//2 samples on each side (torch.stft's reflect padding needs
+    T > n_fft//2, and raises otherwise): T = 4 with n_fft = 8 is an InputError naming T, T = 5
+    runs (fewer samples than n_fft, as torch.stft allows); rfft_mag needs one entry."""
+    from helpers import call
+
+    spec = _spec("mean(stft_mag(x, 8, 2, over=T, eps=1e-8), over=(T, 5))", "x: float[B, T]")
+    with pytest.raises(lossdsl.InputError, match="reflect-padded by 4"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 4))}, "float64")
+    call(backend, spec.compile(backend), {"x": np.ones((2, 5))}, "float64")
+    spec = _spec("mean(rfft_mag(x, over=T), over=T)", "x: float[B, T]")
+    with pytest.raises(lossdsl.InputError, match="needs at least 1 along it: it takes a real FFT"):
+        call(backend, spec.compile(backend), {"x": np.ones((2, 0))}, "float64")
+
+
+def test_stft_and_rfft_over_the_sharded_dim_are_refused():
+    from lossdsl.shard import shard
+
+    spec = _spec("mean(stft_mag(x, 4, 2, over=T), over=(T, 3))", "x: float[B, T]")
+    with pytest.raises(lossdsl.LossError, match="a window over T needs the neighbouring rows"):
+        shard(spec.program(), "T")
+    shard(spec.program(), "B")
+    spec = _spec("mean(rfft_mag(x, over=T), over=T)", "x: float[B, T]")
+    with pytest.raises(lossdsl.LossError, match="a Fourier transform over T needs every rank"):
+        shard(spec.program(), "T")
+    shard(spec.program(), "B")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_stft_of_an_empty_batch_is_empty(backend):
+    """No rows: [0, frames, bins] (torch.stft takes no empty batch: the torch helper skips it),
+    and a zero gradient of the input's shape."""
+    from helpers import call, grads
+
+    spec = _spec("sum(stft_mag(x, 16, 4, over=T), over=(T, 9))", "x: float[B, T]")
+    got = call(backend, spec.compile(backend), {"x": np.ones((0, 20))}, "float64", reduction="none")
+    assert np.shape(got) == (0,)
+    full = _spec("stft_mag(x, 16, 4, over=T)", "x: float[B, T]")
+    got = call(backend, full.compile(backend), {"x": np.ones((0, 20))}, "float64", reduction="none")
+    assert np.shape(got) == (0, 6, 9)  # (20 + 16 - 16) // 4 + 1 frames, 16 // 2 + 1 bins
+    if backend != "numpy":
+        g = grads(backend, spec.compile(backend), {"x": np.ones((0, 20))}, ["x"], "float64")
+        assert np.shape(g["x"]) == (0, 20)

@@ -58,6 +58,8 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "sigma": lambda em, e, v: {"sigma": py_literal(float(v))},
     "taps": lambda em, e, v: {},  # the kernel's layout (_window below)
     "center": lambda em, e, v: {"center": bool(v)},
+    "win": lambda em, e, v: {"win": int(v)},
+    "eps": lambda em, e, v: {"eps": py_literal(float(v))},
 }
 
 

@@ -77,7 +77,7 @@ _PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "bce_logits"}
 # Kinds that compute on every operand in float (gather, cross_entropy... take index operands).
 _FLOAT_KINDS = frozenset(
     {"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh", "scan", "quantile"}
-    | {"window"}
+    | {"window", "rfft"}
 )
 
 # ---- the equation builder ---------------------------------------------------------------

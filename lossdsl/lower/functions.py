@@ -638,6 +638,81 @@ def _frames(ctx, call, a):
     return ctx.emit("frames", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
 
 
+def _eps(ctx, call, a) -> float | None:
+    """eps >= 0, the floor of the power re^2 + im^2 under the square root (stft_mag, rfft_mag)."""
+    eps = _const(ctx, a["eps"], "eps")
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not eps >= 0:
+        return ctx.error(
+            TypeMismatch,
+            f"eps must be a number >= 0, got {eps}",
+            _sp(a["eps"]) if not isinstance(a["eps"], (int, float)) else call.span,
+            "e.g. eps=1e-8 (auraloss's floor of the power: a finite gradient at |X| = 0)",
+        )
+    return float(eps)
+
+
+def _stft_mag(ctx, call, a):
+    """stft_mag(x, n_fft, hop=n_fft//4, win=n_fft, over=T, eps=0): the magnitude STFT along T, as
+    torch.stft(center=True, pad_mode="reflect") with a periodic Hann window of win <= n_fft."""
+    if a["over"] is None:
+        return ctx.error(ArityError, "stft_mag() needs over=DIM", call.span, "e.g. over=T")
+    over = resolve_dims(ctx, a["over"])
+    if over is None:
+        return None
+    if len(over) != 1:
+        return ctx.error(
+            DimMismatch,
+            f"stft_mag() transforms exactly one dim, got {len(over)}",
+            _sp(a["over"]),
+            f"e.g. stft_mag(x, 1024, 256, over={over[-1]})",
+        )
+    size = _ints(ctx, a["n_fft"], "n_fft", 1)
+    if size is None:
+        return None
+    # torch.stft's default hop: n_fft // 4
+    hop = _ints(ctx, a["hop"], "hop", 1) if a["hop"] is not None else (max(size[0] // 4, 1),)
+    if hop is None:
+        return None
+    win = _ints(ctx, a["win"], "win", 1) if a["win"] is not None else size
+    if win is None:
+        return None
+    if win[0] > size[0]:
+        return ctx.error(
+            TypeMismatch,
+            f"the window (win={win[0]}) is longer than the FFT (n_fft={size[0]})",
+            _sp(a["win"]),
+            "win <= n_fft: a shorter window is zero-padded to n_fft, centred (torch.stft)",
+        )
+    eps = _eps(ctx, call, a)
+    x = _x(ctx, a["x"])
+    if eps is None or x is None:
+        return None
+    attrs = (
+        ("over", (derived_as(x.type.dims, over[0]),)),
+        ("size", size),
+        ("stride", hop),
+        ("padding", "reflect"),
+        ("center", True),
+        ("win", win[0]),
+        ("eps", eps),
+    )
+    return ctx.emit("stft_mag", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _rfft_mag(ctx, call, a):
+    """rfft_mag(x, over=N, eps=0): |rFFT(x)| along N, its N//2 + 1 bins in N's place."""
+    over, eps = _one_over(ctx, call, a), _eps(ctx, call, a)
+    if over is None or eps is None:
+        return None
+    x = _x(ctx, a["x"])
+    if x is None:
+        return None
+    attrs = (("over", _along(x, over)), ("eps", eps))
+    return ctx.emit("rfft_mag", (x,), attrs, span=call.span, arg_spans=(_sp(a["x"]),))
+
+
 def _dim_args(ctx, call, a) -> tuple | None:
     """The dims listed after x in prime(x, H, W) and expand(x, H, W). A tuple there is the
     over=(H, W) form, which these do not take: the hint writes the call as they do."""
@@ -1081,6 +1156,14 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
         "conv",
         Sig(("x", "kernel", "over", "padding", "stride"), (("over", None), _VALID, ("stride", 1))),
     ),
+    "stft_mag": (
+        Sig(
+            ("x", "n_fft", "hop", "win", "over", "eps"),
+            (("hop", None), ("win", None), ("over", None), ("eps", 0.0)),
+        ),
+        _stft_mag,
+    ),
+    "rfft_mag": (Sig(("x", "over", "eps"), (("over", None), ("eps", 0.0))), _rfft_mag),
     "frames": (
         Sig(
             ("x", "size", "hop", "over", "padding", "center"),
