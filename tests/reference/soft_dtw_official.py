@@ -72,7 +72,11 @@ def soft_dtw_grad_D(D, R, gamma):
         for i in reversed(range(1, m + 1)):
             a = 0.0 if E[i + 1, j] == 0 else np.exp((R[i + 1, j] - R[i, j] - D[i, j - 1]) / gamma)
             b = 0.0 if E[i, j + 1] == 0 else np.exp((R[i, j + 1] - R[i, j] - D[i - 1, j]) / gamma)
-            c = 0.0 if E[i + 1, j + 1] == 0 else np.exp((R[i + 1, j + 1] - R[i, j] - D[i, j]) / gamma)
+            c = (
+                0.0
+                if E[i + 1, j + 1] == 0
+                else np.exp((R[i + 1, j + 1] - R[i, j] - D[i, j]) / gamma)
+            )
             E[i, j] = E[i + 1, j] * a + E[i, j + 1] * b + E[i + 1, j + 1] * c
     return E[1:-1, 1:-1]
 
@@ -93,7 +97,11 @@ def soft_dtw(X, Y, gamma=1.0):
     D = sq_euclidean(X, Y)
     R = soft_dtw_R(D, gamma)
     E = soft_dtw_grad_D(D, R, gamma)
-    return R[D.shape[0], D.shape[1]], _jacobian_product_sq_euc(X, Y, E), _jacobian_product_sq_euc(Y, X, E.T)
+    return (
+        R[D.shape[0], D.shape[1]],
+        _jacobian_product_sq_euc(X, Y, E),
+        _jacobian_product_sq_euc(Y, X, E.T),
+    )
 
 
 def soft_dtw_batch(X, Y, gamma=1.0):
