@@ -1,4 +1,5 @@
-"""Optimal transport: the entropic Sinkhorn cost and the debiased Sinkhorn divergence against POT (PythonOT 0.9.x,
+"""Optimal transport: the entropic Sinkhorn cost and the debiased Sinkhorn divergence against
+POT (PythonOT 0.9.x,
 `ot.sinkhorn2(a, b, M, reg, method="sinkhorn_log", numItermax=n, stopThr=0)`: the log-domain
 iteration run for exactly n steps, the transport cost <P, M> it returns, gradients by torch's
 autodiff through POT's own loop). POT solves one problem per call; the spec's batch B is a loop
