@@ -215,3 +215,25 @@ def test_sinkhorn_divergence_of_a_cloud_with_itself_is_zero():
     for backend in ("numpy", "torch", "jax"):
         got = call(backend, spec.compile(backend), inputs, "float64", reduction="none", reg=0.2)
         np.testing.assert_allclose(got, 0.0, atol=1e-14, err_msg=backend)
+
+
+def test_sinkhorn_divergence_runs_under_torch_compile_and_jax_jit():
+    """torch.compile (it unrolls the three loops while tracing: 5 steps each) and jax.jit of
+    value_and_grad (three lax.fori_loop), against three POT solves."""
+    import jax
+    import jax.numpy as jnp
+
+    data = _clouds((2, 5, 4, 2), 23)
+    want, gwant = _pot_divergence(data, 0.3, 5)
+    spec = lossdsl.load("sinkhorn_divergence")
+    got = torch.compile(spec.compile("torch"))(**data, reg=0.3, n_iters=5, reduction="sum")
+    np.testing.assert_allclose(got.numpy(), want.sum(), rtol=1e-10)
+    fn = jax.jit(
+        jax.value_and_grad(spec.compile("jax"), argnums=(0, 1)),
+        static_argnames=("reg", "n_iters", "reduction"),
+    )
+    args = [jnp.asarray(data[k].numpy()) for k in ("x", "y", "a", "b")]
+    v, (gx, gy) = fn(*args, reg=0.3, n_iters=5, reduction="sum")
+    np.testing.assert_allclose(np.asarray(v), want.sum(), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(gx), gwant["x"], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(gy), gwant["y"], rtol=1e-8, atol=1e-12)
