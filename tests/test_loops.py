@@ -113,6 +113,41 @@ def test_discounted_returns_and_two_states():
         assert rel_err(got, want) <= 1e-12, backend
 
 
+@pytest.mark.parametrize("rev", [False, True])
+@pytest.mark.parametrize("n,m", [(4, 3), (1, 5), (5, 1)])
+def test_nested_scan_is_the_two_dim_prefix_sum(n, m, rev):
+    """A scan whose step is a scan (the pattern of specs/soft_dtw.loss): the outer one over N
+    carries the previous row [B, M], the inner one over M (forward or reverse) carries the
+    running sum along the row and reads the outer state's slices. The result is the 2-D prefix
+    sum S_ij = sum_{i' <= i, j' <= j} x (j' >= j reversed), numpy's cumsum along both axes;
+    the gradient of sum(w * S) w.r.t. x is w's suffix sum along both (numpy again)."""
+    spec = lossdsl.parse(
+        "loss p2(x: float[B, N, M], w: float[B, N, M]) {\n"
+        "    let rows = scan(x, over=N, init=0 * sum(x, over=N)) (up, xi) {\n"
+        "        let z = 0 * sum(xi, over=M)\n"
+        f"        let r, c = scan(xi, up, over=M, init=(z, z), reverse={str(rev).lower()})"
+        " (r, c, xij, upj) {\n"
+        "            (r + xij, upj + r + xij)\n        }\n"
+        "        c\n    }\n"
+        "    sum(w * rows, over=(N, M))\n}\n"
+    )
+    rng = np.random.default_rng(n * 10 + m)
+    x, w = rng.standard_normal((3, n, m)), rng.standard_normal((3, n, m))
+
+    def csum(a, axis, reverse):
+        return np.flip(np.cumsum(np.flip(a, axis), axis), axis) if reverse else np.cumsum(a, axis)
+
+    want = (w * csum(csum(x, 1, False), 2, rev)).sum(axis=(1, 2))
+    gwant = csum(csum(w, 1, True), 2, not rev)
+    for backend in TARGETS:
+        fn = spec.compile(backend)
+        got = call(backend, fn, {"x": x, "w": w}, "float64", reduction="none")
+        assert rel_err(got, want) <= 1e-12, backend
+        if backend != "numpy":
+            g = grads(backend, fn, {"x": x, "w": w}, ["x"], "float64")["x"]
+            assert rel_err(g, gwant / 3) <= 1e-12, backend  # reduction mean over B = 3
+
+
 def test_scan_runs_under_torch_compile_and_jax_jit():
     scan, _ = _specs("logcumsumexp", True)
     rng = np.random.default_rng(2)
