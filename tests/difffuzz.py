@@ -1064,6 +1064,7 @@ class Ev:
         # is noise, so is any comparison with a backend that summed in another order
         self.noise = False
         self.inf_cancel = False
+        self.zero_sign = False
         # README, "Numerics": the sign of a sum over one entry of -0 is the backend's (numpy
         # and torch add it to +0, jax returns the entry); `keep_sign` evaluates jax's way
         self.keep_sign = False
@@ -1169,6 +1170,19 @@ class Ev:
                 # README, "Edge cases": a product with an infinite factor has an infinite
                 # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
                 self.singular.append("a product or quotient with an infinite factor")
+            if e.a("op") == "/":
+                dims = udims(a, b)
+                af, bf = self.num_al(a, dims), self.num_al(b, dims)
+                with np.errstate(all="ignore"):
+                    sq = bf * bf
+                if (np.isfinite(bf) & (bf != 0) & ((sq == 0) | np.isinf(sq))).any():
+                    # README, "Edge cases": the derivative -a / b^2 of a quotient by 1e297
+                    # underflows to 0 (by 1e-297 overflows): times the next factor's inf, NaN
+                    self.singular.append("a quotient by a number whose square over/underflows")
+                if ((bf == 0) & (af != 0) & ~np.isnan(af)).any():
+                    # README, "Signed zeros": x / 0 is +-inf by the zero's sign, which an equal
+                    # formula may give the other way (ce at one class: -0 or +0)
+                    self.zero_sign = True
             if e.a("op") == "/" and (np.asarray(b.a, dtype=np.float64) == 0).any():
                 # README, "Edge cases": x / 0 has the infinite derivative 1 / 0 (atan(x / 0) is
                 # pi / 2, its gradient 0 * inf = NaN, as torch's and jax's autodiff)
@@ -1487,6 +1501,7 @@ class Ev:
         self.singular += sub.singular
         self.noise |= sub.noise
         self.inf_cancel |= sub.inf_cancel
+        self.zero_sign |= sub.zero_sign
         self.signed_zero |= sub.signed_zero
         return NA(r.a, [_caller_dim(d, inv) for d in r.dims])
 
@@ -1728,6 +1743,8 @@ def evaluate(
         signed.append("signed_zero")
     if signed is not None and ev.inf_cancel:
         signed.append("inf_cancel")
+    if signed is not None and ev.zero_sign:
+        signed.append("zero_sign")
     # scale inf: a cancelled sum made the value noise (close() then accepts any value)
     return np.asarray(r, dtype=dt), math.inf if ev.noise else ev.scale
 
@@ -1861,7 +1878,8 @@ def expected(prog, arrs, sp, params, sizes, reduction, keep_sign=False):
         for d, n in zip(dims, v64.shape):
             shape += list(sp) if d == "S" else [n]
         v64, vld = v64.reshape(shape), vld.reshape(shape)
-    alt = {"inf_cancel": "inf_cancel" in signed, "signed": None}
+    alt = {"inf_cancel": "inf_cancel" in signed, "zero_sign": "zero_sign" in signed}
+    alt["signed"] = None
     if "signed_zero" in signed and not keep_sign:
         alt["signed"] = expected(prog, arrs, sp, params, sizes, reduction, keep_sign=True)[:3]
     return v64, vld, max(s1, s2), alt
@@ -1891,6 +1909,13 @@ def close(got, v64, vld, scale, alt=None, rtol=1e-9):
             g = np.where(np.isnan(v64) & np.isinf(g), np.nan, g)
             if _close(g, v64, vld, scale, rtol):
                 NOISE["value: +inf + -inf in a sum of products, a factor taken out (README)"] += 1
+                return True
+    if alt and alt.get("zero_sign"):
+        g = np.asarray(got, dtype=np.float64)
+        if g.shape == v64.shape:
+            g = np.where(np.isinf(v64) & np.isinf(g), v64, g)
+            if _close(g, v64, vld, scale, rtol):
+                NOISE["value: x / 0 took the other zero's sign (README Signed zeros)"] += 1
                 return True
     return False
 

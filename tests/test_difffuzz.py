@@ -295,7 +295,9 @@ def test_a_sum_of_infinite_products_may_take_a_factor_out_first():
     assert np.isnan(v64[0]) and v64[1] == math.inf and alt["inf_cancel"]
     assert dfz.close(got, v64, vld, scale, alt)
     assert not dfz.close(np.array([math.inf, 1.0]), v64, vld, scale, alt)  # only the NaN may move
-    assert not dfz.close(got, v64, vld, scale, {"inf_cancel": False, "signed": None})
+    assert not dfz.close(
+        got, v64, vld, scale, {"inf_cancel": False, "zero_sign": False, "signed": None}
+    )
     # finite terms never flag it
     ones = np.ones(2)
     *_, alt = dfz.expected(prog, {"a": -ones, "b": ones}, (), {}, {"B": 2, "C": 2}, "none")
@@ -392,3 +394,36 @@ def test_a_gradient_below_the_finite_difference_resolution_is_not_compared():
         r.check_grad(lossdsl.parse(src), prog, src, backend, {"w": np.ones(3)}, {"C": 3}, (), {})
         key = "grad: not resolved (a finite difference beside a huge intermediate)"
         assert r.counts[key] == 1 and not r.found, backend
+
+
+def test_evaluator_a_quotient_by_a_number_whose_square_underflows_is_singular():
+    # README, "Edge cases": 1 / (0.001 / q) at q = 1e-300 is 1e-297 (finite), but autodiff's
+    # d(0.001 / q)/dq = -0.001 / q^2 overflows and d(1 / r)/dr at r = 1e297 underflows: 0 * inf
+    # = NaN on torch and jax (difffuzz seed 9852, grad/*); at q = 0.5 nothing is singular
+    k = dfz.E("num", (), (("v", 0.001),))
+    inner = dfz.E("bin", (k, REF_V), (("op", "/"),), "float", frozenset({"B"}))
+    one = dfz.E("num", (), (("v", 1.0),))
+    prog = _prog(dfz.E("bin", (one, inner), (("op", "/"),), "float", frozenset({"B"})), [V])
+    key = "a quotient by a number whose square over/underflows"
+    found: list = []
+    dfz.evaluate(prog, {"v": np.array([1e-300, 0.5])}, {}, {"B": 2}, "none", singular=found)
+    assert key in found
+    found.clear()
+    dfz.evaluate(prog, {"v": np.array([0.25, 0.5])}, {}, {"B": 2}, "none", singular=found)
+    assert key not in found
+
+
+def test_a_division_by_a_zero_of_either_sign_is_accepted_as_either_infinity():
+    # README, "Signed zeros": cross_entropy over one class is -0 by -log_softmax and +0 by
+    # logsumexp - x, so log2(ce) / ce is +inf or -inf (difffuzz seed 9852, value/*): the sign of
+    # an infinity made by x / 0 may differ, nothing else may
+    ce = dfz.E("ref", (), (("name", "v"), ("fixed", False)), "float", frozenset({"B"}))
+    k = dfz.E("num", (), (("v", -1.0),))
+    prog = _prog(dfz.E("bin", (k, ce), (("op", "/"),), "float", frozenset({"B"})), [V])
+    v64, vld, scale, alt = dfz.expected(
+        prog, {"v": np.array([-0.0, 2.0])}, (), {}, {"B": 2}, "none"
+    )
+    assert v64[0] == math.inf and alt["zero_sign"]
+    assert dfz.close(np.array([-math.inf, -0.5]), v64, vld, scale, alt)
+    assert not dfz.close(np.array([-math.inf, 0.5]), v64, vld, scale, alt)
+    assert not dfz.close(np.array([-math.inf, -0.5]), v64, vld, scale, {**alt, "zero_sign": False})
