@@ -229,7 +229,8 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     c = 1
     for k in lead:
         c = c * k
-    y = y.reshape((1, c) + tuple(y.shape[y.ndim - nd :]))
+    # (a pool takes the c images as a batch: F.max_pool2d refuses 0 channels, an empty batch)
+    y = y.reshape(((c, 1) if kind in ("max", "avg") else (1, c)) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
     pads = ()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import random
 import re
 import sys
 import zlib
@@ -461,3 +462,39 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__" and "--full" in sys.argv:  # PYTHONPATH=. python tests/test_names.py
     raise SystemExit(main(sys.argv))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_helper_results_bound_by_lets_stay_distinct(seed):
+    """A helper whose result is a let, called several times with each call bound by a let, the
+    let names drawn from one pool on both sides (the helper's, the caller's, generated-looking
+    t0): every call keeps its own value. The caller's let renamed the helper's result `a` to
+    `sp` and freed the name `a`, so the next call's `a` was read as `sp`: h(p) + 10 h(t) gave
+    22, not 2002, on every backend (clDice's two soft skeletons were one)."""
+    rng = random.Random(seed)
+    pool = ["a", "b", "sp", "st", "t0", "t1", "t2", "r", "h_out"]
+    k = rng.randint(2, 4)
+    inner = rng.sample(pool, rng.randint(1, 3))
+    lets = [f"    let {inner[0]} = x * {rng.randint(2, 9)}"]
+    lets += [f"    let {n} = {prev} + {rng.randint(1, 9)}" for prev, n in zip(inner, inner[1:])]
+    outer = rng.sample(pool, k)
+    src = (
+        "loss h(x: float[B]) {\n" + "\n".join(lets) + f"\n    {inner[-1]}\n}}\n"
+        f"loss m(v: float[B, {k}]) {{\n"
+        + "".join(f"    let {n} = h(take(v, {i}, over={k}))\n" for i, n in enumerate(outer))
+        + "    "
+        + " + ".join(f"{10**i} * {n}" for i, n in enumerate(outer))
+        + "\n}\n"
+    )
+    v = np.array([[1.0, 2.0, 3.0, 4.0][:k]])
+
+    def h(x):
+        for line in lets:  # x * c, then + c: the helper by hand
+            op, c = line.split("=")[1].split()[1:]
+            x = x * int(c) if op == "*" else x + int(c)
+        return x
+
+    want = sum(10**i * h(v[0, i]) for i in range(k))
+    for b in TARGETS:
+        got = call(b, lossdsl.parse(src).compile(b), {"v": v}, "float64", reduction="sum")
+        assert float(got) == want, (b, src)

@@ -211,7 +211,9 @@ class Builder:
             self.weak.add(new.name)
         if var.name in self.consts:
             self.consts[new.name] = self.consts[var.name]
-        self.taken.discard(var.name)
+        # the old name stays taken: `renamed` maps it to the let-name for good, so a later
+        # value given the same name would be read as this one (a helper `let a = ...; a`
+        # called twice, each call bound by a let, returned the first call's value twice)
         self.eqns[-1] = Eqn(new, last.op, last.args, last.attrs, last.span)
         self.renamed[var.name] = new
         return new
