@@ -40,7 +40,7 @@ def soft_open(img):
 def soft_skel(img, iter_):
     img1 = soft_open(img)
     skel = F.relu(img - img1)
-    for j in range(iter_):
+    for _j in range(iter_):  # upstream: j
         img = soft_erode(img)
         img1 = soft_open(img)
         delta = F.relu(img - img1)
