@@ -49,6 +49,7 @@ TEMPLATES: dict[str, str] = {
     "relu": "(0 if {0} < 0 else {0})",
     "to_float": "float({0})",
     "stop_grad": "{0}",
+    "custom_grad": "{0}",  # y's value (the gradient rule means nothing to a number)
     "exp": _EXP,
     "expm1": "(math.inf if {0} > 709.782712893384 else math.expm1({0}))",
     "log": _LOG,

@@ -34,6 +34,7 @@ SURFACE = {
     "not": "!(g > 0)", "where": "where(g > 0, g, h) > 0.5", "abs": "abs(g) > 0.5",
     "maximum": "max(g, h) > 0.5", "minimum": "min(g, h) > 0.5", "relu": "relu(g) > 0.5",
     "to_float": "float(g > h) > 0.5", "stop_grad": "stop_grad(g) > 0.5",
+    "custom_grad": "straight_through(g, h) > 0.5",
     "xlogy": "xlogy(g, h) > 0.5",
     **{f: f"{f}(g) > 0.5" for f in ("exp", "expm1", "log", "log1p", "sqrt", "sigmoid",
                                     "softplus", "erf", "tanh", "sin", "cos", "atan", "asin",

@@ -200,7 +200,7 @@ class Target:
     # scan's Python loop (loop="for"): {x} split into its entries along axis {axis} once
     # before the loop (a per-step select would cost a full-size zero gradient per step in
     # torch's backward: O(T^2)), and a list {xs} of equal-shape arrays stacked on a new first axis
-    split_steps: str = "list(np.moveaxis({x}, {axis}, 0))"
+    split_steps: str = "np.moveaxis({x}, {axis}, 0)"
     stack_steps: str = "np.stack({xs})"
 
 
