@@ -1016,11 +1016,12 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of", "count", "exp_of", "recount")
+    __slots__ = ("a", "dims", "of", "count", "exp_of", "sig_of", "recount")
 
     def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
         self.exp_of = None  # exp(x): x, for log(exp(x)) = x (docs/language.md, stability)
+        self.sig_of = None  # sigmoid(x): x, for log(sigmoid(x)) = -softplus(-x) (the same)
         # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
         # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
         self.count = count
@@ -1204,12 +1205,18 @@ class Ev:
                 self.singular.append(f"{e.a('fn')} at {at}")
             if e.a("fn") == "log" and x.exp_of is not None:
                 return x.exp_of  # log(exp(x)) is x, not -inf or inf where exp over/underflows
+            if e.a("fn") == "log" and x.sig_of is not None:  # -1e300 at -1e300, not log(0)
+                return self.ew(lambda a: -np.logaddexp(0, -a), x.sig_of)
             r = self.counted(e, env, self.ew(UNARY_FN[e.a("fn")], x), [x])
-            if e.a("fn") == "exp" and x.a.dtype.kind == "f" and r.dims == x.dims:
-                r.exp_of = x
+            if e.a("fn") in ("exp", "sigmoid") and x.a.dtype.kind == "f" and r.dims == x.dims:
+                setattr(r, "exp_of" if e.a("fn") == "exp" else "sig_of", x)
             return r
         if op == "f2":
             xs = [ev(A[0]), ev(A[1])]
+            if e.a("fn") == "atan2" and not all(np.isfinite(x.a).all() for x in xs):
+                # README, "Edge cases": an infinite argument, as a product with an infinite
+                # factor: d/dy atan2(y, inf) = inf / inf^2 = NaN in torch's and jax's autodiff
+                self.singular.append("atan2 of an infinite argument")
             return self.counted(e, env, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])

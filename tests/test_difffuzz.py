@@ -427,3 +427,26 @@ def test_a_division_by_a_zero_of_either_sign_is_accepted_as_either_infinity():
     assert dfz.close(np.array([-math.inf, -0.5]), v64, vld, scale, alt)
     assert not dfz.close(np.array([-math.inf, 0.5]), v64, vld, scale, alt)
     assert not dfz.close(np.array([-math.inf, -0.5]), v64, vld, scale, {**alt, "zero_sign": False})
+
+
+def test_evaluator_log_of_sigmoid_is_minus_softplus():
+    # docs/language.md: log(sigmoid(x)) computes as -softplus(-x): -1e300 at x = -1e300, where
+    # sigmoid underflows to 0 and its log is -inf (difffuzz seed 28625, value/*)
+    s = dfz.E("f1", (REF_V,), (("fn", "sigmoid"),), "float", frozenset({"B"}))
+    prog = _prog(dfz.E("f1", (s,), (("fn", "log"),), "float", frozenset({"B"})), [V])
+    out = _ev(prog, {"v": np.array([-1e300, 0.0])}, {"B": 2})
+    assert np.array_equal(out, [-1e300, -math.log(2)])
+
+
+def test_evaluator_atan2_of_an_infinite_argument_is_singular():
+    # d/dy atan2(y, inf) is inf / inf^2 = NaN in torch's and jax's autodiff (seed 28625, grad/*)
+    inf = dfz.E("num", (), (("v", math.inf),))
+    prog = _prog(dfz.E("f2", (REF_V, inf), (("fn", "atan2"),), "float", frozenset({"B"})), [V])
+    found: list = []
+    dfz.evaluate(prog, {"v": np.array([0.5, 1.0])}, {}, {"B": 2}, "none", singular=found)
+    assert "atan2 of an infinite argument" in found
+    one = dfz.E("num", (), (("v", 1.0),))
+    prog = _prog(dfz.E("f2", (REF_V, one), (("fn", "atan2"),), "float", frozenset({"B"})), [V])
+    found.clear()
+    dfz.evaluate(prog, {"v": np.array([0.5, 1.0])}, {}, {"B": 2}, "none", singular=found)
+    assert not found
