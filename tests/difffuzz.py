@@ -1016,12 +1016,15 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of", "count", "exp_of", "sig_of", "recount")
+    __slots__ = ("a", "dims", "of", "count", "exp_of", "sig_of", "recount", "zero_inf")
 
     def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
         self.exp_of = None  # exp(x): x, for log(exp(x)) = x (docs/language.md, stability)
         self.sig_of = None  # sigmoid(x): x, for log(sigmoid(x)) = -softplus(-x) (the same)
+        # a product that made a NaN of 0 * inf: summed, a factor constant along the sum may
+        # leave it first (README, "Infinite terms"), giving +-inf instead of the NaN
+        self.zero_inf = False
         # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
         # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
         self.count = count
@@ -1357,7 +1360,17 @@ class Ev:
         ints = a.a.dtype.kind in "iu" and b.a.dtype.kind in "iu"
         if ints and o in "+-*":
             return self.ew({"+": np.add, "-": np.subtract, "*": np.multiply}[o], a, b, kind="int")
-        return self.ew(ARITH[o], a, b)
+        r = self.ew(ARITH[o], a, b)
+        if o == "*" and r.a.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                r.zero_inf = bool(
+                    (
+                        np.isnan(r.a)
+                        & ~np.isnan(self.num_al(a, r.dims))
+                        & ~np.isnan(self.num_al(b, r.dims))
+                    ).any()
+                )
+        return r
 
     def reduce(self, fn, x: NA, over, ddof) -> NA:
         if over is None:
@@ -1385,7 +1398,7 @@ class Ev:
                 # a NaN made by the sum itself, +inf + -inf: README "Numerics", a factor constant
                 # along the summed dim may leave the sum first (an einsum), giving +-inf there
                 made = np.isnan(a.sum(axis=ax)) & ~np.isnan(a).any(axis=ax)
-                self.inf_cancel |= bool(made.any())
+                self.inf_cancel |= bool(made.any()) or x.zero_inf
             if fn in ("sum", "mean") and n == 1 and (np.signbit(a) & (a == 0)).any():
                 self.signed_zero = True
             if fn in ("sum", "mean") and n == 1 and self.keep_sign:
@@ -1719,6 +1732,8 @@ def evaluate(
     order = [d for d in out_order(ld) if d in loss.dims]
     a = align(NA(a, loss.dims), tuple(order))
     mode = reduction or (ld.reduce[0] if ld.reduce else "mean")
+    # (the loss's own sum or mean: a product's 0 * inf may be summed after its factor, too)
+    ev.inf_cancel |= loss.zero_inf and mode != "none"
     weighted = ld.reduce is not None and ld.reduce[1] is not None
     # the weight is part of the loss: a too-small reduction in it is an InputError (README,
     # "Edge cases") whatever the reduction asked for

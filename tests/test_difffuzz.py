@@ -304,6 +304,38 @@ def test_a_sum_of_infinite_products_may_take_a_factor_out_first():
     assert not alt["inf_cancel"]
 
 
+def test_a_zero_times_inf_term_of_the_loss_sum_may_take_its_factor_out_first():
+    # The torch chunked schedule (over C) sums w * S over C as S * sum(w) for the statistic
+    # S = sum(y) constant along C: w = [-0, 1.7, 1], S = inf gives inf where term by term
+    # -0 * inf is NaN (difffuzz seed 28625, value/torch-chunked; README, "Infinite terms").
+    import lossdsl
+    import torch
+
+    src = "loss f(x: float[B, C], y: float[B, C], w: float[C]) { w * sum(y', over=(B', C')) }"
+    x, y = np.zeros((2, 3)), np.array([[math.inf, 1, 1], [1, 1, 1.0]])
+    w = np.array([-0.0, 1.7, 1.0])
+    fn = lossdsl.parse(src).compile("torch", schedule="chunked", chunk=2)
+    got = fn(*map(torch.tensor, (x, y, w)), reduction="sum").numpy()
+    assert got == math.inf
+    X, Y = dfz.Inp("x", "float", ("B", "C")), dfz.Inp("y", "float", ("B", "C"))
+    W = dfz.Inp("w", "float", ("C",))
+    rw = dfz.E("ref", (), (("name", "w"), ("fixed", False)), "float", frozenset({"C"}))
+    ry = dfz.E("ref", (), (("name", "y"), ("fixed", False)), "float", frozenset({"B", "C"}))
+    s = dfz.E("red", (ry,), (("fn", "sum"), ("over", ("B", "C"))), "float", frozenset())
+    body = dfz.E("bin", (rw, s), (("op", "*"),), "float", frozenset({"C"}))
+    prog = _prog(body, [X, Y, W])
+    arrs, sizes = {"x": x, "y": y, "w": w}, {"B": 2, "C": 3}
+    v64, vld, scale, alt = dfz.expected(prog, arrs, (), {}, sizes, "sum")
+    assert np.isnan(v64) and alt["inf_cancel"]
+    assert dfz.close(got, v64, vld, scale, alt)
+    # per element (reduction="none") nothing is summed: the NaN stays
+    *_, alt = dfz.expected(prog, arrs, (), {}, sizes, "none")
+    assert not alt["inf_cancel"]
+    # a product without 0 * inf never flags it
+    *_, alt = dfz.expected(prog, dict(arrs, w=np.ones(3)), (), {}, sizes, "sum")
+    assert not alt["inf_cancel"]
+
+
 def test_a_gradient_is_not_compared_where_the_value_is_rounding_noise():
     # `reduce mean by var(expand(sum(x, over=B), C', D), over=C', ddof=1) empty 0`: weights
     # that are the variance of equal entries, 0 exactly but 1e-33 after jax's rounded mean,
