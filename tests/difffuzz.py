@@ -893,10 +893,22 @@ class Gen:
         )
         sub = Gen(rng, replace(self.cfg, helpers=False))
         out = frozenset(d for d in hd if rng.random() < 0.7)
-        hbody = sub.num(out, henv, hctx, 2)
+        # lets inside the helper, named like the caller's (a0, a1: another scope), and a body
+        # that may be just a let (`let a = x * 2; a`, a helper whose result the lowering renames)
+        hstmts = []
+        for j in range(rng.choice([0, 0, 1, 2])):
+            le = sub.num(frozenset(d for d in hd if rng.random() < 0.5), henv, hctx, 2)
+            hstmts.append(("let", f"a{j}", le))
+            henv[f"a{j}"] = (le.kind, tuple(sorted(le.dims)), None, False)
+        last = hstmts[-1][2] if hstmts else None
+        if last is not None and last.kind == "float" and last.dims == out and rng.random() < 0.5:
+            hbody = E("ref", (), (("name", hstmts[-1][1]), ("fixed", False)), "float", out)
+            self.tags.add("helper_returns_a_let")
+        else:
+            hbody = sub.num(out, henv, hctx, 2)
         self.tags |= sub.tags
         prog.helpers.append(
-            LossDef(hname, hin, hpar, [], hbody, rng.choice([None, ("sum", None, None)]))
+            LossDef(hname, hin, hpar, hstmts, hbody, rng.choice([None, ("sum", None, None)]))
         )
         inv = {v: k for k, v in sig.items()}
         rdims = frozenset(inv[d] for d in out)
@@ -1513,6 +1525,10 @@ class Ev:
                 for inp, fa in zip(h.inputs, [self.frozen.ev(x, self.frozen_env) for x in e.args])
             }
             sub.frozen_env.update({p.name: henv[p.name] for p in h.params})
+            for st in h.stmts:
+                run_stmt(sub.frozen, st, sub.frozen_env, h)
+        for st in h.stmts:
+            run_stmt(sub, st, henv, h)
         r = sub.ev(h.body, henv)
         self.scale = max(self.scale, sub.scale)
         # what the helper's body found holds for the call: a too-small dim there is the

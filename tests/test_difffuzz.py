@@ -308,8 +308,9 @@ def test_a_zero_times_inf_term_of_the_loss_sum_may_take_its_factor_out_first():
     # The torch chunked schedule (over C) sums w * S over C as S * sum(w) for the statistic
     # S = sum(y) constant along C: w = [-0, 1.7, 1], S = inf gives inf where term by term
     # -0 * inf is NaN (difffuzz seed 28625, value/torch-chunked; README, "Infinite terms").
-    import lossdsl
     import torch
+
+    import lossdsl
 
     src = "loss f(x: float[B, C], y: float[B, C], w: float[C]) { w * sum(y', over=(B', C')) }"
     x, y = np.zeros((2, 3)), np.array([[math.inf, 1, 1], [1, 1, 1.0]])
