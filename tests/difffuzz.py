@@ -1127,7 +1127,8 @@ class Ev:
         parts = [x.count or _literal(a) for a, x in zip(e.args, xs)]
         r.count = not r.dims and all(parts) and any(x.count for x in xs)
         if r.count:
-            r.recount = lambda sizes: self.count_at(e, env, sizes)
+            # (the env as it is now: a let bound to this count later must not probe itself)
+            r.recount = lambda sizes, env=dict(env): self.count_at(e, env, sizes)
         return r
 
     def count_at(self, e: E, env, sizes) -> NA:
