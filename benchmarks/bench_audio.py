@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,23 +24,11 @@ if str(REPO) not in sys.path:
 
 import auraloss  # noqa: E402
 import torch  # noqa: E402
+from timing import fwd_bwd, interleaved, medians  # noqa: E402
 
 import lossdsl  # noqa: E402
 
 TARGET = 1.1
-
-
-def _step(fn, x, y):
-    x = x.detach().requires_grad_(True)
-    v = fn(x, y)
-    (g,) = torch.autograd.grad(v, x)
-    return v.detach(), g
-
-
-def _time(fn, x, y) -> float:
-    t = time.perf_counter()
-    _step(fn, x, y)
-    return time.perf_counter() - t
 
 
 def main(argv=None) -> int:
@@ -74,15 +60,11 @@ def main(argv=None) -> int:
         def ref(a, c, module=module):
             return module(a.unsqueeze(1), c.unsqueeze(1))
 
-        (a, ga), (c, gc) = _step(ours, x, y), _step(ref, x, y)  # also the warm-up
+        (a, ga), (c, gc) = fwd_bwd(ours, x, y), fwd_bwd(ref, x, y)  # also the warm-up
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(ga, gc, rtol=1e-3, atol=1e-4 * float(gc.abs().max()))
-        t_ours, t_ref = [], []
-        for r in range(reps):
-            order = [(ours, t_ours), (ref, t_ref)]
-            for fn, out in order if r % 2 == 0 else order[::-1]:
-                out.append(_time(fn, x, y))
-        mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+        s = interleaved({"ours": ours, "ref": ref}, lambda f: fwd_bwd(f, x, y), reps)
+        (t_ours, t_ref), (mo, mr) = s.values(), medians(s).values()
         ratio = mo / mr
         print(
             f"{name:14s} {mo * 1e3:11.2f} {mr * 1e3:12.2f} {ratio:7.2f}x "

@@ -18,9 +18,7 @@ ratio = candidate / the library reference of its framework.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +30,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from timing import fwd_bwd, interleaved, medians  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -79,22 +78,8 @@ def jax_candidates(t, n_lab):
     }
 
 
-def torch_step(fn, lp, tg, il, tl):
-    lp = lp.detach().requires_grad_(True)
-    out = fn(lp, tg, il, tl)
-    (g,) = torch.autograd.grad(out, [lp])
-    return out.detach(), g
-
-
 def timed(fns, run, reps):
-    samples = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(reps):
-        for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate the start
-            t = time.perf_counter()
-            run(fns[k])
-            samples[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return medians(interleaved(fns, run, reps))
 
 
 def main() -> None:
@@ -109,8 +94,8 @@ def main() -> None:
     for t, b, c, n_lab in ((200, 16, 50, 30), (200, 1, 50, 30), (50, 64, 28, 12)):
         wide = problem(t, b, c, n_lab, torch.float64)
         tfns = torch_candidates()
-        want, gw = torch_step(tfns["F.ctc_loss"], *wide)
-        got, gg = torch_step(tfns["lossdsl torch"], *wide)
+        want, gw = fwd_bwd(tfns["F.ctc_loss"], *wide)
+        got, gg = fwd_bwd(tfns["lossdsl torch"], *wide)
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(gg, gw, rtol=1e-7, atol=1e-10)
         jfns = jax_candidates(t, n_lab)
@@ -120,7 +105,7 @@ def main() -> None:
             s = F.ctc_loss(torch.log_softmax(wide[0], -1), *wide[1:], reduction="sum").item() / b
             np.testing.assert_allclose(float(v), s, rtol=1e-7, err_msg=k)
         inputs = [wide[0].float(), *wide[1:]]
-        tt = timed(tfns, lambda f: torch_step(f, *inputs), args.reps)
+        tt = timed(tfns, lambda f: fwd_bwd(f, *inputs), args.reps)
         jin = [jnp.asarray(x.numpy()) for x in inputs]
         for f in jfns.values():  # compile outside the timing
             jax.block_until_ready(f(*jin))

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from timing import fwd_bwd, interleaved, medians  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -43,19 +42,6 @@ def snrseg_by_hand(clean, processed):
     return -db.clamp(-10, 35)[:, :-1].mean(-1).mean()
 
 
-def _step(fn, x, y):
-    y = y.detach().requires_grad_(True)
-    v = fn(x, y)
-    (g,) = torch.autograd.grad(v, y)
-    return v.detach(), g
-
-
-def _time(fn, x, y) -> float:
-    t = time.perf_counter()
-    _step(fn, x, y)
-    return time.perf_counter() - t
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="8 x 1 s, 5 repetitions")
@@ -70,15 +56,11 @@ def main(argv=None) -> int:
     y = x + 0.3 * torch.randn(b, t, generator=g)
     ours, ref = lossdsl.load("segmental_snr").compile("torch"), snrseg_by_hand
     print(f"torch {torch.__version__}, {args.threads} threads, float32, x: {tuple(x.shape)}")
-    (a, ga), (c, gc) = _step(ours, x, y), _step(ref, x, y)  # also the warm-up
+    (a, ga), (c, gc) = fwd_bwd(ours, x, y, wrt=1), fwd_bwd(ref, x, y, wrt=1)  # also the warm-up
     torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ga, gc, rtol=1e-3, atol=1e-7)
-    t_ours, t_ref = [], []
-    for r in range(reps):
-        order = [(ours, t_ours), (ref, t_ref)]
-        for fn, out in order if r % 2 == 0 else order[::-1]:
-            out.append(_time(fn, x, y))
-    mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+    s = interleaved({"ours": ours, "ref": ref}, lambda f: fwd_bwd(f, x, y, wrt=1), reps)
+    mo, mr = medians(s).values()
     print(f"{'case':18s} {'lossdsl ms':>11s} {'by hand ms':>11s} {'ratio':>7s}")
     print(f"{'segmental_snr':18s} {mo * 1e3:11.2f} {mr * 1e3:11.2f} {mo / mr:7.2f}x")
     print(f"target: within {TARGET}x")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,15 +35,9 @@ sys.path.append(str(REPO / "tests"))
 import torch  # noqa: E402
 from reference.allrank_official import listMLE, listNet  # noqa: E402
 from reference.lovasz_official import lovasz_softmax  # noqa: E402
+from timing import fwd_bwd, interleaved  # noqa: E402
 
 import lossdsl  # noqa: E402
-
-
-def fwd_bwd(fn, x, *rest):
-    x = x.detach().requires_grad_(True)
-    out = fn(x, *rest)
-    (g,) = torch.autograd.grad(out, [x])
-    return out.detach(), g
 
 
 def cases():
@@ -129,13 +122,8 @@ def main() -> None:
         (got, gg), (want, gw) = [fwd_bwd(f, *wide) for f in (fns["lossdsl"], ref)]
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(gg, gw, rtol=1e-9, atol=1e-12)
-        samples = {k: [] for k in fns}
+        samples = interleaved(fns, lambda f: fwd_bwd(f, *inputs), args.reps)
         names = list(fns)
-        for r in range(args.reps):
-            for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate the start
-                t = time.perf_counter()
-                fwd_bwd(fns[k], *inputs)
-                samples[k].append(time.perf_counter() - t)
         ours = statistics.median(samples["lossdsl"]) * 1e3
         for k in names[1:]:
             ref = statistics.median(samples[k]) * 1e3

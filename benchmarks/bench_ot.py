@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import ot  # noqa: E402
 import torch  # noqa: E402
+from timing import fwd_bwd, interleaved  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -59,13 +59,6 @@ def problem(b, n, m, dtype, g):
     a = torch.softmax(torch.randn(b, n, generator=g), 1)
     w = torch.softmax(torch.randn(b, m, generator=g), 1)
     return [t.to(dtype) for t in (cost, a, w)]
-
-
-def fwd_bwd(fn, cost, a, b):
-    cost = cost.detach().requires_grad_(True)
-    out = fn(cost, a, b)
-    (g,) = torch.autograd.grad(out, [cost])
-    return out.detach(), g
 
 
 def saved_mb(fn, cost, a, b) -> float:
@@ -102,13 +95,8 @@ def main() -> None:
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=k)
             torch.testing.assert_close(gg, gw, rtol=1e-7, atol=1e-12, msg=k)
         inputs = [t.float() for t in wide]
-        samples = {k: [] for k in fns}
+        samples = interleaved(fns, lambda f: fwd_bwd(f, *inputs), args.reps)
         names = list(fns)
-        for r in range(args.reps):
-            for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate the start
-                t = time.perf_counter()
-                fwd_bwd(fns[k], *inputs)
-                samples[k].append(time.perf_counter() - t)
         ref = statistics.median(samples["POT"])
         for k in names:
             ms = statistics.median(samples[k])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from reference.soft_dtw_official import soft_dtw_batch  # noqa: E402
+from timing import interleaved  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -105,13 +105,8 @@ def main() -> None:
             got = f(x, y)  # also the jit's compile, outside the timing
             for w, g in zip(want, got):
                 np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11, err_msg=k)
-        samples = {k: [] for k in fns}
+        samples = interleaved(fns, lambda f: f(x, y), args.reps)
         names = list(fns)
-        for r in range(args.reps):
-            for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate the start
-                t = time.perf_counter()
-                fns[k](x, y)
-                samples[k].append(time.perf_counter() - t)
         ref = statistics.median(samples[base])
         for k in names:
             ms = statistics.median(samples[k])

@@ -16,9 +16,7 @@ ratio lossdsl / reference (target: within 1.5x).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from timing import fwd_bwd, interleaved, medians  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -42,20 +41,6 @@ def _cases(size: int):
         "ms_ssim": lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0),
         "lncc": lambda x, y: lncc(x, y),
     }
-
-
-def _step(fn, x, y):
-    """One forward + backward w.r.t. x; the loss and the gradient."""
-    x = x.detach().requires_grad_(True)
-    v = fn(x, y)
-    (g,) = torch.autograd.grad(v, x)
-    return v.detach(), g
-
-
-def _time(fn, x, y) -> float:
-    t = time.perf_counter()
-    _step(fn, x, y)
-    return time.perf_counter() - t
 
 
 def main(argv=None) -> int:
@@ -82,15 +67,11 @@ def main(argv=None) -> int:
         if args.compile:
             pairs.append((" (compile)", torch.compile(pairs[0][1]), torch.compile(cases[name])))
         for tag, ours, ref in pairs:
-            (a, ga), (b, gb) = _step(ours, x, y), _step(ref, x, y)  # also the warm-up
+            (a, ga), (b, gb) = fwd_bwd(ours, x, y), fwd_bwd(ref, x, y)  # also the warm-up
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
             torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-7)
-            t_ours, t_ref = [], []
-            for r in range(reps):
-                order = [(ours, t_ours), (ref, t_ref)]
-                for fn, out in order if r % 2 == 0 else order[::-1]:
-                    out.append(_time(fn, x, y))
-            mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+            s = interleaved({"ours": ours, "ref": ref}, lambda f: fwd_bwd(f, x, y), reps)
+            mo, mr = medians(s).values()
             worst = max(worst, mo / mr)
             print(f"{name + tag:18s} {mo * 1e3:11.1f} {mr * 1e3:13.1f} {mo / mr:7.2f}x")
     print(f"worst ratio {worst:.2f}x (target: within {TARGET}x)")
