@@ -9,8 +9,10 @@ Shared by tests/test_difffuzz.py (a bounded budget, fixed seed, in CI) and scrip
   primes (`x'` inside and outside reductions, `prime(x, C)`), `*S` inputs, optional inputs,
   lets, params (float/int/bool, with constraints), `use classification/regression`, masked means,
   `reduce mean|sum|none` and `reduce mean by w empty v`, comparisons and chains, `& | !`,
-  gathers with index inputs / argmax / arange, onehot, eye, size, expand, diff, helper losses
-  (a second `loss` in the file, its dims renamed or permuted) and imports of shipped specs.
+  gathers with index inputs / argmax / arange, onehot, eye, size, expand, diff, shift, the order
+  ops (cumsum, cumprod, cummax, logcumsumexp, sort, median, quantile), declared gradients,
+  helper losses (a second `loss` in the file, its dims renamed or permuted, with lets of its
+  own) and imports of shipped specs.
 - EVALUATOR: `evaluate()` interprets that AST with named-dim NumPy arrays, written from the
   README's language section only (NOT from backends/numpy_ref.py or lossdsl's IR). It runs in
   float64 and in x87 long double; a backend agrees when it is within tolerance of either (see
@@ -200,6 +202,9 @@ def render(e: E, nm: Names) -> str:
     if op == "clamp":
         kw = [f"{k}={R(x)}" for k, x in zip(e.a("keys"), A[1:])]
         return f"clamp({R(A[0])}, {', '.join(kw)})"
+    if op == "red" and e.a("fn") in ("median", "quantile"):
+        q = f", {fmt_num(e.a('q'))}" if e.a("fn") == "quantile" else ""
+        return f"{e.a('fn')}({R(A[0])}{q}, over={nm.d(e.a('over')[0])})"
     if op == "red":
         extra = f", ddof={e.a('ddof')}" if e.a("fn") == "var" else ""
         over = e.a("over")
@@ -219,6 +224,10 @@ def render(e: E, nm: Names) -> str:
                 f"shift({R(A[0])}, {k}, over={nm.d(e.a('over'))}, "
                 f"fill={'-' if fill < 0 else ''}{v})"
             )
+        if e.a("fn") in SCANS:
+            key = "descending" if e.a("fn") == "sort" else "reverse"
+            flag = f", {key}=true" if e.a("eps") else ""
+            return f"{e.a('fn')}({R(A[0])}, over={nm.d(e.a('over'))}{flag})"
         eps = f", eps={e.a('eps')!r}" if e.a("eps") is not None else ""
         return f"{e.a('fn')}({R(A[0])}, over={nm.d(e.a('over'))}{eps})"
     if op == "argmax":
@@ -343,6 +352,8 @@ POS = ("exp", "softplus", "sigmoid")  # wrap log/sqrt arguments in these (mostly
 # acosh(cosh(x)): nearly x, an `==` or `!=` against x itself then turns on a rounding error.
 IN_DOMAIN = {"log": POS, "sqrt": POS, "lgamma": POS, "digamma": POS, "atanh": ("sigmoid",)}
 REDS = ("sum", "mean", "max", "min", "logsumexp", "var", "norm")
+# the order ops that keep the dims (docs/language.md, "Order"): eps holds reverse= (descending=)
+SCANS = ["cumsum", "cumprod", "cummax", "logcumsumexp", "sort"]
 
 
 class Gen:
@@ -590,6 +601,11 @@ class Gen:
                 emp = rng.choice([None, 0.0, 1.0, -2.0])
                 return E("mmean", (x, m), (("over", over), ("empty", emp)), "float", X)
             fn = rng.choice(REDS)
+            if len(over) == 1 and over[0] != "S" and rng.random() < 0.2:
+                fn = rng.choice(["median", "quantile"])  # (over one named dim)
+                self.tags.add(fn)
+                q = 0.5 if fn == "median" else rng.choice([0.0, 0.25, 0.5, 0.9, 1.0])
+                return E("red", (x,), (("fn", fn), ("over", over), ("q", q)), "float", X)
             # no over= (every dim) keeps no dim from a prime (docs/language.md, "Primes"): only
             # for an operand without x' typed with `over` protected (once `y'` typed [B', C]
             # under over=(C, B') became [B', C'] under no over=, a DimMismatch)
@@ -604,9 +620,12 @@ class Gen:
             if not cands:
                 return self.num(X, env, ctx, d1)
             d = rng.choice(sorted(cands))
-            named = d != "S"  # shift() needs a named axis (ops.shift_rule)
-            fn = rng.choice(["softmax", "log_softmax", "normalize"] + ["shift"] * named)
+            named = d != "S"  # shift() and the order ops need a named axis
+            fn = rng.choice(["softmax", "log_softmax", "normalize"] + (["shift"] + SCANS) * named)
             eps = rng.choice([None, 1e-12, 0.5]) if fn == "normalize" else None
+            if fn in SCANS:  # reverse= for the scans, descending= for sort
+                eps = rng.random() < 0.5
+                self.tags.add(fn)
             x = self.num(X, env, ctx, d1)
             if fn == "shift":  # by any amount (past the dim's size too), an edge of any value
                 k, fill = rng.randint(-3, 3), rng.choice([0.0, 1.5, -np.inf, np.inf])
@@ -1283,7 +1302,7 @@ class Ev:
             return self.counted(e, env, x, xs)  # clamp(size(B), min=0, max=1): still a count
         if op == "red":
             x = ev(A[0], frozenset(e.a("over") or ()))
-            return self.reduce(e.a("fn"), x, e.a("over"), e.a("ddof"))
+            return self.reduce(e.a("fn"), x, e.a("over"), e.a("ddof"), e.a("q"))
         if op == "mmean":
             over = e.a("over")
             x, m = ev(A[0], frozenset(over)), ev(A[1])
@@ -1385,7 +1404,7 @@ class Ev:
                 )
         return r
 
-    def reduce(self, fn, x: NA, over, ddof) -> NA:
+    def reduce(self, fn, x: NA, over, ddof, q=None) -> NA:
         if over is None:
             over = x.dims
         # diff's "H-1" dim is named by over=H
@@ -1399,7 +1418,7 @@ class Ev:
         n = int(np.prod([a.shape[i] for i in ax])) if ax else 1
         # (var over several dims: each must be non-empty; over one, it needs ddof + 1 entries)
         short = n <= ddof if fn == "var" and len(ax) == 1 else n == 0
-        if fn in ("mean", "max", "min", "logsumexp", "var") and short:
+        if fn in ("mean", "max", "min", "logsumexp", "var", "median", "quantile") and short:
             self.too_small.append(f"{fn} over {over} of {n}")
         with np.errstate(all="ignore"):
             if fn in ("sum", "mean") and n > 1:
@@ -1446,6 +1465,8 @@ class Ev:
                 self.noise |= bool((same & (n > ddof)).any())
             elif fn == "norm":
                 r = np.sqrt((a * a).sum(axis=ax))
+            elif fn in ("median", "quantile"):
+                r = _quantile(a, ax[0], q, self.dt)
             else:
                 raise AssertionError(fn)
         return NA(np.asarray(r, dtype=self.dt), keep)
@@ -1470,6 +1491,8 @@ class Ev:
             if fn == "normalize":
                 nrm = np.sqrt((a * a).sum(axis=ax, keepdims=True))
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)
+            if fn in SCANS:
+                return NA(_order(fn, a, ax, eps), x.dims)
             if fn == "shift":
                 # docs/language.md: entry n is x[n - k] where that exists, else the fill
                 k, fill = eps
@@ -1541,6 +1564,77 @@ class Ev:
         self.zero_sign |= sub.zero_sign
         self.signed_zero |= sub.signed_zero
         return NA(r.a, [_caller_dim(d, inv) for d in r.dims])
+
+
+def _quantile(a, ax, q, dt):
+    """docs/language.md, "Order": numpy's linear quantile (the sorted entries at q (n - 1),
+    interpolated between the two neighbours as numpy's lerp does), a position on an entry that
+    entry alone; a slice with a NaN gives NaN; over nothing 0 here (the InputError is noted)."""
+    n = a.shape[ax]
+    if n == 0:
+        return np.zeros(a.shape[:ax] + a.shape[ax + 1 :], dtype=dt)
+    srt = np.sort(a, axis=ax)
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    t = dt(pos - lo)
+    lo_v = np.take(srt, lo, axis=ax)
+    if t == 0:
+        r = lo_v
+    else:
+        hi_v = np.take(srt, min(lo + 1, n - 1), axis=ax)
+        d = hi_v - lo_v
+        r = np.where(t < 0.5, lo_v + d * t, hi_v - d * (dt(1) - t))
+    return np.where(np.isnan(a).any(axis=ax), dt(np.nan), r)
+
+
+def _order(fn, a, ax, flag):
+    """docs/language.md, "Order": entry n of a scan combines entries 0..n (reverse: n..end);
+    cummax is NaN from a NaN on; logcumsumexp is stable (log-add-exp, pairwise). sort is
+    ascending (descending=true: largest first), stable, NaN the largest value."""
+    if fn == "sort":
+        if a.shape[ax] == 0:
+            return a.copy()
+        # NaN largest: ascending puts it last (numpy's sort), descending first; equal entries
+        # keep their order either way (-0 beside 0 too)
+        key = np.where(np.isnan(a), np.inf, a)
+        nan = np.isnan(a)
+        if flag:
+            order = np.lexsort(
+                (
+                    np.broadcast_to(
+                        np.arange(a.shape[ax]).reshape(
+                            [-1 if i == ax else 1 for i in range(a.ndim)]
+                        ),
+                        a.shape,
+                    ),
+                    -key,
+                    ~nan,
+                ),
+                axis=ax,
+            )
+        else:
+            order = np.lexsort(
+                (
+                    np.broadcast_to(
+                        np.arange(a.shape[ax]).reshape(
+                            [-1 if i == ax else 1 for i in range(a.ndim)]
+                        ),
+                        a.shape,
+                    ),
+                    key,
+                    nan,
+                ),
+                axis=ax,
+            )
+        return np.take_along_axis(a, order, axis=ax)
+    if flag:
+        return np.flip(_order(fn, np.flip(a, ax), ax, False), ax)
+    if a.shape[ax] == 0:
+        return a.copy()
+    ufunc = {"cumsum": np.add, "cumprod": np.multiply, "cummax": np.maximum}.get(fn)
+    if ufunc is not None:
+        return ufunc.accumulate(a, axis=ax)
+    return np.logaddexp.accumulate(a, axis=ax)
 
 
 def _caller_dim(d: str, inv: dict) -> str:
@@ -1749,8 +1843,12 @@ def evaluate(
     order = [d for d in out_order(ld) if d in loss.dims]
     a = align(NA(a, loss.dims), tuple(order))
     mode = reduction or (ld.reduce[0] if ld.reduce else "mean")
-    # (the loss's own sum or mean: a product's 0 * inf may be summed after its factor, too)
-    ev.inf_cancel |= loss.zero_inf and mode != "none"
+    # the loss's own sum or mean (the chunked schedule sums w * s as s * sum(w)): a product's
+    # 0 * inf, or +inf + -inf made by the sum, may come out +-inf there too
+    if mode != "none" and a.size:
+        with np.errstate(invalid="ignore"):
+            made = np.isnan(a.sum()) and not np.isnan(a).any()
+        ev.inf_cancel |= loss.zero_inf or bool(made)
     weighted = ld.reduce is not None and ld.reduce[1] is not None
     # the weight is part of the loss: a too-small reduction in it is an InputError (README,
     # "Edge cases") whatever the reduction asked for

@@ -332,6 +332,13 @@ def test_a_zero_times_inf_term_of_the_loss_sum_may_take_its_factor_out_first():
     # per element (reduction="none") nothing is summed: the NaN stays
     *_, alt = dfz.expected(prog, arrs, (), {}, sizes, "none")
     assert not alt["inf_cancel"]
+    # the terms -inf, inf, -inf (S = -inf, w of both signs): their sum's NaN is -inf factored
+    # (difffuzz seed 5)
+    a2 = dict(arrs, y=-y, w=np.array([1.0, -1.0, 0.5]))
+    got = fn(*map(torch.tensor, (a2["x"], a2["y"], a2["w"])), reduction="sum").numpy()
+    v64, vld, scale, alt = dfz.expected(prog, a2, (), {}, sizes, "sum")
+    assert got == -math.inf and np.isnan(v64) and alt["inf_cancel"]
+    assert dfz.close(got, v64, vld, scale, alt)
     # a product without 0 * inf never flags it
     *_, alt = dfz.expected(prog, dict(arrs, w=np.ones(3)), (), {}, sizes, "sum")
     assert not alt["inf_cancel"]
