@@ -152,6 +152,17 @@ _custom_grad.defvjp(_custom_grad_fwd, _custom_grad_bwd)
 '''
 
 
+ABS = '''
+@jax.custom_jvp
+def _abs(x):
+    """|x| with torch.abs's derivative sign(x): 0 at 0 (jnp.abs's is 1 there), NaN at NaN."""
+    return jnp.abs(x)
+
+
+_abs.defjvp(lambda p, t: (jnp.abs(p[0]), jnp.sign(p[0]) * t[0]))
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, axis):
     """numpy's linear quantile along axis (the op table's meaning): the sorted entries at
@@ -286,7 +297,7 @@ TEMPLATES = {
     "log1p": "jnp.log1p({0})",
     "expm1": "jnp.expm1({0})",
     "sqrt": "jnp.sqrt({0})",
-    "abs": "jnp.abs({0})",
+    "abs": "_abs({0})",
     "sigmoid": "jax.nn.sigmoid({0})",
     "softplus": "jax.nn.softplus({0})",
     "relu": "jax.nn.relu({0})",
@@ -406,6 +417,7 @@ TARGET = Target(
         "(int({i}.min()) < 0 or int({i}.max()) >= {n})"
     ),
     helpers=(
+        ("_abs", ABS),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_shift", SHIFT),

@@ -224,6 +224,15 @@ def render(e: E, nm: Names) -> str:
                 f"shift({R(A[0])}, {k}, over={nm.d(e.a('over'))}, "
                 f"fill={'-' if fill < 0 else ''}{v})"
             )
+        if e.a("fn") == "window":
+            kind, k, st, pad, sigma = e.a("eps")
+            over = nm.d(e.a("over"))
+            if kind == "blur":
+                return (
+                    f"blur({R(A[0])}, over={over}, sigma={sigma!r}, size={k}, "
+                    f'padding="{pad}", stride={st})'
+                )
+            return f'{kind}({R(A[0])}, {k}, over={over}, stride={st}, padding="{pad}")'
         if e.a("fn") in SCANS:
             key = "descending" if e.a("fn") == "sort" else "reverse"
             flag = f", {key}=true" if e.a("eps") else ""
@@ -354,6 +363,7 @@ IN_DOMAIN = {"log": POS, "sqrt": POS, "lgamma": POS, "digamma": POS, "atanh": ("
 REDS = ("sum", "mean", "max", "min", "logsumexp", "var", "norm")
 # the order ops that keep the dims (docs/language.md, "Order"): eps holds reverse= (descending=)
 SCANS = ["cumsum", "cumprod", "cummax", "logcumsumexp", "sort"]
+WINDOWS = ["box", "avg_pool", "max_pool", "blur"]
 
 
 class Gen:
@@ -478,6 +488,7 @@ class Gen:
                 "sg",
                 "xlogy",
                 "diff",
+                "window",
                 "eye",
                 "arange",
                 "count",
@@ -501,6 +512,7 @@ class Gen:
                 1,
                 1,
                 1.5,
+                1,
                 1,
                 1,
                 1,
@@ -689,6 +701,29 @@ class Gen:
             # a sum: diff leaves size(d) - 1 entries, none when d has size 1 (often drawn), and
             # a mean/max over no entries is an InputError (README, "Edge cases")
             return E("red", (df,), (("fn", "sum"), ("over", (d,))), "float", X)
+        if choice == "window":
+            kind = rng.choice(WINDOWS)
+            k, st = rng.choice([1, 2, 3]), rng.choice([1, 1, 2])
+            pad = rng.choice(["valid", "same", "reflect"])
+            sigma = rng.choice([0.5, 1.5]) if kind == "blur" else None
+            self.tags.add(kind)
+            keep = [d for d in X if "'" not in d and d != "S"]
+            if keep and rng.random() < 0.4:  # stride 1, "same": the dims stay
+                d = rng.choice(sorted(keep))
+                x = self.num(X, env, ctx, d1)
+                w = (kind, k, 1, "same", sigma)
+                return E("axis", (x,), (("fn", "window"), ("over", d), ("eps", w)), "float", X)
+            free = sorted(d for d in dims_all if d not in X and "'" not in d and d != "S")
+            if not free:
+                return self.num(X, env, ctx, d1)
+            d = rng.choice(free)
+            ictx = dict(ctx, protect=frozenset({d}), outer=ctx["outer"] | ctx["protect"])
+            x = self.num(X | {d}, env, ictx, d1)
+            w = (kind, k, st, pad, sigma)
+            # (stride 1, "same": the window's dim is d itself; otherwise a derived dim of d)
+            wd = X | {d} if (st, pad) == (1, "same") else X | {d + "~1"}
+            win = E("axis", (x,), (("fn", "window"), ("over", d), ("eps", w)), "float", wd)
+            return E("red", (win,), (("fn", "sum"), ("over", (d,))), "float", X)
         if choice == "eye":
             pairs = [d for d in X if "'" not in d and prime_dim(d) in X]
             if not pairs:
@@ -949,6 +984,33 @@ class Gen:
         )
         rest = X - rdims
         return self.binop(call, self.num(X, env, ctx, depth)) if rest else call
+
+
+def _compares_declared_gradient(prog) -> bool:
+    """Whether a comparison reads a declared gradient's value (directly or through lets)."""
+
+    def has_cg(e, lets) -> bool:
+        if e.op == "ref" and e.a("name") in lets:
+            return True
+        return e.op == "cg" or any(isinstance(a, E) and has_cg(a, lets) for a in e.args)
+
+    def walk(e, lets) -> bool:
+        cmp = e.op == "chain" or e.op == "bin" and e.a("op") in CMP
+        if cmp and any(isinstance(a, E) and has_cg(a, lets) for a in e.args):
+            return True
+        return any(isinstance(a, E) and walk(a, lets) for a in e.args)
+
+    for ld in [prog.main, *prog.helpers]:
+        lets: set = set()
+        exprs = [ld.body] + ([ld.reduce[1]] if ld.reduce and ld.reduce[1] is not None else [])
+        for st in ld.stmts:
+            if st[0] == "let":
+                exprs.append(st[2])
+                if has_cg(st[2], lets):
+                    lets.add(st[1])
+        if any(walk(x, lets) for x in exprs):
+            return True
+    return False
 
 
 def _has_op(e: E, op: str) -> bool:
@@ -1282,7 +1344,10 @@ class Ev:
                 )
             y0, g0 = parts(lambda a: self.frozen.ev(a, self.frozen_env, protect))
             x0, x = self.frozen.ev(xe, self.frozen_env, protect), ev(xe)
-            return self.ew(lambda y, g, x0, x: y + g * (x - x0), y0, g0, x0, x)
+            # (where x does not move, y0 alone: a literal wrt=1 beside grad=inf is no inf * 0)
+            return self.ew(
+                lambda y, g, x0, x: y + np.where(x == x0, 0, g * (x - x0)), y0, g0, x0, x
+            )
         if op == "where":
             c, a, b = ev(A[0]), ev(A[1]), ev(A[2])
             dims = udims(a, b, c)
@@ -1493,6 +1558,16 @@ class Ev:
                 return NA(a / np.maximum(nrm, self.f(1e-12 if eps is None else eps)), x.dims)
             if fn in SCANS:
                 return NA(_order(fn, a, ax, eps), x.dims)
+            if fn == "window":
+                r, need = _window(a, ax, *eps)
+                if need:
+                    self.too_small.append(need)
+                dims = (
+                    x.dims
+                    if eps[2:4] == (1, "same")
+                    else tuple(dd + "~1" if dd == d else dd for dd in x.dims)
+                )
+                return NA(r, dims)
             if fn == "shift":
                 # docs/language.md: entry n is x[n - k] where that exists, else the fill
                 k, fill = eps
@@ -1585,6 +1660,45 @@ def _quantile(a, ax, q, dt):
         d = hi_v - lo_v
         r = np.where(t < 0.5, lo_v + d * t, hi_v - d * (dt(1) - t))
     return np.where(np.isnan(a).any(axis=ax), dt(np.nan), r)
+
+
+def _window(a, ax, kind, k, s, pad, sigma):
+    """docs/language.md, "Windows": (result, why the dim is too small or None). Windows of k
+    every s entries; "valid" only whole ones, "same" zeros around x (-inf for max_pool; box and
+    avg_pool count them), "reflect" x mirrored without its edge; those two pad
+    (ceil(n / s) - 1) s + k - n entries, the odd one before x. blur's taps are
+    exp(-(i - k//2)^2 / (2 sigma^2)), i < k, divided by their sum."""
+    n = a.shape[ax]
+    a = np.moveaxis(a, ax, -1)
+    need = None
+    if pad == "valid":
+        if n < k:
+            need, n_out = f"a {kind} window of {k} over {n}", 0
+        else:
+            n_out = (n - k) // s + 1
+    else:
+        n_out = -(-n // s)
+        total = max(0, (n_out - 1) * s + k - n)
+        before, after = total - total // 2, total // 2
+        if n < 1 or pad == "reflect" and n <= max(before, after):
+            need, n_out = f"a {kind} window of {k} over {n}, {pad}-padded", 0
+        elif pad == "reflect":
+            a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(before, after)], mode="reflect")
+        else:
+            fill = -np.inf if kind == "max_pool" else 0.0
+            a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(before, after)], constant_values=fill)
+    if n_out == 0:
+        return np.moveaxis(np.zeros(a.shape[:-1] + (0,), a.dtype), -1, ax), need
+    win = np.stack([a[..., i * s : i * s + k] for i in range(n_out)], axis=-2)  # [..., out, k]
+    if kind == "max_pool":
+        r = win.max(axis=-1)
+    elif kind == "blur":
+        i = np.arange(k, dtype=a.dtype) - k // 2
+        taps = np.exp(-(i * i) / (2 * a.dtype.type(sigma) ** 2))
+        r = (win * (taps / taps.sum())).sum(axis=-1)
+    else:
+        r = win.sum(axis=-1) / a.dtype.type(k)
+    return np.moveaxis(r, -1, ax), need
 
 
 def _order(fn, a, ax, flag):
@@ -1865,6 +1979,11 @@ def evaluate(
             r = a.sum()
         elif weighted:
             sw = w.sum()
+            # a sum of weights that cancelled to rounding noise (-1e300 + 30 + 1e300: 0, not
+            # 30) makes the mean noise, as a cancelled sum inside the loss does
+            mag = np.abs(w).sum()
+            if np.isfinite(mag) and mag > 1e100 and abs(sw) < 8 * np.finfo(dt).eps * mag:
+                ev.noise = True
             r = np.where(sw != 0, a.sum() / np.where(sw != 0, sw, 1), dt(ld.reduce[2]))
             if sw == 0 and not np.isfinite(a).all():  # the empty value, beside a non-finite
                 # per-element loss: its NaN or infinite derivative times the 0 of the untaken
@@ -2608,6 +2727,11 @@ class Runner:
             # equal entries as a weight): so is its derivative (jax's var of three equal
             # entries is 1e-33, its gradient through a weighted mean's 1 / sum(w) 1e30)
             self.counts["grad: skipped (the value is rounding noise)"] += 1
+            return
+        if _compares_declared_gradient(prog):
+            # a finite difference holds a declared gradient's value at the base point (y0 +
+            # g0 (x - x0)): compared (custom_grad(v, ..) != v), it flips where the value does not
+            self.counts["grad: skipped (a declared gradient's value compared)"] += 1
             return
         u = {n: self.nrng.standard_normal(arrs[n].shape) for n in fl_names}
 

@@ -955,3 +955,43 @@ def test_quantile_and_median_match_numpy(backend):
     got = call(backend, spec.compile(backend), {"x": x, "y": y}, "float64", reduction="none",
                q=1.5)  # fmt: skip
     assert np.isnan(got).all()
+
+
+# Gradients at kinks: where a function is not differentiable, each framework's autodiff picks a
+# subgradient of its own (jax.grad(jnp.abs)(0.) is 1, torch.abs's backward sign(0) = 0), so the
+# same loss trained in torch and in jax drifts apart at exact zeros (abs(x - x'), ties). lossdsl
+# emits torch's choice on every backend. Expected values: torch 2.13's autograd on the torch
+# module (abs'(0) = 0; ties of max/min reductions and maximum() split evenly; clamp at its bound
+# keeps x's gradient; relu'(0) = 0), and the jax module must give the same. One case per
+# kinked op of the op table, at its kink.
+KINKS = {
+    "abs": ("abs(x)", [[0.0, -0.0, 1.0]]),
+    "relu": ("relu(x)", [[0.0, -1.0, 1.0]]),
+    "max": ("max(x, over=N)", [[1.0, 1.0, 0.0]]),
+    "min": ("min(x, over=N)", [[1.0, 0.0, 0.0]]),
+    "maximum": ("max(x, 1.0 * x)", [[1.0, 0.0]]),
+    "clamp": ("clamp(x, min=0, max=1)", [[0.0, 1.0, 0.5]]),
+    "norm": ("norm(x, over=N)", [[0.0, 0.0]]),
+    "sort": ("sort(x, over=N) * arange(N)", [[1.0, 1.0, 0.5]]),
+    "median": ("median(x, over=N)", [[1.0, 1.0, 1.0, 0.5]]),
+    "max_pool": ("max_pool(x, 2, over=N)", [[1.0, 1.0, 0.5, 0.5]]),
+    "smooth_l1": ("where(abs(x) < 1, 0.5 * x^2, abs(x) - 0.5)", [[1.0, -1.0, 0.0]]),
+    "sign": ("sign(x) * x", [[0.0, 1.0]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINKS))
+def test_gradients_at_kinks_are_torchs_on_every_backend(name):
+    import jax
+    import torch
+
+    body, x = KINKS[name]
+    spec = lossdsl.parse(f"loss k(x: float[B, N]) {{ {body} }}")
+    x = np.array(x, dtype=np.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    (want,) = torch.autograd.grad(spec.compile("torch")(xt, reduction="sum"), xt)
+    jf = spec.compile("jax")
+    got = jax.grad(lambda a: jf(a, reduction="sum"))(x)
+    np.testing.assert_array_equal(np.asarray(got), want.numpy(), err_msg=name)
+    if name == "abs":  # the documented convention itself
+        np.testing.assert_array_equal(want.numpy(), [[0.0, 0.0, 1.0]])
