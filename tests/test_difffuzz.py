@@ -490,3 +490,49 @@ def test_evaluator_atan2_of_an_infinite_argument_is_singular():
     found.clear()
     dfz.evaluate(prog, {"v": np.array([0.5, 1.0])}, {}, {"B": 2}, "none", singular=found)
     assert not found
+
+
+def test_evaluator_order_and_window_ops_match_numpy_and_torch():
+    # The evaluator's order ops and windows (written from docs/language.md) against numpy 2
+    # (np.sort kind="stable", np.cumsum/cumprod, np.maximum.accumulate, np.logaddexp.accumulate,
+    # np.quantile method="linear") and torch 2.13's F.avg_pool1d / F.max_pool1d / F.conv1d
+    # (valid windows; "same" at stride 1 is F.pad(zeros, (k - 1) - (k - 1) // 2 before) first).
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 7))
+    a[0, 2] = a[0, 4]  # a tie
+    for fn, want in (
+        ("cumsum", np.cumsum(a, 1)),
+        ("cumprod", np.cumprod(a, 1)),
+        ("cummax", np.maximum.accumulate(a, 1)),
+        ("logcumsumexp", np.logaddexp.accumulate(a, 1)),
+        ("sort", np.sort(a, 1, kind="stable")),
+    ):
+        np.testing.assert_allclose(dfz._order(fn, a, 1, False), want, rtol=1e-14, err_msg=fn)
+        rev = np.flip(dfz._order(fn, np.flip(a, 1), 1, False), 1)
+        if fn != "sort":
+            np.testing.assert_allclose(dfz._order(fn, a, 1, True), rev, rtol=1e-14)
+    np.testing.assert_array_equal(dfz._order("sort", a, 1, True), np.flip(np.sort(a, 1), 1))
+    for q in (0.0, 0.25, 0.5, 0.9, 1.0):
+        got = dfz._quantile(a, 1, q, np.float64)
+        np.testing.assert_allclose(got, np.quantile(a, q, axis=1), rtol=1e-14)
+    t = torch.tensor(a)[:, None]  # [N, 1, L]
+    for k, s in ((1, 1), (2, 2), (3, 1), (3, 2)):
+        pool = dfz._window(a, 1, "avg_pool", k, s, "valid", None)[0]
+        np.testing.assert_allclose(pool, F.avg_pool1d(t, k, s)[:, 0].numpy(), rtol=1e-14)
+        mx = dfz._window(a, 1, "max_pool", k, s, "valid", None)[0]
+        np.testing.assert_array_equal(mx, F.max_pool1d(t, k, s)[:, 0].numpy())
+        i = np.arange(k) - k // 2
+        taps = np.exp(-(i * i) / (2 * 1.5**2))
+        taps = torch.tensor(taps / taps.sum())[None, None]
+        blur = dfz._window(a, 1, "blur", k, s, "valid", 1.5)[0]
+        np.testing.assert_allclose(blur, F.conv1d(t, taps, stride=s)[:, 0].numpy(), rtol=1e-13)
+        padded = F.pad(t, ((k - 1) - (k - 1) // 2, (k - 1) // 2))
+        box = dfz._window(a, 1, "box", k, 1, "same", None)[0]
+        np.testing.assert_allclose(box, F.avg_pool1d(padded, k, 1)[:, 0].numpy(), rtol=1e-14)
+    # too small: a valid window longer than the dim, reflect padding as long as the dim
+    assert dfz._window(a[:, :2], 1, "box", 3, 1, "valid", None)[1]
+    assert dfz._window(a[:, :1], 1, "box", 3, 2, "reflect", None)[1]
+    assert dfz._window(a[:, :2], 1, "box", 3, 2, "reflect", None)[1] is None
