@@ -107,6 +107,8 @@ def _stft_mag(x, axes, size, stride, win, eps):
     at = jnp.arange((n + 2 * (k // 2) - k) // s + 1)[:, None] * s + jnp.arange(k)[None, :]
     lo = (k - win) // 2
     hann = 0.5 - 0.5 * jnp.cos(2 * jnp.pi * jnp.arange(win, dtype=x.dtype) / win)
+    if win == 1:  # torch.hann_window(1) is [1], not the formula's [0]
+        hann = jnp.ones(1, dtype=x.dtype)
     z = jnp.fft.rfft(y[..., at] * jnp.pad(hann, (lo, k - win - lo)), axis=-1)
     m = jnp.sqrt(jnp.maximum(z.real**2 + z.imag**2, eps))
     return jnp.moveaxis(m, (-2, -1), (a, a + 1))

@@ -862,6 +862,8 @@ def _stft_mag(x, axes, size, stride, win, eps):
     w = np.take(w, np.arange(0, w.shape[a], s), axis=a)
     lo = (k - win) // 2
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win, dtype=np.float64) / win)
+    if win == 1:  # torch.hann_window(1) is [1], not the formula's [0]
+        hann = np.ones(1)
     y = np.fft.rfft(w * np.pad(hann, (lo, k - win - lo)), axis=-1)
     return np.moveaxis(np.sqrt(np.maximum(y.real**2 + y.imag**2, eps)), -1, a + 1)
 

@@ -157,8 +157,13 @@ def _pot_divergence(data, reg, n_iters):
 DIV_PROBLEMS = [(3, 5, 7, 2), (2, 8, 4, 3), (2, 1, 6, 2)]
 
 
-@pytest.mark.parametrize("shape", DIV_PROBLEMS, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("reg,n_iters", [(0.1, 100), (1.0, 7), (0.05, 300)])
+# each problem once, each (reg, n_iters) once: three POT solves per problem and three
+# backends made the product of the two the slowest test of the suite
+@pytest.mark.parametrize(
+    "shape,reg,n_iters",
+    [(s, *r) for s, r in zip(DIV_PROBLEMS, [(0.1, 100), (1.0, 7), (0.05, 300)])],
+    ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v),
+)
 def test_sinkhorn_divergence_matches_pot(shape, reg, n_iters):
     """Value per problem and gradients of the sum w.r.t. x, y, a and b on every backend,
     float64, against three POT sinkhorn2 solves composed as Feydy et al. 2019 eq. 8."""

@@ -33,9 +33,14 @@ def _series(shape, seed):
     return rng.standard_normal((b, n, d)), rng.standard_normal((b, m, d))
 
 
+# each shape once, each gamma at least once (their product took a minute of CI for no class
+# of input the pairs miss: gamma only scales the soft-min)
 @pytest.mark.parametrize("form", list(FORMS))
-@pytest.mark.parametrize("gamma", GAMMAS)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape,gamma",
+    list(zip(SHAPES, [*GAMMAS, GAMMAS[0]])),
+    ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v),
+)
 def test_soft_dtw_matches_official(shape, gamma, form):
     """Per-pair value (reduction="none") on every backend and gradients of the sum w.r.t. x
     and y on torch and jax, float64, against the transcription of the authors' forward and
