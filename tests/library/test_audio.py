@@ -331,3 +331,26 @@ def test_stft_losses_in_float32_match_auraloss_at_its_defaults():
         (go,) = torch.autograd.grad(vo, xo)
         (gr,) = torch.autograd.grad(vr, xr)
         assert float((go - gr).norm() / gr.norm()) <= 1e-6, name
+
+
+def test_stft_mag_meaning_equals_torch_stft_over_every_small_setting():
+    """The op's numpy meaning (lossdsl.ops._stft_mag, which the numpy target inlines and the
+    jax helper transcribes) against torch.stft over every n_fft <= 8, every window length
+    1..n_fft, every hop 1..n_fft + 2, at the shortest T torch takes and a longer one: the
+    edges of each setting as a class (a one-entry window once gave 0, not torch's [1])."""
+    from lossdsl.ops import _stft_mag
+
+    rng = np.random.default_rng(5)
+    bad = []
+    for n_fft in range(2, 9):
+        for win in range(1, n_fft + 1):
+            for hop in range(1, n_fft + 3):
+                for t in (n_fft // 2 + 1, 2 * n_fft + 3):
+                    x = rng.standard_normal((2, t))
+                    w = torch.hann_window(win, dtype=torch.float64)
+                    z = torch.stft(torch.tensor(x), n_fft, hop, win, w, return_complex=True)
+                    want = torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=1e-12))
+                    got = _stft_mag(x, (1,), (n_fft,), (hop,), win, 1e-12)
+                    if not np.allclose(got, want.transpose(1, 2).numpy(), rtol=1e-10, atol=1e-12):
+                        bad.append((n_fft, win, hop, t))
+    assert not bad, bad[:5]
