@@ -165,6 +165,34 @@ _abs.defjvp(lambda p, t: (jnp.abs(p[0]), jnp.sign(p[0]) * t[0]))
 '''
 
 
+CUMMAX = '''
+def _cummax(x, axis, reverse):
+    """jax.lax.cummax with torch.cummax's gradient: each entry's to the latest entry (in scan
+    order) that holds the running max, where jax's goes to the earliest of tied ones."""
+    return _cummax_jvp(x, axis, reverse)
+
+
+def _cummax_value(x, axis, reverse):
+    return jax.lax.cummax(x, axis=axis, reverse=reverse)
+
+
+_cummax_jvp = jax.custom_jvp(_cummax_value, nondiff_argnums=(1, 2))
+
+
+@_cummax_jvp.defjvp
+def _cummax_tangent(axis, reverse, primals, tangents):
+    (x,), (t,) = primals, tangents
+    m = jax.lax.cummax(x, axis=axis, reverse=reverse)
+    n = x.shape[axis]
+    at = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
+    step = n - 1 - at if reverse else at  # the position in scan order
+    hit = (x == m) | (jnp.isnan(x) & jnp.isnan(m))
+    src = jax.lax.cummax(jnp.where(hit, step, 0), axis=axis, reverse=reverse)
+    src = n - 1 - src if reverse else src
+    return m, jnp.take_along_axis(t, src, axis=axis)
+'''
+
+
 QUANTILE = '''
 def _quantile(x, q, axis):
     """numpy's linear quantile along axis (the op table's meaning): the sorted entries at
@@ -351,7 +379,7 @@ TEMPLATES = {
     "argmax": "jnp.argmax({0}, axis={axis})",
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
-    "cummax": _scan("cummax"),
+    "cummax": lambda c: f"_cummax({c[0]}, {c.attrs['axis']}, {c.attrs['reverse']})",
     "logcumsumexp": _scan("cumlogsumexp"),
     "sort": "jnp.sort({0}, axis={axis}, descending={descending}, stable=True)",
     "argsort": "jnp.argsort({0}, axis={axis}, descending={descending}, stable=True)",
@@ -420,6 +448,7 @@ TARGET = Target(
     ),
     helpers=(
         ("_abs", ABS),
+        ("_cummax", CUMMAX),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_shift", SHIFT),

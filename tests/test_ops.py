@@ -977,6 +977,10 @@ KINKS = {
     "max_pool": ("max_pool(x, 2, over=N)", [[1.0, 1.0, 0.5, 0.5]]),
     "smooth_l1": ("where(abs(x) < 1, 0.5 * x^2, abs(x) - 0.5)", [[1.0, -1.0, 0.0]]),
     "sign": ("sign(x) * x", [[0.0, 1.0]]),
+    # torch.cummax's gradient goes to the latest tied entry (jax.lax.cummax's to the earliest)
+    "cummax": ("cummax(x, over=N) * arange(N)", [[1.0, 1.0, 0.5, 1.0, 2.0, 2.0]]),
+    "cummax_reverse": ("cummax(x, over=N, reverse=true) * arange(N)", [[2.0, 2.0, 1.0, 1.0]]),
+    "cummax_nan": ("cummax(x, over=N) * arange(N)", [[1.0, 1.0, float("nan"), 3.0, 0.0]]),
 }
 
 
@@ -995,3 +999,5 @@ def test_gradients_at_kinks_are_torchs_on_every_backend(name):
     np.testing.assert_array_equal(np.asarray(got), want.numpy(), err_msg=name)
     if name == "abs":  # the documented convention itself
         np.testing.assert_array_equal(want.numpy(), [[0.0, 0.0, 1.0]])
+    if name == "cummax":  # torch.cummax's indices [0, 1, 1, 3, 4, 5]: each the latest tie
+        np.testing.assert_array_equal(want.numpy(), [[0.0, 3.0, 0.0, 3.0, 4.0, 5.0]])
