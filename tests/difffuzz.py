@@ -688,13 +688,10 @@ class Gen:
             fn = "atan2" if r < 0.3 else ("logaddexp" if r < 0.45 else "xlogy")
             return E("f2", (self.num(a, env, ctx, d1), y), (("fn", fn),), "float", X)
         if choice == "diff":
-            # diff() needs a named axis (ops.diff_rule): never the variadic *S
-            free = sorted(d for d in dims_all if d not in X and "'" not in d and d != "S")
-            if not free:
+            along = self.along(X, env, ctx, d1)
+            if along is None:
                 return self.num(X, env, ctx, d1)
-            d = rng.choice(free)
-            ictx = dict(ctx, protect=frozenset({d}), outer=ctx["outer"] | ctx["protect"])
-            x = self.num(X | {d}, env, ictx, d1)
+            d, x = along
             df = E("axis", (x,), (("fn", "diff"), ("over", d)), "float", X | {d + "~1"})
             if rng.random() < 0.5:
                 df = E("f1", (df,), (("fn", "abs"),), "float", df.dims)
@@ -713,12 +710,10 @@ class Gen:
                 x = self.num(X, env, ctx, d1)
                 w = (kind, k, 1, "same", sigma)
                 return E("axis", (x,), (("fn", "window"), ("over", d), ("eps", w)), "float", X)
-            free = sorted(d for d in dims_all if d not in X and "'" not in d and d != "S")
-            if not free:
+            along = self.along(X, env, ctx, d1)
+            if along is None:
                 return self.num(X, env, ctx, d1)
-            d = rng.choice(free)
-            ictx = dict(ctx, protect=frozenset({d}), outer=ctx["outer"] | ctx["protect"])
-            x = self.num(X | {d}, env, ictx, d1)
+            d, x = along
             w = (kind, k, st, pad, sigma)
             # (stride 1, "same": the window's dim is d itself; otherwise a derived dim of d)
             wd = X | {d} if (st, pad) == (1, "same") else X | {d + "~1"}
@@ -887,6 +882,17 @@ class Gen:
         x = self.num(a, env, ctx, max(depth - 1, 0))
         y = self.num(b, env, ctx, max(depth - 1, 0)) if b or rng.random() < 0.5 else self.const()
         return E("bin", (x, y), (("op", op),), "bool", x.dims | y.dims)
+
+    def along(self, X, env, ctx, depth):
+        """(d, x): a named dim d outside X (never the variadic *S: diff and windows need a
+        named axis) and an operand of dims X + d, d protected from primes (the caller sums d
+        out); None where there is no such dim."""
+        free = sorted(d for d in ctx["dims"] if d not in X and "'" not in d and d != "S")
+        if not free:
+            return None
+        d = self.rng.choice(free)
+        ictx = dict(ctx, protect=frozenset({d}), outer=ctx["outer"] | ctx["protect"])
+        return d, self.num(X | {d}, env, ictx, depth)
 
     def call(self, X, env, ctx, depth) -> E:
         """A helper loss or an imported spec, on inputs of exactly dims X (in declared order)."""
