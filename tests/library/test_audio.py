@@ -354,3 +354,16 @@ def test_stft_mag_meaning_equals_torch_stft_over_every_small_setting():
                     if not np.allclose(got, want.transpose(1, 2).numpy(), rtol=1e-10, atol=1e-12):
                         bad.append((n_fft, win, hop, t))
     assert not bad, bad[:5]
+
+
+def test_rfft_mag_meaning_equals_torch_rfft_at_every_small_length():
+    """The op's numpy meaning (lossdsl.ops._rfft_mag) against torch.fft.rfft's magnitude at
+    every length 1..16 (odd and even: the Nyquist bin exists only for an even length)."""
+    from lossdsl.ops import _rfft_mag
+
+    rng = np.random.default_rng(6)
+    for n in range(1, 17):
+        x = rng.standard_normal((3, n))
+        z = torch.fft.rfft(torch.tensor(x), dim=1)
+        want = torch.sqrt(torch.clamp(z.real**2 + z.imag**2, min=1e-12)).numpy()
+        np.testing.assert_allclose(_rfft_mag(x, (1,), 1e-12), want, rtol=1e-12, atol=1e-12)
