@@ -1438,7 +1438,12 @@ class Ev:
             a = align(x, (d, prime_dim(d))).astype(np.float64)
             if not np.isfinite(a).all():
                 return NA(np.full(a.shape[0], np.nan, dtype=dt), (d,))
-            return NA(np.linalg.eigvalsh(a).astype(dt), (d,))
+            lam = np.linalg.eigvalsh(a)
+            # an eigenvalue within rounding of 0 (z z' of rank 1: two of three are +-1e-17)
+            # has no sign to compare: log or 1 / of it is noise
+            tol = a.shape[-1] * np.finfo(np.float64).eps * np.abs(lam).max(initial=0.0)
+            self.noise |= bool((np.abs(lam) <= tol).any() and tol > 0)
+            return NA(lam.astype(dt), (d,))
         if op == "call":
             return self.call(e, env, [ev(x) for x in A])
         raise AssertionError(op)

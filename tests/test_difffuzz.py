@@ -536,3 +536,25 @@ def test_evaluator_order_and_window_ops_match_numpy_and_torch():
     assert dfz._window(a[:, :2], 1, "box", 3, 1, "valid", None)[1]
     assert dfz._window(a[:, :1], 1, "box", 3, 2, "reflect", None)[1]
     assert dfz._window(a[:, :2], 1, "box", 3, 2, "reflect", None)[1] is None
+
+
+def test_evaluator_eigenvalues_within_rounding_of_zero_are_noise():
+    # eigvalsh(sum(z * z', over=D)) for z: [B=3, D=1] has rank 1: two eigenvalues are 0, which
+    # LAPACK returns as +-1e-17 with either sign (jax -1e-17: log10 NaN; numpy 1.6e-18: -17.8;
+    # difffuzz seed 2553, value/jax). The value is then not compared.
+    Z = dfz.Inp("z", "float", ("B", "D"))
+    rz = dfz.E("ref", (), (("name", "z"), ("fixed", False)), "float", frozenset({"B", "D"}))
+    rzp = dfz.E("prime", (rz,), (), "float", frozenset({"B'", "D"}))
+    prod = dfz.E("bin", (rz, rzp), (("op", "*"),), "float", frozenset({"B", "B'", "D"}))
+    gram = dfz.E("red", (prod,), (("fn", "sum"), ("over", ("D",))), "float", frozenset({"B", "B'"}))
+    body = dfz.E("eigvalsh", (gram,), (("d", "B"),), "float", frozenset({"B"}))
+    prog = _prog(body, [Z])
+    z = np.array([[-0.146], [1.856], [0.963]])
+    *_, scale, _ = dfz.expected(prog, {"z": z}, (), {}, {"B": 3, "D": 1}, "none")
+    assert math.isinf(scale)  # noise: not compared
+    z2 = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # rank 2 of 3: one 0 again
+    *_, scale, _ = dfz.expected(prog, {"z": z2}, (), {}, {"B": 3, "D": 2}, "none")
+    assert math.isinf(scale)
+    z3 = np.eye(3)  # full rank: compared
+    *_, scale, _ = dfz.expected(prog, {"z": z3}, (), {}, {"B": 3, "D": 3}, "none")
+    assert not math.isinf(scale)

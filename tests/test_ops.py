@@ -957,6 +957,21 @@ def test_quantile_and_median_match_numpy(backend):
     assert np.isnan(got).all()
 
 
+@pytest.mark.parametrize("fn", ["median", "quantile"])
+def test_quantile_and_median_leave_their_dim_unprimed_like_every_reduction(fn):
+    # docs/language.md, "Primes": x' keeps the dims the enclosing reduction drops; median and
+    # quantile drop over= like sum, so median(z', over=B) is the median over B of z [B, D'] (a
+    # DimMismatch "cannot reduce over B: the operand is float[B', D']" before; difffuzz seed
+    # 2553). Expected: np.median / np.quantile(q=0.9) over axis 0 (numpy 2).
+    q = ", 0.9" if fn == "quantile" else ""
+    spec = lossdsl.parse(f"loss t(z: float[B, D]) {{ sum({fn}(z'{q}, over=B), over=D') }}")
+    z = np.random.default_rng(6).standard_normal((5, 3))
+    want = (np.median(z, 0) if fn == "median" else np.quantile(z, 0.9, axis=0)).sum()
+    for backend in TARGETS:
+        got = call(backend, spec.compile(backend), {"z": z}, "float64", reduction="none")
+        np.testing.assert_allclose(got, want, rtol=1e-13, err_msg=backend)
+
+
 # Gradients at kinks: where a function is not differentiable, each framework's autodiff picks a
 # subgradient of its own (jax.grad(jnp.abs)(0.) is 1, torch.abs's backward sign(0) = 0), so the
 # same loss trained in torch and in jax drifts apart at exact zeros (abs(x - x'), ties). lossdsl

@@ -1053,7 +1053,8 @@ def _quantile_fn(ctx, call, a):
                 TypeMismatch, f"q must be in [0, 1], got {v}", _sp(a["q"]), "e.g. q=0.9"
             )
         q = _x(ctx, a["q"])
-    x = _x(ctx, a["x"])
+    # a reduction (it drops over): a prime inside leaves that dim alone, as in sum(z', over=B)
+    x = _reduce_operand(ctx, a, over)
     over = _along(x, over)
     sp = (_sp(a["x"]), _sp(a.get("q")) if a.get("q") is not None else None)
     return ctx.emit("quantile", (x, q), (("over", over),), span=call.span, arg_spans=sp)
