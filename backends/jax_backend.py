@@ -255,12 +255,21 @@ def _minmax(fn: str, sign: str):
 
 
 def _pow(c):
-    """x ** y; with a param exponent, x^0 gets torch's gradient 0 at x = 0 (jax's y x^(y-1)
-    is 0 * inf = NaN there: dual_focal at p_t = 1 with gamma = 0)."""
+    """x ** y, IEEE's pow (jnp.power) but NaN at (-inf) ** 0.5 and (-inf) ** -0.5, as
+    sqrt(-inf) (torch's and numpy's number exponent 0.5 runs sqrt). With a param exponent, x^0
+    also gets torch's gradient 0 at x = 0 (jax's y x^(y-1) is 0 * inf = NaN there: dual_focal
+    at p_t = 1 with gamma = 0)."""
     x, y = c.eqn.args
-    if type(y).__name__ == "Lit" or not x.type.dims:
+    if type(y).__name__ == "Lit":
+        if y.value == 0.5:
+            return f"jnp.sqrt({c[0]})"
+        if y.value == -0.5:
+            return f"jnp.where(jnp.isneginf({c[0]}), jnp.nan, {c[0]} ** {c[1]})"
         return f"{c[0]} ** {c[1]}"
-    return f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
+    p = f"{c[0]} ** {c[1]}"
+    if x.type.dims:
+        p = f"jnp.where({c[1]} == 0, 1.0, jnp.where({c[1]} == 0, 1.0, {c[0]}) ** {c[1]})"
+    return f"jnp.where(jnp.isneginf({c[0]}) & (jnp.abs({c[1]}) == 0.5), jnp.nan, {p})"
 
 
 def _cross_entropy(c):

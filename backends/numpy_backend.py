@@ -139,7 +139,7 @@ TEMPLATES = {
     "stop_grad": "{0}",
     "to_float": "np.asarray({0}, dtype=np.float64)",
     "div": "np.true_divide({0}, {1})",
-    "pow": "np.power(np.asarray({0}, dtype=np.float64), {1})",
+    "pow": "_pow({0}, {1})",
     "maximum": "np.maximum({0}, {1})",
     "minimum": "np.minimum({0}, {1})",
     "xlogy": "_xlogy({0}, {1})",
@@ -220,6 +220,7 @@ TARGET = Target(
     helpers=(
         ("_eigvalsh", EIGVALSH),
         # the op table's own functions: the reference meaning, as source (math and np only)
+        ("_pow", inspect.getsource(ops._pow)),
         ("_lgamma", inspect.getsource(ops._lgamma)),
         ("_digamma", inspect.getsource(ops._digamma)),
         ("_argsort", inspect.getsource(ops._argsort)),

@@ -389,8 +389,28 @@ def _sign(c):
     return f"torch.where({x} == {x}, torch.sign({x}), {x}.detach())"
 
 
+def _pow(c):
+    """x ** y: a literal exponent runs torch's number-exponent pow (-0.5 on +0: torch's rsqrt
+    is -inf at -0, IEEE's pow +inf); any other exponent may be a tensor or a number: _pow."""
+    if type(c.eqn.args[1]).__name__ == "Lit":
+        return f"({c[0]} + 0.0) ** {c[1]}" if c.eqn.args[1].value == -0.5 else f"{c[0]} ** {c[1]}"
+    return f"_pow({c[0]}, {c[1]})"
+
+
+POW = '''
+def _pow(x, y):
+    """x ** y, IEEE's pow but NaN at (-inf) ** 0.5 and (-inf) ** -0.5, as sqrt(-inf). Torch's
+    tensor exponent runs IEEE's pow (+inf and 0 there); its number exponent 0.5 runs sqrt, and
+    -0.5 rsqrt, whose -inf at -0 the + 0.0 (making it +0) turns into IEEE's +inf."""
+    if isinstance(y, torch.Tensor):
+        return torch.where((x == -torch.inf) & (y.abs() == 0.5), torch.nan, x ** y)
+    return (x + 0.0) ** y if y == -0.5 else x ** y
+'''
+
+
 TEMPLATES = {
     **INFIX_TEMPLATES,
+    "pow": _pow,
     "exp": "torch.exp({0})",
     "log": "torch.log({0})",
     "log1p": "torch.log1p({0})",
@@ -528,6 +548,7 @@ TARGET = Target(
     index_out_of_range="_ids_out_of_range({i}, {n})",
     helpers=(
         ("_ids_out_of_range", IDS_OUT_OF_RANGE),
+        ("_pow", POW),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_shift", SHIFT),

@@ -663,6 +663,15 @@ def _safe_div(a, b, empty=0.0):
 _erf = np.vectorize(math.erf, otypes=[float])
 
 
+def _pow(a, b):
+    """a ** b, IEEE's pow (C99 F.9.4.4) except that (-inf) ** 0.5 and (-inf) ** -0.5 are NaN, as
+    sqrt(-inf): torch's and numpy's pow with a number exponent of 0.5 run sqrt, with a tensor
+    exponent IEEE's pow (+inf and 0), and jnp.power is IEEE's; one meaning for all."""
+    a = np.asarray(a, dtype=np.float64)
+    r = np.power(a, b)
+    return np.where(np.isneginf(a) & (np.abs(b) == 0.5), np.nan, r)
+
+
 def _lgamma(x):
     """log|Gamma(x)| in float64 by math.lgamma; +inf at the poles (0 and the negative integers,
     where math.lgamma raises), past 2.56e305 (where it overflows) and at -inf, as torch.lgamma
@@ -949,14 +958,7 @@ _row("add", E, 2, arith, np.add, "a + b")
 _row("sub", E, 2, arith, np.subtract, "a - b")
 _row("mul", E, 2, arith, np.multiply, "a * b")
 _row("div", E, 2, true_div, lambda a, b: np.true_divide(a, b), "a / b (true division)")
-_row(
-    "pow",
-    E,
-    2,
-    true_div,
-    lambda a, b: np.power(np.asarray(a, float), b),
-    "a ^ b (float, as 2 ^ -1)",
-)
+_row("pow", E, 2, true_div, _pow, "a ^ b (float, as 2 ^ -1); NaN at (-inf) ^ 0.5, as sqrt")
 _row(
     "floordiv",
     E,

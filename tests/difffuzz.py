@@ -1168,6 +1168,10 @@ class Ev:
         self.noise = False
         self.inf_cancel = False
         self.zero_sign = False
+        # a declared gradient that moves its value y0 + g0 (x - x0) by more than 1e-3 (1 + |y0|)
+        # over a finite difference's step (grad=1e300): the step has left the linear regime
+        # that the loss's other ops see, so the difference is no derivative
+        self.stiff = False
         # README, "Numerics": the sign of a sum over one entry of -0 is the backend's (numpy
         # and torch add it to +0, jax returns the entry); `keep_sign` evaluates jax's way
         self.keep_sign = False
@@ -1350,10 +1354,15 @@ class Ev:
                 )
             y0, g0 = parts(lambda a: self.frozen.ev(a, self.frozen_env, protect))
             x0, x = self.frozen.ev(xe, self.frozen_env, protect), ev(xe)
+
             # (where x does not move, y0 alone: a literal wrt=1 beside grad=inf is no inf * 0)
-            return self.ew(
-                lambda y, g, x0, x: y + np.where(x == x0, 0, g * (x - x0)), y0, g0, x0, x
-            )
+            def lin(y, g, x0, x):
+                with np.errstate(all="ignore"):
+                    step = np.where(x == x0, 0, g * (x - x0))
+                    self.stiff |= bool((np.abs(step) > 1e-3 * (1 + np.abs(y))).any())
+                return y + step
+
+            return self.ew(lin, y0, g0, x0, x)
         if op == "where":
             c, a, b = ev(A[0]), ev(A[1]), ev(A[2])
             dims = udims(a, b, c)
@@ -1896,12 +1905,21 @@ SINGULAR = {
     "sqrt": (0.0,), "log": (0.0,), "log2": (0.0,), "log10": (0.0,), "asin": (1.0,), "acos": (1.0,),
     "acosh": (1.0,), "atanh": (1.0,),
 }  # fmt: skip
+
+
+def _pow(a, b):
+    """docs/language.md "Operators": IEEE's pow (numpy's with an array exponent: its number
+    exponent 0.5 runs sqrt), but NaN at (-inf) ^ 0.5 and (-inf) ^ -0.5, as sqrt(-inf)."""
+    a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+    return np.where(np.isneginf(a) & (np.abs(b) == 0.5), np.nan, np.power(a, b.copy()))
+
+
 BINARY_FN = {
     k: _safe(v)
     for k, v in {
         "max": _fmax,
         "min": _fmin,
-        "pow": np.power,
+        "pow": _pow,
         "xlogy": _xlogy,
         "atan2": np.arctan2,
         "logaddexp": np.logaddexp,  # -inf at (-inf, -inf), inf at (inf, inf): README
@@ -1914,7 +1932,7 @@ ARITH = {
         "-": np.subtract,
         "*": np.multiply,
         "/": np.divide,
-        "^": np.power,
+        "^": _pow,
     }.items()
 }
 CMP = {
@@ -1947,6 +1965,7 @@ def evaluate(
     singular: list | None = None,
     keep_sign: bool = False,
     signed: list | None = None,
+    stiff: list | None = None,
 ):
     """The expected value: an ndarray (reduction='none', axes in declared order, S flattened)
     or a 0-d array. `inputs` maps names to ndarrays (S already flattened), absent optional
@@ -1978,6 +1997,8 @@ def evaluate(
     # the weight is part of the loss: a too-small reduction in it is an InputError (README,
     # "Edge cases") whatever the reduction asked for
     w = ev.num(ev.ev(ld.reduce[1], env)) if weighted else None
+    if stiff is not None and ev.stiff:
+        stiff.append(True)
     with np.errstate(all="ignore"):
         if mode == "none":
             r = a
@@ -2746,10 +2767,14 @@ class Runner:
             return
         u = {n: self.nrng.standard_normal(arrs[n].shape) for n in fl_names}
 
+        stiff: list = []
+
         def f(h, dt):
             a = {k: (v + h * u[k] if k in u else v) for k, v in arrs.items()}
             base_pt = (flat(prog, arrs, sp), params)
-            val, _ = evaluate(prog, flat(prog, a, sp), params, sizes, red, dt, frozen=base_pt)
+            val, _ = evaluate(
+                prog, flat(prog, a, sp), params, sizes, red, dt, frozen=base_pt, stiff=stiff
+            )
             return val
 
         def diffs(dt):
@@ -2763,6 +2788,9 @@ class Runner:
 
         fd = diffs(np.longdouble)
         if fd is None:
+            return
+        if stiff:
+            self.counts["grad: skipped (a declared gradient too steep for the step)"] += 1
             return
         if abs(fd[0] - fd[1]) > 1e-6 * (1 + abs(fd[1])):
             self.counts["grad: skipped (not smooth here)"] += 1
@@ -3055,8 +3083,10 @@ def report(r: Runner) -> str:
 
 def describe(f: Failure) -> str:
     def show(a):
-        if isinstance(a, np.ndarray):
-            return np.array2string(a, precision=17, separator=", ", threshold=50)
+        if isinstance(a, np.ndarray):  # a comment on every line: the file parses as it is
+            return np.array2string(a, precision=17, separator=", ", threshold=50).replace(
+                "\n", "\n#     "
+            )
         return repr(a)
 
     ins = "\n".join(f"#   {k} = {show(v)}" for k, v in f.inputs.items())

@@ -558,3 +558,57 @@ def test_evaluator_eigenvalues_within_rounding_of_zero_are_noise():
     z3 = np.eye(3)  # full rank: compared
     *_, scale, _ = dfz.expected(prog, {"z": z3}, (), {}, {"B": 3, "D": 3}, "none")
     assert not math.isinf(scale)
+
+
+class _Mean:
+    """A stand-in for Runner.crng: the reduction drawn is "mean" (the spec's weighted mean)."""
+
+    def choice(self, xs):
+        return "mean"
+
+
+def test_a_declared_gradient_too_steep_for_the_step_is_not_compared():
+    # `reduce mean by custom_grad(w, wrt=w, grad=1e300)` over one w = 0.27: sum(w) / sum(cw), whose
+    # gradient 1/w - 1e300/w torch computes right (-3.8e300), but a step of 1e-4 moves cw by 1e296,
+    # far out of the linear regime the quotient sees: the difference was 7.9e-293 and passed the
+    # smoothness check (seed 23209, grad/torch). Such a step is no derivative; w ^ 2's is.
+    import lossdsl
+
+    src = (
+        "loss f(w: float[C]) {\n"
+        "    reduce mean by custom_grad(w, wrt=w, grad=1e300) empty -1\n    w\n}"
+    )
+    W = dfz.Inp("w", "float", ("C",))
+    rw = dfz.E("ref", (), (("name", "w"), ("fixed", False)), "float", frozenset({"C"}))
+    cg = dfz.E("cg", (rw, rw, dfz.E("num", (), (("v", 1e300),))), (("form", "custom"),), "float",
+               frozenset({"C"}))  # fmt: skip
+    prog = _prog(rw, [W], reduce=("mean", cg, -1.0))
+    key = "grad: skipped (a declared gradient too steep for the step)"
+    for backend in ("torch", "jax"):
+        r = dfz.Runner(SEED)
+        r.crng = _Mean()
+        r.check_grad(
+            lossdsl.parse(src), prog, src, backend, {"w": np.array([0.27])}, {"C": 1}, (), {}
+        )
+        assert r.counts[key] == 1 and not r.found, backend
+    # the same weights with a gradient of 3: compared, and right
+    cg3 = dfz.E("cg", (rw, rw, dfz.E("num", (), (("v", 3.0),))), (("form", "custom"),), "float",
+                frozenset({"C"}))  # fmt: skip
+    src3 = src.replace("1e300", "3")
+    r = dfz.Runner(SEED)
+    r.crng = _Mean()
+    arrs = {"w": np.array([0.27, 0.5])}
+    r.check_grad(lossdsl.parse(src3), _prog(rw, [W], reduce=("mean", cg3, -1.0)), src3, "torch",
+                 arrs, {"C": 2}, (), {})  # fmt: skip
+    assert r.counts["grads/torch"] == 1 and r.counts[key] == 0 and not r.found
+
+
+def test_evaluator_pow_is_ieee_but_sqrt_at_minus_inf():
+    # docs/language.md "Operators": (-inf) ^ 0.5 and (-inf) ^ -0.5 are NaN as sqrt(-inf); the
+    # rest is IEEE's pow (math.pow: (-inf) ^ 1.5 is inf, (-0) ^ 0.5 is 0); numpy's own power with
+    # a number exponent 0.5 runs sqrt, with an array one IEEE's (seed 23209, nan/numpy)
+    a = np.array([-math.inf, -0.0, 4.0])
+    np.testing.assert_array_equal(dfz._pow(a, 0.5), [math.nan, 0.0, 2.0])
+    np.testing.assert_array_equal(dfz._pow(a, -0.5), [math.nan, math.inf, 0.5])
+    np.testing.assert_array_equal(dfz._pow(a, 1.5), [math.pow(-math.inf, 1.5), 0.0, 8.0])
+    np.testing.assert_array_equal(dfz._pow(a, np.array([0.5, 0.5, 0.5])), [math.nan, 0.0, 2.0])

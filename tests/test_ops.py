@@ -5,6 +5,7 @@ test asserts that the op really survives the optimizer into the compiled program
 from __future__ import annotations
 
 import itertools
+import math
 import re
 
 import numpy as np
@@ -1016,3 +1017,60 @@ def test_gradients_at_kinks_are_torchs_on_every_backend(name):
         np.testing.assert_array_equal(want.numpy(), [[0.0, 0.0, 1.0]])
     if name == "cummax":  # torch.cummax's indices [0, 1, 1, 3, 4, 5]: each the latest tie
         np.testing.assert_array_equal(want.numpy(), [[0.0, 3.0, 0.0, 3.0, 4.0, 5.0]])
+
+
+def _ieee_pow(a: float, b: float) -> float:
+    """C99 Annex F pow, as Python's math.pow implements it (a domain error is NaN, a pole or an
+    overflow +-inf); at an exponent of +-0.5 the language means sqrt(a) and 1 / sqrt(a)
+    (docs/language.md "Operators": NaN at -inf, where IEEE's pow gives +inf and 0)."""
+    if abs(b) == 0.5 and a == -math.inf:
+        return math.nan
+    odd = math.isfinite(b) and b == int(b) and int(b) % 2 == 1
+    if a == 0 and b < 0:  # C99 F.9.4.4: a pole, Python raises ValueError
+        return math.copysign(math.inf, a) if odd else math.inf
+    try:
+        return math.pow(a, b)
+    except ValueError:
+        return math.nan
+    except OverflowError:
+        return math.copysign(math.inf, a) if odd else math.inf
+
+
+POW_BASES = [-math.inf, -2.0, -0.0, 0.0, 0.5, 2.0, math.inf, math.nan]
+POW_EXPONENTS = [0.5, -0.5, 1.5, -1.5, 0.25, 2.0, 3.0, -1.0, -2.0, 0.0, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("form", ["literal", "param", "tensor param", "tensor exponent"])
+def test_pow_at_every_special_base_and_exponent_is_one_meaning_on_every_backend(form):
+    """torch's and numpy's pow with a number exponent of 0.5 run sqrt (NaN at -inf), with a
+    tensor exponent IEEE's pow (+inf); jnp.power is IEEE's everywhere: before, (-inf) ^ 0.5
+    was NaN on numpy and torch and +inf on jax (found by scripts/difffuzz.py, seed 23209)."""
+    import jax
+    import torch
+
+    a = np.array(POW_BASES)
+    for b in POW_EXPONENTS:
+        want = np.array([_ieee_pow(v, b) for v in POW_BASES])
+        if form == "literal":
+            lit = f"({b})" if math.isfinite(b) else ("(1 / 0)" if b > 0 else "(-1 / 0)")
+            src, kw = f"loss p(a: float[N]) {{ a ^ {lit} }}", {}
+        elif form == "tensor exponent":
+            src, kw = "loss p(a: float[N], e: float[N]) { a ^ e }", {}
+        else:
+            src = "loss p(a: float[N]) { param e: float = 1\n a ^ e }"
+            kw = {"e": b}
+        spec = lossdsl.parse(src)
+        for backend in ("numpy", "torch", "jax"):
+            args = [a] + ([np.full_like(a, b)] if form == "tensor exponent" else [])
+            kws = dict(kw)
+            if backend == "torch":
+                args = [torch.tensor(v) for v in args]
+                if form == "tensor param":
+                    kws["e"] = torch.tensor(b, dtype=torch.float64)
+            elif backend == "jax":
+                args = [jax.numpy.asarray(v) for v in args]
+                if form == "tensor param":
+                    kws["e"] = jax.numpy.asarray(b)
+            got = np.asarray(spec.compile(backend)(*args, reduction="none", **kws))
+            # rsqrt and IEEE's pow round differently (1 ulp); the specials must be exact
+            np.testing.assert_allclose(got, want, rtol=3e-16, err_msg=f"{backend} {form} a ^ {b}")
