@@ -1732,34 +1732,10 @@ def _order(fn, a, ax, flag):
         # keep their order either way (-0 beside 0 too)
         key = np.where(np.isnan(a), np.inf, a)
         nan = np.isnan(a)
-        if flag:
-            order = np.lexsort(
-                (
-                    np.broadcast_to(
-                        np.arange(a.shape[ax]).reshape(
-                            [-1 if i == ax else 1 for i in range(a.ndim)]
-                        ),
-                        a.shape,
-                    ),
-                    -key,
-                    ~nan,
-                ),
-                axis=ax,
-            )
-        else:
-            order = np.lexsort(
-                (
-                    np.broadcast_to(
-                        np.arange(a.shape[ax]).reshape(
-                            [-1 if i == ax else 1 for i in range(a.ndim)]
-                        ),
-                        a.shape,
-                    ),
-                    key,
-                    nan,
-                ),
-                axis=ax,
-            )
+        pos = np.arange(a.shape[ax]).reshape([-1 if i == ax else 1 for i in range(a.ndim)])
+        # np.lexsort sorts by the last key first: NaN-ness, then the value, then the position
+        last = (~nan, -key) if flag else (nan, key)
+        order = np.lexsort((np.broadcast_to(pos, a.shape), last[1], last[0]), axis=ax)
         return np.take_along_axis(a, order, axis=ax)
     if flag:
         return np.flip(_order(fn, np.flip(a, ax), ax, False), ax)
