@@ -425,8 +425,12 @@ class Gen:
                 if not rest:
                     return r
                 return E("red", (r,), (("fn", "sum"), ("over", rest)), "float", frozenset({d}))
-        # no float input has it here (only masks or ids over B): a constant repeated along d
-        return E("expand", (self.const(),), (("dims", (d,)),), "float", frozenset({d}))
+        # no float input has it here (only masks or ids over B): a constant along d, as
+        # c + 0 * float(arange(d)) (docs/language.md: expand needs an operand with dims)
+        k = E("float", (E("arange", (), (("d", d),), "index", frozenset({d}), d),), (), "float",
+              frozenset({d}))  # fmt: skip
+        zero = E("bin", (E("num", (), (("v", 0.0),)), k), (("op", "*"),), "float", frozenset({d}))
+        return E("bin", (self.const(), zero), (("op", "+"),), "float", frozenset({d}))
 
     def const(self) -> E:
         v = self.rng.choice([0.0, 1.0, 2.0, 0.5, 3.0, -1.0, 1e-3, 1e300, math.inf])
@@ -1168,10 +1172,10 @@ class Ev:
         self.noise = False
         self.inf_cancel = False
         self.zero_sign = False
-        # a declared gradient that moves its value y0 + g0 (x - x0) by more than 1e-3 (1 + |y0|)
-        # over a finite difference's step (grad=1e300): the step has left the linear regime
-        # that the loss's other ops see, so the difference is no derivative
-        self.stiff = False
+        # why a finite difference's step is no derivative here: a declared gradient that moves
+        # its value y0 + g0 (x - x0) by more than 1e-3 (1 + |y0|) (grad=1e300: out of the
+        # linear regime the loss's other ops see), a step function's jump, a clamp's kink
+        self.stiff: list[str] = []
         # README, "Numerics": the sign of a sum over one entry of -0 is the backend's (numpy
         # and torch add it to +0, jax returns the entry); `keep_sign` evaluates jax's way
         self.keep_sign = False
@@ -1315,6 +1319,12 @@ class Ev:
             if e.a("fn") == "log" and x.sig_of is not None:  # -1e300 at -1e300, not log(0)
                 return self.ew(lambda a: -np.logaddexp(0, -a), x.sig_of)
             r = self.counted(e, env, self.ew(UNARY_FN[e.a("fn")], x), [x])
+            if e.a("fn") in STEPS and self.frozen is not None:
+                r0 = self.ew(UNARY_FN[e.a("fn")], self.frozen.ev(A[0], self.frozen_env, protect))
+                if not np.array_equal(align(r0, r.dims), r.a, equal_nan=True):
+                    # floor(-1 / w^3): many steps within the step, whose difference is the
+                    # underlying slope, where the derivative is 0 (docs/language.md)
+                    self.stiff.append("a step function's value jumps within the step")
             if e.a("fn") in ("exp", "sigmoid") and x.a.dtype.kind == "f" and r.dims == x.dims:
                 setattr(r, "exp_of" if e.a("fn") == "exp" else "sig_of", x)
             return r
@@ -1359,7 +1369,8 @@ class Ev:
             def lin(y, g, x0, x):
                 with np.errstate(all="ignore"):
                     step = np.where(x == x0, 0, g * (x - x0))
-                    self.stiff |= bool((np.abs(step) > 1e-3 * (1 + np.abs(y))).any())
+                    if (np.abs(step) > 1e-3 * (1 + np.abs(y))).any():
+                        self.stiff.append("a declared gradient too steep for the step")
                 return y + step
 
             return self.ew(lin, y0, g0, x0, x)
@@ -1376,6 +1387,15 @@ class Ev:
             return NA(np.where(cc, aa, bb), dims)
         if op == "clamp":
             xs = [ev(a) for a in A]
+            if self.frozen is not None:
+                # an operand exactly at a bound that moves: the difference is the mean of the
+                # one-sided slopes, the frameworks' 1 (README, "Gradients at kinks")
+                xs0 = [self.frozen.ev(a, self.frozen_env, protect) for a in A]
+                for b0 in xs0[1:]:
+                    dims = udims(xs0[0], b0, xs[0])
+                    at = align(xs0[0], dims) == align(b0, dims)
+                    if (at & (align(xs[0], dims) != align(xs0[0], dims))).any():
+                        self.stiff.append("an operand at a clamp bound moves")
             x = xs[0]
             for k, b in zip(e.a("keys"), xs[1:]):
                 x = self.ew(_fmax if k == "min" else _fmin, x, b)
@@ -1838,6 +1858,9 @@ def _safe(f):
     return g
 
 
+# piecewise-constant functions (zero derivative, docs/language.md): a finite difference that
+# crosses one of their steps is no derivative
+STEPS = frozenset({"floor", "ceil", "round", "sign"})
 UNARY_FN = {
     k: _safe(v)
     for k, v in {
@@ -1973,8 +1996,8 @@ def evaluate(
     # the weight is part of the loss: a too-small reduction in it is an InputError (README,
     # "Edge cases") whatever the reduction asked for
     w = ev.num(ev.ev(ld.reduce[1], env)) if weighted else None
-    if stiff is not None and ev.stiff:
-        stiff.append(True)
+    if stiff is not None:
+        stiff.extend(ev.stiff)
     with np.errstate(all="ignore"):
         if mode == "none":
             r = a
@@ -2766,7 +2789,7 @@ class Runner:
         if fd is None:
             return
         if stiff:
-            self.counts["grad: skipped (a declared gradient too steep for the step)"] += 1
+            self.counts[f"grad: skipped ({stiff[0]})"] += 1
             return
         if abs(fd[0] - fd[1]) > 1e-6 * (1 + abs(fd[1])):
             self.counts["grad: skipped (not smooth here)"] += 1

@@ -612,3 +612,65 @@ def test_evaluator_pow_is_ieee_but_sqrt_at_minus_inf():
     np.testing.assert_array_equal(dfz._pow(a, -0.5), [math.nan, math.inf, 0.5])
     np.testing.assert_array_equal(dfz._pow(a, 1.5), [math.pow(-math.inf, 1.5), 0.0, 8.0])
     np.testing.assert_array_equal(dfz._pow(a, np.array([0.5, 0.5, 0.5])), [math.nan, 0.0, 2.0])
+
+
+def test_a_step_function_jumping_within_the_step_is_not_compared():
+    # ceil(-1 / w^3) at w = 0.08: a step of 1e-4 in w moves -1 / w^3 by ~7, across ~7 of ceil's
+    # steps, so the difference is the underlying slope (3333 here) where the derivative is 0
+    # (seed 17485, grad/torch); at w = 2 no step is crossed and the 0 is compared
+    import lossdsl
+
+    src = "loss f(w: float[C]) { ceil((-1) / (w ^ 3)) }"
+    W = dfz.Inp("w", "float", ("C",))
+    rw = dfz.E("ref", (), (("name", "w"), ("fixed", False)), "float", frozenset({"C"}))
+    cube = dfz.E("bin", (rw, dfz.E("num", (), (("v", 3.0),))), (("op", "^"),), "float",
+                 frozenset({"C"}))  # fmt: skip
+    q = dfz.E("bin", (dfz.E("num", (), (("v", -1.0),)), cube), (("op", "/"),), "float",
+              frozenset({"C"}))  # fmt: skip
+    prog = _prog(dfz.E("f1", (q,), (("fn", "ceil"),), "float", frozenset({"C"})), [W])
+    for w, skipped in ((0.0797, 1), (2.0, 0)):
+        r = dfz.Runner(SEED)
+        r.crng = _Mean()
+        r.check_grad(lossdsl.parse(src), prog, src, "torch", {"w": np.array([w])}, {"C": 1}, (), {})
+        key = "grad: skipped (a step function's value jumps within the step)"
+        assert r.counts[key] == skipped and r.counts["grads/torch"] == 1 - skipped
+        assert not r.found
+
+
+def test_an_operand_at_a_clamp_bound_is_not_compared():
+    # clamp(v, min=0) at v = 0 exactly (a straight_through of float(1 <= w) made one, seed
+    # 17485, grad/jax): the difference is the mean of the one-sided slopes, 1/2, where torch and
+    # jax give 1 (README, "Gradients at kinks"); at v = 0.5 it is compared
+    import lossdsl
+
+    src = "loss f(v: float[B]) { clamp(v, min=0) }"
+    clamp = dfz.E("clamp", (REF_V, dfz.E("num", (), (("v", 0.0),))), (("keys", ("min",)),),
+                  "float", frozenset({"B"}))  # fmt: skip
+    prog = _prog(clamp, [V])
+    for v, skipped in ((0.0, 1), (0.5, 0)):
+        for backend in ("torch", "jax"):
+            r = dfz.Runner(SEED)
+            r.crng = _Mean()
+            r.check_grad(lossdsl.parse(src), prog, src, backend, {"v": np.array([v, 1.0])},
+                         {"B": 2}, (), {})  # fmt: skip
+            key = "grad: skipped (an operand at a clamp bound moves)"
+            assert r.counts[key] == skipped and r.counts[f"grads/{backend}"] == 1 - skipped
+            assert not r.found
+
+
+def test_the_generator_never_expands_a_constant():
+    # docs/language.md "expand": x must have dims; the generator's constant along a dim that no
+    # float input has was expand(c, B'), which the compiler rightly rejects (seed 17485,
+    # reject/DimMismatch); it is c + 0 * float(arange(B')) now, and compiles to the evaluator's
+    import lossdsl
+
+    g = dfz.Gen(random.Random(0), dfz.Cfg())
+    for _ in range(20):  # each constant the generator draws
+        e = g.single("B'", {}, {"protect": frozenset(), "outer": frozenset()})
+        assert e.dims == frozenset({"B'"})
+        s = dfz.E("red", (e,), (("fn", "sum"), ("over", ("B'",))), "float", frozenset())
+        prog = _prog(dfz.E("bin", (REF_V, s), (("op", "+"),), "float", frozenset({"B"})), [V])
+        src = dfz.render_prog(prog)
+        v = np.array([0.5, -2.0])
+        got = lossdsl.parse(src).compile("numpy")(v, reduction="none")
+        np.testing.assert_array_equal(got, _ev(prog, {"v": v}, {"B": 2, "B'": 2}), err_msg=src)

@@ -1074,3 +1074,70 @@ def test_pow_at_every_special_base_and_exponent_is_one_meaning_on_every_backend(
             got = np.asarray(spec.compile(backend)(*args, reduction="none", **kws))
             # rsqrt and IEEE's pow round differently (1 ulp); the specials must be exact
             np.testing.assert_allclose(got, want, rtol=3e-16, err_msg=f"{backend} {form} a ^ {b}")
+
+
+def _logcumsumexp_grad(x, g):
+    """d/dx of sum_j g_j L_j, L_j = log sum_{i<=j} e^{x_i}: sum_{j>=i} g_j softmax(x_{..j})_i,
+    each softmax shifted by its own prefix's max, in float64 (NaN where the prefix is all -inf:
+    undefined; not through L_j, whose rounding at 1e30 drops a log 2)."""
+    n = len(x)
+    out = np.zeros(n)
+    with np.errstate(all="ignore"):
+        for j in range(n):
+            e = np.exp(x[: j + 1] - np.max(x[: j + 1]))
+            out[: j + 1] += g[j] * e / e.sum()
+    return out
+
+
+def test_torch_logcumsumexp_fast_path_equals_torchs_own_on_every_special_row():
+    """backends/torch_backend.py runs logcumsumexp on CPU as a float64 cumsum of exp(x - max)
+    (CPU's torch.logcumsumexp is a scalar loop, most of list_mle's time), torch's own where a
+    prefix underflows or +inf appears. Every row of 3 drawn from -inf, NaN, +inf, 0, +-1, -100,
+    -700, +-1e30 (1000 rows, each alone, so that the fast path runs wherever it can), forward and
+    reverse, float32 and float64: the value is torch.logcumsumexp's, and the gradient is the
+    analytic one (a float64 sum of e^{x_i - L_j}) or, where that is not, torch's own, and right
+    on at least every row where torch's is (torch's is 0 where it is 1 beside 1e30)."""
+    import torch
+
+    fwd = lossdsl.parse("loss l(x: float[B, N], g: float[B, N]) { logcumsumexp(x, over=N) * g }")
+    rev = lossdsl.parse(
+        "loss l(x: float[B, N], g: float[B, N]) { logcumsumexp(x, over=N, reverse=true) * g }"
+    )
+    vals = [-math.inf, math.nan, math.inf, 0.0, 1.0, -1.0, -100.0, -700.0, 1e30, -1e30]
+    rows = np.array(list(itertools.product(vals, repeat=3)))
+    g = np.random.default_rng(0).standard_normal(rows.shape)
+    for dt, rtol in ((torch.float64, 1e-12), (torch.float32, 2e-6)):
+        for sp, flip in ((fwd, False), (rev, True)):
+            assert "_logcumsumexp(" in sp.source("torch")
+            fn = sp.compile("torch")
+            ours_right = torch_right = 0
+            for r, gr in zip(rows, g):
+                x = torch.tensor([r], dtype=dt, requires_grad=True)
+                gt = torch.tensor([gr], dtype=dt)
+                got = fn(x, gt, reduction="none")
+                (gx,) = torch.autograd.grad(got.sum(), x)
+                xw = torch.tensor([r], dtype=dt, requires_grad=True)
+                lw = torch.logcumsumexp(xw.flip(1) if flip else xw, 1)
+                want = (lw.flip(1) if flip else lw) * gt
+                (gw,) = torch.autograd.grad(want.sum(), xw)
+                # a log-sum-exp is exact to the rounding of its largest term, |m| eps absolute
+                # (log(1 + e^-100) is 0 here, log1p's 3.7e-44 in torch's)
+                big = np.abs(r[np.isfinite(r)]).max(initial=0.0)
+                atol = 4 * torch.finfo(dt).eps * (1 + big) * np.abs(gr).max()
+                np.testing.assert_allclose(
+                    got.detach(), want.detach(), rtol=rtol, atol=atol, err_msg=str(r)
+                )
+                xs = torch.tensor(r, dtype=dt).double().numpy()
+                exact = (
+                    _logcumsumexp_grad(xs[::-1].copy(), gr[::-1].copy())[::-1]
+                    if flip
+                    else _logcumsumexp_grad(xs, gr)
+                )
+                ok = np.allclose(gx[0].numpy(), exact, rtol=rtol * 100, atol=1e-30, equal_nan=True)
+                own = np.allclose(gx[0].numpy(), gw[0].numpy(), rtol=rtol * 10, equal_nan=True)
+                assert ok or own, (r, gx, exact, gw)
+                ours_right += ok
+                torch_right += np.allclose(
+                    gw[0].numpy(), exact, rtol=rtol * 100, atol=1e-30, equal_nan=True
+                )
+            assert ours_right >= torch_right and ours_right > 600, (ours_right, torch_right)

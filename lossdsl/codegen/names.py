@@ -89,7 +89,15 @@ class Names:
         | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
         | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref", "_CustomGrad"}
         | {"_custom_grad", "_custom_grad_fwd", "_custom_grad_bwd", "_stft_mag", "_rfft_mag"}
-        | {"_abs", "_pow", "_cummax", "_cummax_value", "_cummax_jvp", "_cummax_tangent"}
+        | {
+            "_abs",
+            "_pow",
+            "_logcumsumexp",
+            "_cummax",
+            "_cummax_value",
+            "_cummax_jvp",
+            "_cummax_tangent",
+        }
         # the numpy target's helpers (backends/numpy_backend.py PRELUDE)
         | {"_logsumexp", "_log_softmax", "_sigmoid", "_xlogy", "_erf", "_softplus", "_var"}
         | CALL_KEYWORDS
