@@ -414,8 +414,9 @@ def _logcumsumexp(x, dim):
     dim): CPU's logcumsumexp is a scalar loop (10 ms for [4096, 64], a cumsum 0.3 ms) and its
     backward two more. Exact unless a prefix's sum is 1e-280 of the max's term (645 below it)
     or a row holds +inf or NaN: then torch's own, as on GPU, under torch.compile and under
-    functorch transforms (their values cannot be read). The gradient is the same where the frameworks' is finite; it is
-    also right beside huge entries (torch's own is 0 at x = [1e30, 0], jax's 1)."""
+    functorch transforms (their values cannot be read). The gradient is the frameworks' where
+    theirs is finite, and right beside huge entries (torch's own is 0 at x = [1e30, 0], jax's
+    and the derivative 1)."""
     if (
         x.device.type != "cpu"
         or torch.compiler.is_compiling()
