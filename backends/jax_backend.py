@@ -372,7 +372,6 @@ TEMPLATES = {
     "xlogy": "jax.scipy.special.xlogy({0}, {1})",
     "floordiv": floored("jnp.floor_divide({0}, {1})", "jnp.where"),
     "mod": floored("jnp.remainder({0}, {1})", "jnp.where"),
-    "bce_logits": "jax.nn.softplus({0}) - {0} * {1}",
     "and": "jnp.logical_and({0}, {1})",
     "or": "jnp.logical_or({0}, {1})",
     "safe_div": "jnp.where({1} == 0, {empty}, {0} / jnp.where({1} == 0, 1, {1}))",

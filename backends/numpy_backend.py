@@ -145,7 +145,6 @@ TEMPLATES = {
     "xlogy": "_xlogy({0}, {1})",
     "floordiv": floored("np.floor_divide({0}, {1})", "np.where"),
     "mod": floored("np.mod({0}, {1})", "np.where"),
-    "bce_logits": "np.logaddexp(0.0, {0}) - {0} * {1}",
     "and": "np.logical_and({0}, {1})",
     "or": "np.logical_or({0}, {1})",
     "safe_div": "np.where({1} == 0, {empty}, {0} / np.where({1} == 0, 1, {1}))",

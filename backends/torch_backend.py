@@ -421,6 +421,7 @@ def _logcumsumexp(x, dim):
         x.device.type != "cpu"
         or torch.compiler.is_compiling()
         or torch._C._functorch.is_functorch_wrapped_tensor(x)
+        or x.numel() == 0  # amax has no value over an empty dim
     ):
         return torch.logcumsumexp(x, dim)
     m = torch.amax(x, dim, keepdim=True).detach().double()
@@ -476,15 +477,6 @@ TEMPLATES = {
     "xlogy": "torch.special.xlogy({0}, {1})",
     "floordiv": floored('torch.div({0}, {1}, rounding_mode="floor")', "torch.where"),
     "mod": floored("torch.remainder({0}, {1})", "torch.where"),
-    # F.binary_cross_entropy_with_logits(x, t) is (1 - t) x - logsigmoid(x): NaN at x = -inf
-    # for every t > 0, where softplus(x) - t x is +inf. Called on (-x, 1 - t) it computes
-    # t x' + softplus(x) with x' = -x: the spec's own form, ±inf and NaN included.
-    "bce_logits": (
-        'torch.nn.functional.binary_cross_entropy_with_logits(-{0}, 1 - {1}, reduction="none")'
-    ),
-    "bce_logits_reduce": (
-        'torch.nn.functional.binary_cross_entropy_with_logits(-{0}, 1 - {1}, reduction="{reduce}")'
-    ),
     "cross_entropy_ignore": _cross_entropy_ignore,
     "and": "torch.logical_and({0}, {1})",
     "or": "torch.logical_or({0}, {1})",

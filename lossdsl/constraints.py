@@ -94,7 +94,6 @@ TEMPLATES: dict[str, str] = {
         "max({0}, {1}) + math.log1p(math.exp(-abs({0} - {1}))))"
     ),
     "xlogy": "(0.0 if {0} == 0 else {0} * " + _LOG.replace("{0}", "{1}") + ")",
-    "bce_logits": "(" + _SOFTPLUS + " - {0} * {1})",
 }
 # Not here: pow (Python's ** raises on overflow, on 0 ^ -1, and is complex for (-8) ^ 0.5; with
 # literal operands it folds before this check), digamma (Python's math module has none), and

@@ -63,7 +63,6 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "maximum": (r"\max({0}, {1})", 7),
     "minimum": (r"\min({0}, {1})", 7),
     "xlogy": (r"{0} \log {1}", 4),
-    "bce_logits": (r"\operatorname{{BCE}}({0}, {1})", 7),
     "eq": ("{0} = {1}", 2),
     "ne": (r"{0} \neq {1}", 2),
     "lt": ("{0} < {1}", 2),

@@ -989,14 +989,6 @@ _row(
     np.logaddexp,
     "log(e^a + e^b) without overflow; -inf at (-inf, -inf), inf at (inf, inf)",
 )
-_row(
-    "bce_logits",
-    E,
-    2,
-    true_div,
-    lambda x, t: _softplus(x) - x * t,
-    "softplus(x) - t x: binary cross-entropy with logits (one fused op per framework)",
-)
 _row("eq", E, 2, equality, np.equal, "a == b", False)
 _row("ne", E, 2, equality, np.not_equal, "a != b", False)
 _row("lt", E, 2, compare, np.less, "a < b", False)
@@ -1634,15 +1626,6 @@ _row(
     _cross_entropy_ignore,
     "F.cross_entropy(x, target, ignore_index=k, reduction): -log_softmax(x)[target] on axis 1, "
     "0 where target == k; its mean divides by the rows kept (0 when none is)",
-    attrs=("reduce",),
-)
-_row(
-    "bce_logits_reduce",
-    L,
-    2,
-    library_rule,
-    lambda x, t, reduce: _reduce_as(_softplus(x) - x * t, reduce),
-    "the sum or mean of bce_logits(x, t) over every element (x and t share one layout)",
     attrs=("reduce",),
 )
 

@@ -1442,6 +1442,8 @@ class Ev:
             shape = [self.sizes_of(d, x, i) for d in out]
             xa = np.broadcast_to(xa, shape + [xa.shape[-1]])
             ia = np.broadcast_to(ia, shape)
+            if xa.shape[-1] == 0:  # ids into an empty dim: argmax's over it (too_small) or
+                return NA(np.full(shape, np.nan, dtype=xa.dtype), out)  # none to pick: no value
             r = np.take_along_axis(xa, ia[..., None].astype(np.int64), axis=-1)[..., 0]
             return NA(r, out)
         if op == "onehot":

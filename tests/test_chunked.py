@@ -235,6 +235,47 @@ def test_every_spec_chunks_exactly_or_is_refused_at_compile(name, backend):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"{absent} {k}")
 
 
+def _outcome(fn, data, reduction):
+    from helpers import call
+
+    try:
+        return call("torch", fn, data, "float64", reduction=reduction)
+    except LossError as e:
+        return type(e).__name__
+
+
+@pytest.mark.parametrize("name", lossdsl.list_specs())
+def test_every_spec_chunks_like_the_plain_schedule_at_every_empty_dim(name):
+    """Each dim of each chunkable spec empty in turn (the inputs drawn at size 1 there, then
+    cut to 0), torch, sum and mean: the chunked value is the plain one (its declared empty
+    values, README "Edge cases"), or both raise the same LossError. Before: V empty crashed
+    in the slices (TypeError, no statistic to combine), a mean over B = 0 raised an
+    InputError naming the internal 'dim_B_', and logcumsumexp over B = 0 an IndexError
+    (scripts/difffuzz.py, seed 22926)."""
+    from helpers import random_inputs
+
+    from lossdsl.compiler import chunk_refusal
+
+    spec = lossdsl.load(name)
+    if chunk_refusal(spec) is not None:
+        return  # refused at compile (test_every_spec_chunks_exactly_or_is_refused_at_compile)
+    chunked, plain = spec.compile("torch", schedule="chunked", chunk=3), spec.compile("torch")
+    decls = spec._lowered(frozenset()).inputs
+    names = {d.name for i in decls for d in i.var.type.dims if not d.fixed and not d.variadic}
+    for dim in sorted(names):
+        data = random_inputs(spec, {**CHUNK_SIZES, dim: 1}, np.random.default_rng(0))
+        for i in decls:
+            dims = [d.name for d in i.var.type.dims]
+            if dim in dims:  # no variadic dim before a named one here (checked: names)
+                data[i.var.name] = np.take(data[i.var.name], [], axis=dims.index(dim))
+        for reduction in ("sum", "mean"):
+            want, got = _outcome(plain, data, reduction), _outcome(chunked, data, reduction)
+            if isinstance(want, str) or isinstance(got, str):
+                assert got == want, (dim, reduction)
+            else:
+                np.testing.assert_array_equal(got, want, err_msg=f"{dim} {reduction}")
+
+
 # Rows of logits the chunked statistics must treat as the plain ops do: a +inf logit (softmax,
 # log_softmax and cross_entropy NaN on the row: the op table, torch.log_softmax), a +inf target
 # logit, every logit -inf, a NaN, one masked -inf, huge finite values.

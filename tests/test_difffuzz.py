@@ -16,6 +16,7 @@ import warnings
 
 import difffuzz as dfz
 import numpy as np
+import pytest
 
 CASES, SEED = 80, 20261125
 
@@ -674,3 +675,19 @@ def test_the_generator_never_expands_a_constant():
         v = np.array([0.5, -2.0])
         got = lossdsl.parse(src).compile("numpy")(v, reduction="none")
         np.testing.assert_array_equal(got, _ev(prog, {"v": v}, {"B": 2, "B'": 2}), err_msg=src)
+
+
+def test_evaluator_picks_through_an_argmax_over_an_empty_dim():
+    # x[argmax(x, over=C)] with C = 0: the compiled loss raises InputError (README, "Edge
+    # cases": argmax needs one entry), so the evaluator records the too-small dim and gives no
+    # value; it crashed in take_along_axis (seed 22926, fuzzer-error)
+    am = dfz.E("argmax", (REF_X,), (("over", "C"),), "index", frozenset({"B"}), "C")
+    prog = _prog(dfz.E("gather", (REF_X, am), (), "float", frozenset({"B"})), [X])
+    found: list = []
+    x = np.zeros((2, 0))
+    v, _ = dfz.evaluate(prog, {"x": x}, {}, {"B": 2, "C": 0}, "none", np.float64, too_small=found)
+    assert found == ["argmax over C of 0"] and v.shape == (2,) and np.isnan(v).all()
+    import lossdsl
+
+    with pytest.raises(lossdsl.InputError, match="argmax"):
+        lossdsl.parse(dfz.render_prog(prog)).compile("numpy")(x, reduction="none")

@@ -1,5 +1,5 @@
 """The `library` pass (lossdsl/passes/library.py): torch gets F.cross_entropy(ignore_index=...)
-and the reductions of F.cross_entropy / F.binary_cross_entropy_with_logits as single calls.
+and its reductions as single calls.
 
 Each op is checked in float64 against what lossdsl did not compute through it: the numpy
 reference of the unrewritten program (values), jax's gradient of the unrewritten program (the
@@ -27,7 +27,6 @@ CE_IGNORE = """loss ce(x: float[B, C], y: index[B] of C) {
     where(valid, -log_softmax(x, over=C)[where(valid, y, 0)], 0)
 }
 """
-BCE = "loss bce(x: float[B, C], q: float[B, C]) {\n    softplus(x) - q * x\n}\n"
 REDUCTIONS = ("none", "sum", "mean")
 
 
@@ -43,14 +42,14 @@ def ce_data(seed, b=6, c=4, ignored=2, ignore_index=-100):
 
 
 def test_every_library_op_is_made_by_a_spec_here():
-    made = ops_in(lossdsl.parse(CE_IGNORE)) | ops_in(lossdsl.parse(BCE))
+    made = ops_in(lossdsl.parse(CE_IGNORE))
     assert {op for op, _ in made if OPS[op].kind == "library"} == {
         op for op, d in OPS.items() if d.kind == "library"
     }
-    assert ("cross_entropy_ignore", "mean") in made and ("bce_logits_reduce", "mean") in made
+    assert ("cross_entropy_ignore", "mean") in made
 
 
-@pytest.mark.parametrize("text,data", [(CE_IGNORE, ce_data(0)), (BCE, None)], ids=["ce", "bce"])
+@pytest.mark.parametrize("text,data", [(CE_IGNORE, ce_data(0))], ids=["ce"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_library_ops_match_numpy_values_and_jax_gradients(text, data, reduction):
     spec = lossdsl.parse(text)
@@ -142,12 +141,22 @@ def test_class_weights_and_smoothing_keep_the_primitives():
     assert torch.all(torch.isfinite(g)) and g.abs().sum() > 0
 
 
-def test_bce_with_logits_spec_is_one_call_per_reduction():
-    src = lossdsl.load("bce_with_logits").source("torch")
-    for mode in REDUCTIONS:
-        # on (-x, 1 - t): torch's (1 - t) x - logsigmoid(x) is NaN at x = -inf (torch_backend)
-        assert f'with_logits(-logits, 1 - target, reduction="{mode}")' in src
-    assert "torch.mean(" not in src.split("def _bce_with_logits__no_pos_weight")[1]
+def test_bce_with_logits_keeps_its_meaning_where_torchs_fused_call_does_not():
+    """F.binary_cross_entropy_with_logits(x, t) computes (1 - t) x - logsigmoid(x): NaN at
+    x = -inf where softplus(x) - t x is +inf; on (-x, 1 - t) it reads a t below eps/4 as 0
+    (1 - t rounds to 1): at x = -inf NaN again, at x = -1e20, t = 1e-20 0 where the value is 1.
+    So torch runs the spec's primitives (as fast: benchmarks/README.md). Found by
+    scripts/difffuzz.py (seed 22926). Expected values: softplus(x) - t x by hand in float64."""
+    fn = lossdsl.load("bce_with_logits").compile("torch")
+    x = torch.tensor([-np.inf, -np.inf, -1e20, 3.0], dtype=torch.float64)
+    t = torch.tensor([1e-300, 0.5, 1e-20, 0.25], dtype=torch.float64)
+    want = torch.tensor([np.inf, np.inf, 1.0, np.log1p(np.exp(3.0)) - 0.75], dtype=torch.float64)
+    torch.testing.assert_close(fn(x[:, None], t[:, None], reduction="none")[:, 0], want)
+    assert torch.isnan(F.binary_cross_entropy_with_logits(x[:1], t[:1]))
+    assert F.binary_cross_entropy_with_logits(-x[2:3], 1 - t[2:3]) == 0.0
+    assert "binary_cross_entropy_with_logits(" not in lossdsl.load("bce_with_logits").source(
+        "torch"
+    )
 
 
 def test_torch_sources_get_library_calls_jax_keeps_the_primitives():
@@ -162,7 +171,9 @@ def test_torch_sources_get_library_calls_jax_keeps_the_primitives():
 
 
 def test_ir_after_library_shows_the_calls():
-    text = lossdsl.parse(BCE).ir(after="library")
-    assert "bce_logits_reduce[reduce=mean]" in text and "bce_logits_reduce[reduce=sum]" in text
+    text = lossdsl.parse(CE_IGNORE).ir(after="library")
+    assert (
+        "cross_entropy_ignore[reduce=mean]" in text and "cross_entropy_ignore[reduce=sum]" in text
+    )
     with pytest.raises(lossdsl.LossError, match="unknown pass 'libary'"):
         lossdsl.load("bce_with_logits").ir(after="libary")

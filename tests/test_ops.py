@@ -77,7 +77,6 @@ PROGRAMS = {
     "maximum": "max(x, y) + max(x, 0.5)",
     "minimum": "min(x, y) + min(x, 0.5)",
     "xlogy": "xlogy(y, y) + xlogy(abs(x), y)",
-    "bce_logits": "softplus(x) - y * x",
     "eq": "where(x == y, 1.0, x)",
     "ne": "where(x != 0.25, x, y)",
     "lt": "where(x < y, x, y)",
@@ -399,7 +398,7 @@ def test_binary_functions_take_numbers_in_either_position(op, backend):
     fn = BINARY_CALLS[op]
     assert {o for o, d in OPS.items() if d.kind == "elementwise" and d.nargs == 2} - set(
         BINARY_CALLS
-    ) <= INFIX | {"safe_div", "bce_logits", "and", "or"}  # every binary call is listed here
+    ) <= INFIX | {"safe_div", "and", "or"}  # every binary call is listed here
     x = np.array([0.3, 2.0, 1.5, np.inf, -np.inf, np.nan])
     # nan and inf literals too: jax's min/max with a literal bound was a select that dropped a
     # NaN bound (min(asin(3), size(C)) gave size(C); difffuzz, seed 669217)
@@ -639,10 +638,8 @@ def _agree(got, want, what):
 NAN_PROGRAMS = {
     op: body
     for op, body in PROGRAMS.items()
-    # eigvalsh: LAPACK's eigensolver has no NaN meaning (it may fail to converge);
-    # bce_logits: torch's fused op is finite at x = inf, t = 0 where the meaning
-    # softplus(x) - x t is inf - NaN: the open `softplus_inf` class (tests/difffuzz.py)
-    if body is not None and op not in ("eigvalsh", "bce_logits")
+    # eigvalsh: LAPACK's eigensolver has no NaN meaning (it may fail to converge)
+    if body is not None and op != "eigvalsh"
 }
 
 

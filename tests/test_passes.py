@@ -62,7 +62,6 @@ TRIGGERS = {
     "sum(a * b, over) -> contract(a, b, over)": "sum(sum(x * x', over=C), over=B')",
     "-log_softmax(x)[t] -> cross_entropy(x, t)": "log_softmax(x, over=C)[i]",
     "mean(x, over=D) -> sum(x, over=D) / size(D)": "mean(x, over=C)",
-    "softplus(x) - t * x -> bce_logits(x, t)": "softplus(x) - q * x",
 }
 RULES = [(table, row) for table, rows in RULE_TABLES.items() for row in rows]
 EXTREME = {  # rules whose reason is an overflow/underflow: inputs where the original breaks
@@ -263,7 +262,6 @@ LIBRARY_TRIGGERS = {
         "    where(valid, -log_softmax(x, over=C)[where(valid, i, 0)], 0)\n}\n",
         {"ignore_index": 0},
     ),
-    "bce": ("loss t(x: float[B, C], q: float[B, C]) {\n    softplus(x) - q * x\n}\n", {}),
 }
 
 
@@ -345,7 +343,7 @@ def test_library_rules_keep_the_value_at_special_points(name):
     before = lossdsl.parse(text).program()
     after = verify(library(before))
     made = {e.op for e in after.eqns} - {e.op for e in before.eqns}
-    assert made & {"bce_logits_reduce", "cross_entropy_ignore"}, made
+    assert "cross_entropy_ignore" in made, made
     d = special_inputs(before)
     ref = load_backend("numpy")
     for reduction in REDUCTIONS:
@@ -353,17 +351,18 @@ def test_library_rules_keep_the_value_at_special_points(name):
             want = ref.evaluate(before, d, params, reduction)
         got = run_program("torch", after, d, reduction, params)
         assert_kept(want, got, f"library {name}", reduction)
-    assert len(LIBRARY_RULES) == 3  # all three fire on these two specs (test_library_pass.py)
+    assert len(LIBRARY_RULES) == 3  # all three fire on this spec (test_library_pass.py)
 
 
-def test_fused_bce_is_inf_at_a_minus_inf_logit():
-    """softplus(z) - q z at z = -inf, q = 1 is 0 + inf = +inf (numpy and jax); torch's
-    F.binary_cross_entropy_with_logits computes (1 - q) z - logsigmoid(z) = 0 * -inf + inf =
-    NaN, so the fused op is called on (-z, 1 - q). z = +inf, q = 0: inf - 0 * inf, NaN as
-    written."""
+def test_softplus_minus_t_x_is_inf_at_a_minus_inf_logit():
+    """softplus(z) - q z at z = -inf is 0 + inf = +inf for every q > 0, 1e-300 included; torch's
+    F.binary_cross_entropy_with_logits is NaN there on (z, q) ((1 - q) z - logsigmoid(z)) and
+    on (-z, 1 - q) for q below eps/4 (1 - q rounds to 1), so no backend calls it (scripts/
+    difffuzz.py, seed 22926). z = +inf, q = 0: inf - 0 * inf, NaN as written."""
     spec = lossdsl.parse("loss f(z: float[B], q: float[B]) {\n    softplus(z) - q * z\n}\n")
-    z, q = np.array([-np.inf, -np.inf, 3.0]), np.array([1.0, 0.5, 0.25])
-    want = [np.inf, np.inf, np.log1p(np.exp(3.0)) - 0.75]
+    z = np.array([-np.inf, -np.inf, -np.inf, 3.0, np.inf])
+    q = np.array([1.0, 0.5, 1e-300, 0.25, 0.0])
+    want = [np.inf, np.inf, np.inf, np.log1p(np.exp(3.0)) - 0.75, np.nan]
     for backend in TARGETS:
         got = run_program(backend, spec.program(), {"z": z, "q": q}, "none", {})
         np.testing.assert_allclose(got, want, rtol=1e-15, err_msg=backend)

@@ -73,7 +73,7 @@ _FLOAT_LITERAL_OPS = frozenset(
 # Ops every backend promotes to a float operand's dtype itself (an int operand beside a float
 # value needs no cast). Not xlogy: jax's is a custom_jvp, whose int operand gets a float0
 # tangent that its jvp rule multiplies (a TypeError under jax.grad).
-_PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div", "bce_logits"}
+_PROMOTING_OPS = _FLOAT_LITERAL_OPS | {"pow", "safe_div"}
 # Kinds that compute on every operand in float (gather, cross_entropy... take index operands).
 _FLOAT_KINDS = frozenset(
     {"elementwise", "reduce", "axis", "contract", "diff", "eigvalsh", "scan", "quantile"}

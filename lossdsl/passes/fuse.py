@@ -3,7 +3,7 @@ with the same value (the tests check each row on random inputs against the numpy
 
 from __future__ import annotations
 
-from lossdsl.ir import Program, Var
+from lossdsl.ir import Program
 from lossdsl.passes.cleanup import dce
 from lossdsl.passes.rewrite import Row, run_rules
 from lossdsl.passes.simplify import SIMPLIFY_RULES
@@ -21,27 +21,6 @@ def _cross_entropy(rw, e):
     if t.type.of != c or set(t.type.dims) != set(x.type.dims) - {c}:
         return None  # only the plain form: one index per row of x
     return rw.emit("neg", (rw.emit("cross_entropy", (x, t)),))
-
-
-def _bce_logits(rw, e):
-    """softplus(x) - t x (BCE with logits, as `use multilabel` writes it) -> one op, when x
-    and t have the result's shape and the pieces have no other use."""
-    if e.op != "sub":
-        return None
-    sp = rw.producer(e.args[0], "softplus")
-    m = rw.producer(e.args[1], "mul")
-    if sp is None or m is None or rw.uses[sp.out.name] != 1 or rw.uses[m.out.name] != 1:
-        return None
-    x = sp.args[0]
-    if x not in m.args:
-        return None
-    t = m.args[1] if m.args[0] == x else m.args[0]
-    dims = e.out.type.dims
-    if not (isinstance(t, Var) and x.type.dims == dims and t.type.dims == dims):
-        return None  # F.binary_cross_entropy_with_logits wants two tensors of one shape
-    if t.type.dtype != "float":
-        return None
-    return rw.emit("bce_logits", (x, t))
 
 
 def _partial_mean(rw, e):
@@ -67,13 +46,6 @@ FUSE_RULES = (
         "2x faster than that of take_along_axis(log_softmax))",
         _cross_entropy,
         ("gather",),
-    ),
-    Row(
-        "softplus(x) - t * x -> bce_logits(x, t)",
-        "one fused op (F.binary_cross_entropy_with_logits: one kernel forward and one backward "
-        "where softplus, mul and sub take three each)",
-        _bce_logits,
-        ("sub",),
     ),
     Row(
         "mean(x, over=D) -> sum(x, over=D) / size(D)",

@@ -143,11 +143,17 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         _runtime_checks(spec, _optimized(spec, absent, baked), params)
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
         run = plans[absent, reduction]
-        if linear and 0 in tuple(given["h"].shape[:-1]):
-            # an empty batch: the plain schedule's declared values (README, "Edge cases") on
-            # the empty logits h @ W.T, which hold no memory; gradients reach h and W as zeros
+        empty = (
+            0 in tuple(given["h"].shape[:-1]) + tuple(given["W"].shape[:1])
+            if linear
+            else 0 in tuple(given[logits].shape)
+        )
+        if empty or any(0 in tuple(getattr(v, "shape", ())) for v in inputs.values()):
+            # an empty dim: the plain schedule's declared values (README, "Edge cases"), on the
+            # logits (h @ W.T holds no memory when they are empty); gradients reach every
+            # input as zeros. The slices would see no V at all (no statistic to combine).
             plain = _compiled(spec, backend, baked)
-            x = given["h"] @ given["W"].T
+            x = given["h"] @ given["W"].T if linear else given[logits]
             return plain(x, **inputs, **kwargs, reduction=reduction)
         if rows is not None:
             z = tuple(n for n in zeros if type(params[n]) in (int, float) and params[n] == 0)
