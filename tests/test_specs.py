@@ -54,11 +54,13 @@ FD_GRAD_TOL = {"ctc": 1e-4}
 # 1025: at h = 1e-6 the difference is 1e-2 off; it converges to the autograd gradient as h
 # shrinks, 2e-6 at 1e-7, 5e-8 at 1e-8; that gradient equals auraloss's, tests/library/test_audio.py)
 # and its tolerance there (mr_stft's second direction: 1.02e-6 at h = 1e-8). float32 gradients of
-# those logs differ from float64 by up to 5e-3: a small bin's float32 FFT rounding (1e-7 of the
-# frame's energy) is a large relative error in 1/|X|, as in auraloss's own float32.
+# those logs differ from float64 by up to 1.4e-2: a small bin's float32 FFT rounding (1e-7 of
+# the frame's energy) is a large relative error in 1/|X|, as in auraloss's own float32. mr_stft's
+# target gradient on shape 0, measured: torch 3.5e-3, jax eager 5.8e-3, under jax.jit 1.4e-2
+# (XLA fuses the whole gradient and rounds differently; the float64 ones agree to 1e-12).
 FD_STEP = {"stft_loss": 1e-8, "mr_stft": 1e-8}
 FD_DIR_TOL = {"stft_loss": 1e-5, "mr_stft": 1e-5}
-F32_DIR_TOL = {"stft_loss": 1e-2, "mr_stft": 1e-2, "spectral_convergence": 1e-3}
+F32_DIR_TOL = {"stft_loss": 1e-2, "mr_stft": 2e-2, "spectral_convergence": 1e-3}
 
 
 @pytest.mark.parametrize("name,absent,shape", VALUE_CASES, ids=lambda c: str(c))
