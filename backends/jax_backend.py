@@ -199,6 +199,8 @@ def _quantile(x, q, axis):
     q (n - 1), numpy's lerp of the two neighbours (a whole position takes its entry alone);
     NaN where the slice holds a NaN or q is outside [0, 1]."""
     n = x.shape[axis]
+    if n == 0:  # NaN (no entry), shaped as the result: a discarded branch at an empty dim
+        return jnp.sum(x, axis=axis) + (jnp.asarray(q, dtype=x.dtype) * 0.0 + jnp.nan)
     s = jnp.sort(x, axis=axis)
     q = jnp.asarray(q, dtype=x.dtype)
     pos = jnp.clip(jnp.where(q == q, q, 0.0), 0.0, 1.0) * (n - 1)

@@ -240,6 +240,10 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
         y = torch.nn.functional.pad(y, pads, mode="reflect")
     elif max(pads + (0,)) > 0:
         y = torch.nn.functional.pad(y, pads, value=-float("inf") if kind == "max" else 0.0)
+    if any(n < k for n, k in zip(y.shape[2:], size)):  # a window longer than its axis: none
+        out = tuple(max(-(-(n - k + 1) // s), 0) for n, k, s in zip(y.shape[2:], size, stride))
+        y = y.reshape(-1)[:0].reshape(tuple(y.shape[:2]) + out)  # (an untaken branch's)
+        return y.reshape(lead + out).movedim(last, axes)
     f = torch.nn.functional
     if kind == "max":
         y = (f.max_pool1d, f.max_pool2d, f.max_pool3d)[nd - 1](y, size, stride)
@@ -366,8 +370,10 @@ def _quantile(x, q, dim):
     q (n - 1), numpy's lerp of the two neighbours (a whole position takes its entry alone);
     NaN where the slice holds a NaN or q is outside [0, 1]."""
     n = x.shape[dim]
-    s = torch.sort(x, dim=dim).values
     q = torch.as_tensor(q, dtype=x.dtype, device=x.device)
+    if n == 0:  # NaN (no entry), shaped as the result: a discarded branch at an empty dim
+        return x.sum(dim) + (q * 0.0 + float("nan"))
+    s = torch.sort(x, dim=dim).values
     pos = torch.where(q == q, q, 0.0).clamp(0.0, 1.0) * (n - 1)
     lo = pos.floor()
     t = pos - lo

@@ -769,6 +769,8 @@ def _quantile(x, q, axis):
     x = np.asarray(x, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     n = x.shape[axis]
+    if n == 0:  # NaN (no entry), shaped as the result: a discarded branch at an empty dim
+        return np.sum(x, axis=axis) + (q * 0.0 + np.nan)
     s = np.sort(x, axis=axis)
     pos = np.clip(np.where(q == q, q, 0.0), 0.0, 1.0) * (n - 1)
     lo = np.floor(pos)
@@ -810,6 +812,10 @@ def _window(x, axes, kind, size, stride, padding, sigma=1.5, kernel=None):
         x = np.pad(x, width, mode="reflect")
     else:
         x = np.pad(x, width, constant_values=-np.inf if kind == "max" else 0.0)
+    shape = np.asarray(x.shape, dtype=np.int64)
+    if (shape[at] < k).any():  # a window longer than its axis: none (an untaken branch's)
+        shape[at] = np.maximum(-(-(shape[at] - k + 1) // s), 0)
+        return np.zeros(tuple(shape))
     if kind in ("blur", "box"):
         for i in np.arange(at.size):
             c = np.arange(k[i], dtype=np.float64) - k[i] // 2

@@ -1214,7 +1214,10 @@ class Ev:
         return NA(r, dims)
 
     def ev(self, e: E, env: dict, protect=frozenset()) -> NA:
-        return self.track(self._ev(e, env, protect))
+        r = self._ev(e, env, protect)
+        if _int_literal(e) and r.a.dtype.kind == "f":  # integer arithmetic has no -0: `-0`
+            r.a = r.a + 0.0  # is the int 0, so u / -0 is u / +0 (as Python's u / -0)
+        return self.track(r)
 
     def counted(self, e: E, env, r: NA, xs) -> NA:
         """r, marked a count of dim sizes when it is a scalar computed from counts and
@@ -1783,6 +1786,17 @@ def _caller_dim(d: str, inv: dict) -> str:
     while c in inv.values():
         c = prime_dim(c)
     return c
+
+
+def _int_literal(e: E) -> bool:
+    """An expression the compiler folds as integers: integer literals (as fmt_num writes them)
+    under -, +, - and * (docs/language.md: int arithmetic stays int; `/` makes a float)."""
+    if e.op == "num":
+        v = e.a("v")
+        return v == v and abs(v) != math.inf and float(v).is_integer() and abs(v) < 1e15
+    if e.op == "neg":
+        return _int_literal(e.args[0])
+    return e.op == "bin" and e.a("op") in ("+", "-", "*") and all(map(_int_literal, e.args))
 
 
 def _literal(e: E) -> bool:

@@ -691,3 +691,21 @@ def test_evaluator_picks_through_an_argmax_over_an_empty_dim():
 
     with pytest.raises(lossdsl.InputError, match="argmax"):
         lossdsl.parse(dfz.render_prog(prog)).compile("numpy")(x, reduction="none")
+
+
+def test_evaluator_reads_integer_literals_as_integers():
+    # u / (-0): in the language -0 is the int 0 (as in Python), so u / -0 is u / +0 = +inf for
+    # u > 0, and a mask u >= u / -0 keeps the negative entries; the evaluator read the literal
+    # as the float -0.0 (seed 31337: value/numpy, torch, jax and torch-chunked all agreed on
+    # the int reading). Expected: numpy's u / 0.0, and the compiled loss's own value
+    import lossdsl
+
+    neg0 = dfz.E("neg", (dfz.E("num", (), (("v", 0.0),)),), (), "float", frozenset())
+    q = dfz.E("bin", (REF_V, neg0), (("op", "/"),), "float", frozenset({"B"}))
+    prog = _prog(q, [V])
+    v = np.array([2.0, -3.0])
+    with np.errstate(divide="ignore"):
+        want = v / 0.0
+    np.testing.assert_array_equal(_ev(prog, {"v": v}, {"B": 2}), want)
+    got = lossdsl.parse(dfz.render_prog(prog)).compile("numpy")(v, reduction="none")
+    np.testing.assert_array_equal(got, want)
