@@ -91,6 +91,8 @@ def _frames(x, axes, size, stride, padding, center):
 FFT = '''
 def _rfft_mag(x, axis, eps):
     """|rFFT(x)| along axis (the op table's _rfft_mag): sqrt(max(re^2 + im^2, eps))."""
+    if x.shape[axis] == 0:  # NaN in the one bin: an untaken branch's (lossdsl/empty.py)
+        return jnp.sum(x, axis=axis, keepdims=True) + jnp.nan
     y = jnp.fft.rfft(x, axis=axis)
     return jnp.sqrt(jnp.maximum(y.real**2 + y.imag**2, eps))
 '''
@@ -386,7 +388,9 @@ TEMPLATES = {
     "logsumexp": "jax.nn.logsumexp({0}, axis={axes})",
     "var": "jnp.var({0}, axis={axes}, ddof={ddof})",
     "take": "jnp.take({0}, {index}, axis={axis})",
-    "argmax": "jnp.argmax({0}, axis={axis})",
+    # 0s over an empty dim (which raises): only an untaken branch gets there (lossdsl/empty.py)
+    "argmax": "(jnp.argmax({0}, axis={axis}) if {0}.shape[{axis}]"
+    " else jnp.sum({0}, axis={axis}).astype(int))",
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "cummax": lambda c: f"_cummax({c[0]}, {c.attrs['axis']}, {c.attrs['reverse']})",

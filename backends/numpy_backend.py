@@ -159,7 +159,9 @@ TEMPLATES = {
     "logsumexp": "_logsumexp({0}, {axes})",
     "var": "_var({0}, {axes}, {ddof})",
     "take": "np.take({0}, {index}, axis={axis})",
-    "argmax": "np.argmax({0}, axis={axis})",
+    # 0s over an empty dim (which raises): only an untaken branch gets there (lossdsl/empty.py)
+    "argmax": "(np.argmax({0}, axis={axis}) if {0}.shape[{axis}]"
+    " else np.sum({0}, axis={axis}).astype(np.int64))",
     "cumsum": scanned("np.cumsum({x}, axis={a})", NP_FLIP),
     "cumprod": scanned("np.cumprod({x}, axis={a})", NP_FLIP),
     "cummax": scanned("np.maximum.accumulate({x}, axis={a})", NP_FLIP),

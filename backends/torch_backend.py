@@ -11,6 +11,7 @@ from lossdsl.codegen import (
     ShardTarget,
     Target,
     floored,
+    nan_from_empty,
     scanned,
     shard_eye,
 )
@@ -20,11 +21,14 @@ def _gather(c):
     f = c.attrs["form"]
     x, i = c.raw
     if f == "take":
-        return f"{x}[{i}]"
+        return nan_from_empty(c, f"{x}[{i}]", i, "torch.full_like", 'float("nan")')
     if f == "axis":
-        k = c.attrs["k"]
-        return f"torch.gather({x}, {k}, {c.attrs['i']}.long().unsqueeze({k})).squeeze({k})"
-    return f"torch.gather({c.attrs['xb']}, -1, {c.attrs['ib']}.long().unsqueeze(-1)).squeeze(-1)"
+        k, i = c.attrs["k"], c.attrs["i"]
+        pick = f"torch.gather({x}, {k}, {i}.long().unsqueeze({k})).squeeze({k})"
+        return nan_from_empty(c, pick, i, "torch.full_like", 'float("nan")')
+    xb, ib = c.attrs["xb"], c.attrs["ib"]
+    pick = f"torch.gather({xb}, -1, {ib}.long().unsqueeze(-1)).squeeze(-1)"
+    return nan_from_empty(c, pick, ib, "torch.full_like", 'float("nan")')
 
 
 def _cross_entropy(c):
@@ -285,6 +289,8 @@ def _frames(x, axes, size, stride, padding, center):
 FFT = '''
 def _rfft_mag(x, axis, eps):
     """|rFFT(x)| along axis (the op table's _rfft_mag): sqrt(clamp(re^2 + im^2, min=eps))."""
+    if x.shape[axis] == 0:  # NaN in the one bin: an untaken branch's (lossdsl/empty.py)
+        return x.sum(axis, keepdim=True) + float("nan")
     y = torch.fft.rfft(x, dim=axis)
     return torch.sqrt(torch.clamp(y.real**2 + y.imag**2, min=eps))
 '''
@@ -496,7 +502,9 @@ TEMPLATES = {
     "logsumexp": "torch.logsumexp({0}, dim={axes})",
     "var": _reduce("var", ", correction={ddof}"),
     "take": "torch.select({0}, {axis}, {index})",
-    "argmax": "torch.argmax({0}, dim={axis})",
+    # 0s over an empty dim (which raises): only an untaken branch gets there (lossdsl/empty.py)
+    "argmax": "(torch.argmax({0}, dim={axis}) if {0}.shape[{axis}]"
+    " else torch.sum({0}, dim={axis}).long())",
     "cumsum": scanned("torch.cumsum({x}, dim={a})", TORCH_FLIP),
     "cumprod": scanned("torch.cumprod({x}, dim={a})", TORCH_FLIP),
     "cummax": scanned("torch.cummax({x}, dim={a}).values", TORCH_FLIP),

@@ -78,10 +78,11 @@ def empty_policy(prog: Program) -> EmptyPolicy:
             over = over if isinstance(over, tuple) else (over,)
             k = 1 + int(e.attr("ddof", 0) or 0)
             what = f"var(ddof={k - 1})" if e.op == "var" else e.op
+            what = ("an " if what[0] in "aeiou" else "a ") + what
             # over several dims only the product of their sizes must reach k: each needs 1
             # (a var(ddof=1) over (D, B) of sizes 1 x 2 has its value; over 1 x 1 it is NaN)
             for d in over:
-                need(d, k if len(over) == 1 else 1, f"it takes a {what} over {_fmt(over)}", cond)
+                need(d, k if len(over) == 1 else 1, f"it takes {what} over {_fmt(over)}", cond)
         elif e.op in ("cross_entropy", "gather"):
             of = e.args[1].type.of
             what = "cross-entropy" if e.op == "cross_entropy" else "gather"

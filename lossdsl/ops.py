@@ -745,6 +745,21 @@ def _sort(x, axis, descending=False):
     return np.take_along_axis(x, _argsort(x, axis, descending), axis=axis)
 
 
+def _argmax(x, axis):
+    """np.argmax, but 0 over an empty dim (numpy raises): the too-small check (lossdsl/empty.py)
+    refuses it unless the branch holding it is not taken, where any index will do."""
+    if x.shape[axis] == 0:
+        return np.zeros(np.delete(x.shape, axis), dtype=np.int64)
+    return np.argmax(x, axis=axis)
+
+
+def _gather(x, idx):
+    """x[..., idx] along the last axis; NaN from an empty axis (an untaken branch's argmax)."""
+    if x.shape[-1] == 0:
+        return np.full(idx.shape, np.nan)
+    return np.take_along_axis(x, idx[..., None], axis=-1)[..., 0]
+
+
 def _take_along(x, idx, axis):
     """x read along `axis` at the positions idx (x and idx of one shape)."""
     return np.take_along_axis(x, idx, axis=axis)
@@ -857,7 +872,10 @@ def _rfft_mag(x, axes, eps):
     """|rFFT(x)| along axis `axes[0]` in float64, the N//2 + 1 bins where the axis was:
     sqrt(max(re^2 + im^2, eps)) (eps > 0: auraloss's clamp of the power, whose gradient is
     finite where the magnitude is 0; the numpy target inlines this source: numpy only)."""
-    y = np.fft.rfft(np.asarray(x, dtype=np.float64), axis=axes[0])
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[axes[0]] == 0:  # NaN in the one bin: an untaken branch's (lossdsl/empty.py)
+        return np.sum(x, axis=axes[0], keepdims=True) + np.nan
+    y = np.fft.rfft(x, axis=axes[0])
     return np.sqrt(np.maximum(y.real**2 + y.imag**2, eps))
 
 
@@ -1091,8 +1109,8 @@ _row(
     "gather",
     2,
     gather_rule,
-    lambda x, idx: np.take_along_axis(x, idx[..., None], axis=-1)[..., 0],
-    "x[i]: pick x along i's `of` dim",
+    _gather,
+    "x[i]: pick x along i's `of` dim (NaN from an empty dim: an untaken branch's argmax there)",
 )
 _row(
     "onehot",
@@ -1186,8 +1204,9 @@ _row(
     "argmax",
     1,
     argmax_rule,
-    lambda x, axis: np.argmax(x, axis=axis),
-    "the index of the largest entry along a dim (first on ties): an index into that dim",
+    _argmax,
+    "the index of the largest entry along a dim (first on ties): an index into that dim "
+    "(0 over an empty dim, which only an untaken branch reaches: lossdsl/empty.py)",
     False,
     ("over",),
 )

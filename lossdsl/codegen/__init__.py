@@ -41,6 +41,7 @@ from lossdsl.codegen.target import (
     Target,
     Template,
     floored,
+    nan_from_empty,
     scanned,
     shard_eye,
     take_along_axis_gather,
@@ -94,6 +95,7 @@ __all__ = [
     "shard_eye",
     "shipped_module",
     "floored",
+    "nan_from_empty",
     "take_along_axis_gather",
     "unregister",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lossdsl import axes
 from lossdsl.codegen.names import py_literal
-from lossdsl.ir import Eqn
+from lossdsl.ir import Eqn, Var
 from lossdsl.ops import OPS, PADDINGS
 from lossdsl.types import Dim
 
@@ -106,11 +106,16 @@ def _gather(em, e: Eqn, attrs: dict) -> dict:
     x, idx = e.args
     of = idx.type.of
     rest = tuple(d for d in x.type.dims if d != of)
+    # A computed index (argmax) may point into an empty `of` dim, in a branch the too-small
+    # check skips as untaken (lossdsl/empty.py): its template then gives NaN, not an error. An
+    # input's indices are range-checked, so they need no such branch.
+    computed = isinstance(idx, Var) and idx.name not in {i.var.name for i in em.p.inputs}
+    src = {"src": em.dim_size(of) if computed and of.fixed is None else None}
     if x.type.dims == (of,):  # a scalar pick (cross_entropy's templates take it along axis 0)
-        return {"form": "take", "k": 0, "i": em.ref(idx)}
+        return {"form": "take", "k": 0, "i": em.ref(idx), **src}
     if set(idx.type.dims) == set(rest):
         i = em.aligned(idx, rest) if idx.type.dims != rest else em.ref(idx)
-        return {"form": "axis", "k": x.type.dims.index(of), "i": i}
+        return {"form": "axis", "k": x.type.dims.index(of), "i": i, **src}
     outd = e.out.type.dims
     xa = em.aligned(x, outd + (of,))
     shape_x = "(" + "".join(em.dim_size(d) + ", " for d in outd + (of,)) + ")"
@@ -119,6 +124,7 @@ def _gather(em, e: Eqn, attrs: dict) -> dict:
         "form": "general",
         "xb": em.t.broadcast.format(x=xa, shape=shape_x),
         "ib": em.t.broadcast.format(x=em.aligned(idx, outd), shape=shape_i),
+        **src,
     }
 
 

@@ -53,15 +53,26 @@ def take_along_axis_gather(np_like: str) -> Callable[[EqnContext], str]:
         f = c.attrs["form"]
         x, i = c.raw
         if f == "take":
-            return f"{x}[{i}]"
+            return nan_from_empty(c, f"{x}[{i}]", i, f"{np_like}.full_like", f"{np_like}.nan")
         if f == "axis":
             k, ia = c.attrs["k"], c.attrs["i"]
             idx = f"{np_like}.expand_dims({ia}, {k})"
-            return f"{np_like}.take_along_axis({x}, {idx}, axis={k}).squeeze({k})"
+            pick = f"{np_like}.take_along_axis({x}, {idx}, axis={k}).squeeze({k})"
+            return nan_from_empty(c, pick, ia, f"{np_like}.full_like", f"{np_like}.nan")
         xb, ib = c.attrs["xb"], c.attrs["ib"]
-        return f"{np_like}.take_along_axis({xb}, {ib}[..., None], axis=-1)[..., 0]"
+        pick = f"{np_like}.take_along_axis({xb}, {ib}[..., None], axis=-1)[..., 0]"
+        return nan_from_empty(c, pick, ib, f"{np_like}.full_like", f"{np_like}.nan")
 
     return gather
+
+
+def nan_from_empty(c: EqnContext, pick: str, idx: str, full_like: str, nan: str) -> str:
+    """A gather by a computed index (attrs._gather's `src`): NaN shaped as the index where
+    the source dim is empty (a static size, so a Python branch jit and torch.compile fold)."""
+    if c.attrs.get("src") is None:
+        return pick
+    fill = f"{full_like}({idx}, {nan}, dtype={c.raw[0]}.dtype)"
+    return f"({pick} if {c.attrs['src']} else {fill})"
 
 
 def floored(call: str, where: str) -> Callable[[EqnContext], str]:
