@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Order-op losses: compiled lovasz_softmax, list_mle and list_net (torch eager, forward +
-backward) against the code a user would otherwise run.
+"""Order-op losses: compiled lovasz_softmax, lovasz_hinge, neural_ndcg, list_mle and list_net
+(torch eager, forward + backward) against the code a user would otherwise run.
 
     lovasz_softmax  B images of 512 x 512 pixels, C classes, per image (per_image=True) against
                     the official PyTorch code (tests/reference/lovasz_official.py: a Python loop
                     over classes, one torch.sort each) on softmax(logits); once more with 10%
                     void pixels (ignore_index=255, the official ignore=255)
+    lovasz_hinge    B binary masks of 512 x 512 against the official lovasz_hinge (per_image)
+    neural_ndcg     256 lists of 64 and 2 lists of 4096 items (grades 0-4) against allRank's
+                    neuralNDCG (deterministic, temperature 1; its Sinkhorn scaling stops early
+                    at tol 1e-6, the spec runs its n_iters = 50: the check runs allRank's 50)
     list_mle        lists of N items against allRank's listMLE (tests/reference/
                     allrank_official.py, eps = 0) on 4096 lists of 64 and 64 lists of 4096
     list_net        the same lists against allRank's listNet (its default eps = 1e-10)
@@ -32,12 +36,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.append(str(REPO / "tests"))
 
+import reference.allrank_official as allrank  # noqa: E402
 import torch  # noqa: E402
-from reference.allrank_official import listMLE, listNet  # noqa: E402
-from reference.lovasz_official import lovasz_softmax  # noqa: E402
+from reference.allrank_official import listMLE, listNet, neuralNDCG  # noqa: E402
+from reference.lovasz_official import lovasz_hinge, lovasz_softmax  # noqa: E402
 from timing import fwd_bwd, interleaved  # noqa: E402
 
 import lossdsl  # noqa: E402
+
+
+def _neural_ndcg_50(s, y):
+    """allRank's neuralNDCG with exactly 50 scaling passes (its tol=1e-6 early exit off)."""
+    orig = allrank.sinkhorn_scaling
+    allrank.sinkhorn_scaling = lambda mat, mask, tol, max_iter: orig(mat, mask, -1.0, 50)
+    try:
+        return neuralNDCG(s, y)
+    finally:
+        allrank.sinkhorn_scaling = orig
 
 
 def cases():
@@ -71,6 +86,34 @@ def cases():
         (x, y),
         None,
     )
+    lh = lossdsl.load("lovasz_hinge").compile("torch")
+    for b in (8, 2):
+        x = torch.randn(b, 512, 512, generator=g, dtype=torch.float64)
+        y = (torch.rand(b, 512, 512, generator=g) < 0.3).double()
+        yield (
+            f"lovasz_hinge [{b}, 512, 512]",
+            {
+                "lossdsl": lambda x, y: lh(x, y),
+                "official": lambda x, y: lovasz_hinge(x, y, per_image=True),
+            },
+            (x.float(), y.float()),
+            None,
+            # checked on float64 draws: float32 errors tie, and a tie's gradient depends on
+            # the sort's order among the tied pixels (lossdsl: pixel order; the official's
+            # torch.sort: unspecified), though the value does not
+            (x, y),
+        )
+    nd = lossdsl.load("neural_ndcg").compile("torch")
+    for b, n in ((256, 64), (2, 4096)):
+        s = torch.randn(b, n, generator=g)
+        y = torch.randint(0, 5, (b, n), generator=g).float()
+        yield (
+            f"neural_ndcg [{b}, {n}]",
+            {"lossdsl": lambda s, y: nd(s, y), "allRank": lambda s, y: neuralNDCG(s, y)},
+            (s, y),
+            # allRank's scaling leaves at tol 1e-6: the check runs its 50 passes, as the spec
+            lambda s, y: _neural_ndcg_50(s, y),
+        )
     lm = lossdsl.load("list_mle").compile("torch")
     ln = lossdsl.load("list_net").compile("torch")
     for b, n in ((4096, 64), (64, 4096)):
@@ -112,12 +155,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, float32, {args.threads} threads, {args.reps} reps\n")
     print(f"{'case':40s} {'lossdsl ms':>11s} {'ref ms':>9s} {'ratio':>6s}  reference")
-    for name, fns, inputs, check in cases():
+    for name, fns, inputs, check, *wide in cases():
         if args.only not in name:
             continue
         # the check in float64 (float32 cumulative sums over 4096 items differ by ~1e-4),
         # against `check` where the timed reference's eps is not part of the loss
-        wide = [v.double() if v.is_floating_point() else v for v in inputs]
+        wide = wide[0] if wide else [v.double() if v.is_floating_point() else v for v in inputs]
         ref = check or list(fns.values())[1]
         (got, gg), (want, gw) = [fwd_bwd(f, *wide) for f in (fns["lossdsl"], ref)]
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)

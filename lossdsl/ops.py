@@ -1233,13 +1233,9 @@ _row(
 
 
 def shift_rule(ts, attrs):
-    (d,) = _check_over(ts[0], attrs)
-    if d.variadic:
-        raise OpDimError(
-            f"shift() needs a named axis, not the variadic {d}",
-            "declare the spatial axes by name, e.g. float[B, C, H, W]",
-            0,
-        )
+    """x moved along one dim; along a variadic *S in its row-major order, as the scans (a
+    Lovász J_{n-1} is the shift of J along the sorted pixels)."""
+    _one_dim(ts[0], attrs, "shift")
     return ts[0]
 
 

@@ -1191,3 +1191,50 @@ def test_an_untaken_branch_runs_at_a_size_its_op_cannot_use(name):
     for backend in ("numpy", "torch", "jax"):
         got = call(backend, spec.compile(backend), data, "float64", pf=True, reduction="sum")
         assert float(got) == 1.0, backend
+
+
+# Every op along one dim, as a named dim N and as a variadic *S; over *S the entries go in
+# x.reshape(B, -1)'s row-major order (docs/language.md, "Order along a dim")
+ALONG_ONE_DIM = [
+    "cumsum(x, over={d})",
+    "cumsum(x, over={d}, reverse=true)",
+    "cumprod(x, over={d})",
+    "cummax(x, over={d}, reverse=true)",
+    "logcumsumexp(x, over={d})",
+    "sort(x, over={d})",
+    "sort(x, over={d}, descending=true, by=y)",
+    "float(rank(x, over={d})) * x",
+    "float(topk(x, 2, over={d})) * x",
+    "shift(x, 2, over={d}, fill=-1)",
+    "shift(x, -1, over={d})",
+    "expand(median(x, over={d}), {d})",
+    "expand(quantile(x, 0.3, over={d}), {d})",
+]
+
+
+@pytest.mark.parametrize("expr", ALONG_ONE_DIM)
+@pytest.mark.parametrize("shape", [(2,), (2, 3), (1, 3, 2), (1,)])
+def test_every_op_along_a_variadic_dim_runs_in_row_major_order(expr, shape):
+    """op(x, over=S) for x: float[B, *S] equals op(x, over=N) on x.reshape(B, -1) (each op in
+    the table above, S of 1 to 3 axes), values and gradients, on every backend. Expected: the
+    named-dim loss, which tests/test_ops.py's op table checks against numpy and the references
+    named there; the numpy reference interpreter and each backend both run the *S form."""
+    named = lossdsl.parse(
+        f"loss fn(x: float[B, N], y: float[B, N]) {{\n    sum({expr.format(d='N')}, over=N)\n}}\n"
+    )
+    var = lossdsl.parse(
+        f"loss fv(x: float[B, *S], y: float[B, *S]) {{\n    sum({expr.format(d='S')}, over=S)\n}}\n"
+    )
+    rng = np.random.default_rng(len(shape) * 7 + len(expr))
+    x, y = rng.normal(size=(3, *shape)), rng.normal(size=(3, *shape))
+    flat = {"x": x.reshape(3, -1), "y": y.reshape(3, -1)}
+    want = call("numpy", named.compile("numpy"), flat, "float64", reduction="none")
+    for backend in ("numpy", "torch", "jax"):
+        got = call(backend, var.compile(backend), {"x": x, "y": y}, "float64", reduction="none")
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=backend)
+    for backend in ("torch", "jax"):
+        gw = grads(backend, named.compile(backend), flat, ["x"], "float64", reduction="sum")
+        gv = grads(
+            backend, var.compile(backend), {"x": x, "y": y}, ["x"], "float64", reduction="sum"
+        )
+        np.testing.assert_allclose(gv["x"].reshape(3, -1), gw["x"], rtol=1e-12, err_msg=backend)
