@@ -447,6 +447,7 @@ TARGET = Target(
     out_cast="{x}.astype(odt)",
     shard=SHARD,
     loop="fori",
+    grad="jax.grad({fn})({x})",
     checkpoint="jax.checkpoint({fn})",
     # what jnp.asarray would turn into an array silently (a list) or a weak-typed scalar (a
     # Python number), or fail on; numpy arrays and scalars pass, as everywhere in jax

@@ -214,6 +214,7 @@ TARGET = Target(
     broadcast="np.broadcast_to({x}, {shape})",
     float_cast="{x}.astype(np.float64)",
     select="({1} if {0} else {2})",
+    grad="_fd_grad({fn}, {x})",
     index_out_of_range="{i}.size > 0 and (int({i}.min()) < 0 or int({i}.max()) >= {n})",
     not_array=NOT_AN_ARRAY,
     array_kind="a numpy array",
@@ -231,5 +232,6 @@ TARGET = Target(
         ("_stft_mag", inspect.getsource(ops._stft_mag)),
         ("_rfft_mag", inspect.getsource(ops._rfft_mag)),
         ("_shift_ref", inspect.getsource(ops._shift_ref)),
+        ("_fd_grad", inspect.getsource(ops._fd_grad)),
     ),
 )

@@ -43,6 +43,8 @@ def evaluate(
         env[d.var.name] = _flatten(x, d.var.type.dims, sizes, shapes, d.var.name, prog.shard)
     for q in prog.params:
         env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
+    calls = {f.name: (inputs[f.name], f) for f in prog.fns}  # function inputs
+    sizes[_CALLS] = (calls, shapes, prog.name)
     for d in unit_dims(prog):  # a helper's *S with no axes
         sizes[d.name], shapes[d.name] = 1, ()
     if prog.shard is not None:
@@ -199,9 +201,54 @@ def _aligned(e, args) -> list:
     return out
 
 
+_CALLS = ("function inputs",)  # sizes' entry for them: (name -> (callable, decl), shapes, loss)
+
+
+def _call_fn(e, args, sizes):
+    """A function input on its arguments, *S axes restored; its result checked against the
+    declared type and flattened again."""
+    calls, shapes, label = sizes[_CALLS]
+    fn, decl = calls[e.attr("fn")]
+
+    def shape(dims):
+        return tuple(k for d in dims for k in (shapes[d.name] if d.variadic else (_n(sizes, d),)))
+
+    vals = [np.reshape(v, shape(a.type.dims)) for a, v in zip(e.args, args)]
+    y = np.asarray(fn(*vals), dtype=np.float64 if decl.result.dtype == "float" else None)
+    want = shape(decl.result.dims)
+    if y.shape != want:
+        raise InputError(
+            f"{label}: function input '{decl.name}' must return {decl.result} (shape {want}), "
+            f"got shape {y.shape}"
+        )
+    return y.reshape(tuple(_n(sizes, d) for d in decl.result.dims))
+
+
+def _grad(e, args, sizes, comm):
+    """grad(e, wrt=x): ops._fd_grad (central differences in float64) of the body as a function
+    of its state x, the free values held."""
+    body = e.attr("body")
+    (s,) = body.state
+    free = {v.name: x for v, x in zip(body.free, args[1:])}
+
+    def f(x):
+        env = {**free, s.name: x}
+        for b in body.eqns:
+            vals = [np.asarray(a.value) if isinstance(a, Lit) else env[a.name] for a in b.args]
+            env[b.out.name] = _apply(b, vals, sizes, comm)
+        r = body.results[0]
+        return np.asarray(r.value) if isinstance(r, Lit) else env[r.name]
+
+    return OPS["grad"].ref(f, args[0])
+
+
 def _apply(e, args, sizes, comm=None):
     op = OPS[e.op]
     attrs = dict(e.attrs)
+    if op.kind == "call_fn":
+        return _call_fn(e, args, sizes)
+    if op.kind == "grad":
+        return _grad(e, args, sizes, comm)
     if op.kind == "loop":
         return _loop(e, args, sizes, comm)
     if op.kind == "collective":

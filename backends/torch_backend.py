@@ -286,6 +286,20 @@ def _frames(x, axes, size, stride, padding, center):
     return y.unfold(-1, k, s).movedim((-2, -1), (a, a + 1))
 '''
 
+GRAD = '''
+def _grad(fn, x):
+    """d fn(x) / dx for a scalar fn(x), differentiable again (create_graph=True: the gradient
+    of a gradient penalty reaches the critic's parameters). x itself where it is part of the
+    graph (its own gradient then flows through), else a fresh leaf; zeros where fn(x) does not
+    depend on x; autograd enabled even under torch.no_grad (an evaluation pass)."""
+    with torch.enable_grad():
+        xg = x if x.requires_grad else x.detach().requires_grad_()
+        y = fn(xg)
+        if not y.requires_grad:
+            return torch.zeros_like(x)
+        (g,) = torch.autograd.grad(y, xg, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+'''
 FFT = '''
 def _rfft_mag(x, axis, eps):
     """|rFFT(x)| along axis (the op table's _rfft_mag): sqrt(clamp(re^2 + im^2, min=eps))."""
@@ -591,5 +605,6 @@ TARGET = Target(
         ("_frames", FRAMES),
         ("_stft_mag", STFT),
         ("_rfft_mag", FFT),
+        ("_grad", GRAD),
     ),
 )

@@ -212,9 +212,21 @@ Stmt: TypeAlias = Param | Use | Let | LetTuple | Reduce
 
 
 @dataclass(frozen=True)
+class FnTypeExpr:
+    """A function input's type: `fn(float[B, *S]) -> float[B]`."""
+
+    params: tuple[TypeExpr, ...]
+    result: TypeExpr
+    span: Span | None = _span()
+
+    def __str__(self) -> str:
+        return f"fn({', '.join(map(str, self.params))}) -> {self.result}"
+
+
+@dataclass(frozen=True)
 class Input:
     name: str
-    type: TypeExpr
+    type: TypeExpr | FnTypeExpr
     default: Expr | None  # an optional input: filled with this constant when not passed
     span: Span | None = _span()
     name_span: Span | None = _span()
@@ -230,6 +242,7 @@ class LossDef:
     doc: str | None
     span: Span | None = _span()
     name_span: Span | None = _span()
+    fns: tuple[Input, ...] = ()  # function inputs (`critic: fn(...) -> ...`), after `inputs`
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,8 @@ def _declared_signature(name: str, sig: inspect.Signature, back: dict[str, str])
 def _reference_fn(spec: Spec, baked):
     """The float64 numpy interpreter as a callable with the same signature as the others."""
     ref = reference()
-    names = [i.name for i in spec.inputs]
+    names = [i.name for i in spec.inputs] + [f.name for f in spec.fns]
+    fn_names = {f.name for f in spec.fns}
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
     free = {p.name: p.default for p in spec.params if p.name not in bake_d}
@@ -352,6 +353,14 @@ def _reference_fn(spec: Spec, baked):
             if k in names:
                 inputs[k] = kwargs.pop(k)
         for k, v in inputs.items():
+            if k in fn_names:
+                if not callable(v):
+                    raise InputError(
+                        f"{spec.name}: input '{k}' must be a function, got {v!r:.60}",
+                        None,
+                        "pass a callable of numpy arrays",
+                    )
+                continue
             if (v is None and k not in optional) or type(v) in NOT_ARRAY_TYPES:
                 raise InputError(
                     f"{spec.name}: input '{k}' must be a numpy array ({types_[k]}), got {v!r:.60}",

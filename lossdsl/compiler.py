@@ -113,6 +113,8 @@ class Spec:
             )
             for i in loss.inputs
         )
+        # function inputs (after the tensor inputs): name and declared type, always passed
+        self.fns = tuple(InputInfo(f.name, str(f.type), False) for f in loss.fns)
         self.params = tuple(_param_info(p) for p in loss.body if isinstance(p, ast.Param))
         self.default_reduction = full.default_reduction
         self._raw: dict[frozenset[str], Program] = {frozenset(): full}

@@ -103,6 +103,17 @@ class ParamDecl:
 
 
 @dataclass(frozen=True)
+class FnDecl:
+    """A function input (`critic: fn(float[B, *S]) -> float[B]`): a callable the caller passes
+    (an nn.Module, a jax function of arrays, a numpy function), called by `call_fn` equations
+    with arguments of `params`' types, returning a `result`."""
+
+    name: str
+    params: tuple[TensorType, ...]
+    result: TensorType
+
+
+@dataclass(frozen=True)
 class Check:
     """A param constraint: `eqns` compute the bool scalar `ok` from params alone."""
 
@@ -129,6 +140,7 @@ class Program:
     # The dim this program is sharded over (lossdsl/shard.py): B is this rank's rows, every
     # primed twin B', B'', ... is the whole batch (all ranks' rows).
     shard: str | None = None
+    fns: tuple[FnDecl, ...] = ()  # function inputs, after the tensor inputs
 
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]
@@ -166,6 +178,7 @@ def format_program(p: Program) -> str:
         f"{i.var.name}:{i.var.type}" + (f"={i.default}" if i.default is not None else "")
         for i in p.inputs
     )
+    ins += "".join(f", {f.name}:fn({', '.join(map(str, f.params))})->{f.result}" for f in p.fns)
     ps = ", ".join(f"{q.var.name}:{q.var.type}={q.default!r}" for q in p.params)
     lines = [f"{{ lambda {ins} ; {ps} ."]
     lines += ["    " + format_eqn(e) for e in p.eqns]
@@ -222,13 +235,13 @@ def _verify_eqns(eqns, defined: dict, need) -> None:
             raise IRError(f"{e.out.name} defined twice: {line}")
         body = e.attr("body")
         if isinstance(body, Body):
-            _verify_body(body, line)
+            _verify_body(body, line, e.op != "grad")
         defined[e.out.name] = e.out.type
 
 
-def _verify_body(body: Body, where: str) -> None:
+def _verify_body(body: Body, where: str, loop: bool = True) -> None:
     """A loop's body: closed (it reads only its state and free vars), well typed, and its
-    results of the state's types."""
+    results of the state's types; a grad's body (not a loop): one float scalar."""
     defined = {v.name: v.type for v in (*body.state, *body.xs, *body.free)}
 
     def need(a: Atom, line: str):
@@ -236,6 +249,12 @@ def _verify_body(body: Body, where: str) -> None:
             raise IRError(f"{line}: {a.name} is not a value of the body of {where}")
 
     _verify_eqns(body.eqns, defined, need)
+    if not loop:
+        (r,) = body.results
+        need(r, "body result")
+        if r.type != TensorType("float", ()):
+            raise IRError(f"{where}: grad's body gives {r.type}, not a float scalar")
+        return
     for s, r in zip(body.state, body.results, strict=True):
         need(r, "body result")
         if r.type != s.type:

@@ -1575,6 +1575,69 @@ _row(
 )
 
 
+def call_fn_rule(ts, attrs):
+    """call_fn: a function input on its arguments (checked against its signature when the call
+    was lowered: lossdsl/lower/derivs.py); the declared result."""
+    return attrs["result"]
+
+
+def _call_fn_ref(*args, **kw):
+    raise AssertionError("the numpy reference calls function inputs itself (numpy_ref.py)")
+
+
+_row(
+    "call_fn",
+    "call_fn",
+    -1,
+    call_fn_rule,
+    _call_fn_ref,
+    "a function input (a critic, a model head) called on tensors: its declared result",
+    attrs=("fn", "result"),
+)
+
+
+def _fd_grad(fn, x):
+    """d fn(x) / dx, the meaning of grad() in float64: a central difference of 4 points per
+    entry (step h = 1e-3 max(1, |x|): error ~ h^4 f^(5) + 1e-16 |f| / h, about 1e-12 for a
+    smooth fn; numpy has no autograd). The numpy target inlines this source: numpy only."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros(x.shape)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in np.arange(flat.size):
+        h = 1e-3 * max(1.0, abs(float(flat[i])))
+        f = []
+        for d in (h, -h, 2 * h, -2 * h):
+            y = flat.copy()
+            y[i] += d
+            f.append(float(fn(y.reshape(x.shape))))
+        gf[i] = (8 * (f[0] - f[1]) - (f[2] - f[3])) / (12 * h)
+    return g
+
+
+def grad_rule(ts, attrs):
+    """grad: args (x, *free); d body / d x, of x's type (the body: a float scalar of its one
+    state, x, and its free values; checked by the verifier: lossdsl/ir.py)."""
+    body = attrs["body"]
+    if len(ts) != 1 + len(body.free) or ts[0] != body.state[0].type:
+        raise OpTypeError(f"grad() takes x ({body.state[0].type}) and {len(body.free)} free values")
+    for t, f in zip(ts[1:], body.free):
+        if t != f.type:
+            raise OpTypeError(f"the body reads {f.name} as {f.type}, it is {t}")
+    return ts[0]
+
+
+_row(
+    "grad",
+    "grad",
+    -1,
+    grad_rule,
+    _fd_grad,
+    "the gradient of a float scalar (the body) with respect to x, of x's type: autograd.grad"
+    " with create_graph=True, jax.grad (differentiable again: double backward)",
+    attrs=("body",),
+)
+
+
 FOLDABLE_KINDS = ("elementwise", "reduce")  # a reduce folds on a scalar literal (over no dims)
 
 

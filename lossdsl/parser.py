@@ -180,6 +180,11 @@ def _reserved_declarations(module: ast.Module) -> list[LossError]:
             decls.append((inp.name, inp.name_span or inp.span, "input"))
             dims = (*(inp.type.dims or ()), *((inp.type.of,) if inp.type.of else ()))
             decls += [(d.name, d.span, "dimension") for d in dims]
+        for f in loss.fns:
+            decls.append((f.name, f.name_span or f.span, "input"))
+            for t in (*f.type.params, f.type.result):
+                dims = (*(t.dims or ()), *((t.of,) if t.of else ()))
+                decls += [(d.name, d.span, "dimension") for d in dims]
         decls += [
             (st.name, st.name_span or st.span, type(st).__name__.lower())
             for st in loss.body
@@ -435,18 +440,53 @@ class _ToAst(Transformer_NonRecursive):
     @v_args(meta=True)
     def loss_def(self, meta, items):
         doc, name, *rest = items
-        inputs = tuple(i for i in rest if isinstance(i, ast.Input))
+        declared = [i for i in rest if isinstance(i, ast.Input)]
+        # function inputs come last (they are called, never broadcast: the tensor inputs'
+        # positions stay those of a spec without them) and are always passed
+        fns = tuple(i for i in declared if isinstance(i.type, ast.FnTypeExpr))
+        inputs = tuple(i for i in declared if not isinstance(i.type, ast.FnTypeExpr))
+        if fns and declared.index(fns[-1]) != len(declared) - 1:
+            after = next(i for i in declared[declared.index(fns[0]) :] if i not in fns)
+            self.errors.append(
+                LossSyntaxError(
+                    f"the tensor input '{after.name}' follows the function input '{fns[0].name}'",
+                    after.span,
+                    "declare the function inputs last: loss r1(x: float[B, *S], critic: fn(...))",
+                )
+            )
+        for f in fns:
+            if f.default is not None or f.domain is not None:
+                self.errors.append(
+                    LossSyntaxError(
+                        f"the function input '{f.name}' takes no default and no `where`",
+                        getattr(f.default if f.default is not None else f.domain, "span", None)
+                        or f.span,
+                        f"declare it as {f.name}: {f.type} and pass a callable",
+                    )
+                )
         stmts = (ast.Param, ast.Use, ast.Let, ast.LetTuple, ast.Reduce)
         body = tuple(i for i in rest if isinstance(i, stmts))
         result = rest[-1]
         return ast.LossDef(
-            str(name), inputs, body, result, self._doc(doc), self._span(meta), self._tok(name)
+            str(name),
+            inputs,
+            body,
+            result,
+            self._doc(doc),
+            self._span(meta),
+            self._tok(name),
+            fns,
         )
 
     @v_args(meta=True)
     def input(self, meta, items):
         name, typ, default, domain = items
         return ast.Input(str(name), typ, default, self._span(meta), self._tok(name), domain)
+
+    @v_args(meta=True)
+    def fn_type(self, meta, items):
+        *params, result = items
+        return ast.FnTypeExpr(tuple(t for t in params if t is not None), result, self._span(meta))
 
     @v_args(meta=True)
     def type(self, meta, items):

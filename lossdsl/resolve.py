@@ -156,7 +156,7 @@ def resolve(
 
 def _reserved_names(loss: ast.LossDef, errors: list[LossError]) -> None:
     """Inputs and params named like a keyword of the Python API (see COMPILE_KEYWORDS)."""
-    named = [("input", i, CALL_KEYWORDS) for i in loss.inputs]
+    named = [("input", i, CALL_KEYWORDS) for i in (*loss.inputs, *loss.fns)]
     named += [
         ("param", p, CALL_KEYWORDS | COMPILE_KEYWORDS)
         for p in loss.body

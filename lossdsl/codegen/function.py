@@ -106,6 +106,7 @@ class FunctionEmitter(Guards):
         p, n = self.p, self.var
         for i in p.inputs:
             self.expr[i.var.name] = n(i.var.name)
+        self.fns = {f.name: n(f.name) for f in p.fns}
         for q in p.params:
             self.expr[q.var.name] = n(q.var.name)
             self.scalar.add(q.var.name)
@@ -114,7 +115,7 @@ class FunctionEmitter(Guards):
         if public:
             head = f"def {self.fname}({signature(p, full, self.names, bool(flag), shard)}):"
         else:
-            ins = [n(d.var.name) for d in p.inputs]
+            ins = [n(d.var.name) for d in p.inputs] + [n(f.name) for f in p.fns]
             ps = [n(q.var.name) for q in p.params] + ["reduction"] + flag
             ps += [k.split("=")[0] for k in shard]
             head = f"def {self.fname}({', '.join(ins + ['*'] + ps)}):"
@@ -128,6 +129,7 @@ class FunctionEmitter(Guards):
             for ln in self.t.shard.prelude:
                 self.line(ln.replace("{label}", self.label))
         self._inputs()
+        self._fn_inputs()
         self._body()
         return out + self._drop_unused_bindings()
 
@@ -198,6 +200,12 @@ class FunctionEmitter(Guards):
             return
         if e.op == "scan":
             self._scan(e, indent)
+            return
+        if e.op == "call_fn":
+            self._call_fn(e, indent)
+            return
+        if e.op == "grad":
+            self._grad(e, indent)
             return
         if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
@@ -341,6 +349,55 @@ class FunctionEmitter(Guards):
                     self.line(f"{st} = {stack} if {st} else {start}[None][:0]", indent)
             self.loops[key] = stacks
         self.expr[e.out.name] = self.loops[key][e.attr("out")]
+
+    def _call_fn(self, e: Eqn, indent: int) -> None:
+        """critic(x): the arguments with their *S axes restored (the generated code flattens
+        them), the result checked against the declared type and flattened again."""
+        fn, result = self.fns[e.attr("fn")], e.attr("result")
+        args = [self._unflatten(a, self.ref(a)) for a in e.args]
+        y = self.var(e.out.name)
+        self.expr[e.out.name] = y
+        self.line(f"{y} = {fn}({', '.join(args)})", indent)
+        parts = [
+            self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)"
+            for d in result.dims
+        ]
+        want = " + ".join(parts) if parts else "()"
+        test = {"float": self.t.is_float, "int": self.t.is_int, "bool": self.t.is_bool}
+        self.line(
+            f"if not hasattr({y}, 'shape') or tuple({y}.shape) != {want} or not "
+            f"{test[result.dtype].format(x=y)}:",
+            indent,
+        )
+        got = f"{{tuple({y}.shape) if hasattr({y}, 'shape') else type({y}).__name__}}"
+        self.line(
+            f"raise LossInputError(f\"{self.label}: function input '{e.attr('fn')}' must return "
+            f'{result} (shape {{{want}}}), got {got}")',
+            indent + 1,
+        )
+        if any(d.variadic for d in result.dims):
+            flat = "(" + "".join(self.dim_size(d) + ", " for d in result.dims) + ")"
+            self.line(f"{y} = {y}.reshape({flat})", indent)
+
+    def _grad(self, e: Eqn, indent: int) -> None:
+        """grad(e, wrt=x): the body as a function of x (its free values read from outside),
+        differentiated by the target's rule (autograd.grad with create_graph, jax.grad, central
+        differences in numpy)."""
+        body = e.attr("body")
+        for v, a in zip(body.free, e.args[1:]):
+            self.expr[v.name] = self.ref(a)
+            if self.is_scalar(a):
+                self.scalar.add(v.name)
+        fn = self.var(f"{e.out.name}_of")
+        (s,) = body.state
+        self.expr[s.name] = self.var(s.name)
+        self.line(f"def {fn}({self.expr[s.name]}):", indent)
+        for b in body.eqns:
+            self._eqn(b, indent + 1)
+        self.line(f"return {self.ref(body.results[0])}", indent + 1)
+        y = self.var(e.out.name)
+        self.expr[e.out.name] = y
+        self.line(f"{y} = {self.t.grad.format(fn=fn, x=self.ref(e.args[0]))}", indent)
 
     def _number_arith(self, e: Eqn) -> bool:
         """/ or ^ of Python numbers (params, sizes): Python would raise where floats do not."""

@@ -103,6 +103,17 @@ class Guards:
                 indent + 1,
             )
 
+    def _fn_inputs(self) -> None:
+        """Each function input is callable (its result is checked where it is called)."""
+        for f in self.p.fns:
+            x = self.fns[f.name]
+            self.line(f"if not callable({x}):")
+            self.line(
+                f"raise LossInputError(f\"{self.label}: input '{f.name}' must be a function "
+                f'(fn({", ".join(map(str, f.params))}) -> {f.result}), got {{{x}!r:.60}}")',
+                2,
+            )
+
     def _inputs(self) -> None:
         """Check each input's rank, dtype and dim sizes; bind dim sizes; flatten *S."""
         t, n = self.t, self.var

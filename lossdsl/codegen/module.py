@@ -68,7 +68,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
 def _all_inputs(programs: list[Program]) -> list[tuple[str, bool]]:
     """Every declared input in order, and whether it is optional."""
     first = max(programs, key=lambda p: len(p.inputs))
-    return [(d.var.name, d.optional) for d in first.inputs]
+    return [(d.var.name, d.optional) for d in first.inputs] + [(f.name, False) for f in first.fns]
 
 
 def _dispatcher(target, fname, full, variants, doc, names: Names, checks) -> list[str]:

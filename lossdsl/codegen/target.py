@@ -204,6 +204,8 @@ class Target:
     # unrolls it); "fori", a body function run by jax.lax.fori_loop (one traced body, however
     # many steps).
     loop: str = "for"
+    # grad(e, wrt=x): the derivative of the scalar function {fn} (the body) at {x}
+    grad: str = "_grad({fn}, {x})"
     # repeat(..., checkpoint=true): how a step function {fn} is wrapped so that the backward
     # pass keeps only each step's state ({state}: the state's names) and recomputes the rest.
     # None: the framework keeps what it keeps (numpy has no backward pass).

@@ -247,6 +247,7 @@ class Ctx:
     # a prime the helper makes goes. None at the top, where B' is simply B primed.
     levels: dict[tuple[str, int], Dim] | None = None
     parent: Ctx | None = None
+    fns: dict = field(default_factory=dict)  # function inputs: name -> FnDecl (ir.py)
 
     def dim(self, name: str, primes: int = 0) -> Dim | None:
         """The IR dim that `name` with `primes` primes, as written in this body, stands for."""

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from lossdsl import ast, constraints
 from lossdsl.errors import DimMismatch, DuplicateDefinition, ParamError, TypeMismatch
-from lossdsl.ir import Atom, Check, InputDecl, ParamDecl, Var
+from lossdsl.ir import Atom, Check, FnDecl, InputDecl, ParamDecl, Var
 from lossdsl.lower.context import Builder, Ctx, _coerce, _sp, const_eval, lit
 from lossdsl.lower.expr import lower_expr
 from lossdsl.ops import FoldError, check_representable
@@ -131,6 +131,64 @@ def declare_inputs(ctx: Ctx, loss: ast.LossDef, absent: frozenset[str]) -> list[
                 inp.name_span or inp.span,
                 f"rename the input or the dim {d}",
             )
+    return decls
+
+
+def declare_fns(ctx: Ctx, loss: ast.LossDef, helper: bool) -> list[FnDecl]:
+    """Bind the loss's function inputs in `ctx.fns`: their argument and result types, over the
+    dims of the tensor inputs (a dim only a function's signature names has no size: the
+    function is called on the loss's own tensors)."""
+    decls: list[FnDecl] = []
+    if loss.fns and helper:
+        f = loss.fns[0]
+        ctx.error(
+            TypeMismatch,
+            f"{loss.name}() takes a function input ('{f.name}'): only the spec a file compiles "
+            "can, not a loss another calls",
+            f.name_span or f.span,
+            f"move the call {f.name}(...) into the calling loss and pass its result",
+        )
+        return decls
+    carried = set(ctx.dims)
+    for f in loss.fns:
+        if f.name in ctx.env or f.name in ctx.fns or f.name in ctx.dims:
+            ctx.error(
+                DuplicateDefinition,
+                f"input '{f.name}' is declared twice"
+                if f.name not in ctx.dims
+                else f"'{f.name}' is both a dim and an input",
+                f.name_span or f.span,
+                "rename one of them",
+            )
+            continue
+        types = [
+            input_type(ctx, ast.Input(f.name, t, None)) for t in (*f.type.params, f.type.result)
+        ]
+        if any(t is None for t in types):
+            ctx.silent.add(f.name)
+            continue
+        unsized = [
+            (d, t)
+            for t in (*f.type.params, f.type.result)
+            for d in (*(t.dims or ()), *((t.of,) if t.of else ()))
+            if d.name not in carried
+        ]
+        if unsized:
+            d, t = unsized[0]
+            ctx.error(
+                DimMismatch,
+                f"dim {d.name} of {f.name}'s signature is on no tensor input: nothing gives it a "
+                "size to check the function's result against",
+                d.span or t.span,
+                f"declare a tensor input over {d.name} (e.g. the clean logits float[B, "
+                f"{d.name}]), or use the input's dims in the signature",
+            )
+            ctx.silent.add(f.name)
+            continue
+        decl = FnDecl(ctx.b.fresh(f.name), tuple(types[:-1]), types[-1])
+        ctx.fns[f.name] = decl
+        ctx.origin[f.name] = "function input"
+        decls.append(decl)
     return decls
 
 

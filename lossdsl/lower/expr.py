@@ -227,6 +227,13 @@ def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
         return ctx.env[n]
     if n in ctx.silent:
         return None
+    if n in ctx.fns:
+        return ctx.error(
+            TypeMismatch,
+            f"'{n}' is a function input, not a value",
+            _sp(node),
+            f"call it: {n}(x), with arguments of its declared types",
+        )
     if n in ctx.dims:
         return ctx.error(
             TypeMismatch,

@@ -18,6 +18,7 @@ from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
 from lossdsl.ir import Atom, Var
 from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
+from lossdsl.lower.derivs import lower_fn_call, lower_grad
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.inline import lower_spec_call
 from lossdsl.ops import PADDINGS
@@ -86,6 +87,10 @@ def _fmt_sig(sig: Sig) -> str:
 
 
 def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
+    if call.func in ctx.fns:  # a function input (before the builtins: it may shadow one)
+        return lower_fn_call(ctx, call, ctx.fns[call.func])
+    if call.func == "grad":
+        return lower_grad(ctx, call)
     fn = FUNCTIONS.get(call.func)
     if fn is not None:
         sig, handler = fn

@@ -266,6 +266,7 @@ def _lower_block(ctx: Ctx, node: ast.BlockCall, init: list[Atom], res_items, sli
         choices=ctx.choices,
         levels=ctx.levels,
         parent=ctx.parent,
+        fns=ctx.fns,
     )
     state_vars = []
     for name, a in zip(node.state, init):

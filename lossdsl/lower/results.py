@@ -18,7 +18,7 @@ from lossdsl.errors import (
 )
 from lossdsl.ir import Atom, InputDecl, Lit, Program, Var
 from lossdsl.lower.context import REDUCTIONS, Budget, Builder, Ctx, _sp, const_eval
-from lossdsl.lower.decls import declare_inputs, declare_params
+from lossdsl.lower.decls import declare_fns, declare_inputs, declare_params
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.preludes import lower_use
 from lossdsl.ops import OPS
@@ -66,7 +66,7 @@ def lower_stmts(ctx: Ctx, stmts) -> None:
 
 def _new_name(ctx: Ctx, name: str, span) -> bool:
     """False (and an error) when a let rebinds a name already defined."""
-    if name not in ctx.env and name not in ctx.dims:
+    if name not in ctx.env and name not in ctx.dims and name not in ctx.fns:
         return True
     what = "a dimension" if name in ctx.dims else ctx.origin.get(name, "defined")
     ctx.error(
@@ -122,6 +122,7 @@ def lower_loss(
     b = Builder(budget=budget)
     ctx = Ctx(b, errors, resolved.scope, stack=(loss.name,), loss_name=loss.name)
     decls = declare_inputs(ctx, loss, absent)
+    fns = declare_fns(ctx, loss, helper)
     if not helper:
         _optional_only_dims(ctx, loss)
     params = declare_params(ctx, loss)
@@ -147,6 +148,7 @@ def lower_loss(
         default_reduction=default_mode,
         checks=tuple(ctx.checks),
         absent=tuple(sorted(absent)),
+        fns=tuple(fns),
     )
 
 
