@@ -45,6 +45,69 @@ def _fitted(spec, sizes: dict, absent) -> dict:
     return out
 
 
+class ExampleFn:
+    """A smooth function of a function input's declared signature, the same on every backend:
+    each argument x_i (its dims D_i, a *S flattened) becomes z_i = x_i tanh(a_i x_i) + b_i x_i,
+    contracted with a fixed random W_i over the dims it drops and the result dims it lacks:
+    y = sum_i einsum(z_i, W_i) over the result's dims R. Nonlinear (a second derivative for the
+    double backward of a gradient penalty) and mixing entries (not elementwise). Called on
+    numpy arrays; `.on(backend)` gives the torch or jax version."""
+
+    dtype = np.dtype(object)  # neither float nor int to the samplers' `v.dtype.kind` tests
+    shape = ()
+
+    def __init__(self, decl, sizes: dict, rng: np.random.Generator):
+        self.decl, self.sizes = decl, sizes
+        self.ab = [tuple(rng.uniform(0.3, 1.2, 2)) for _ in decl.params]
+        letters = {}
+
+        def let(d):
+            return letters.setdefault(d, "abcdefghijklmnopqrstuvwxyz"[len(letters)])
+
+        r = decl.result.dims
+        self.specs, self.ws = [], []
+        for p in decl.params:
+            wd = [d for d in p.dims if d not in r] + [d for d in r if d not in p.dims]
+            shape = [self._n(d) for d in wd]
+            self.ws.append(rng.standard_normal(shape) / np.sqrt(max(1, np.prod(shape[:1]))))
+            lhs = "".join(map(let, p.dims)) + "," + "".join(map(let, wd))
+            self.specs.append(lhs + "->" + "".join(map(let, r)))
+        self.backend = "numpy"
+
+    def _n(self, d) -> int:
+        n = d.fixed or self.sizes.get(d.name, 3)
+        return int(np.prod(n)) if isinstance(n, tuple) else int(n)
+
+    def on(self, backend: str) -> ExampleFn:
+        twin = object.__new__(ExampleFn)
+        twin.__dict__.update(self.__dict__, backend=backend)
+        return twin
+
+    def __call__(self, *xs):
+        if self.backend == "torch":
+            import torch as xp
+
+            asarray = lambda w, x: xp.as_tensor(w, dtype=x.dtype)  # noqa: E731
+        elif self.backend == "jax":
+            import jax.numpy as xp
+
+            asarray = lambda w, x: xp.asarray(w, dtype=x.dtype)  # noqa: E731
+        else:
+            xp, asarray = np, lambda w, x: np.asarray(w, dtype=np.float64)  # noqa: E731
+        y, axes = 0.0, {}  # axes: each dim's sizes as passed (a *S: several)
+        for x, p, (a, b), spec, w in zip(xs, self.decl.params, self.ab, self.specs, self.ws):
+            k = 0
+            for d in p.dims:
+                m = x.ndim - len(p.dims) + 1 if d.variadic else 1
+                axes[d] = tuple(x.shape[k : k + m])
+                k += m
+            z = x.reshape(tuple(int(np.prod(axes[d], dtype=np.int64)) for d in p.dims))
+            z = z * xp.tanh(a * z) + b * z
+            y = y + xp.einsum(spec, z, asarray(w, z))
+        out = [n for d in self.decl.result.dims for n in axes.get(d, (self._n(d),))]
+        return y.reshape(tuple(out))
+
+
 def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset()) -> dict:
     """Inputs drawn from each declared type and domain (`where 0 <= t <= 1`): normal floats,
     indices in range, few distinct int labels (so that equal labels happen)."""
@@ -65,7 +128,13 @@ def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset(
             out[name] = rng.random(shape) < 0.5
         else:
             out[name] = _sample_float(rng, shape, *d.domain)
+    for f in spec._lowered(frozenset(absent)).fns:
+        out[f.name] = ExampleFn(f, sizes, rng)
     return out
+
+
+def _on(v, backend: str, convert):
+    return v.on(backend) if isinstance(v, ExampleFn) else convert(v)
 
 
 def float_inputs(spec, absent=frozenset()) -> list[str]:
@@ -80,16 +149,26 @@ def call(backend: str, fn, inputs: dict, dtype: str, **kw) -> np.ndarray:
         import torch
 
         conv = {
-            k: torch.tensor(v, dtype=getattr(torch, dtype))
-            if v.dtype.kind == "f"
-            else torch.tensor(v)
+            k: _on(
+                v,
+                backend,
+                lambda v: (
+                    torch.tensor(v, dtype=getattr(torch, dtype))
+                    if v.dtype.kind == "f"
+                    else torch.tensor(v)
+                ),
+            )
             for k, v in inputs.items()
         }
         return fn(**conv, **kw).detach().numpy()
     import jax.numpy as jnp
 
     conv = {
-        k: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v)
+        k: _on(
+            v,
+            backend,
+            lambda v: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v),
+        )
         for k, v in inputs.items()
     }
     return np.asarray(fn(**conv, **kw))
@@ -102,7 +181,9 @@ def grads(backend: str, fn, inputs: dict, wrt: list[str], dtype: str, **kw) -> d
 
         conv = {}
         for k, v in inputs.items():
-            if v.dtype.kind == "f":
+            if isinstance(v, ExampleFn):
+                conv[k] = v.on("torch")
+            elif v.dtype.kind == "f":
                 conv[k] = torch.tensor(v, dtype=getattr(torch, dtype), requires_grad=k in wrt)
             else:
                 conv[k] = torch.tensor(v)
@@ -115,7 +196,11 @@ def grads(backend: str, fn, inputs: dict, wrt: list[str], dtype: str, **kw) -> d
     import jax.numpy as jnp
 
     conv = {
-        k: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v)
+        k: _on(
+            v,
+            "jax",
+            lambda v: jnp.asarray(v, dtype=dtype) if v.dtype.kind == "f" else jnp.asarray(v),
+        )
         for k, v in inputs.items()
     }
     # under jax.jit: one XLA compilation of the whole gradient, where eager jax compiles each

@@ -218,6 +218,14 @@ class _Sharder:
                 f"a window over {b} needs the neighbouring rows, which another rank may hold",
                 "shard over the batch dim, which the loss only gathers and reduces",
             )
+        if op in ("call_fn", "grad"):
+            self.refuse(
+                e,
+                f"{'a function input' if op == 'call_fn' else 'grad()'} would see only this "
+                f"rank's rows of {b} (a critic may mix rows: batch norm, attention)",
+                "call the function and take the gradient outside the sharded loss, and pass "
+                "the results in",
+            )
         if OPS[op].kind == "loop" and (b in over or _touches(e.attr("body"), b)):
             self.refuse(
                 e,

@@ -44,7 +44,7 @@ def unparse_loss(loss: ast.LossDef) -> str:
         f"{i.name}: {i.type}"
         + (f" = {expr(i.default)}" if i.default is not None else "")
         + (f" where {expr(i.domain)}" if i.domain is not None else "")
-        for i in loss.inputs
+        for i in (*loss.inputs, *loss.fns)
     )
     lines.append(f"loss {loss.name}({ins}) {{")
     for st in loss.body:

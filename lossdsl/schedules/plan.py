@@ -318,6 +318,14 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
     def refuse(e: Eqn | None, what: str) -> ChunkError:
         return ChunkError(f"{name} cannot be chunked over {v}: {what}", e and e.span, hint)
 
+    call = next((e for e in prog.eqns if e.op in ("call_fn", "grad")), None)
+    if call is not None:  # (the function sees whole tensors; a gradient needs all of them)
+        raise refuse(
+            call,
+            f"{'a function input' if call.op == 'call_fn' else 'grad()'} takes "
+            "whole tensors, never a chunk of them",
+        )
+
     if reduction is not None:
         prog = replace(prog, outputs=((reduction, prog.output(reduction)),))
     prog = stat_form(prog, v)
