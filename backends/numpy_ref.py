@@ -45,6 +45,7 @@ def evaluate(
         env[q.var.name] = np.asarray(params.get(q.var.name, q.default))
     calls = {f.name: (inputs[f.name], f) for f in prog.fns}  # function inputs
     sizes[_CALLS] = (calls, shapes, prog.name)
+    sizes[_FROZEN] = frozen  # stop_grad values inside loops, held as the top level's are
     for d in unit_dims(prog):  # a helper's *S with no axes
         sizes[d.name], shapes[d.name] = 1, ()
     if prog.shard is not None:
@@ -176,9 +177,16 @@ def _loop(e, args, sizes, comm):
         env = {**free, **{v.name: x for v, x in zip(body.state, state)}}
         if scan:
             env |= {v.name: np.take(x, t, axis=a) for v, x, a in zip(body.xs, seqs, axes)}
+        frozen = sizes.get(_FROZEN)
         for b in body.eqns:
+            key = (e.out.name, t, b.out.name)  # a stop_grad's value at this step
+            if b.op == "stop_grad" and frozen is not None and key in frozen:
+                env[b.out.name] = frozen[key]
+                continue
             vals = [np.asarray(a.value) if isinstance(a, Lit) else env[a.name] for a in b.args]
             env[b.out.name] = _apply(b, vals, sizes, comm)
+            if b.op == "stop_grad" and frozen is not None:
+                frozen[key] = env[b.out.name]
         state = [np.asarray(r.value) if isinstance(r, Lit) else env[r.name] for r in body.results]
         out[t] = state[e.attr("out")]
     if not scan:
@@ -202,6 +210,7 @@ def _aligned(e, args) -> list:
 
 
 _CALLS = ("function inputs",)  # sizes' entry for them: (name -> (callable, decl), shapes, loss)
+_FROZEN = ("frozen",)  # sizes' entry for evaluate's `frozen` (None: compute every value)
 
 
 def _call_fn(e, args, sizes):
@@ -232,6 +241,14 @@ def _grad(e, args, sizes, comm):
     free = {v.name: x for v, x in zip(body.free, args[1:])}
 
     def f(x):
+        # (no stop_grad value held inside: the difference moves x, what the body computes)
+        held, sizes[_FROZEN] = sizes.get(_FROZEN), None
+        try:
+            return _body(x)
+        finally:
+            sizes[_FROZEN] = held
+
+    def _body(x):
         env = {**free, s.name: x}
         for b in body.eqns:
             vals = [np.asarray(a.value) if isinstance(a, Lit) else env[a.name] for a in b.args]

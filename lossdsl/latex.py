@@ -123,6 +123,9 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "repeat": (r"\operatorname{{repeat}}^{{{0}}}\left({init}\right)_{{{out}}}", 7),
     # the state after each step along T from its init, over sequences x: scan_T(0; x)_g
     "scan": (r"\operatorname{{scan}}{rev}_{{{over}}}\left({init}; {seqs}\right)_{{{out}}}", 7),
+    # a function input on its arguments, and the gradient of a scalar: nabla_x [sum D(x)]
+    "call_fn": (r"\operatorname{{{fn}}}\left({args}\right)", 7),
+    "grad": (r"\nabla_{{{0}}}\left[{body}\right]", 7),
 }
 
 # ops whose template encloses each argument (a fraction, a root, brackets, parentheses): no
@@ -133,7 +136,7 @@ _ENCLOSED = frozenset(
     | {"round", "sign", "logaddexp"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
     | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift", "custom_grad"}
-    | {"stft_mag", "rfft_mag"}
+    | {"stft_mag", "rfft_mag", "call_fn", "grad"}
 )
 
 GREEK = {
@@ -169,6 +172,7 @@ def render(prog: Program) -> str:
     prog = dce(replace(prog, outputs=(("none", prog.output("none")),)))
     producer = producers(prog)
     memo: dict[str, tuple[str, int]] = {}
+    alias: dict[str, Atom] = {}
 
     def atom(a: Atom) -> tuple[str, int]:
         if isinstance(a, Lit):
@@ -180,6 +184,8 @@ def render(prog: Program) -> str:
             else:
                 text = str(v).lower()
             return text, (5 if text.startswith("-") else 7)
+        if a.name in alias:  # a grad body's state and free values: the outer atoms
+            return atom(alias[a.name])
         if a.name in producer and _generated(a.name):
             return expr(producer[a.name])
         return symbol(a.name), 7
@@ -216,6 +222,13 @@ def render(prog: Program) -> str:
             state = attrs["body"].state
             fill["init"] = ", ".join(args[1 : 1 + len(state)])
             fill["out"] = symbol(re.sub(r"_\d+$", "", state[attrs["out"]].name))
+        if e.op == "call_fn":
+            fill["fn"], fill["args"] = attrs["fn"].replace("_", r"\_"), ", ".join(args)
+        if e.op == "grad":
+            body = attrs["body"]
+            alias.update(zip((v.name for v in (*body.state, *body.free)), e.args))
+            producer.update((q.out.name, q) for q in body.eqns)
+            fill["body"] = atom(body.results[0])[0]
         if e.op == "scan":
             body = attrs["body"]
             ns, nx = len(body.state), len(body.xs)

@@ -1597,21 +1597,45 @@ _row(
 
 
 def _fd_grad(fn, x):
-    """d fn(x) / dx, the meaning of grad() in float64 (numpy has no autograd): the 6th-order
-    central difference, 6 points per entry at step h = 4e-3 max(1, |x|) (error about
-    h^6 |f^(7)| / 140 + 2e-16 |f| / h: 1e-13 relative for a smooth fn). The numpy target
-    inlines this source: numpy only."""
+    """d fn(x) / dx, the meaning of grad() in float64 (numpy has no autograd): Ridders'
+    extrapolation of central differences per entry (Numerical Recipes' dfridr: steps down by
+    1.4 from h0 max(1, |x|), a Neville tableau, stopping when the error estimate grows), from
+    h0 = 0.1, 0.01 and 0.001, the estimate with the least error kept: about 1e-13 relative for a
+    smooth fn whatever its scale of curvature. The numpy target inlines this source: numpy
+    only."""
     x = np.asarray(x, dtype=np.float64)
     g = np.zeros(x.shape)
     flat, gf = x.reshape(-1), g.reshape(-1)
+
+    def central(i, h):
+        y = flat.copy()
+        y[i] += h
+        up = float(fn(y.reshape(x.shape)))
+        y[i] = flat[i] - h
+        return (up - float(fn(y.reshape(x.shape)))) / (2 * h)
+
+    def ridders(i, h):
+        a = [[central(i, h)]]
+        best, err = a[0][0], np.inf
+        for k in np.arange(1, 10):
+            h /= 1.4
+            row = [central(i, h)]
+            fac = 1.96
+            for j in np.arange(1, k + 1):
+                row.append((row[j - 1] * fac - a[k - 1][j - 1]) / (fac - 1))
+                fac *= 1.96
+                e = max(abs(row[j] - row[j - 1]), abs(row[j] - a[k - 1][j - 1]))
+                if e <= err:
+                    best, err = row[j], e
+            a.append(row)
+            if abs(row[k] - a[k - 1][k - 1]) >= 2 * err:
+                break
+        return err, best
+
     for i in np.arange(flat.size):
-        h = 4e-3 * max(1.0, abs(float(flat[i])))
-        f = []
-        for d in (h, -h, 2 * h, -2 * h, 3 * h, -3 * h):
-            y = flat.copy()
-            y[i] += d
-            f.append(float(fn(y.reshape(x.shape))))
-        gf[i] = (45 * (f[0] - f[1]) - 9 * (f[2] - f[3]) + (f[4] - f[5])) / (60 * h)
+        scale = max(1.0, abs(float(flat[i])))
+        # three starting steps (the curvature's scale is unknown): the smallest error estimate
+        gf[i] = min(ridders(i, h0 * scale) for h0 in (0.1, 0.01, 0.001))[1]
     return g
 
 

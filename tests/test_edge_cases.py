@@ -12,7 +12,7 @@ import torch
 
 import lossdsl
 from lossdsl.codegen import TARGETS
-from lossdsl.equiv import random_inputs
+from lossdsl.equiv import ExampleFn, random_inputs
 from lossdsl.shard import batch_dim as shard_batch_dim
 
 SPECS = lossdsl.list_specs()
@@ -56,13 +56,18 @@ def batch_dim(spec) -> str:
 
 
 def to(backend, d: dict, grad=False):
+    fns = {k: v.on(backend) for k, v in d.items() if isinstance(v, ExampleFn)}
+    d = {k: v for k, v in d.items() if k not in fns}
     if backend == "numpy":
-        return dict(d)
+        return {**d, **fns}
     if backend == "torch":
         return {
-            k: torch.tensor(v, requires_grad=grad and v.dtype.kind == "f") for k, v in d.items()
+            **{
+                k: torch.tensor(v, requires_grad=grad and v.dtype.kind == "f") for k, v in d.items()
+            },
+            **fns,
         }
-    return {k: jnp.asarray(v) for k, v in d.items()}
+    return {**{k: jnp.asarray(v) for k, v in d.items()}, **fns}
 
 
 def value(backend, fn, d, **kw):
@@ -253,6 +258,8 @@ def test_bad_input_kinds_every_spec(backend):
             for kind, bad in kinds.items():
                 if kind == "None" and k in optional:
                     continue  # None is an absent optional input
+                if isinstance(d[k], ExampleFn):  # a function input: no callable of each kind
+                    bad = {"list": lambda a: [1.0], "numpy": lambda a: np.zeros(2)}.get(kind, bad)
                 with pytest.raises(lossdsl.InputError, match=f"input '{k}' must be") as e:
                     fn(**{**good, k: bad(d[k])})
                 assert f"{name}: input '{k}'" in str(e.value), (name, k, kind)

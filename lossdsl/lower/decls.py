@@ -148,6 +148,7 @@ def declare_fns(ctx: Ctx, loss: ast.LossDef, helper: bool) -> list[FnDecl]:
             f.name_span or f.span,
             f"move the call {f.name}(...) into the calling loss and pass its result",
         )
+        ctx.silent.update(f.name for f in loss.fns)
         return decls
     carried = set(ctx.dims)
     for f in loss.fns:

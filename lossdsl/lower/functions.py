@@ -89,6 +89,8 @@ def _fmt_sig(sig: Sig) -> str:
 def lower_call(ctx: Ctx, call: ast.Call) -> Atom | None:
     if call.func in ctx.fns:  # a function input (before the builtins: it may shadow one)
         return lower_fn_call(ctx, call, ctx.fns[call.func])
+    if call.func in ctx.silent:
+        return None  # a function input whose declaration failed, and said so
     if call.func == "grad":
         return lower_grad(ctx, call)
     fn = FUNCTIONS.get(call.func)
