@@ -1,6 +1,7 @@
-"""Gradient penalties with a derivative inside the loss (`grad(e, wrt=x)` of a function input):
-r1_penalty against StyleGAN2-ADA's R1 and wgan_gp against the WGAN-GP official code, both
-transcribed in tests/reference/gradient_penalty_official.py. What a GAN trainer uses is the
+"""Losses with a derivative inside (`grad(e, wrt=x)` of a function input): the gradient
+penalties r1_penalty against StyleGAN2-ADA's R1 and wgan_gp against the WGAN-GP official code
+(tests/reference/gradient_penalty_official.py), and vat (a power iteration of input gradients)
+against lyakaap/VAT-pytorch (tests/reference/vat_official.py). What a GAN trainer uses is the
 penalty's value and its gradient with respect to the critic's parameters (a double backward),
 so both are compared, in float64, with a small MLP critic; the jax module is checked on the
 same critic written in jax (its parameters as a pytree), through jax.grad of the loss.
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from reference.gradient_penalty_official import r1_official, wgan_gp_official
+from reference.vat_official import vat_official
 from torch_helpers import gen, reduce_
 
 import lossdsl
@@ -165,3 +167,58 @@ def test_wgan_gp_at_a_unit_gradient_is_zero_and_alpha_picks_the_end():
     for a, end in ((0.0, real), (1.0, fake)):
         got = fn(real, fake, torch.full((4,), a), lambda x: (x * x).sum(1), reduction="none")
         torch.testing.assert_close(got, 10.0 * (2 * end.norm(dim=1) - 1) ** 2, rtol=1e-12, atol=0)
+
+
+# ---- vat: lyakaap/VAT-pytorch vat.py (VATLoss) --------------------------------------------------
+
+
+class Head(torch.nn.Module):
+    """A two-layer MLP classifier on the flattened sample: [B, *S] -> [B, C]."""
+
+    def __init__(self, d: int, h: int, c: int, g: torch.Generator):
+        super().__init__()
+        self.w1 = torch.nn.Parameter(torch.randn(d, h, generator=g) / d**0.5)
+        self.w2 = torch.nn.Parameter(torch.randn(h, c, generator=g) / h**0.5)
+
+    def forward(self, x):
+        return torch.tanh(x.reshape(x.shape[0], -1) @ self.w1) @ self.w2
+
+
+def jax_head(params):
+    def f(x):
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ params["w1"]) @ params["w2"]
+
+    return f
+
+
+@pytest.mark.parametrize("b,s", SHAPES)
+@pytest.mark.parametrize("kw", [{}, {"xi": 1e-3, "eps": 8.0, "ip": 2}, {"ip": 0}])
+def test_vat_matches_official(b, s, kw, reduction):
+    """Values and the gradient with respect to the model's parameters, at VATLoss's defaults
+    (xi 10, eps 1, ip 1), at a small xi = 1e-3 with two power steps (at the paper's 1e-6 the
+    direction's norm falls below the official's + 1e-8 and the loss to rounding noise), and
+    with no power step."""
+    g = gen(11)
+    x, u = torch.randn(b, *s, generator=g), torch.rand(b, *s, generator=g) - 0.5
+    model = Head(int(np.prod(s)), 6, 4, g)
+    fn = lossdsl.load("vat").compile("torch")
+    got = fn(x, u, model(x), model, **kw, reduction=reduction)
+    want = vat_official(model, x, u, **kw, reduction=reduction)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-14)
+    gw = _param_grads(want.sum(), model)
+    gg = _param_grads(got.sum(), model)
+    for k in gw:
+        np.testing.assert_allclose(gg[k], gw[k], rtol=1e-9, atol=1e-13, err_msg=k)
+    jfn = lossdsl.load("vat").compile("jax")
+    xj, uj = jnp.asarray(x.numpy()), jnp.asarray(u.numpy())
+
+    def jloss(p):
+        m = jax_head(p)
+        return jnp.sum(jfn(xj, uj, m(xj), m, **kw, reduction=reduction))
+
+    np.testing.assert_allclose(
+        float(jloss(_params(model))), float(want.sum()), rtol=1e-10, atol=1e-15
+    )
+    gj = jax.grad(jloss)(_params(model))
+    for k in gw:
+        np.testing.assert_allclose(np.asarray(gj[k]), gw[k], rtol=1e-9, atol=1e-13, err_msg=k)
