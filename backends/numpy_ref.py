@@ -223,13 +223,15 @@ def _call_fn(e, args, sizes):
         return tuple(k for d in dims for k in (shapes[d.name] if d.variadic else (_n(sizes, d),)))
 
     vals = [np.reshape(v, shape(a.type.dims)) for a, v in zip(e.args, args)]
-    y = np.asarray(fn(*vals), dtype=np.float64 if decl.result.dtype == "float" else None)
+    y = np.asarray(fn(*vals))
+    kinds = {"float": "f", "int": "iu", "bool": "b"}[decl.result.dtype]
     want = shape(decl.result.dims)
-    if y.shape != want:
+    if y.shape != want or y.dtype.kind not in kinds:
         raise InputError(
             f"{label}: function input '{decl.name}' must return {decl.result} (shape {want}), "
-            f"got shape {y.shape}"
+            f"got shape {y.shape}, dtype {y.dtype}"
         )
+    y = y.astype(np.float64) if decl.result.dtype == "float" else y
     return y.reshape(tuple(_n(sizes, d) for d in decl.result.dims))
 
 

@@ -136,7 +136,7 @@ def cmd_show(a) -> int:
             else ""
         )
         + (" (optional)" if i.optional else "")
-        for i in spec.inputs
+        for i in (*spec.inputs, *spec.fns)
     )
     print(f"loss {spec.name}({ins})")
     print(f"reduction: {spec.default_reduction} (per call: none | sum | mean)")

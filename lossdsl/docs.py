@@ -76,6 +76,7 @@ def spec_entry(name: str) -> str:
         if i.domain and i.domain != (-math.inf, math.inf):
             dom = f" in [{i.domain[0]:g}, {i.domain[1]:g}]"
         ins.append(f"`{i.name}: {i.type}`{dom}" + (" (optional)" if i.optional else ""))
+    ins += [f"`{f.name}: {f.type}` (a function)" for f in spec.fns]
     params = [
         f"`{p.name}: {p.declared} = {p.default_text}`"
         + (f" (`{p.constraint}`)" if p.constraint else "")

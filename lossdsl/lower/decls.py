@@ -172,7 +172,7 @@ def declare_fns(ctx: Ctx, loss: ast.LossDef, helper: bool) -> list[FnDecl]:
             (d, t)
             for t in (*f.type.params, f.type.result)
             for d in (*(t.dims or ()), *((t.of,) if t.of else ()))
-            if d.name not in carried
+            if d.name not in carried and not d.name.isdigit()  # (a fixed dim is its size)
         ]
         if unsized:
             d, t = unsized[0]
