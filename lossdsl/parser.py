@@ -277,6 +277,22 @@ def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:
             point(src, line, col),
             "nothing is open here for it to close: remove it, or add the opening bracket",
         )
+    prev = getattr(e, "token_history", None) or []
+    if (
+        tok.type == "LSQB"
+        and "LPAR" in (e.expected or ())
+        and prev
+        and prev[-1].type == "NAME"
+        and src.text[: prev[-1].start_pos].rstrip().endswith(":")  # an input's type
+    ):
+        # `x: Float[B]`: a name where an input's type goes (read as fn(...)'s name)
+        word = prev[-1]
+        return LossSyntaxError(
+            f"unknown type '{word}'",
+            Span(src, word.line, word.column, word.end_line, word.end_column),
+            "a tensor type is float[...], int[...], bool[...] or index[...] of D; "
+            "a function input is fn(float[B, *S]) -> float[B]",
+        )
     found = "end of line" if tok.type == "_NL" else repr(str(tok))
     width = 1 if tok.type == "_NL" else max(1, len(str(tok)))
     return LossSyntaxError(
@@ -485,7 +501,16 @@ class _ToAst(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def fn_type(self, meta, items):
-        *params, result = items
+        word, *params, result = items
+        if str(word) != "fn":
+            self.errors.append(
+                LossSyntaxError(
+                    f"unknown type '{word}'",
+                    self._tok(word),
+                    "a tensor type is float[...], int[...], bool[...] or index[...] of D; "
+                    "a function input is fn(float[B, *S]) -> float[B]",
+                )
+            )
         return ast.FnTypeExpr(tuple(t for t in params if t is not None), result, self._span(meta))
 
     @v_args(meta=True)

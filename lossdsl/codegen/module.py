@@ -4,6 +4,8 @@ dispatcher that picks one, then the module-level helpers the code calls."""
 
 from __future__ import annotations
 
+import re
+
 from lossdsl.codegen.function import FunctionEmitter, shard_kwargs, signature
 from lossdsl.codegen.names import Names, api_names, docstring, function_name
 from lossdsl.codegen.target import Target
@@ -56,8 +58,10 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     if any("_prod(" in ln for ln in body):
         lines += ["", "", "def _prod(shape):", "    n = 1", "    for k in shape:", "        n *= k"]
         lines += ["    return n", ""]
-    for name, code in target.helpers:  # the target's own helpers, where used
-        if any(f"{name}(" in ln or f"{name}." in ln for ln in body):
+    for name, code in target.helpers:  # the target's own helpers, where used (as a whole
+        # name: `_grad(` is no use of it inside `_custom_grad(`)
+        used = re.compile(rf"(?<![\w.]){re.escape(name)}[(.]")
+        if any(used.search(ln) for ln in body):
             lines += ["", "", *code.strip("\n").splitlines(), ""]
     for name, code in target.shard.helpers if sharded else ():
         if any(f"{name}." in ln or f"{name}(" in ln for ln in body):

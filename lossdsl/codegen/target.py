@@ -12,8 +12,9 @@ from lossdsl.ir import Eqn
 
 INFIX = frozenset({"add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge"})
 ALIASES = frozenset({"rename", "size"})  # no line of code: a new name for an existing value
-# ops the function emitter writes itself, from the target's settings (a loop: Target.loop)
-STRUCTURED = frozenset({"repeat", "scan"})
+# ops the function emitter writes itself, from the target's settings (a loop: Target.loop; a
+# derivative: Target.grad), or as a plain Python call (a function input)
+STRUCTURED = frozenset({"repeat", "scan", "grad", "call_fn"})
 
 # Python operators: the same text for tensors of every framework and for plain numbers.
 INFIX_TEMPLATES = {

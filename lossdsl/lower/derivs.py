@@ -107,8 +107,8 @@ def lower_grad(ctx: Ctx, call: ast.Call) -> Atom | None:
     own = {s.name} | {q.out.name for q in b.eqns}
     after = _dependents(ctx, x)
     free: dict[str, Var] = {}
-    for q in b.eqns:
-        for a in q.args:
+    for args in (*(q.args for q in b.eqns), (e,)):
+        for a in args:
             if isinstance(a, Var) and a.name not in own and a.name in after:
                 what = next(
                     (n for n, v in ctx.env.items() if isinstance(v, Var) and v.name == a.name),
