@@ -436,7 +436,6 @@ def test_fill_and_size():
     assert prog.inputs[0].var.name == "x" and len(prog.inputs) == 1
 
 
-@pytest.mark.parametrize("op", [o for o in PROGRAMS if PROGRAMS[o] is not None])
 # The finite difference of a program holding grad() differences two of the reference's own
 # derivative estimates (Ridders' extrapolation, ops._fd_grad, whose chosen step jumps as x
 # moves): 1e-7 noise, so 1e-4 here; tests/test_derivs.py holds grad's double backward to the
@@ -444,6 +443,7 @@ def test_fill_and_size():
 FD_TOL = {"grad": (1e-4, 1e-6)}
 
 
+@pytest.mark.parametrize("op", [o for o in PROGRAMS if PROGRAMS[o] is not None])
 def test_op_gradients_agree_with_finite_differences(op):
     """Backward of every op (the list is the op table: a new op is checked here once it has
     a program): torch and jax autograd w.r.t. each float input the program reads, against
