@@ -475,3 +475,21 @@ class Library:
 
 
 LIBRARY = Library()
+
+
+def close_body(b: Builder, own: set[str], results) -> tuple:
+    """Close a block lowered on `b` (a loop's, a grad's body): every outer value its equations
+    or results read becomes a free var, a fresh name in b. Returns the equations and results
+    reading the free vars, the free vars, and the outer values they stand for (in order)."""
+    free: dict[str, Var] = {}
+
+    def close(a: Atom) -> Atom:
+        if isinstance(a, Lit) or a.name in own:
+            return a
+        if a.name not in free:
+            free[a.name] = Var(b.fresh(a.name), a.type)
+        return free[a.name]
+
+    eqns = tuple(replace(e, args=tuple(close(a) for a in e.args)) for e in b.eqns)
+    results = [close(r) for r in results]
+    return eqns, results, tuple(free.values()), [Var(n, v.type) for n, v in free.items()]

@@ -10,7 +10,7 @@ from dataclasses import replace
 from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch
 from lossdsl.ir import Atom, Body, FnDecl, Lit, Var
-from lossdsl.lower.context import Builder, Ctx, _sp
+from lossdsl.lower.context import Builder, Ctx, _sp, close_body
 from lossdsl.lower.expr import lower_expr
 from lossdsl.types import fmt_dims
 
@@ -106,7 +106,6 @@ def lower_grad(ctx: Ctx, call: ast.Call) -> Atom | None:
     # close the body: every outer value it reads becomes a free var; none may depend on x
     own = {s.name} | {q.out.name for q in b.eqns}
     after = _dependents(ctx, x)
-    free: dict[str, Var] = {}
     for args in (*(q.args for q in b.eqns), (e,)):
         for a in args:
             if isinstance(a, Var) and a.name not in own and a.name in after:
@@ -123,17 +122,8 @@ def lower_grad(ctx: Ctx, call: ast.Call) -> Atom | None:
                     f"{what}",
                 )
 
-    def close(a: Atom) -> Atom:
-        if isinstance(a, Lit) or a.name in own:
-            return a
-        if a.name not in free:
-            free[a.name] = Var(b.fresh(a.name), a.type)
-        return free[a.name]
-
-    eqns = tuple(replace(q, args=tuple(close(a) for a in q.args)) for q in b.eqns)
-    result = close(e)
-    outer = [Var(n, v.type) for n, v in free.items()]
-    body = Body((s,), tuple(free.values()), eqns, (result,))
+    eqns, results, free, outer = close_body(b, own, [e])
+    body = Body((s,), free, eqns, tuple(results))
     return ctx.emit("grad", (x, *outer), (("body", body),), span=call.span)
 
 

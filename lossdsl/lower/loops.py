@@ -9,12 +9,10 @@ the state after every step, stacked along T (T first)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from lossdsl import ast
 from lossdsl.errors import ArityError, DuplicateDefinition, TypeMismatch
 from lossdsl.ir import Atom, Body, Lit, Var
-from lossdsl.lower.context import Builder, Ctx, _sp, resolve_dim
+from lossdsl.lower.context import Builder, Ctx, _sp, close_body, resolve_dim
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.results import _new_name, lower_stmts
 from lossdsl.types import INT, TensorType
@@ -225,19 +223,8 @@ def _finish(ctx, node, op, init, state, lead, seqs, attrs, slices=()):
 
     # close the body: every outer value it reads becomes a free var
     own = {v.name for v in (*state_vars, *xs)} | {e.out.name for e in b.eqns}
-    free: dict[str, Var] = {}
-
-    def close(a: Atom) -> Atom:
-        if isinstance(a, Lit) or a.name in own:
-            return a
-        if a.name not in free:
-            free[a.name] = Var(b.fresh(a.name), a.type)
-        return free[a.name]
-
-    eqns = tuple(replace(e, args=tuple(close(a) for a in e.args)) for e in b.eqns)
-    results = [close(r) for r in results]
-    outer = [Var(name, v.type) for name, v in free.items()]
-    body = Body(tuple(state_vars), tuple(free.values()), eqns, tuple(results), tuple(xs))
+    eqns, results, free, outer = close_body(b, own, results)
+    body = Body(tuple(state_vars), free, eqns, tuple(results), tuple(xs))
     args = (*lead, *init, *seqs, *outer)
     ctx.b.taken.difference_update(reserved)
     return [
