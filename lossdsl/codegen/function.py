@@ -369,7 +369,7 @@ class FunctionEmitter(Guards):
             f"{test[result.dtype].format(x=y)}:",
             indent,
         )
-        got = f"{{tuple({y}.shape) if hasattr({y}, 'shape') else type({y}).__name__}}"
+        got = f"{{(tuple({y}.shape) if hasattr({y}, 'shape') else {y})!r:.60}}"
         self.line(
             f"raise LossInputError(f\"{self.label}: function input '{e.attr('fn')}' must return "
             f'{result} (shape {{{want}}}), got {got}")',
