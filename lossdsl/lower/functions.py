@@ -579,7 +579,10 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
                 return None
             if isinstance(sigma, bool) or not sigma > 0:
                 return ctx.error(
-                    TypeMismatch, f"sigma must be positive, got {sigma}", _sp(a["sigma"]), None
+                    TypeMismatch,
+                    f"sigma must be positive, got {sigma}",
+                    _sp(a["sigma"]),
+                    "the Gaussian's standard deviation in pixels: e.g. sigma=1.5 (SSIM's)",
                 )
             attrs.append(("sigma", float(sigma)))
         return ctx.emit(
