@@ -42,6 +42,11 @@ CASES = {
         lambda x, y: 12 * x**2 * y,
         lambda x, y: 24 * x * y,
     ),
+    "constant": (  # a body of a literal and of params alone: no dependence on x, 0
+        "param a: float = 1.5\n    grad(3.0, wrt=x) + grad(a * 2, wrt=x) + x * y",
+        lambda x, y: x * y,
+        lambda x, y: y + 0 * x,
+    ),
     "free values": (  # the body reads y and a param from outside
         "param a: float = 1.5\n    grad(sum(a * x * x * y + exp(y), over=B), wrt=x)",
         lambda x, y: 2 * 1.5 * x * y,

@@ -394,7 +394,11 @@ class FunctionEmitter(Guards):
         self.line(f"def {fn}({self.expr[s.name]}):", indent)
         for b in body.eqns:
             self._eqn(b, indent + 1)
-        self.line(f"return {self.ref(body.results[0])}", indent + 1)
+        (r,) = body.results
+        res = self.ref(r)
+        if self.is_scalar(r):  # a constant body (a literal, params alone): a 0-d tensor
+            res = self.t.as_tensor.format(x=res, dtype=self.dtype("float"))
+        self.line(f"return {res}", indent + 1)
         y = self.var(e.out.name)
         self.expr[e.out.name] = y
         self.line(f"{y} = {self.t.grad.format(fn=fn, x=self.ref(e.args[0]))}", indent)
