@@ -237,17 +237,20 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     y = y.reshape(((c, 1) if kind in ("max", "avg") else (1, c)) + tuple(y.shape[y.ndim - nd :]))
     if kernel is not None:
         size = tuple(kernel.shape)
+    sides = _window_pads(tuple(y.shape[2:]), size, stride, padding)
+    full = tuple(n + a + b for n, (a, b) in zip(y.shape[2:], sides))
+    # no images (an empty batch beside the window: conv's groups=0 is refused) or a window
+    # longer than its padded axis: an empty result of the right shape (an untaken branch's)
+    if c == 0 or any(n < k for n, k in zip(full, size)):
+        out = tuple(max(-(-(n - k + 1) // s), 0) for n, k, s in zip(full, size, stride))
+        return y.reshape(-1)[:0].reshape(lead + out).movedim(last, axes)
     pads = ()
-    for side in _window_pads(tuple(y.shape[2:]), size, stride, padding):
+    for side in sides:
         pads = side + pads  # F.pad lists the last axis first
     if padding == "reflect":
         y = torch.nn.functional.pad(y, pads, mode="reflect")
     elif max(pads + (0,)) > 0:
         y = torch.nn.functional.pad(y, pads, value=-float("inf") if kind == "max" else 0.0)
-    if any(n < k for n, k in zip(y.shape[2:], size)):  # a window longer than its axis: none
-        out = tuple(max(-(-(n - k + 1) // s), 0) for n, k, s in zip(y.shape[2:], size, stride))
-        y = y.reshape(-1)[:0].reshape(tuple(y.shape[:2]) + out)  # (an untaken branch's)
-        return y.reshape(lead + out).movedim(last, axes)
     f = torch.nn.functional
     if kind == "max":
         y = (f.max_pool1d, f.max_pool2d, f.max_pool3d)[nd - 1](y, size, stride)

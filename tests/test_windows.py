@@ -416,6 +416,37 @@ def test_stft_and_rfft_over_the_sharded_dim_are_refused():
     shard(spec.program(), "B")
 
 
+WINDOW_CALLS = [
+    "blur(x, over=(H, W), size=3)",
+    "box(x, 3, over=(H, W))",
+    'box(x, 3, over=(H, W), padding="reflect")',
+    "avg_pool(x, 2, over=(H, W))",
+    "max_pool(x, 2, over=(H, W))",
+    "conv(x, k, over=(H, W))",
+    "blur(x, over=H, size=1)",
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("call_", WINDOW_CALLS)
+def test_every_window_of_an_empty_batch_is_empty(backend, call_):
+    """No images beside the window (B = 0): an empty result of the shape the sizes give, and a
+    zero-size gradient (torch's depthwise conv refused groups=0: scripts/difffuzz.py found it
+    with a blur over C beside an empty B)."""
+    from helpers import call, grads
+
+    # (summed over B too: a result along B would be empty before any op ran, lossdsl/empty.py)
+    spec = _spec(
+        f"sum({call_}, over=(B, H, W)) + 0 * u", "x: float[B, H, W], k: float[3, 2], u: float[D]"
+    )
+    args = {"x": np.ones((0, 6, 5)), "k": np.ones((3, 2)), "u": np.ones(2)}
+    got = call(backend, spec.compile(backend), args, "float64", reduction="none")
+    assert np.array_equal(got, [0.0, 0.0])
+    if backend != "numpy":
+        g = grads(backend, spec.compile(backend), args, ["x"], "float64")
+        assert np.shape(g["x"]) == (0, 6, 5)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_stft_of_an_empty_batch_is_empty(backend):
     """No rows: [0, frames, bins] (torch.stft takes no empty batch: the torch helper skips it),
