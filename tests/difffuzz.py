@@ -1172,6 +1172,7 @@ class Ev:
         self.noise = False
         self.inf_cancel = False
         self.zero_sign = False
+        self.den_inf = False  # a weighted mean's weight sum made a NaN (evaluate)
         # why a finite difference's step is no derivative here: a declared gradient that moves
         # its value y0 + g0 (x - x0) by more than 1e-3 (1 + |y0|) (grad=1e300: out of the
         # linear regime the loss's other ops see), a step function's jump, a clamp's kink
@@ -2011,7 +2012,8 @@ def evaluate(
     weighted = ld.reduce is not None and ld.reduce[1] is not None
     # the weight is part of the loss: a too-small reduction in it is an InputError (README,
     # "Edge cases") whatever the reduction asked for
-    w = ev.num(ev.ev(ld.reduce[1], env)) if weighted else None
+    wn = ev.ev(ld.reduce[1], env) if weighted else None
+    w = ev.num(wn) if weighted else None
     if stiff is not None:
         stiff.extend(ev.stiff)
     with np.errstate(all="ignore"):
@@ -2026,6 +2028,9 @@ def evaluate(
             r = a.sum()
         elif weighted:
             sw = w.sum()
+            # the weights' sum made a NaN of 0 * inf or +inf + -inf: a factor taken out of it
+            # (README, "Infinite terms") makes it +-inf, and the mean sum(loss) / +-inf a 0
+            ev.den_inf = bool(np.isnan(sw) and not np.isnan(w).any()) or wn.zero_inf
             # a sum of weights that cancelled to rounding noise (-1e300 + 30 + 1e300: 0, not
             # 30) makes the mean noise, as a cancelled sum inside the loss does
             mag = np.abs(w).sum()
@@ -2048,6 +2053,8 @@ def evaluate(
         signed.append("inf_cancel")
     if signed is not None and ev.zero_sign:
         signed.append("zero_sign")
+    if signed is not None and ev.den_inf:
+        signed.append("den_inf")
     # scale inf: a cancelled sum made the value noise (close() then accepts any value)
     return np.asarray(r, dtype=dt), math.inf if ev.noise else ev.scale
 
@@ -2181,7 +2188,7 @@ def expected(prog, arrs, sp, params, sizes, reduction, keep_sign=False):
         for d, n in zip(dims, v64.shape):
             shape += list(sp) if d == "S" else [n]
         v64, vld = v64.reshape(shape), vld.reshape(shape)
-    alt = {"inf_cancel": "inf_cancel" in signed, "zero_sign": "zero_sign" in signed}
+    alt = {k: k in signed for k in ("inf_cancel", "zero_sign", "den_inf")}
     alt["signed"] = None
     if "signed_zero" in signed and not keep_sign:
         alt["signed"] = expected(prog, arrs, sp, params, sizes, reduction, keep_sign=True)[:3]
@@ -2212,6 +2219,13 @@ def close(got, v64, vld, scale, alt=None, rtol=1e-9):
             g = np.where(np.isnan(v64) & np.isinf(g), np.nan, g)
             if _close(g, v64, vld, scale, rtol):
                 NOISE["value: +inf + -inf in a sum of products, a factor taken out (README)"] += 1
+                return True
+    if alt and alt.get("den_inf"):
+        g = np.asarray(got, dtype=np.float64)
+        if g.shape == v64.shape:
+            g = np.where(np.isnan(v64) & (g == 0), np.nan, g)
+            if _close(g, v64, vld, scale, rtol):
+                NOISE["value: a weighted mean's NaN weight sum was +-inf, a factor taken out"] += 1
                 return True
     if alt and alt.get("zero_sign"):
         g = np.asarray(got, dtype=np.float64)

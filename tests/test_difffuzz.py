@@ -709,3 +709,36 @@ def test_evaluator_reads_integer_literals_as_integers():
     np.testing.assert_array_equal(_ev(prog, {"v": v}, {"B": 2}), want)
     got = lossdsl.parse(dfz.render_prog(prog)).compile("numpy")(v, reduction="none")
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_weighted_mean_whose_weight_sum_is_nan_may_divide_by_its_factored_inf(backend):
+    # `reduce mean by expand(x, D) * u empty -1` over a loss of 1s: the weights hold -inf * 0 (a
+    # NaN, so their sum is NaN), and every backend sums them as sum(x) * sum(u) (an einsum,
+    # README "Infinite terms"): -inf, so the mean is 6 / -inf = -0 (difffuzz seed 5, value/*)
+    import lossdsl
+
+    src = (
+        "loss f(x: float[C], u: float[D]) {\n"
+        "    reduce mean by expand(x, D) * u empty -1\n"
+        "    expand(u * 0 + 1, C)\n}"
+    )
+    XC, UD = dfz.Inp("x", "float", ("C",)), dfz.Inp("u", "float", ("D",))
+    rx = dfz.E("ref", (), (("name", "x"), ("fixed", False)), "float", frozenset({"C"}))
+    ru = dfz.E("ref", (), (("name", "u"), ("fixed", False)), "float", frozenset({"D"}))
+    ex = dfz.E("expand", (rx,), (("dims", ("D",)),), "float", frozenset({"C", "D"}))
+    w = dfz.E("bin", (ex, ru), (("op", "*"),), "float", frozenset({"C", "D"}))
+    one = dfz.E("bin", (dfz.E("bin", (ru, dfz.E("num", (), (("v", 0.0),))), (("op", "*"),),
+                              "float", frozenset({"D"})), dfz.E("num", (), (("v", 1.0),))),
+                (("op", "+"),), "float", frozenset({"D"}))  # fmt: skip
+    body = dfz.E("expand", (one,), (("dims", ("C",)),), "float", frozenset({"C", "D"}))
+    prog = _prog(body, [XC, UD], reduce=("mean", w, -1.0))
+    arrs = {"x": np.array([-math.inf, 0.5, 1.0]), "u": np.array([math.inf, 0.0])}
+    sizes = {"C": 3, "D": 2}
+    v64, vld, scale, alt = dfz.expected(prog, arrs, (), {}, sizes, None)
+    assert np.isnan(v64) and alt["den_inf"]  # sum(w) adds -inf * inf and -inf * 0
+    assert dfz.close(np.array(-0.0), v64, vld, scale, alt)
+    assert not dfz.close(np.array(1.0), v64, vld, scale, alt)  # the loss's mean: no
+    r = dfz.Runner(SEED)
+    r.check_plain(lossdsl.parse(src), prog, src, backend, arrs, sizes, (), {}, [None], "py")
+    assert not r.found, [f.cls for f in r.found]
