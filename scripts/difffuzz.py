@@ -1,6 +1,7 @@
 """Differential fuzzing with any budget (tests/test_difffuzz.py runs a small one in CI).
 
     OMP_NUM_THREADS=1 python scripts/difffuzz.py --seconds 1200 --seed 7 [--out difffuzz_out]
+    python scripts/difffuzz.py --replay difffuzz_out/value_torch.pkl  # one failure again
 
 Random well-typed losses (tests/difffuzz.py: generator, independent evaluator, oracle) run on
 numpy, torch and jax, the chunked and linear-fused schedules, with params in every form, extreme
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import re
 import sys
 import warnings
@@ -32,8 +34,17 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=None, help="stop after this many programs")
     ap.add_argument("--out", default="difffuzz_out", help="folder for shrunk failing sources")
     ap.add_argument("--no-minimize", action="store_true")
+    ap.add_argument("--replay", help="a .pkl that --out wrote: run that program's checks again")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
+    if a.replay:
+        prog, sub = pickle.loads(Path(a.replay).read_bytes())
+        r = difffuzz.Runner(a.seed)
+        fs = r.check(prog, sub)
+        for f in fs:
+            print(difffuzz.describe(f))
+        print(f"{len(fs)} failures")
+        return 1 if fs else 0
     r = difffuzz.Runner(a.seed)
     r.run(a.seconds, max_cases=a.cases, minimize_new=not a.no_minimize)
     print(f"difffuzz: {a.seconds:.0f} s, seed {a.seed}")
@@ -45,6 +56,8 @@ def main() -> int:
         f = r.minimal.get(key) or fs[0]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:90] + ".loss"
         (out / name).write_text(difffuzz.describe(f))
+        if f.replay is not None:  # (--replay runs it again)
+            (out / name).with_suffix(".pkl").write_bytes(pickle.dumps(f.replay))
         tag = "XFAIL" if "[xfail" in key else "FAIL"
         new += tag == "FAIL"
         print(f"{tag} {key}: {len(fs)} (example: {out / name})")

@@ -2331,6 +2331,7 @@ class Failure:
     expected: object = None
     got: object = None
     known: str | None = None  # the KNOWN_BUGS tag this failure is attributed to
+    replay: tuple | None = None  # (Prog, sub): Runner.check(*replay) runs it again
 
 
 def risky_pool():
@@ -2977,6 +2978,7 @@ class Runner:
             try:
                 prog, sub, fs = self.case()
                 for f in fs:
+                    f.replay = (prog, sub)
                     key = f.cls + (" [xfail: " + f.known + "]" if f.known else "")
                     if minimize_new and key not in self.minimal:
                         self.minimal[key] = minimize(self, prog, sub, f.cls) or f
@@ -3058,6 +3060,7 @@ def minimize(runner: Runner, prog: Prog, sub: int, cls: str, budget: int = 80) -
             hit = [f for f in fs if f.cls == cls]
             if hit:
                 best, last, improved = p2, hit[0], True
+                last.replay = (p2, sub)
                 break
     runner.counts, runner.found = saved
     return last

@@ -112,6 +112,101 @@ def test_rule_fires_and_preserves_meaning(table, row):
         assert np.all(np.isfinite(b)), row.name
 
 
+def _in_a_loop(body):
+    """The trigger as one step of a repeat (its inputs are the body's free values)."""
+    return (
+        f"loss t({HEAD}) {{\n    let h = repeat(1, init=0 * ({body})) (s) {{\n"
+        f"        s + ({body})\n    }}\n    h\n}}\n"
+    )
+
+
+@pytest.mark.parametrize("table,row", RULES, ids=lambda r: getattr(r, "name", r))
+def test_rule_fires_inside_a_loop_body_and_preserves_meaning(table, row):
+    """A loop's body is closed (lossdsl/ir.py Body): passes/loops.py in_bodies runs every
+    rule inside it too, absent inputs' constant fills and baked literals put in first. Before,
+    log(softmax(s)) in a repeat stayed -inf at large logits."""
+    from lossdsl.passes.loops import in_bodies
+
+    spec = lossdsl.parse(_in_a_loop(TRIGGERS[row.name]))
+    ref = load_backend("numpy")
+    folded = spec._lowered(frozenset({"w", "v"}))
+    base = verify(in_bodies(lambda p: p)(folded))  # (the fills moved in, no rule)
+    after = verify(in_bodies(lambda p: run_rules(p, (row,)))(folded))
+    assert format_program(after) != format_program(base), f"{row.name} did not fire"
+    for seed in range(2):
+        d = data(np.random.default_rng(seed))
+        a = ref.evaluate(folded, d, {}, "none")
+        np.testing.assert_allclose(ref.evaluate(after, d, {}, "none"), a, rtol=1e-12, atol=1e-14)
+    if row.name in EXTREME:
+        d = data(np.random.default_rng(0), EXTREME[row.name])
+        with np.errstate(all="ignore"):
+            a = ref.evaluate(folded, d, {}, "none")
+        assert not np.all(np.isfinite(a)), "the trigger should break the unrewritten form"
+        assert np.all(np.isfinite(ref.evaluate(after, d, {}, "none"))), row.name
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_log_softmax_inside_a_repeat_is_stable_on_every_backend(backend):
+    # two steps of log(softmax(s)) from x = [1000, 0]: log_softmax gives [0, -1000] both times
+    # (-log(1 + e^-1000) is 0 in float64; hand computation), the sum -1000; unstabilized,
+    # softmax underflows to [1, 0] and the log gives -inf
+    from helpers import call
+
+    spec = lossdsl.parse(
+        "loss t(x: float[B, C]) {\n    let h = repeat(2, init=x) (s) {\n"
+        "        log(softmax(s, over=C))\n    }\n    sum(h, over=C)\n}\n"
+    )
+    got = call(backend, spec.compile(backend), {"x": np.array([[1000.0, 0.0]])}, "float64",
+               reduction="none")  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(got), [-1000.0])
+
+
+def _loops(eqns):
+    """(equation, body) of each loop and grad, nested ones too; a loop of several state
+    values (one equation each, one body) once."""
+    from lossdsl.ir import Body
+
+    seen = set()
+    for e in eqns:
+        body = e.attr("body")
+        if isinstance(body, Body) and id(body) not in seen:
+            seen.add(id(body))
+            yield e, body
+            yield from _loops(body.eqns)
+
+
+LOOP_SPECS = [
+    n for n in lossdsl.list_specs() if any(True for _ in _loops(lossdsl.load(n).program().eqns))
+]
+
+
+def test_the_loop_specs_are_found():
+    assert {"ctc", "sinkhorn", "soft_dtw", "vat", "wgan_gp"} <= set(LOOP_SPECS)
+
+
+@pytest.mark.parametrize("name", LOOP_SPECS)
+def test_no_loop_of_a_spec_keeps_an_invariant_equation(name):
+    """passes/loops.py hoist: after the pipeline no repeat or scan body holds an equation that
+    reads only its free values and literals (computed once per step for nothing; CTC's scan
+    rebuilt arange(L) and two masks at each of T steps); every equation name, in the program
+    and its bodies, is defined once."""
+    from lossdsl.ops import OPS
+
+    for absent in lossdsl.load(name).variants():
+        prog = lossdsl.load(name).program(absent)
+        outs = [e.out.name for e in prog.eqns]
+        for e, body in _loops(prog.eqns):
+            outs += [b.out.name for b in body.eqns]
+            if OPS[e.op].kind != "loop":
+                continue
+            inv = {v.name for v in body.free}
+            for b in body.eqns:
+                assert b.op == "call_fn" or not all(
+                    not hasattr(a, "name") or a.name in inv for a in b.args
+                ), (name, b)
+        assert len(outs) == len(set(outs)), name
+
+
 @pytest.mark.parametrize("name", lossdsl.list_specs())
 def test_verifier_accepts_every_pass_of_every_spec(name):
     spec = lossdsl.load(name)

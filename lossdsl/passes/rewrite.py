@@ -6,10 +6,31 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
-from lossdsl.ir import Atom, Eqn, Lit, Program, Var
+from lossdsl.ir import Atom, Body, Eqn, Lit, Program, Var
 from lossdsl.ops import OPS
+
+
+RESERVED: ContextVar[set[str] | None] = ContextVar("reserved_names", default=None)
+
+
+def defined_names(prog: Program) -> set[str]:
+    """Every name the program defines: inputs, params, equations, and inside loop and grad
+    bodies (codegen writes a torch loop's body inline, in the function's own namespace)."""
+    out = {d.var.name for d in (*prog.inputs, *prog.params)}
+
+    def walk(eqns):
+        for e in eqns:
+            out.add(e.out.name)
+            body = e.attr("body")
+            if isinstance(body, Body):
+                out.update(v.name for v in (*body.state, *body.xs, *body.free))
+                walk(body.eqns)
+
+    walk(prog.eqns)
+    return out
 
 
 class Rewriter:
@@ -21,8 +42,11 @@ class Rewriter:
         self.eqns: list[Eqn] = []
         self.defs: dict[str, Eqn] = {}
         self.subst: dict[str, Atom] = {}
-        self.taken = {i.var.name for i in prog.inputs} | {p.var.name for p in prog.params}
-        self.taken |= {e.out.name for e in prog.eqns}
+        self.taken = defined_names(prog)
+        # and those of the program a body is part of, while run_pipeline runs (in_bodies)
+        self.shared = RESERVED.get()
+        if self.shared is not None:
+            self.taken |= self.shared
         self.uses = Counter(a.name for e in prog.eqns for a in e.args if isinstance(a, Var))
         self.uses.update(a.name for _, a in prog.outputs if isinstance(a, Var))
         self._n = 0
@@ -40,6 +64,8 @@ class Rewriter:
         while f"r{self._n}" in self.taken:
             self._n += 1
         self.taken.add(f"r{self._n}")
+        if self.shared is not None:
+            self.shared.add(f"r{self._n}")
         return f"r{self._n}"
 
     def emit(self, op: str, args: tuple[Atom, ...], attrs: tuple = ()) -> Var:
