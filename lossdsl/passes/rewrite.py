@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from lossdsl.ir import Atom, Body, Eqn, Lit, Program, Var
 from lossdsl.ops import OPS
 
-
 RESERVED: ContextVar[set[str] | None] = ContextVar("reserved_names", default=None)
 
 
