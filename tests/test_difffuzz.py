@@ -742,3 +742,43 @@ def test_a_weighted_mean_whose_weight_sum_is_nan_may_divide_by_its_factored_inf(
     r = dfz.Runner(SEED)
     r.check_plain(lossdsl.parse(src), prog, src, backend, arrs, sizes, (), {}, [None], "py")
     assert not r.found, [f.cls for f in r.found]
+
+
+def test_a_comparison_at_a_rounding_tie_makes_the_value_noise():
+    # `where(x / x < 1, x, 0)`: x / x is 1 in numpy and torch but 1 - 2^-53 in jax on CPU at
+    # x = -1.3880309688733106 (XLA divides by multiplying with a reciprocal; difffuzz seed 11,
+    # value/jax and grad/jax), so the where picks x there: the value is decided by the last
+    # bit, not compared. `x < x` (exact on every framework) stays compared.
+    x = np.array([[-1.3880309688733106]])
+    one = dfz.E("num", (), (("v", 1.0),))
+    ratio = dfz.E("bin", (REF_X, REF_X), (("op", "/"),), "float", frozenset({"B", "C"}))
+    for lhs, noise in ((ratio, True), (REF_X, False)):
+        rhs = one if noise else REF_X
+        cmp = dfz.E("bin", (lhs, rhs), (("op", "<"),), "bool", frozenset({"B", "C"}))
+        body = dfz.E("where", (cmp, REF_X, dfz.E("num", (), (("v", 0.0),))), (), "float",
+                     frozenset({"B", "C"}))  # fmt: skip
+        scale = dfz.expected(_prog(body, [X]), {"x": x}, (), {}, {"B": 1, "C": 1}, None)[2]
+        assert math.isinf(scale) == noise
+
+
+def test_a_softmax_over_the_chunked_dim_beyond_2_52_is_not_compared_chunked():
+    # softmax(expand(u, C), over=C) at u = -1e300: 1/4 each (C = 4), but the chunked schedule's
+    # exp(z - logsumexp(z)) is exp(0) = 1 there, logsumexp(z) = -1e300 + log 4 = -1e300 in
+    # float64 (README, "Large vocabularies"; difffuzz seed 11, value/torch-chunked)
+    import lossdsl
+    import torch
+
+    src = "loss f(x: float[B, C], u: float[D]) {\n    sum(softmax(expand(u, C), over=C), over=D) + 0 * x\n}"
+    spec = lossdsl.parse(src)
+    x, u = np.zeros((1, 4)), np.array([-1e300])
+    args = (torch.tensor(x), torch.tensor(u))
+    plain = float(spec.compile("torch")(*args, reduction="sum"))
+    chunked = float(spec.compile("torch", schedule="chunked")(*args, reduction="sum"))
+    assert plain == 1.0 and chunked == 4.0  # the limit the README states
+    UD = dfz.Inp("u", "float", ("D",))
+    ru = dfz.E("ref", (), (("name", "u"), ("fixed", False)), "float", frozenset({"D"}))
+    ex = dfz.E("expand", (ru,), (("dims", ("C",)),), "float", frozenset({"C", "D"}))
+    sm = dfz.E("axis", (ex,), (("fn", "softmax"), ("over", "C")), "float", frozenset({"C", "D"}))
+    alt = dfz.expected(_prog(sm, [X, UD]), {"x": x, "u": u}, (), {}, {"B": 1, "C": 4, "D": 1},
+                       "sum")[3]  # fmt: skip
+    assert alt["lse_absorbs"]
