@@ -189,6 +189,8 @@ def render(e: E, nm: Names) -> str:
         return f"{e.a('fn')}({', '.join(R(x) for x in A)})"
     if op == "float":
         return f"float({R(A[0])})"
+    if op == "repeat":  # only as a let's value (docs/language.md, "Loops")
+        return f"repeat({e.a('n')}, init={R(A[0])}) ({nm.i(e.a('state'))}) {{ {R(A[1])} }}"
     if op == "stop_grad":
         return f"stop_grad({R(A[0])})"
     if op == "cg":
@@ -322,6 +324,7 @@ class Cfg:
     imports: bool = True
     uses: bool = True
     bool_consts: bool = True
+    loops: bool = True
 
 
 UNARY = (
@@ -445,6 +448,24 @@ class Gen:
             # would change nothing; the compiler rejects it (prime them explicitly)
             return None
         return frozenset(d if d in ctx["protect"] else prime_dim(d) for d in ds)
+
+    def repeat(self, init: E, state: str, env, ctx) -> E:
+        """`repeat(n, init=init) (state) { step }`: a step of the state's dims that reads the
+        state (and anything else in scope), n in 0..3 (passes/loops.py runs every rule inside
+        the body and hoists what does not read the state)."""
+        rng = self.rng
+        if init.kind != "float":
+            init = E("float", (init,), (), "float", init.dims)
+        inner = dict(env)
+        inner[state] = ("float", tuple(sorted(init.dims)), None, False)
+        step = self.num(init.dims, inner, ctx, rng.randint(1, 3))
+        ref = E("ref", (), (("name", state), ("fixed", False)), "float", init.dims)
+        step = self.binop(ref, step, rng.choice(["+", "*", "-"]))
+        if step.kind != "float":
+            step = E("float", (step,), (), "float", step.dims)
+        self.tags.add("repeat")
+        attrs = (("n", rng.choice([0, 1, 2, 3])), ("state", state))
+        return E("repeat", (init, step), attrs, "float", init.dims)
 
     def binop(self, a: E, b: E, op=None) -> E:
         op = op or self.rng.choice(["+", "-", "*", "/", "*"])
@@ -1089,6 +1110,8 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
     for j in range(rng.choice([0, 0, 1, 2, 3])):
         Y = frozenset(d for d in sorted(dims) if rng.random() < 0.35)
         e = g.num(Y, env, ctx, rng.randint(1, 3))
+        if cfg.loops and rng.random() < 0.3:
+            e = g.repeat(e, f"s{j}", env, ctx)
         stmts.append(("let", f"a{j}", e))
         env[f"a{j}"] = (e.kind, tuple(sorted(e.dims)), None, False)
     loss_dims = frozenset(d for d in sorted(dims) if "'" not in d and rng.random() < 0.5)
@@ -1266,6 +1289,28 @@ class Ev:
             return NA(np.asarray(bool(e.a("v"))), ())
         if op == "ref":
             return env[e.a("name")]
+        if op == "repeat":
+            # docs/language.md, "Loops": the block n times on the carried state, the init's
+            # value after 0 steps; a float state from an int start
+            name, st = e.a("state"), ev(A[0])
+            st = NA(self.num(st), st.dims)
+            # under finite differences, stop_grad & co. in the block read the state's value at
+            # the base point: the frozen evaluator runs the same loop alongside
+            fz, outer = self.frozen, getattr(self, "frozen_env", None)
+            fst = fz.ev(A[0], outer, protect) if fz is not None else None
+            try:
+                for _ in range(e.a("n")):
+                    if fz is not None:
+                        fst = NA(fz.num(fst), fst.dims)
+                        self.frozen_env = {**outer, name: fst}
+                    nxt = self.ev(A[1], {**env, name: st}, protect)
+                    if fz is not None:
+                        fst = fz.ev(A[1], self.frozen_env, protect)
+                    st = NA(self.num(nxt), nxt.dims)
+            finally:
+                if fz is not None:
+                    self.frozen_env = outer
+            return st
         if op == "prime":
             x = ev(A[0])
             return NA(x.a, [d if d in protect else prime_dim(d) for d in x.dims], x.of)
@@ -2511,6 +2556,7 @@ def renaming(prog: Prog, rng: random.Random) -> Names:
     for ld in [prog.main, *prog.helpers]:
         taken |= {i.name for i in ld.inputs} | {p.name for p in ld.params}
         taken |= {st[1] for st in ld.stmts if st[0] == "let"} | {ld.name}
+        taken |= {st[2].a("state") for st in ld.stmts if st[0] == "let" and st[2].op == "repeat"}
     taken |= all_dims
     for d in sorted(all_dims):
         dims[d] = pick("dim", d)
@@ -2524,6 +2570,8 @@ def renaming(prog: Prog, rng: random.Random) -> Names:
         for st in ld.stmts:
             if st[0] == "let":
                 ids[st[1]] = pick("let", st[1])
+                if st[2].op == "repeat":  # the loop's state: a let-like name
+                    ids[st[2].a("state")] = pick("let", st[2].a("state"))
     # a name used as both a dim and an identifier of the same loss is an error: keep them apart
     return Names(ids, dims)
 

@@ -202,3 +202,22 @@ def test_scan_backward_work_is_linear_in_t():
     small, big = allocated(200), allocated(400)
     assert big < 3 * small, (small, big)
     assert "unbind(" in scan.source("torch") and ".select(" not in scan.source("torch")
+
+
+def test_a_loop_that_some_reductions_need_runs_in_each_branch_that_needs_it():
+    """The chunked schedule's row function needs the repeat in its "sum" and "mean" branches
+    only: its state was named in the first branch and read, unbound, in the second
+    (UnboundLocalError; scripts/difffuzz.py, crash/torch-chunked). Compared with the plain
+    schedule, which is compared with numpy throughout this suite."""
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], g: float[B, C, *S]) {\n"
+        "    let a = repeat(2, init=sum(g, over=(B, C))) (s) { s * 0.5 }\n"
+        "    reduce mean by float((a > expand(sum(g, over=(B, C)), B)) | (g > a)) empty -1\n"
+        "    g\n}\n"
+    )
+    rng = np.random.default_rng(0)
+    x, g = torch.tensor(rng.standard_normal((2, 3))), torch.tensor(rng.standard_normal((2, 3, 4)))
+    for red in ("sum", "mean"):
+        want = spec.compile("torch")(x, g, reduction=red)
+        got = spec.compile("torch", schedule="chunked")(x, g, reduction=red)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)

@@ -164,6 +164,7 @@ class FunctionEmitter(Guards):
             if not last:
                 self.line(f'if reduction == "{mode}":')
             checked = set(self.checked)  # a check inside one branch does not cover the next
+            loops = dict(self.loops)  # nor does a loop run inside one (its names are unbound)
             for e in p.eqns:
                 if e.out.name in needed[mode] and e.out.name not in shared:
                     self._eqn(e, indent)
@@ -173,7 +174,7 @@ class FunctionEmitter(Guards):
             if self.odt and not self.is_scalar(p.output(mode)):  # a Python number has no dtype
                 res = self.t.out_cast.format(x=res)
             self.line(f"return {res}", indent)
-            self.checked = checked
+            self.checked, self.loops = checked, loops
 
     def _unflatten(self, a: Atom, expr: str) -> str:
         if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
