@@ -765,10 +765,14 @@ def test_a_softmax_over_the_chunked_dim_beyond_2_52_is_not_compared_chunked():
     # softmax(expand(u, C), over=C) at u = -1e300: 1/4 each (C = 4), but the chunked schedule's
     # exp(z - logsumexp(z)) is exp(0) = 1 there, logsumexp(z) = -1e300 + log 4 = -1e300 in
     # float64 (README, "Large vocabularies"; difffuzz seed 11, value/torch-chunked)
-    import lossdsl
     import torch
 
-    src = "loss f(x: float[B, C], u: float[D]) {\n    sum(softmax(expand(u, C), over=C), over=D) + 0 * x\n}"
+    import lossdsl
+
+    src = (
+        "loss f(x: float[B, C], u: float[D]) {\n"
+        "    sum(softmax(expand(u, C), over=C), over=D) + 0 * x\n}"
+    )
     spec = lossdsl.parse(src)
     x, u = np.zeros((1, 4)), np.array([-1e300])
     args = (torch.tensor(x), torch.tensor(u))
