@@ -191,6 +191,10 @@ def render(e: E, nm: Names) -> str:
         return f"float({R(A[0])})"
     if op == "repeat":  # only as a let's value (docs/language.md, "Loops")
         return f"repeat({e.a('n')}, init={R(A[0])}) ({nm.i(e.a('state'))}) {{ {R(A[1])} }}"
+    if op == "scan":  # the same; args (init, step, sequence)
+        rev = "true" if e.a("reverse") else "false"
+        head = f"scan({R(A[2])}, over={nm.d(e.a('over'))}, init={R(A[0])}, reverse={rev})"
+        return f"{head} ({nm.i(e.a('state'))}, {nm.i(e.a('slice'))}) {{ {R(A[1])} }}"
     if op == "stop_grad":
         return f"stop_grad({R(A[0])})"
     if op == "cg":
@@ -466,6 +470,32 @@ class Gen:
         self.tags.add("repeat")
         attrs = (("n", rng.choice([0, 1, 2, 3])), ("state", state))
         return E("repeat", (init, step), attrs, "float", init.dims)
+
+    def scan(self, init: E, state: str, slc: str, env, ctx, dims) -> E:
+        """`scan(seq, over=d, init=init) (state, slc) { step }` along a dim d that the state
+        lacks: the states after every step, stacked ([d, ...the state's dims])."""
+        rng = self.rng
+        free = sorted(x for x in dims if x not in init.dims and x != "S" and "'" not in x)
+        if not free:
+            return init
+        d = rng.choice(free)
+        Q = frozenset({d} | {x for x in sorted(dims) if x != "S" and rng.random() < 0.3})
+        seq = self.num(Q, env, ctx, rng.randint(0, 2))
+        if seq.kind != "float":
+            seq = E("float", (seq,), (), "float", seq.dims)
+        if init.kind != "float":
+            init = E("float", (init,), (), "float", init.dims)
+        inner = dict(env)
+        inner[state] = ("float", tuple(sorted(init.dims)), None, False)
+        inner[slc] = ("float", tuple(sorted(Q - {d})), None, False)
+        step = self.num(init.dims, inner, ctx, rng.randint(1, 3))
+        ref = E("ref", (), (("name", state), ("fixed", False)), "float", init.dims)
+        step = self.binop(ref, step, rng.choice(["+", "*", "-"]))
+        if step.kind != "float":
+            step = E("float", (step,), (), "float", step.dims)
+        self.tags.add("scan")
+        attrs = (("over", d), ("reverse", rng.random() < 0.3), ("state", state), ("slice", slc))
+        return E("scan", (init, step, seq), attrs, "float", init.dims | {d})
 
     def binop(self, a: E, b: E, op=None) -> E:
         op = op or self.rng.choice(["+", "-", "*", "/", "*"])
@@ -1112,12 +1142,26 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
         e = g.num(Y, env, ctx, rng.randint(1, 3))
         if cfg.loops and rng.random() < 0.3:
             e = g.repeat(e, f"s{j}", env, ctx)
+        elif cfg.loops and rng.random() < 0.2:
+            e = g.scan(e, f"s{j}", f"q{j}", env, ctx, dims)
         stmts.append(("let", f"a{j}", e))
         env[f"a{j}"] = (e.kind, tuple(sorted(e.dims)), None, False)
     loss_dims = frozenset(d for d in sorted(dims) if "'" not in d and rng.random() < 0.5)
     body = g.num(loss_dims, env, ctx, cfg.max_depth)
     if body.kind != "float":
         body = E("float", (body,), (), "float", body.dims)
+    for st in stmts:  # a loop the loss does not read is dropped unrun: read most of them
+        if st[0] == "let" and st[2].op in ("repeat", "scan") and rng.random() < 0.8:
+            r = E("ref", (), (("name", st[1]), ("fixed", False)), "float", st[2].dims)
+            extra = tuple(sorted(r.dims - loss_dims))
+            if extra:
+                r = E("red", (r,), (("fn", "sum"), ("over", extra)), "float", r.dims - set(extra))
+            miss = tuple(sorted(loss_dims - r.dims))
+            if "S" in miss:
+                continue
+            if miss and r.dims:  # (a scalar broadcasts as it is)
+                r = E("expand", (r,), (("dims", miss),), "float", loss_dims)
+            body = E("bin", (body, r), (("op", "+"),), "float", loss_dims)
     red = None
     r = rng.random()
     if r < 0.45:
@@ -1142,7 +1186,18 @@ def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
 class NA:
     """A named-dim array: data (float, int64 or bool) with one dim name per axis."""
 
-    __slots__ = ("a", "dims", "of", "count", "exp_of", "sig_of", "recount", "zero_inf", "inexact")
+    __slots__ = (
+        "a",
+        "dims",
+        "of",
+        "count",
+        "exp_of",
+        "sig_of",
+        "recount",
+        "zero_inf",
+        "inexact",
+        "mask",
+    )
 
     def __init__(self, a, dims, of=None, count=False):
         self.a, self.dims, self.of = np.asarray(a), tuple(dims), of
@@ -1153,6 +1208,7 @@ class NA:
         self.zero_inf = False
         # computed by an op whose last bit differs between frameworks (see _inexact)
         self.inexact = False
+        self.mask = None  # float(c): c (a product by it may be where(c, x, 0): Ev.binop)
         # a count of dim sizes: a scalar made only of size(..) and literals (README, "Edge
         # cases": one that is 0 where it divides, or <= 0 where it is logged, is too small)
         self.count = count
@@ -1198,6 +1254,7 @@ class Ev:
         self.inf_cancel = False
         self.zero_sign = False
         self.den_inf = False  # a weighted mean's weight sum made a NaN (evaluate)
+        self.mask_nan = False  # x * float(c) with x non-finite where c is false (binop)
         self.lse_absorbs = False  # a softmax over C of entries beyond 2^52 (axis)
         # why a finite difference's step is no derivative here: a declared gradient that moves
         # its value y0 + g0 (x - x0) by more than 1e-3 (1 + |y0|) (grad=1e300: out of the
@@ -1311,6 +1368,35 @@ class Ev:
                 if fz is not None:
                     self.frozen_env = outer
             return st
+        if op == "scan":
+            # docs/language.md, "Loops": the block once per entry of `over` (backwards with
+            # reverse), the slice bound to the sequence there; the states stacked along it
+            d, name, slc = e.a("over"), e.a("state"), e.a("slice")
+            st, seq = ev(A[0]), ev(A[2])
+            st, ax = NA(self.num(st), st.dims), seq.dims.index(d)
+            steps = range(seq.a.shape[ax])
+            fz, outer = self.frozen, getattr(self, "frozen_env", None)
+            if fz is not None:
+                fst, fseq = fz.ev(A[0], outer, protect), fz.ev(A[2], outer, protect)
+            out = {}
+            try:
+                for k in reversed(steps) if e.a("reverse") else steps:
+                    xs = NA(np.take(seq.a, k, axis=ax), [q for q in seq.dims if q != d])
+                    if fz is not None:
+                        fst = NA(fz.num(fst), fst.dims)
+                        fx = NA(np.take(fseq.a, k, axis=ax), xs.dims)
+                        self.frozen_env = {**outer, name: fst, slc: fx}
+                    nxt = self.ev(A[1], {**env, name: st, slc: xs}, protect)
+                    if fz is not None:
+                        fst = fz.ev(A[1], self.frozen_env, protect)
+                    st = NA(self.num(nxt), nxt.dims)
+                    out[k] = align(st, tuple(sorted(A[0].dims)))
+            finally:
+                if fz is not None:
+                    self.frozen_env = outer
+            shape = [seq.a.shape[ax]] + [self.sizes[q] for q in sorted(A[0].dims)]
+            stack = np.stack([out[k] for k in steps]) if out else np.zeros(shape, self.dt)
+            return NA(stack.reshape(shape).astype(self.dt), (d, *sorted(A[0].dims)))
         if op == "prime":
             x = ev(A[0])
             return NA(x.a, [d if d in protect else prime_dim(d) for d in x.dims], x.of)
@@ -1391,7 +1477,10 @@ class Ev:
             return self.counted(e, env, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])
-            return self.counted(e, env, NA(x.a.astype(dt), x.dims), [x])
+            r = self.counted(e, env, NA(x.a.astype(dt), x.dims), [x])
+            if x.a.dtype == bool:
+                r.mask = x
+            return r
         if op == "stop_grad":
             if self.frozen is not None:  # finite differences: the value at the base point
                 return self.frozen.ev(A[0], self.frozen_env, protect)
@@ -1562,6 +1651,17 @@ class Ev:
         if ints and o in "+-*":
             return self.ew({"+": np.add, "-": np.subtract, "*": np.multiply}[o], a, b, kind="int")
         r = self.ew(ARITH[o], a, b)
+        for m, x in ((a.mask, b), (b.mask, a)) if o == "*" else ():
+            if m is None or x.a.dtype.kind != "f":
+                continue
+            # x * float(c) with x NaN or inf where c is false: NaN by IEEE, but XLA rewrites
+            # it to where(c, x, 0) inside a jit or a lax.scan body (README, "Numerics"):
+            # keep_sign evaluates jax's way
+            c, xa = align(m, r.dims), self.num_al(x, r.dims)
+            if (~c & ~np.isfinite(xa)).any():
+                self.mask_nan = True
+                if self.keep_sign:
+                    return NA(np.broadcast_to(np.where(c, xa, self.f(0.0)), r.a.shape), r.dims)
         if o == "*" and r.a.dtype.kind == "f":
             with np.errstate(invalid="ignore"):
                 r.zero_inf = bool(
@@ -1746,6 +1846,7 @@ class Ev:
         self.noise |= sub.noise
         self.inf_cancel |= sub.inf_cancel
         self.lse_absorbs |= sub.lse_absorbs
+        self.mask_nan |= sub.mask_nan
         self.zero_sign |= sub.zero_sign
         self.signed_zero |= sub.signed_zero
         return NA(r.a, [_caller_dim(d, inv) for d in r.dims])
@@ -2145,6 +2246,8 @@ def evaluate(
         signed.append("den_inf")
     if signed is not None and ev.lse_absorbs:
         signed.append("lse_absorbs")
+    if signed is not None and ev.mask_nan:
+        signed.append("mask_nan")
     # scale inf: a cancelled sum made the value noise (close() then accepts any value)
     return np.asarray(r, dtype=dt), math.inf if ev.noise else ev.scale
 
@@ -2280,7 +2383,7 @@ def expected(prog, arrs, sp, params, sizes, reduction, keep_sign=False):
         v64, vld = v64.reshape(shape), vld.reshape(shape)
     alt = {k: k in signed for k in ("inf_cancel", "zero_sign", "den_inf", "lse_absorbs")}
     alt["signed"] = None
-    if "signed_zero" in signed and not keep_sign:
+    if ("signed_zero" in signed or "mask_nan" in signed) and not keep_sign:
         alt["signed"] = expected(prog, arrs, sp, params, sizes, reduction, keep_sign=True)[:3]
     return v64, vld, max(s1, s2), alt
 
@@ -2301,7 +2404,7 @@ def close(got, v64, vld, scale, alt=None, rtol=1e-9):
         return True
     signed = alt and alt["signed"]
     if signed and _close(got, *signed, rtol):
-        NOISE["value: a sum over one -0 kept its sign (README)"] += 1
+        NOISE["value: jax's way: a sum over one -0 kept -0, x * float(false) is 0 (README)"] += 1
         return True
     if alt and alt["inf_cancel"]:
         g = np.asarray(got, dtype=np.float64)
@@ -2556,7 +2659,9 @@ def renaming(prog: Prog, rng: random.Random) -> Names:
     for ld in [prog.main, *prog.helpers]:
         taken |= {i.name for i in ld.inputs} | {p.name for p in ld.params}
         taken |= {st[1] for st in ld.stmts if st[0] == "let"} | {ld.name}
-        taken |= {st[2].a("state") for st in ld.stmts if st[0] == "let" and st[2].op == "repeat"}
+        for st in ld.stmts:
+            if st[0] == "let" and st[2].op in ("repeat", "scan"):
+                taken |= {st[2].a("state"), st[2].a("slice")} - {None}
     taken |= all_dims
     for d in sorted(all_dims):
         dims[d] = pick("dim", d)
@@ -2570,8 +2675,9 @@ def renaming(prog: Prog, rng: random.Random) -> Names:
         for st in ld.stmts:
             if st[0] == "let":
                 ids[st[1]] = pick("let", st[1])
-                if st[2].op == "repeat":  # the loop's state: a let-like name
-                    ids[st[2].a("state")] = pick("let", st[2].a("state"))
+                for role in ("state", "slice"):  # a loop's names: let-like
+                    if st[2].op in ("repeat", "scan") and st[2].a(role):
+                        ids[st[2].a(role)] = pick("let", st[2].a(role))
     # a name used as both a dim and an identifier of the same loss is an error: keep them apart
     return Names(ids, dims)
 

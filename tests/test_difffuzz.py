@@ -786,3 +786,25 @@ def test_a_softmax_over_the_chunked_dim_beyond_2_52_is_not_compared_chunked():
     alt = dfz.expected(_prog(sm, [X, UD]), {"x": x, "u": u}, (), {}, {"B": 1, "C": 4, "D": 1},
                        "sum")[3]  # fmt: skip
     assert alt["lse_absorbs"]
+
+
+def test_a_mask_by_multiplication_over_nan_may_be_xlas_select():
+    # `x * float(x > 1)` at x = NaN: NaN (numpy, torch, jax eager), but XLA makes it
+    # where(x > 1, x, 0) = 0 inside a lax.scan body or jax.jit (difffuzz seed 3 with scans,
+    # value/jax; README "Masks by multiplication on jax"): the evaluator accepts both
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.array([jnp.nan])
+    assert np.isnan(a * (a > 1).astype(a.dtype))[0]
+    assert jax.jit(lambda a: a * (a > 1).astype(a.dtype))(a)[0] == 0.0  # the XLA rewrite
+    cmp = dfz.E("bin", (REF_V, dfz.E("num", (), (("v", 1.0),))), (("op", ">"),), "bool",
+                frozenset({"B"}))  # fmt: skip
+    body = dfz.E("bin", (REF_V, dfz.E("float", (cmp,), (), "float", frozenset({"B"}))),
+                 (("op", "*"),), "float", frozenset({"B"}))  # fmt: skip
+    v64, vld, scale, alt = dfz.expected(_prog(body, [V]), {"v": np.array([np.nan, 2.0])}, (),
+                                        {}, {"B": 2}, "none")  # fmt: skip
+    assert np.isnan(v64[0]) and v64[1] == 2.0
+    assert dfz.close(np.array([0.0, 2.0]), v64, vld, scale, alt)
+    assert dfz.close(np.array([np.nan, 2.0]), v64, vld, scale, alt)
+    assert not dfz.close(np.array([1.0, 2.0]), v64, vld, scale, alt)
