@@ -1266,3 +1266,31 @@ def test_every_op_along_a_variadic_dim_runs_in_row_major_order(expr, shape):
             backend, var.compile(backend), {"x": x, "y": y}, ["x"], "float64", reduction="sum"
         )
         np.testing.assert_allclose(gv["x"].reshape(3, -1), gw["x"], rtol=1e-12, err_msg=backend)
+
+
+INT_BRANCH, FLOAT_BRANCH = "max(size(B), 1)", "w[argmax(w, over=C)]"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("cond", ["size(C) < size(B)", "pf"])
+@pytest.mark.parametrize("first", [INT_BRANCH, FLOAT_BRANCH])
+def test_a_where_on_a_python_bool_promotes_an_int_branch(backend, cond, first):
+    """where(c, int, float) with c a Python bool at run time (a size comparison, a bool param)
+    is float whichever branch is taken: torch's softplus of the int branch raised
+    NotImplementedError for 'Long' (scripts/difffuzz.py, crash/torch). Expected: softplus by
+    its definition, log(1 + e^v), of the branch taken."""
+    from helpers import call
+
+    other = FLOAT_BRANCH if first == INT_BRANCH else INT_BRANCH
+    spec = lossdsl.parse(
+        "loss f(x: float[B, C], w: float[C]) {\n    param pf: bool = true\n"
+        f"    softplus(where({cond}, {first}, {other}))\n}}\n"
+    )
+    w = np.array([0.5, 2.0])
+    for b, taken in ((3, True), (1, False)):  # size(C) = 2 < size(B) at B = 3
+        got = call(backend, spec.compile(backend), {"x": np.ones((b, 2)), "w": w}, "float64",
+                   reduction="none", pf=taken)  # fmt: skip
+        v = (float(b) if first == INT_BRANCH else 2.0) if taken else (
+            2.0 if first == INT_BRANCH else float(b))  # fmt: skip
+        assert np.asarray(got).dtype == np.float64
+        np.testing.assert_allclose(float(got), math.log1p(math.exp(v)), rtol=1e-15)

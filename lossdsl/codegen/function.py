@@ -410,12 +410,14 @@ class FunctionEmitter(Guards):
 
     def _selects(self, e: Eqn) -> bool:
         """A where whose condition is a Python bool (a param) and whose branches already have
-        the output's shape: a conditional expression."""
+        the output's shape and dtype (an int branch of a float where is promoted by the
+        framework's where, not by a conditional expression): a conditional expression."""
         c, a, b = e.args
         return (
             isinstance(c, Var)
             and c.name in self.scalar
             and all(isinstance(x, Var) and x.type.dims == e.out.type.dims for x in (a, b))
+            and all(x.type.dtype == e.out.type.dtype for x in (a, b))
         )
 
     def _context(self, e: Eqn) -> EqnContext:
