@@ -1553,7 +1553,15 @@ class Ev:
             ma = np.broadcast_to(align(m, dims), [self.sizes_of(d, x, m) for d in dims])
             xa = np.broadcast_to(self.num_al(x, dims), ma.shape)
             ax = tuple(dims.index(d) for d in over)
-            num = np.where(ma, xa, 0).sum(axis=ax)
+            sel = np.where(ma, xa, self.f(0.0))
+            num = sel.sum(axis=ax)
+            if int(np.prod([sel.shape[i] for i in ax])) == 1 and sel.size:
+                # README, "Signed zeros": a sum over one -0 is -0 on jax (keep_sign), as the
+                # plain sum's (reduce)
+                if (np.signbit(sel) & (sel == 0)).any():
+                    self.signed_zero = True
+                if self.keep_sign:
+                    num = sel.reshape(num.shape)
             cnt = ma.sum(axis=ax)
             emp = 0.0 if e.a("empty") is None else e.a("empty")
             with np.errstate(all="ignore"):

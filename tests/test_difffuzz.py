@@ -808,3 +808,20 @@ def test_a_mask_by_multiplication_over_nan_may_be_xlas_select():
     assert dfz.close(np.array([0.0, 2.0]), v64, vld, scale, alt)
     assert dfz.close(np.array([np.nan, 2.0]), v64, vld, scale, alt)
     assert not dfz.close(np.array([1.0, 2.0]), v64, vld, scale, alt)
+
+
+def test_a_masked_mean_over_one_minus_zero_keeps_its_sign_the_jax_way():
+    # 1 / mean(x, over=C, mask=m) at C = 1, x = -0, m = true: +inf on numpy and torch (a sum
+    # adds -0 to +0), -inf on jax (XLA returns the one entry); README "Signed zeros": both
+    # (difffuzz seed 21, nan/jax: the mean of such entries was inf + -inf)
+    mask = dfz.E("bin", (REF_X, dfz.E("num", (), (("v", 1.0),))), (("op", "<"),), "bool",
+                 frozenset({"B", "C"}))  # fmt: skip
+    mm = dfz.E("mmean", (REF_X, mask), (("over", ("C",)), ("empty", 1.0)), "float",
+               frozenset({"B"}))  # fmt: skip
+    body = dfz.E("bin", (dfz.E("num", (), (("v", 1.0),)), mm), (("op", "/"),), "float",
+                 frozenset({"B"}))  # fmt: skip
+    v64, vld, scale, alt = dfz.expected(_prog(body, [X]), {"x": np.array([[-0.0]])}, (), {},
+                                        {"B": 1, "C": 1}, "none")  # fmt: skip
+    assert v64[0] == math.inf
+    assert dfz.close(np.array([-math.inf]), v64, vld, scale, alt)
+    assert not dfz.close(np.array([1.0]), v64, vld, scale, alt)
