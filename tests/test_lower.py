@@ -6,6 +6,7 @@ documented meaning (README.md, "The language")."""
 from __future__ import annotations
 
 import itertools
+import math
 import re
 
 import numpy as np
@@ -510,3 +511,40 @@ def test_a_constant_that_overflows_is_an_error_at_parse_however_it_is_built(body
         lossdsl.parse(src)
     assert type(e.value.errors[0]).__name__ == "ConstantError"
     assert e.value.errors[0].span.line == 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_pi_and_e_are_constants_that_bindings_shadow(backend):
+    """docs/language.md, "Constants": `pi` and `e` are math.pi and math.e (Python's own
+    values, the expected ones here) in bodies, param defaults and constraints, unless an
+    input, param, let or loop state of that name shadows them."""
+    from helpers import call
+
+    x = {"x": np.array([0.0, 1.0])}
+    spec = lossdsl.parse(
+        "loss f(x: float[B]) {\n    param theta: float = pi / 4   where theta <= pi\n"
+        "    x * pi + e + theta\n}\n"
+    )
+    got = call(backend, spec.compile(backend), x, "float64", reduction="none")
+    np.testing.assert_allclose(got, [math.e + math.pi / 4, math.pi + math.e + math.pi / 4],
+                               rtol=1e-15)  # fmt: skip
+    with pytest.raises(lossdsl.ParamError, match="theta"):
+        call(backend, spec.compile(backend), x, "float64", reduction="none", theta=4.0)
+    shadows = {
+        "let": "loss f(x: float[B]) {\n    let pi = 3\n    let e = 2\n    x * pi + e\n}\n",
+        "input": "loss f(x: float[B], e: float[B]) {\n    x * pi + e\n}\n",
+        "param": "loss f(x: float[B]) {\n    param pi: float = 3.0\n    x * pi + e\n}\n",
+        "state": "loss f(x: float[B]) {\n    let y = repeat(1, init=x) (e) { e + 1 }\n"
+        "    y + 0 * e\n}\n",
+    }
+    want = {
+        "let": [2.0, 5.0],
+        "input": None,
+        "param": [math.e, 3 + math.e],
+        "state": [1.0, 2.0],
+    }
+    for kind, src in shadows.items():
+        args = dict(x, e=np.array([1.0, 1.0])) if kind == "input" else x
+        got = call(backend, lossdsl.parse(src).compile(backend), args, "float64",
+                   reduction="none")  # fmt: skip
+        np.testing.assert_allclose(got, want[kind] or [1.0, math.pi + 1.0], rtol=1e-15)

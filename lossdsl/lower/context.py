@@ -420,6 +420,11 @@ def resolve_dims(ctx: Ctx, node) -> tuple[Dim, ...] | None:
     return None if any(d is None for d in dims) else dims
 
 
+# Named constants: a name that nothing in scope binds (an input, a param, a let, a loop's
+# state) is one of these; a binding of the same name shadows it.
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+
+
 def const_eval(node) -> float | int | bool | None:
     """Evaluate a constant expression (param defaults, eps): numbers, +-*/^ and unary minus,
     with the language's types (the op table's folding: ints exact, `/` true division, so
@@ -429,6 +434,8 @@ def const_eval(node) -> float | int | bool | None:
             if isinstance(v, float) and math.isinf(v) and node.text != "inf":
                 return None  # a literal that overflowed float64
             return v
+        case ast.Name(name=n) if n in CONSTANTS:
+            return CONSTANTS[n]
         case ast.Unary(op="-", operand=x):
             v = const_eval(x)
             return None if v is None or isinstance(v, bool) else -v

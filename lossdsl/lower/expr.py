@@ -18,7 +18,7 @@ from lossdsl.errors import (
     did_you_mean,
 )
 from lossdsl.ir import Atom, Lit
-from lossdsl.lower.context import LIBRARY, Ctx, _sp, _src, lit
+from lossdsl.lower.context import CONSTANTS, LIBRARY, Ctx, _sp, _src, lit
 from lossdsl.ops import FoldError, check_representable, short_number
 from lossdsl.parser import MAX_DEPTH
 from lossdsl.types import fmt_dims
@@ -241,6 +241,8 @@ def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
             _sp(node),
             f"use size({n}) for its size, or reduce over it with over={n}",
         )
+    if n in CONSTANTS:
+        return lit(CONSTANTS[n])
     task = next((t for t, p in LIBRARY.preludes.items() if n in p.binds), None)
     if task is not None:
         return ctx.error(
