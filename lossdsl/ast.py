@@ -166,7 +166,7 @@ Expr: TypeAlias = (
 class Param:
     name: str
     dtype: str
-    default: Expr
+    default: Expr | None  # None: a required param (passed at call or bake time)
     constraint: Expr | None
     span: Span | None = _span()
     name_span: Span | None = _span()

@@ -143,7 +143,8 @@ def cmd_show(a) -> int:
     for p in spec.params:
         c = f"  where {p.constraint}" if p.constraint else ""
         fixed = "  (fixed when the spec compiles)" if p.choices else ""
-        print(f"param {p.name}: {p.declared} = {p.default_text}{c}{fixed}")
+        default = "  (required)" if p.required else f" = {p.default_text}"
+        print(f"param {p.name}: {p.declared}{default}{c}{fixed}")
     print()
     print(spec.doc)
     return 0

@@ -403,6 +403,12 @@ def _runtime_checks(spec: Spec, prog: Program, params: dict) -> None:
     values = {}
     for q in prog.params:
         name = q.var.name
+        if q.default is None and params.get(name) is None:
+            raise ParamError(
+                f"{spec.name}: param '{name}' is required (it has no default)",
+                None,
+                f"pass {name}=... or bake it with compile(..., {name}=...)",
+            )
         if name not in params:
             continue
         v = constraints.scalar_value(spec.name, name, params[name])

@@ -61,7 +61,14 @@ class ParamInfo:
         return " | ".join(f'"{w}"' for w in self.choices) if self.choices else self.dtype
 
     @property
+    def required(self) -> bool:
+        """No default: the caller passes it at call time or bakes it at compile time."""
+        return self.default is None
+
+    @property
     def default_text(self) -> str:
+        if self.required:
+            return "(required)"
         return f'"{self.default}"' if self.choices else repr(self.default)
 
 
@@ -241,7 +248,10 @@ def _param_info(p: ast.Param) -> ParamInfo:
         line = s.source.line(s.line)
         text = line[s.col - 1 : s.end_col - 1] if s.end_line == s.line else line[s.col - 1 :]
     if p.choices:
-        return ParamInfo(p.name, "choice", p.default.value, None, p.choices)
+        word = p.default.value if isinstance(p.default, ast.Str) else None
+        return ParamInfo(p.name, "choice", word, None, p.choices)
+    if p.default is None:  # required: no default (passed at call or bake time)
+        return ParamInfo(p.name, p.dtype, None, text)
     # the default as the param's type (an int literal for a float param is a float)
     return ParamInfo(p.name, p.dtype, _coerce(p.dtype, const_eval(p.default)), text)
 

@@ -78,7 +78,11 @@ def spec_entry(name: str) -> str:
         ins.append(f"`{i.name}: {i.type}`{dom}" + (" (optional)" if i.optional else ""))
     ins += [f"`{f.name}: {f.type}` (a function)" for f in spec.fns]
     params = [
-        f"`{p.name}: {p.declared} = {p.default_text}`"
+        (
+            f"`{p.name}: {p.declared}` (required)"
+            if p.required
+            else f"`{p.name}: {p.declared} = {p.default_text}`"
+        )  # fmt: skip
         + (f" (`{p.constraint}`)" if p.constraint else "")
         for p in spec.params
     ]

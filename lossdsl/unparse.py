@@ -63,7 +63,8 @@ def stmt(s: ast.Stmt) -> str:
     match s:
         case ast.Param(name=n, dtype=dt, default=d, constraint=c, choices=ch):
             dt = " | ".join(f'"{w}"' for w in ch) if ch else dt
-            return f"param {n}: {dt} = {expr(d)}" + (f" where {expr(c)}" if c else "")
+            default = f" = {expr(d)}" if d is not None else ""  # (None: a required param)
+            return f"param {n}: {dt}{default}" + (f" where {expr(c)}" if c else "")
         case ast.Use(task=t, args=a, kwargs=k):
             return f"use {t}({_args(a, k)})"
         case ast.Let(name=n, value=v):

@@ -30,7 +30,10 @@ def signature(
     prog: Program, full: list[tuple[str, bool]], names: Names, checks: bool, shard=()
 ) -> str:
     ins = [names("var", n) + ("=None" if opt else "") for n, opt in full]
-    ps = [f"{names('var', p.var.name)}={py_literal(p.default)}" for p in prog.params]
+    ps = [
+        f"{names('var', p.var.name)}={'None' if p.default is None else py_literal(p.default)}"
+        for p in prog.params
+    ]
     ps += [f'reduction="{prog.default_reduction}"'] + (["check_indices=True"] if checks else [])
     return ", ".join(ins + ["*"] + ps + list(shard))
 

@@ -40,6 +40,14 @@ class Guards:
             if q.var.type.dtype not in ("int", "float", "bool") or name not in self.expr:
                 continue
             x = self.expr[name]
+            if q.default is None:  # a required param (docs/language.md, "Params")
+                self.line(f"if {x} is None:")
+                self.line(
+                    f"raise LossParamError(\"{self.label}: param '{name}' is required (it "
+                    f"has no default): pass {name}=... or bake it with compile(..., "
+                    f'{name}=...)")',
+                    2,
+                )
             v = self.value[name] = self.names.fresh(f"{x}_v")
             self.line(f"{v} = {x}")
             self.line(f"if not isinstance({x}, (int, float)):")

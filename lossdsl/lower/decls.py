@@ -332,16 +332,21 @@ def _choice_default(ctx: Ctx, p: ast.Param) -> int | None:
         return ctx.error(
             TypeMismatch,
             f"choice param '{p.name}' defaults to one of {shown}",
-            _sp(p.default),
+            _sp(p.default) if p.default is not None else p.span,
             f'write `= "{words[0]}"`',
         )
     return words.index(p.default.value)
+
+
+REQUIRED = object()  # a param with no default (ParamDecl.default None)
 
 
 def _param_default(ctx: Ctx, p: ast.Param) -> float | int | bool | None:
     """The param's default, checked against its dtype; None after reporting an error."""
     if p.dtype == "choice":
         return _choice_default(ctx, p)
+    if p.default is None and p.dtype in ("float", "int", "bool"):
+        return REQUIRED
     if p.dtype not in ("float", "int", "bool"):
         return ctx.error(
             TypeMismatch,
@@ -421,12 +426,12 @@ def declare_params(ctx: Ctx, loss: ast.LossDef) -> list[ParamDecl]:
         ctx.b.params.add(var.name)
         if p.choices:
             ctx.choices[p.name] = p.choices
-        decls.append(ParamDecl(var, _coerce(dtype, d), p.choices))
+        decls.append(ParamDecl(var, None if d is REQUIRED else _coerce(dtype, d), p.choices))
     defaults = {d.var.name: d.default for d in decls}
     for p in loss.body:
         if isinstance(p, ast.Param) and p.constraint is not None and p.name in declared:
             check = _lower_check(ctx, p, declared)
-            if _violated(check, defaults):
+            if p.default is not None and _violated(check, defaults):
                 _bad_default(ctx, p, check)
     return decls
 

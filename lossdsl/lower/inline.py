@@ -11,7 +11,14 @@ from lossdsl import ast, constraints
 from lossdsl.errors import ArityError, DimMismatch, ParamError, TypeMismatch, did_you_mean
 from lossdsl.ir import Atom, Check, Eqn, Lit, Var
 from lossdsl.lower.context import Ctx, _coerce, _sp, lit
-from lossdsl.lower.decls import _absent_input, _bad_default, _lower_check, _param_default, _violated
+from lossdsl.lower.decls import (
+    REQUIRED,
+    _absent_input,
+    _bad_default,
+    _lower_check,
+    _param_default,
+    _violated,
+)
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.results import lower_body
 from lossdsl.types import UNIT_DIM, Dim, TensorType
@@ -119,6 +126,13 @@ def lower_spec_call(ctx: Ctx, call: ast.Call, callee: Callee) -> Atom | None:
             d = _param_default(sub, p)  # reported here too: an imported spec is not lowered alone
             if d is None:
                 return None
+            if d is REQUIRED:
+                return ctx.error(
+                    ParamError,
+                    f"{loss.name}() needs its param '{name}': it has no default",
+                    call.span,
+                    f"pass it: {loss.name}(..., {name}=...)",
+                )
             sub.env[name] = lit(_coerce(p.dtype, d))
         if p.constraint is None:
             continue
