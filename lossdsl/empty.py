@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdsl.graph import producers
-from lossdsl.ir import Lit, Program, Var
+from lossdsl.ir import Body, Lit, Program, Var
 from lossdsl.ops import OPS, ref_attrs
 from lossdsl.types import Dim
 
@@ -69,10 +69,14 @@ def empty_policy(prog: Program) -> EmptyPolicy:
         if key not in found or found[key].min_size < k:
             found[key] = Need(d, k, reason, key[1])
 
-    for e in prog.eqns:
-        cond = when.get(e.out.name)
-        if cond is None:  # dead: reaches no output
-            continue
+    def visit(e, cond) -> None:
+        body = e.attr("body")
+        if isinstance(body, Body) and id(body) not in seen:
+            # a loop's or grad's body: checked as the loss's own equations, whether or not
+            # the loop takes a step (hoisting its invariant part out must change nothing)
+            seen.add(id(body))
+            for b in body.eqns:
+                visit(b, cond)
         if e.op in _NO_IDENTITY:
             over = e.attr("over")
             over = over if isinstance(over, tuple) else (over,)
@@ -99,6 +103,12 @@ def empty_policy(prog: Program) -> EmptyPolicy:
         elif e.op == "rfft_mag":
             (d,) = e.attr("over")
             need(d, 1, f"it takes a real FFT along {d}", cond)
+
+    seen: set[int] = set()
+    for e in prog.eqns:
+        cond = when.get(e.out.name)
+        if cond is not None:  # (None: dead, it reaches no output)
+            visit(e, cond)
     for dim, k, reason, e in _size_counts(prog):
         if e.out.name in when:
             need(dim, k, reason, when[e.out.name])

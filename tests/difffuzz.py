@@ -1272,6 +1272,20 @@ class Ev:
         """x's data as numbers (bool -> 0/1, int -> float)."""
         return x.a.astype(self.dt) if x.a.dtype != self.dt else x.a
 
+    def varies(self, e: E) -> bool:
+        """Whether e reads anything a gradient flows to (not literals and params alone)."""
+        params = {p.name for p in self.prog.main.params}
+        return any(n.op == "ref" and n.a("name") not in params for _, n in _subexprs(e))
+
+    def body_needs(self, step: E, env, protect) -> None:
+        """docs/language.md, "Iteration": a loop body's reductions need their dims as the
+        loss's own do, even when the loop takes no step: the step evaluated once, for those
+        needs only (its value and other findings dropped)."""
+        sub = Ev(self.prog, self.sizes, self.dt)
+        with np.errstate(all="ignore"):
+            sub.ev(step, env, protect)
+        self.too_small += sub.too_small
+
     def track(self, r: NA) -> NA:
         if r.a.dtype.kind == "f" and r.a.size:
             fin = np.abs(r.a[np.isfinite(r.a)])
@@ -1353,6 +1367,8 @@ class Ev:
             st = NA(self.num(st), st.dims)
             # under finite differences, stop_grad & co. in the block read the state's value at
             # the base point: the frozen evaluator runs the same loop alongside
+            if e.a("n") == 0:
+                self.body_needs(A[1], {**env, name: st}, protect)
             fz, outer = self.frozen, getattr(self, "frozen_env", None)
             fst = fz.ev(A[0], outer, protect) if fz is not None else None
             try:
@@ -1375,6 +1391,10 @@ class Ev:
             st, seq = ev(A[0]), ev(A[2])
             st, ax = NA(self.num(st), st.dims), seq.dims.index(d)
             steps = range(seq.a.shape[ax])
+            if not steps:
+                none = NA(np.zeros(np.delete(seq.a.shape, ax), self.dt),
+                          [q for q in seq.dims if q != d])  # fmt: skip
+                self.body_needs(A[1], {**env, name: st, slc: none}, protect)
             fz, outer = self.frozen, getattr(self, "frozen_env", None)
             if fz is not None:
                 fst, fseq = fz.ev(A[0], outer, protect), fz.ev(A[2], outer, protect)
@@ -1394,7 +1414,7 @@ class Ev:
             finally:
                 if fz is not None:
                     self.frozen_env = outer
-            shape = [seq.a.shape[ax]] + [self.sizes[q] for q in sorted(A[0].dims)]
+            shape = [seq.a.shape[ax], *align(st, tuple(sorted(A[0].dims))).shape]
             stack = np.stack([out[k] for k in steps]) if out else np.zeros(shape, self.dt)
             return NA(stack.reshape(shape).astype(self.dt), (d, *sorted(A[0].dims)))
         if op == "prime":
@@ -1414,14 +1434,18 @@ class Ev:
             a, b = ev(A[0]), ev(A[1])
             if e.a("op") == "/" and b.count and self.count_too_small(b, lambda v: v == 0):
                 self.too_small.append("a division by a count of dim sizes that is 0")
+            if e.a("op") == "^" and self.varies(A[1]) and (np.asarray(a.a) < 0).any():
+                # README, "Edge cases": d/dp x^p = x^p log x, NaN at x < 0 even where the
+                # value is defined (an integer p): torch's and jax's autodiff alike
+                self.singular.append("a negative base to a power that varies")
             if e.a("op") == "^" and a.a.dtype.kind == "f" and (a.a == 0).any():
                 p = np.asarray(b.a, dtype=np.float64)
                 if ((p < 1) & (p != 0)).any():  # x^0.5 at 0: an infinite derivative
                     self.singular.append("a power below 1 at 0")
-            if e.a("op") in ("*", "/") and not all(np.isfinite(x.a).all() for x in (a, b)):
+            if e.a("op") in ("*", "/", "^") and not all(np.isfinite(x.a).all() for x in (a, b)):
                 # README, "Edge cases": a product with an infinite factor has an infinite
                 # derivative (1 / (inf * s): -inf / inf^2 = NaN, as torch's and jax's autodiff)
-                self.singular.append("a product or quotient with an infinite factor")
+                self.singular.append("a product, quotient or power with an infinite operand")
             if e.a("op") == "/":
                 dims = udims(a, b)
                 af, bf = self.num_al(a, dims), self.num_al(b, dims)
@@ -1470,10 +1494,12 @@ class Ev:
             return r
         if op == "f2":
             xs = [ev(A[0]), ev(A[1])]
-            if e.a("fn") == "atan2" and not all(np.isfinite(x.a).all() for x in xs):
+            if e.a("fn") == "pow" and self.varies(A[1]) and (np.asarray(xs[0].a) < 0).any():
+                self.singular.append("a negative base to a power that varies")
+            if e.a("fn") in ("atan2", "pow") and not all(np.isfinite(x.a).all() for x in xs):
                 # README, "Edge cases": an infinite argument, as a product with an infinite
                 # factor: d/dy atan2(y, inf) = inf / inf^2 = NaN in torch's and jax's autodiff
-                self.singular.append("atan2 of an infinite argument")
+                self.singular.append(f"{e.a('fn')} of an infinite argument")
             return self.counted(e, env, self.ew(BINARY_FN[e.a("fn")], *xs), xs)
         if op == "float":
             x = ev(A[0])

@@ -221,3 +221,26 @@ def test_a_loop_that_some_reductions_need_runs_in_each_branch_that_needs_it():
         want = spec.compile("torch")(x, g, reduction=red)
         got = spec.compile("torch", schedule="chunked")(x, g, reduction=red)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("b", [0, 2])
+def test_a_reduction_in_a_body_needs_its_dim_even_when_the_loop_takes_no_step(backend, b):
+    """README, "Edge cases": a logsumexp over D = 0 is an InputError naming D; inside a loop's
+    body too, whether the loop takes steps (B = 2) or none (B = 0, n = 0). The hoist pass moves
+    a body's invariant logsumexp out of the loop, so this keeps the answer the same either way
+    (scripts/difffuzz.py found the B = 0 case: InputError after hoisting, a value before)."""
+    scan = lossdsl.parse(
+        "loss f(v: float[B], u: float[D]) {\n"
+        "    let a = scan(v, over=B, init=0.0) (h, vt) { h + vt + logsumexp(u, over=D) }\n"
+        "    sum(a, over=B)\n}\n"
+    )
+    rep = lossdsl.parse(
+        "loss f(v: float[B], u: float[D]) {\n"
+        "    let a = repeat(size(B), init=v) (h) { h + logsumexp(expand(u, B) + h, over=D) }\n"
+        "    sum(a, over=B)\n}\n"
+    )
+    for spec in (scan, rep):
+        with pytest.raises(lossdsl.InputError, match="dim D has size 0"):
+            call(backend, spec.compile(backend), {"v": np.ones(b), "u": np.ones(0)}, "float64",
+                 reduction="sum")  # fmt: skip
