@@ -458,15 +458,8 @@ class Gen:
         state (and anything else in scope), n in 0..3 (passes/loops.py runs every rule inside
         the body and hoists what does not read the state)."""
         rng = self.rng
-        if init.kind != "float":
-            init = E("float", (init,), (), "float", init.dims)
-        inner = dict(env)
-        inner[state] = ("float", tuple(sorted(init.dims)), None, False)
-        step = self.num(init.dims, inner, ctx, rng.randint(1, 3))
-        ref = E("ref", (), (("name", state), ("fixed", False)), "float", init.dims)
-        step = self.binop(ref, step, rng.choice(["+", "*", "-"]))
-        if step.kind != "float":
-            step = E("float", (step,), (), "float", step.dims)
+        init = _as_float(init)
+        step = self.step(init, state, dict(env), ctx)
         self.tags.add("repeat")
         attrs = (("n", rng.choice([0, 1, 2, 3])), ("state", state))
         return E("repeat", (init, step), attrs, "float", init.dims)
@@ -480,22 +473,21 @@ class Gen:
             return init
         d = rng.choice(free)
         Q = frozenset({d} | {x for x in sorted(dims) if x != "S" and rng.random() < 0.3})
-        seq = self.num(Q, env, ctx, rng.randint(0, 2))
-        if seq.kind != "float":
-            seq = E("float", (seq,), (), "float", seq.dims)
-        if init.kind != "float":
-            init = E("float", (init,), (), "float", init.dims)
+        seq, init = _as_float(self.num(Q, env, ctx, rng.randint(0, 2))), _as_float(init)
         inner = dict(env)
-        inner[state] = ("float", tuple(sorted(init.dims)), None, False)
         inner[slc] = ("float", tuple(sorted(Q - {d})), None, False)
-        step = self.num(init.dims, inner, ctx, rng.randint(1, 3))
-        ref = E("ref", (), (("name", state), ("fixed", False)), "float", init.dims)
-        step = self.binop(ref, step, rng.choice(["+", "*", "-"]))
-        if step.kind != "float":
-            step = E("float", (step,), (), "float", step.dims)
+        step = self.step(init, state, inner, ctx)
         self.tags.add("scan")
         attrs = (("over", d), ("reverse", rng.random() < 0.3), ("state", state), ("slice", slc))
         return E("scan", (init, step, seq), attrs, "float", init.dims | {d})
+
+    def step(self, init: E, state: str, inner: dict, ctx) -> E:
+        """A loop block's result: of the state's dims, reading the state (bound in `inner`,
+        beside whatever else the block may read)."""
+        inner[state] = ("float", tuple(sorted(init.dims)), None, False)
+        step = self.num(init.dims, inner, ctx, self.rng.randint(1, 3))
+        ref = E("ref", (), (("name", state), ("fixed", False)), "float", init.dims)
+        return _as_float(self.binop(ref, step, self.rng.choice(["+", "*", "-"])))
 
     def binop(self, a: E, b: E, op=None) -> E:
         op = op or self.rng.choice(["+", "-", "*", "/", "*"])
@@ -1076,6 +1068,10 @@ def _compares_declared_gradient(prog) -> bool:
 
 def _has_op(e: E, op: str) -> bool:
     return e.op == op or any(isinstance(a, E) and _has_op(a, op) for a in e.args)
+
+
+def _as_float(e: E) -> E:
+    return e if e.kind == "float" else E("float", (e,), (), "float", e.dims)
 
 
 def gen_prog(rng: random.Random, cfg: Cfg | None = None) -> Prog:
@@ -2270,18 +2266,9 @@ def evaluate(
         too_small.extend(ev.too_small)
     if singular is not None:
         singular.extend(ev.singular)
-    if signed is not None and ev.signed_zero:
-        signed.append("signed_zero")
-    if signed is not None and ev.inf_cancel:
-        signed.append("inf_cancel")
-    if signed is not None and ev.zero_sign:
-        signed.append("zero_sign")
-    if signed is not None and ev.den_inf:
-        signed.append("den_inf")
-    if signed is not None and ev.lse_absorbs:
-        signed.append("lse_absorbs")
-    if signed is not None and ev.mask_nan:
-        signed.append("mask_nan")
+    if signed is not None:  # the conventions this value met (expected(): alternatives)
+        flags = ("signed_zero", "inf_cancel", "zero_sign", "den_inf", "lse_absorbs", "mask_nan")
+        signed.extend(f for f in flags if getattr(ev, f))
     # scale inf: a cancelled sum made the value noise (close() then accepts any value)
     return np.asarray(r, dtype=dt), math.inf if ev.noise else ev.scale
 

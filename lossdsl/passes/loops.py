@@ -34,12 +34,13 @@ def _rebind(e: Eqn, body: Body, new: Body, free: tuple[Atom, ...]) -> Eqn:
     return replace(e, args=(*lead, *free), attrs=attrs)
 
 
-def _map_bodies(eqns, fn: Callable[[Eqn, Body], tuple[Body, tuple[Atom, ...]]]) -> tuple:
-    """Each equation holding a body, its body and free args replaced by fn(e, body). The
-    equations of one loop (one per state value) share a body: it is rewritten once, and they
-    keep sharing the result (codegen emits the loop once per body)."""
+def _map_bodies(eqns, fn: Callable[[Eqn, Body], tuple]) -> tuple:
+    """Each equation holding a body, its body and free args replaced by fn(e, body) = (body,
+    free args[, equations to put before the loop]). The equations of one loop (one per state
+    value) share a body: it is rewritten once, and they keep sharing the result (codegen emits
+    the loop once per body)."""
     done: dict = {}
-    out = []
+    out: list[Eqn] = []
     for e in eqns:
         body = e.attr("body")
         if not isinstance(body, Body):
@@ -47,7 +48,10 @@ def _map_bodies(eqns, fn: Callable[[Eqn, Body], tuple[Body, tuple[Atom, ...]]]) 
             continue
         key = (id(body), e.args)
         if key not in done:
-            done[key] = fn(e, body)
+            new, free, *before = fn(e, body)
+            done[key] = new, free
+            for up in before:
+                out.extend(up)
         out.append(_rebind(e, body, *done[key]))
     return tuple(out)
 
@@ -119,20 +123,7 @@ def hoist(prog: Program) -> Program:
 
 def _hoist(eqns) -> tuple:
     """The equations, each loop's invariant equations moved to just before it."""
-    out: list[Eqn] = []
-    done: dict = {}
-    for e in eqns:
-        body = e.attr("body")
-        if not isinstance(body, Body):
-            out.append(e)
-            continue
-        key = (id(body), e.args)
-        if key not in done:
-            new, free, up = _hoist_loop(e, body)
-            done[key] = new, free
-            out.extend(up)
-        out.append(_rebind(e, body, *done[key]))
-    return tuple(out)
+    return _map_bodies(eqns, _hoist_loop)
 
 
 def _hoist_loop(e: Eqn, body: Body) -> tuple[Body, tuple[Atom, ...], list[Eqn]]:
