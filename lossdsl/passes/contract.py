@@ -1,5 +1,6 @@
 """contract: sum(a * b, over=D) -> contract(a, b, over=D), an einsum (through an expand of a
-factor whose new dims the other factor has).
+factor whose new dims the other factor has). A longer product sum(2 * expand(x, L) * w * m,
+over=D) is two sides, x * 2 * m and w, each factor multiplied into a side that has its dims.
 
 When a and b each have a dim the other lacks (z[B, D] * z'[B', D]), the product is an outer
 product ([B, D, B'] here) that a matmul never builds: supcon's similarity matrix costs B*B'
@@ -18,32 +19,63 @@ def _contract(rw, e):
     m = rw.producer(e.args[0], "mul")
     if m is None or rw.uses[m.out.name] != 1:
         return None
-    a, b = m.args
-    whole = set(a.type.dims) | set(b.type.dims)
-    # each side's expand may be dropped where the other side has its new dims, but not both
-    # sides' for the same dim: sum(expand(x, C) * expand(y, C), over=C) is C * x * y
-    for a2, b2 in (
-        (_unexpanded(rw, a, b), _unexpanded(rw, b, a)),
-        (_unexpanded(rw, a, b), b),
-        (a, _unexpanded(rw, b, a)),
-    ):
-        if set(a2.type.dims) | set(b2.type.dims) == whole:
-            a, b = a2, b2
-            break
-    da, db = set(a.type.dims), set(b.type.dims)
-    if not (da - db and db - da) or a.type.dtype != "float" or b.type.dtype != "float":
+    facs = _factors(rw, m)
+    whole = set().union(*(f.type.dims for f in facs))
+    # a factor's expand may be dropped where the others have its new dims, but not every
+    # factor's for the same dim: sum(expand(x, C) * expand(y, C), over=C) is C * x * y
+    for i, f in enumerate(facs):
+        others = [g for j, g in enumerate(facs) if j != i]
+        g = _unexpanded(rw, f, set().union(*(h.type.dims for h in others)))
+        if set(g.type.dims).union(*(h.type.dims for h in others)) == whole:
+            facs[i] = g
+    # a factor whose dims another factor has (a scale, a mask m[D]) is multiplied into that
+    # one first: an elementwise product, no new dim (a scale is not taken out of the sum,
+    # where inf * 0 and overflow would differ from the product it replaces)
+    groups: list[list] = []
+    for f in sorted(facs, key=lambda f: -len(f.type.dims)):
+        home = next((g for g in groups if set(f.type.dims) <= set(g[0].type.dims)), None)
+        if home is None:
+            groups.append([f])
+        else:
+            home.append(f)
+    if len(groups) != 2:
         return None
-    return rw.emit("contract", (a, b), e.attrs)
+    da, db = (set(g[0].type.dims) for g in groups)
+    if not (da - db and db - da) or any(
+        f.type.dtype != "float" for g in groups for f in g if f.type.dims
+    ):
+        return None
+    return rw.emit("contract", tuple(_product(rw, g) for g in groups), e.attrs)
 
 
-def _unexpanded(rw, a, other):
-    """`a` before an expand whose new dims `other` has anyway: broadcasting by name adds them
-    to the product, so sum(expand(x, H') * k[H, H'], over=H) is x contracted with k."""
+def _factors(rw, m) -> list:
+    """The factors of a product tree x * (y * z), through muls nothing else uses."""
+    out = []
+    for a in m.args:
+        inner = rw.producer(a, "mul")
+        if inner is not None and rw.uses[a.name] == 1 and a.type.dtype == m.out.type.dtype:
+            out += _factors(rw, inner)
+        else:
+            out.append(a)
+    return out
+
+
+def _product(rw, group):
+    out = group[0]
+    for f in group[1:]:
+        out = rw.emit("mul", (out, f))
+    return out
+
+
+def _unexpanded(rw, a, other: set):
+    """`a` before an expand whose new dims the `other` factors have anyway: broadcasting by
+    name adds them to the product, so sum(expand(x, H') * k[H, H'], over=H) is x contracted
+    with k."""
     x = rw.producer(a, "expand")
     if x is None or x.args[0].type.dtype != a.type.dtype:
         return a
     new = set(a.type.dims) - set(x.args[0].type.dims)
-    return x.args[0] if new <= set(other.type.dims) else a
+    return x.args[0] if new <= other else a
 
 
 CONTRACT_RULES = (
@@ -57,4 +89,6 @@ CONTRACT_RULES = (
 
 
 def contract(prog: Program) -> Program:
-    return run_rules(dce(prog), CONTRACT_RULES)  # dce first: count live uses only
+    # dce first to count live uses only, and after so that `ir --after contract` shows no
+    # outer product left dead behind the einsum
+    return dce(run_rules(dce(prog), CONTRACT_RULES))
