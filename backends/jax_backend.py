@@ -14,6 +14,7 @@ from lossdsl.codegen import (
     shard_eye,
     take_along_axis_gather,
 )
+from lossdsl.ops import log_ive_helper
 
 EIGVALSH = '''
 def _eigvalsh(m):
@@ -154,6 +155,20 @@ def _custom_grad_bwd(res, ct):
 
 _custom_grad.defvjp(_custom_grad_fwd, _custom_grad_bwd)
 '''
+
+
+LOG_IVE = log_ive_helper('''
+def _log_ive(v, x):
+    """log(ive(v, x)): _log_ive_core on jax.numpy (a Python loop of 15 steps: unrolled under
+    jax.jit, where XLA fuses it). float16 and bfloat16 compute in float32 (Debye's coefficients
+    reach 1e12)."""
+    dt = jnp.result_type(v, x)
+    if not jnp.issubdtype(dt, jnp.floating):
+        dt = jnp.result_type(float)
+    work = jnp.float32 if dt in (jnp.float16, jnp.bfloat16) else dt
+    v, x = jnp.asarray(v, dtype=work), jnp.asarray(x, dtype=work)
+    return _log_ive_core(v, x, jnp, jax.scipy.special.gammaln).astype(dt)
+''')
 
 
 ABS = '''
@@ -362,6 +377,7 @@ TEMPLATES = {
     "lgamma": "jax.scipy.special.gammaln({0})",
     # jax 0.10's digamma is NaN at +-0, where torch.digamma and scipy's psi are -inf at +0 and
     # +inf at -0 (the limits from the right and from the left)
+    "log_ive": "_log_ive({0}, {1})",
     "digamma": ("jnp.where({0} == 0, -jnp.copysign(jnp.inf, {0}), jax.scipy.special.digamma({0}))"),
     "floor": "jnp.floor({0})",
     "ceil": "jnp.ceil({0})",
@@ -411,6 +427,7 @@ TEMPLATES = {
     "arange": "jnp.arange({n})",
     "fill": "jnp.full({shape}, {value}, dtype={dtype})",
     "contract": 'jnp.einsum("{spec}", {0}, {1})',
+    "reshape": "jnp.reshape({0}, {shape})",
     "transpose": "jnp.transpose({0}, {perm})",
     "expand": "jnp.broadcast_to({0}[..., {nones}], {shape})",
     "diff": "jnp.diff({0}, axis={axis})",
@@ -466,6 +483,7 @@ TARGET = Target(
         ("_cummax", CUMMAX),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
+        ("_log_ive", LOG_IVE),
         ("_shift", SHIFT),
         ("_custom_grad", CUSTOM_GRAD),
         ("_window", WINDOW),

@@ -11,10 +11,10 @@ import threading
 import numpy as np
 
 from lossdsl import axes
-from lossdsl.empty import empty_policy, first_input_with, holds, too_small_message
+from lossdsl.empty import empty_policy, first_input_with, holds, split_message, too_small_message
 from lossdsl.errors import InputError, class_ids_message
 from lossdsl.graph import index_sources
-from lossdsl.ir import Lit, Program, Var, unit_dims
+from lossdsl.ir import Lit, Program, Var, param_dims, splits, unit_dims
 from lossdsl.ops import OPS, ref_attrs
 
 
@@ -56,6 +56,15 @@ def evaluate(
                 f"of {sizes[prog.shard]} rows make {n}"
             )
 
+    for q in param_dims(prog):  # split(x, k, over=N): the dim "$k" has k's value
+        sizes["$" + q] = int(params.get(q, _default(prog, q)))
+    for dim, m, by in splits(prog):
+        div = m * (sizes[by] if by else 1)
+        if div < 1 or _n(sizes, dim) % div:
+            group = by.lstrip("$") if by else str(m)
+            raise InputError(
+                split_message(prog.name, dim, _n(sizes, dim), group, div if by else None)
+            )
     mode = reduction or prog.default_reduction
     empty = _empty(prog, inputs, params, mode, sizes, shapes)
     if empty is not None:
@@ -95,6 +104,10 @@ def evaluate(
             shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
         res = res.reshape(shape)
     return res
+
+
+def _default(prog, name):
+    return next(q.default for q in prog.params if q.var.name == name)
 
 
 def _empty(prog, inputs, params, mode, sizes, shapes):
@@ -309,7 +322,7 @@ def _apply(e, args, sizes, comm=None):
     if op.kind in ("axis", "diff", "rfft"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax, **ref_attrs(op, attrs))  # shift's steps and fill
-    if op.kind == "expand":
+    if op.kind in ("expand", "reshape"):
         return op.ref(args[0], tuple(_n(sizes, d) for d in e.out.type.dims))
     if op.kind == "gather":
         x, idx = e.args

@@ -5,6 +5,7 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
+from lossdsl.ops import log_ive_helper
 from lossdsl.codegen import (
     INFIX_TEMPLATES,
     WINDOW_PADS,
@@ -15,6 +16,7 @@ from lossdsl.codegen import (
     scanned,
     shard_eye,
 )
+from lossdsl.ops import log_ive_helper
 
 
 def _gather(c):
@@ -437,6 +439,20 @@ def _pow(x, y):
 '''
 
 
+LOG_IVE = log_ive_helper('''
+def _log_ive(v, x):
+    """log(ive(v, x)): _log_ive_core on torch, differentiable in v and x by autograd through it.
+    float16 and bfloat16 compute in float32 (Debye's coefficients reach 1e12)."""
+    dev = (x if isinstance(x, torch.Tensor) else torch.as_tensor(v)).device
+    dt = torch.result_type(v, x)  # torch's promotion: an int64 x beside a float64 v is float64
+    dt = dt if dt.is_floating_point else torch.get_default_dtype()
+    work = torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
+    v = torch.as_tensor(v, dtype=work, device=dev)
+    x = torch.as_tensor(x, dtype=work, device=dev)
+    return _log_ive_core(v, x, torch, torch.lgamma).to(dt)
+''')
+
+
 LOGCUMSUMEXP = '''
 def _logcumsumexp(x, dim):
     """torch.logcumsumexp, but on CPU log(cumsum(exp(x - m))) + m in float64 (m the max along
@@ -493,6 +509,7 @@ TEMPLATES = {
     "atanh": "torch.atanh({0})",
     "lgamma": "torch.lgamma({0})",
     "digamma": "torch.digamma({0})",
+    "log_ive": "_log_ive({0}, {1})",
     "floor": "torch.floor({0})",
     "ceil": "torch.ceil({0})",
     "round": "torch.round({0})",
@@ -544,6 +561,7 @@ TEMPLATES = {
     "arange": "torch.arange({n}, device=dev)",
     "fill": "torch.full({shape}, {value}, dtype={dtype}, device=dev)",
     "contract": 'torch.einsum("{spec}", {0}, {1})',
+    "reshape": "{0}.reshape({shape})",
     "transpose": "{0}.permute{perm}",
     "expand": "{0}[..., {nones}].expand({shape})",
     "diff": "torch.diff({0}, dim={axis})",
@@ -602,6 +620,7 @@ TARGET = Target(
         ("_logcumsumexp", LOGCUMSUMEXP),
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
+        ("_log_ive", LOG_IVE),
         ("_shift", SHIFT),
         ("_CustomGrad", CUSTOM_GRAD),
         ("_window", WINDOW),

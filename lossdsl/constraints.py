@@ -96,12 +96,12 @@ TEMPLATES: dict[str, str] = {
     "xlogy": "(0.0 if {0} == 0 else {0} * " + _LOG.replace("{0}", "{1}") + ")",
 }
 # Not here: pow (Python's ** raises on overflow, on 0 ^ -1, and is complex for (-8) ^ 0.5; with
-# literal operands it folds before this check), digamma (Python's math module has none), and
-# every op on tensors.
+# literal operands it folds before this check), digamma and log_ive (Python's math module has
+# none), and every op on tensors.
 HINT = "a constraint can use + - * /, comparisons, & | !, where, abs, max, min, clamp, float, " + (
     "exp, log, log1p, expm1, sqrt, sigmoid, softplus, erf, tanh, sin, cos, atan, asin, acos, "
     "log2, log10, atan2, sinh, cosh, asinh, acosh, atanh, lgamma, floor, ceil, round, sign, "
-    "logaddexp (not digamma); for x^2 write x * x"
+    "logaddexp (not digamma or log_ive); for x^2 write x * x"
 )
 
 

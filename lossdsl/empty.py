@@ -209,7 +209,7 @@ def _size_counts(prog: Program):
             bad = [(e, what) for e, what in bad if e.out.name not in usual]
             if bad:
                 e, what = bad[0]
-                reason = f"{what} a count of dim sizes that is 0 when {name} has size {k}"
+                reason = f"{what} a count of dim sizes that is 0 when {Dim(name)} has size {k}"
                 yield Dim(name), k + 1, reason, e
 
 
@@ -234,7 +234,10 @@ def _bad_counts(prog, counts, sizes) -> list:
                 continue
             if e.op == "size":
                 d = e.attr("dim")
-                env[e.out.name] = np.asarray(d.size(sizes[d.name], sizes.__getitem__))
+                try:
+                    env[e.out.name] = np.asarray(d.size(sizes[d.name], sizes.__getitem__))
+                except ZeroDivisionError:  # a split into 0 groups: refused before (splits)
+                    env[e.out.name] = np.asarray(np.nan)
                 continue
             op = OPS[e.op]
             env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))
@@ -255,9 +258,24 @@ def holds(when, params: dict) -> bool:
 def too_small_message(label: str, need: Need, size: str, inp: str) -> str:
     """The InputError of a dim below its minimum ({size} may be a placeholder the generated
     code formats at run time)."""
+    if need.dim.param is not None:  # split(x, k, over=N): the dim is the param's value
+        return (
+            f"{label}: param '{need.dim}' is {size}, but this loss needs it at least "
+            f"{need.min_size}: {need.reason}"
+        )
     return (
         f"{label}: dim {need.dim} has size {size} in '{inp}', but this loss needs at least "
         f"{need.min_size} along it: {need.reason}"
+    )
+
+
+def split_message(label: str, dim: Dim, n, by: str, div=None) -> str:
+    """The InputError of a split whose group size does not divide its dim ({n}, {div}: the
+    sizes, or placeholders the generated code formats at run time; no div for a number)."""
+    return (
+        f"{label}: dim {dim} has {n} entries, which split() cannot cut into groups of "
+        f"{by}{'' if div is None else f' = {div}'}: the group size must be at least 1 and "
+        "divide the dim's size"
     )
 
 

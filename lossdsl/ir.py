@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from lossdsl.ops import OPS, OpTypeError
@@ -259,6 +259,36 @@ def _verify_body(body: Body, where: str, loop: bool = True) -> None:
         need(r, "body result")
         if r.type != s.type:
             raise IRError(f"{where}: the body gives {r.type} for the state {s.name}: {s.type}")
+
+
+def _all_dims(eqns, seen: set[int]):
+    for e in eqns:
+        yield from e.out.type.dims
+        for _, v in e.attrs:
+            if isinstance(v, Body) and id(v) not in seen:
+                seen.add(id(v))
+                yield from _all_dims(v.eqns, seen)
+
+
+def splits(prog: Program) -> list[tuple[Dim, int, str]]:
+    """Each exact division a split makes (lossdsl/types.py, step "/"): (the dim divided, k,
+    by) for n / (k size(by)), checked to divide at call time; in order of first use."""
+    out: dict[tuple, None] = {}
+    for d in _all_dims(prog.eqns, set()):
+        for k, (op, m, by) in enumerate(d.steps):
+            if op == "/":
+                out[(replace(d, steps=d.steps[:k], primes=0), m, by)] = None
+    return list(out)
+
+
+def param_dims(prog: Program) -> list[str]:
+    """The int params that size a dim (split(x, k, over=N): the dim "$k"), by IR name."""
+    out: dict[str, None] = {}
+    for d in _all_dims(prog.eqns, set()):
+        for name in (d.name, *(by for _, _, by in d.steps)):
+            if name.startswith("$"):
+                out[name[1:]] = None
+    return list(out)
 
 
 def unit_dims(prog: Program) -> list[Dim]:

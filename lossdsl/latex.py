@@ -6,6 +6,8 @@ like the paper: a few named quantities and the loss."""
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import replace
 
@@ -43,6 +45,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "atanh": (r"\operatorname{{artanh}}({0})", 7),
     "lgamma": (r"\log \Gamma({0})", 5),
     "digamma": (r"\psi({0})", 7),
+    "log_ive": (r"\log \tilde{{I}}_{{{0}}}({1})", 7),
     "floor": (r"\lfloor {0} \rfloor", 7),
     "ceil": (r"\lceil {0} \rceil", 7),
     "round": (r"\operatorname{{round}}({0})", 7),
@@ -133,7 +136,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
 _ENCLOSED = frozenset(
     {"div", "safe_div", "sqrt", "sigmoid", "softplus", "where", "maximum"}
     | {"sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "digamma", "floor", "ceil"}
-    | {"round", "sign", "logaddexp"}
+    | {"round", "sign", "logaddexp", "log_ive"}
     | {"cumsum", "cumprod", "cummax", "logcumsumexp", "sort", "argsort", "rank", "topk"}
     | {"quantile", "avg_pool", "max_pool", "frames", "repeat", "scan", "shift", "custom_grad"}
     | {"stft_mag", "rfft_mag", "call_fn", "grad"}
@@ -167,6 +170,9 @@ def spec_latex(spec) -> str:
     return render(spec._lowered(frozenset()))
 
 
+_NAMED = {math.pi: r"\pi", math.e: r"\mathrm{e}"}
+
+
 def render(prog: Program) -> str:
     """`aligned` LaTeX: one line per named intermediate, then the per-element loss."""
     prog = dce(replace(prog, outputs=(("none", prog.output("none")),)))
@@ -181,6 +187,8 @@ def render(prog: Program) -> str:
                 v = int(v)
             if isinstance(v, float) and abs(v) == float("inf"):
                 text = r"\infty" if v > 0 else r"-\infty"
+            elif isinstance(v, float) and abs(v) in _NAMED:  # the constants pi and e by name
+                text = ("-" if v < 0 else "") + _NAMED[abs(v)]
             else:
                 text = str(v).lower()
             return text, (5 if text.startswith("-") else 7)

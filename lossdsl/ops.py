@@ -546,6 +546,17 @@ def transpose_rule(ts, attrs):
     return TensorType(ts[0].dtype, tuple(attrs["dims"]), ts[0].of)
 
 
+def reshape_rule(ts, attrs):
+    """split and merge (lossdsl/lower/functions.py): x's entries in the same row-major order
+    under the listed dims; one dim of x gives way to two (split) or two adjacent ones to one
+    (merge), the lowering's choice, checked here by the dims that stay."""
+    x, dims = ts[0], tuple(attrs["dims"])
+    kept = [d for d in dims if d in x.dims]
+    if len(dims) - len(kept) > 2 or len(x.dims) - len(kept) > 2:
+        raise OpDimError(f"reshape of {x} to {fmt_dims(dims)}")
+    return TensorType(x.dtype, dims, x.of)
+
+
 def rename_rule(ts, attrs):
     m = dict(attrs["mapping"])
     of = ts[0].of
@@ -684,6 +695,98 @@ def _lgamma(x):
             return math.inf
 
     return np.vectorize(one, otypes=[float])(x)
+
+
+def _debye_polys(n):
+    """Debye's polynomials u_1 .. u_{n-1} of the uniform expansion of I_v (DLMF 10.41.10), each
+    as t^k times a polynomial in t^2 (its coefficients, lowest first), from the recurrence
+    u_{k+1}(t) = t^2 (1 - t^2) u_k'(t) / 2 + (1/8) int_0^t (1 - 5 s^2) u_k(s) ds (DLMF
+    10.41.9) in exact rational arithmetic."""
+    from fractions import Fraction
+
+    u, out = [Fraction(1)], []  # u_k's coefficients of t^0 .. t^(3k)
+    for k in range(1, n):
+        q = [Fraction(0)] * (len(u) + 3)
+        for i, c in enumerate(u):
+            q[i + 1] += Fraction(i) * c / 2 + c / 8 / (i + 1)
+            q[i + 3] -= Fraction(i) * c / 2 + 5 * c / 8 / (i + 3)
+        u = q[: 3 * k + 1]
+        out.append(tuple(float(c) for c in u[k::2]))
+    return tuple(out)
+
+
+_DEBYE = _debye_polys(14)
+
+
+def _log_ive_core(v, x, xp, lgamma):
+    """log(ive(v, x)) = log(I_v(x)) - x, the log of the exponentially scaled modified Bessel
+    function of the first kind, for a real order v >= 0 and x >= 0 (NaN elsewhere), on any array
+    module xp (numpy, torch, jax.numpy) with its log-gamma. x <= 1: the power series
+    v log(x / 2) - lgamma(v + 1) + log1p(sum_k>=1 (x^2/4)^k / (k! (v+1)_k)), ten terms (the next
+    is below 2^-60 of the sum). x > 1: Debye's uniform expansion (DLMF 10.41.3, 13 terms: its
+    error is below 1e-15 for orders >= 15) at the order mu = v + n >= 15 and mu + 1, then the
+    ratios r_k = I_{k+1} / I_k down to v by r_k = 1 / (2 (k + 1) / x + r_{k+1}) (DLMF 10.29.1;
+    stable downward, and all in ratios and logs: nothing overflows at order 500 or x = 1e300),
+    log I_v = log I_mu - log(prod_k r_k).
+    Both branches' other operands are kept finite so that the gradient of the one taken is
+    the derivative (autodiff through the recurrence)."""
+    small = x <= 1
+    inf = x == xp.inf
+    xt = xp.where(small, x, 1.0)  # the series' operand
+    xs = xp.where(small | inf, 2.0, x)  # Debye's operand
+    y = xt * xt / 4
+    s = 1.0
+    for k in range(10, 1, -1):
+        s = 1 + y / (k * (v + k)) * s
+    lx = xp.log(xp.where((v == 0) & (xt == 0), 2.0, xt) / 2)  # 0 * log(0) is 0 at v = 0
+    series = v * lx - lgamma(v + 1) + xp.log1p(y / (v + 1) * s) - xt
+
+    def debye(m):  # log(ive(m, xs)), m >= 15
+        r = xp.hypot(m, xs)
+        t = m / r
+        t2, tk, acc = t * t, 1.0, 0.0
+        terms = []
+        for c in _DEBYE:
+            tk = tk * t
+            p = 0.0
+            for a in reversed(c):
+                p = p * t2 + a
+            terms.append(tk * p)
+        for p in reversed(terms):  # sum_k u_k(t) / m^k, Horner in 1/m
+            acc = (acc + p) / m
+        d = m * m / (r + xs)  # r - x without the cancellation
+        # 0.9189385332046727 = log(2 pi) / 2
+        return d - m * xp.log1p((m + d) / xs) - 0.5 * xp.log(r) - 0.9189385332046727 + xp.log1p(acc)
+
+    n = xp.where(v < 15, xp.ceil(15 - v), 0.0)
+    big = debye(v + n)
+    r = xp.exp(debye(v + n + 1) - big)
+    prod = 1.0  # of the ratios, each in [1/32, 1) at x > 1: neither underflows nor rounds
+    for j in range(14, -1, -1):  # r_k for k = v + j, where j < n
+        step = j < n
+        r_new = 1 / (2 * (v + j + 1) / xs + r)
+        prod = prod * xp.where(step, r_new, 1.0)
+        r = xp.where(step, r_new, r)
+    out = xp.where(small, series, xp.where(inf, -xp.inf, big - xp.log(prod)))
+    return xp.where((v >= 0) & (x >= 0), out, xp.nan)
+
+
+def _log_ive(v, x):
+    """log(ive(v, x)) in float64 (_log_ive_core on numpy). lgamma is taken of v + 1 >= 1 (a
+    negative order's value is NaN whatever it gives)."""
+    v, x = np.broadcast_arrays(np.asarray(v, dtype=np.float64), np.asarray(x, dtype=np.float64))
+    lgamma = np.vectorize(lambda a: math.lgamma(max(a, 1.0)) if a == a else a, otypes=[float])
+    with np.errstate(all="ignore"):
+        return _log_ive_core(v, x, np, lgamma)
+
+
+def log_ive_helper(wrapper: str) -> str:
+    """A target's module-level `_log_ive`: the op table's own algorithm as source (one for every
+    target), then the target's `wrapper` that calls _log_ive_core with its array module."""
+    import inspect
+
+    parts = (inspect.getsource(_debye_polys), "_DEBYE = _debye_polys(14)")
+    return "\n\n".join(parts + (inspect.getsource(_log_ive_core), wrapper.strip("\n"))) + "\n"
 
 
 def _digamma(x):
@@ -959,6 +1062,15 @@ _row("acosh", E, 1, unary_float, np.arccosh, "inverse hyperbolic cosine, NaN bel
 _row("atanh", E, 1, unary_float, np.arctanh, "inverse hyperbolic tangent, +-inf at +-1, NaN beyond")
 _row("lgamma", E, 1, unary_float, _lgamma, "log |Gamma(x)|, +inf at 0 and the negative integers")
 _row(
+    "log_ive",
+    E,
+    2,
+    true_div,
+    _log_ive,
+    "log(ive(v, x)) = log(I_v(x)) - x, the modified Bessel function of real order v >= 0 at "
+    "x >= 0, exponentially scaled (scipy.special.ive); NaN at v < 0 or x < 0",
+)
+_row(
     "digamma",
     E,
     1,
@@ -1189,6 +1301,16 @@ _row(
     transpose_rule,
     lambda x, perm: np.transpose(x, perm),
     "reorder axes to the listed dims (a result's canonical order)",
+    attrs=("dims",),
+)
+_row(
+    "reshape",
+    "reshape",
+    1,
+    reshape_rule,
+    lambda x, shape: np.reshape(x, shape),
+    "x's entries in row-major order under new dims: split (N to N/G, G) and merge (P, G to "
+    "P*G), as torch.reshape and einops.rearrange",
     attrs=("dims",),
 )
 _row(

@@ -12,6 +12,11 @@ DTYPES = ("bool", "int", "float")  # promotion order
 #   ("-", k, "")    n - k        (diff: k = 1; a valid window of size w: k = w - 1)
 #   ("-", k, "KH")  n - k - size(KH)   (a valid conv with a kernel over KH: k = -1, H-KH+1)
 #   ("//", s, "")   floor(n / s) (a valid pool)    ("ceil", s, "")  ceil(n / s) ('same' pools)
+#   ("/", k, "G")   n / (k size(G)), exact: the group count of split(x, G, over=N) (checked to
+#                   divide at call time; by "" for a number: split(x, 4, over=N) is N/4)
+#   ("*", k, "G")   n k size(G): merge(x, over=(P, G)) of a P that is no split of G
+# A dim sized by an int param k (split(x, k, over=N)) is named "$k": no user dim can be (a
+# name never starts with $), and it prints as k.
 Step = tuple[str, int, str]
 
 
@@ -41,7 +46,16 @@ class Dim:
             return None
         if any(by and not by.isdigit() for _, _, by in self.steps):
             return None
+        for k, (op, m, by) in enumerate(self.steps):  # a fixed dim split unevenly: no size
+            n = replace(self, steps=self.steps[:k]).size(int(self.name), int)
+            if op == "/" and n % (m * int(by or 1)):
+                return None
         return self.size(int(self.name), lambda by: int(by))
+
+    @property
+    def param(self) -> str | None:
+        """The int param whose value is this dim's size (split(x, k, over=N)), if one is."""
+        return self.name[1:] if self.name.startswith("$") else None
 
     def derive(self, op: str, k: int, by: str = "") -> Dim:
         """This dim through one more step; subtractions merge (H-1-1 is H-2), so do divisions
@@ -50,9 +64,11 @@ class Dim:
         if op == "-" and steps and steps[-1][0] == "-" and not (by and steps[-1][2]):
             _, k0, by0 = steps[-1]
             steps, k, by = steps[:-1], k0 + k, by or by0
-        elif op != "-" and steps and steps[-1][0] == op:
+        elif op in ("/", "*") and steps and steps[-1] == ({"/": "*", "*": "/"}[op], k, by):
+            return replace(self, steps=steps[:-1])  # merge undoes split: (N/G)*G is N
+        elif op in ("//", "ceil") and steps and steps[-1][0] == op:
             steps, k = steps[:-1], steps[-1][1] * k
-        if not (op == "-" and k == 0 and not by) and not (op != "-" and k == 1):
+        if not (op == "-" and k == 0 and not by) and not (op != "-" and k == 1 and not by):
             steps = steps + ((op, k, by),)
         return replace(self, steps=steps)
 
@@ -64,6 +80,10 @@ class Dim:
                 n = n - k - (size_of(by) if by else 0)
             elif op == "//":
                 n = n // k
+            elif op == "/":
+                n = n // (k * (size_of(by) if by else 1))
+            elif op == "*":
+                n = n * k * (size_of(by) if by else 1)
             else:
                 n = -(-n // k)
         return n
@@ -76,6 +96,11 @@ class Dim:
                 n = f"({n}{f' - {size_of(by)}' if by else ''}{tail})"
             elif op == "//":
                 n = f"({n} // {k})"
+            elif op in ("/", "*"):
+                m = " * ".join(
+                    ([str(k)] if k != 1 or not by else []) + ([size_of(by)] if by else [])
+                )
+                n = f"({n} {'//' if op == '/' else '*'} {f'({m})' if ' ' in m else m})"
             else:
                 n = f"(-(-{n} // {k}))"
         return n
@@ -87,10 +112,14 @@ class Dim:
         return self.name == other.name and self.primes != other.primes and self.steps == other.steps
 
     def __str__(self) -> str:
-        s = base = ("*" if self.variadic else "") + self.name + "'" * self.primes
+        s = base = ("*" if self.variadic else "") + self.name.lstrip("$") + "'" * self.primes
         for op, k, by in self.steps:
+            by = by.lstrip("$")
             if op == "-":
                 s += (f"-{by}" if by else "") + (f"-{k}" if k > 0 else f"+{-k}" if k else "")
+            elif op in ("/", "*"):
+                m = "*".join(([str(k)] if k != 1 or not by else []) + ([by] if by else []))
+                s = f"{s}{op}{m}" if s == base or op == "*" else f"({s}){op}{m}"
             elif op == "//":
                 s = f"{s}//{k}" if s == base else f"({s})//{k}"
             else:

@@ -44,6 +44,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.special
 
 try:
     from scipy.special import erf as _erf
@@ -733,6 +734,9 @@ class Gen:
             y = E("f1", (self.num(b, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", b)
             r = rng.random()
             fn = "atan2" if r < 0.3 else ("logaddexp" if r < 0.45 else "xlogy")
+            if 0.45 <= r < 0.55:  # log_ive(v, x): an order v >= 0 and x >= 0 (docs/language.md)
+                v = E("f1", (self.num(a, env, ctx, d1),), (("fn", rng.choice(POS)),), "float", a)
+                return E("f2", (v, y), (("fn", "log_ive"),), "float", X)
             return E("f2", (self.num(a, env, ctx, d1), y), (("fn", fn),), "float", X)
         if choice == "diff":
             along = self.along(X, env, ctx, d1)
@@ -1492,6 +1496,10 @@ class Ev:
             xs = [ev(A[0]), ev(A[1])]
             if e.a("fn") == "pow" and self.varies(A[1]) and (np.asarray(xs[0].a) < 0).any():
                 self.singular.append("a negative base to a power that varies")
+            if e.a("fn") == "log_ive" and np.any(self.ew(_log_ive_singular, *xs).a):
+                # scipy's ive under- or overflows where the log is finite (large orders, tiny
+                # x), and at x = 0 the derivative v / x is infinite
+                self.singular.append("log_ive where scipy's ive is 0 or inf, or at x = 0")
             if e.a("fn") in ("atan2", "pow") and not all(np.isfinite(x.a).all() for x in xs):
                 # README, "Edge cases": an infinite argument, as a product with an infinite
                 # factor: d/dy atan2(y, inf) = inf / inf^2 = NaN in torch's and jax's autodiff
@@ -2149,6 +2157,23 @@ def _pow(a, b):
     return np.where(np.isneginf(a) & (np.abs(b) == 0.5), np.nan, np.power(a, b.copy()))
 
 
+def _log_ive(v, x):
+    """log_ive's meaning from scipy's ive (scipy.special.ive: I_v(x) e^-|x|), NaN for v < 0 or
+    x < 0 (docs/language.md); where ive is 0 or inf, a singular point (_log_ive_singular)."""
+    v, x = np.broadcast_arrays(np.asarray(v, float), np.asarray(x, float))
+    out = np.log(scipy.special.ive(v, x))
+    return np.where((v < 0) | (x < 0), np.nan, out)
+
+
+def _log_ive_singular(v, x):
+    """Where log_ive's meaning above is no reference (elementwise)."""
+    v, x = np.broadcast_arrays(np.asarray(v, float), np.asarray(x, float))
+    with np.errstate(all="ignore"):
+        r = scipy.special.ive(v, x)
+    ok = (v >= 0) & (x >= 0)
+    return ok & ((r == 0) | ~np.isfinite(r) | (x == 0) | ~np.isfinite(v))
+
+
 BINARY_FN = {
     k: _safe(v)
     for k, v in {
@@ -2158,6 +2183,7 @@ BINARY_FN = {
         "xlogy": _xlogy,
         "atan2": np.arctan2,
         "logaddexp": np.logaddexp,  # -inf at (-inf, -inf), inf at (inf, inf): README
+        "log_ive": _log_ive,
     }.items()
 }
 ARITH = {

@@ -13,7 +13,7 @@ from lossdsl.codegen.guards import Guards
 from lossdsl.codegen.names import Names, docstring, py_literal
 from lossdsl.codegen.target import INFIX, EqnContext, Target
 from lossdsl.graph import dependencies, producers
-from lossdsl.ir import Atom, Eqn, Lit, Program, Var, unit_dims
+from lossdsl.ir import Atom, Eqn, Lit, Program, Var, param_dims, unit_dims
 from lossdsl.ops import OPS
 from lossdsl.types import Dim
 
@@ -66,6 +66,8 @@ class FunctionEmitter(Guards):
         self.size: dict[str, str] = {}  # dim base name -> Python name of its size
         for d in sorted(dims):
             self.size[d] = self.names("dim", d, d if d.isidentifier() else "n")
+        for q in param_dims(prog):  # split(x, k, over=N): the dim "$k" (guards._param_dims)
+            self.size["$" + q] = self.names("dim", "$" + q, f"{q}_size")
         self.loops: dict = {}  # a loop's (body, args) -> the Python names of its final state
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time
@@ -128,6 +130,7 @@ class FunctionEmitter(Guards):
         self._validate_reduction()
         self._param_types()
         self._checks()
+        self._param_dims()
         if self.shard is not None:
             for ln in self.t.shard.prelude:
                 self.line(ln.replace("{label}", self.label))

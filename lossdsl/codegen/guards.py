@@ -9,10 +9,10 @@ from __future__ import annotations
 from lossdsl import constraints
 from lossdsl.codegen.names import py_literal
 from lossdsl.codegen.target import INFIX_TEMPLATES, SCALAR_TEMPLATES
-from lossdsl.empty import empty_policy, first_input_with, too_small_message
+from lossdsl.empty import empty_policy, first_input_with, split_message, too_small_message
 from lossdsl.errors import class_ids_message
 from lossdsl.graph import index_sources
-from lossdsl.ir import Atom, Eqn, Lit, Var, unit_dims
+from lossdsl.ir import Atom, Eqn, Lit, Var, param_dims, splits, unit_dims
 from lossdsl.types import Dim
 
 
@@ -70,6 +70,20 @@ class Guards:
                 f'{q.var.type.dtype}, got {{{v}!r}}")',
                 2,
             )
+
+    def _param_dims(self) -> None:
+        """An int param that sizes a dim (split(x, k, over=N)) as that dim's size: a Python
+        int, so that shapes stay static (under jax.jit: a static argument)."""
+        for q in param_dims(self.p):
+            v = self.value[q]
+            self.line(f"if {v} is None:")
+            self.line(
+                f"raise LossParamError(\"{self.label}: param '{q}' sizes a dim (a split's "
+                f"groups), so it must be a Python int: under jax.jit pass it as a static "
+                f'argument (static_argnames)")',
+                2,
+            )
+            self.line(f"{self.size['$' + q]} = {v}")
 
     def _checks(self) -> None:
         """Each constraint on the params' Python values (lossdsl/constraints.py), one line per
@@ -228,7 +242,9 @@ class Guards:
             d.name
             for e in self.p.eqns
             for d in dims_needed(e)
-            if d.name not in bound and d.fixed is None  # a fixed size is its name
+            if d.name not in bound
+            and d.fixed is None  # a fixed size is its name
+            and d.param is None  # an int param's value (_param_dims)
         }
         if missing:
             raise NotImplementedError(f"dims with no input to take their size from: {missing}")
@@ -238,6 +254,15 @@ class Guards:
         """Empty and too-small dims (lossdsl/empty.py): an empty per-element loss returns its
         declared empty values before any work; a reduced dim below what its formula needs is
         a LossInputError. Integer comparisons of sizes: static under jit and torch.compile."""
+        for dim, m, by in splits(self.p):
+            n = self.dim_size(dim)
+            div = " * ".join(
+                ([str(m)] if m != 1 or not by else []) + ([self.size[by]] if by else [])
+            )
+            group = by.lstrip("$") if by else str(m)
+            msg = split_message(self.label, dim, f"{{{n}}}", group, f"{{{div}}}" if by else None)
+            self.line(f"if {div} < 1 or {n} % ({div}) != 0:" if by else f"if {n} % {m} != 0:")
+            self.line(f'raise LossInputError(f"{msg}")', 2)
         pol = empty_policy(self.p)
         out = list(dict.fromkeys(self.dim_size(d) for d in pol.out_dims))
         if out:

@@ -397,6 +397,9 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
     d = ctx.dims.get(node.name)
     if d is not None and primes:
         return ctx.dim(node.name, primes)
+    v = ctx.env.get(node.name)
+    if d is None and not primes and isinstance(v, Var) and _int_param(ctx, v):
+        return Dim("$" + v.name)  # the dim an int param sizes (split(x, k, over=N))
     if d is None and node.name in ctx.env:
         return ctx.error(
             TypeMismatch,
@@ -412,6 +415,10 @@ def resolve_dim(ctx: Ctx, node, example: str = "e.g. over=C or over=(B, C)") -> 
         )
         return ctx.error(UnknownName, f"unknown dimension '{node.name}'", _sp(node), hint)
     return d
+
+
+def _int_param(ctx: Ctx, v: Var) -> bool:
+    return v.name in ctx.b.params and v.type.dtype == "int" and not v.type.dims
 
 
 def resolve_dims(ctx: Ctx, node) -> tuple[Dim, ...] | None:

@@ -12,12 +12,21 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lossdsl import ast
 from lossdsl.errors import ArityError, DimMismatch, TypeMismatch, UnknownName, did_you_mean
-from lossdsl.ir import Atom, Var
-from lossdsl.lower.context import Ctx, _sp, _src, const_eval, lit, resolve_dim, resolve_dims
+from lossdsl.ir import Atom, Lit, Var
+from lossdsl.lower.context import (
+    Ctx,
+    _int_param,
+    _sp,
+    _src,
+    const_eval,
+    lit,
+    resolve_dim,
+    resolve_dims,
+)
 from lossdsl.lower.derivs import lower_fn_call, lower_grad
 from lossdsl.lower.expr import lower_expr
 from lossdsl.lower.inline import lower_spec_call
@@ -595,6 +604,168 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
 _VALID = ("padding", ast.Str("valid"))
 
 
+def _group_dim(ctx, node) -> Dim | None:
+    """split's size: a whole number (the fixed-size dim it names), a dim in scope (an input's
+    K: its size at call time), or an int param (the dim "$k", sized by the param's value)."""
+    v = ctx.env.get(node.name) if isinstance(node, ast.Name) else None
+    if isinstance(v, Lit) and type(v.value) is int and node.name not in ctx.dims:
+        node = ast.Num(v.value, node.span)  # an int param a spec call passed as a number
+    if isinstance(node, ast.Num) and type(node.value) is int:
+        if node.value < 1:
+            return ctx.error(
+                TypeMismatch,
+                f"split() needs groups of at least one entry, got {node.value}",
+                _sp(node),
+                "e.g. split(x, 4, over=N): N cut into N/4 groups of 4",
+            )
+        return Dim(str(node.value))
+    if isinstance(node, ast.Prime) or (
+        isinstance(node, ast.Name)
+        and (node.name in ctx.dims or (isinstance(v, Var) and _int_param(ctx, v)))
+    ):
+        return resolve_dim(ctx, node)
+    return ctx.error(
+        TypeMismatch,
+        "split()'s group size must be a whole number, a dim or an int param",
+        _sp(node),
+        "e.g. split(x, 4, over=N), split(x, K, over=N) (K: a dim of an input) or "
+        "split(x, k, over=N) with `param k: int`",
+    )
+
+
+def _split(ctx, call, a):
+    """split(x, G, over=N): N cut into groups of G consecutive entries (row-major, torch's
+    x.view(-1, G)): N gives way to the group count N/G (over=N names it) followed by G.
+    split(x, groups=C, over=N): N cut into C groups (x.view(C, -1)): C followed by N/C."""
+    if a["over"] is None:
+        return ctx.error(ArityError, "split() needs over=DIM", call.span, "e.g. over=N")
+    if (a["size"] is None) == (a["groups"] is None):
+        return ctx.error(
+            ArityError,
+            "split() takes a group size or a number of groups, one of them",
+            call.span,
+            "split(x, 4, over=N): groups of 4 entries, [N/4, 4]; split(x, groups=C, over=N): "
+            "C groups, [C, N/C]",
+        )
+    outer = a["groups"] is not None
+    given = a["groups"] if outer else a["size"]
+    over = resolve_dims(ctx, a["over"])
+    g = _group_dim(ctx, given)
+    x = _x(ctx, a["x"])
+    if over is None or g is None or x is None:
+        return None
+    if len(over) != 1:
+        return ctx.error(
+            DimMismatch,
+            f"split() cuts exactly one dim, got {len(over)}",
+            _sp(a["over"]),
+            f"e.g. split(x, 4, over={over[-1]})",
+        )
+    d = derived_as(x.type.dims, over[0])
+    if d not in x.type.dims:
+        return ctx.error(
+            DimMismatch,
+            f"cannot split {d}: {_src(_sp(a['x'])) or 'x'} is {x.type}",
+            _sp(a["over"]),
+            f"split one of its dims: {fmt_dims(x.type.dims)}" if x.type.dims else None,
+        )
+    if d.variadic or d.unit:
+        return ctx.error(
+            DimMismatch,
+            f"split() needs a named axis, not the variadic {d}",
+            _sp(a["over"]),
+            "declare the axis by name, e.g. float[N, D]",
+        )
+    if g in x.type.dims or g == d:
+        return ctx.error(
+            DimMismatch,
+            f"split() by {g} would give {x.type} a second dim {g}",
+            _sp(given),
+            f"reduce over {g} first, or split by another size",
+        )
+    rest = d.derive("/", g.fixed) if g.fixed is not None else d.derive("/", 1, g.name)
+    if d.fixed is not None and rest.fixed is None:
+        return ctx.error(
+            DimMismatch,
+            f"split() cannot cut {d} entries into {'' if outer else 'groups of '}{g}"
+            f"{' groups' if outer else ''}: {d.fixed} = {d.fixed // g.fixed} x {g.fixed} + "
+            f"{d.fixed % g.fixed}",
+            _sp(given),
+            f"the {'number of groups' if outer else 'group size'} must divide the dim's size: "
+            + ", ".join(str(k) for k in range(1, d.fixed + 1) if d.fixed % k == 0),
+        )
+    k = x.type.dims.index(d)
+    dims = x.type.dims[:k] + ((g, rest) if outer else (rest, g)) + x.type.dims[k + 1 :]
+    return ctx.emit("reshape", (x,), (("dims", dims),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
+def _merge(ctx, call, a):
+    """merge(x, over=(P, G)): two dims made one, P's entries outer (row-major: the inverse of
+    split, so merge(split(x, G, over=N), over=(N, G)) is x over N again). The result stands
+    where P stood; over=P names it."""
+    if a["over"] is None:
+        return ctx.error(ArityError, "merge() needs over=(OUTER, INNER)", call.span)
+    over = resolve_dims(ctx, a["over"])
+    x = _x(ctx, a["x"])
+    if over is None or x is None:
+        return None
+    if len(over) != 2:
+        return ctx.error(
+            DimMismatch,
+            f"merge() makes two dims one, got {len(over)}",
+            _sp(a["over"]),
+            "e.g. merge(x, over=(P, G)): P outer, G inner",
+        )
+    p, g = (derived_as(x.type.dims, d) for d in over)
+    for d, node in zip((p, g), a["over"].items):
+        if d not in x.type.dims:
+            return ctx.error(
+                DimMismatch,
+                f"cannot merge {d}: {_src(_sp(a['x'])) or 'x'} is {x.type}",
+                _sp(node),
+                f"merge two of its dims: {fmt_dims(x.type.dims)}" if x.type.dims else None,
+            )
+        if d.variadic or d.unit:
+            return ctx.error(
+                DimMismatch,
+                f"merge() needs named axes, not the variadic {d}",
+                _sp(node),
+                "declare the axes by name",
+            )
+    if p == g:
+        return ctx.error(
+            DimMismatch, f"merge() needs two different dims, got {p} twice", _sp(a["over"])
+        )
+    cut = g.steps[-1] if g.steps else None
+    if cut is not None and cut[0] == "/" and p == (Dim(str(cut[1])) if not cut[2] else Dim(cut[2])):
+        merged = replace(g, steps=g.steps[:-1])  # split(x, groups=C, over=N) undone: N
+    elif g.fixed is not None:
+        merged = p.derive("*", g.fixed)
+    elif not g.steps and not g.primes:
+        merged = p.derive("*", 1, g.name)
+    else:
+        return ctx.error(
+            DimMismatch,
+            f"merge() cannot put {g} inside {p}: the inner dim must be a dim as declared "
+            "(or a number, or the group size of a split)",
+            _sp(a["over"]),
+            f"swap them if {p} is the inner one (merge(x, over=({g}, {p})))",
+        )
+    if merged != p.base and merged in x.type.dims:
+        return ctx.error(DimMismatch, f"the merge would give {x.type} a second dim {merged}")
+    dims = x.type.dims
+    if dims.index(g) != dims.index(p) + 1:  # bring G right after P (a transpose first)
+        order = tuple(d for d in dims if d != g)
+        order = order[: order.index(p) + 1] + (g,) + order[order.index(p) + 1 :]
+        x = ctx.emit("transpose", (x,), (("dims", order),), span=call.span)
+        dims = order
+        if x is None:
+            return None
+    k = dims.index(p)
+    dims = dims[:k] + (merged,) + dims[k + 2 :]
+    return ctx.emit("reshape", (x,), (("dims", dims),), span=call.span, arg_spans=(_sp(a["x"]),))
+
+
 def _frames(ctx, call, a):
     """frames(x, size, hop, over=T, padding=, center=false): T cut into frames of `size` every
     `hop` (default: size); padding defaults to "valid", and to "reflect" with center=true
@@ -1108,6 +1279,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "pow": _binary("pow"),
     "xlogy": (Sig(("x", "y")), _xlogy),
     "atan2": _binary("atan2", ("y", "x")),
+    "log_ive": _binary("log_ive", ("v", "x")),
     "logaddexp": _binary("logaddexp", ("a", "b")),
     **{name: _rounding(name) for name in ("floor", "ceil", "round")},
     "where": (Sig(("cond", "x", "y")), _where),
@@ -1175,6 +1347,11 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
         _stft_mag,
     ),
     "rfft_mag": (Sig(("x", "over", "eps"), (("over", None), ("eps", 0.0))), _rfft_mag),
+    "split": (
+        Sig(("x", "size", "over", "groups"), (("size", None), ("over", None), ("groups", None))),
+        _split,
+    ),
+    "merge": (Sig(("x", "over"), (("over", None),)), _merge),
     "frames": (
         Sig(
             ("x", "size", "hop", "over", "padding", "center"),

@@ -4,6 +4,8 @@ needs has a size, no pairwise dim is left, and the `reduce` statement's outputs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typing import TYPE_CHECKING
 
 from lossdsl import ast
@@ -188,6 +190,7 @@ def _unsized_dims(ctx: Ctx, decls: list[InputDecl]) -> None:
                 isinstance(d, Dim)
                 and not d.unit
                 and d.fixed is None  # a fixed-size dim's size is its name (arange(480))
+                and d.param is None  # split(x, k, over=N): the int param k's value
                 and d.name not in carried | reported
             ):
                 reported.add(d.name)
@@ -271,7 +274,17 @@ def _check_result(ctx: Ctx, loss: ast.LossDef, r: Atom, helper: bool = False) ->
             dim = ctx.dim(d.name, d.primes)
             if dim is not None and dim not in order:
                 order.append(dim)
-    canon = tuple(sorted(r.type.dims, key=lambda d: order.index(d) if d in order else len(order)))
+    # A dim no input declares sits where the dim it comes from does (a split's N/G where N
+    # is), else beside its neighbour (the split's G beside N/G): numpy's reshape layout.
+    known = []
+    for d in r.type.dims:
+        base = replace(d, steps=(), primes=0)
+        known.append(order.index(d) if d in order else order.index(base) if base in order else None)
+    filled = [k for k in known if k is not None] or [0]
+    prev, keys = filled[0], {}
+    for d, k in zip(r.type.dims, known):
+        keys[d] = prev = k if k is not None else prev
+    canon = tuple(sorted(r.type.dims, key=keys.__getitem__))
     if r is not None and canon != r.type.dims:
         r = ctx.emit("transpose", (r,), (("dims", canon),), span=sp)
     primed = [d for d in r.type.dims if d.primes]

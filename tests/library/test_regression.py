@@ -1,6 +1,7 @@
 """Regression: MSE, L1, Huber, smooth L1, Gaussian NLL, balanced MSE (BMC), HL-Gauss (regression
-as classification), the signal Dice (SDSC), the discrete-time survival NLL (pycox) and the robust
-losses of kornia (Charbonnier, Cauchy, Welsch, Geman-McClure).
+as classification), the signal Dice (SDSC), the discrete-time survival NLL (pycox), the robust
+losses of kornia (Charbonnier, Cauchy, Welsch, Geman-McClure) and the von Mises NLL of angle
+regression (scipy.stats.vonmises, torch.distributions.VonMises).
 
 The conventions every module here follows: tests/library/conftest.py."""
 
@@ -548,3 +549,76 @@ def test_charbonnier_overflow_is_inf_like_kornia():
         {"p": p},
         ["p"],
     )
+
+
+# ---- von_mises_nll: scipy.stats.vonmises.logpdf; torch.distributions.VonMises -------------------
+
+# kappa from the uniform circle (0) through the range where I_0 overflows float64 (713) to 1e6
+_KAPPAS = [0.0, 1e-3, 0.5, 5.0, 50.0, 88.0, 700.0, 1e4, 1e6]
+
+
+def _von_mises_inputs(shape, seed):
+    g = gen(seed)
+    n = int(np.prod(shape))
+    kappa = torch.tensor(_KAPPAS * (n // len(_KAPPAS) + 1))[:n].reshape(shape)
+    mu = (torch.rand(*shape, generator=g) - 0.5) * 20  # beyond one period: the density is periodic
+    target = (torch.rand(*shape, generator=g) - 0.5) * 2 * np.pi
+    return mu, kappa, target
+
+
+@pytest.mark.parametrize("shape", [(9,), (6, 4), (3, 5, 7)])
+def test_von_mises_nll_matches_scipy(shape, reduction):
+    """Values: -scipy.stats.vonmises.logpdf(t, kappa, loc=mu) (scipy 1.17, float64), elementwise
+    then reduced. Gradients: the closed forms d/dkappa = I_1/I_0 - cos(t - mu) with scipy's
+    i1e / i0e (the scale cancels), d/dmu = -kappa sin(t - mu), d/dt = kappa sin(t - mu)."""
+    from scipy.special import i0e, i1e
+    from scipy.stats import vonmises
+
+    mu, kappa, t = _von_mises_inputs(shape, 70)
+    m, k, tt = mu.numpy(), kappa.numpy(), t.numpy()
+    want = -vonmises.logpdf(tt, k, loc=m)
+    want = {"none": want, "sum": want.sum(), "mean": want.mean()}[reduction]
+    dk = i1e(k) / i0e(k) - np.cos(tt - m)
+    dm = -k * np.sin(tt - m)
+    scale = 1.0 / m.size if reduction == "mean" else 1.0
+    for backend in ("torch", "jax", "numpy"):
+        fn = compiled("von_mises_nll", backend)
+        got = fn(m, k, tt, reduction=reduction) if backend != "torch" else None
+        if backend == "torch":
+            xs = [x.clone().requires_grad_(True) for x in (mu, kappa, t)]
+            out = fn(*xs, reduction=reduction)
+            gm, gk, gt = torch.autograd.grad(out.sum(), xs)
+            np.testing.assert_allclose(gk.numpy(), dk * scale, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(gm.numpy(), dm * scale, rtol=1e-10, atol=1e-9 * scale)
+            np.testing.assert_allclose(gt.numpy(), -dm * scale, rtol=1e-10, atol=1e-9 * scale)
+            got = out.detach().numpy()
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-13, atol=1e-14)
+    gj = jax.grad(lambda k: compiled("von_mises_nll", "jax")(m, k, tt, reduction="sum"))(k)
+    np.testing.assert_allclose(np.asarray(gj), dk, rtol=1e-12, atol=1e-14)
+
+
+def test_von_mises_nll_matches_torch_distributions():
+    """-torch.distributions.VonMises(mu, kappa).log_prob(t) (torch 2.13): its log I_0 is the
+    Abramowitz-Stegun polynomial (9.8.1-9.8.2), good to ~3e-7 absolute, measured 3.0e-7 on these
+    inputs; the spec agrees with scipy to 1e-13 (the test above)."""
+    mu, kappa, t = _von_mises_inputs((6, 4), 71)
+    kappa = kappa.clamp(min=1e-9)  # torch's concentration constraint is > 0
+    ref = -torch.distributions.VonMises(mu, kappa).log_prob(t)
+    got = compiled("von_mises_nll")(mu, kappa, t, reduction="none")
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
+
+
+def test_von_mises_nll_is_finite_where_i0_overflows_in_float32():
+    """Edge: I_0(kappa) overflows float32 at kappa = 89 (e^89 / sqrt(2 pi 89) > 3.4e38); the spec's
+    float32 value at kappa up to 1e6 matches scipy's float64 value to float32 rounding, with a
+    finite gradient."""
+    from scipy.stats import vonmises
+
+    kappa = torch.tensor([90.0, 1e3, 1e6], dtype=torch.float32, requires_grad=True)
+    mu = torch.zeros(3, dtype=torch.float32)
+    t = torch.tensor([0.01, 0.001, 0.0], dtype=torch.float32)
+    out = compiled("von_mises_nll")(mu, kappa, t, reduction="none")
+    want = -vonmises.logpdf(t.double().numpy(), kappa.detach().double().numpy())
+    np.testing.assert_allclose(out.detach().double().numpy(), want, rtol=2e-6)
+    (g,) = torch.autograd.grad(out.sum(), kappa)
+    assert torch.isfinite(g).all()
