@@ -58,6 +58,8 @@ def evaluate(
 
     for q in param_dims(prog):  # split(x, k, over=N): the dim "$k" has k's value
         sizes["$" + q] = int(params.get(q, _default(prog, q)))
+    for q, v in prog.dim_values:  # ... baked
+        sizes["$" + q] = v
     for dim, m, by in splits(prog):
         div = m * (sizes[by] if by else 1)
         if div < 1 or _n(sizes, dim) % div:

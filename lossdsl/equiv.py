@@ -27,7 +27,7 @@ def _sample_float(rng, shape, lo: float, hi: float) -> np.ndarray:
     return rng.standard_normal(shape)
 
 
-def _fitted(spec, sizes: dict, absent) -> dict:
+def _fitted(spec, sizes: dict, absent, params=None) -> dict:
     """`sizes`, and each dim it leaves out (3 by default) grown to the least size the loss
     accepts: ssim's 11-tap window needs H >= 11, ms_ssim's coarsest level ceil(H/16) >= 11. The
     sizes a caller gives stay (an edge-case test asks for B = 0 on purpose)."""
@@ -42,7 +42,23 @@ def _fitted(spec, sizes: dict, absent) -> dict:
         while d.size(n, lambda by: out.get(by, 3)) < need.min_size:
             n += 1
         out[d.name] = n
-    return out
+    return _divisible(spec.program(frozenset(absent)), out, params or {})
+
+
+def _divisible(prog, sizes: dict, params: dict) -> dict:
+    """Each dim a split cuts grown to a multiple of its group size (rloo's N of the default
+    num_generations = 2, prototypical's M of the C classes); an empty dim stays empty."""
+    from lossdsl.ir import splits
+
+    defaults = {q.var.name: q.default for q in prog.params} | dict(params)
+    for dim, m, by in splits(prog):
+        if dim.steps or dim.variadic:
+            continue
+        k = m * (int(defaults.get(by[1:]) or 2) if by.startswith("$") else sizes.get(by, 3) if by else 1)
+        n = sizes.get(dim.name, 3)
+        if n % k:
+            sizes[dim.name] = n + k - n % k
+    return sizes
 
 
 class ExampleFn:
@@ -108,12 +124,15 @@ class ExampleFn:
         return y.reshape(tuple(out))
 
 
-def random_inputs(spec, sizes: dict, rng: np.random.Generator, absent=frozenset()) -> dict:
+def random_inputs(
+    spec, sizes: dict, rng: np.random.Generator, absent=frozenset(), params=None
+) -> dict:
     """Inputs drawn from each declared type and domain (`where 0 <= t <= 1`): normal floats,
-    indices in range, few distinct int labels (so that equal labels happen)."""
+    indices in range, few distinct int labels (so that equal labels happen). A split's dim is a
+    multiple of its group size: at `params` (the defaults where not given)."""
     out = {}
     decls = spec._lowered(frozenset(absent)).inputs
-    sizes = _fitted(spec, sizes, absent)
+    sizes = _fitted(spec, sizes, absent, params or {})
     for d in decls:
         name, t = d.var.name, d.var.type
         shape: list[int] = []

@@ -141,6 +141,8 @@ class Program:
     # primed twin B', B'', ... is the whole batch (all ranks' rows).
     shard: str | None = None
     fns: tuple[FnDecl, ...] = ()  # function inputs, after the tensor inputs
+    # int params baked that size a dim (split(x, k, over=N) compiled with k=3): ("k", 3)
+    dim_values: tuple[tuple[str, int], ...] = ()
 
     def output(self, mode: str) -> Atom:
         return dict(self.outputs)[mode]
@@ -282,11 +284,13 @@ def splits(prog: Program) -> list[tuple[Dim, int, str]]:
 
 
 def param_dims(prog: Program) -> list[str]:
-    """The int params that size a dim (split(x, k, over=N): the dim "$k"), by IR name."""
+    """The int params that size a dim (split(x, k, over=N): the dim "$k"), by IR name; not
+    those baked (prog.dim_values)."""
     out: dict[str, None] = {}
+    baked = dict(prog.dim_values)
     for d in _all_dims(prog.eqns, set()):
         for name in (d.name, *(by for _, _, by in d.steps)):
-            if name.startswith("$"):
+            if name.startswith("$") and name[1:] not in baked:
                 out[name[1:]] = None
     return list(out)
 

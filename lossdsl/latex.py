@@ -98,6 +98,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "argmax": (r"\operatorname{{argmax}}_{{{over}}} {0}", 5),
     "eigvalsh": (r"\lambda({0})", 7),
     "expand": ("{0}", 7),
+    # split and merge regroup the entries, not their values
+    "reshape": ("{0}", 7),
     "diff": (r"\Delta_{{{over}}} {0}", 5),
     # x moved k entries along N: S^{1}_N(x)
     "shift": (r"\operatorname{{S}}^{{{steps}}}_{{{over}}}({0})", 7),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lossdsl import constraints
 from lossdsl.codegen import cache_by_target, load_backend, module_source, registered
 from lossdsl.errors import LimitError, LossError, ParamError, UnknownName, did_you_mean
-from lossdsl.ir import Lit, Program, Var, verify
+from lossdsl.ir import Lit, Program, Var, param_dims, verify
 from lossdsl.lower import check_param_value
 from lossdsl.passes import run_pipeline
 from lossdsl.passes.cleanup import dce
@@ -104,7 +104,15 @@ def bake(prog: Program, values: dict) -> Program:
             )
     params = tuple(q for q in prog.params if q.var.name not in sub)
     outputs = tuple((m, s(a)) for m, a in prog.outputs)
-    return replace(prog, eqns=eqns, params=params, checks=tuple(checks), outputs=outputs)
+    sized = [(k, int(sub[k].value)) for k in param_dims(prog) if k in sub]  # split(x, k, ..)
+    return replace(
+        prog,
+        eqns=eqns,
+        params=params,
+        checks=tuple(checks),
+        outputs=outputs,
+        dim_values=prog.dim_values + tuple(sized),
+    )
 
 
 @functools.lru_cache(maxsize=512)

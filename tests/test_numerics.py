@@ -63,6 +63,12 @@ EXEMPT: dict[tuple[str, str], dict[str, str]] = {
         "0..4 give a finite value and gradient (tests/library/test_ranking.py)",
         **dict.fromkeys(["scores", "labels"], "the value is NaN"),
     },
+    ("rloo", "logits at +-1e4"): {
+        "value": "the importance ratio exp(logps - old_logps) at a log ratio of 2e4 overflows, as "
+        "trl's coef_1 = torch.exp(log_ratio): with a negative advantage the unclipped term rho A "
+        "is the min, -inf (a step that far off-policy is outside PPO's trust region)",
+        "logps": "the gradient rho A overflows with it",
+    },
     ("sinkhorn", "domain inputs at their bounds"): {
         "value": "a histogram row of all zeros has no transport plan: its potentials are -inf and "
         "+inf, and P = exp(-inf + inf) is NaN, as in POT's sinkhorn_log; a zero weight beside "

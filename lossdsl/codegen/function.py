@@ -68,6 +68,8 @@ class FunctionEmitter(Guards):
             self.size[d] = self.names("dim", d, d if d.isidentifier() else "n")
         for q in param_dims(prog):  # split(x, k, over=N): the dim "$k" (guards._param_dims)
             self.size["$" + q] = self.names("dim", "$" + q, f"{q}_size")
+        for q, v in prog.dim_values:  # ... with k baked: its value
+            self.size["$" + q] = str(v)
         self.loops: dict = {}  # a loop's (body, args) -> the Python names of its final state
         self.expr: dict[str, str] = {}  # IR var -> Python expression (aliases included)
         self.scalar: set[str] = set()  # IR vars that hold Python numbers at run time

@@ -318,6 +318,9 @@ def plan(prog: Program, logits: str, reduction: str | None = None) -> Plan:
     def refuse(e: Eqn | None, what: str) -> ChunkError:
         return ChunkError(f"{name} cannot be chunked over {v}: {what}", e and e.span, hint)
 
+    regroup = next((e for e in prog.eqns if e.op == "reshape"), None)
+    if regroup is not None:
+        raise refuse(regroup, "split() and merge() regroup whole dims, never a chunk of one")
     call = next((e for e in prog.eqns if e.op in ("call_fn", "grad")), None)
     if call is not None:  # (the function sees whole tensors; a gradient needs all of them)
         raise refuse(

@@ -60,6 +60,9 @@ def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
         return ChunkError(f"{name} cannot run in row blocks of {b}: {what}", e and e.span, hint)
 
     prog = dce(replace(prog, outputs=((reduction, prog.output(reduction)),)))
+    regroup = next((e for e in prog.eqns if e.op == "reshape"), None)
+    if regroup is not None:
+        raise refuse(regroup, "split() and merge() regroup whole dims, never a block of one")
     dep = {logits}  # values computed from the logits (each keeps B: one per row)
     after: set[str] = set()  # values computed from the statistic
     block: list[Eqn] = []

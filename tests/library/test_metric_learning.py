@@ -1,5 +1,5 @@
 """Metric learning, retrieval and ranking: SupCon, triplet (margin, batch-hard), circle, TCM,
-Cauchy-Schwarz divergence retrieval, the Mann-Whitney AUC loss and BPR. pytorch_metric_learning
+Cauchy-Schwarz divergence retrieval, the Mann-Whitney AUC loss, BPR and prototypical networks. pytorch_metric_learning
 2.9.0 here (NTXent, Circle, TripletMargin + BatchHardMiner, ThresholdConsistentMargin).
 
 The conventions every module here follows: tests/library/conftest.py."""
@@ -22,6 +22,7 @@ from pytorch_metric_learning.miners import BatchHardMiner
 from reference.bpr_official import lightgcn_bpr_loss, recbole_bpr_loss
 from reference.csd_official import cmcl_loss
 from reference.mw_auc_paper import mw_loss
+from reference.protonet_official import protonet_loss
 from reference.supcon_official import supcon_loss
 from reference.triplet_batch_hard_official import triplet_loss
 from torch_helpers import REDUCTIONS, assert_same, compiled, gen, grad_of, randn
@@ -387,3 +388,33 @@ def test_bpr_is_bce_with_logits_on_the_score_gap():
     ours = compiled("bpr", "jax")(pos.numpy(), neg.numpy(), reduction="none")
     ref = optax.sigmoid_binary_cross_entropy(gap.numpy(), np.ones(gap.shape))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-12)
+
+
+# ---- prototypical: jakesnell/prototypical-networks (tests/reference/protonet_official.py) -----
+
+
+@pytest.mark.parametrize("c,k,q,d", [(5, 1, 3, 4), (3, 5, 2, 8), (7, 2, 1, 3), (1, 3, 2, 2)])
+def test_prototypical_matches_official(c, k, q, d, reduction, other_backend):
+    """Values and gradients (support and query) against the official Protonet.loss on the
+    encoder's output: one shot, several shots, one query, a single class (log-softmax over one
+    prototype: a loss of 0)."""
+    s = torch.randn(c * k, d, generator=gen(60))
+    qs = torch.randn(c, q, d, generator=gen(61))
+    fn = compiled("prototypical")
+    assert_same(
+        lambda s, qs: fn(s, qs, reduction=reduction),
+        lambda s, qs: protonet_loss(s, qs, reduction),
+        {"s": s, "qs": qs},
+        ["s", "qs"],
+    )
+    got = compiled("prototypical", other_backend)(s.numpy(), qs.numpy(), reduction=reduction)
+    want = protonet_loss(s, qs, reduction).numpy()
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-14)
+
+
+def test_prototypical_support_must_hold_whole_classes():
+    """Edge: 7 support embeddings cannot be 3 classes' shots: an InputError naming the split,
+    where the official view(n_class, n_support, z_dim) raises a shape error."""
+    fn = compiled("prototypical")
+    with pytest.raises(lossdsl.InputError, match="split"):
+        fn(torch.randn(7, 4), torch.randn(3, 2, 4))
