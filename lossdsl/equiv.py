@@ -54,7 +54,9 @@ def _divisible(prog, sizes: dict, params: dict) -> dict:
     for dim, m, by in splits(prog):
         if dim.steps or dim.variadic:
             continue
-        k = m * (int(defaults.get(by[1:]) or 2) if by.startswith("$") else sizes.get(by, 3) if by else 1)
+        k = m * (
+            int(defaults.get(by[1:]) or 2) if by.startswith("$") else sizes.get(by, 3) if by else 1
+        )
         n = sizes.get(dim.name, 3)
         if n % k:
             sizes[dim.name] = n + k - n % k
