@@ -5,7 +5,6 @@ torch.compile. Created tensors (onehot, eye, fill) take the dtype of the first f
 the device of the inputs.
 """
 
-from lossdsl.ops import log_ive_helper
 from lossdsl.codegen import (
     INFIX_TEMPLATES,
     WINDOW_PADS,

@@ -7,7 +7,6 @@ like the paper: a few named quantities and the loss."""
 from __future__ import annotations
 
 import math
-
 import re
 from dataclasses import replace
 

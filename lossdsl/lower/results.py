@@ -5,7 +5,6 @@ needs has a size, no pairwise dim is left, and the `reduce` statement's outputs.
 from __future__ import annotations
 
 from dataclasses import replace
-
 from typing import TYPE_CHECKING
 
 from lossdsl import ast

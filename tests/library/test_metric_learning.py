@@ -1,6 +1,7 @@
 """Metric learning, retrieval and ranking: SupCon, triplet (margin, batch-hard), circle, TCM,
 Cauchy-Schwarz divergence retrieval, the Mann-Whitney AUC loss, BPR and prototypical networks.
-pytorch_metric_learning 2.9.0 here (NTXent, Circle, TripletMargin + BatchHardMiner, ThresholdConsistentMargin).
+pytorch_metric_learning 2.9.0 here (NTXent, Circle, TripletMargin + BatchHardMiner,
+ThresholdConsistentMargin).
 
 The conventions every module here follows: tests/library/conftest.py."""
 
