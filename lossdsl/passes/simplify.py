@@ -179,6 +179,15 @@ def _where_const(rw, e):
     return None
 
 
+def _no_steps(rw, e):
+    """repeat(n, init) with a literal n <= 0 takes no step: its state is its init. (Left for
+    hoist, its body's invariant part would run anyway; under jax.grad a zero cotangent through
+    an invariant with an infinite derivative there, x / 0, is NaN: difffuzz, seed 3.)"""
+    if e.op == "repeat" and isinstance(e.args[0], Lit) and e.args[0].value <= 0:
+        return _same(e, e.args[1 + e.attr("out")])
+    return None
+
+
 def _mask_to_float(rw, e):
     """where(c, 1, 0) with a constant-one branch (a literal or an absent weight's fill)."""
     if e.op != "where" or not is_lit(e.args[2], 0) and not is_lit(e.args[2], 0.0):
@@ -306,6 +315,10 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
     ),
     Row(
         "where(true, a, b) -> a", "a constant condition picks one branch", _where_const, ("where",)
+    ),
+    Row(
+        "repeat(0, init) -> init", "a loop of no steps leaves its state as it was", _no_steps,
+        ("repeat",)
     ),
     Row(
         "where(c, 1, 0) -> float(c)",
