@@ -278,6 +278,13 @@ def _syntax_error(e: UnexpectedInput, src: Source) -> LossSyntaxError:
             "nothing is open here for it to close: remove it, or add the opening bracket",
         )
     prev = getattr(e, "token_history", None) or []
+    if str(tok) == "*" and prev and str(prev[-1]) == "*" and prev[-1].end_pos == tok.start_pos:
+        # `x ** 2`: Python's power (lexed as two products)
+        return LossSyntaxError(
+            "unexpected '**'",
+            Span(src, prev[-1].line, prev[-1].column, line, col + 1),
+            "the power operator is ^: write x ^ 2 (or x * x)",
+        )
     if (
         tok.type == "LSQB"
         and "LPAR" in (e.expected or ())
