@@ -704,7 +704,12 @@ def _merge(ctx, call, a):
     split, so merge(split(x, G, over=N), over=(N, G)) is x over N again). The result stands
     where P stood; over=P names it."""
     if a["over"] is None:
-        return ctx.error(ArityError, "merge() needs over=(OUTER, INNER)", call.span)
+        return ctx.error(
+            ArityError,
+            "merge() needs over=(OUTER, INNER)",
+            call.span,
+            "e.g. merge(x, over=(P, G)): P outer, G inner",
+        )
     over = resolve_dims(ctx, a["over"])
     x = _x(ctx, a["x"])
     if over is None or x is None:
@@ -734,7 +739,10 @@ def _merge(ctx, call, a):
             )
     if p == g:
         return ctx.error(
-            DimMismatch, f"merge() needs two different dims, got {p} twice", _sp(a["over"])
+            DimMismatch,
+            f"merge() needs two different dims, got {p} twice",
+            _sp(a["over"]),
+            "e.g. merge(x, over=(P, G)): P outer, G inner",
         )
     cut = g.steps[-1] if g.steps else None
     if cut is not None and cut[0] == "/" and p == (Dim(str(cut[1])) if not cut[2] else Dim(cut[2])):
@@ -752,7 +760,12 @@ def _merge(ctx, call, a):
             f"swap them if {p} is the inner one (merge(x, over=({g}, {p})))",
         )
     if merged != p.base and merged in x.type.dims:
-        return ctx.error(DimMismatch, f"the merge would give {x.type} a second dim {merged}")
+        return ctx.error(
+            DimMismatch,
+            f"the merge would give {x.type} a second dim {merged}",
+            _sp(a["over"]),
+            f"reduce over {merged} first",
+        )
     dims = x.type.dims
     if dims.index(g) != dims.index(p) + 1:  # bring G right after P (a transpose first)
         order = tuple(d for d in dims if d != g)
