@@ -11,7 +11,15 @@ import threading
 import numpy as np
 
 from lossdsl import axes
-from lossdsl.empty import empty_policy, first_input_with, holds, split_message, too_small_message
+from lossdsl.empty import (
+    empty_policy,
+    first_input_with,
+    holds,
+    rank_message,
+    split_message,
+    too_small_message,
+    windowed_variadics,
+)
 from lossdsl.errors import InputError, class_ids_message
 from lossdsl.graph import index_sources
 from lossdsl.ir import Lit, Program, Var, param_dims, splits, unit_dims
@@ -103,7 +111,7 @@ def evaluate(
     if mode == "none" and isinstance(out, Var):
         shape = []
         for d in out.type.dims:
-            shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
+            shape += list(d.shape(shapes[d.name])) if d.variadic else [_n(sizes, d)]
         res = res.reshape(shape)
     return res
 
@@ -121,11 +129,16 @@ def _empty(prog, inputs, params, mode, sizes, shapes):
             return np.asarray(pol.mean_empty if mode == "mean" else 0.0)
         shape: list[int] = []
         for d in pol.out_dims:
-            shape += list(shapes[d.name]) if d.variadic else [_n(sizes, d)]
+            shape += list(d.shape(shapes[d.name])) if d.variadic else [_n(sizes, d)]
         return np.zeros(shape)
+    for name in windowed_variadics(prog):
+        if len(shapes[name]) > 3:
+            raise InputError(rank_message(prog.name, name, str(shapes[name])))
     values = {q.var.name: params.get(q.var.name, q.default) for q in prog.params}
     for need in pol.needs:
         n = _n(sizes, need.dim)
+        if need.dim.variadic:  # a window over *S: its smallest axis (none: no window)
+            n = min(need.dim.shape(shapes[need.dim.name]), default=need.min_size)
         if n < need.min_size and holds(need.when, values):
             inp = first_input_with(prog, need.dim)
             raise InputError(too_small_message(prog.name, need, n, inp))
@@ -235,7 +248,9 @@ def _call_fn(e, args, sizes):
     fn, decl = calls[e.attr("fn")]
 
     def shape(dims):
-        return tuple(k for d in dims for k in (shapes[d.name] if d.variadic else (_n(sizes, d),)))
+        return tuple(
+            k for d in dims for k in (d.shape(shapes[d.name]) if d.variadic else (_n(sizes, d),))
+        )
 
     vals = [np.reshape(v, shape(a.type.dims)) for a, v in zip(e.args, args)]
     y = np.asarray(fn(*vals))
@@ -317,6 +332,16 @@ def _apply(e, args, sizes, comm=None):
     if op.kind == "window":
         ax = tuple(axes.axes(e.args[0].type.dims, attrs["over"]))
         kw = {k: v for k, v in ref_attrs(op, attrs).items() if k != "taps"}
+        (d,) = attrs["over"][:1]
+        if d.variadic:  # *S: its axes unflattened, every one windowed, flattened again
+            shape = d.shape(sizes[_CALLS][1][d.name])
+            if not shape:
+                return args[0]  # no spatial axis: nothing to slide over
+            kw = {**kw, **{k: kw[k] * len(shape) for k in ("size", "stride") if k in kw}}
+            x, a = args[0], ax[0]
+            x = x.reshape(x.shape[:a] + shape + x.shape[a + 1 :])
+            y = op.ref(x, tuple(range(a, a + len(shape))), **kw)
+            return y.reshape(y.shape[:a] + (-1,) + y.shape[a + len(shape) :])
         if e.op == "conv":  # the kernel's axes in over's order
             k = np.transpose(args[1], axes.axes(e.args[1].type.dims, attrs["taps"]))
             return op.ref(args[0], k, ax, **kw)
@@ -374,6 +399,8 @@ def _n(sizes, d) -> int:
     twin of the sharded dim is the whole batch."""
     if d.name not in sizes and d.fixed is not None:
         return d.fixed  # a fixed-size dim no input has (frames' entries)
+    if d.variadic and d.steps:  # a window over *S: every axis through the steps
+        return int(np.prod(d.shape(sizes[_CALLS][1][d.name]), dtype=np.int64))
     g = sizes.get(("global", d.name)) if d.primes else None
     return d.size(sizes[d.name] if g is None else g, sizes.__getitem__)
 

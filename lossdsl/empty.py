@@ -63,8 +63,11 @@ def empty_policy(prog: Program) -> EmptyPolicy:
     when = _conditions(prog)
     found: dict[tuple, Need] = {}
 
-    def need(dim: Dim, k: int, reason: str, cond) -> None:
-        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, False, dim.steps)
+    def need(dim: Dim, k: int, reason: str, cond, axes: bool = False) -> None:
+        # `axes`: a window over *S needs k entries along each of its axes (variadic kept);
+        # anything else over *S needs k in all (its flattened size)
+        variadic = dim.variadic and axes
+        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, variadic, dim.steps)
         key = (d, _when(cond))
         if key not in found or found[key].min_size < k:
             found[key] = Need(d, k, reason, key[1])
@@ -128,20 +131,21 @@ def _window_needs(e, need, cond) -> None:
         if e.op in ("frames", "stft_mag") and e.attr("center"):  # size//2 a side: torch.stft
             reflect = pad == "reflect"
             extra = f", reflect-padded by {k // 2}" if reflect else ""
-            need(d, k // 2 + 1 if reflect else 1, what + extra, cond)
+            need(d, k // 2 + 1 if reflect else 1, what + extra, cond, True)
         elif pad == "valid" and k is not None:
-            need(d, k, what, cond)
+            need(d, k, what, cond, True)
         elif pad == "valid":
-            need(out, 1, what, cond)
+            need(out, 1, what, cond, True)
         elif pad == "reflect" and k is not None:
             need(
                 d,
                 (k - 1) - (k - 1) // 2 + 1,
                 f"{what}, reflect-padded by {(k - 1) - (k - 1) // 2}",
                 cond,
+                True,
             )
         else:
-            need(d, 1, what, cond)
+            need(d, 1, what, cond, True)
 
 
 def _fmt(dims) -> str:
@@ -263,9 +267,31 @@ def too_small_message(label: str, need: Need, size: str, inp: str) -> str:
             f"{label}: param '{need.dim}' is {size}, but this loss needs it at least "
             f"{need.min_size}: {need.reason}"
         )
+    if need.dim.variadic:  # a window over *S: each spatial axis
+        return (
+            f"{label}: dim {need.dim} has an axis of size {size} in '{inp}', but this loss "
+            f"needs at least {need.min_size} along each: {need.reason}"
+        )
     return (
         f"{label}: dim {need.dim} has size {size} in '{inp}', but this loss needs at least "
         f"{need.min_size} along it: {need.reason}"
+    )
+
+
+def windowed_variadics(prog: Program) -> list[str]:
+    """The variadic dims a window slides over (over=S: all its axes, 1 to 3 of them)."""
+    out: dict[str, None] = {}
+    for e in prog.eqns:
+        if OPS[e.op].kind == "window" and e.attr("over")[0].variadic:
+            out[e.attr("over")[0].name] = None
+    return list(out)
+
+
+def rank_message(label: str, name: str, shape: str) -> str:
+    """The InputError of a window over *S with more axes than a window takes."""
+    return (
+        f"{label}: a window slides over *{name}'s axes, 1 to 3 of them (1-d to 3-d images), "
+        f"but *{name} is {shape} here"
     )
 
 

@@ -36,7 +36,14 @@ def _fitted(spec, sizes: dict, absent, params=None) -> dict:
     out = dict(sizes)
     for need in empty_policy(spec.program(frozenset(absent))).needs:
         d = need.dim
-        if need.when is not None or d.name in sizes or d.variadic or d.fixed is not None:
+        if need.when is not None or d.name in sizes or d.fixed is not None:
+            continue
+        if d.variadic:  # a window over *S: each axis (one axis of 3 by default)
+            axes = out.get(d.name, (3,))
+            out[d.name] = tuple(
+                next(n for n in range(k, k + 10_000) if d.size(n) >= need.min_size)
+                for k in (axes if isinstance(axes, tuple) else (axes,))
+            )
             continue
         n = out.get(d.name, 3)
         while d.size(n, lambda by: out.get(by, 3)) < need.min_size:

@@ -387,11 +387,13 @@ def window_rule(ts, attrs):
     _numeric(ts, "this window")
     x = ts[0]
     over = _check_over(x, attrs)
-    bad = [d for d in over if d.variadic or d.unit]
+    bad = [d for d in over if d.unit or (d.variadic and (len(over) > 1 or len(ts) == 2))]
     if bad:
         raise OpDimError(
-            f"a window needs named axes, not the variadic {bad[0]}",
-            "declare the spatial axes by name, e.g. float[B, C, H, W]",
+            f"a window over the variadic {bad[0]} slides over all its axes alone (no other dim, "
+            "no conv kernel: its taps are named per axis)",
+            "window over=S alone (every spatial axis, as MONAI's spatial_dims), or declare the "
+            "spatial axes by name, e.g. float[B, C, H, W]",
             0,
         )
     if len(set(over)) != len(over) or not 1 <= len(over) <= 3:

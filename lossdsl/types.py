@@ -88,6 +88,17 @@ class Dim:
                 n = -(-n // k)
         return n
 
+    def shape(self, shape: tuple) -> tuple:
+        """A variadic dim's axes (its base's `shape`), each through the steps: a window over
+        *S of 11 taps shrinks every spatial axis by 10."""
+        return tuple(self.size(n) for n in shape)
+
+    def shape_code(self, shape: str) -> str:
+        """`shape` as a Python expression of the base's shape expression."""
+        if not self.steps:
+            return shape
+        return f"tuple({self.size_code('n_', str)} for n_ in {shape})"
+
     def size_code(self, n: str, size_of) -> str:
         """The size as a Python expression of the base's size expression `n`."""
         for op, k, by in self.steps:

@@ -27,9 +27,14 @@ def sizes_for(spec, sizes: dict) -> dict:
     grows to the least size the loss accepts; the other sizes stay as given."""
     from lossdsl.empty import empty_policy
 
-    least = {
-        n.dim.name: n.min_size
-        for n in empty_policy(spec.program()).needs
-        if n.when is None and not n.dim.steps
+    least: dict = {}
+    for n in empty_policy(spec.program()).needs:
+        if n.when is None and not n.dim.steps:
+            least[n.dim.name] = max(least.get(n.dim.name, 0), n.min_size)
+    # a tuple: the axes of a *S, each of which a window over *S needs that big
+    return {
+        k: v
+        for k, v in sizes.items()
+        if not (isinstance(v, int) and v < least.get(k, 0))
+        and not (isinstance(v, tuple) and any(n < least.get(k, 0) for n in v))
     }
-    return {k: v for k, v in sizes.items() if not (isinstance(v, int) and v < least.get(k, 0))}

@@ -86,9 +86,15 @@ class FunctionEmitter(Guards):
     def is_scalar(self, a: Atom) -> bool:
         return isinstance(a, Lit) or a.name in self.scalar
 
+    def variadic_shape(self, d: Dim) -> str:
+        """A variadic dim's axes as a Python tuple expression (a window's *S-10: each axis)."""
+        return d.shape_code(self.variadic_shapes[d.name])
+
     def dim_size(self, d: Dim) -> str:
         if d.name not in self.size and d.fixed is not None:
             return str(d.fixed)  # a fixed-size dim no input has (frames' entries)
+        if d.variadic and d.steps:  # a window over *S: the product of its axes
+            return f"_prod({self.variadic_shape(d)})"
         n = self.size[d.name]
         if d.name == self.shard and d.primes:
             n = self.global_size
@@ -188,7 +194,7 @@ class FunctionEmitter(Guards):
         if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
             return expr
         parts = [
-            self.variadic_shapes[d.name] if d.variadic else f"({self.size[d.name]},)"
+            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)"
             for d in a.type.dims
         ]
         return f"{expr}.reshape({' + '.join(parts)})"
@@ -216,6 +222,9 @@ class FunctionEmitter(Guards):
         if e.op == "grad":
             self._grad(e, indent)
             return
+        if OPS[e.op].kind == "window" and e.attr("over")[0].variadic:
+            self._variadic_window(e, indent)
+            return
         if self.checks and e.op in ("gather", "cross_entropy", "onehot"):
             self._index_check(e.args[0 if e.op == "onehot" else 1], indent)
         if self.checks and e.op == "cross_entropy_ignore":
@@ -233,6 +242,39 @@ class FunctionEmitter(Guards):
         if e.op in INFIX and all(self.is_scalar(a) for a in e.args) and not self._number_arith(e):
             self.scalar.add(out)
         self.line(f"{name} = {code}", indent)
+
+    def _variadic_window(self, e: Eqn, indent: int) -> None:
+        """A window over *S (one flattened axis here): the axes unflattened from its shape,
+        the window's template over all of them (its size and stride repeated per axis), the
+        result flattened again; no spatial axis: x itself."""
+        d = e.attr("over")[0]
+        a = e.args[0].type.dims.index(d)
+        shape = self.names.fresh(f"{d.name}_axes")
+        self.line(f"{shape} = {self.variadic_shape(d)}", indent)
+        x = self.ref(e.args[0])
+        u = self.names.fresh(f"{e.out.name}_in")
+        self.line(
+            f"{u} = {x}.reshape(tuple({x}.shape[:{a}]) + {shape} + tuple({x}.shape[{a + 1}:]))",
+            indent,
+        )
+        ctx = self._context(e)
+        ctx.args[0] = u
+        n = f"len({shape})"
+        ctx.attrs.update(
+            wax=f"tuple(range({a}, {a} + {n}))",
+            last=f"tuple(range(-{n}, 0))",
+            size=f"{tuple(e.attr('size'))} * {n}",
+            stride=f"{tuple(e.attr('stride'))} * {n}",
+        )
+        code = ctx.fmt(self.t.templates[e.op])
+        w = self.names.fresh(f"{e.out.name}_w")
+        self.line(f"{w} = {code} if {shape} else {u}", indent)
+        name = self.var(e.out.name)
+        self.expr[e.out.name] = name
+        self.line(
+            f"{name} = {w}.reshape(tuple({w}.shape[:{a}]) + (-1,) + tuple({w}.shape[{a} + {n}:]))",
+            indent,
+        )
 
     def _loop(self, e: Eqn, indent: int) -> None:
         """repeat: its state's names are bound once, by the first of its equations (one per
@@ -368,7 +410,7 @@ class FunctionEmitter(Guards):
         self.expr[e.out.name] = y
         self.line(f"{y} = {fn}({', '.join(args)})", indent)
         parts = [
-            self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)"
+            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)"
             for d in result.dims
         ]
         want = " + ".join(parts) if parts else "()"

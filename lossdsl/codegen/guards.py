@@ -9,7 +9,14 @@ from __future__ import annotations
 from lossdsl import constraints
 from lossdsl.codegen.names import py_literal
 from lossdsl.codegen.target import INFIX_TEMPLATES, SCALAR_TEMPLATES
-from lossdsl.empty import empty_policy, first_input_with, split_message, too_small_message
+from lossdsl.empty import (
+    empty_policy,
+    first_input_with,
+    rank_message,
+    split_message,
+    too_small_message,
+    windowed_variadics,
+)
 from lossdsl.errors import class_ids_message
 from lossdsl.graph import index_sources
 from lossdsl.ir import Atom, Eqn, Lit, Var, param_dims, splits, unit_dims
@@ -282,8 +289,15 @@ class Guards:
                     value = res.value
                 self.line(f"return {self._filled(res, value, zero)}", 3 if k < 2 else 2)
         outs = set(out)
+        for name in windowed_variadics(self.p):
+            shp = self.variadic_shapes[name]
+            msg = rank_message(self.label, name, f"{{{shp}}}")
+            self.line(f"if len({shp}) > 3:")
+            self.line(f'raise LossInputError(f"{msg}")', 2)
         for need in pol.needs:
             n = self.dim_size(need.dim)
+            if need.dim.variadic:  # a window over *S: its smallest axis (none: no window)
+                n = f"min({self.variadic_shape(need.dim)}, default={need.min_size})"
             if need.min_size == 1 and n in outs:
                 continue  # an empty per-element loss returned above
             cond = f"{n} < {need.min_size}"
@@ -307,7 +321,7 @@ class Guards:
         reduction's scalar) and dtype, filled with `value`; float results keep the graph."""
         dims = res.type.dims if isinstance(res, Var) else ()
         shape = " + ".join(
-            self.variadic_shapes[d.name] if d.variadic else f"({self.dim_size(d)},)" for d in dims
+            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)" for d in dims
         )
         dtype = res.type.dtype
         code = self.t.templates["fill"].format(

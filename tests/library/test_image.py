@@ -1,4 +1,5 @@
-"""Image similarity: SSIM and MS-SSIM (pytorch_msssim; kornia's SSIM loss) and the local
+"""Image similarity: SSIM in 1-D, 2-D and 3-D and MS-SSIM (pytorch_msssim; kornia's SSIM loss;
+MONAI's SSIMLoss with spatial_dims=2 and 3) and the local
 normalized cross-correlation of image registration (MONAI), all over the window ops (blur,
 avg_pool, box) of the language.
 
@@ -8,16 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kornia
+import monai.losses as monai_losses
 import numpy as np
 import pytest
+import pytorch_msssim
 import torch
+from reference.monai_ssim import ssim_loss as monai_ssim_loss
 from torch_helpers import REDUCTIONS, assert_same, compiled, gen
 
 import lossdsl
-
-pytorch_msssim = pytest.importorskip("pytorch_msssim")
-kornia = pytest.importorskip("kornia")
-monai_losses = pytest.importorskip("monai.losses")
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -90,6 +91,69 @@ def test_ssim_below_the_window_is_an_input_error():
     x, y = _images((1, 1, 10, 30), 4)
     with pytest.raises(lossdsl.InputError, match="needs at least 11"):
         compiled("ssim")(x, y)
+
+
+# ---- ssim over *S: MONAI SSIMLoss, spatial_dims=2 and 3 (tests/reference/monai_ssim.py) -------
+
+
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 16, 13), (1, 2, 11, 12), (2, 1, 12, 14, 11), (1, 2, 13, 11, 15)]
+)
+def test_ssim_matches_monai_in_2d_and_3d(shape, reduction, other_backend):
+    """One spec for images and volumes (*S): values and gradients against MONAI's SSIMLoss
+    transcribed in float64 (MONAI computes in float32), and the jax and numpy modules."""
+    x, y = _images(shape, 40)
+    sd = len(shape) - 2
+    fn = compiled("ssim")
+    assert_same(
+        lambda x, y: fn(x, y, reduction=reduction),
+        lambda x, y: monai_ssim_loss(x, y, sd, reduction=reduction),
+        {"x": x, "y": y},
+        ["x", "y"],
+    )
+    got = compiled("ssim", other_backend)(x.numpy(), y.numpy(), reduction=reduction)
+    want = monai_ssim_loss(x, y, sd, reduction=reduction).numpy()
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 16, 13), (2, 1, 12, 14, 11)])
+def test_ssim_agrees_with_monai_itself_to_its_float32(shape):
+    """monai.losses.SSIMLoss (MONAI 1.6.1) casts its inputs to float32: the float64 spec agrees
+    to that rounding (5e-7 measured), with data_range=255 too."""
+    x, y = _images(shape, 41)
+    sd = len(shape) - 2
+    for r in (1.0, 255.0):
+        ref = monai_losses.SSIMLoss(spatial_dims=sd, data_range=r)(x * r, y * r)
+        ours = compiled("ssim")(x * r, y * r, data_range=r)
+        np.testing.assert_allclose(ours.item(), ref.item(), rtol=5e-6)
+
+
+def test_ssim_over_star_s_takes_one_to_three_spatial_axes():
+    """A 1-D signal (the separable blur along its one axis, as the 2-D one along each: checked
+    against a 2-D image of one row blurred the same way by hand below), and four spatial axes
+    an InputError on every backend (MONAI takes 2 or 3; torch's convolutions stop at 3)."""
+    x, y = _images((2, 1, 4, 3, 12, 11), 42)
+    for backend in ("torch", "jax", "numpy"):
+        fn = compiled("ssim", backend)
+        args = (x, y) if backend == "torch" else (x.numpy(), y.numpy())
+        with pytest.raises(lossdsl.InputError, match="1 to 3 of them"):
+            fn(*args)
+    # 1-D: ssim of rows equals the 2-D formula with a window of one tap across (a Gaussian over
+    # one entry is 1), from the transcription's own convolution
+    x, y = _images((2, 3, 40), 43)
+    one = torch.nn.functional.conv1d
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    k = (g / g.sum()).reshape(1, 1, 11).expand(3, 1, 11)
+
+    def blur(v):
+        return one(v, k, groups=3)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    m = (2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * sxy + c2) / (sxx + syy + c2)
+    want = 1 - m.reshape(2, -1).mean(1)
+    torch.testing.assert_close(compiled("ssim")(x, y, reduction="none"), want, rtol=1e-12, atol=0)
 
 
 # ---- ssim: kornia.losses.ssim_loss (valid padding; the reflect-padded variant) ---------------
