@@ -137,7 +137,7 @@ def _empty(prog, inputs, params, mode, sizes, shapes):
     values = {q.var.name: params.get(q.var.name, q.default) for q in prog.params}
     for need in pol.needs:
         n = _n(sizes, need.dim)
-        if need.dim.variadic:  # a window over *S: its smallest axis (none: no window)
+        if need.axes:  # a window over *S: its smallest axis (none: no window)
             n = min(need.dim.shape(shapes[need.dim.name]), default=need.min_size)
         if n < need.min_size and holds(need.when, values):
             inp = first_input_with(prog, need.dim)

@@ -44,6 +44,7 @@ class Need:
     min_size: int
     reason: str
     when: tuple[tuple[tuple[str, bool], ...], ...] | None = None
+    axes: bool = False  # a window over *S: each of its axes (else its flattened size)
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,13 @@ def empty_policy(prog: Program) -> EmptyPolicy:
     found: dict[tuple, Need] = {}
 
     def need(dim: Dim, k: int, reason: str, cond, axes: bool = False) -> None:
-        # `axes`: a window over *S needs k entries along each of its axes (variadic kept);
-        # anything else over *S needs k in all (its flattened size)
-        variadic = dim.variadic and axes
-        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, variadic, dim.steps)
-        key = (d, _when(cond))
+        # `axes`: a window over *S needs k entries along each of its axes; anything else over
+        # *S needs k in all (its flattened size)
+        axes = dim.variadic and axes
+        d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, dim.variadic, dim.steps)
+        key = (d, _when(cond), axes)
         if key not in found or found[key].min_size < k:
-            found[key] = Need(d, k, reason, key[1])
+            found[key] = Need(d, k, reason, key[1], axes)
 
     def visit(e, cond) -> None:
         body = e.attr("body")
@@ -267,7 +268,7 @@ def too_small_message(label: str, need: Need, size: str, inp: str) -> str:
             f"{label}: param '{need.dim}' is {size}, but this loss needs it at least "
             f"{need.min_size}: {need.reason}"
         )
-    if need.dim.variadic:  # a window over *S: each spatial axis
+    if need.axes:  # a window over *S: each spatial axis
         return (
             f"{label}: dim {need.dim} has an axis of size {size} in '{inp}', but this loss "
             f"needs at least {need.min_size} along each: {need.reason}"

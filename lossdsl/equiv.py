@@ -38,14 +38,14 @@ def _fitted(spec, sizes: dict, absent, params=None) -> dict:
         d = need.dim
         if need.when is not None or d.fixed is not None:
             continue
-        if d.variadic:  # a window over *S: each axis grown (one of 3 by default; 0 stays 0)
+        if need.axes:  # a window over *S: each axis grown (one of 3 by default; 0 stays 0)
             axes = out.get(d.name, (3,))
             out[d.name] = tuple(
                 next(n for n in range(k, k + 10_000) if d.size(n) >= need.min_size) if k else 0
                 for k in (axes if isinstance(axes, tuple) else (axes,))
             )
             continue
-        if d.name in sizes:
+        if d.name in sizes or d.variadic:
             continue
         n = out.get(d.name, 3)
         while d.size(n, lambda by: out.get(by, 3)) < need.min_size:

@@ -27,14 +27,15 @@ def sizes_for(spec, sizes: dict) -> dict:
     grows to the least size the loss accepts; the other sizes stay as given."""
     from lossdsl.empty import empty_policy
 
-    least: dict = {}
+    least: dict = {}  # a tuple (*S's axes) against the needs of a window over *S, each axis
     for n in empty_policy(spec.program()).needs:
         if n.when is None and not n.dim.steps:
-            least[n.dim.name] = max(least.get(n.dim.name, 0), n.min_size)
+            key = (n.dim.name, n.axes)
+            least[key] = max(least.get(key, 0), n.min_size)
     # a tuple: the axes of a *S, each of which a window over *S needs that big
     return {
         k: v
         for k, v in sizes.items()
-        if not (isinstance(v, int) and v < least.get(k, 0))
-        and not (isinstance(v, tuple) and any(n < least.get(k, 0) for n in v))
+        if not (isinstance(v, int) and v < least.get((k, False), 0))
+        and not (isinstance(v, tuple) and any(n < least.get((k, True), 0) for n in v))
     }

@@ -462,3 +462,46 @@ def test_stft_of_an_empty_batch_is_empty(backend):
     if backend != "numpy":
         g = grads(backend, spec.compile(backend), {"x": np.ones((0, 20))}, ["x"], "float64")
         assert np.shape(g["x"]) == (0, 20)
+
+
+# ---- windows over every axis of *S -------------------------------------------------------------
+
+_VARIADIC = [
+    ("blur", "size=5, sigma=1.2", dict(kind="blur", size=5, stride=1, sigma=1.2)),
+    ("box", "3", dict(kind="box", size=3, stride=1)),
+    ("avg_pool", "2", dict(kind="avg", size=2, stride=2)),
+    ("max_pool", "3, stride=2", dict(kind="max", size=3, stride=2)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("padding", ["valid", "same", "reflect"])
+@pytest.mark.parametrize("op,args,meaning", _VARIADIC, ids=[v[0] for v in _VARIADIC])
+def test_a_window_over_star_s_is_the_window_over_each_of_its_axes(
+    backend, padding, op, args, meaning
+):
+    """op(x, over=S) on x: float[B, C, *S] with *S of 0 to 3 axes (odd and even sizes): the op
+    table's window over exactly those axes (scipy-checked above), with the size and stride along
+    each; no axis: x itself. The per-element result keeps *S's derived axes."""
+    src = f'loss t(x: float[B, C, *S]) {{\n    {op}(x, {args}, over=S, padding="{padding}")\n}}\n'
+    fn = lossdsl.parse(src).compile(backend)
+    rng = np.random.default_rng(len(op))
+    k = meaning["size"]
+    for spatial in [(), (9,), (8, 7), (6, 5, 7)]:
+        x = rng.normal(size=(2, 3, *spatial))
+        if spatial:
+            n = len(spatial)
+            want = _window(
+                x, tuple(range(2, 2 + n)), meaning["kind"], (k,) * n, (meaning["stride"],) * n,
+                padding, meaning.get("sigma", 1.5),
+            )  # fmt: skip
+        else:
+            want = x
+        if backend == "torch":
+            import torch
+
+            got = fn(torch.tensor(x), reduction="none").numpy()
+        else:
+            got = np.asarray(fn(x, reduction="none"))
+        assert got.shape == want.shape, (spatial, got.shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

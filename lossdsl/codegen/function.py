@@ -194,8 +194,7 @@ class FunctionEmitter(Guards):
         if isinstance(a, Lit) or not any(d.variadic for d in a.type.dims):
             return expr
         parts = [
-            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)"
-            for d in a.type.dims
+            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)" for d in a.type.dims
         ]
         return f"{expr}.reshape({' + '.join(parts)})"
 
@@ -249,8 +248,10 @@ class FunctionEmitter(Guards):
         result flattened again; no spatial axis: x itself."""
         d = e.attr("over")[0]
         a = e.args[0].type.dims.index(d)
-        shape = self.names.fresh(f"{d.name}_axes")
-        self.line(f"{shape} = {self.variadic_shape(d)}", indent)
+        shape = self.variadic_shapes[d.name]
+        if d.steps:  # a derived *S (a window's result): its axes once, by name
+            shape = self.names.fresh(f"{d.name}_axes")
+            self.line(f"{shape} = {self.variadic_shape(d)}", indent)
         x = self.ref(e.args[0])
         u = self.names.fresh(f"{e.out.name}_in")
         self.line(
@@ -410,8 +411,7 @@ class FunctionEmitter(Guards):
         self.expr[e.out.name] = y
         self.line(f"{y} = {fn}({', '.join(args)})", indent)
         parts = [
-            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)"
-            for d in result.dims
+            self.variadic_shape(d) if d.variadic else f"({self.dim_size(d)},)" for d in result.dims
         ]
         want = " + ".join(parts) if parts else "()"
         test = {"float": self.t.is_float, "int": self.t.is_int, "bool": self.t.is_bool}

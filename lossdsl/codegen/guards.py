@@ -296,7 +296,7 @@ class Guards:
             self.line(f'raise LossInputError(f"{msg}")', 2)
         for need in pol.needs:
             n = self.dim_size(need.dim)
-            if need.dim.variadic:  # a window over *S: its smallest axis (none: no window)
+            if need.axes:  # a window over *S: its smallest axis (none: no window)
                 n = f"min({self.variadic_shape(need.dim)}, default={need.min_size})"
             if need.min_size == 1 and n in outs:
                 continue  # an empty per-element loss returned above

@@ -317,8 +317,10 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
         "where(true, a, b) -> a", "a constant condition picks one branch", _where_const, ("where",)
     ),
     Row(
-        "repeat(0, init) -> init", "a loop of no steps leaves its state as it was", _no_steps,
-        ("repeat",)
+        "repeat(0, init) -> init",
+        "a loop of no steps leaves its state as it was",
+        _no_steps,
+        ("repeat",),
     ),
     Row(
         "where(c, 1, 0) -> float(c)",
