@@ -63,6 +63,11 @@ def row_plan(prog: Program, logits: str, reduction: str) -> RowPlan:
     regroup = next((e for e in prog.eqns if e.op == "reshape"), None)
     if regroup is not None:
         raise refuse(regroup, "split() and merge() regroup whole dims, never a block of one")
+    spatial = next(
+        (e for e in prog.eqns if OPS[e.op].kind == "window" and e.attr("over")[0].variadic), None
+    )
+    if spatial is not None:  # (its blocks would need *S's axes, which they do not carry)
+        raise refuse(spatial, "a window over *S unflattens its axes, which row blocks do not carry")
     dep = {logits}  # values computed from the logits (each keeps B: one per row)
     after: set[str] = set()  # values computed from the statistic
     block: list[Eqn] = []
