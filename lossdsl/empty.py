@@ -238,15 +238,22 @@ def _bad_counts(prog, counts, sizes) -> list:
             if e.out.name not in counts:
                 continue
             if e.op == "size":
-                d = e.attr("dim")
-                try:
-                    env[e.out.name] = np.asarray(d.size(sizes[d.name], sizes.__getitem__))
-                except ZeroDivisionError:  # a split into 0 groups: refused before (splits)
-                    env[e.out.name] = np.asarray(np.nan)
+                env[e.out.name] = np.asarray(_split_size(e.attr("dim"), sizes))
                 continue
             op = OPS[e.op]
             env[e.out.name] = np.asarray(op.ref(*args, **ref_attrs(op, e.attrs)))
     return out
+
+
+def _split_size(d: Dim, sizes: dict) -> float:
+    """d's size at these sizes; NaN where a split would not divide (sizes the call refuses
+    before any count is taken: lossdsl/ir.py splits)."""
+    n = sizes[d.name]
+    for k, (op, m, by) in enumerate(d.steps):
+        if op == "/" and (m * (sizes[by] if by else 1) == 0 or n % (m * (sizes[by] if by else 1))):
+            return np.nan
+        n = Dim(d.name, steps=((op, m, by),)).size(n, sizes.__getitem__)
+    return n
 
 
 def holds(when, params: dict) -> bool:

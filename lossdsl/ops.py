@@ -751,10 +751,10 @@ def _log_ive_core(v, x, xp, lgamma):
         for c in _DEBYE:
             tk = tk * t
             p = 0.0
-            for a in reversed(c):
+            for a in c[::-1]:  # (slices, not builtins: the generated modules call none)
                 p = p * t2 + a
             terms.append(tk * p)
-        for p in reversed(terms):  # sum_k u_k(t) / m^k, Horner in 1/m
+        for p in terms[::-1]:  # sum_k u_k(t) / m^k, Horner in 1/m
             acc = (acc + p) / m
         d = m * m / (r + xs)  # r - x without the cancellation
         # 0.9189385332046727 = log(2 pi) / 2
@@ -787,8 +787,11 @@ def log_ive_helper(wrapper: str) -> str:
     target), then the target's `wrapper` that calls _log_ive_core with its array module."""
     import inspect
 
-    parts = (inspect.getsource(_debye_polys), "_DEBYE = _debye_polys(14)")
-    return "\n\n".join(parts + (inspect.getsource(_log_ive_core), wrapper.strip("\n"))) + "\n"
+    # the polynomials as numbers (the modules compute no tables and import nothing for them)
+    rows = "".join(f"    ({', '.join(map(repr, u))},),\n" for u in _DEBYE)
+    table = f"# Debye's u_1 .. u_13 (DLMF 10.41.9), t^k times these in t^2\n_DEBYE = (\n{rows})"
+    parts = (table, inspect.getsource(_log_ive_core), wrapper.strip("\n"))
+    return "\n\n".join(parts) + "\n"
 
 
 def _digamma(x):

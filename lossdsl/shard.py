@@ -64,15 +64,15 @@ def shard(prog: Program, dim: str, input_spans: dict | None = None) -> Program:
     b = Dim(dim)
     spans = input_spans or {}
     _check_inputs(prog, b, spans)
-    for e in prog.eqns:  # (the groups of a split would straddle the ranks' rows)
-        if e.op == "reshape" and any(d.name == b.name for d in e.args[0].type.dims):
-            raise ShardError(
-                f"{prog.name} cannot be sharded over {b}: split() or merge() regroups its "
-                f"entries ({e.args[0].type} to {e.out.type})",
-                e.span,
-                "run it unsharded (all_gather the inputs first), as trl gathers the rewards "
-                "of every process before grouping them",
-            )
+    e = regrouping(prog, dim)
+    if e is not None:
+        raise ShardError(
+            f"{prog.name} cannot be sharded over {b}: split() or merge() regroups its entries "
+            f"({e.args[0].type} to {e.out.type})",
+            e.span,
+            "run it unsharded (all_gather the inputs first), as trl gathers the rewards of "
+            "every process before grouping them",
+        )
     s = _Sharder(b)
     prog = run_rules(prog, s.rule, max_rounds=1)
     raise_all(s.errors)
@@ -84,6 +84,15 @@ def shard(prog: Program, dim: str, input_spans: dict | None = None) -> Program:
     )
     out = replace(prog, eqns=prog.eqns + tuple(rw.eqns), outputs=outputs, shard=dim)
     return verify(dce(cse(out)))
+
+
+def regrouping(prog: Program, dim: str):
+    """The first split or merge of `dim`'s entries (whose groups would straddle the ranks'
+    rows: no sharded form), or None."""
+    for e in prog.eqns:
+        if e.op == "reshape" and any(d.name == dim for d in e.args[0].type.dims):
+            return e
+    return None
 
 
 def _check_inputs(prog: Program, b: Dim, spans: dict) -> None:

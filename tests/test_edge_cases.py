@@ -32,6 +32,7 @@ RAISE_AT_0 = {
     "mi_smile": "logsumexp over the off-diagonal pairs",
     "mmd": "mean over N",
     "mr_stft": "mean over (B, frames, bins) of the log-magnitude L1",
+    "prototypical": "a prototype is the mean of a class's M/C shots: none from no support",
     "vicreg": "mean over (B, D), var over B",
     "vne": "sum over N / size(N)",
     "stft_loss": "mean over (B, frames, bins) of the log-magnitude L1",

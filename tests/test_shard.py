@@ -17,6 +17,7 @@ import lossdsl
 from lossdsl.codegen import load_backend
 from lossdsl.errors import LossError, ParamError, ShardError
 from lossdsl.shard import batch_dim as shard_batch_dim
+from lossdsl.shard import regrouping
 
 # B (and N for the specs over N samples) divides into 2 and 3 ranks
 SIZES = {"B": 6, "N": 6, "C": 5, "D": 3, "S": (3, 2), "K": 7, "V": 2, "M": 3, "T": 4, "L": 3}
@@ -36,7 +37,7 @@ def test_every_spec_sharded_over_its_batch_equals_the_whole_batch(name):
         with pytest.raises(LossError, match="function input|grad"):
             spec.sharded_program(dim)
         return
-    if any(e.op == "reshape" and dim in {d.name for d in e.args[0].type.dims} for e in prog.eqns):
+    if regrouping(prog, dim) is not None:
         with pytest.raises(LossError, match="split"):  # groups would straddle the ranks
             spec.sharded_program(dim)
         return
