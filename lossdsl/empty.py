@@ -249,8 +249,9 @@ def _split_size(d: Dim, sizes: dict) -> float:
     """d's size at these sizes; NaN where a split would not divide (sizes the call refuses
     before any count is taken: lossdsl/ir.py splits)."""
     n = sizes[d.name]
-    for k, (op, m, by) in enumerate(d.steps):
-        if op == "/" and (m * (sizes[by] if by else 1) == 0 or n % (m * (sizes[by] if by else 1))):
+    for op, m, by in d.steps:
+        div = m * (sizes[by] if by else 1)
+        if op == "/" and (div == 0 or n % div):
             return np.nan
         n = Dim(d.name, steps=((op, m, by),)).size(n, sizes.__getitem__)
     return n
