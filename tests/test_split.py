@@ -171,7 +171,7 @@ def test_split_errors_at_compile_point_at_the_size():
         "sum(split(x, groups=5, over=12), over=(5, 12))": "cannot cut 12 entries into 5 groups",
         "sum(split(x, 0, over=N), over=N)": "at least one entry",
         "sum(split(x, over=N), over=N)": "a group size or a number of groups",
-        "sum(split(x, 2, 3, over=N), over=N)": "",
+        "sum(split(x, 2, 3, over=N), over=N)": "got 'over' twice",
         "sum(split(x, 2, over=(N, 12)), over=N)": "exactly one dim",
         "sum(split(x, N, over=N), over=N)": "a second dim N",
         "sum(merge(x, over=(N, N)), over=N)": "two different dims",
