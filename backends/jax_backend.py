@@ -14,7 +14,7 @@ from lossdsl.codegen import (
     shard_eye,
     take_along_axis_gather,
 )
-from lossdsl.ops import log_ive_helper
+from lossdsl.ops import ctc_helper, log_ive_helper
 
 EIGVALSH = '''
 def _eigvalsh(m):
@@ -24,6 +24,26 @@ def _eigvalsh(m):
     w = jnp.linalg.eigvalsh(jnp.where(ok[..., None, None], m, 0.0))
     return jnp.where(ok[..., None], w, jnp.nan)
 '''
+
+CTC = ctc_helper('''
+def _ctc(lp, targets, il, tl, blank, log_eps, check):
+    """ctc_nll: _ctc_core with lax.scan over the frames. The blank and the targets are checked
+    where they are numbers; under jax.jit (tracers) they are not."""
+    targets = _ctc_padding(targets, tl, blank, jnp, jnp.arange)
+    traced = (blank, targets, targets.min())
+    if not any(isinstance(a, jax.core.Tracer) for a in traced):
+        bad = _ctc_bad(lp, targets, tl, blank, check)
+        if bad:
+            raise (LossParamError if bad[0] == "param" else LossInputError)(bad[1])
+
+    def scan(step, init, lpe):
+        def body(a, x):
+            return step(a, x[0], x[1]), None
+
+        return jax.lax.scan(body, init, (lpe, jnp.arange(lpe.shape[0])))[0]
+
+    return _ctc_core(lp, targets, il, tl, blank, log_eps, jnp, scan, jnp.arange)
+''')
 
 WINDOW = (
     WINDOW_PADS
@@ -418,6 +438,7 @@ TEMPLATES = {
     "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
     "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
+    "ctc_nll": "_ctc({lp}, {tg}, {2}, {3}, {4}, {5}, check_indices)",
     "softmax": "jax.nn.softmax({0}, axis={axis})",
     "log_softmax": "jax.nn.log_softmax({0}, axis={axis})",
     "gather": take_along_axis_gather("jnp"),
@@ -484,6 +505,7 @@ TARGET = Target(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_log_ive", LOG_IVE),
+        ("_ctc", CTC),
         ("_shift", SHIFT),
         ("_custom_grad", CUSTOM_GRAD),
         ("_window", WINDOW),

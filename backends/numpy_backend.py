@@ -95,6 +95,23 @@ def _eigvalsh(c):
     return r if p is None else f"np.transpose({r}, {p})"
 
 
+CTC = ops.ctc_helper(
+    inspect.getsource(ops._python_scan)
+    + """
+
+def _ctc(lp, targets, il, tl, blank, log_eps, check):
+    targets = _ctc_padding(targets, tl, blank, np, np.arange)
+    bad = _ctc_bad(lp, targets, tl, blank, check)
+    if bad:
+        raise (LossParamError if bad[0] == "param" else LossInputError)(bad[1])
+    with np.errstate(all="ignore"):
+        return _ctc_core(
+            lp, targets, il, tl, int(blank), float(log_eps), np, _python_scan, np.arange
+        )
+"""
+)
+
+
 NP_FLIP = "np.flip({x}, {a})"
 
 
@@ -174,6 +191,7 @@ TEMPLATES = {
     "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
     "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
+    "ctc_nll": "_ctc({lp}, {tg}, {2}, {3}, {4}, {5}, check_indices)",
     "softmax": "np.exp(_log_softmax({0}, {axis}))",
     "log_softmax": "_log_softmax({0}, {axis})",
     "gather": take_along_axis_gather("np"),
@@ -236,5 +254,6 @@ TARGET = Target(
         ("_rfft_mag", inspect.getsource(ops._rfft_mag)),
         ("_shift_ref", inspect.getsource(ops._shift_ref)),
         ("_fd_grad", inspect.getsource(ops._fd_grad)),
+        ("_ctc", CTC),
     ),
 )

@@ -321,6 +321,15 @@ def _apply(e, args, sizes, comm=None):
         full = [_broadcast(v, a.type.dims, out, sizes) for a, v in zip(e.args, args)]
         (ax,) = axes.axes(out, attrs["over"])
         return op.ref(*full, axis=ax, **ref_attrs(op, attrs))
+    if op.kind == "ctc":  # log_probs as [T, B, C], targets as [B, L]
+        lp, tg, il, tl = e.args[:4]
+        (t,) = attrs["over"]
+        (b,) = il.type.dims
+        x = np.transpose(args[0], axes.axes(lp.type.dims, (t, b, tg.type.of)))
+        y = np.transpose(
+            args[1], axes.axes(tg.type.dims, (b,) + tuple(d for d in tg.type.dims if d != b))
+        )
+        return op.ref(x, y, *args[2:])
     if op.kind == "eigvalsh":
         d, d2 = attrs["over"]
         dims = e.args[0].type.dims

@@ -15,7 +15,7 @@ from lossdsl.codegen import (
     scanned,
     shard_eye,
 )
-from lossdsl.ops import log_ive_helper
+from lossdsl.ops import ctc_helper, log_ive_helper
 
 
 def _gather(c):
@@ -452,6 +452,84 @@ def _log_ive(v, x):
 ''')
 
 
+CTC = ctc_helper('''
+class _CtcKernel(torch.autograd.Function):
+    """torch.nn.functional.ctc_loss's kernels (aten._ctc_loss and its backward), with the
+    gradient w.r.t. the log-probabilities themselves: torch's backward returns exp(lp) minus
+    the posterior, the gradient w.r.t. the logits of a log_softmax (pytorch#52241); the
+    gradient of -log p w.r.t. lp is minus the posterior on the frames used, 0 past them."""
+
+    @staticmethod
+    def forward(ctx, lp, targets, il, tl, blank, log_eps):
+        nll, alpha = torch.ops.aten._ctc_loss.Tensor(lp, targets, il, tl, blank, False)
+        ctx.save_for_backward(lp, targets, il, tl, nll, alpha)
+        ctx.blank, ctx.log_eps = blank, log_eps
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        lp, targets, il, tl, nll, alpha = ctx.saved_tensors
+        done = torch.isfinite(nll)  # the others: rows the loop recomputes (_ctc)
+        g = torch.where(done, g, 0)
+        gr = torch.ops.aten._ctc_loss_backward.Tensor(
+            g, lp, targets, il, tl, nll, alpha, ctx.blank, False
+        )
+        gr = torch.where(done[:, None], gr, 0)  # inf - inf there
+        live = torch.arange(lp.shape[0], device=lp.device)[:, None] < il
+        # an emission at or below log_eps is log_eps in the op: no gradient (the kernel's is
+        # NaN at -inf)
+        used = live[..., None] & (lp > ctx.log_eps)
+        return torch.where(used, gr - lp.exp() * g[:, None], 0), None, None, None, None, None
+
+
+def _unbound_scan(step, init, xs):
+    a = init
+    for t, x in enumerate(xs.unbind(0)):  # one unbind: a per-step select's backward is T^2
+        a = step(a, x, t)
+    return a
+
+
+def _ctc(lp, targets, il, tl, blank, log_eps, check):
+    """ctc_nll: torch's fused kernel (_CtcKernel) where it equals the op's meaning to float
+    rounding, else _ctc_core's loop. The kernel computes log 0 exactly, the op log_eps: they
+    differ by the paths through an impossible state, each at most e^log_eps times the largest
+    emissions, 3 ways a frame: below 2^-60 of p when log p - log_eps - T log 3 - (positive
+    log-probs) > 42. A row that is not (an impossible alignment: inf from the kernel) takes the
+    loop's value; checking costs one host sync."""
+    n_t, n_l = lp.shape[0], targets.shape[1]
+    il = il.clamp(0, n_t)
+    tl = tl.clamp(0, n_l)
+    dev = lp.device
+
+    def arange(n):
+        return torch.arange(n, device=dev)
+
+    targets = _ctc_padding(targets, tl, blank, torch, arange)
+    # values to look at: not under vmap or grad transforms, not meta, not while compiling
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    concrete = not (
+        torch.compiler.is_compiling()
+        or any(wrapped(a) or a.is_meta for a in (lp, targets, il, tl))
+        or (isinstance(blank, torch.Tensor) and (wrapped(blank) or blank.is_meta))
+    )
+    bad = _ctc_bad(lp, targets, tl, blank, check) if concrete else None
+    if bad:
+        raise (LossParamError if bad[0] == "param" else LossInputError)(bad[1])
+    fast = concrete and lp.dtype in (torch.float32, torch.float64) and lp.numel() > 0
+    if fast:
+        b = int(blank)
+        nll = _CtcKernel.apply(lp, targets.long(), il.long(), tl.long(), b, log_eps)
+        with torch.no_grad():
+            up = lp.detach().amax(2).clamp(min=0).sum(0)
+            ok = -nll - log_eps - 1.0986122886681098 * n_t - up > 42
+        if bool(ok.all()):
+            return nll
+    slow = _ctc_core(lp, targets, il, tl, blank, log_eps, torch, _unbound_scan, arange)
+    return torch.where(ok, nll, slow) if fast else slow
+''')
+
+
 LOGCUMSUMEXP = '''
 def _logcumsumexp(x, dim):
     """torch.logcumsumexp, but on CPU log(cumsum(exp(x - m))) + m in float64 (m the max along
@@ -551,6 +629,7 @@ TEMPLATES = {
     "topk": lambda c: f"({_positions(c[0], c.attrs['axis'], True)} < {c[1]})",
     "quantile": "_quantile({0}, {1}, {axis})",
     "eigvalsh": _eigvalsh,
+    "ctc_nll": "_ctc({lp}, {tg}, {2}, {3}, {4}, {5}, check_indices)",
     "softmax": "torch.softmax({0}, dim={axis})",
     "log_softmax": "torch.log_softmax({0}, dim={axis})",
     "gather": _gather,
@@ -620,6 +699,7 @@ TARGET = Target(
         ("_eigvalsh", EIGVALSH),
         ("_quantile", QUANTILE),
         ("_log_ive", LOG_IVE),
+        ("_ctc", CTC),
         ("_shift", SHIFT),
         ("_CustomGrad", CUSTOM_GRAD),
         ("_window", WINDOW),

@@ -96,6 +96,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "take": (r"{0}_{{{over}={index}}}", 6),
     "argmax": (r"\operatorname{{argmax}}_{{{over}}} {0}", 5),
     "eigvalsh": (r"\lambda({0})", 7),
+    # -log p(targets | log_probs) over every alignment (Graves et al. 2006, eq. 8)
+    "ctc_nll": (r"-\log p_{{\mathrm{{CTC}}}}({1} \mid {0})", 5),
     "expand": ("{0}", 7),
     # split and merge regroup the entries, not their values
     "reshape": ("{0}", 7),

@@ -295,6 +295,49 @@ def eigvalsh_rule(ts, attrs):
     return TensorType("float", remove_dims(ts[0].dims, (d2,)))
 
 
+def ctc_rule(ts, attrs):
+    """ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, log_epsilon): float
+    [B]. B is the lengths' one dim, C the targets' `of` dim, L the targets' other dim, T
+    (`over`) log_probs' third dim; blank an int and log_epsilon a float number."""
+    lp, tg, il, tl, blank, eps = ts
+    (t,) = attrs["over"]
+    if tg.of is None:
+        raise OpTypeError(
+            f"ctc_nll's targets must be class ids (index[B, L] of C), found {tg}",
+            "declare the input as `targets: index[B, L] of C`",
+            1,
+        )
+    for i, x in ((2, il), (3, tl)):
+        if x.dtype != "int" or len(x.dims) != 1:
+            raise OpTypeError(
+                f"ctc_nll's lengths are ints over the batch (int[B]), found {x}",
+                "declare them as `input_lengths: int[B]` and `target_lengths: int[B]`",
+                i,
+            )
+    (b,) = il.dims
+    if tl.dims != (b,):
+        raise OpDimError(f"input_lengths is over {b} but target_lengths is {tl}", None, 3)
+    if len(tg.dims) != 2 or b not in tg.dims:
+        raise OpDimError(
+            f"ctc_nll's targets are over the batch and the padded label dim ([{b}, L]), found {tg}",
+            None,
+            1,
+        )
+    want = {t, b, tg.of}
+    if lp.dtype == "bool" or len(lp.dims) != 3 or set(lp.dims) != want or len(want) != 3:
+        raise OpDimError(
+            f"ctc_nll's log_probs are numbers over frames, batch and classes "
+            f"([{t}, {b}, {tg.of}]), found {lp}",
+            f"the targets index {tg.of} and the lengths are over {b}",
+            0,
+        )
+    if blank.dtype != "int" or blank.dims:
+        raise OpTypeError(f"ctc_nll's blank is one class id (an int), found {blank}", None, 4)
+    if eps.dtype == "bool" or eps.dims:
+        raise OpTypeError(f"ctc_nll's log_epsilon is one number, found {eps}", None, 5)
+    return TensorType("float", (b,))
+
+
 def gather_rule(ts, attrs):
     x, idx = ts
     if idx.of is None:
@@ -792,6 +835,107 @@ def log_ive_helper(wrapper: str) -> str:
     table = f"# Debye's u_1 .. u_13 (DLMF 10.41.9), t^k times these in t^2\n_DEBYE = (\n{rows})"
     parts = (table, inspect.getsource(_log_ive_core), wrapper.strip("\n"))
     return "\n\n".join(parts) + "\n"
+
+
+def _ctc_core(lp, targets, il, tl, blank, log_eps, xp, scan, arange):
+    """CTC's negative log-likelihood of each sequence (Graves et al. 2006, eq. 5-8): the
+    forward algorithm in log space over the extended labels (blank, l_1, blank, .., l_L, blank)
+    of S = 2 L + 1 states, on any array module xp (numpy, torch, jax.numpy). lp: [T, B, C]
+    log-probabilities; targets: [B, L] class ids, entries past tl ignored; il, tl: [B] frames
+    used and labels. An impossible state or emission holds log_eps (a finite stand-in for
+    log 0, optax's convention, so gradients stay finite). `arange(n)` is xp.arange on lp's
+    device. `scan(step, init, lpe)` runs
+    step(state, lpe[t], t) for t = 0 .. T-1 and returns the last state (a Python loop, or
+    lax.scan). Frames past il keep the state; the result reads the last label and the last
+    blank at 2 tl - 1 and 2 tl."""
+    n_b, n_l = targets.shape[0], targets.shape[1]
+    n_s = 2 * n_l + 1
+    il, tl = xp.clip(il, 0, lp.shape[0]), xp.clip(tl, 0, n_l)
+    pos = arange(n_s)
+    odd = pos % 2 == 1
+    if n_l:
+        ext = xp.where(odd & (pos < 2 * tl[:, None] + 1), targets[:, (pos - 1) // 2], blank)
+        prev = ext[:, xp.where(pos >= 2, pos - 2, 0)]
+        skip = odd & (pos >= 2) & (ext != prev)
+    else:
+        ext = xp.zeros_like(tl)[:, None] + blank
+        skip = pos < 0
+    bidx = arange(n_b)
+    lpe = lp[:, bidx[:, None], ext]  # [T, B, S]
+    lpe = xp.where(lpe > log_eps, lpe, log_eps)  # log 0 emits log_eps too (its gradient is 0)
+    pad = xp.zeros_like(lpe[0, :, :1]) + log_eps  # [B, 1]
+
+    def step(a, lpe_t, t):
+        a1 = xp.concatenate([pad, a[:, :-1]], 1)
+        a2 = xp.concatenate([pad, pad, a[:, :-2]], 1)[:, :n_s]
+        both = xp.logaddexp(xp.logaddexp(a, a1), xp.where(skip, a2, log_eps))
+        return xp.where((t < il)[:, None], lpe_t + both, a)
+
+    init = xp.where(pos == 0, xp.zeros_like(pad), pad)  # the start, before frame 0
+    a = scan(step, init, lpe)
+    end_blank = a[bidx, 2 * tl]
+    end_label = xp.where(tl > 0, a[bidx, xp.where(tl > 0, 2 * tl - 1, 0)], log_eps)
+    return -xp.logaddexp(end_blank, end_label)
+
+
+def _ctc_padding(targets, tl, blank, xp, arange):
+    """targets with the entries past each target length set to the blank (any padding value
+    is allowed, as torch's and optax's)."""
+    return xp.where(arange(targets.shape[1]) < tl[:, None], targets, blank)
+
+
+def _python_scan(step, init, xs):
+    """_ctc_core's loop on numpy: step over the leading axis of xs."""
+    a = init
+    for t in range(xs.shape[0]):
+        a = step(a, xs[t], t)
+    return a
+
+
+def _ctc(lp, targets, il, tl, blank, log_eps):
+    """ctc_nll in float64: lp laid out [T, B, C], targets [B, L] (the reference interpreter
+    lays them out so)."""
+    lp = np.asarray(lp, dtype=np.float64)
+    il, tl = np.asarray(il), np.asarray(tl)
+    from lossdsl.errors import InputError, ParamError
+
+    targets = _ctc_padding(np.asarray(targets), tl, blank, np, np.arange)
+    bad = _ctc_bad(lp, targets, tl, blank, True)
+    if bad:
+        raise (ParamError if bad[0] == "param" else InputError)(bad[1])
+    with np.errstate(all="ignore"):
+        return _ctc_core(lp, targets, il, tl, int(blank), float(log_eps), np, _python_scan,
+                         np.arange)  # fmt: skip
+
+
+def _ctc_bad(lp, targets, tl, blank, check):
+    """ctc_nll's argument errors: ("param", message) for a blank that is no class id,
+    ("input", message) for a target class id outside the classes within its target length
+    (with `check`, check_indices; padding past it may hold anything), else None."""
+    n_c = lp.shape[2]
+    if not 0 <= int(blank) < n_c:
+        return (
+            "param",
+            f"ctc_nll: blank = {int(blank)} is no class id (the classes are 0..{n_c - 1})",
+        )
+    if not check or targets.shape[0] * targets.shape[1] == 0:
+        return None
+    lo, hi = int(targets.min()), int(targets.max())  # padding was set to the blank
+    if lo < 0 or hi >= n_c:
+        return "input", (
+            f"ctc_nll: targets hold class ids {lo}..{hi} within their target_lengths, outside "
+            f"0..{n_c - 1} (entries past a target length are ignored: pad with any value)"
+        )
+    return None
+
+
+def ctc_helper(wrapper: str) -> str:
+    """A target's module-level `_ctc`: the op table's algorithm as source, then the target's
+    `wrapper` that calls _ctc_core with its array module and loop."""
+    import inspect
+
+    parts = (_ctc_core, _ctc_padding, _ctc_bad)
+    return "\n\n".join(inspect.getsource(f) for f in parts) + "\n\n" + wrapper.strip("\n") + "\n"
 
 
 def _digamma(x):
@@ -1499,6 +1643,19 @@ _row(
     _eigvalsh,
     "eigenvalues (ascending) of a symmetric matrix over (D, D'); the result keeps D (all NaN "
     "for a matrix with a non-finite entry)",
+    True,
+    ("over",),
+)
+
+_row(
+    "ctc_nll",
+    "ctc",
+    6,
+    ctc_rule,
+    _ctc,
+    "CTC's negative log-likelihood of each target sequence (blank, repeats, padding) by the "
+    "forward algorithm in log space along `over` (T): log_epsilon is log 0's finite stand-in "
+    "(optax's convention); lengths clamp to [0, T] and [0, L]",
     True,
     ("over",),
 )

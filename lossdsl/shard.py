@@ -262,6 +262,13 @@ class _Sharder:
             self.refuse(
                 e, what, "shard over the batch dim, which the loss only gathers and reduces"
             )
+        elif op == "ctc_nll" and e.args[2].type.dims != (b,):
+            self.refuse(
+                e,
+                f"CTC's forward algorithm needs every frame, class and label of a sequence "
+                f"on one rank, and {b} is not its batch dim",
+                f"shard over the sequences' batch dim, {e.args[2].type.dims[0]}",
+            )
         elif OPS[op].kind in ("scan", "sort", "rank", "quantile") and b in over:
             self.refuse(
                 e,

@@ -208,6 +208,13 @@ PROGRAMS = {
         "over=(B, C)) + sum(split(merge(x * y * y, over=(B, C)), groups=B, over=B)^2) "
         "+ sum(merge(x, over=(C, B)) * merge(y, over=(C, B)), over=C)"
     ),
+    # CTC over K = 2 frames of log-probabilities of C = 3 classes, 2 labels per sequence, the
+    # lengths from i; then unnormalized ones with log_epsilon = -30, where 1 frame cannot
+    # align 2 labels (a cost near 30: finite differences of ~1e5 would be noise)
+    "ctc_nll": (
+        "ctc_nll(log_softmax(expand(x * y, K), over=C), expand(i, 2), i * 0 + 2, i % 2) "
+        "+ ctc_nll(expand(x, K), expand(i, 2), i % 2 + 1, i % 3, blank=2, log_epsilon=-30)"
+    ),
     "rfft_mag": (
         "sum(rfft_mag(q, over=2), over=(B, 2)) + sum(rfft_mag(x, over=C)^2, over=(B, C)) "
         "+ sum(rfft_mag(x * y, over=B, eps=1e-8), over=(B, C))"

@@ -158,6 +158,15 @@ def _collective(em, e: Eqn, attrs: dict) -> dict:
     return out
 
 
+def _ctc(em, e: Eqn, attrs: dict) -> dict:
+    """ctc_nll's log_probs laid out [T, B, C] ({lp}) and targets [B, L] ({tg})."""
+    lp, tg, il = e.args[:3]
+    (t,) = e.attr("over")
+    (b,) = il.type.dims
+    lab = tuple(d for d in tg.type.dims if d != b)
+    return {"lp": em.aligned(lp, (t, b, tg.type.of)), "tg": em.aligned(tg, (b,) + lab)}
+
+
 OP_ATTRS: dict[str, Callable[..., dict]] = {
     "onehot": _onehot,
     "eigvalsh": _matrix_last,
@@ -167,6 +176,7 @@ OP_ATTRS: dict[str, Callable[..., dict]] = {
     "gather": _gather,
     "cross_entropy": _gather,
     "take_along": _take_along,
+    "ctc_nll": _ctc,
 }
 
 

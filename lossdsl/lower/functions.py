@@ -1000,6 +1000,40 @@ def _grad_reverse(ctx, call, a):
     return ctx.emit("custom_grad", (x, x, s), span=call.span, arg_spans=(_sp(a["x"]),) * 2 + (ks,))
 
 
+_CTC_ARGS = ("log_probs", "targets", "input_lengths", "target_lengths", "blank", "log_epsilon")
+
+
+def _ctc_nll(ctx, call, a):
+    """ctc_nll(log_probs, targets, input_lengths, target_lengths, blank=0, log_epsilon=-1e5):
+    CTC's per-sequence negative log-likelihood, [B]. T is log_probs' dim that is neither the
+    batch (the lengths' dim) nor the classes (the targets' `of`)."""
+    args, spans = [], []
+    for name in _CTC_ARGS:
+        v = a[name]
+        if isinstance(v, (int, float)):  # a default
+            args.append(lit(v))
+            spans.append(call.span)
+        else:
+            args.append(_x(ctx, v))
+            spans.append(_sp(v))
+    if any(x is None for x in args):
+        return None
+    lp, tg, il = args[:3]
+    if lp.type.dtype == "int":  # the recurrence computes in float
+        args[0] = lp = ctx.emit("to_float", (lp,), span=spans[0])
+    rest = [
+        d for d in lp.type.dims if d not in il.type.dims + ((tg.type.of,) if tg.type.of else ())
+    ]
+    if len(rest) != 1:
+        return ctx.error(
+            DimMismatch,
+            f"ctc_nll's log_probs are over frames, batch and classes, found {lp.type}",
+            spans[0],
+            "log_probs: float[T, B, C] with targets: index[B, L] of C and lengths int[B]",
+        )
+    return ctx.emit("ctc_nll", args, (("over", (rest[0],)),), span=call.span, arg_spans=spans)
+
+
 def _clamp(ctx, call, a):
     x = _x(ctx, a["x"])
     if a["min"] is None and a["max"] is None:
@@ -1304,6 +1338,7 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
     "custom_grad": (Sig(("y", "wrt", "grad")), _custom_grad),
     "straight_through": (Sig(("forward", "backward")), _straight_through),
     "grad_reverse": (Sig(("x", "scale"), (("scale", 1.0),)), _grad_reverse),
+    "ctc_nll": (Sig(_CTC_ARGS, (("blank", 0), ("log_epsilon", -100000.0))), _ctc_nll),
     "max": _minmax("max", "maximum"),
     "min": _minmax("min", "minimum"),
     "sum": _reduction("sum"),

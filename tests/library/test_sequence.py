@@ -9,6 +9,8 @@ The conventions every module here follows: tests/library/conftest.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +118,141 @@ def test_ctc_by_hand():
     torch.testing.assert_close(got2, want2.reshape(1))
     got3 = fn(lp, torch.tensor([[1, 1]]), torch.tensor([2]), torch.tensor([2]), reduction="none")
     assert 0.99e5 < got3.item() < 1.01e5
+
+
+# ---- the ctc_nll op: torch's kernel path, its loop fallback, and the scan written out ---------
+
+SCAN = Path(__file__).resolve().parents[1] / "programs" / "ctc_scan.loss"
+
+
+def _lp(z):
+    return z.log_softmax(2)
+
+
+def _values_and_grads(fn, backend, lp, tg, il, tl, **kw):
+    """Per-sequence values and the gradient of their sum w.r.t. log_probs themselves."""
+    if backend == "torch":
+        x = lp.clone().requires_grad_()
+        out = fn(x, tg, il, tl, reduction="none", **kw)
+        (g,) = torch.autograd.grad(out.sum(), x)
+        return out.detach().numpy(), g.numpy()
+    rest = [jnp.asarray(a.numpy()) for a in (tg, il, tl)]
+
+    def f(x):
+        out = fn(x, *rest, reduction="none", **kw)
+        return out.sum(), out
+
+    (_, out), g = jax.value_and_grad(f, has_aux=True)(jnp.asarray(lp.numpy()))
+    return np.asarray(out), np.asarray(g)
+
+
+def _mixed_batch(seed, t=9, b=6, c=5, n=3):
+    """Possible alignments, an impossible one (2 frames for a repeat), an empty target, no
+    frames at all, padding of -1 past the target lengths, and a log-probability of -inf."""
+    z, tg, il, tl = _batch((t, b, c, n), seed)
+    lp = _lp(z)
+    tg[1, :2] = 2
+    il[1], tl[1] = 2, 2  # (2, 2) needs 3 frames
+    il[2], tl[2] = 0, 0
+    tl[3] = 1
+    tg[3, 1:] = -1
+    lp[4, 0, 3] = -torch.inf
+    return lp, tg, il, tl
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_ctc_nll_op_equals_the_scan_program(backend):
+    """tests/programs/ctc_scan.loss is the same forward algorithm written with the language's
+    scan (two states per label): values and gradients w.r.t. log_probs agree on every row
+    where the alignment exists, on torch's kernel path and jax's lax.scan alike; where it does
+    not, both cost about -log_epsilon (their impossible paths differ: neither is a
+    probability)."""
+    scan = lossdsl.parse(SCAN.read_text())
+    lp, tg, il, tl = _mixed_batch(5)
+    tg_scan = tg.clamp(min=0)  # the scan program gathers every entry, padding included
+    got, g = _values_and_grads(lossdsl.load("ctc").compile(backend), backend, lp, tg, il, tl)
+    want, gw = _values_and_grads(scan.compile(backend), backend, lp, tg_scan, il, tl)
+    ok = np.arange(6) != 1
+    np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12)
+    # the op emits log_epsilon for the -inf log-probability (frame 4, class 3 of sequence 0):
+    # its gradient is finite, 0 there
+    assert np.isfinite(g).all() and g[4, 0, 3] == 0
+    np.testing.assert_allclose(g[:, ok], np.nan_to_num(gw[:, ok]), rtol=1e-9, atol=1e-12)
+    assert 0.99e5 < got[1] < 1.01e5 and 0.99e5 < want[1] < 1.01e5
+
+
+def test_ctc_torch_kernel_path_equals_the_loop():
+    """torch takes F.ctc_loss's kernel wherever it equals the op to float rounding and the
+    loop of the op table's algorithm elsewhere (the impossible row here): the kernel's values
+    and gradients w.r.t. log_probs on every possible row equal the numpy reference's and the
+    jax lax.scan's; the gradient is minus the posterior, not pytorch#52241's exp(lp) minus it
+    (compared on unnormalized log-probabilities, where the two differ)."""
+    lp, tg, il, tl = _mixed_batch(7)
+    lp = lp + 0.3  # not normalized: torch's own backward would be off by exp(lp)
+    lp[4, 0, 3] = -torch.inf
+    fn = lossdsl.load("ctc")
+    src = fn.source("torch")
+    assert "_CtcKernel" in src and "_unbound_scan" in src
+    got, g = _values_and_grads(fn.compile("torch"), "torch", lp, tg, il, tl)
+    want, gw = _values_and_grads(fn.compile("jax"), "jax", lp, tg, il, tl)
+    ref = call("numpy", fn.compile("numpy"),
+               {"log_probs": lp.numpy(), "targets": tg.numpy(), "input_lengths": il.numpy(),
+                "target_lengths": tl.numpy()}, "float64", reduction="none")  # fmt: skip
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    np.testing.assert_allclose(want, ref, rtol=1e-12)
+    np.testing.assert_allclose(g, gw, rtol=1e-9, atol=1e-12)
+    assert np.isfinite(g).all()
+    # frames past a sequence's input length get no gradient, the -inf entry none either
+    assert (g[il[0] :, 0] == 0).all() and g[4, 0, 3] == 0
+
+
+def test_ctc_torch_takes_the_loop_where_log_epsilon_is_not_negligible():
+    """With log_epsilon = -5 the impossible paths weigh as much as the real ones: the kernel
+    (exact log 0) would differ, so every row takes the loop, equal to the numpy reference."""
+    lp, tg, il, tl = _mixed_batch(9)
+    fn = lossdsl.load("ctc")
+    got, _ = _values_and_grads(fn.compile("torch"), "torch", lp, tg, il, tl, log_epsilon=-5.0)
+    data = {"log_probs": lp.numpy(), "targets": tg.numpy(), "input_lengths": il.numpy(),
+            "target_lengths": tl.numpy()}  # fmt: skip
+    want = call("numpy", fn.compile("numpy"), data, "float64", reduction="none", log_epsilon=-5.0)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    exact = torch.nn.functional.ctc_loss(lp, tg.clamp(min=0), il, tl, reduction="none")
+    assert np.abs(got[0] - exact[0].item()) > 1e-6  # the kernel's value is not the op's here
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_ctc_bad_blank_and_bad_targets(backend):
+    """A blank that is no class id is a ParamError; a target class id outside the classes
+    within its target length an InputError (with check_indices); padding past the target
+    length may hold anything (torch's and optax's convention)."""
+    lp, tg, il, tl = _mixed_batch(3)
+    data = {"log_probs": lp.numpy(), "targets": tg.numpy(), "input_lengths": il.numpy(),
+            "target_lengths": tl.numpy()}  # fmt: skip
+    fn = lossdsl.load("ctc").compile(backend)
+    assert np.isfinite(call(backend, fn, data, "float64", reduction="none")).all()
+    with pytest.raises(lossdsl.ParamError, match="blank = 5 is no class id"):
+        call(backend, fn, data, "float64", blank=5)
+    bad = {**data, "targets": np.where(np.arange(3) == 0, 7, data["targets"])}
+    with pytest.raises(lossdsl.InputError, match="class ids .*7.* outside 0..4"):
+        call(backend, fn, bad, "float64")
+
+
+def test_ctc_under_compile_and_jit_and_double_backward():
+    """torch.compile and jax.jit run the op (values equal eager); a second derivative through
+    torch's kernel path is refused by autograd (its backward is once_differentiable)."""
+    lp, tg, il, tl = _mixed_batch(4)
+    eager = lossdsl.load("ctc").compile("torch")
+    want = eager(lp, tg, il, tl, reduction="none")
+    got = torch.compile(eager)(lp, tg, il, tl, reduction="none")
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    jf = lossdsl.load("ctc").compile("jax")
+    args = [jnp.asarray(a.numpy()) for a in (lp, tg, il, tl)]
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(lambda *a: jf(*a, reduction="none"))(*args)), want.numpy(), rtol=1e-12
+    )
+    x = lp.clone().requires_grad_()
+    il2 = torch.full_like(il, lp.shape[0])
+    tl2 = torch.ones_like(tl)
+    (g,) = torch.autograd.grad(eager(x, tg.clamp(min=1), il2, tl2), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), x)
