@@ -5,7 +5,8 @@ gradient w.r.t. log-probabilities assumes that, pytorch#52241), each candidate c
 F.ctc_loss in float64 before timing:
 
 - torch eager: `torch.nn.functional.ctc_loss(..., reduction="mean")` (a fused C++ kernel) vs the
-  lossdsl torch module (a Python loop of T steps), per_token=true (torch's mean).
+  lossdsl torch module (the ctc_nll op: the same kernels, with the gradient w.r.t. log_probs and
+  the checks around them), per_token=true (torch's mean).
 - jax under jax.jit: `optax.ctc_loss` (lax.scan) vs the lossdsl jax module (lax.scan), both the
   per-sequence loss averaged.
 
