@@ -30,7 +30,7 @@ def _ctc(lp, targets, il, tl, blank, log_eps, check):
     """ctc_nll: _ctc_core with lax.scan over the frames. The blank and the targets are checked
     where they are numbers; under jax.jit (tracers) they are not."""
     targets = _ctc_padding(targets, tl, blank, jnp, jnp.arange)
-    traced = (blank, targets, targets.min())
+    traced = (blank, targets) + ((targets.min(),) if targets.size else ())  # staged: a tracer
     if not any(isinstance(a, jax.core.Tracer) for a in traced):
         bad = _ctc_bad(lp, targets, tl, blank, check)
         if bad:

@@ -863,7 +863,7 @@ def _ctc_core(lp, targets, il, tl, blank, log_eps, xp, scan, arange):
     bidx = arange(n_b)
     lpe = lp[:, bidx[:, None], ext]  # [T, B, S]
     lpe = xp.where(lpe > log_eps, lpe, log_eps)  # log 0 emits log_eps too (its gradient is 0)
-    pad = xp.zeros_like(lpe[0, :, :1]) + log_eps  # [B, 1]
+    pad = xp.zeros_like(lpe[:1, :, :1].sum(0)) + log_eps  # [B, 1] (T may be 0)
 
     def step(a, lpe_t, t):
         a1 = xp.concatenate([pad, a[:, :-1]], 1)

@@ -256,3 +256,25 @@ def test_ctc_under_compile_and_jit_and_double_backward():
     (g,) = torch.autograd.grad(eager(x, tg.clamp(min=1), il2, tl2), x, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g.sum(), x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_ctc_empty_label_dim_and_no_frames(backend):
+    """L = 0 (no labels at all): the only alignment is all blanks, -sum_t log p_t(blank) over
+    the frames used (Graves et al. 2006: the empty labelling collapses from blanks alone).
+    T = 0: an empty target costs 0, a non-empty one about -log_epsilon (no frame to emit it)."""
+    g = gen(2)
+    lp = torch.randn(5, 3, 4, generator=g).log_softmax(2)
+    il = torch.tensor([5, 2, 0])
+    want = [-lp[:5, 0, 0].sum().item(), -lp[:2, 1, 0].sum().item(), 0.0]
+    fn = lossdsl.load("ctc").compile(backend)
+
+    def run(lp, tg, il, tl):
+        data = {"log_probs": lp.numpy(), "targets": tg.numpy(), "input_lengths": il.numpy(),
+                "target_lengths": tl.numpy()}  # fmt: skip
+        return call(backend, fn, data, "float64", reduction="none")
+
+    got = run(lp, torch.zeros(3, 0, dtype=torch.long), il, torch.zeros(3, dtype=torch.long))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    none = run(lp[:0], torch.ones(3, 2, dtype=torch.long), il, torch.tensor([0, 1, 2]))
+    assert none[0] == 0 and 0.99e5 < none[1] < 1.01e5 and 0.99e5 < none[2] < 1.01e5
