@@ -470,33 +470,35 @@ class _CtcKernel(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         lp, targets, il, tl, nll, alpha = ctx.saved_tensors
-        done = torch.isfinite(nll)  # the others: rows the loop recomputes (_ctc)
-        g = torch.where(done, g, 0)
+        # the rows whose gradient this is (the others are the loop's: g is 0 there, and their
+        # log-probabilities may be inf, or large enough that exp(lp) * 0 is NaN)
+        kept = torch.isfinite(nll) & (g != 0)
+        g = torch.where(kept, g, 0)
         gr = torch.ops.aten._ctc_loss_backward.Tensor(
             g, lp, targets, il, tl, nll, alpha, ctx.blank, False
         )
-        gr = torch.where(done[:, None], gr, 0)  # inf - inf there
         live = torch.arange(lp.shape[0], device=lp.device)[:, None] < il
         # an emission at or below log_eps is log_eps in the op: no gradient (the kernel's is
         # NaN at -inf)
-        used = live[..., None] & (lp > ctx.log_eps)
+        used = (live & kept)[..., None] & (lp > ctx.log_eps)
         return torch.where(used, gr - lp.exp() * g[:, None], 0), None, None, None, None, None
 
 
 def _unbound_scan(step, init, xs):
     a = init
-    for t, x in enumerate(xs.unbind(0)):  # one unbind: a per-step select's backward is T^2
+    for t, x in zip(range(xs.shape[0]), xs.unbind(0)):  # one unbind: a select's backward is T^2
         a = step(a, x, t)
     return a
 
 
 def _ctc(lp, targets, il, tl, blank, log_eps, check):
-    """ctc_nll: torch's fused kernel (_CtcKernel) where it equals the op's meaning to float
-    rounding, else _ctc_core's loop. The kernel computes log 0 exactly, the op log_eps: they
-    differ by the paths through an impossible state, each at most e^log_eps times the largest
-    emissions, 3 ways a frame: below 2^-60 of p when log p - log_eps - T log 3 - (positive
-    log-probs) > 42. A row that is not (an impossible alignment: inf from the kernel) takes the
-    loop's value; checking costs one host sync."""
+    """ctc_nll: torch's fused kernel (_CtcKernel) on the rows where it equals the op's meaning
+    to float rounding, else _ctc_core's loop. The kernel's backward takes exp(lp): it is exact
+    for log-probabilities (lp <= 0) only. It computes log 0 exactly where the op has log_eps:
+    they differ by the paths through an impossible state, each at most e^log_eps (the
+    emissions are <= 1), 3 ways a frame: below 2^-60 of p when log p - log_eps - T log 3 > 42.
+    A row that is not (an impossible alignment: inf from the kernel; a positive log_prob)
+    takes the loop's value; deciding costs one host sync."""
     n_t, n_l = lp.shape[0], targets.shape[1]
     il = il.clamp(0, n_t)
     tl = tl.clamp(0, n_l)
@@ -507,11 +509,10 @@ def _ctc(lp, targets, il, tl, blank, log_eps, check):
 
     targets = _ctc_padding(targets, tl, blank, torch, arange)
     # values to look at: not under vmap or grad transforms, not meta, not while compiling
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    tensors = (lp, targets, il, tl) + ((blank,) if isinstance(blank, torch.Tensor) else ())
     concrete = not (
         torch.compiler.is_compiling()
-        or any(wrapped(a) or a.is_meta for a in (lp, targets, il, tl))
-        or (isinstance(blank, torch.Tensor) and (wrapped(blank) or blank.is_meta))
+        or any(torch._C._functorch.is_functorch_wrapped_tensor(a) or a.is_meta for a in tensors)
     )
     bad = _ctc_bad(lp, targets, tl, blank, check) if concrete else None
     if bad:
@@ -521,8 +522,8 @@ def _ctc(lp, targets, il, tl, blank, log_eps, check):
         b = int(blank)
         nll = _CtcKernel.apply(lp, targets.long(), il.long(), tl.long(), b, log_eps)
         with torch.no_grad():
-            up = lp.detach().amax(2).clamp(min=0).sum(0)
-            ok = -nll - log_eps - 1.0986122886681098 * n_t - up > 42
+            probs = lp.detach().amax((0, 2)) <= 0
+            ok = probs & (-nll - log_eps - 1.0986122886681098 * n_t > 42)
         if bool(ok.all()):
             return nll
     slow = _ctc_core(lp, targets, il, tl, blank, log_eps, torch, _unbound_scan, arange)

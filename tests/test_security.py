@@ -32,6 +32,7 @@ CALLABLE_NAMES = {
     "any", "zip",  # a window longer than its axis (torch _window)
     "fn",  # _grad and _fd_grad call the body function the module gives them
     "lgamma",  # _log_ive_core calls the log-gamma its target passes (torch.lgamma, gammaln)
+    "scan", "arange",  # _ctc_core calls the loop and arange its target passes
 }  # fmt: skip
 MODULES = {"torch", "jax", "jax.numpy", "numpy", "math"}
 

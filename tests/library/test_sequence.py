@@ -183,16 +183,24 @@ def test_ctc_nll_op_equals_the_scan_program(backend):
 
 def test_ctc_torch_kernel_path_equals_the_loop():
     """torch takes F.ctc_loss's kernel wherever it equals the op to float rounding and the
-    loop of the op table's algorithm elsewhere (the impossible row here): the kernel's values
+    loop of the op table's algorithm elsewhere (the impossible row here, and every row with a
+    positive log-probability: the kernel's backward takes exp(lp)): the kernel's values
     and gradients w.r.t. log_probs on every possible row equal the numpy reference's and the
     jax lax.scan's; the gradient is minus the posterior, not pytorch#52241's exp(lp) minus it
     (compared on unnormalized log-probabilities, where the two differ)."""
     lp, tg, il, tl = _mixed_batch(7)
-    lp = lp + 0.3  # not normalized: torch's own backward would be off by exp(lp)
+    lp = lp - 0.3  # not normalized: torch's own backward would be off by exp(lp)
     lp[4, 0, 3] = -torch.inf
     fn = lossdsl.load("ctc")
     src = fn.source("torch")
     assert "_CtcKernel" in src and "_unbound_scan" in src
+    possible = [k != 1 for k in range(6)]  # the kernel's own rows: its autograd node
+    out = fn.compile("torch")(lp[:, possible], tg[possible], il[possible], tl[possible],
+                              reduction="none")  # fmt: skip
+    assert out.grad_fn is None or "CtcKernel" in out.grad_fn.name()
+    x = lp[:, possible].clone().requires_grad_()
+    out = fn.compile("torch")(x, tg[possible], il[possible], tl[possible], reduction="none")
+    assert "CtcKernel" in out.grad_fn.name()
     got, g = _values_and_grads(fn.compile("torch"), "torch", lp, tg, il, tl)
     want, gw = _values_and_grads(fn.compile("jax"), "jax", lp, tg, il, tl)
     ref = call("numpy", fn.compile("numpy"),
