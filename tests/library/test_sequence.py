@@ -195,9 +195,6 @@ def test_ctc_torch_kernel_path_equals_the_loop():
     src = fn.source("torch")
     assert "_CtcKernel" in src and "_unbound_scan" in src
     possible = [k != 1 for k in range(6)]  # the kernel's own rows: its autograd node
-    out = fn.compile("torch")(lp[:, possible], tg[possible], il[possible], tl[possible],
-                              reduction="none")  # fmt: skip
-    assert out.grad_fn is None or "CtcKernel" in out.grad_fn.name()
     x = lp[:, possible].clone().requires_grad_()
     out = fn.compile("torch")(x, tg[possible], il[possible], tl[possible], reduction="none")
     assert "CtcKernel" in out.grad_fn.name()
