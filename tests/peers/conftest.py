@@ -1,0 +1,16 @@
+"""Fixtures of the peer-parity suites (issue 15): one module per peer library.
+
+Each module turns a peer's own test cases (inputs, settings, golden values) into table-driven
+tests of the lossdsl spec that reproduces the peer's loss, or runs the peer's installed test
+module with the spec substituted. Every table names the peer's source file and version; every
+exclusion is listed with its reason in the module and in docs/peers/<peer>.md. Tensors are
+float64 unless a case asks otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _float64(float64_default):
+    yield float64_default
