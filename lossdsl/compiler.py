@@ -226,9 +226,9 @@ class Spec:
     def compile_linear(
         self, backend: str = "torch", chunk: int = 8192, rows: int | None = None, **baked
     ):
-        """The loss fused with the final linear layer: fn(h, W, *other inputs, **params,
-        reduction=...) computes the spec on logits = h @ W.T (h [N, D], W [V, D]) without
-        holding the [N, V] logits at once. By default V-chunk by V-chunk through the spec's
+        """The loss fused with the final linear layer: fn(h, W, *other inputs, bias=None,
+        **params, reduction=...) computes the spec on logits = h @ W.T + bias (h [N, ..., D],
+        W [V, D], bias [V] or None) without holding the [N, ..., V] logits at once. By default V-chunk by V-chunk through the spec's
         chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
         rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
         (Liger-Kernel's schedule: no recomputation). Row blocks need a loss that reads its

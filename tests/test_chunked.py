@@ -14,6 +14,7 @@ import torch
 
 import lossdsl
 from lossdsl.errors import LossError
+from lossdsl.schedules.build import LINEAR_NAMES
 
 SPECS = ["cross_entropy", "focal", "poly1", "label_smoothing_ce", "z_loss", "gce", "ldam"]
 
@@ -562,8 +563,8 @@ JAX_ROWS = ("cross_entropy", "ca_calibration", "z_loss", "dice", "kd")
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
     """compile_linear(backend, rows=2) on B = 5: a LossError at compile (the row plan's
-    reason, chunk_refusal(rows=True), or an input named like h/W), or values and gradients
-    (h, W and every other float input) equal to the plain schedule on the materialized
+    reason, chunk_refusal(rows=True), or an input or param named like h/W/bias), or values
+    and gradients (h, W and every other float input) equal to the plain schedule on the materialized
     logits h @ W.T to 1e-10 in float64. torch: every spec and variant, sum and mean; jax: the
     specs in JAX_ROWS, every input passed, sum and mean. Before: contrastive specs (clip,
     supcon, info_nce, circle, mw_auc, cs_divergence), batch statistics (info_max,
@@ -577,7 +578,8 @@ def test_every_spec_row_blocks_exactly_or_is_refused_at_compile(backend):
     for name in lossdsl.list_specs():
         spec = lossdsl.load(name)
         refusal = chunk_refusal(spec, rows=True)
-        if refusal is not None or any(i.name in ("h", "W") for i in spec.inputs[1:]):
+        own = [i.name for i in spec.inputs[1:]] + [q.name for q in spec.params]
+        if refusal is not None or set(own) & set(LINEAR_NAMES):
             with pytest.raises(LossError) as e:
                 spec.compile_linear(backend, rows=2)
             if refusal is not None:
@@ -769,3 +771,84 @@ def test_a_masked_mean_inside_a_scalar_loss_keeps_its_empty_value_chunked():
         for reduction in ("sum", "mean"):
             assert float(chunked(x, v, t, pk=2, reduction=reduction)) == -2.0, (b, reduction)
             assert float(spec.compile("torch")(x, v, t, pk=2, reduction=reduction)) == -2.0
+
+
+SEQ_CE = """loss seq_ce(x: float[B, T, V], y: index[B, T] of V) {
+    param label_smoothing: float = 0.0   where 0 <= label_smoothing <= 1
+    let lp = log_softmax(x, over=V)
+    -(1 - label_smoothing) * lp[y] - label_smoothing * mean(lp, over=V)
+}
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("schedule", [{"chunk": 4}, {"chunk": 64}, {"rows": 2}, {"rows": 9}])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("seq", [False, True], ids=["h2d", "h3d"])
+def test_fused_linear_with_a_bias_and_extra_output_dims(backend, schedule, bias, seq):
+    """compile_linear(...)(h, W, y, bias=b) is the plain loss on h @ W.T + b, for h [N, D] and
+    h [N, T, D] (a sequence: logits [N, T, V]); value and gradients w.r.t. h, W and b equal the
+    same backend's autodiff of the plain spec on the materialized logits (float64, 1e-10)."""
+    g = torch.Generator().manual_seed(3)
+    text = SEQ_CE if seq else SEQ_CE.replace("[B, T, V]", "[B, V]").replace("[B, T]", "[B]")
+    spec = lossdsl.parse(text)
+    lead = (5, 3) if seq else (7,)
+    h = torch.randn(*lead, 6, generator=g, dtype=torch.float64)
+    w = torch.randn(11, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(11, generator=g, dtype=torch.float64) if bias else None
+    y = torch.randint(0, 11, lead, generator=g)
+    plain, fused = spec.compile(backend), spec.compile_linear(backend, **schedule)
+    if backend == "torch":
+
+        def both(fn, linear):
+            leaves = [t.clone().requires_grad_(True) for t in (h, w, b) if t is not None]
+            bb = leaves[2] if bias else None
+            if linear:
+                out = fn(leaves[0], leaves[1], y, bias=bb, label_smoothing=0.1)
+            else:
+                z = leaves[0] @ leaves[1].T + (0 if bb is None else bb)
+                out = fn(z, y, label_smoothing=0.1)
+            return [out.detach(), *torch.autograd.grad(out, leaves)]
+
+        got, want = both(fused, True), both(plain, False)
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        hj, wj, yj = jnp.asarray(h.numpy()), jnp.asarray(w.numpy()), jnp.asarray(y.numpy())
+        bj = jnp.asarray(b.numpy()) if bias else None
+
+        def f_fused(h, w, b):
+            return fused(h, w, yj, bias=b, label_smoothing=0.1)
+
+        def f_plain(h, w, b):
+            return plain(h @ w.T + (0 if b is None else b), yj, label_smoothing=0.1)
+
+        argnums = (0, 1, 2) if bias else (0, 1)
+        got = jax.tree_util.tree_leaves(jax.value_and_grad(f_fused, argnums)(hj, wj, bj))
+        want = jax.tree_util.tree_leaves(jax.value_and_grad(f_plain, argnums)(hj, wj, bj))
+    assert len(got) == len(want) == (4 if bias else 3)
+    for a, c in zip(got, want):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-10, atol=1e-12)
+
+
+def test_fused_linear_bias_errors():
+    """A bias that is not [V] is an InputError naming both shapes; a spec input or param named
+    like compile_linear's own arguments (h, W, bias) is refused at compile time."""
+    from lossdsl.errors import DuplicateDefinition, InputError
+
+    fused = lossdsl.parse(SEQ_CE.replace("T, ", "")).compile_linear("torch", chunk=4)
+    h, w = torch.randn(3, 2), torch.randn(5, 2)
+    with pytest.raises(InputError, match=r"bias has shape \(4,\), W has 5 rows"):
+        fused(h, w, torch.tensor([0, 1, 2]), bias=torch.zeros(4))
+    for decl in ("bias: float[B]", "W: float[B]"):
+        head = f"loss l(x: float[B, V], y: index[B] of V, {decl}) {{\n"
+        text = head + "    -log_softmax(x, over=V)[y]\n}\n"
+        with pytest.raises(DuplicateDefinition, match="named like compile_linear's own"):
+            lossdsl.parse(text).compile_linear("torch")
+    text = (
+        "loss l(x: float[B, V], y: index[B] of V) {\n    param bias: float = 0.0\n"
+        "    -log_softmax(x + bias, over=V)[y]\n}\n"
+    )
+    with pytest.raises(DuplicateDefinition, match="param 'bias'"):
+        lossdsl.parse(text).compile_linear("torch")

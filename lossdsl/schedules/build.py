@@ -10,11 +10,13 @@ import functools
 import itertools
 from typing import TYPE_CHECKING
 
+from lossdsl import ast
 from lossdsl.codegen import cache_by_target, forget_modules, forget_with
 from lossdsl.compiled import CompiledLoss, _aliases, _compiled, _from_python, _runtime_checks
 from lossdsl.errors import (
     ArityError,
     DuplicateDefinition,
+    InputError,
     LossError,
     ParamError,
     UnknownName,
@@ -59,6 +61,7 @@ def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
     return None
 
 
+LINEAR_NAMES = ("h", "W", "bias")  # compile_linear's own arguments
 CHUNKED_CACHE = 64  # chunked compiles kept (each holds a few generated modules per variant)
 
 
@@ -73,13 +76,16 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
     spec = _SPECS[spec_key]
     logits = spec.inputs[0].name
     rest = [i.name for i in spec.inputs[1:]]
-    for inp in spec.loss.inputs[1:] if linear else ():
-        if inp.name in ("h", "W"):  # the fused function takes h and W in place of the logits
+    # the fused function takes h, W (and the keyword bias) in place of the logits
+    params_ = [st for st in spec.loss.body if isinstance(st, ast.Param)]
+    own = [(i, "input") for i in spec.loss.inputs[1:]] + [(q, "param") for q in params_]
+    for node, what in own if linear else ():
+        if node.name in LINEAR_NAMES:
             raise DuplicateDefinition(
-                f"input '{inp.name}' is named like compile_linear's own '{inp.name}' "
-                "(the hidden states h and the weight W replace the logits)",
-                inp.name_span or inp.span,
-                f"rename the input '{inp.name}'",
+                f"{what} '{node.name}' is named like compile_linear's own '{node.name}' "
+                "(the hidden states h, the weight W and the bias replace the logits)",
+                node.name_span or node.span,
+                f"rename the {what} '{node.name}'",
             )
     optional = {i.name for i in spec.inputs if i.optional}
     bake_d = dict(baked)
@@ -116,6 +122,7 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
                     pass  # the general variant serves
 
     def loss_fn(*args, reduction=None, **kwargs):
+        bias = kwargs.pop("bias", None) if linear else None
         kwargs = _from_python(kwargs, back)
         names = (["h", "W"] if linear else [logits]) + rest
         given = dict(zip(names, args))
@@ -143,6 +150,13 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
         _runtime_checks(spec, _optimized(spec, absent, baked), params)
         inputs = {k: v for k, v in given.items() if k in rest and v is not None}
         run = plans[absent, reduction]
+        if bias is not None and tuple(bias.shape) != tuple(given["W"].shape[:1]):
+            raise InputError(
+                f"{loss_fn.__name__}(): bias has shape {tuple(bias.shape)}, W has "
+                f"{given['W'].shape[0]} rows (logits = h @ W.T + bias)",
+                None,
+                f"pass a bias of shape ({given['W'].shape[0]},)",
+            )
         empty = (
             0 in tuple(given["h"].shape[:-1]) + tuple(given["W"].shape[:1])
             if linear
@@ -154,13 +168,14 @@ def _chunked_cached(spec_key, backend, chunk, baked, linear, rows):
             # input as zeros. The slices would see no V at all (no statistic to combine).
             plain = _compiled(spec, backend, baked)
             x = given["h"] @ given["W"].T if linear else given[logits]
+            x = x if bias is None else x + bias
             return plain(x, **inputs, **kwargs, reduction=reduction)
         if rows is not None:
             z = tuple(n for n in zeros if type(params[n]) in (int, float) and params[n] == 0)
             run = plans.get((absent, reduction, z), run)
-            return run(inputs, params, given["h"], given["W"])
+            return run(inputs, params, given["h"], given["W"], bias)
         if linear:
-            return run(inputs, params, linear=(given["h"], given["W"]))
+            return run(inputs, params, linear=(given["h"], given["W"], bias))
         return run({**inputs, logits: given[logits]}, params)
 
     loss_fn.__name__ = f"{spec.name}_chunked" + ("_linear" if linear else "")

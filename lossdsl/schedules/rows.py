@@ -96,7 +96,7 @@ class RowBlocked:
             ins = ins + [H_NAME]
         return mods.fn(sub_program(p, doc, eqns, [self.vars[a] for a in ins], out)), ins
 
-    def __call__(self, inputs: dict, params: dict, h, w):
+    def __call__(self, inputs: dict, params: dict, h, w, b=None):
         values = {**inputs, H_NAME: h}
         kw = {k: v for k, v in params.items() if k in self.params}
         lshape = tuple(h.shape[:-1]) + (w.shape[0],)
@@ -109,9 +109,9 @@ class RowBlocked:
         if self.block is not None:
             tensors = [values[a] for a in self.block_args]
             if self.backend == "jax":
-                total = jax_row_blocks(self, kw, sizes, h, w, tensors)
+                total = jax_row_blocks(self, kw, sizes, h, w, b, tensors)
             else:
-                total = row_blocks_function.apply(self, kw, sizes, h, w, *tensors)
+                total = row_blocks_function.apply(self, kw, sizes, h, w, b, *tensors)
             if self.plan.mean_over is not None:  # a mean: the total over its element count
                 n = 1
                 for d in self.plan.mean_over:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 DW_SLICE = 8192  # rows of dW updated at a time by the jax row-blocked schedule
 
 
-def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list):
+def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, b, tensors: list):
     """The jax row-blocked schedule: a custom_vjp whose forward takes every block's gradient
     (jax.value_and_grad of the block's total, w.r.t. its logits and its float values) and
     whose backward only scales them, so no block's [rows, V] logits outlive its step."""
@@ -22,16 +22,18 @@ def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list)
     axes = [loss.axis(a, t) for a, t in zip(loss.block_args, tensors)]
     v, d = w.shape
 
-    def block(hr, w, args, dw):
+    def block(hr, w, b, args, dw, db):
         def total(z, fargs):
             full = list(args)
             for i, x in zip(fl, fargs):
                 full[i] = x
             return loss.call_block(z, full, kw, sizes)
 
-        val, (dz, dfl) = jax.value_and_grad(total, argnums=(0, 1))(hr @ w.T, [args[i] for i in fl])
+        z = hr @ w.T if b is None else hr @ w.T + b
+        val, (dz, dfl) = jax.value_and_grad(total, argnums=(0, 1))(z, [args[i] for i in fl])
         dz2, hr2 = dz.reshape(-1, v), hr.reshape(-1, d)
-        return val, dz @ w, accumulate(dw, dz2, hr2), dfl
+        db = db if b is None else db + dz2.sum(0)
+        return val, dz @ w, accumulate(dw, dz2, hr2), db, dfl
 
     def accumulate(dw, dz, hr):
         """dw + dz.T @ hr, V-slice by V-slice in place: the whole product would be a second
@@ -55,15 +57,16 @@ def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list)
         return x if k is None else x[(slice(None),) * k + (slice(lo, hi),)]
 
     @jax.custom_vjp
-    def total_of(h, w, *ts):
-        return fwd(h, w, *ts)[0]
+    def total_of(h, w, b, *ts):
+        return fwd(h, w, b, *ts)[0]
 
-    def fwd(h, w, *ts):
+    def fwd(h, w, b, *ts):
         # whole blocks in a lax.scan (one block's buffers live at a time: an unrolled Python
         # loop lets XLA keep every block's [rows, V] logits alive), the remainder after it
         n, r = h.shape[0], loss.rows
         main = n - n % r
         total, dw = jnp.zeros((), h.dtype), jnp.zeros_like(w)
+        db = None if b is None else jnp.zeros_like(b)
         dh: list = []
         parts: dict = {i: [] for i in fl if axes[i] is not None}  # d(values along B), by block
         whole = {i: jnp.zeros_like(ts[i]) for i in fl if axes[i] is None}
@@ -77,24 +80,24 @@ def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list)
             xs = [blocks_of(h, 0)] + [blocks_of(ts[i], axes[i]) for i in rowed]
 
             def body(carry, x):
-                total, dw, acc = carry
+                total, dw, db, acc = carry
                 args = list(ts)
                 for i, xi in zip(rowed, x[1:]):
                     args[i] = jnp.moveaxis(xi, 0, axes[i])
-                val, dhb, dw, dfl = block(x[0], w, args, dw)
+                val, dhb, dw, db, dfl = block(x[0], w, b, args, dw, db)
                 g = dict(zip(fl, dfl))
                 acc = {i: acc[i] + g[i] for i in acc}
                 ys = [dhb] + [jnp.moveaxis(g[i], axes[i], 0) for i in parts]
-                return (total + val, dw, acc), ys
+                return (total + val, dw, db, acc), ys
 
-            (total, dw, whole), ys = jax.lax.scan(body, (total, dw, whole), xs)
+            (total, dw, db, whole), ys = jax.lax.scan(body, (total, dw, db, whole), xs)
             dh.append(ys[0].reshape((main,) + h.shape[1:]))
             for i, y in zip(parts, ys[1:]):
                 y = y.reshape((main,) + y.shape[2:])
                 parts[i].append(jnp.moveaxis(y, 0, axes[i]))
         if main < n:
             args = [cut(t, k, main, n) for t, k in zip(ts, axes)]
-            val, dhb, dw, dfl = block(h[main:], w, args, dw)
+            val, dhb, dw, db, dfl = block(h[main:], w, b, args, dw, db)
             total = total + val
             dh.append(dhb)
             g = dict(zip(fl, dfl))
@@ -109,13 +112,14 @@ def jax_row_blocks(loss: RowBlocked, kw: dict, sizes: dict, h, w, tensors: list)
                 ps = parts[i]
                 dts[i] = jnp.concatenate(ps, axes[i]) if ps else jnp.zeros_like(ts[i])
         dh = jnp.concatenate(dh) if dh else jnp.zeros_like(h)
-        return total, (dh, dw, dts)
+        return total, (dh, dw, db, dts)
 
     def bwd(res, g):
-        dh, dw, dts = res
+        dh, dw, db, dts = res
         if h.shape[0] == 0:  # no rows: the total's gradient is an empty sum (g may be inf: 1/0)
             g = jnp.zeros_like(g)
-        return (g * dh, g * dw, *(None if x is None else g * x for x in dts))
+        db = None if db is None else g * db
+        return (g * dh, g * dw, db, *(None if x is None else g * x for x in dts))
 
     total_of.defvjp(fwd, bwd)
-    return total_of(h, w, *tensors)
+    return total_of(h, w, b, *tensors)

@@ -116,12 +116,13 @@ class ChunkedLoss:
         return full_sizes(self.inputs, self.plan.logits, values, logits_shape)
 
     def __call__(self, inputs: dict, params: dict, linear=None):
-        """inputs: name -> tensor (the logits among them unless `linear` = (h, W))."""
+        """inputs: name -> tensor (the logits among them unless `linear` = (h, W, bias or
+        None))."""
         logits = self.plan.logits
         values = dict(inputs)
         kw = {k: v for k, v in params.items() if k in self.params}
         if linear is not None:
-            h, w = linear
+            h, w, _ = linear
             lshape = tuple(h.shape[:-1]) + (w.shape[0],)
         else:
             lshape = tuple(values[logits].shape)
@@ -139,9 +140,10 @@ class ChunkedLoss:
         if not self.stats:
             stats = ()
         elif linear is not None:
-            stats = run(self, kw, sizes, linear[0], linear[1], *(values[a] for a in self.extra))
+            stats = run(self, kw, sizes, *linear, *(values[a] for a in self.extra))
         else:
-            stats = run(self, kw, sizes, values[logits], None, *(values[a] for a in self.extra))
+            stats = run(self, kw, sizes, values[logits], None, None,
+                        *(values[a] for a in self.extra))  # fmt: skip
         by = dict(zip([s.name for s in self.stats], stats))
         args = [values[n] for n in self.row_inputs] + [by[n] for n in self.row_stats]
         return call_sub(self.row, args, kw, sizes, carriers, True)

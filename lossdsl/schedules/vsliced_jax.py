@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from lossdsl.schedules.vsliced import ChunkedLoss
 
 
-def jax_chunked(loss: ChunkedLoss, kw, sizes, x, w, *tensors):
+def jax_chunked(loss: ChunkedLoss, kw, sizes, x, w, b, *tensors):
     """The jax chunked schedule: each slice's statistics under jax.checkpoint (the backward
     pass recomputes the slice), combined so that autodiff gives the plain loss's gradient: a
     sum adds, a logsumexp folds with logaddexp (its gradient is each chunk's softmax weight),
@@ -27,11 +27,12 @@ def jax_chunked(loss: ChunkedLoss, kw, sizes, x, w, *tensors):
     parts, counts = [], []
     for lo, hi in slices(total, loss.chunk):
 
-        def one(x, w, vals, lo=lo, hi=hi):
+        def one(x, w, b, vals, lo=lo, hi=hi):
             z = x @ w[lo:hi].T if w is not None else x[..., lo:hi]
+            z = z if b is None else z + b[lo:hi]
             return loss.slice_stats(z, lo, kw, sizes, vals, ties=True)
 
-        p, c = jax.checkpoint(one)(x, w, values)
+        p, c = jax.checkpoint(one)(x, w, b, values)
         parts.append(p)
         counts.append(c)
     out = []

@@ -1,7 +1,7 @@
 """The V-sliced schedule's torch.autograd.Function (lossdsl/schedules/vsliced.py holds the
 `ChunkedLoss` it runs): forward runs every statistic slice by slice under no_grad and combines
 the partial statistics; backward recomputes each slice with autograd and writes its gradient
-into dlogits[..., slice] (or dh and dW[slice] when fused with the linear layer)."""
+into dlogits[..., slice] (or dh, dW[slice] and db[slice] when fused with the linear layer)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ def _make_function():
 
     class Chunked(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, loss, kw, sizes, x, w, *tensors):
+        def forward(ctx, loss, kw, sizes, x, w, b, *tensors):
             values = dict(zip(loss.extra, tensors))
             total = w.shape[0] if w is not None else x.shape[-1]
             acc, cnt = None, None
             with torch.no_grad():
                 for lo, hi in slices(total, loss.chunk):
                     z = x @ w[lo:hi].T if w is not None else x[..., lo:hi]
+                    z = z if b is None else z + b[lo:hi]
                     part, c = loss.slice_stats(z, lo, kw, sizes, values, ties=True)
                     if acc is None:
                         acc, cnt = part, c
@@ -39,7 +40,9 @@ def _make_function():
                             acc[i] = combine(s.kind, acc[i], part[i], torch)
             ctx.loss, ctx.kw, ctx.sizes = loss, kw, sizes
             counts = [c if c is not None else a for a, c in zip(acc, cnt)]
-            ctx.save_for_backward(x, w if w is not None else x, *tensors, *acc, *counts)
+            ctx.save_for_backward(x, w if w is not None else x, b if b is not None else x, *tensors,
+                                  *acc, *counts)  # fmt: skip
+            ctx.bias = b is not None
             ctx.fused = w is not None
             ctx.n_tensors = len(tensors)
             return tuple(acc)
@@ -49,14 +52,16 @@ def _make_function():
             loss = ctx.loss
             saved = ctx.saved_tensors
             x, w = saved[0], saved[1] if ctx.fused else None
+            b = saved[2] if ctx.bias else None
             nt, ns = ctx.n_tensors, len(loss.stats)
-            tensors = saved[2 : 2 + nt]
-            totals = saved[2 + nt : 2 + nt + ns]
-            counts = saved[2 + nt + ns :]
-            want = [ctx.needs_input_grad[5 + i] for i in range(nt)]
+            tensors = saved[3 : 3 + nt]
+            totals = saved[3 + nt : 3 + nt + ns]
+            counts = saved[3 + nt + ns :]
+            want = [ctx.needs_input_grad[6 + i] for i in range(nt)]
             total = w.shape[0] if w is not None else x.shape[-1]
             dx = torch.zeros_like(x) if ctx.needs_input_grad[3] else None
             dw = torch.zeros_like(w) if w is not None and ctx.needs_input_grad[4] else None
+            db = torch.zeros_like(b) if b is not None and ctx.needs_input_grad[5] else None
             dt = [torch.zeros_like(t) if k else None for t, k in zip(tensors, want)]
             full = dict(zip(loss.extra, tensors))
             for lo, hi in slices(total, loss.chunk):
@@ -66,6 +71,10 @@ def _make_function():
                         wk = w[lo:hi].detach().requires_grad_(True)
                         z = xs @ wk.T
                         leaves = [xs, wk]
+                        if b is not None:  # the bias's slice: one more leaf
+                            bk = b[lo:hi].detach().requires_grad_(True)
+                            z = z + bk
+                            leaves.append(bk)
                     else:
                         z = x[..., lo:hi].detach().requires_grad_(True)
                         leaves = [z]
@@ -99,6 +108,8 @@ def _make_function():
                         dx += g[0]
                     if dw is not None and g[1] is not None:
                         dw[lo:hi] = g[1]
+                    if db is not None and g[2] is not None:
+                        db[lo:hi] = g[2]
                 elif dx is not None and g[0] is not None:
                     dx[..., lo:hi] = g[0]
                 gs = dict(zip(pieces, g[len(leaves) - len(pieces) :]))
@@ -111,7 +122,7 @@ def _make_function():
                         dt[i] += gi
                     else:
                         narrow(dt[i], axis, lo, hi - lo).add_(gi)
-            return (None, None, None, dx, dw, *dt)
+            return (None, None, None, dx, dw, db, *dt)
 
     return Chunked
 
