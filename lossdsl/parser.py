@@ -45,7 +45,8 @@ _TOKEN_NAMES = {
 
 
 class NewlineFilter:
-    """Newlines end statements only inside a loss body and outside () and []."""
+    """Newlines end statements only inside a loss body and outside () and []. A line that ends
+    with `|` goes on (a long choice list, an `or`)."""
 
     always_accept = ("_NL",)
 
@@ -58,7 +59,9 @@ class NewlineFilter:
         for tok in stream:
             t = tok.type
             if t == "_NL":
-                if not outer or parens > 0 or last in (None, "_NL", "LBRACE"):
+                # (no lookahead for a `|` that starts the next line: the contextual lexer
+                # lexes each token in the parser's state after the previous one)
+                if not outer or parens > 0 or last in (None, "_NL", "LBRACE", "VBAR"):
                     continue
             elif t == "LBRACE":
                 outer.append(parens)

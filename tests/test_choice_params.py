@@ -154,3 +154,24 @@ def test_a_compiled_choice_pickles_and_compiles_again(backend):
     fn = lossdsl.parse(DICE).compile(backend, activation="sigmoid")
     again = pickle.loads(pickle.dumps(fn))
     assert float(again(*args)) == float(fn(*args))
+
+
+SPLITS = (
+    '    param activation: "softmax" |\n        "sigmoid" | "none" = "softmax"',
+    '    param activation: "softmax" | "sigmoid" |\n        "none" = "softmax"',
+    '    param activation: "softmax" |  # a comment\n\n  "sigmoid" |\n  "none" = "softmax"',
+)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_a_long_choice_list_goes_on_after_a_trailing_bar(split):
+    """A line that ends with `|` goes on: the choice list split over lines is the same spec
+    (same choices, same generated code) as on one line; a statement that ends without `|`
+    still ends at its newline (a `|` that starts the next line is an error)."""
+    one = lossdsl.parse(DICE)
+    line = '    param activation: "softmax" | "sigmoid" | "none" = "softmax"'
+    many = lossdsl.parse(DICE.replace(line, split))
+    assert [p.choices for p in many.params] == [p.choices for p in one.params]
+    assert many.source("torch") == one.source("torch")
+    with pytest.raises(lossdsl.LossError, match="unexpected"):
+        lossdsl.parse(DICE.replace(line, '    param activation: "softmax"\n    | "sigmoid"'))
