@@ -201,6 +201,15 @@ class _Sharder:
             return None
         if not gather and not back:
             return None
+        if gather and getattr(x.type, "of", None) == self.b:
+            # its values number this rank's rows (arange(B), argmax over B): gathered, each
+            # rank's would start at 0 again
+            self.refuse(
+                e,
+                f"this gathers positions along {self.b}, which number each rank's rows alone",
+                f"number the whole batch with arange({self.b}') or use eye({self.b}, {self.b}')",
+            )
+            return None
         # gather after the other renames (x[B, B']' frees B' first: [B, B''] -> [B', B'']),
         # slice before them (x[B', B'']' -> [B, B''] -> [B, B'])
         frm = self.b if gather else back[0]
