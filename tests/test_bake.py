@@ -36,6 +36,8 @@ def _bounds(p) -> list[tuple[float, bool, str]]:
     for m in re.finditer(rf"\b{p.name}\s*(<=|<|>=|>)\s*({NUM})", text):
         side = "lo" if m[1] in (">", ">=") else "hi"
         out.append((float(m[2]), m[1] in ("<", ">"), side))
+    for m in re.finditer(rf"\b{p.name}\s*!=\s*({NUM})", text):  # a point left out
+        out.append((float(m[1]), True, "ne"))
     return out
 
 
@@ -51,10 +53,13 @@ def _values(p) -> list:
         return [p.default + 1] if p.dtype == "int" else [0.0, -1.0]
     out = []
     for b, strict, side in bounds:
-        if not strict:
+        if side == "ne":  # either side of the point
+            step = 1 if p.dtype == "int" else 0.01
+            out += [b - step, b + step]
+        elif not strict:
             out.append(int(b) if p.dtype == "int" else b)
         else:  # just inside: a hundredth of the way to the other bound (or of 1)
-            other = [x for x, _, s in bounds if s != side]
+            other = [x for x, _, s in bounds if s not in (side, "ne")]
             step = 0.01 * (abs(other[0] - b) if other else 1.0)
             if (b + step if side == "lo" else b - step) == p.default:
                 step /= 10  # the default sits there (ms_ssim's k1 = 0.01 > 0)
@@ -122,6 +127,20 @@ def test_the_generator_covers_every_param():
             assert _values(p) or at_bound, (name, p)
             n += 1
     assert n > 150
+
+
+def test_the_generator_reads_a_point_left_out():
+    """`alpha != 0` (a divergence's alpha): baked on either side of 0; baking 0 is refused."""
+    spec = lossdsl.parse(
+        "loss t(x: float[B]) {\n    param alpha: float = 0.5   where alpha != 0\n"
+        "    param k: int = 2   where k != 1\n    mean(x * alpha * float(k))\n}\n"
+    )
+    alpha, k = spec.params
+    assert _values(alpha) == [-0.01, 0.01] and _values(k) == [0]  # (k = 2: the default)
+    assert _strict_bounds(spec) == [("alpha", 0.0), ("k", 1.0)]
+    for p, b in _strict_bounds(spec):
+        with pytest.raises(ParamError, match="violates"):
+            spec.compile("numpy", **{p: int(b) if p == "k" else b})
 
 
 def _as_param(backend: str, v):
