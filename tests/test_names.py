@@ -498,3 +498,28 @@ def test_helper_results_bound_by_lets_stay_distinct(seed):
     for b in TARGETS:
         got = call(b, lossdsl.parse(src).compile(b), {"v": v}, "float64", reduction="sum")
         assert float(got) == want, (b, src)
+
+
+FOLDS_TO_X = ["x * 1", "x + 0", "1 * x - 0", "x / 1", "where(m, x, 0)", "where(true, x, 2 * x)"]
+
+
+@pytest.mark.parametrize("iname", ["r0", "r1", "t0", "t3", "x_in"])
+@pytest.mark.parametrize("form", FOLDS_TO_X)
+@pytest.mark.parametrize("called", [False, True], ids=["inline", "spec_call"])
+def test_a_let_that_folds_to_an_input_named_like_a_temporary(iname, form, called):
+    """A let whose value folds to an input (`let a = x * 1`, a where over an absent all-true
+    mask), the input named like a compiler temporary (r0, t3): the rewriter kept the let's
+    name by renaming the surviving value, which was the input itself, so `a` was read before
+    any definition (IRError; optax's cosine_distance called with an input r0). Directly and
+    through a spec call; the value is sum(a * a + a) by hand, on every backend."""
+    body = f"    let a = {form}\n    sum(a * a + a, over=D)\n"
+    inner = "loss inner(x: float[B, D], m: bool[B, D] = true) {\n" + body + "}\n"
+    if called:
+        src = inner + f"loss outer({iname}: float[B, D]) {{\n    inner({iname})\n}}\n"
+    else:
+        src = inner.replace("inner", "outer").replace("x", iname).replace(f"{iname}_in", "x_in")
+    x = np.array([[0.5, -2.0, 3.0], [1.5, 0.25, -1.0]])
+    want = np.sum(x * x + x, axis=1)
+    for b in TARGETS:
+        got = call(b, lossdsl.parse(src).compile(b), {iname: x}, "float64", reduction="none")
+        np.testing.assert_array_equal(got, want, err_msg=f"{b}: {src}")

@@ -161,8 +161,15 @@ def _one_round(prog: Program, fns: Callable[[str], list[Rule]]) -> tuple[Program
             rw.subst[new.name] = e.out
         else:
             rw.subst[e.out.name] = new
-            if isinstance(new, Var) and _generated(new.name) and not _generated(e.out.name):
-                rw.rename(new, e.out.name)  # keep the user's let-name on the surviving value
+            # keep the user's let-name on the surviving value, when an equation here made it
+            # (an input or param named like a generated value, r0, keeps its name)
+            if (
+                isinstance(new, Var)
+                and new.name in rw.defs
+                and _generated(new.name)
+                and not _generated(e.out.name)
+            ):
+                rw.rename(new, e.out.name)
     outputs = tuple((m, _materialize(rw, rw.sub(a))) for m, a in prog.outputs)
     return replace(prog, eqns=tuple(rw.eqns), outputs=outputs), rw.changed
 
