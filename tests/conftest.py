@@ -27,3 +27,11 @@ def float64_default():
         yield torch.float64
     finally:
         torch.set_default_dtype(before)
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """A set's test id in sorted order: its repr follows string hashing, which differs between
+    xdist workers (PYTHONHASHSEED), and workers that collect different ids abort the run."""
+    if isinstance(val, (set, frozenset)):
+        return "{" + ",".join(sorted(map(str, val))) + "}"
+    return None
