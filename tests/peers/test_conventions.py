@@ -280,6 +280,52 @@ def test_focal_matches_kornia(alpha, ignore, gamma):
     )
 
 
+@pytest.mark.parametrize("alpha,ignore", [(None, False), (0.25, True), (0.7, False)])
+def test_focal_class_weight_matches_kornia(alpha, ignore):
+    """kornia.losses.focal_loss(weight=w) (0.9.0): each class's loss times w[c]; the spec's
+    optional input weight, values and gradients w.r.t. the logits and the weight, and kornia's
+    'mean' (over N * C * H * W) is the spec's sum / (N * C * H * W). A zero weight included."""
+    g = gen(25)
+    x = torch.randn(2, 4, 3, 2, generator=g) * 2
+    t = torch.randint(0, 4, (2, 3, 2), generator=g)
+    if ignore:
+        t[torch.rand(t.shape, generator=g) < 0.3] = -100
+    w = torch.tensor([0.5, 2.0, 0.0, 1.25])
+    fn = compiled("focal")
+    a = -1.0 if alpha is None else alpha
+
+    def ours(x, w):
+        xf, tf = _flat(x, t)
+        return fn(xf, tf, w, gamma=2.0, alpha=a, reduction="none")
+
+    def peer(x, w):
+        out = kornia.losses.focal_loss(x, t, alpha, 2.0, reduction="none", weight=w)
+        return out.sum(1).reshape(-1)
+
+    assert_same(ours, peer, {"x": x, "w": w}, ["x", "w"])
+    xf, tf = _flat(x, t)
+    torch.testing.assert_close(
+        fn(xf, tf, w, alpha=a, reduction="sum") / x.numel(),
+        kornia.losses.focal_loss(x, t, alpha, 2.0, reduction="mean", weight=w),
+    )
+
+
+def test_focal_class_weight_matches_monai_weight_and_alpha_vector():
+    """monai.losses.FocalLoss(use_softmax=True) 1.6.1 with weight=[...] (a class weight) and
+    with alpha=[...] (a per-class alpha vector): both multiply class c's loss by their
+    entry, which is the spec's weight input (MONAI computes in float32: rtol 2e-6)."""
+    g = gen(26)
+    x = torch.randn(2, 4, 3, 3, generator=g)
+    t = torch.randint(0, 4, (2, 3, 3), generator=g)
+    w = [0.5, 2.0, 0.1, 1.25]
+    xf, tf = _flat(x, t)
+    ours = compiled("focal")(xf, tf, torch.tensor(w), gamma=1.5, reduction="none")
+    for kw in ({"weight": w}, {"alpha": w}):
+        peer = MonaiFocalLoss(to_onehot_y=True, use_softmax=True, gamma=1.5, reduction="none", **kw)
+        none = peer(x, t[:, None]).sum(1).reshape(-1).double()
+        torch.testing.assert_close(ours, none, rtol=2e-6, atol=2e-7, msg=str(kw))
+
+
 FOCAL_MONAI = [  # (alpha, ignore_index); monai.losses.FocalLoss 1.6.1, use_softmax=True
     (None, None),
     (0.25, None),
