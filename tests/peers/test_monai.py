@@ -976,6 +976,28 @@ def test_dense_dice_boundaries_match_monai(b):
             torch.testing.assert_close(ga, gm, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_dense_dice_dropped_empty_background_with_no_smoothing_is_monai(batch):
+    """include_background=false, smooth_nr = smooth_dr = 0, probabilities in with an empty
+    background channel (prediction and target 0 there): MONAI slices the class away and gives
+    a finite value; the spec divided 0 by 0 there and NaN * 0 reached the mean (a case of
+    MONAI's test_masked_dice_loss.py run through mask=). monai.losses.DiceLoss 1.6.1, values
+    and gradients."""
+    g = torch.Generator().manual_seed(31)
+    p = torch.rand(2, 3, 4, 4, generator=g)
+    p[:, 0] = 0
+    ids = torch.randint(1, 3, (2, 4, 4), generator=g)
+    y = torch.nn.functional.one_hot(ids, 3).movedim(-1, 1).double()
+    kw = {"include_background": False, "smooth_nr": 0.0, "smooth_dr": 0.0, "batch": batch}
+    fn = lossdsl.load("dense_dice").compile("torch", activation="none")
+    for red in ("mean", "sum"):
+        a, ga = _grads(lambda v: fn(v, y, reduction=red, **kw), p)
+        m, gm = _grads(lambda v: DiceLoss(reduction=red, **kw)(v, y), p)
+        assert torch.isfinite(a) and torch.isfinite(ga).all()
+        torch.testing.assert_close(a, m, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ga, gm, rtol=1e-10, atol=1e-12)
+
+
 def test_dense_dice_index_form_equals_dice_spec():
     """specs/dice.loss (index targets) is dense_dice on the one-hot target, "none" included."""
     x, ids, y = _seg(2, 3, seed=3)
