@@ -370,6 +370,9 @@ class _CustomGrad(torch.autograd.Function):
     """custom_grad(y, x, g): y's value; x's gradient is g times the output's, summed over the
     dims x was broadcast along; none for y or g."""
 
+    # torch.func.vmap runs forward and backward per example (the class-id check's vmap use)
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(y, x, g):
         shape = torch.broadcast_shapes(y.shape, x.shape, torch.as_tensor(g).shape)

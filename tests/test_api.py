@@ -39,7 +39,11 @@ def test_list_and_load_and_parse():
     names = lossdsl.list_specs()
     assert {"focal", "cross_entropy", "supcon", "dice", "kd"} <= set(names)
     spec = lossdsl.load("focal")
-    assert spec.name == "focal" and [p.name for p in spec.params] == ["gamma"]
+    assert spec.name == "focal" and [p.name for p in spec.params] == [
+        "gamma",
+        "alpha",
+        "ignore_index",
+    ]
     same = lossdsl.parse((ROOT / "specs" / "focal.loss").read_text())
     assert same.ir() == spec.ir()
     assert lossdsl.load(str(ROOT / "specs" / "focal.loss")).name == "focal"
@@ -226,7 +230,7 @@ def test_generated_module_is_standalone(tmp_path, backend, framework):
 def test_cli_compile_shipped_spec():
     r = run("-m", "lossdsl", "compile", "focal", "--backend", "jax")
     assert r.returncode == 0, r.stderr
-    assert "def focal(logits, target, *, gamma=2.0" in r.stdout and "import jax" in r.stdout
+    assert "def focal(logits, target, weight=None, *, gamma=2.0" in r.stdout and "import jax" in r.stdout
 
 
 def test_cli_inline_expression_is_poly1():

@@ -40,6 +40,34 @@ EXEMPT: dict[tuple[str, str], dict[str, str]] = {
         "the parameter to ln 100 after every step, outside the loss",
         **dict.fromkeys(["image", "text", "logit_scale"], "the value is NaN"),
     },
+    **{
+        (name, "logits at +-1e4"): {
+            "value": "exp(log_input) at a log-measure of 1e4 overflows: the divergence is "
+            "infinite (optax.losses.generalized_kl_divergence's exp(log_predictions) too)",
+            "log_input": "d/dx exp(x) overflows with it",
+        }
+        for name in ("generalized_kl", "convex_kl")
+    },
+    ("poisson_nll", "logits at +-1e4"): {
+        "value": "log_input = true: the rate exp(input) at a log-rate of 1e4 overflows, as in "
+        "torch.nn.functional.poisson_nll_loss (exp(input) - target * input)",
+        "input": "d/dx exp(x) overflows with it",
+    },
+    ("kl_div_2d", "domain inputs at their bounds"): {
+        "value": "a zero prediction where the target has mass is KL = inf (t log(t / 0)), as "
+        "kornia's kl_div_loss_2d; the spec's docstring says so",
+        **dict.fromkeys(["pred", "target"], "the value is infinite"),
+    },
+    ("psnr", "all-zero inputs"): {
+        "value": "identical images have MSE 0: PSNR = 10 log10(max^2 / 0) is +inf (kornia's "
+        "psnr and the definition), the loss -inf",
+        **dict.fromkeys(["image", "target"], "the value is infinite"),
+    },
+    ("p2sgrad", "all-zero inputs"): {
+        "value": "a zero embedding has no direction: the cosine <e, w> / |e| is 0 / 0, NaN in "
+        "pytorch-metric-learning's P2SGradLoss (input_feat.mm(w) / input_norm) too",
+        **dict.fromkeys(["embeddings", "W"], "the value is NaN"),
+    },
     ("hl_gauss_ce", "logits at +-1e4"): {
         "value": "targets 1e4 bins outside the support put no Gaussian mass on any bin (0 / 0), "
         "as in the paper's code; the paper clips targets to the support first",
@@ -162,7 +190,14 @@ def _classification(decls):
             continue
         for x in decls:
             dims = x.var.type.dims
-            if x.var.type.dtype == "float" and len(dims) == 2 and dims[-1] == of:
+            # a class index per row: [B] of C against [B, C] (a [B, K] multi-label index list
+            # against [B, K] is not one, nor embeddings whose last dim happens to be C)
+            if (
+                x.var.type.dtype == "float"
+                and len(dims) == 2
+                and dims[-1] == of
+                and tuple(t.var.type.dims) == tuple(dims[:-1])
+            ):
                 return x.var.name, t.var.name
     return None, None
 

@@ -44,18 +44,22 @@ def _chunked(spec: Spec, backend: str, chunk: int, baked: tuple, linear: bool, r
     return _chunked_cached(_key(spec), backend, chunk, baked, linear, rows)
 
 
-def chunk_refusal(spec: Spec, rows: bool = False) -> LossError | None:
+def chunk_refusal(spec: Spec, rows: bool = False, **baked) -> LossError | None:
     """Why `spec` has no chunked schedule (the first variant's ChunkError), or None: every
     combination of absent optional inputs chunks its first input's last dim, for the sum and
-    the mean. rows=True: the row-blocked schedule (compile_linear(rows=R)) along its first."""
+    the mean. rows=True: the row-blocked schedule (compile_linear(rows=R)) along its first.
+    `baked` as compile's: choice params take their defaults unless given (a choice is always
+    fixed when a spec compiles, and one word may chunk where another does not)."""
+    from lossdsl.programs import _baked_key
     from lossdsl.schedules.plan import ChunkError, plan
     from lossdsl.schedules.rowplan import row_plan
 
     logits = spec.inputs[0].name
+    key = _baked_key(spec, baked)
     for absent in spec.variants():
         for reduction in ("sum", "mean"):
             try:
-                (row_plan if rows else plan)(_optimized(spec, absent, ()), logits, reduction)
+                (row_plan if rows else plan)(_optimized(spec, absent, key), logits, reduction)
             except ChunkError as e:
                 return e
     return None

@@ -179,10 +179,9 @@ def _rules(v: Dim) -> tuple[Row, ...]:
             return rw.emit(d.op, tuple(parts))
         if d.op == "mul":
             a, b = d.args
-            if _lacks(b, v) and not _lacks(a, v) and needs_stat(rw, b):
-                return rw.emit("mul", (rw.emit("sum", (a,), over_v), b))
-            if _lacks(a, v) and not _lacks(b, v) and needs_stat(rw, a):
-                return rw.emit("mul", (a, rw.emit("sum", (b,), over_v)))
+            for x, s in ((a, b), (b, a)):
+                if _lacks(s, v) and not _lacks(x, v) and needs_stat(rw, s):
+                    return count_times(rw, rw.emit("sum", (x,), over_v), s)
             for w, x in ((a, b), (b, a)):
                 # sum(w (y - s)) with s constant along V: sum(w y) - s sum(w)
                 inner = rw.defn(x)
@@ -204,6 +203,18 @@ def _rules(v: Dim) -> tuple[Row, ...]:
                         ws = rw.emit("mul", (t, rw.emit("sum", (rw.emit("mul", (w, f)),), over_v)))
                         return rw.emit(inner.op, (wy, ws))
         return None
+
+    def count_times(rw, n: Var, s: Atom) -> Var:
+        """sum(x) * s, where s (a statistic) may be NaN: logsumexp is NaN on a row with a +inf
+        logit. Where x is a mask (float(c): where_through's), a row that keeps no class has 0,
+        as the plain where(c, z - lse, 0) summed over V (an adaptive softmax row whose head
+        target falls outside the head), not NaN * 0."""
+        prod = rw.emit("mul", (n, s))
+        x = rw.defn(rw.defn(n).args[0])
+        if x is None or x.op != "to_float":
+            return prod
+        empty = rw.emit("eq", (n, Lit(0.0, TensorType("float"))))
+        return rw.emit("where", (empty, Lit(0.0, TensorType("float")), prod))
 
     def distribute(rw, e):
         """w * (z - s) with s constant along V: w * z - w * s (so that a sum splits)."""
