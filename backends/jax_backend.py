@@ -471,6 +471,7 @@ TARGET = Target(
     is_float="jnp.issubdtype({x}.dtype, jnp.floating)",
     is_int="jnp.issubdtype({x}.dtype, jnp.integer)",
     is_bool="{x}.dtype == jnp.bool_",
+    int_to_float="{x}.astype(jnp.result_type(float))",
     as_array="jnp.asarray({x})",
     as_tensor="jnp.asarray({x}, dtype={dtype})",
     float_dtype_default="jnp.float32",

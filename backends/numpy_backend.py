@@ -225,6 +225,7 @@ TARGET = Target(
     is_float="np.issubdtype({x}.dtype, np.floating)",
     is_int="np.issubdtype({x}.dtype, np.integer)",
     is_bool="{x}.dtype == np.bool_",
+    int_to_float="{x}.astype(np.float64)",
     as_array="np.asarray({x})",
     as_tensor="np.asarray({x}, dtype={dtype})",
     float_dtype_default="np.float64",

@@ -127,6 +127,12 @@ def _all_reduce(c):
 
 
 ALL_GATHER = '''
+# torch 2.13 deprecates all_gather_into_tensor for all_gather_single (absent before 2.13)
+_gather_single = getattr(torch.distributed, "all_gather_single", None) or getattr(
+    torch.distributed, "all_gather_into_tensor"
+)
+
+
 class _AllGather(torch.autograd.Function):
     """Every rank's x, concatenated along `dim` in rank order. Backward: each rank's rows get
     the sum over ranks of their gradients (every rank used them)."""
@@ -137,7 +143,7 @@ class _AllGather(torch.autograd.Function):
         rows = x.movedim(dim, 0).contiguous()  # rank r's row i lands at r * n + i
         world = torch.distributed.get_world_size(group)
         out = rows.new_empty((world * rows.shape[0], *rows.shape[1:]))
-        torch.distributed.all_gather_into_tensor(out, rows, group=group)
+        _gather_single(out, rows, group=group)
         return out.movedim(0, dim)
 
     @staticmethod
@@ -195,16 +201,22 @@ SHARD = ShardTarget(
 )
 
 IDS_OUT_OF_RANGE = '''
-def _ids_out_of_range(i, n):
-    """Whether class ids i fall outside [0, n): one host sync. Skipped where the values do not
-    exist: meta tensors, torch.compile traces (a data-dependent branch would break the graph),
-    and functorch transforms (torch.func.vmap), whose value reads raise RuntimeError."""
+def _ids_out_of_range(i, n, host=None):
+    """Whether class ids i fall outside [0, n): one host sync on the CPU, where it is free. On
+    an accelerator a device-side assert instead (no sync, nothing to wait for per step; a bad id
+    stops the stream with this message, where the gather would have read out of bounds).
+    Skipped where the values do not exist: meta tensors, torch.compile traces (a data-dependent
+    branch would break the graph), and functorch transforms (torch.func.vmap), whose value
+    reads raise RuntimeError."""
     if i.numel() == 0 or i.is_meta or torch.compiler.is_compiling():
         return False
-    try:
-        lo, hi = torch.stack(torch.aminmax(i)).tolist()
-    except RuntimeError:
+    if torch._C._functorch.is_functorch_wrapped_tensor(i):
         return False
+    if not (i.device.type == "cpu" if host is None else host):
+        ok = ((i >= 0) & (i < n)).all()
+        torch._assert_async(ok, f"lossdsl: class ids outside [0, {n}) (check_indices=False: none)")
+        return False
+    lo, hi = torch.stack(torch.aminmax(i)).tolist()
     return lo < 0 or hi >= n
 '''
 
@@ -666,6 +678,7 @@ TARGET = Target(
     is_float="{x}.is_floating_point()",
     is_int="(not {x}.is_floating_point() and not {x}.is_complex() and {x}.dtype != torch.bool)",
     is_bool="{x}.dtype == torch.bool",
+    int_to_float="{x}.to(torch.get_default_dtype())",
     as_array=None,
     as_tensor="torch.as_tensor({x}, dtype={dtype})",
     float_dtype_default="torch.get_default_dtype()",

@@ -228,9 +228,10 @@ class Spec:
     ):
         """The loss fused with the final linear layer: fn(h, W, *other inputs, bias=None,
         **params, reduction=...) computes the spec on logits = h @ W.T + bias (h [N, ..., D],
-        W [V, D], bias [V] or None) without holding the [N, ..., V] logits at once. By default V-chunk by V-chunk through the spec's
-        chunk plan (Cut Cross-Entropy's schedule: backward recomputes each slice); with
-        rows=R in blocks of R batch rows over the whole V, each block's gradient taken at once
+        W [V, D], bias [V] or None) without holding the [N, ..., V] logits at once. By
+        default V-chunk by V-chunk through the spec's chunk plan (Cut Cross-Entropy's
+        schedule: backward recomputes each slice); with rows=R in blocks of R batch rows over
+        the whole V, each block's gradient taken at once
         (Liger-Kernel's schedule: no recomputation). Row blocks need a loss that reads its
         logits row by row and adds them up in one sum or mean (lossdsl/schedules/rowplan.py);
         anything else is a LossError here that names the construct (`chunk_refusal(rows=True)`)."""

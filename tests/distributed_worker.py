@@ -71,8 +71,13 @@ def rel(got, want) -> float:
 
 
 def torch_rank(rank: int, world: int, port: int, out: str) -> None:
+    import warnings
+
     import torch.distributed as dist
 
+    # a deprecated collective (torch 2.13: all_gather_into_tensor -> all_gather_single) fails
+    # the run instead of warning in users' logs
+    warnings.filterwarnings("error", message=".*deprecated.*", category=FutureWarning)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:

@@ -184,3 +184,71 @@ def test_numpy_scalar_params_compute_like_python_numbers_on_torch():
     torch.testing.assert_close(want, torch.tensor([0.0, 2.0, 5.0], dtype=torch.float64))
     for pa in (np.asarray(-0.25), np.float32(-0.25), np.float64(-0.25)):
         torch.testing.assert_close(fn(u, pa=pa, reduction="none"), want)
+
+
+# ---- integer data for float inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", TARGETS)
+def test_integer_tensors_for_float_inputs_are_promoted_on_every_spec(backend):
+    """Every float input of every spec, given as an int64 tensor (a uint8 image, 0/1 labels as
+    longs), computes what the same integers given as the framework's default float compute
+    (torch.get_default_dtype(), jax's default float, float64 in the numpy reference): the
+    generated check promotes it as torch and numpy's type promotion make x * 1.0. Before: an
+    InputError "must be float" (kornia's total_variation takes uint8 images; torch's
+    BCEWithLogitsLoss refuses long targets, a common stumble)."""
+    from helpers import call, random_inputs, sizes_for
+
+    from lossdsl.equiv import float_inputs
+
+    sizes = {"B": 3, "C": 4, "D": 3, "V": 2, "K": 3, "S": (3, 2), "N": 3, "M": 3, "L": 3, "T": 4}
+    import jax.numpy as jnp
+
+    fdt = {
+        "torch": str(torch.get_default_dtype()).removeprefix("torch."),
+        "jax": str(jnp.result_type(float)),
+        "numpy": "float64",
+    }[backend]
+    checked = 0
+    for name in lossdsl.list_specs():
+        spec = lossdsl.load(name)
+        fn = spec.compile(backend)
+        data = random_inputs(spec, sizes_for(spec, sizes), np.random.default_rng(0))
+        floats = [k for k in float_inputs(spec) if k in data]
+        if not floats:
+            continue
+        # small integers: exact in every float dtype; a domain (x > 0) may reject 0, so the
+        # integers keep the sign of the drawn values and are at least 1 in magnitude
+        ints = {
+            k: np.where(data[k] < 0, -1, 1) * np.maximum(np.abs(np.round(data[k])), 1)
+            for k in floats
+        }
+        as_int = {**data, **{k: v.astype(np.int64) for k, v in ints.items()}}
+        as_float = {**data, **ints}
+        try:
+            want = call(backend, fn, as_float, fdt)
+        except lossdsl.LossError:
+            continue  # integers outside this spec's domain (a probability): nothing to compare
+        got = call(backend, fn, as_int, fdt)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
+        checked += 1
+    assert checked > 150
+
+
+def test_the_accelerator_class_id_check_is_a_device_side_assert_with_the_message():
+    """On an accelerator the generated check must not read the ids back to the host (a sync
+    per step): it is torch._assert_async, which on CUDA fails the stream later with the
+    message and costs nothing when the ids are valid. The helper takes host=False to run that
+    branch here: on the CPU, _assert_async raises at once, with the same message. (No GPU on
+    this machine: the no-sync property itself is torch's contract for _assert_async.)"""
+    from backends.torch_backend import IDS_OUT_OF_RANGE
+
+    ns = {"torch": torch}
+    exec(IDS_OUT_OF_RANGE, ns)  # the helper text every generated torch module carries
+    check = ns["_ids_out_of_range"]
+    assert check(torch.tensor([0, 4, 2]), 5, host=False) is False
+    with pytest.raises(RuntimeError, match=r"class ids outside \[0, 5\)"):
+        check(torch.tensor([0, 7, 2]), 5, host=False)
+    assert check(torch.tensor([0, 7]), 5) is True and check(torch.tensor([0, 4]), 5) is False
+    src = lossdsl.load("cross_entropy").source("torch")
+    assert "_assert_async" in src and "def _ids_out_of_range(i, n, host=None)" in src

@@ -163,6 +163,9 @@ class Guards:
                 self.line(f"{x} = {t.as_array.format(x=x)}")
             kind = "index" if ty.of is not None else ty.dtype
             test = {"float": t.is_float, "int": t.is_int, "index": t.is_int, "bool": t.is_bool}
+            if kind == "float" and t.int_to_float:
+                self.line(f"if {t.is_int.format(x=x)}:")
+                self.line(f"{x} = {t.int_to_float.format(x=x)}", 2)
             self.line(f"if not {test[kind].format(x=x)}:")
             self.line(
                 f"raise LossInputError(f\"{self.label}: input '{d.var.name}' must be {ty}, "

@@ -84,7 +84,7 @@ class Names:
         | {"eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals"}
         | {"locals", "vars", "breakpoint", "input", "exit", "quit", "help", "type", "object"}
         # sharded modules (ShardTarget): the world size, the rank and the helpers
-        | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ"}
+        | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ", "_gather_single"}
         # the targets' module-level helpers (Target.helpers)
         | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
         | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref", "_CustomGrad"}

@@ -169,6 +169,9 @@ class Target:
     broadcast: str  # "{x}", "{shape}"
     device: str | None = None  # "{x}" -> its device, for tensors created inside
     float_cast: str | None = None  # numpy computes in float64 whatever comes in
+    # An integer tensor passed for a float input ({x}: a uint8 image) becomes the framework's
+    # default float, as its type promotion would make it in x * 1.0; None: refused
+    int_to_float: str | None = None
     # Precision policy: float16/bfloat16 inputs are computed in float32, the result is returned
     # in the input's dtype. `is_half` tests an input, `upcast` lifts it, `out_cast` casts back.
     is_half: str | None = None

@@ -26,7 +26,7 @@ from reference.sigmoid_focal_torchvision import sigmoid_focal_loss as tv_sigmoid
 from reference.soft_bce_smp import smp_soft_bce_with_logits
 from torch_helpers import assert_same, compiled, gen, randn
 
-from lossdsl.errors import InputError
+import lossdsl
 
 # Peer test cases left out, with the reason (also in docs/peers/conventions.md).
 EXCLUDED = {
@@ -36,10 +36,6 @@ EXCLUDED = {
     ),
     "kornia tests/losses/test_total_variation.py::test_tv_on_invalid_types": (
         "argument-type errors of kornia's Python API (lists, ints), not loss math"
-    ),
-    "kornia tests/losses/test_total_variation.py::test_tv_on_constant_int (as an int tensor)": (
-        "the spec's input is float[B, C, H, W]: lossdsl refuses an integer tensor (InputError, "
-        "tested below); the case runs on the image converted with .double(), which is exact"
     ),
     "all-ignored batch of F.cross_entropy (NaN)": (
         "documented difference: the spec gives 0 with zero gradient (specs/cross_entropy.loss)"
@@ -682,7 +678,7 @@ def test_tv_kornia_golden_4d(x, expected):
 def test_tv_kornia_golden_reduction(reduction, expected):
     """kornia test_tv_reduction: the 5 x 5 meshgrid of arange(5) -> sum 20, mean 1."""
     grid, _ = torch.meshgrid([torch.arange(5), torch.arange(5)], indexing="ij")
-    x = grid.double()[None, None]
+    x = grid[None, None]  # int64, as kornia's test
     out = compiled("tv")(x, normalize=reduction == "mean", reduction="none")
     assert out.item() == expected
 
@@ -690,24 +686,30 @@ def test_tv_kornia_golden_reduction(reduction, expected):
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
 def test_tv_integer_images_as_kornia(dtype):
     """kornia widens an integer image before differencing (uint8 -> int16: no wrap-around) and
-    returns integers for 'sum', floats for 'mean'. The spec's input is float: converting the image
-    with .double() is exact and gives kornia's values; the integer tensor itself is refused."""
+    returns integers for 'sum', floats for 'mean'. The spec takes the integer tensor itself: a
+    float input promotes an integer tensor to the default float (float32 here, as torch's type
+    promotion), so no wrap-around either; the values are kornia's (exact: sums of at most
+    2 * 4 * 5 differences of 8-bit values fit float32's 24 bits)."""
     hi = 127 if dtype == torch.int8 else 255
     x = torch.randint(0 if dtype == torch.uint8 else -hi, hi, (2, 3, 4, 5), generator=gen(44))
     x = x.to(dtype)
     fn = compiled("tv")
     s = kornia.losses.total_variation(x)
     assert not s.is_floating_point()
-    torch.testing.assert_close(fn(x.double(), normalize=False, reduction="none"), s.double())
-    m = kornia.losses.total_variation(x, reduction="mean").double()
-    torch.testing.assert_close(fn(x.double(), reduction="none"), m, rtol=1e-6, atol=0)
-    with pytest.raises(InputError, match="float"):
-        fn(x, reduction="none")
+    got = fn(x, normalize=False, reduction="none")
+    assert got.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(got, s.to(got.dtype), rtol=0, atol=0)
+    m = kornia.losses.total_variation(x, reduction="mean")
+    torch.testing.assert_close(fn(x, reduction="none").double(), m.double(), rtol=1e-6, atol=0)
+    # the same promotion on every backend: jax (its default float) and the numpy reference
+    for backend in ("jax", "numpy"):
+        out = lossdsl.load("tv").compile(backend)(x.numpy(), normalize=False, reduction="none")
+        np.testing.assert_array_equal(np.asarray(out, dtype=np.float64), s.double().numpy())
 
 
 def test_tv_constant_int_is_zero():
     """kornia test_tv_on_constant_int: 2 * ones(2, 3, 4, 5) as int32, 'mean' -> zeros [2, 3]."""
     x = (2 * torch.ones(2, 3, 4, 5)).to(torch.int32)
-    out = compiled("tv")(x.double(), reduction="none")
+    out = compiled("tv")(x, reduction="none")
     assert torch.equal(out, torch.zeros(2, 3))
     assert torch.equal(kornia.losses.total_variation(x, reduction="mean"), torch.zeros(2, 3))
