@@ -46,6 +46,9 @@ VALUE_AT_0 = {"batch_dice": np.zeros(5), "jaccard_metric": 0.0, "tcm": 0.0}
 VALUE_AT_0["spectral_convergence"] = np.nan
 # cl_dice: the batch's sums are 0, Tprec = Tsens = smooth / smooth = 1, 1 - 2 * 1 / 2 = 0
 VALUE_AT_0["cl_dice"] = 0.0
+# histogram (PML HistogramLoss): one scalar over the batch's triplets, 0 when there is none
+# (PML's zero loss for a batch without a positive and a negative pair)
+VALUE_AT_0["histogram"] = 0.0
 # At B = 1 there is no off-diagonal pair (the estimators divide by B(B-1) or take its log) and
 # no unbiased variance (vicreg's ddof=1 and B - 1 covariance denominator): InputError.
 RAISE_AT_1 = {"align_uniform", "mi_dv", "mi_js", "mi_nwj", "mi_smile", "vicreg"}

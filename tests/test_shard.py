@@ -63,13 +63,14 @@ def test_a_rank_whose_targets_are_all_ignored_still_gets_the_global_mean():
     x, y = rng.standard_normal((8, 5)), rng.integers(0, 5, 8)
     y[:4] = -100
     data = {"logits": x, "target": y}
-    want = ref.evaluate(spec.program(frozenset({"weight"})), data, {}, "mean")
-    shard = spec.sharded_program("B", frozenset({"weight"}))
+    absent = frozenset({"weight", "keep"})
+    want = ref.evaluate(spec.program(absent), data, {}, "mean")
+    shard = spec.sharded_program("B", absent)
     got = ref.evaluate_sharded(shard, data, {}, "mean", world=2)
     assert got[0] == pytest.approx(want, rel=1e-12) and got[1] == pytest.approx(want, rel=1e-12)
     # the per-rank means: rank 0 has none (0 by the spec's empty policy), rank 1 the true one
     per_rank = [
-        ref.evaluate(spec.program(frozenset({"weight"})), {"logits": x[s], "target": y[s]}, {})
+        ref.evaluate(spec.program(absent), {"logits": x[s], "target": y[s]}, {})
         for s in (slice(0, 4), slice(4, 8))
     ]
     assert np.mean(per_rank) == pytest.approx(want / 2, rel=1e-12)
@@ -88,16 +89,27 @@ def test_batch_dice_sums_over_the_global_batch():
 
 
 def test_the_collectives_a_contrastive_loss_needs():
-    """info_nce: the primed side is gathered, eye(B, B') offset by the rank, the mean global."""
-    ops = [e.op for e in lossdsl.load("info_nce").sharded_program("B").eqns]
+    """info_nce: the primed side is gathered, eye(B, B') offset by the rank, the mean global.
+    Without labels its mean's weights are the absent labels' constant 1, whose sum is B (known
+    on every rank, no collective); with labels the labels are gathered too and the weights
+    (each anchor's positive count) are summed across ranks."""
+    spec = lossdsl.load("info_nce")
+    ops = [e.op for e in spec.sharded_program("B", frozenset({"labels"})).eqns]
     assert ops.count("all_gather") == 1 and "shard_eye" in ops and "eye" in ops
     assert ops.count("all_reduce") == 1 and ops.count("shard_result") == 2
+    ops = [e.op for e in spec.sharded_program("B").eqns]
+    assert ops.count("all_gather") == 2 and ops.count("all_reduce") == 2
 
 
 def test_a_per_sample_loss_needs_one_all_reduce_per_reduction():
-    prog = lossdsl.load("focal").sharded_program("B")
-    assert [e.op for e in prog.eqns].count("all_reduce") == 1  # the sum; the mean divides it
-    assert not any(e.op == "all_gather" for e in prog.eqns)
+    for name in ("poly1", "sigmoid_focal", "huber"):
+        prog = lossdsl.load(name).sharded_program("B")
+        # the sum; the mean divides it by the global size of B
+        assert [e.op for e in prog.eqns].count("all_reduce") == 1, name
+        assert not any(e.op == "all_gather" for e in prog.eqns)
+    # focal's mean is over the targets that are not ignore_index: their count is summed too
+    prog = lossdsl.load("focal").sharded_program("B", frozenset({"weight"}))
+    assert [e.op for e in prog.eqns].count("all_reduce") == 2
 
 
 ERRORS = {

@@ -168,10 +168,12 @@ def missing_function_hint(name: str, imported: list[str]) -> str:
     specs by spelling (difflib), else where the function table is."""
     from lossdsl.resolve import shipped_spec_names  # resolve lowers specs: import at call time
 
-    if name in FOREIGN:
-        return f"lossdsl writes {name} as `{FOREIGN[name]}`"
+    spec = f"to call the shipped spec '{name}', add `import {name}` at the top of the file"
+    if name in FOREIGN:  # clip: numpy's clip or the CLIP loss
+        also = f"; {spec}" if name in shipped_spec_names() else ""
+        return f"lossdsl writes {name} as `{FOREIGN[name]}`{also}"
     if name in shipped_spec_names():
-        return f"to call the shipped spec '{name}', add `import {name}` at the top of the file"
+        return spec
     close = difflib.get_close_matches(name, sorted(set(FUNCTIONS) | set(imported)), n=3, cutoff=0.6)
     if close:
         return "the closest lossdsl functions: " + ", ".join(close)

@@ -173,6 +173,26 @@ def _gather_fill(rw, e):
     return _constant(rw, t, f.attr("value"), bool(f.attr("absent")))
 
 
+def _sum_fill(rw, e):
+    """sum(fill(v), over=all its dims) = v * the product of their sizes: no tensor, and no
+    collective when a dim is sharded (the size of B is known on every rank; a weighted mean
+    by an absent weight's fill needed an all_reduce of its count)."""
+    f = rw.producer(e.args[0], "fill") if e.op == "sum" else None
+    if f is None or e.out.type.dims or e.out.type.dtype not in ("float", "int"):
+        return None
+    dims = f.out.type.dims
+    if not dims or set(e.attr("over") or ()) != set(dims) or any(d.variadic for d in dims):
+        return None
+    n = rw.emit("size", (), (("dim", dims[0]),))
+    for d in dims[1:]:
+        n = rw.emit("mul", (n, rw.emit("size", (), (("dim", d),))))
+    if e.out.type.dtype == "float":
+        n = rw.emit("to_float", (n,))
+    v = f.attr("value")
+    out = n if v == 1 else rw.emit("mul", (Lit(v, TensorType(e.out.type.dtype)), n))
+    return out if out.type == e.out.type else None
+
+
 def _where_const(rw, e):
     if e.op == "where" and isinstance(e.args[0], Lit):
         return _same(e, e.args[1] if e.args[0].value else e.args[2])
@@ -312,6 +332,12 @@ SIMPLIFY_RULES: tuple[Row, ...] = (
         "gathering from a constant, or sorting one (an absent mask), gives the constant",
         _gather_fill,
         ("gather", "take_along"),
+    ),
+    Row(
+        "sum(fill(v)) -> v * size",
+        "a constant summed over all its dims is a count times it (no tensor, no collective)",
+        _sum_fill,
+        ("sum",),
     ),
     Row(
         "where(true, a, b) -> a", "a constant condition picks one branch", _where_const, ("where",)
