@@ -68,6 +68,17 @@ def inline_spec(expr: str, task: str, params: dict) -> Spec:
     return parse(text, "<inline>")
 
 
+def _write(path: str, text: str) -> None:
+    """-o PATH: its folders made as needed; a path that cannot be written is a LossError."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise LossError(
+            f"cannot write {path}: {e.strerror or e}", None, "pass -o a writable file path"
+        ) from None
+
+
 def _load(target: str) -> Spec:
     return load(target)
 
@@ -82,7 +93,7 @@ def cmd_compile(a) -> int:
         raise LossError("compile needs a SPEC or -e EXPR", None, "e.g. lossdsl compile focal")
     src = spec.source(a.backend, shard=a.shard, **params)
     if a.output:
-        Path(a.output).write_text(src)
+        _write(a.output, src)
     else:
         sys.stdout.write(src)
     return 0
@@ -162,8 +173,7 @@ def cmd_docs(a) -> int:
 
     text = specs_markdown()
     if a.output:
-        Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.output).write_text(text)
+        _write(a.output, text)
     else:
         sys.stdout.write(text)
     return 0
@@ -194,10 +204,51 @@ def cmd_equiv(a) -> int:
     return 0 if ok else 1
 
 
+# each subcommand's examples, shown by `lossdsl CMD --help`
+EXAMPLES = {
+    "compile": """examples:
+  lossdsl compile focal --backend jax
+  lossdsl compile focal --backend torch --param gamma=0 -o build/focal_torch.py
+  lossdsl compile -e "ce + eps*(1-pt)" --task classification --param eps=1
+  lossdsl compile cross_entropy --shard B --backend jax""",
+    "check": """examples:
+  lossdsl check my_loss.loss
+  lossdsl check specs/*.loss""",
+    "ir": """examples:
+  lossdsl ir focal
+  lossdsl ir focal --after stabilize --param gamma=0""",
+    "list": """examples:
+  lossdsl list
+  lossdsl list | grep dice""",
+    "show": """examples:
+  lossdsl show focal""",
+    "plot": """examples:
+  lossdsl plot focal cross_entropy --param gamma=0,1,2 -o focal.png
+  lossdsl plot hinge --over margin""",
+    "latex": """examples:
+  lossdsl latex focal""",
+    "docs": """examples:
+  lossdsl docs -o docs/specs.md""",
+    "equiv": """examples:
+  lossdsl equiv focal kd
+  lossdsl equiv        (every shipped spec)""",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lossdsl import __version__
+
     p = argparse.ArgumentParser(prog="lossdsl", description="Loss functions as typed expressions.")
+    p.add_argument("--version", action="version", version=f"lossdsl {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compile", help="print the generated module for a backend")
+
+    def add(name: str, **kw):
+        kw.setdefault("description", kw.get("help"))
+        return sub.add_parser(
+            name, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter, **kw
+        )
+
+    c = add("compile", help="print the generated module for a backend")
     c.add_argument("spec", nargs="?", help="shipped spec name or path to a .loss file")
     c.add_argument("-e", "--expr", help="an inline loss expression, e.g. 'ce + eps*(1-pt)'")
     c.add_argument("--task", choices=sorted(TASK_HEADERS), help="the inputs of an inline loss")
@@ -210,10 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="split DIM (the batch) across devices: torch.distributed / jax shard_map code",
     )
     c.set_defaults(fn=cmd_compile)
-    k = sub.add_parser("check", help="parse and type-check; every error with carets")
+    k = add("check", help="parse and type-check; every error with carets")
     k.add_argument("specs", nargs="+")
     k.set_defaults(fn=cmd_check)
-    i = sub.add_parser("ir", help="print the typed IR")
+    i = add("ir", help="print the typed IR")
     i.add_argument("spec")
     i.add_argument(
         "--after",
@@ -222,14 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--param", action="append", metavar="NAME=VALUE")
     i.set_defaults(fn=cmd_ir)
-    lst = sub.add_parser("list", help="the shipped specs")
+    lst = add("list", help="the shipped specs")
     lst.set_defaults(fn=cmd_list)
-    s = sub.add_parser("show", help="signature, params, formula and citation of a spec")
+    s = add("show", help="signature, params, formula and citation of a spec")
     s.add_argument("name")
     s.set_defaults(fn=cmd_show)
-    pl = sub.add_parser(
-        "plot", help="a loss and its derivative along p_t, a margin or a similarity"
-    )
+    pl = add("plot", help="a loss and its derivative along p_t, a margin or a similarity")
     pl.add_argument("names", nargs="+")
     pl.add_argument(
         "--over",
@@ -240,16 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--param", action="append", metavar="NAME=V1,V2", help="values to sweep")
     pl.add_argument("-o", "--output", default="loss.png")
     pl.set_defaults(fn=cmd_plot)
-    lx = sub.add_parser("latex", help="the spec's formula as LaTeX, rendered from its IR")
+    lx = add("latex", help="the spec's formula as LaTeX, rendered from its IR")
     lx.add_argument("name")
     lx.set_defaults(fn=cmd_latex)
-    d = sub.add_parser("docs", help="the catalog of shipped specs as markdown")
+    d = add("docs", help="the catalog of shipped specs as markdown")
     d.add_argument("-o", "--output", help="write here (e.g. docs/specs.md)")
     d.set_defaults(fn=cmd_docs)
-    e = sub.add_parser("equiv", help="cross-backend equivalence of values and gradients")
+    e = add("equiv", help="cross-backend equivalence of values and gradients")
     e.add_argument("specs", nargs="*")
     e.set_defaults(fn=cmd_equiv)
     return p
+
+
+# the frameworks a subcommand may import, and the extra that installs each
+EXTRAS = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "matplotlib": "plot"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +315,22 @@ def main(argv: list[str] | None = None) -> int:
     except LossError as e:
         print(e.render(), file=sys.stderr)
         return 1
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(
+            f"error: lossdsl {args.cmd} needs {top}, which is not installed\n"
+            f"hint: pip install 'lossdsl[{EXTRAS[top]}]'",
+            file=sys.stderr,
+        )
+        return 1
+    except BrokenPipeError:  # `lossdsl list | head`: the reader left; nothing more to say
+        # Python flushes stdout at exit and would raise again: point it at devnull
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -315,3 +315,50 @@ def test_zero_valued_params_take_a_specialized_variant():
     np.testing.assert_allclose(
         traced(0.3), F.cross_entropy(x, y, label_smoothing=0.3).item(), rtol=1e-12
     )
+
+
+# ---- the command line around the compiler --------------------------------------------------
+
+
+def test_cli_version_and_every_subcommand_has_help_with_examples():
+    from lossdsl.cli import EXAMPLES, build_parser
+
+    r = run("-m", "lossdsl", "--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"lossdsl {lossdsl.__version__}"
+    subs = build_parser()._subparsers._group_actions[0].choices
+    assert set(subs) == set(EXAMPLES)  # a new subcommand needs its examples
+    for name in subs:
+        r = run("-m", "lossdsl", name, "--help")
+        assert r.returncode == 0 and "examples:\n  lossdsl " + name in r.stdout, name
+
+
+def test_cli_output_problems_are_messages_not_tracebacks(tmp_path):
+    """-o into a folder that does not exist yet makes it; a path that cannot be written, a
+    reader that leaves early (`lossdsl list | head`), a non-UTF-8 spec and a missing framework
+    are one-line errors with a hint (each was a traceback before)."""
+    out = tmp_path / "new" / "dir" / "focal.py"
+    r = run("-m", "lossdsl", "compile", "focal", "-o", str(out))
+    assert r.returncode == 0 and "def focal(" in out.read_text()
+    (tmp_path / "file").write_text("")
+    r = run("-m", "lossdsl", "compile", "focal", "-o", str(tmp_path / "file" / "x.py"))
+    assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    head = subprocess.run(
+        f"{sys.executable} -m lossdsl list | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert head.stdout.count("\n") == 1 and head.stderr == "", head.stderr
+    bad = tmp_path / "bad.loss"
+    bad.write_bytes(b"loss f(x: float[B]) { \xff }\n")
+    r = run("-m", "lossdsl", "check", str(bad))
+    assert r.returncode == 1 and "UTF-8" in r.stderr and "Traceback" not in r.stderr
+    # jax made unimportable in the child: equiv needs it
+    code = (
+        "import sys; sys.modules['jax'] = None; from lossdsl.cli import main; "
+        "sys.exit(main(['equiv', 'focal']))"
+    )
+    r = run("-c", code)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "needs jax" in r.stderr and "pip install 'lossdsl[jax]'" in r.stderr
