@@ -128,9 +128,10 @@ def _all_reduce(c):
 
 ALL_GATHER = '''
 # torch 2.13 deprecates all_gather_into_tensor for all_gather_single (absent before 2.13)
-_gather_single = getattr(torch.distributed, "all_gather_single", None) or getattr(
-    torch.distributed, "all_gather_into_tensor"
-)
+def _gather_single(out, rows, group):
+    if hasattr(torch.distributed, "all_gather_single"):
+        return torch.distributed.all_gather_single(out, rows, group=group)
+    return torch.distributed.all_gather_into_tensor(out, rows, group=group)
 
 
 class _AllGather(torch.autograd.Function):
@@ -697,6 +698,10 @@ TARGET = Target(
     is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",
+    # under autocast a loss returns float32, as torch's built-in losses do (meta tensors have no
+    # autocast state: asking raises)
+    out_dtype="(torch.float32 if not {x}.is_meta and torch.is_autocast_enabled({x}.device.type)"
+    " else {x}.dtype)",
     shard=SHARD,
     library_calls=True,
     split_steps="{x}.unbind({axis})",

@@ -4,7 +4,7 @@ of every shipped spec, in their sharded forms, and in the backends' helper templ
 and the set is the one recorded in tests/compat_symbols.txt. A new framework release that
 removes or moves a symbol fails here (run the suite against it); a change that starts using a
 new symbol fails here too, until the symbol, checked to exist in the oldest supported release
-(pyproject.toml: torch >= 2.3, jax >= 0.7), is added to the file. Deprecated names with a
+(pyproject.toml: torch >= 2.4, jax >= 0.7), is added to the file. Deprecated names with a
 replacement go through a shim in the generated code (all_gather_single, torch 2.13)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RECORD = Path(__file__).resolve().parent / "compat_symbols.txt"
 # a dotted name after a word boundary, not an attribute of something else (x.torch...)
 NAME = re.compile(r"(?<![\w.])((?:torch|jnp|jax|np)(?:\.[A-Za-z_]\w*)+)")
 ROOTS = {"torch": "torch", "jnp": "jax.numpy", "jax": "jax", "np": "numpy"}
-# the names a shim looks up with getattr, present in some releases only
+# the names a shim checks with hasattr, present in some releases only
 OPTIONAL = {"torch.distributed.all_gather_single", "torch.distributed.all_gather_into_tensor"}
 
 
@@ -58,5 +58,5 @@ def test_every_framework_name_the_generated_code_uses_resolves_and_is_recorded()
     recorded = set(RECORD.read_text().split())
     assert used == recorded, (
         f"new: {sorted(used - recorded)}; gone: {sorted(recorded - used)} "
-        "(check a new name exists in torch 2.3 / jax 0.7, then record it)"
+        "(check a new name exists in torch 2.4 / jax 0.7, then record it)"
     )

@@ -36,6 +36,9 @@ RAISE_AT_0 = {
     "vicreg": "mean over (B, D), var over B",
     "vne": "sum over N / size(N)",
     "stft_loss": "mean over (B, frames, bins) of the log-magnitude L1",
+    # PML returns its zero loss for an empty batch; the per-proxy logsumexp over B has none
+    "proxy_anchor": "logsumexp over B for each proxy",
+    "psnr": "mean over (B, *S) of the squared error (kornia: NaN, mse of no entry)",
 }
 # Batch statistics made only of sums and declared-empty means: a value at B = 0 (by hand:
 # batch_dice 1 - (0 + s) / (0 + s) = 0 per class; jaccard_metric: no class present, its masked

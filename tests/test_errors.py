@@ -157,10 +157,15 @@ def test_every_foreign_spelling_points_at_a_lossdsl_form():
     spelling must itself be a lossdsl function."""
     from lossdsl.lower import FUNCTIONS
     from lossdsl.lower.functions import FOREIGN
+    from lossdsl.resolve import shipped_spec_names
 
+    specs = set(shipped_spec_names())
     for name, spelled in FOREIGN.items():
         assert name not in FUNCTIONS, name
-        assert _unknown_call_hint(name) == f"lossdsl writes {name} as `{spelled}`"
+        # a shipped spec of that name (clip) is named in the hint too
+        also = f"; to call the shipped spec '{name}', add `import {name}` at the top of the file"
+        want = f"lossdsl writes {name} as `{spelled}`" + (also if name in specs else "")
+        assert _unknown_call_hint(name) == want
         if spelled.isidentifier():
             assert spelled in FUNCTIONS, (name, spelled)
 

@@ -36,6 +36,7 @@ TRIGGERS = {
     "fill(1) * x -> x": "w * x",
     "fill(v)[i] -> fill(v)": "w[i] * sum(x, over=C) + sort(w, over=C, by=x)",
     "where(true, a, b) -> a": "where(true, x, y)",
+    "sum(fill(v)) -> v * size": "sum(w, over=C) * x + sum(v - 2.5, over=C)",
     "repeat(0, init) -> init": "repeat(0, init=x) (r) { r * y }",
     "x^2 -> x*x": "x^2",
     "where(c, 1, 0) -> float(c)": "where(x > 0, w, 0.0) * x",

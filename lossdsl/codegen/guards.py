@@ -176,7 +176,7 @@ class Guards:
                 self.line(f"{x} = {t.float_cast.format(x=x)}")
             if ty.dtype == "float" and t.upcast:
                 if fdt is None:
-                    self.line(f"odt = {x}.dtype")
+                    self.line(f"odt = {t.out_dtype.format(x=x)}")
                     self.odt = True
                 self.line(f"if {t.is_half.format(x=x)}:")
                 self.line(f"{x} = {t.upcast.format(x=x)}", 2)

@@ -177,6 +177,9 @@ class Target:
     is_half: str | None = None
     upcast: str | None = None
     out_cast: str | None = None
+    # the dtype the result is cast back to ({x}: the first float input); torch under autocast
+    # returns float32, as its own losses (autocast's fp32 list) do
+    out_dtype: str = "{x}.dtype"
     # Index range check ({i}: index tensor, {n}: its dim's size): true when a value is outside
     # [0, n). Empty tensors and traced values (jax.jit) are skipped.
     index_out_of_range: str | None = None

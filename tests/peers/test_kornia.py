@@ -3,13 +3,21 @@
 New specs: kl_div_2d, js_div_2d, psnr, inverse_depth_smoothness, hausdorff_er, hausdorff_er_3d.
 Shipped specs checked against kornia: charbonnier, cauchy, geman_mcclure, welsch, tv, focal,
 sigmoid_focal, tversky, dice, lovasz_hinge, lovasz_softmax, ssim (docs/peers/kornia.md maps each
-kornia loss to its spec and params).
+kornia loss to its spec and params). dice's average / weight / ignore_index, tversky's
+only_present, lovasz_softmax's weight and sigmoid_focal's pos_weight / weight reproduce kornia's
+dice_loss (micro, macro with absent classes), tversky_loss (absent classes, ignore_index),
+lovasz_softmax_loss(weight=) and binary_focal_loss_with_logits(pos_weight=, weight=).
 
 Golden values are transcribed from kornia's own tests, kornia/kornia tag v0.9.0rc1 (commit
-3695153f40186723662fc229e81566ee1a8cdf4d; tests/losses/ and kornia/losses/ are identical at the
-repository's head, and kornia/losses there is the installed 0.9.0 code), tests/losses/*.py: each
-table names its file. Every case is also run against installed kornia itself, values and
-gradients in float64.
+3695153f40186723662fc229e81566ee1a8cdf4d; tests/losses/ is identical at the repository's head),
+tests/losses/*.py: each table names its file. Every case is also run against installed kornia
+itself, values and gradients in float64. The installed 0.9.0's kornia/losses/dice.py,
+tversky.py, lovasz_softmax.py and focal.py differ from rc1's: dice's macro mean covers the
+present classes and its micro weights enter the intersection once, tversky is per present
+class; the three rc1 goldens that hold rc1's code (test_dice.py test_averaging_macro and the
+non-binary micro case of test_weight, test_tversky.py test_ignore_index) are checked as rc1's
+and against installed kornia (test_dice_goldens_of_kornia_rc1_that_changed,
+test_tversky_ignore_index).
 """
 
 from __future__ import annotations
@@ -34,25 +42,18 @@ EXCLUDED = {
         "argument validation of kornia's Python API (types, ranks, devices): not loss math"
     ),
     "test_*.py::test_dynamo / test_module": "torch.compile and nn.Module wrappers of the same call",
-    "test_dice.py::test_averaging_micro, test_weight, test_averaging_macro (absent class)": (
-        "kornia's micro dice pools every class into one ratio and its macro dice averages over "
-        "the classes present in the target only (with class weights); the shipped dice averages "
-        "every class of every sample: no spec reproduces these (see MISMATCHES)"
+    "test_dice.py::test_gradcheck, test_tversky.py::test_gradcheck": (
+        "torch.autograd.gradcheck of kornia itself; its inputs (with -100 labels) are run here "
+        "against kornia, values and gradients in float64"
     ),
-    "test_tversky.py::test_all_zeros, test_ignore_index": (
-        "kornia averages the Tversky index over the classes present in the target and has "
-        "ignore_index; the shipped tversky averages every class (see MISMATCHES)"
+    "test_ssim.py (TestSSIMLoss, TestSSIM3DLoss), window sizes 5 and 3": (
+        "the ssim spec's window is 11 taps (blur's size is a literal); window 11 with "
+        "padding='same' and 'valid' is checked in tests/peers/test_kornia_image.py"
     ),
-    "test_focal_loss.py pos_weight / weight of binary_focal_loss_with_logits": (
-        "the shipped sigmoid_focal has no pos_weight or weight input"
-    ),
-    "test_lovaz_softmax.py::test_weight": "the shipped lovasz_softmax has no class weight input",
-    "test_ssim.py (TestSSIMLoss, TestSSIM3DLoss)": (
-        "window_size 5 and 11 with padding='same' on images smaller than 11: the shipped ssim is "
-        "an 11-tap 'valid' window; parity with kornia's padding='valid' is checked instead"
-    ),
-    "test_ssim.py (TestMS_SSIMLoss), test_mutual_information.py, test_mi_batch.py": (
-        "MS_SSIMLoss (MS-SSIM + L1 mix) and the mutual-information losses have no spec"
+    "test_ssim.py (TestMS_SSIMLoss) sigma lists (0.5, 1.3), (1.0, 3.3); test_mi_batch.py": (
+        "ms_ssim_l1 takes kornia's five- and three-sigma lists (blur's sigma is a literal), "
+        "checked in tests/peers/test_kornia_image.py; test_mi_batch.py fails on the installed "
+        "kornia itself (tests/peers/test_mi.py checks that); mutual information: test_mi.py"
     ),
     "test_hd.py::test_numeric (float64)": (
         "kornia itself marks float64 xfail ('Sometimes failing on float64'); the float32 golden "
@@ -479,7 +480,104 @@ def test_binary_focal_matches_kornia(alpha, gamma):
     torch.testing.assert_close(out, torch.zeros(1, 2))
 
 
-# ---- tversky, dice (every class present): tests/losses/test_tversky.py, test_dice.py ----------
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_focal_pos_weight_weight_golden(reduction):
+    """test_value_same_as_torch_bce_loss_pos_weight_weight: logits and soft labels rand(2, 3, 2),
+    pos_weight and weight rand(3, 1), alpha=None, gamma=0; its golden is
+    F.binary_cross_entropy_with_logits(pos_weight, weight). The [C, 1] weights are expanded to
+    the logits' shape for the spec (alpha < 0 disables the alpha weighting)."""
+    g = gen(18)
+    x, t = torch.rand(2, 3, 2, generator=g).double(), torch.rand(2, 3, 2, generator=g).double()
+    pw, w = torch.rand(3, 1, generator=g).double(), torch.rand(3, 1, generator=g).double()
+    fn = compiled("sigmoid_focal")
+
+    def ours(x):
+        return fn(x, t, pw.expand_as(x), w.expand_as(x), alpha=-1.0, gamma=0.0, reduction=reduction)
+
+    _cmp(
+        ours,
+        lambda x: F.binary_cross_entropy_with_logits(
+            x, t, pos_weight=pw, weight=w, reduction=reduction
+        ),
+        {"x": x},
+        wrt=["x"],
+    )
+    _cmp(
+        ours,
+        lambda x: KL.binary_focal_loss_with_logits(
+            x, t, alpha=None, gamma=0.0, reduction=reduction, pos_weight=pw, weight=w
+        ),
+        {"x": x},
+        wrt=["x"],
+    )
+
+
+@pytest.mark.parametrize("pos_weight", [None, (1.0, 2.0, 5.0)])
+@pytest.mark.parametrize("weight", [None, (0.2, 0.5, 0.8)])
+@pytest.mark.parametrize("alpha,gamma", [(0.8, 0.5), (0.25, 2.0)])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_focal_pos_weight_weight_matches_kornia(pos_weight, weight, alpha, gamma, reduction):
+    """test_shape_pos_weight_weight's settings (pos_weight (1, 2, 5), weight (0.2, 0.5, 0.8),
+    alpha 0.8, gamma 0.5) on binary targets, (2, 3, 2) and (2, 3, 4, 5) logits."""
+    for shape, seed in [((2, 3, 2), 19), ((2, 3, 4, 5), 20)]:
+        g = gen(seed)
+        x = torch.randn(*shape, generator=g).double() * 3
+        t = torch.randint(0, 2, shape, generator=g).double()
+        view = (3,) + (1,) * (len(shape) - 2)
+        pw = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float64)
+        w = None if weight is None else torch.tensor(weight, dtype=torch.float64)
+        kw = {}
+        if pw is not None:
+            kw["pos_weight"] = pw.view(view).expand(shape)
+        if w is not None:
+            kw["weight"] = w.view(view).expand(shape)
+        fn = compiled("sigmoid_focal")
+        _cmp(
+            lambda x: fn(x, t, alpha=alpha, gamma=gamma, reduction=reduction, **kw),
+            lambda x: KL.binary_focal_loss_with_logits(
+                x, t, alpha=alpha, gamma=gamma, reduction=reduction, pos_weight=pw, weight=w
+            ),
+            {"x": x},
+            wrt=["x"],
+        )
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 255])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_focal_ignore_index_matches_kornia(ignore_index, reduction):
+    """test_shape_ignore_index's settings (alpha 0.8, gamma 0.5, labels > 0.6 ignored): an
+    ignored element is 0 and still counts in kornia's mean, i.e. weight = keep and any target
+    in [0, 1] there."""
+    g = gen(21)
+    x = torch.randn(2, 3, 2, generator=g).double()
+    t = torch.randint(0, 2, (2, 3, 2), generator=g).double()
+    t[torch.rand(2, 3, 2, generator=g) > 0.6] = ignore_index
+    keep = t != ignore_index
+    fn = compiled("sigmoid_focal")
+    _cmp(
+        lambda x: fn(
+            x,
+            torch.where(keep, t, 0.0),
+            weight=keep.double(),
+            alpha=0.8,
+            gamma=0.5,
+            reduction=reduction,
+        ),
+        lambda x: KL.binary_focal_loss_with_logits(
+            x, t, alpha=0.8, gamma=0.5, reduction=reduction, ignore_index=ignore_index
+        ),
+        {"x": x},
+        wrt=["x"],
+    )
+
+
+# ---- tversky, dice: tests/losses/test_tversky.py, test_dice.py ---------------------------------
+# kornia.losses.dice_loss(average, eps, weight, ignore_index) = dice(smooth_nr=0, smooth_dr=eps,
+# weight, ignore_index, average=DICE_AVERAGE[average]); tversky_loss(alpha, beta, eps,
+# ignore_index) = tversky(onehot, mask=target != ignore_index, smooth_nr=0, smooth_dr=eps,
+# only_present=true).
+
+DICE_AVERAGE = {"micro": "micro", "macro": "present"}
 
 
 def _seg(b, c, h, w, seed):
@@ -489,28 +587,297 @@ def _seg(b, c, h, w, seed):
     return torch.randn(b, c, h, w, generator=g), t
 
 
-@pytest.mark.parametrize("alpha,beta", [(0.5, 0.5), (0.3, 0.7), (1.0, 1.0)])
-def test_tversky_matches_kornia(alpha, beta):
-    x, t = _seg(2, 3, 4, 5, seed=5)
-    oh = F.one_hot(t, 3).movedim(-1, 1).double()
+def _ragged(b, c, h, w, seed, ignore_index):
+    """Logits and labels with a class absent from sample 0, class 0 absent from sample 1, some
+    pixels of sample 1 ignored and (b >= 3) a sample whose pixels are all ignored."""
+    x, t = _seg(b, c, h, w, seed)
+    t[0] = t[0].clamp(max=c - 2)
+    t[1] = t[1].clamp(min=1)
+    if ignore_index is not None:
+        t[1, :, 0] = ignore_index
+        t[2:] = ignore_index
+    return x.double(), t
+
+
+def _dice(average, eps=1e-8, weight=None, ignore_index=-100):
+    """(ours, kornia's) dice losses of (x, t) for kornia's settings."""
+    fn = compiled("dice", average=DICE_AVERAGE[average])
+    kw = {} if weight is None else {"weight": weight}
+    ii = -100 if ignore_index is None else ignore_index  # no class id is negative
+
+    def ours(x, t):
+        return fn(x, t, smooth_nr=0.0, smooth_dr=eps, ignore_index=ii, **kw)
+
+    def ref(x, t):
+        return KL.dice_loss(
+            x, t, average=average, eps=eps, weight=weight, ignore_index=ignore_index
+        )
+
+    return ours, ref
+
+
+def _tversky(alpha, beta, eps=1e-8, ignore_index=-100):
     fn = compiled("tversky")
-    _cmp(
-        lambda x: fn(x, oh, alpha=alpha, beta=beta, smooth_nr=0.0, smooth_dr=1e-8),
-        lambda x: KL.tversky_loss(x, t, alpha, beta),
-        {"x": x},
-        wrt=["x"],
+
+    def ours(x, t):
+        keep = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+        oh = F.one_hot(torch.where(keep, t, 0), x.shape[1]).movedim(-1, 1).to(x.dtype)
+        return fn(
+            x,
+            oh,
+            mask=keep,
+            alpha=alpha,
+            beta=beta,
+            smooth_nr=0.0,
+            smooth_dr=eps,
+            only_present=True,
+        )
+
+    def ref(x, t):
+        return KL.tversky_loss(x, t, alpha, beta, eps=eps, ignore_index=ignore_index)
+
+    return ours, ref
+
+
+def _check(pair, x, t, golden=None, tol=1e-3):
+    """Ours against installed kornia (values and gradients, float64) and, where given, the
+    golden of kornia's test with its own tolerance (assert_close(..., rtol=1e-3, atol=1e-3))."""
+    ours, ref = pair
+    _cmp(lambda x: ours(x, t), lambda x: ref(x, t), {"x": x}, wrt=["x"])
+    if golden is not None:
+        torch.testing.assert_close(
+            ours(x, t), torch.as_tensor(golden, dtype=torch.float64).squeeze(), rtol=tol, atol=tol
+        )
+
+
+def _all_zeros():
+    """test_all_zeros of test_dice.py and test_tversky.py (golden 0)."""
+    x = torch.zeros(2, 3, 1, 2, dtype=torch.float64)
+    x[:, 0], x[:, 1], x[:, 2] = 10.0, 1.0, 1.0
+    return x, torch.zeros(2, 1, 2, dtype=torch.int64)
+
+
+def _ignore(ignore_index):
+    """test_ignore_index of test_dice.py and test_tversky.py."""
+    x = torch.zeros(2, 2, 1, 4, dtype=torch.float64)
+    x[:, 0, :, 0] = 100.0
+    x[:, 1, :, 1:] = 100.0
+    t = torch.zeros(2, 1, 4, dtype=torch.int64)
+    t[..., 2:] = ignore_index
+    return x, t
+
+
+def _weighted():
+    """test_weight of test_dice.py: 4 samples of labels [0, 1, 2, 2], predicted [0, 2, 2, 2]."""
+    x = torch.zeros(4, 3, 1, 4, dtype=torch.float64)
+    x[:, 0, :, 0] = 100.0
+    x[:, 2, :, 1:] = 100.0
+    return x, torch.tensor([0, 1, 2, 2]).expand((4, 1, -1))
+
+
+E1, E10 = math.exp(1.0), math.exp(10.0)
+
+
+def _averaging(shape):
+    """test_averaging_micro ((1, 2, 4, 1)) / test_averaging_macro ((1, 2, 1, 4)): kornia's test
+    scores one logit map against two label maps (rc1 broadcast them); installed kornia 0.9.0
+    requires equal batch sizes, so the map is repeated (both samples are the same)."""
+    x = torch.zeros(shape, dtype=torch.float64)
+    x.view(2, 4)[0, :3], x.view(2, 4)[0, 3] = 10.0, 1.0
+    x.view(2, 4)[1, :3], x.view(2, 4)[1, 3] = 1.0, 10.0
+    return x.expand(2, -1, -1, -1).contiguous(), torch.zeros(2, *shape[2:], dtype=torch.int64)
+
+
+# (average, inputs, kornia kwargs, golden): test_dice.py's cases with their goldens
+DICE_GOLDENS = (
+    [
+        pytest.param("micro", _all_zeros(), {"ignore_index": -100}, 0.0, id="all_zeros-100"),
+        pytest.param("micro", _all_zeros(), {"ignore_index": None}, 0.0, id="all_zeros-None"),
+        # expected_intersection = (3 e^10 + e^1) / (e^1 + e^10), expected_cardinality = 8
+        pytest.param(
+            "micro",
+            _averaging((1, 2, 4, 1)),
+            {},
+            1.0 - 2.0 * (3.0 * E10 + E1) / (E1 + E10) / (8.0 + 1e-8),
+            id="averaging_micro",
+        ),
+        pytest.param("micro", _ignore(-100), {"ignore_index": -100}, 0.5, id="ignore_index-100"),
+        pytest.param("micro", _ignore(255), {"ignore_index": 255}, 0.5, id="ignore_index255"),
+    ]
+    + [
+        pytest.param(
+            avg,
+            _weighted(),
+            {"weight": torch.tensor(w, dtype=torch.float64)},
+            golden,
+            id=f"weight-{avg}-{name}",
+        )
+        for avg in ["micro", "macro"]
+        for name, w, golden in [
+            ("class0_correct", [1.0, 0.0, 0.0], 0.0),
+            ("class1_wrong", [0.0, 1.0, 0.0], 1.0),
+            ("class2_partial", [0.0, 0.0, 1.0], 1.0 / 5.0),
+        ]
+    ]
+    + [
+        pytest.param(
+            "macro",
+            _weighted(),
+            {"weight": torch.tensor([0.3, 0.7, 0.0], dtype=torch.float64)},
+            0.7,
+            id="weight-macro-non_binary",
+        )
+    ]
+)
+
+
+@pytest.mark.parametrize("average,inputs,kw,golden", DICE_GOLDENS)
+def test_dice_goldens(average, inputs, kw, golden):
+    x, t = inputs
+    _check(_dice(average, **kw), x, t, golden)
+
+
+@pytest.mark.parametrize("average", ["micro", "macro"])
+def test_dice_weight_extra_class_is_unweighted(average):
+    """test_weight 'ignore class 3': a 4th class of zero logits and weight 0 gives kornia's
+    unweighted loss (its golden is dice_loss without weight, installed kornia here)."""
+    x, t = _weighted()
+    x4 = torch.cat([x, x.new_zeros((4, 1, 1, 4))], dim=1)
+    ours, _ = _dice(average, weight=torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        ours(x4, t), KL.dice_loss(x, t, average=average), rtol=1e-10, atol=1e-12
     )
+    _check(_dice(average, weight=torch.tensor([1.0, 1.0, 1.0, 0.0]).double()), x4, t)
 
 
-def test_dice_macro_matches_kornia_when_every_class_is_present():
+def test_dice_goldens_of_kornia_rc1_that_changed():
+    """Two goldens of kornia rc1's test_dice.py hold rc1's code, not installed kornia 0.9.0's:
+    test_averaging_macro averages the absent class 2 in (rc1's macro mean over every class; 0.9.0
+    averages the present classes: its expected_loss_1 alone), and test_weight's non-binary micro
+    case squares the weights in the intersection (rc1's micro weighted both factors; 0.9.0 weighs
+    it once). The spec reproduces both rc1 goldens with the settings that mean what rc1 computed
+    (average="all"; none for the squared weights) and installed kornia with kornia's mapping."""
+    x, t = _averaging((1, 2, 1, 4))
+    inter1 = (3.0 * E10 + E1) / (E1 + E10)
+    card1, card2 = 4.0 + inter1, (E10 + 3.0 * E1) / (E1 + E10)
+    loss1, loss2 = 1.0 - 2.0 * inter1 / (card1 + 1e-8), 1.0 - 0.0 / (card2 + 1e-8)
+    rc1 = torch.tensor((loss1 + loss2) / 2.0, dtype=torch.float64)
+    every = compiled("dice")(x, t, smooth_nr=0.0, smooth_dr=1e-8)
+    torch.testing.assert_close(every, rc1, rtol=1e-3, atol=1e-3)
+    _check(_dice("macro"), x, t, golden=loss1)  # installed kornia: the present class only
+    # test_weight, non-binary micro: 1 - 2 (w0 tp0 + w1 tp1)^2 / (w0 (2 tp0 + fnfp0) + ...)
+    x, t = _weighted()
+    w = torch.tensor([0.3, 0.7, 0.0], dtype=torch.float64)
+    tp0, fnfp0, tp1, fnfp1 = 1, 0, 0, 1  # argmax [0, 2, 2, 2] against labels [0, 1, 2, 2]
+    rc1 = 1 - 2 * (0.3 * tp0 + 0.7 * tp1) ** 2 / (0.3 * (2 * tp0 + fnfp0) + 0.7 * (2 * tp1 + fnfp1))
+    pair = _dice("micro", weight=w)
+    _check(pair, x, t)
+    assert abs(pair[1](x, t).item() - rc1) > 0.3
+
+
+@pytest.mark.parametrize("average", ["micro", "macro"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_index", [-100, 255, None])
+@pytest.mark.parametrize("eps", [1e-8, 0.0])
+def test_dice_matches_kornia(average, weighted, ignore_index, eps):
+    """Absent classes, ignored pixels and a sample with every pixel ignored (loss 1, zero
+    gradient, at eps = 0 too), with and without class weights (one of them 0): test_gradcheck's
+    ignored labels (-100) and test_ignore_index's 255; 2 x 21 x 32 x 32 logits take installed
+    kornia's one-hot-free CPU path (2**15 values or more)."""
+    x, t = _ragged(3, 4, 5, 6, seed=13, ignore_index=ignore_index)
+    w = torch.tensor([0.5, 2.0, 0.0, 1.0], dtype=torch.float64) if weighted else None
+    _check(_dice(average, eps, w, ignore_index), x, t)
+
+
+@pytest.mark.parametrize("average", ["micro", "macro"])
+def test_dice_matches_kornia_cpu_path(average):
+    x, t = _ragged(3, 21, 32, 32, seed=14, ignore_index=-100)
+    w = torch.rand(21, generator=gen(15), dtype=torch.float64)
+    assert x.numel() >= 2**15
+    ours, ref = _dice(average, weight=w)
+    _cmp(lambda x: ours(x, t), lambda x: ref(x, t), {"x": x}, wrt=["x"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, None])
+def test_tversky_all_zeros_golden(ignore_index):
+    x, t = _all_zeros()
+    _check(_tversky(0.5, 0.5, ignore_index=ignore_index), x, t, golden=0.0)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 255])
+def test_tversky_ignore_index(ignore_index):
+    """test_ignore_index: kornia rc1's golden 1/2 is rc1's Tversky index pooled over the classes
+    (its tp = sum p_true over the kept pixels); installed kornia 0.9.0 computes it per present
+    class (class 0: tp 1, fp 0, fn 1, index 2/3): the spec is checked against installed kornia."""
+    x, t = _ignore(ignore_index)
+    pair = _tversky(0.5, 0.5, ignore_index=ignore_index)
+    _check(pair, x, t)
+    assert abs(pair[1](x, t).item() - 0.5) > 0.1
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.5, 0.5), (0.3, 0.7), (1.0, 1.0), (0.5, 0.05)])
+@pytest.mark.parametrize("ignore_index", [-100, 255, None])
+@pytest.mark.parametrize("eps", [1e-8, 0.0])
+def test_tversky_matches_kornia(alpha, beta, ignore_index, eps):
+    """test_gradcheck / test_dynamo settings ((0.5, 0.05)), absent classes, ignored pixels and an
+    all-ignored sample (loss 1, zero gradient)."""
+    x, t = _ragged(3, 4, 5, 6, seed=16, ignore_index=ignore_index)
+    _check(_tversky(alpha, beta, eps, ignore_index), x, t)
+
+
+def test_every_class_present_needs_no_knob():
+    """With every class present in every sample and no ignored pixel, kornia's macro dice and
+    tversky are the specs' defaults (every class averaged)."""
     x, t = _seg(2, 3, 4, 5, seed=6)
-    fn = compiled("dice")
+    oh = F.one_hot(t, 3).movedim(-1, 1).double()
     _cmp(
-        lambda x: fn(x, t, smooth_nr=0.0, smooth_dr=1e-8),
+        lambda x: compiled("dice")(x, t, smooth_nr=0.0, smooth_dr=1e-8),
         lambda x: KL.dice_loss(x, t, average="macro"),
         {"x": x},
         wrt=["x"],
     )
+    _cmp(
+        lambda x: compiled("tversky")(x, oh, alpha=0.3, beta=0.7, smooth_nr=0.0, smooth_dr=1e-8),
+        lambda x: KL.tversky_loss(x, t, 0.3, 0.7),
+        {"x": x},
+        wrt=["x"],
+    )
+
+
+def test_absent_class_matches_kornia():
+    """The case docs/peers/kornia.md listed as a mismatch (class 2 absent from both samples): the
+    defaults (every class averaged) differ from kornia by more than 0.05; average="present" /
+    only_present=true reproduce it."""
+    x, t = _seg(2, 3, 4, 5, seed=6)
+    t = t.clamp(max=1)
+    x = x.double()
+    d_every = compiled("dice")(x, t, smooth_nr=0.0, smooth_dr=1e-8)
+    assert abs(d_every.item() - KL.dice_loss(x, t, average="macro").item()) > 0.05
+    _check(_dice("macro"), x, t)
+    oh = F.one_hot(t, 3).movedim(-1, 1).double()
+    tv_every = compiled("tversky")(x, oh, smooth_nr=0.0, smooth_dr=1e-8)
+    assert abs(tv_every.item() - KL.tversky_loss(x, t, 0.5, 0.5).item()) > 0.05
+    _check(_tversky(0.5, 0.5), x, t)
+
+
+def test_dice_tversky_knobs_jax_numpy():
+    """average / only_present / weight / ignore_index on the other backends, against torch."""
+    x, t = _ragged(3, 4, 5, 6, seed=17, ignore_index=-100)
+    w = torch.tensor([0.5, 2.0, 0.0, 1.0], dtype=torch.float64)
+    keep = t != -100
+    oh = F.one_hot(torch.where(keep, t, 0), 4).movedim(-1, 1).double()
+    for backend, tol in [("jax", 1e-5), ("numpy", 1e-10)]:  # jax computes in float32
+        for avg in ["all", "present", "micro"]:
+            want = compiled("dice", average=avg)(x, t, w, smooth_dr=1e-8, reduction="none")
+            got = compiled("dice", backend, average=avg)(
+                x.numpy(), t.numpy(), w.numpy(), smooth_dr=1e-8, reduction="none"
+            )
+            np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=tol, atol=tol)
+        want = compiled("tversky")(x, oh, mask=keep, only_present=True, reduction="none")
+        got = compiled("tversky", backend)(
+            x.numpy(), oh.numpy(), mask=keep.numpy(), only_present=True, reduction="none"
+        )
+        np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=tol, atol=tol)
 
 
 # ---- lovasz: tests/losses/test_lovaz_hinge.py, test_lovaz_softmax.py --------------------------
@@ -544,6 +911,39 @@ def test_lovasz_softmax_matches_kornia(c):
     torch.testing.assert_close(fn(pred, ones), torch.tensor(0.0), rtol=1e-3, atol=1e-3)
 
 
+def test_lovasz_softmax_weight_golden():
+    """test_weight: every pixel labelled 1, predicted 0 (class 0 absent), weight [1, 0]: 0.5
+    (kornia multiplies each class's loss by its weight and still divides by C)."""
+    pred = torch.zeros(2, 2, 1, 2, dtype=torch.float64)
+    pred[:, 0] = 100.0
+    labels = torch.ones(2, 1, 2, dtype=torch.int64)
+    w = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    fn = compiled("lovasz_softmax")
+
+    def ours(x):
+        return fn(x, labels, w, only_present=False)
+
+    torch.testing.assert_close(
+        ours(pred), torch.tensor(0.5, dtype=torch.float64), rtol=1e-3, atol=1e-3
+    )
+    _cmp(ours, lambda x: KL.lovasz_softmax_loss(x, labels, weight=w), {"x": pred}, wrt=["x"])
+
+
+@pytest.mark.parametrize("c", [2, 4])
+def test_lovasz_softmax_weight_matches_kornia(c):
+    g = gen(20 + c)
+    x, t = torch.randn(2, c, 3, 2, generator=g), torch.randint(0, c, (2, 3, 2), generator=g)
+    w = torch.rand(c, generator=g, dtype=torch.float64) * 2
+    w[0] = 0.0
+    fn = compiled("lovasz_softmax")
+    _cmp(
+        lambda x: fn(x, t, w, only_present=False),
+        lambda x: KL.lovasz_softmax_loss(x, t, weight=w),
+        {"x": x.double()},
+        wrt=["x"],
+    )
+
+
 # ---- ssim: tests/losses/test_ssim.py ------------------------------------------------------------
 
 
@@ -562,21 +962,6 @@ def test_ssim_valid_matches_kornia(max_val):
         rtol=1e-9,
         atol=1e-10,
     )
-
-
-# ---- what the shipped specs do not reproduce (listed in docs/peers/kornia.md) -------------------
-
-
-def test_mismatches_are_real():
-    """Failing cases of MISMATCHES in docs/peers/kornia.md: kornia's macro dice and Tversky average
-    over the classes present in the target; the shipped specs over every class."""
-    x, t = _seg(2, 3, 4, 5, seed=6)
-    t = t.clamp(max=1)  # class 2 absent
-    d_ours = compiled("dice")(x, t, smooth_nr=0.0, smooth_dr=1e-8)
-    assert abs(d_ours.item() - KL.dice_loss(x, t, average="macro").item()) > 0.05
-    oh = F.one_hot(t, 3).movedim(-1, 1).double()
-    tv_ours = compiled("tversky")(x, oh, smooth_nr=0.0, smooth_dr=1e-8)
-    assert abs(tv_ours.item() - KL.tversky_loss(x, t, 0.5, 0.5).item()) > 0.05
 
 
 def test_ssim3d_valid_matches_kornia():

@@ -13,6 +13,7 @@ docs/peers/monai.md)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import pytest
@@ -33,9 +34,6 @@ from monai.losses import (  # noqa: E402
 
 # MONAI test code that does not exercise loss math, or that the shipped specs do not cover
 EXCLUDED = {
-    "deform/test_bending_energy.py::test_shape[0, 1, 2, 5]": "3-D DDFs [1, 3, 5, 5, 5]: "
-    "bending_energy is the 2-D form (C = 2, [B, 2, H, W]); no 3-D spec shipped",
-    "deform/test_bending_energy.py::test_shape[4, 7]": "1-D DDFs [1, 1, 5]: the spec is 2-D",
     "deform/test_bending_energy.py::test_ill_shape": "ValueErrors on bad ranks/sizes/channels",
     "deform/test_bending_energy.py::test_ill_opts": "ValueError on a bad reduction",
     "test_unified_focal_loss.py::test_ill_shape": "ValueError on a 3-d input",
@@ -44,8 +42,6 @@ EXCLUDED = {
     "test_unified_focal_loss.py (newest stored, commit 05142ed2)": "its cases are for a newer "
     "AsymmetricUnifiedFocalLoss (use_softmax=, include_background=, multi-class) that the "
     "installed 1.6.1 does not have; the 1.6.1-era file (below) is transcribed instead",
-    "test_nacl_loss.py::test_result[2, 3, 6]": "kernel_ops='gaussian' (2-D sigma 1 and 0.5, "
-    "3-D): MONAI's GaussianFilter has erf-integrated taps, not blur()'s sampled ones; refused",
     "test_aucm_loss.py::test_invalid_version/imratio/input_shape/target_shape/"
     "insufficient_dimensions/shape_mismatch/non_binary_target": "ValueErrors (argument checks)",
     "test_aucm_loss.py::test_script_save": "TorchScript export",
@@ -93,26 +89,37 @@ def _onehot(y, c):
 
 # ---------------------------------------------------------------------------------------------
 # bending_energy: Project-MONAI/MONAI tests/losses/deform/test_bending_energy.py, stored commit
-# 0eb610ad4083386c53d7ad928a7a628f86a0875f, TEST_CASES 3 and 6 (0-based; the 2-D ones):
-# (MONAI args, pred, golden value). pred[b, c, h, w] = w^2 on a [1, 2, 5, 5] grid.
-def _w2(shape=(1, 2, 5, 5)):
-    return (torch.arange(0, 5)[None, None, None, :].expand(*shape) ** 2).to(torch.float64)
+# 0eb610ad4083386c53d7ad928a7a628f86a0875f, TEST_CASES 0 to 7 (0-based): (MONAI args, pred,
+# golden value). The 3-D cases (0, 1, 2, 5: [1, 3, 5, 5, 5]) run on bending_energy_3d, the 2-D
+# ones (3, 6: [1, 2, 5, 5]) on bending_energy, the 1-D ones (4, 7: [1, 1, 5]) on
+# bending_energy_1d. pred = 1 (case 0), the last coordinate (case 1) or its square (the rest).
+def _w2(shape=(1, 2, 5, 5), power=2):
+    idx = (None,) * (len(shape) - 1) + (slice(None),)
+    return (torch.arange(0, shape[-1])[idx].expand(*shape) ** power).to(torch.float64)
 
 
+_BE_BY_RANK = {3: "bending_energy_1d", 4: "bending_energy", 5: "bending_energy_3d"}
+_3D, _2D, _1D = (1, 3, 5, 5, 5), (1, 2, 5, 5), (1, 1, 5)
 BENDING_CASES = [
-    ({"normalize": False}, _w2(), 4.0),
-    ({"normalize": True}, _w2(), 100.0),
+    ({}, torch.ones(_3D, dtype=torch.float64), 0.0),
+    ({}, _w2(_3D, power=1), 0.0),
+    ({"normalize": False}, _w2(_3D), 4.0),
+    ({"normalize": False}, _w2(_2D), 4.0),
+    ({"normalize": False}, _w2(_1D), 4.0),
+    ({"normalize": True}, _w2(_3D), 100.0),
+    ({"normalize": True}, _w2(_2D), 100.0),
+    ({"normalize": True}, _w2(_1D), 100.0),
 ]
 
 
-@pytest.mark.parametrize("kw,pred,want", BENDING_CASES)
+@pytest.mark.parametrize("kw,pred,want", BENDING_CASES, ids=[f"case{i}" for i in range(8)])
 def test_bending_energy_monai_cases(kw, pred, want):
-    fn = lossdsl.load("bending_energy").compile("torch")
+    fn = lossdsl.load(_BE_BY_RANK[pred.ndim]).compile("torch")
     a, ga = _grads(lambda v: fn(v, **kw), pred)
     with _default_float64():
         b, gb = _grads(lambda v: BendingEnergyLoss(**kw)(v), pred)
-    np.testing.assert_allclose(a.numpy(), want, rtol=1e-5)
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(a.numpy(), want, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -134,6 +141,45 @@ def test_bending_energy_vs_monai(shape, normalize, reduction):
     assert a.shape == b.shape
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# the 1-D and 3-D specs beyond MONAI's table: random DDFs, the smallest grids (3 per axis: one
+# interior point), unequal sizes, every reduction, against the installed MONAI 1.6.1
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 3), (3, 1, 7), (1, 3, 3, 3, 3), (2, 3, 4, 5, 6), (1, 3, 6, 3, 4)]
+)
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_bending_energy_1d_3d_vs_monai(shape, normalize, reduction):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    fn = lossdsl.load(_BE_BY_RANK[len(shape)]).compile("torch")
+    a, ga = _grads(lambda v: fn(v, normalize=normalize, reduction=reduction), x)
+    with _default_float64(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MONAI's list indexing (torch deprecation)
+        mon = BendingEnergyLoss(normalize=normalize, reduction=reduction)
+        b, gb = _grads(lambda v: mon(v), x)
+    if reduction == "none":  # MONAI's [B, C, *(S-2)] map; the spec's [B, C] is its sum
+        assert b.shape == (*shape[:2], *(n - 2 for n in shape[2:]))
+        b = b.sum(tuple(range(2, b.ndim)))
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_bending_energy_1d_3d_affine_is_zero_and_jax():
+    fields = [_w2((2, 1, 6), power=1), _w2((1, 3, 6, 6, 6), power=1)]
+    for lin in fields:
+        assert float(lossdsl.load(_BE_BY_RANK[lin.ndim]).compile("torch")(lin)) == 0.0
+    rng = np.random.default_rng(4)
+    for shape in [(2, 1, 6), (2, 3, 4, 5, 3)]:
+        x = rng.normal(size=shape)
+        name = _BE_BY_RANK[len(shape)]
+        fn, j = lossdsl.load(name).compile("torch"), lossdsl.load(name).compile("jax")
+        for normalize in (False, True):
+            want = fn(torch.from_numpy(x), normalize=normalize, reduction="none").numpy()
+            assert want.shape == shape[:2]
+            got = np.asarray(j(x, normalize=normalize, reduction="none"))
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_bending_energy_affine_is_zero_and_jax():
@@ -600,6 +646,118 @@ def test_nacl_jax_matches_torch():
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
 
 
+# nacl with kernel_ops="gaussian": the same file and commit, TEST_CASES 2, 3 (2-D, sigma 1 and
+# 0.5, on the inputs above) and 6 (3-D, sigma 1, its own [1, 3, 4, 4, 4] inputs and targets),
+# on specs nacl_gaussian_2d / nacl_gaussian_3d: (MONAI args, inputs, targets, golden value;
+# MONAI's atol/rtol 1e-4). MONAI's taps and smoothing are float32: rtol 1e-7 against it.
+NACL_X3 = [
+    [
+        [[0.5977, 0.2767, 0.0591, 0.1675], [0.4835, 0.3778, 0.8406, 0.3065],
+         [0.6047, 0.2860, 0.9742, 0.2013], [0.9128, 0.8368, 0.6711, 0.4384]],
+        [[0.9797, 0.1863, 0.5584, 0.6652], [0.2272, 0.2004, 0.7914, 0.4224],
+         [0.5097, 0.8818, 0.2581, 0.3495], [0.1054, 0.5483, 0.3732, 0.3587]],
+        [[0.3060, 0.7066, 0.7922, 0.4689], [0.1733, 0.8902, 0.6704, 0.2037],
+         [0.8656, 0.5561, 0.2701, 0.0092], [0.1866, 0.7714, 0.6424, 0.9791]],
+        [[0.5067, 0.3829, 0.6156, 0.8985], [0.5192, 0.8347, 0.2098, 0.2260],
+         [0.8887, 0.3944, 0.6400, 0.5345], [0.1207, 0.3763, 0.5282, 0.7741]],
+    ],
+    [
+        [[0.8499, 0.4759, 0.1964, 0.5701], [0.3190, 0.1238, 0.2368, 0.9517],
+         [0.0797, 0.6185, 0.0135, 0.8672], [0.4116, 0.1683, 0.1355, 0.0545]],
+        [[0.7533, 0.2658, 0.5955, 0.4498], [0.9500, 0.2317, 0.2825, 0.9763],
+         [0.1493, 0.1558, 0.3743, 0.8723], [0.1723, 0.7980, 0.8816, 0.0133]],
+        [[0.8426, 0.2666, 0.2077, 0.3161], [0.1725, 0.8414, 0.1515, 0.2825],
+         [0.4882, 0.5159, 0.4120, 0.1585], [0.2551, 0.9073, 0.7691, 0.9898]],
+        [[0.4633, 0.8717, 0.8537, 0.2899], [0.3693, 0.7953, 0.1183, 0.4596],
+         [0.0087, 0.7925, 0.0989, 0.8385], [0.8261, 0.6920, 0.7069, 0.4464]],
+    ],
+    [
+        [[0.0110, 0.1608, 0.4814, 0.6317], [0.0194, 0.9669, 0.3259, 0.0028],
+         [0.5674, 0.8286, 0.0306, 0.5309], [0.3973, 0.8183, 0.0238, 0.1934]],
+        [[0.8947, 0.6629, 0.9439, 0.8905], [0.0072, 0.1697, 0.4634, 0.0201],
+         [0.7184, 0.2424, 0.0820, 0.7504], [0.3937, 0.1424, 0.4463, 0.5779]],
+        [[0.4123, 0.6227, 0.0523, 0.8826], [0.0051, 0.0353, 0.3662, 0.7697],
+         [0.4867, 0.8986, 0.2510, 0.5316], [0.1856, 0.2634, 0.9140, 0.9725]],
+        [[0.2041, 0.4248, 0.2371, 0.7256], [0.2168, 0.5380, 0.4538, 0.7007],
+         [0.9013, 0.2623, 0.0739, 0.2998], [0.1366, 0.5590, 0.2952, 0.4592]],
+    ],
+]  # fmt: skip
+NACL_T3 = [
+    [[0, 1, 0, 1], [1, 2, 1, 0], [2, 1, 1, 1], [1, 1, 0, 1]],
+    [[2, 1, 0, 2], [1, 2, 0, 2], [1, 0, 1, 1], [1, 1, 0, 0]],
+    [[1, 0, 2, 1], [0, 2, 2, 1], [1, 0, 1, 1], [0, 0, 2, 1]],
+    [[2, 1, 1, 0], [1, 0, 0, 2], [1, 0, 2, 1], [2, 1, 0, 1]],
+]
+NACL_GAUSSIAN_CASES = [
+    ({"classes": 3, "dim": 2, "kernel_ops": "gaussian"}, NACL_X, NACL_T, 1.1433),
+    ({"classes": 3, "dim": 2, "kernel_ops": "gaussian", "sigma": 0.5}, NACL_X, NACL_T, 1.1469),
+    ({"classes": 3, "dim": 3, "kernel_ops": "gaussian"}, NACL_X3, NACL_T3, 1.15035),
+]
+
+
+def _nacl_gaussian(kw, t):
+    kw = dict(kw)
+    dim = kw.pop("dim")
+    kw.pop("classes"), kw.pop("kernel_ops")
+    dist = kw.pop("distance_type", "l1")
+    fn = lossdsl.load(f"nacl_gaussian_{dim}d").compile("torch", distance=dist)
+    return lambda v: fn(v, t, **kw)  # sigma, alpha: the same names
+
+
+@pytest.mark.parametrize(
+    "kw,x,t,want", NACL_GAUSSIAN_CASES, ids=["case2_2d_sigma1", "case3_2d_sigma05", "case6_3d"]
+)
+def test_nacl_gaussian_monai_cases(kw, x, t, want):
+    x, t = _t([x]), torch.tensor([t])
+    a, ga = _grads(_nacl_gaussian(kw, t), x)
+    with _default_float64():
+        mon = NACLLoss(**kw)
+        b, gb = _grads(lambda v: mon(v, t), x)
+    np.testing.assert_allclose(a.numpy(), want, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-7)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-7, atol=1e-9)
+
+
+# beyond MONAI's table: random logits, 2-D and 3-D, images smaller and larger than the 9-tap
+# kernel of sigma 1, sigmas from 0.1 (one tap) to 1.3 (11 taps), both distances, alpha 0.3
+@pytest.mark.parametrize("shape", [(1, 3, 5, 6), (2, 2, 13, 12), (2, 4, 4, 3, 5)])
+@pytest.mark.parametrize("sigma", [0.1, 0.5, 1.0, 1.3])
+@pytest.mark.parametrize("distance_type", ["l1", "l2"])
+def test_nacl_gaussian_vs_monai(shape, sigma, distance_type):
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    kw = {"classes": shape[1], "dim": len(shape) - 2, "kernel_ops": "gaussian", "sigma": sigma,
+          "alpha": 0.3, "distance_type": distance_type}  # fmt: skip
+    a, ga = _grads(_nacl_gaussian(kw, t), x)
+    with _default_float64():
+        mon = NACLLoss(**kw)
+        b, gb = _grads(lambda v: mon(v, t), x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-7)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_nacl_gaussian_jax_matches_torch_and_sigma_range():
+    g = torch.Generator().manual_seed(3)
+    for shape in [(2, 3, 5, 4), (1, 3, 3, 4, 5)]:
+        x = torch.randn(*shape, generator=g, dtype=torch.float64)
+        t = torch.randint(0, 3, (shape[0], *shape[2:]), generator=g)
+        name = f"nacl_gaussian_{len(shape) - 2}d"
+        for dist in ("l1", "l2"):
+            want = lossdsl.load(name).compile("torch", distance=dist)(x, t, reduction="none")
+            assert want.shape == (shape[0], *shape[2:])
+            j = lossdsl.load(name).compile("jax", distance=dist)
+            got = np.asarray(j(x.numpy(), t.numpy(), reduction="none", sigma=0.7))
+            want = lossdsl.load(name).compile("torch", distance=dist)(
+                x, t, reduction="none", sigma=0.7
+            )
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+        fn = lossdsl.load(name).compile("torch")
+        for bad in (0.0, 1.375, -1.0):  # tails beyond 5 taps a side: a LossError, not a wrong value
+            with pytest.raises(lossdsl.LossError, match="sigma"):
+                fn(x, t, sigma=bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # aucm: Project-MONAI/MONAI tests/losses/test_aucm_loss.py, stored commit
 # 07376daf76f1405c3bfe57073e0714b40b3db676. Its loss-math tests (test_v1, test_v2, test_backward)
@@ -764,3 +922,152 @@ def test_gwdl_jax_matches_torch():
         j = lossdsl.load("generalized_wasserstein_dice").compile("jax", weighting=mode)
         got = np.asarray(j(x.numpy(), t.numpy(), m, reduction="none"))
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# DiceCELoss(label_smoothing=) on specs/dice_ce.loss. MONAI's test_dice_ce_loss.py (stored commit
+# dd3ca76e) has no label-smoothing case: its C > 1 settings (TEST_CASES 0, 3, 4, 5: to_onehot_y,
+# include_background=False, weight [1, 1] / [0, 1], lambda_ce 2, on its (2, 2, 3) input) run
+# with label_smoothing 0.1 and 0.6 against the installed MONAI 1.6.1, and random batches (index
+# and probability targets, class weights, 1-D and 2-D) for several smoothings.
+_DCE_X = [[[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]
+_DCE_X100 = [[[100.0, 100.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]
+_DCE_Y = [[[0.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]]]
+DCE_SMOOTH_CASES = [
+    ({"to_onehot_y": True}, _DCE_X),
+    ({"include_background": False, "to_onehot_y": True, "weight": [1.0, 1.0]}, _DCE_X100),
+    ({"include_background": False, "to_onehot_y": True, "weight": [1.0, 1.0], "lambda_dice": 1.0,
+      "lambda_ce": 2.0}, _DCE_X100),
+    ({"include_background": False, "to_onehot_y": True, "weight": [0.0, 1.0]}, _DCE_X100),
+]  # fmt: skip
+
+
+def _dice_ce_pair(kw, x, y_ids, y_probs=None):
+    """(spec closure, MONAI closure): MONAI's softmax=True with to_onehot_y (index ids) or a
+    C-channel probability target; the spec gets the one-hot / the probabilities."""
+    from monai.losses import DiceCELoss
+
+    kw = dict(kw)
+    onehot = kw.get("to_onehot_y", False)
+    c = x.shape[1]
+    params = {k: kw[k] for k in ("lambda_dice", "lambda_ce", "label_smoothing",
+                                 "include_background") if k in kw}  # fmt: skip
+    w = kw.get("weight")
+    if w is not None:
+        kw["weight"] = _t(w)
+    fn = lossdsl.load("dice_ce").compile(
+        "torch", activation="softmax", ce_target="index" if onehot else "probs"
+    )
+    y_spec = _onehot(y_ids, c) if onehot else y_probs
+    extra = [] if w is None else [_t(w)]
+    mon = DiceCELoss(softmax=True, **kw)
+    y_mon = y_ids if onehot else y_probs
+    return (lambda v: fn(v, y_spec, *extra, **params)), (lambda v: mon(v, y_mon))
+
+
+@pytest.mark.parametrize("ls", [0.1, 0.6])
+@pytest.mark.parametrize("kw,x", DCE_SMOOTH_CASES, ids=["case0", "case3", "case4", "case5"])
+def test_dice_ce_label_smoothing_monai_settings(kw, x, ls):
+    ours, theirs = _dice_ce_pair({**kw, "label_smoothing": ls}, _t(x), _t(_DCE_Y))
+    a, ga = _grads(ours, _t(x))
+    b, gb = _grads(theirs, _t(x))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 4, 6)])
+@pytest.mark.parametrize("ls", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("target", ["index", "probs"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dice_ce_label_smoothing_vs_monai(shape, ls, target, weighted):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, shape[1], (shape[0], 1, *shape[2:]), generator=g).to(torch.float64)
+    probs = torch.softmax(torch.randn(*shape, generator=g, dtype=torch.float64), 1)
+    kw = {"to_onehot_y": target == "index", "label_smoothing": ls}
+    if weighted:
+        kw["weight"] = [0.5, 1.0, 2.0, 1.5][: shape[1]]
+    ours, theirs = _dice_ce_pair(kw, x, ids, probs)
+    a, ga = _grads(ours, x)
+    b, gb = _grads(theirs, x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_dice_ce_label_smoothing_outside_0_1_is_a_param_error():
+    """torch's CrossEntropyLoss raises on label_smoothing outside [0, 1]: a ParamError here."""
+    x = torch.randn(1, 3, 4, dtype=torch.float64)
+    y = _onehot(torch.zeros(1, 1, 4), 3)
+    fn = lossdsl.load("dice_ce").compile("torch")
+    for bad in (-0.1, 1.5):
+        with pytest.raises(lossdsl.LossError, match="label_smoothing"):
+            fn(x, y, label_smoothing=bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# FocalLoss(use_softmax=True) on specs/focal.loss (no spec change: its weight, alpha and
+# ignore_index are MONAI's): MONAI's [B, C, *S] with to_onehot_y is focal(x.movedim(1, -1)
+# .reshape(-1, C), ids.reshape(-1)); MONAI's "mean" divides by B C |S| (the spec's mean over the
+# B |S| rows, divided by C), its "sum" sums the per-(b, c) means over S (the spec's sum / |S|).
+# include_background=False drops channel 0 before the softmax: focal on x[:, 1:] with the
+# background pixels ignored, its sum divided by B (C - 1) |S|. MONAI computes in float32
+# (input.float()): 1e-6 relative against the float64 spec. Random inputs against the installed
+# MONAI 1.6.1 (values and gradients).
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4, 6)])
+@pytest.mark.parametrize("alpha", [None, 0.25, [0.2, 0.3, 0.5, 0.1]])
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_focal_is_focal_spec(shape, alpha, gamma, weighted, reduction):
+    from monai.losses import FocalLoss
+
+    g = torch.Generator().manual_seed(9)
+    c = shape[1]
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, c, (shape[0], 1, *shape[2:]), generator=g)
+    w = [1.5, 0.5, 2.0, 1.0][:c] if weighted else None
+    a_vec = alpha[:c] if isinstance(alpha, list) else alpha
+    mon = FocalLoss(use_softmax=True, to_onehot_y=True, gamma=gamma, alpha=a_vec, weight=w,
+                    reduction=reduction)  # fmt: skip
+    fn = lossdsl.load("focal").compile("torch")
+    n_s = int(np.prod(shape[2:]))
+    # a per-class alpha vector is a class weight: the spec's weight, times MONAI's weight=
+    cw = torch.ones(c, dtype=torch.float64)
+    if w is not None:
+        cw = cw * _t(w)
+    if isinstance(a_vec, list):
+        cw = cw * _t(a_vec)
+    params = {"gamma": gamma, "alpha": a_vec if isinstance(a_vec, float) else -1.0}
+
+    def ours(v):
+        rows = v.movedim(1, -1).reshape(-1, c)
+        out = fn(rows, ids.reshape(-1), cw, reduction=reduction, **params)
+        return out / c if reduction == "mean" else out / n_s
+
+    a, ga = _grads(ours, x)
+    b, gb = _grads(lambda v: mon(v, ids), x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_softmax_focal_without_background_is_focal_spec(gamma):
+    from monai.losses import FocalLoss
+
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(2, 4, 3, 5, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, 4, (2, 1, 3, 5), generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mon = FocalLoss(use_softmax=True, to_onehot_y=True, include_background=False, gamma=gamma)
+        b, gb = _grads(lambda v: mon(v, ids), x)
+    fn = lossdsl.load("focal").compile("torch")
+
+    def ours(v):
+        rows = v[:, 1:].movedim(1, -1).reshape(-1, 3)
+        t = ids.reshape(-1) - 1  # background pixels: -1, ignored (their target row is all 0)
+        return fn(rows, t, ignore_index=-1, gamma=gamma, reduction="sum") / (2 * 3 * 15)
+
+    a, ga = _grads(ours, x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-5, atol=1e-8)

@@ -38,10 +38,6 @@ EXCLUDED = {
         "embedding_regularizer (LpRegularizer, ZeroMeanRegularizer): PML's regularizer mixin, "
         "added to any loss, not the pair loss; the cases run without it"
     ),
-    "test_margin_loss (learn_beta=True, num_classes=3)": (
-        "a per-class learnable beta needs a class-indexed beta input; the spec's beta is one "
-        "number (the (False, 3) case, whose betas are all equal, runs)"
-    ),
     "test_beta_datatype, is_not_none_if_condition (stats)": "attribute/record checks, no math",
     "test_histogram_loss test_assertion_raises": (
         "HistogramLoss's n_bins/delta consistency assert: the spec takes n_bins only"
@@ -584,3 +580,73 @@ def test_jax_matches_torch(name, kw, _x64):
     np.testing.assert_allclose(np.asarray(j_fn(ej, yj, **params)), out.item(), rtol=1e-10)
     gj = jax.grad(lambda v: j_fn(v, yj, **params))(ej)
     np.testing.assert_allclose(np.asarray(gj), g.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# ---- MarginLoss(num_classes=K, learn_beta=True): the per-class beta -----------------------------
+# test_margin_loss.py's fourth setting (learn_beta=True, num_classes=3; margin 0.1, nu 0.1, beta
+# 1, its 5 x 32 normalized embeddings and labels [0, 0, 1, 1, 2]) on pml_margin with beta = 1,
+# anchor_beta = PML's loss.beta[labels], per_class_beta = true; PML's betas are also set apart
+# (0.9, 1.1, 1.3) so that the class indexing shows, and random batches with the cosine distance
+# run too. Values, the embeddings' gradients and PML's beta.grad (through the indexing).
+def _per_class_case(emb, labels, betas, distance="lp", learn_beta=True, per_class=True):
+    kw = dict(margin=0.1, nu=0.1, beta=1, learn_beta=learn_beta, num_classes=3)
+    if distance == "cosine":
+        kw["distance"] = distances.CosineSimilarity()
+    pml = losses.MarginLoss(**kw)
+    if betas is not None:
+        with torch.no_grad():
+            pml.beta.copy_(torch.as_tensor(betas, dtype=pml.beta.dtype))
+    e = emb.clone().requires_grad_(True)
+    want = pml(e, labels)
+    wrt = [e, pml.beta] if learn_beta else [e]
+    gwant = torch.autograd.grad(want, wrt)
+    fn = _spec("pml_margin", "torch", (("distance", distance),))
+    e2 = emb.clone().requires_grad_(True)
+    bt = pml.beta.detach().clone().to(emb.dtype).requires_grad_(True)
+    got = fn(e2, labels, bt[labels], margin=0.1, nu=0.1, beta=1.0, learn_beta=learn_beta,
+             per_class_beta=per_class)  # fmt: skip
+    ggot = torch.autograd.grad(got, [e2, bt] if learn_beta else [e2])
+    torch.testing.assert_close(got, want.detach(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ggot, gwant, strict=True):
+        torch.testing.assert_close(a, b.to(a.dtype), rtol=1e-10, atol=1e-12)
+    return got
+
+
+@pytest.mark.parametrize("betas", [None, [0.9, 1.1, 1.3]], ids=["pml_init", "set_apart"])
+def test_margin_loss_per_class_beta_pml_case(betas):
+    _per_class_case(_emb("rand5x32"), L5, betas)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("distance,betas", [("lp", [0.9, 1.1, 1.3]), ("cosine", [0.3, 0.4, 0.5])])
+def test_margin_loss_per_class_beta_random(seed, distance, betas):
+    emb = torch.randn(12, 5, generator=gen(seed), dtype=torch.float64)
+    labels = torch.randint(0, 3, (12,), generator=gen(seed + 40))
+    _per_class_case(emb, labels, betas, distance)
+
+
+def test_margin_loss_per_class_beta_boundaries():
+    """No valid triplet (all labels distinct; one class): 0, as PML (PML's zero_losses)."""
+    emb = _emb("ang5")
+    for labels in (torch.arange(3), torch.zeros(3, dtype=torch.long)):
+        # learn_beta=False: PML returns zero_losses, its beta is not in the graph
+        assert _per_class_case(emb[:3], labels, None, learn_beta=False).item() == 0
+
+
+def test_margin_loss_learnable_scalar_beta_gradient():
+    """MarginLoss(learn_beta=True) without num_classes: anchor_beta = beta.expand(B) gives PML's
+    beta.grad (the regularizer nu * beta included)."""
+    emb = torch.randn(10, 4, generator=gen(8), dtype=torch.float64)
+    labels = torch.randint(0, 3, (10,), generator=gen(9))
+    pml = losses.MarginLoss(margin=0.2, nu=0.3, beta=1.1, learn_beta=True)
+    e = emb.clone().requires_grad_(True)
+    want = pml(e, labels)
+    ge, gb = torch.autograd.grad(want, [e, pml.beta])
+    bt = torch.tensor([1.1], dtype=torch.float64, requires_grad=True)
+    e2 = emb.clone().requires_grad_(True)
+    fn = _spec("pml_margin")
+    got = fn(e2, labels, bt.expand(10), margin=0.2, nu=0.3, beta=1.0, learn_beta=True)
+    ge2, gb2 = torch.autograd.grad(got, [e2, bt])
+    torch.testing.assert_close(got, want.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ge2, ge, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gb2, gb.to(torch.float64), rtol=1e-10, atol=1e-12)

@@ -52,7 +52,6 @@ EXCLUDED = {
         "the test builds an SGD optimizer only to zero the grads; the weight gradient itself "
         "is compared here"
     ),
-    "test_ranked_list_loss": "RankedListLoss: no spec shipped (not reached in the time given)",
     "test_soft_triple_loss float32 with centers_per_class > 1": (
         "the SparseCentersRegularizer term sqrt(2 - 2 cos) of near-coincident centers (11 per "
         "class in 2-D) is below float32's resolution: its gradient is rounding; the float64 "
