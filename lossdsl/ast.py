@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TypeAlias
 
+from lossdsl.meta import Meta
 from lossdsl.source import Span
 
 
@@ -243,6 +244,7 @@ class LossDef:
     span: Span | None = _span()
     name_span: Span | None = _span()
     fns: tuple[Input, ...] = ()  # function inputs (`critic: fn(...) -> ...`), after `inputs`
+    meta: Meta = field(default_factory=Meta)  # the docstring's field block (lossdsl/meta.py)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ class Module:
     doc: str | None
     imports: tuple[Import, ...]
     losses: tuple[LossDef, ...]
+    meta: Meta = field(default_factory=Meta)
     source: object = field(default=None, compare=False, repr=False)  # lossdsl.source.Source
 
 

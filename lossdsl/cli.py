@@ -119,22 +119,18 @@ def cmd_ir(a) -> int:
 
 def cmd_list(a) -> int:
     from lossdsl.compiler import chunk_refusal
+    from lossdsl.meta import first_sentence
 
     for name in list_specs():
         spec = load(name)
-        summary, cite = _summary(spec.doc)
+        # the spec's own fields (lossdsl/meta.py), not a guess at its docstring's lines
+        summary = spec.meta.summary or first_sentence(spec.doc)
+        cite = spec.meta.short_citation()
         # "chunks": schedule="chunked" runs it (lossdsl/schedules/plan.py); `lossdsl docs` says
         # why not
         tag = "chunks " if chunk_refusal(spec) is None else "       "
         print(f"{name:24s} {tag}{summary}" + (f"  [{cite}]" if cite else ""))
     return 0
-
-
-def _summary(doc: str) -> tuple[str, str]:
-    lines = [ln.strip() for ln in doc.splitlines() if ln.strip()]
-    summary = lines[0] if lines else ""
-    cite = next((ln for ln in lines if "arXiv" in ln or any(y in ln for y in ("19", "20"))), "")
-    return summary, cite if cite != summary else ""
 
 
 def cmd_show(a) -> int:
@@ -162,9 +158,10 @@ def cmd_show(a) -> int:
 
 
 def cmd_latex(a) -> int:
-    from lossdsl.latex import spec_latex
+    from lossdsl.latex import formula_lines, spec_latex
 
-    print(spec_latex(_load(a.name)))
+    spec = _load(a.name)
+    print("\n".join(formula_lines(spec)) if a.mathtext else spec_latex(spec))
     return 0
 
 
@@ -189,7 +186,15 @@ def cmd_plot(a) -> int:
                 f"--param takes NAME=V1,V2,..., got {item!r}", None, "--param gamma=0,1,2"
             )
         k, vs = item.split("=", 1)
-        sweeps[k.strip()] = [float(_parse_value(v)) for v in vs.split(",") if v.strip()]
+        values = [_parse_value(v) for v in vs.split(",") if v.strip()]
+        bad = [v for v in values if isinstance(v, str)]
+        if bad or not values:
+            raise LossError(
+                f"--param {k.strip()}: a sweep takes numbers, got {vs!r}",
+                None,
+                f"--param {k.strip()}=0,1,2",
+            )
+        sweeps[k.strip()] = [float(v) for v in values]
     for finding in plot(a.names, sweeps, a.output, over=a.over):
         print(f"note: {finding}")
     print(f"wrote {a.output}")
@@ -226,7 +231,8 @@ EXAMPLES = {
   lossdsl plot focal cross_entropy --param gamma=0,1,2 -o focal.png
   lossdsl plot hinge --over margin""",
     "latex": """examples:
-  lossdsl latex focal""",
+  lossdsl latex focal              (an aligned block: a paper, MathJax)
+  lossdsl latex focal --mathtext   (one formula a line: matplotlib's $...$)""",
     "docs": """examples:
   lossdsl docs -o docs/specs.md""",
     "equiv": """examples:
@@ -289,8 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--param", action="append", metavar="NAME=V1,V2", help="values to sweep")
     pl.add_argument("-o", "--output", default="loss.png")
     pl.set_defaults(fn=cmd_plot)
-    lx = add("latex", help="the spec's formula as LaTeX, rendered from its IR")
+    lx = add("latex", help="the spec's formula as LaTeX, rendered from the spec as written")
     lx.add_argument("name")
+    lx.add_argument(
+        "--mathtext",
+        action="store_true",
+        help="one formula per line, each parsed by matplotlib's mathtext (no cases, no aligned)",
+    )
     lx.set_defaults(fn=cmd_latex)
     d = add("docs", help="the catalog of shipped specs as markdown")
     d.add_argument("-o", "--output", help="write here (e.g. docs/specs.md)")

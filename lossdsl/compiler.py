@@ -16,10 +16,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lossdsl import ast
 from lossdsl.codegen import load_backend
-from lossdsl.compiled import _compiled
+from lossdsl.compiled import CompiledLoss, _compiled
 from lossdsl.errors import LossError, ParamError, UnknownName, did_you_mean, raise_all
 from lossdsl.ir import Program, format_program, verify
 from lossdsl.lower import Budget, _coerce, const_eval, lower_loss
@@ -49,6 +50,9 @@ from lossdsl.schedules.build import chunk_refusal as chunk_refusal  # isort: ski
 
 @dataclass(frozen=True)
 class ParamInfo:
+    """One declared param of a spec (`Spec.params`): its name, type, default (None where it
+    is required) and constraint as written."""
+
     name: str
     dtype: str  # float, int, bool or choice
     default: float | int | bool | str
@@ -74,6 +78,9 @@ class ParamInfo:
 
 @dataclass(frozen=True)
 class InputInfo:
+    """One declared input of a spec (`Spec.inputs`, `Spec.fns`): its name, its type as written
+    (`float[B, C]`), whether it may be left out, and its `where` domain."""
+
     name: str
     type: str
     optional: bool
@@ -82,9 +89,23 @@ class InputInfo:
 
 
 class Spec:
-    """A parsed and checked loss. Construction raises LossError listing every error."""
+    """A parsed and checked loss (what `lossdsl.load` and `lossdsl.parse` return).
+    Construction raises LossError listing every error.
 
-    def __init__(self, text: str, filename: str = "<string>"):
+    `name`, `doc`, `inputs` (InputInfo), `fns` (function inputs), `params` (ParamInfo) and
+    `default_reduction` describe it; `compile` makes the callable, `source` the standalone
+    module, `ir` the typed IR after a pass."""
+
+    name: str
+    doc: str
+    text: str
+    filename: str
+    inputs: tuple[InputInfo, ...]
+    fns: tuple[InputInfo, ...]
+    params: tuple[ParamInfo, ...]
+    default_reduction: str
+
+    def __init__(self, text: str, filename: str = "<string>") -> None:
         with deep_recursion():
             self._init(text, filename)
 
@@ -109,6 +130,8 @@ class Spec:
         assert full is not None
         self.name = loss.name
         self.doc = (loss.doc or module.doc or loss.name).strip()
+        # the docstring's field block (lossdsl/meta.py): the loss's own, else the file's
+        self.meta = loss.meta if loss.doc else module.meta
         decl = {d.var.name: d for d in full.inputs}
         self.inputs = tuple(
             InputInfo(
@@ -142,11 +165,11 @@ class Spec:
         opt = [i.name for i in self.inputs if i.optional]
         return [frozenset(c) for k in range(len(opt) + 1) for c in itertools.combinations(opt, k)]
 
-    def program(self, absent: frozenset[str] = frozenset(), **baked) -> Program:
+    def program(self, absent: frozenset[str] = frozenset(), **baked: Any) -> Program:
         """The optimized IR for one variant, with `baked` params folded in."""
         return _optimized(self, absent, _baked_key(self, baked))
 
-    def ir(self, after: str | None = None, **baked) -> str:
+    def ir(self, after: str | None = None, **baked: Any) -> str:
         """The IR as lowered (after=None) or after the named pass (`library`: what torch's
         source is emitted from)."""
         prog = bake(self._lowered(frozenset()), dict(_baked_key(self, baked)))
@@ -166,7 +189,7 @@ class Spec:
 
     # ---- code ------------------------------------------------------------------------
 
-    def source(self, backend: str, shard: str | None = None, **baked) -> str:
+    def source(self, backend: str, shard: str | None = None, **baked: Any) -> str:
         """The standalone Python module for `backend` (imports only its framework)."""
         backend = _check_backend(backend)
         return _source(self, backend, _baked_key(self, baked), self._shard(backend, shard))
@@ -177,8 +200,8 @@ class Spec:
         schedule: str = "plain",
         chunk: int = 8192,
         shard: str | None = None,
-        **baked,
-    ):
+        **baked: Any,
+    ) -> CompiledLoss:
         """A callable: fn(*inputs, **unbaked_params, reduction=...). Cached; it pickles (as
         its spec files, backend, baked params and schedule) and compiles again on load.
 
@@ -219,13 +242,15 @@ class Spec:
         self.sharded_program(dim)  # the errors, now
         return dim
 
-    def sharded_program(self, dim: str, absent: frozenset[str] = frozenset(), **baked):
+    def sharded_program(
+        self, dim: str, absent: frozenset[str] = frozenset(), **baked: Any
+    ) -> Program:
         """The program one rank runs with `dim` split across ranks (lossdsl/shard.py)."""
         return _sharded_cached(_key(self), absent, _baked_key(self, baked), dim)
 
     def compile_linear(
-        self, backend: str = "torch", chunk: int = 8192, rows: int | None = None, **baked
-    ):
+        self, backend: str = "torch", chunk: int = 8192, rows: int | None = None, **baked: Any
+    ) -> CompiledLoss:
         """The loss fused with the final linear layer: fn(h, W, *other inputs, bias=None,
         **params, reduction=...) computes the spec on logits = h @ W.T + bias (h [N, ..., D],
         W [V, D], bias [V] or None) without holding the [N, ..., V] logits at once. By
@@ -261,11 +286,23 @@ def _param_info(p: ast.Param) -> ParamInfo:
 
 
 def parse(text: str, filename: str = "<string>") -> Spec:
+    """A spec from its text: parsed, resolved and checked (every error at once, as a
+    `LossError`; `MultipleErrors` for several). `filename` is shown in the errors, and the
+    imports (`import focal`) are looked up beside it, then in the shipped library.
+
+        spec = lossdsl.parse("loss sq(x: float[B]) { x * x }")
+        fn = spec.compile("numpy")
+    """
     return Spec(text, filename)
 
 
 def load(name_or_path: str | Path) -> Spec:
-    """A shipped spec by name ("focal"), or a .loss file by path."""
+    """A shipped spec by name ("focal"; `list_specs()` names them all), or a .loss file by
+    path (a name ending in `.loss` or holding a `/`). An unknown name is an `UnknownName` with
+    the closest shipped names; an error in the file a `LossError`, as `parse`.
+
+        fn = lossdsl.load("focal").compile("torch", gamma=2.0)
+    """
     s = str(name_or_path)
     if s.endswith(".loss") or "/" in s or "\\" in s:
         path = Path(s)
@@ -283,4 +320,6 @@ def load(name_or_path: str | Path) -> Spec:
 
 
 def list_specs() -> list[str]:
+    """The names of the shipped specs, sorted: each one `load(name)` takes (`lossdsl list`
+    prints them with their summaries; docs/specs.md is the catalog)."""
     return shipped_spec_names()

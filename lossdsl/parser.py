@@ -12,6 +12,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from lossdsl import ast
 from lossdsl.errors import LimitError, LossError, LossSyntaxError, ReservedWord, raise_all
+from lossdsl.meta import Meta, parse_meta
 from lossdsl.resources import resource_dir
 from lossdsl.source import Source, Span, point
 
@@ -133,7 +134,7 @@ def parse_module(text: str, filename: str = "<string>") -> ast.Module:
     module = to_ast.transform(tree)
     raise_all(to_ast.errors)
     raise_all(_reserved_declarations(module))
-    module = ast.Module(module.doc, module.imports, module.losses, src)
+    module = ast.Module(module.doc, module.imports, module.losses, module.meta, source=src)
     _check_depth(module)
     return module
 
@@ -449,16 +450,23 @@ class _ToAst(Transformer_NonRecursive):
     def _doc(tok) -> str | None:
         return None if tok is None else str(tok)[3:-3]
 
+    def _meta(self, tok) -> Meta:
+        if tok is None:
+            return Meta()
+        return parse_meta(str(tok)[3:-3], self.src, tok.line, tok.column, self.errors)
+
     # ---- module level
     def start(self, items):
         header, *losses = items
-        doc, imports = header if header is not None else (None, ())
-        return ast.Module(doc or (losses[0].doc if losses else None), imports, tuple(losses))
+        doc, imports, meta = header if header is not None else (None, (), Meta())
+        if doc is None and losses:
+            doc, meta = losses[0].doc, losses[0].meta
+        return ast.Module(doc, imports, tuple(losses), meta)
 
     def header(self, items):
         doc = self._doc(items[0])
         imports = tuple(i for group in items if isinstance(group, list) for i in group)
-        return doc, imports
+        return doc, imports, self._meta(items[0])
 
     def import_stmt(self, names):
         return [ast.Import(str(n), self._tok(n)) for n in names]
@@ -502,6 +510,7 @@ class _ToAst(Transformer_NonRecursive):
             self._span(meta),
             self._tok(name),
             fns,
+            self._meta(doc),
         )
 
     @v_args(meta=True)

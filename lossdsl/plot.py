@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdsl.compiler import Spec, load
-from lossdsl.errors import LossError
+from lossdsl.errors import LossError, did_you_mean
 
 ALIASES = {"ce": "cross_entropy", "bce": "bce_with_logits"}
 
@@ -143,9 +143,18 @@ def curves(
     if over not in AXES:
         raise LossError(f"plot --over {over!r}: unknown axis", None, f"one of {', '.join(AXES)}")
     grid = AXES[over][0] if n is None else np.linspace(AXES[over][0][0], AXES[over][0][-1], n)
+    specs = [load(ALIASES.get(raw, raw)) for raw in names]
+    known = {p.name for spec in specs for p in spec.params}
+    for k in sweeps:
+        if k not in known:  # a typo would otherwise draw the unswept curve without a word
+            names_ = ", ".join(s.name for s in specs)
+            raise LossError(
+                f"plot --param {k}: no param '{k}' in {names_}",
+                None,
+                did_you_mean(k, known) or f"their params: {', '.join(sorted(known)) or 'none'}",
+            )
     out = []
-    for raw in names:
-        spec = load(ALIASES.get(raw, raw))
+    for spec in specs:
         mine = {p.name for p in spec.params}
         keys = [k for k in sweeps if k in mine]
         fn = spec.compile("numpy")

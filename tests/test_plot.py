@@ -109,3 +109,43 @@ def test_cli_plots_over_similarity(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_misspelt_param_of_every_plotted_spec_is_refused_with_its_name():
+    """A generator over the params of specs that plot over p_t: each name with its last letter
+    dropped is refused (not drawn as the unswept curve) and the hint names the param."""
+    import pytest
+
+    import lossdsl
+    from lossdsl.errors import LossError
+
+    tried = 0
+    for name in ("focal", "poly1", "cross_entropy", "sigmoid_focal", "asl"):
+        for p in lossdsl.load(name).params:
+            if len(p.name) < 4 or p.choices:
+                continue
+            typo = p.name[:-1]
+            if typo in {q.name for q in lossdsl.load(name).params}:
+                continue
+            with pytest.raises(LossError, match=f"no param '{typo}' in {name}") as e:
+                curves([name], {typo: [0.0, 1.0]}, n=5)
+            assert e.value.hint == f"did you mean '{p.name}'?", (name, e.value.hint)
+            tried += 1
+    assert tried >= 10
+
+
+def test_cli_param_sweeps_that_are_not_numbers_are_messages(tmp_path):
+    for sweep, message in [
+        ("gama=0,1", "no param 'gama' in focal"),
+        ("gamma=a,b", "must be a number"),
+        ("gamma=", "a sweep takes numbers"),
+        ("gamma", "--param takes NAME=V1,V2"),
+    ]:
+        r = subprocess.run(
+            [sys.executable, "-m", "lossdsl", "plot", "focal", "--param", sweep, "-o",
+             str(tmp_path / "x.png")],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert r.returncode == 1 and message in r.stderr, (sweep, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "x.png").exists()
