@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lossdsl import constraints
 from lossdsl.codegen import (
@@ -147,7 +148,10 @@ def _from_python(kwargs: dict, back: dict[str, str]) -> dict:
 
 
 class CompiledLoss:
-    """What `Spec.compile` returns: the loss function, with its signature and docstring.
+    """What `Spec.compile` and `Spec.compile_linear` return: the loss function, with its
+    signature and docstring. Call it with the spec's inputs (positional or by name), its
+    unbaked params as keywords and `reduction=` ("mean", "sum", "none" or a recipe such as
+    "mean(C) sum(B)"); it returns the backend's tensor (a numpy array for "numpy").
 
     A bad call (unknown keyword, missing input) is an ArityError with a hint, a param that is
     no number (None, a str, a list) a ParamError; everything else passes straight through.
@@ -157,7 +161,17 @@ class CompiledLoss:
     compiles it again (a spawn worker, a DataLoader worker, torch.load of a model that holds
     it). The generated module exists only in the process that compiled it."""
 
-    def __init__(self, fn, spec: Spec, recipe: tuple, declared=None, guard: bool = True):
+    signature: inspect.Signature
+    declared: dict[str, str]
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        spec: Spec,
+        recipe: tuple[Any, ...],
+        declared: dict[str, str] | None = None,
+        guard: bool = True,
+    ) -> None:
         functools.update_wrapper(self, fn)  # __name__, __doc__, __module__, __wrapped__
         self._fn, self._guarded = fn, guard
         self._label = spec.name
@@ -175,7 +189,9 @@ class CompiledLoss:
         self._back = {py: d for d, py in self._renamed.items()}
         self._shown = _declared_signature(fn.__name__, sig, self._back)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The loss of `args` (the inputs, in declared order) with `kwargs` (inputs by name,
+        params, `reduction`, `check_indices`, ...): see the class docstring."""
         r = kwargs.get("reduction")
         if isinstance(r, str) and r not in REDUCTIONS:
             return self._by_recipe(r, args, kwargs)
@@ -242,7 +258,7 @@ class CompiledLoss:
         x = self(*args, **{**kwargs, "reduction": "none"})
         return apply_recipe(self._recipe[2], x, dims, steps)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, self._recipe)
 
     def __repr__(self) -> str:

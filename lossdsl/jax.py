@@ -15,15 +15,30 @@ per-example gradients want. `config()` / `Loss.from_config` round-trip through J
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lossdsl.compiled import CompiledLoss
 from lossdsl.compiler import Spec, load, parse
 from lossdsl.errors import ParamError, did_you_mean
+
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["Loss"]
 
 
 class Loss:
+    """A lossdsl spec compiled for jax, immutable and hashable (equal configs, equal losses):
+    `Loss("focal", gamma=2.0)`, then `loss(logits, target)`. A `jax.jit` static argument or a
+    flax/equinox field; `per_example=True` takes one example at a time for `jax.vmap` (see the
+    module docstring)."""
+
+    spec: Spec
+    reduction: str
+    per_example: bool
+    params: dict[str, Any]
+    fn: CompiledLoss
+
     # __weakref__: jax.jit(loss) keeps a weak reference to the function it traces
     __slots__ = (
         "_key",
@@ -42,8 +57,11 @@ class Loss:
         *,
         reduction: str = "mean",
         per_example: bool = False,
-        **params,
-    ):
+        **params: Any,
+    ) -> None:
+        """`spec`: a shipped spec's name, a .loss path, or a Spec (lossdsl.parse); `reduction`:
+        "mean", "sum", "none" or a recipe; `per_example`: inputs without their batch dim;
+        `params`: Python values of the spec's params (its defaults otherwise)."""
         s = spec if isinstance(spec, Spec) else load(spec)
         known = {p.name: p for p in s.params}
         for k, v in params.items():
@@ -75,10 +93,12 @@ class Loss:
         dims = [d.var.type.dims for d in prog.inputs]
         setter(self, "_batched", tuple(bool(d) and d[0] == batch for d in dims))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a lossdsl.jax.Loss is immutable: make a new one")
 
-    def __call__(self, *inputs, **kw):
+    def __call__(self, *inputs: Any, **kw: Any) -> jax.Array:
+        """The loss of `inputs` (the spec's inputs, in declared order or by name); `kw` may
+        pass a param per call (a traced value too) or `reduction=`."""
         kw = {**self.params, **kw}
         if not self.per_example:
             return self.fn(*inputs, reduction=kw.pop("reduction", self.reduction), **kw)
@@ -89,7 +109,7 @@ class Loss:
         one = [jnp.asarray(x)[None] if b else x for x, b in zip(inputs, self._batched)]
         return self.fn(*one, reduction="sum", **kw)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Loss) and self._key == other._key
 
     def __hash__(self) -> int:
@@ -102,7 +122,7 @@ class Loss:
             shown.append("per_example=True")
         return f"Loss({', '.join(shown)})"
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """A JSON-able dict; `Loss.from_config(loss.config())` == loss."""
         given, text, reduction, per_example, params = self._key
         ps = {k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in params}
@@ -110,7 +130,8 @@ class Loss:
         return {**out, "reduction": reduction, "per_example": per_example, "params": ps}
 
     @classmethod
-    def from_config(cls, config: dict) -> Loss:
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        """The loss `config()` describes."""
         spec = config["spec"] if "spec" in config else parse(config["text"])
         s = spec if isinstance(spec, Spec) else load(spec)
         kinds = {p.name: p for p in s.params}

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from lossdsl.compiled import CompiledLoss
 from lossdsl.compiler import Spec, load, parse
 from lossdsl.errors import ParamError, did_you_mean
 
@@ -28,9 +29,25 @@ class _Params(torch.nn.Module):
 
 
 class Loss(torch.nn.Module):
+    """A lossdsl spec compiled for torch, as an `nn.Module`: `Loss("focal", gamma=2.0)`, then
+    `criterion(logits, target)`. Tensor params are buffers, `nn.Parameter` params are trained;
+    `config()` / `Loss.from_config` round-trip through JSON (see the module docstring)."""
+
+    spec: Spec
+    reduction: str
+    schedule: str
+    choices: dict[str, Any]
+    numbers: dict[str, Any]
+    fn: CompiledLoss
+
     def __init__(
-        self, spec: str | Spec, *, reduction: str = "mean", schedule: str = "plain", **params
-    ):
+        self,
+        spec: str | Spec,
+        *,
+        reduction: str = "mean",
+        schedule: str = "plain",
+        **params: Any,
+    ) -> None:
         """`spec`: a shipped spec's name, a .loss path, or a Spec (lossdsl.parse); `reduction`:
         "mean", "sum", "none" or a recipe ("mean(S) sum(B)"); `schedule`: "plain" or "chunked";
         `params`: the spec's params (its defaults otherwise)."""
@@ -60,12 +77,15 @@ class Loss(torch.nn.Module):
                 self.numbers[k] = v
         self.fn = self.spec.compile("torch", schedule=schedule, **self.choices)
 
-    def forward(self, *inputs, **kw):
+    def forward(self, *inputs: Any, **kw: Any) -> torch.Tensor:
+        """The loss of `inputs` (the spec's inputs, in declared order or by name); `kw` may
+        override a param or pass `check_indices=`."""
         tensors = dict(self.params.named_parameters(recurse=False))
         tensors.update(self.params.named_buffers(recurse=False))
         return self.fn(*inputs, **self.numbers, **tensors, reduction=self.reduction, **kw)
 
     def extra_repr(self) -> str:
+        """The spec's name, the params given, the reduction (and a schedule not "plain")."""
         shown = [
             self.spec.name,
             *(f"{k}={v!r}" for k, v in {**self.choices, **self.numbers}.items()),
@@ -80,7 +100,7 @@ class Loss(torch.nn.Module):
     def __repr__(self) -> str:  # one line: the params child is shown in it
         return f"Loss({self.extra_repr()})"
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """A JSON-able dict (`json.dumps` takes it): the spec (its name or path as given, else
         its text), the reduction, the schedule and every param given, tensors as numbers or
         nested lists. `Loss.from_config(loss.config())` computes the same loss."""
@@ -94,7 +114,7 @@ class Loss(torch.nn.Module):
         return {**out, "reduction": self.reduction, "schedule": self.schedule, "params": params}
 
     @classmethod
-    def from_config(cls, config: dict) -> Loss:
+    def from_config(cls, config: dict[str, Any]) -> Loss:
         """The loss `config()` describes (tensor params come back as tensors of the default
         float dtype; trainable ones as buffers: wrap them in nn.Parameter to train them)."""
         spec = config["spec"] if "spec" in config else parse(config["text"])

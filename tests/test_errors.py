@@ -221,3 +221,20 @@ def test_every_lowering_error_is_raised_with_a_hint():
             ):
                 bare.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bare, bare
+
+
+def test_an_undefined_value_is_never_answered_with_a_function_name():
+    """A generator over every library function's name with one letter changed, used as a
+    value: the hint suggests a value in scope or says to declare it, never a function
+    ('target' once got "did you mean 'arange'?")."""
+    from lossdsl.lower import LIBRARY
+
+    names = {"target", "labels", "mask", "weights", "y_hat"}
+    names |= {f[:-1] + ("x" if f[-1] != "x" else "y") for f in LIBRARY.functions if len(f) > 3}
+    for n in sorted(names - set(LIBRARY.functions)):
+        text = f"loss bad(logits: float[B, C]) {{\n    sum(logits * {n}, over=C)\n}}\n"
+        try:
+            lossdsl.parse(text).compile("numpy")
+        except lossdsl.LossError as e:
+            err = next(x for x in e.errors if f"'{n}'" in x.message)
+            assert not any(f"'{f}'" in err.hint for f in LIBRARY.functions), (n, err.hint)

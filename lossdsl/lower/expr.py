@@ -257,6 +257,8 @@ def lower_name(ctx: Ctx, node: ast.Name) -> Atom | None:
         UnknownName,
         f"'{n}' is not defined",
         _sp(node),
-        did_you_mean(n, list(ctx.env) + list(LIBRARY.functions))
+        # values only: a function's name is no fix for a missing value ('target' is not
+        # 'arange')
+        did_you_mean(n, [*ctx.env, *CONSTANTS])
         or f"declare it as an input or a param, or bind it with `let {n} = ...` before this use",
     )
