@@ -166,8 +166,30 @@ def cmd_latex(a) -> int:
 
 
 def cmd_docs(a) -> int:
-    from lossdsl.docs import specs_markdown
+    from lossdsl.docs import specs_markdown, write_site
 
+    if a.site:
+        if a.output:
+            raise LossError("docs: --site DIR and -o FILE exclude each other", None, "pass one")
+        try:
+            site = write_site(a.site, plots_for=() if a.no_plots else None)
+        except OSError as e:
+            raise LossError(
+                f"cannot write {a.site}: {e.strerror or e}", None, "pass --site a writable folder"
+            ) from None
+        no_axis = [n for n, why in site.no_plot.items() if "no axis" in why]
+        if no_axis:
+            print(f"note: no plot axis fits {len(no_axis)} specs: {', '.join(no_axis)}")
+        for name, why in site.no_plot.items():
+            if name not in no_axis:
+                print(f"note: no plot for {name}: {why}")
+        print(
+            f"wrote {a.site}: {len(site.pages)} spec pages, {len(site.plots)} plots; "
+            f"build it with: mkdocs build --strict -f {Path(a.site) / 'mkdocs.yml'}"
+        )
+        return 0
+    if a.no_plots:
+        raise LossError("docs: --no-plots goes with --site DIR", None, "lossdsl docs --site DIR")
     text = specs_markdown()
     if a.output:
         _write(a.output, text)
@@ -234,7 +256,8 @@ EXAMPLES = {
   lossdsl latex focal              (an aligned block: a paper, MathJax)
   lossdsl latex focal --mathtext   (one formula a line: matplotlib's $...$)""",
     "docs": """examples:
-  lossdsl docs -o docs/specs.md""",
+  lossdsl docs -o docs/specs.md
+  lossdsl docs --site site --no-plots && mkdocs build --strict -f site/mkdocs.yml""",
     "equiv": """examples:
   lossdsl equiv focal kd
   lossdsl equiv        (every shipped spec)""",
@@ -303,8 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="one formula per line, each parsed by matplotlib's mathtext (no cases, no aligned)",
     )
     lx.set_defaults(fn=cmd_latex)
-    d = add("docs", help="the catalog of shipped specs as markdown")
+    d = add("docs", help="the catalog of shipped specs as markdown, or a docs site")
     d.add_argument("-o", "--output", help="write here (e.g. docs/specs.md)")
+    d.add_argument(
+        "--site",
+        metavar="DIR",
+        help="write an mkdocs-material project (mkdocs.yml, docs/) with a page per spec",
+    )
+    d.add_argument("--no-plots", action="store_true", help="--site without the spec plots")
     d.set_defaults(fn=cmd_docs)
     e = add("equiv", help="cross-backend equivalence of values and gradients")
     e.add_argument("specs", nargs="*")

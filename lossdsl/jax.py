@@ -55,12 +55,13 @@ class Loss:
         self,
         spec: str | Spec,
         *,
-        reduction: str = "mean",
+        reduction: str | None = None,
         per_example: bool = False,
         **params: Any,
     ) -> None:
         """`spec`: a shipped spec's name, a .loss path, or a Spec (lossdsl.parse); `reduction`:
-        "mean", "sum", "none" or a recipe; `per_example`: inputs without their batch dim;
+        None (the spec's own default, as its compiled function's: asl sums), "mean", "sum",
+        "none" or a recipe; `per_example`: inputs without their batch dim;
         `params`: Python values of the spec's params (its defaults otherwise)."""
         s = spec if isinstance(spec, Spec) else load(spec)
         known = {p.name: p for p in s.params}
@@ -80,6 +81,7 @@ class Loss:
         choices = {k: v for k, v in params.items() if known[k].choices}
         setter = object.__setattr__
         setter(self, "spec", s)
+        reduction = reduction or s.default_reduction
         setter(self, "reduction", reduction)
         setter(self, "per_example", per_example)
         setter(self, "params", {k: v for k, v in params.items() if k not in choices})
@@ -141,7 +143,7 @@ class Loss:
         }
         return cls(
             spec,
-            reduction=config.get("reduction", "mean"),
+            reduction=config.get("reduction"),
             per_example=config.get("per_example", False),
             **params,
         )

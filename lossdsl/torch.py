@@ -44,13 +44,14 @@ class Loss(torch.nn.Module):
         self,
         spec: str | Spec,
         *,
-        reduction: str = "mean",
+        reduction: str | None = None,
         schedule: str = "plain",
         **params: Any,
     ) -> None:
         """`spec`: a shipped spec's name, a .loss path, or a Spec (lossdsl.parse); `reduction`:
-        "mean", "sum", "none" or a recipe ("mean(S) sum(B)"); `schedule`: "plain" or "chunked";
-        `params`: the spec's params (its defaults otherwise)."""
+        None (the spec's own default, as its compiled function's: asl sums), "mean", "sum",
+        "none" or a recipe ("mean(S) sum(B)"); `schedule`: "plain" or "chunked"; `params`: the
+        spec's params (its defaults otherwise)."""
         super().__init__()
         self._given = spec if isinstance(spec, str) else None
         self.spec = spec if isinstance(spec, Spec) else load(spec)
@@ -63,7 +64,8 @@ class Loss(torch.nn.Module):
                     did_you_mean(k, known) or f"params: {', '.join(known) or 'none'}",
                 )
         self.choices = {k: v for k, v in params.items() if known[k].choices}
-        self.reduction, self.schedule = reduction, schedule
+        self.reduction = reduction or self.spec.default_reduction
+        self.schedule = schedule
         self.numbers: dict[str, Any] = {}
         self.params = _Params()
         for k, v in params.items():
@@ -130,7 +132,7 @@ class Loss(torch.nn.Module):
             params[k] = v
         return cls(
             spec,
-            reduction=config.get("reduction", "mean"),
+            reduction=config.get("reduction"),
             schedule=config.get("schedule", "plain"),
             **params,
         )
