@@ -37,7 +37,8 @@ def _paper(m) -> str:
     if m.paper is None:
         return "n/a (a library convention)"
     where = " ".join(str(p) for p in (m.venue, m.year) if p)
-    out = f"{', '.join(m.authors)}. *{m.paper}*. {where}."
+    who = ", ".join(m.authors).removesuffix(".")  # "X, et al." takes one period
+    out = f"{who}. *{m.paper}*. {where}."
     if m.arxiv:
         out += f" [arXiv:{m.arxiv}](https://arxiv.org/abs/{m.arxiv})"
     if m.doi:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossdsl.compiler import Spec, load
-from lossdsl.errors import LossError, did_you_mean
+from lossdsl.errors import InputError, LossError, did_you_mean
 
 ALIASES = {"ce": "cross_entropy", "bce": "bce_with_logits"}
 
@@ -164,11 +164,24 @@ def curves(
             batch = (_pt_inputs if over == "pt" else _margin_inputs)(spec, grid)
         for values in itertools.product(*(sweeps[k] for k in keys)) if keys else [()]:
             params = dict(zip(keys, values))
-            if over == "similarity":
-                # the whole batch's loss at each similarity (its mean, as the spec reduces it)
-                loss = np.array([float(fn(**d, **params)) for d in points])
-            else:
-                loss = np.asarray(fn(**batch, **params, reduction="none"), dtype=np.float64)
+            try:
+                if over == "similarity":
+                    # the whole batch's loss at each similarity (its mean, as the spec reduces it)
+                    loss = np.array([float(fn(**d, **params)) for d in points])
+                else:
+                    loss = np.asarray(fn(**batch, **params, reduction="none"), dtype=np.float64)
+            except InputError as e:  # the axis's inputs do not fit this spec's shapes
+                raise _unsupported(spec, over, f"inputs it can build ({e.message})") from None
+            if over != "similarity":
+                if loss.ndim == 0 or loss.shape[0] != len(grid):
+                    # a batch statistic (batch_dice, mmd, psnr): its "none" is not one loss
+                    # per row, so the rows cannot be points of the axis
+                    raise LossError(
+                        f"plot --over {over}: {spec.name} gives one loss of shape "
+                        f"{loss.shape} for the whole batch, not one per row",
+                        None,
+                        "plot per-row losses; a batch statistic has no curve over one row",
+                    )
                 loss = loss.reshape(len(grid), -1).sum(axis=1)
             curve = Curve(
                 spec.name, tuple(params.items()), grid, loss, np.gradient(loss, grid), over

@@ -79,6 +79,8 @@ def test_every_shipped_paper_is_complete_and_distinct_fields_parse():
     for m in cited:
         assert m.citation().startswith(", ".join(m.authors))
         assert str(m.year) in m.short_citation()
+        assert "al.." not in m.citation(), m.citation()  # "X, et al." takes one period
+    assert "al.." not in (ROOT / "docs" / "specs.md").read_text()
 
 
 def test_list_prints_each_summary_whole():

@@ -149,3 +149,24 @@ def test_cli_param_sweeps_that_are_not_numbers_are_messages(tmp_path):
         assert r.returncode == 1 and message in r.stderr, (sweep, r.stderr)
         assert "Traceback" not in r.stderr
         assert not (tmp_path / "x.png").exists()
+
+
+def test_every_spec_on_every_axis_plots_or_says_why():
+    """A generator over every shipped spec and every axis: a curve, or a LossError naming the
+    spec (batch_dice's "none" is per class, not per row: it once raised numpy's ValueError)."""
+    import lossdsl
+    from lossdsl.errors import LossError
+    from lossdsl.plot import AXES
+
+    drawn = refused = 0
+    for name in lossdsl.list_specs():
+        for over in AXES:
+            try:
+                cs = curves([name], {}, n=5, over=over)
+            except LossError as e:
+                assert name in e.message, e.message
+                refused += 1
+                continue
+            assert all(c.loss.shape == (5,) for c in cs), name
+            drawn += 1
+    assert drawn > 100 and refused > 100
