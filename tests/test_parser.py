@@ -44,7 +44,7 @@ def _nodes(node):
         yield node
         for f in dataclasses.fields(node):
             spans = ("span", "source", "name_span", "name_spans", "func_span", "mode_span")
-            if f.name in (*spans, "state_spans"):
+            if f.name in (*spans, "state_spans", "meta"):  # meta: docstring data, no syntax
                 continue
             yield from _nodes(getattr(node, f.name))
     elif isinstance(node, tuple):
