@@ -15,7 +15,7 @@ from pathlib import Path
 from lossdsl.compiler import list_specs, load
 from lossdsl.errors import LossError
 from lossdsl.latex import spec_latex
-from lossdsl.meta import FIELDS, KEY, first_sentence
+from lossdsl.meta import field_block, first_sentence
 from lossdsl.resources import resource_dir
 from lossdsl.shard import batch_dim as shard_batch_dim
 
@@ -201,15 +201,10 @@ def prose(doc: str) -> str:
     """A spec's docstring without its field block (lossdsl/meta.py: the last paragraph, when it
     opens with a known field), dedented to the field block's margin."""
     lines = doc.split("\n")
-    end = len(lines)
-    while end and not lines[end - 1].strip():
-        end -= 1
-    start = end
-    while start and lines[start - 1].strip():
-        start -= 1
-    first = KEY.match(lines[start].strip()) if start < end else None
-    if first is None or first.group(1) not in FIELDS:
+    block = field_block(lines)
+    if block is None:
         return doc.strip()
+    start = block[0]
     base = len(lines[start]) - len(lines[start].lstrip())
     return "\n".join(ln[base:] if ln[:base].isspace() else ln for ln in lines[:start]).strip()
 

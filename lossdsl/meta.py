@@ -101,11 +101,9 @@ def first_sentence(doc: str) -> str:
     return para[: m.start() + 1] if m else para
 
 
-def parse_meta(doc: str, src: Source, line: int, col: int, errors: list) -> Meta:
-    """The field block of a docstring whose text `doc` starts at (line, col) of `src`. Mistakes
-    append a LossSyntaxError pointing at the field to `errors` (parsing goes on)."""
-    lines = doc.split("\n")
-    # the last paragraph: from the line after the last blank line that has text after it
+def field_block(lines: list[str]) -> tuple[int, int] | None:
+    """The docstring lines [start, end) of its field block: its last paragraph, when that
+    opens with a known field; None otherwise."""
     end = len(lines)
     while end and not lines[end - 1].strip():
         end -= 1
@@ -114,7 +112,18 @@ def parse_meta(doc: str, src: Source, line: int, col: int, errors: list) -> Meta
         start -= 1
     first = KEY.match(lines[start].strip()) if start < end else None
     if first is None or first.group(1) not in FIELDS:
+        return None
+    return start, end
+
+
+def parse_meta(doc: str, src: Source, line: int, col: int, errors: list) -> Meta:
+    """The field block of a docstring whose text `doc` starts at (line, col) of `src`. Mistakes
+    append a LossSyntaxError pointing at the field to `errors` (parsing goes on)."""
+    lines = doc.split("\n")
+    block = field_block(lines)
+    if block is None:
         return Meta()
+    start, end = block
 
     def span(k: int, a: int, b: int) -> Span:
         c0 = col + 3 if k == 0 else 1  # the first line of the docstring follows its quotes
