@@ -9,10 +9,11 @@ replacement go through a shim in the generated code (all_gather_single, torch 2.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import re
 from pathlib import Path
+
+from helpers import code_only
 
 import lossdsl
 
@@ -39,26 +40,14 @@ def _resolves(dotted: str) -> bool:
     return True
 
 
-def _code(source: str) -> str:
-    """A generated module without its docstrings and comments: a spec's docstring names the
-    peers' APIs (`code: torch.nn.CTCLoss`), which the module never calls."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                body[0] = ast.Pass()
-    return ast.unparse(tree)
-
-
 def _used() -> set[str]:
     texts = [(ROOT / "backends" / f).read_text() for f in ("torch_backend.py", "jax_backend.py")]
     for name in lossdsl.list_specs():
         spec = lossdsl.load(name)
-        texts += [_code(spec.source("torch")), _code(spec.source("jax"))]
+        texts += [code_only(spec.source("torch")), code_only(spec.source("jax"))]
     for name in ("cross_entropy", "supcon", "dice"):  # the collectives of the sharded forms
         spec = lossdsl.load(name)
-        texts += [_code(spec.source(b, shard="B")) for b in ("torch", "jax")]
+        texts += [code_only(spec.source(b, shard="B")) for b in ("torch", "jax")]
     used = {m for t in texts for m in NAME.findall(t)}
     return {u for u in used if not u.startswith("np.")} | OPTIONAL
 
