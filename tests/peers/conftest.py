@@ -14,3 +14,14 @@ import pytest
 @pytest.fixture(autouse=True)
 def _float64(float64_default):
     yield float64_default
+
+
+@pytest.fixture
+def _x64():
+    """jax in float64 for one test (the peers' float64 comparisons), restored afterwards."""
+    import jax
+
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)

@@ -661,14 +661,6 @@ def _cases():
 CASES = _cases()
 
 
-@pytest.fixture
-def _x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 _CALLS = {}
 _MODULES = {}
 

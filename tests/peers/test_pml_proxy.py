@@ -475,16 +475,6 @@ JAX_CASES = [
 ]
 
 
-@pytest.fixture
-def _x64():
-    import jax
-
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 @pytest.mark.parametrize("name,params,wkind", JAX_CASES, ids=[c[0] for c in JAX_CASES])
 def test_jax_matches_torch(name, params, wkind, _x64):
     import jax

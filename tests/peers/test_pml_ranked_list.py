@@ -217,16 +217,6 @@ def test_imbalance_outside_0_1_is_a_param_error(imbalance):
         _spec()(emb, torch.tensor([0, 0, 1, 1]), margin=1.0, Tn=0.0, imbalance=imbalance)
 
 
-@pytest.fixture
-def _x64():
-    import jax
-
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 @pytest.mark.parametrize("kw", SETTINGS, ids=[f"setting{i}" for i in range(len(SETTINGS))])
 def test_jax_matches_torch(kw, _x64):
     import jax
