@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import lossdsl
+from lossdsl import docs
 from lossdsl.errors import LossError
 from lossdsl.meta import FIELDS, MAX_SUMMARY
 
@@ -45,12 +46,6 @@ def _spec(fields: dict[str, str], prose: str = "Prose about the loss.") -> str:
     return f'"""\n{prose}\n\n{block}\n"""\nloss f(x: float[B]) {{ mean(x) }}\n'
 
 
-def _prose(doc: str) -> str:
-    """The docstring without its field block (its last paragraph)."""
-    paras = doc.strip().split("\n\n")
-    return "\n\n".join(paras[:-1])
-
-
 @pytest.mark.parametrize("name", SPECS)
 def test_every_shipped_spec_has_a_summary_and_names_what_verifies_it(name):
     spec = lossdsl.load(name)
@@ -64,7 +59,7 @@ def test_every_shipped_spec_has_a_summary_and_names_what_verifies_it(name):
             text = (ROOT / path).read_text()
             assert re.search(rf"\b{name}\b", text), f"{name}: {path} never names it"
     # the citation and the references live in the fields, not in the prose
-    prose = _prose(spec.doc)
+    prose = docs.prose(spec.doc)  # the docstring without its field block
     if "arXiv" in prose:  # a paper cited in the prose: the primary one is in the fields
         assert m.paper is not None, f"{name}: a paper in the prose but no `paper:` field"
     assert not re.search(r"^Reference", prose, re.M), f"{name}: use `code:` / `verified:`"
