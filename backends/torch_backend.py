@@ -201,6 +201,17 @@ SHARD = ShardTarget(
     ),
 )
 
+NO_AUTOCAST = '''
+import contextlib
+
+
+def _no_autocast(x, on):
+    """Autocast off while the loss computes (its inputs are float32 by now), as for torch's
+    own losses; nothing to switch where it is off."""
+    return torch.autocast(x.device.type, enabled=False) if on else contextlib.nullcontext()
+'''
+
+
 IDS_OUT_OF_RANGE = '''
 def _ids_out_of_range(i, n, host=None):
     """Whether class ids i fall outside [0, n): one host sync on the CPU, where it is free. On
@@ -698,10 +709,11 @@ TARGET = Target(
     is_half="{x}.dtype in (torch.float16, torch.bfloat16)",
     upcast="{x}.float()",
     out_cast="{x}.to(odt)",
-    # under autocast a loss returns float32, as torch's built-in losses do (meta tensors have no
-    # autocast state: asking raises)
-    out_dtype="(torch.float32 if not {x}.is_meta and torch.is_autocast_enabled({x}.device.type)"
-    " else {x}.dtype)",
+    # under autocast a loss computes in and returns float32, as torch's built-in losses do
+    # (meta tensors have no autocast state: asking raises)
+    amp="not {x}.is_meta and torch.is_autocast_enabled({x}.device.type)",
+    out_dtype="(torch.float32 if amp else {x}.dtype)",
+    body_context="_no_autocast({x}, amp)",
     shard=SHARD,
     library_calls=True,
     split_steps="{x}.unbind({axis})",
@@ -716,6 +728,7 @@ TARGET = Target(
     index_out_of_range="_ids_out_of_range({i}, {n})",
     helpers=(
         ("_ids_out_of_range", IDS_OUT_OF_RANGE),
+        ("_no_autocast", NO_AUTOCAST),
         ("_pow", POW),
         ("_logcumsumexp", LOGCUMSUMEXP),
         ("_eigvalsh", EIGVALSH),

@@ -168,15 +168,19 @@ def _bf16(v):
     return torch.tensor(v).to(torch.bfloat16) if v.dtype.kind == "f" else torch.tensor(v)
 
 
-def test_under_torch_autocast_every_spec_returns_float32_as_torch_losses_do():
-    """torch's losses are on autocast's float32 list: under torch.autocast they return float32
-    (F.cross_entropy on bfloat16 logits, torch 2.13). Every spec with a float input does the
-    same; outside autocast a bfloat16 input still gives a bfloat16 result (tests/
-    test_numerics.py, the precision policy)."""
+def test_under_torch_autocast_every_spec_computes_and_returns_float32_as_torch_losses_do():
+    """torch's losses are on autocast's float32 list: under torch.autocast they compute in and
+    return float32 (F.cross_entropy on bfloat16 logits, torch 2.13). Every spec with a float
+    input does the same: its value is the one outside autocast on the inputs lifted to float32,
+    so a matmul inside (supcon, info_nce, clip) does not drop to bfloat16. Outside autocast a
+    bfloat16 input still gives a bfloat16 result (tests/test_numerics.py, the precision
+    policy)."""
     x = torch.randn(8, 5).bfloat16()
     y = torch.randint(0, 5, (8,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert F.cross_entropy(x, y).dtype == torch.float32  # the policy followed
+        assert torch.equal(F.cross_entropy(x, y), F.cross_entropy(x.float(), y))
+        assert (x.float() @ x.float().T).dtype == torch.bfloat16  # what a loss's matmul would do
     checked = 0
     for name in lossdsl.list_specs():
         spec = lossdsl.load(name)
@@ -193,6 +197,8 @@ def test_under_torch_autocast_every_spec_returns_float32_as_torch_losses_do():
             except lossdsl.LossError:
                 continue  # bfloat16 rounding moved an input out of its domain
         assert out.dtype == torch.float32, name
+        lifted = {k: v.float() if v.is_floating_point() else v for k, v in args.items()}
+        torch.testing.assert_close(out, fn(**lifted), rtol=0, atol=0, equal_nan=True, msg=name)
         checked += 1
     assert checked > 150
 

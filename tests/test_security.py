@@ -34,7 +34,8 @@ CALLABLE_NAMES = {
     "lgamma",  # _log_ive_core calls the log-gamma its target passes (torch.lgamma, gammaln)
     "scan", "arange",  # _ctc_core calls the loop and arange its target passes
 }  # fmt: skip
-MODULES = {"torch", "jax", "jax.numpy", "numpy", "math"}
+# contextlib: the torch helper _no_autocast's nullcontext where autocast is off
+MODULES = {"torch", "jax", "jax.numpy", "numpy", "math", "contextlib"}
 
 
 def _module_tree(spec, backend: str) -> ast.Module:

@@ -50,6 +50,7 @@ class FunctionEmitter(Guards):
         self.checked: set = set()  # index vars already range-checked
         self.masked: dict = {}  # (index, ignore_index) -> the name of the masked copy checked
         self.odt = False  # whether the output is cast back to the input dtype (odt)
+        self.first_float: str | None = None  # the first float input (where odt is bound)
         self.label = prog.name  # what messages call the loss (fname may be a variant's)
         dims = {d.name for i in prog.inputs for d in i.var.type.dims}
         dims |= {i.var.type.of.name for i in prog.inputs if i.var.type.of is not None}
@@ -144,7 +145,12 @@ class FunctionEmitter(Guards):
                 self.line(ln.replace("{label}", self.label))
         self._inputs()
         self._fn_inputs()
+        start = len(self.lines)
         self._body()
+        if self.t.body_context and self.first_float is not None:
+            body = ["    " + ln for ln in self.lines[start:]]
+            ctx = self.t.body_context.format(x=self.first_float)
+            self.lines[start:] = ["    with " + ctx + ":", *body]
         return out + self._drop_unused_bindings()
 
     def _drop_unused_bindings(self) -> list[str]:

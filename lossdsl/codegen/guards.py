@@ -176,8 +176,11 @@ class Guards:
                 self.line(f"{x} = {t.float_cast.format(x=x)}")
             if ty.dtype == "float" and t.upcast:
                 if fdt is None:
+                    if t.amp:
+                        self.line(f"amp = {t.amp.format(x=x)}")
                     self.line(f"odt = {t.out_dtype.format(x=x)}")
                     self.odt = True
+                    self.first_float = x
                 self.line(f"if {t.is_half.format(x=x)}:")
                 self.line(f"{x} = {t.upcast.format(x=x)}", 2)
             if ty.dtype == "float" and fdt is None:

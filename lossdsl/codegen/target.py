@@ -177,9 +177,15 @@ class Target:
     is_half: str | None = None
     upcast: str | None = None
     out_cast: str | None = None
-    # the dtype the result is cast back to ({x}: the first float input); torch under autocast
-    # returns float32, as its own losses (autocast's fp32 list) do
+    # A mixed-precision mode ({x}: the first float input; bound as `amp`), or None: torch's
+    # autocast. Its losses are on autocast's fp32 list: computed in float32 and returned as
+    # float32, whatever dtype autocast gave their inputs.
+    amp: str | None = None
+    # the dtype the result is cast back to ({x}: the first float input; `amp` where bound)
     out_dtype: str = "{x}.dtype"
+    # what the loss's ops run inside ({x}: the first float input; `amp` where bound), or None:
+    # torch switches autocast off there (a matmul inside would otherwise drop to bfloat16)
+    body_context: str | None = None
     # Index range check ({i}: index tensor, {n}: its dim's size): true when a value is outside
     # [0, n). Empty tensors and traced values (jax.jit) are skipped.
     index_out_of_range: str | None = None
