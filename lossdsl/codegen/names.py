@@ -77,7 +77,8 @@ class Names:
         set(keyword.kwlist)
         | set(keyword.softkwlist)
         | {"torch", "jax", "jnp", "np", "numpy", "math", "lax", "F", "float", "int", "bool"}
-        | {"tuple", "isinstance", "abs", "max", "min", "len", "fdt", "dev", "odt", "amp", "_prod", "contextlib"}
+        | {"tuple", "isinstance", "abs", "max", "min", "len", "fdt", "dev", "odt", "_prod"}
+        | {"amp", "contextlib"}  # torch's autocast state and the module its helper imports
         | {"round"}  # the constraint template of round (lossdsl/constraints.py)
         | {"LossInputError", "LossParamError", "ValueError", "AssertionError"}
         | {"True", "False", "None"}
@@ -86,7 +87,8 @@ class Names:
         # sharded modules (ShardTarget): the world size, the rank and the helpers
         | {"world", "rank", "_AllGather", "_GradScale", "_sizes_differ", "_gather_single"}
         # the targets' module-level helpers (Target.helpers)
-        | {"_ids_out_of_range", "_no_autocast", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
+        | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
+        | {"_no_autocast"}
         | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref", "_CustomGrad"}
         | {"_custom_grad", "_custom_grad_fwd", "_custom_grad_bwd", "_stft_mag", "_rfft_mag"}
         | {"_grad", "_fd_grad", "_log_ive", "_log_ive_core", "_debye_polys", "_DEBYE"}
