@@ -12,8 +12,11 @@ def compiled(name, backend="torch", **baked):
     return lossdsl.load(name).compile(backend, **baked)
 
 
-def assert_same(ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=1e-12):
-    """Values and gradients (w.r.t. `wrt`) of ours and the reference, both on float64 torch."""
+def assert_same(
+    ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=1e-12, equal_nan=False
+):
+    """Values and gradients (w.r.t. `wrt`) of ours and the reference, both on float64 torch;
+    equal_nan: a NaN must be NaN in both (a gradient undefined in the reference too)."""
 
     def run(fn):
         xs = {
@@ -27,7 +30,7 @@ def assert_same(ours_fn, ref_fn, inputs: dict, wrt: list[str], rtol=1e-10, atol=
     (a, ga), (b, gb) = run(ours_fn), run(ref_fn)
     torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
     for x, y in zip(ga, gb, strict=True):
-        torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
+        torch.testing.assert_close(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
 
 def gen(seed):

@@ -53,6 +53,28 @@ def test_kl_div_matches_torch(shape):
     torch.testing.assert_close(fn(lp, q, reduction="sum") / (b * c), torch_mean)
 
 
+@pytest.mark.parametrize("dims", [(6, 5), (3, 4, 5, 2), (1, 7)])
+def test_kl_div_pointwise_is_torch_kl_div(dims):
+    """kl_div_pointwise: F.kl_div's elementwise reduction='none' (the [B, *S] matrix), 'mean'
+    (sum / numel) and 'sum', on [B, C] and [B, C, H, W], with zero target probabilities in
+    it; values and gradients w.r.t. both arguments (torch 2.13, float64). At q = 0 the target
+    gradient log q + 1 is NaN in both (torch's xlogy backward): compared as NaN."""
+    lp = F.log_softmax(torch.randn(*dims, generator=gen(26), dtype=torch.float64) * 2, dim=1)
+    q = F.softmax(torch.randn(*dims, generator=gen(27), dtype=torch.float64) * 2, dim=1)
+    q = torch.where(torch.rand(*dims, generator=gen(28), dtype=torch.float64) < 0.2, 0.0, q)
+    fn = compiled("kl_div_pointwise")
+    for r in REDUCTIONS:
+        with warnings.catch_warnings():  # torch warns that 'mean' is not 'batchmean'
+            warnings.simplefilter("ignore", UserWarning)
+            assert_same(
+                lambda lp, q, r=r: fn(lp, q, reduction=r),
+                lambda lp, q, r=r: F.kl_div(lp, q, reduction=r),
+                {"lp": lp, "q": q},
+                ["lp", "q"],
+                equal_nan=True,
+            )
+
+
 def test_kl_div_matches_optax(shape):
     lp = F.log_softmax(torch.randn(*shape, generator=gen(23)) * 2, dim=1)
     q = soft_targets(shape, 24)
