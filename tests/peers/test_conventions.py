@@ -30,10 +30,6 @@ import lossdsl
 
 # Peer test cases left out, with the reason (also in docs/peers/conventions.md).
 EXCLUDED = {
-    "kornia tests/losses/test_focal_loss.py (shape tests: reduction='none' is [N, C, *])": (
-        "kornia's 'none' keeps the class dim; the spec's 'none' is its sum over C, compared as "
-        "such below: the shape assertions themselves test no loss math"
-    ),
     "kornia tests/losses/test_total_variation.py::test_tv_on_invalid_types": (
         "argument-type errors of kornia's Python API (lists, ints), not loss math"
     ),
