@@ -23,6 +23,20 @@ SHAPES = [
 ]
 
 
+# spatial shapes of torch's [N, C, d1, ...] layout: none, sizes of 1, one to three axes
+ND_SPATIAL = [(), (1,), (3,), (2, 1), (3, 4), (2, 1, 3)]
+
+
+def nd_case(rng, spatial, c=4, n=3, ignore=True, scale=1.0):
+    """Logits [n, c, *spatial] (normal times scale), class ids [n, *spatial] with a third of
+    them -100 (ignore, where there are two or more), class weights [c] in [0.1, 1.1)."""
+    x = rng.standard_normal((n, c, *spatial)) * scale
+    t = rng.integers(0, c, (n, *spatial))
+    if ignore and t.size > 1:
+        t.reshape(-1)[rng.choice(t.size, t.size // 3, replace=False)] = -100
+    return x, t, rng.random(c) + 0.1
+
+
 def sizes_for(spec, sizes: dict) -> dict:
     """`sizes` for one spec: less each dim the spec needs bigger than given (segmental_snr's
     frames of 600 samples need T >= 600, where a suite's T is 4), which random_inputs then

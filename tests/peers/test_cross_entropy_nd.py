@@ -14,26 +14,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import ND_SPATIAL, nd_case
 
 import lossdsl
 
 SPEC = lossdsl.load("cross_entropy_nd")
-SHAPES = [(), (1,), (3,), (2, 1), (3, 4), (2, 1, 3)]
-
-
-def _case(rng, spatial, c=4, n=3, ignore=True):
-    x = rng.standard_normal((n, c, *spatial))
-    t = rng.integers(0, c, (n, *spatial))
-    if ignore and t.size > 1:
-        t.reshape(-1)[rng.choice(t.size, t.size // 3, replace=False)] = -100
-    return x, t, rng.random(c) + 0.1
+SHAPES = ND_SPATIAL
 
 
 @pytest.mark.parametrize("spatial", SHAPES, ids=str)
 def test_values_and_gradients_are_torch_cross_entropys(spatial):
     rng = np.random.default_rng(len(spatial) * 10 + sum(spatial))
     fn_t, fn_j = SPEC.compile("torch"), SPEC.compile("jax")
-    x, t, w = _case(rng, spatial)
+    x, t, w = nd_case(rng, spatial)
     for weighted, eps, red in itertools.product(
         (False, True), (0.0, 0.3, 1.0), ("none", "sum", "mean")
     ):
@@ -55,7 +48,7 @@ def test_values_and_gradients_are_torch_cross_entropys(spatial):
 def test_it_is_cross_entropy_on_the_rows_torch_users_reshape_to():
     """The spec docstring's claim: cross_entropy on logits.movedim(1, -1).reshape(-1, C)."""
     rng = np.random.default_rng(7)
-    x, t, w = _case(rng, (3, 2))
+    x, t, w = nd_case(rng, (3, 2))
     rows = np.moveaxis(x, 1, -1).reshape(-1, 4)
     flat = lossdsl.load("cross_entropy").compile("numpy")(
         rows, t.reshape(-1), w, label_smoothing=0.2
@@ -66,7 +59,7 @@ def test_it_is_cross_entropy_on_the_rows_torch_users_reshape_to():
 
 def test_keep_masks_positions_as_ignore_index_does():
     rng = np.random.default_rng(3)
-    x, t, w = _case(rng, (4,), ignore=False)
+    x, t, w = nd_case(rng, (4,), ignore=False)
     keep = rng.random(t.shape) > 0.4
     fn = SPEC.compile("torch")
     got = fn(torch.tensor(x), torch.tensor(t), torch.tensor(w), torch.tensor(keep))

@@ -13,28 +13,21 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import ND_SPATIAL, nd_case
 from kornia.losses import focal_loss
 from monai.losses import FocalLoss
 
 import lossdsl
 
 SPEC = lossdsl.load("focal_nd")
-SHAPES = [(), (1,), (3,), (2, 1), (3, 4), (2, 1, 3)]
-
-
-def _case(rng, spatial, c=4, n=3, ignore=True):
-    x = rng.standard_normal((n, c, *spatial)) * 2
-    t = rng.integers(0, c, (n, *spatial))
-    if ignore and t.size > 1:
-        t.reshape(-1)[rng.choice(t.size, t.size // 3, replace=False)] = -100
-    return x, t, rng.random(c) + 0.1
+SHAPES = ND_SPATIAL
 
 
 @pytest.mark.parametrize("spatial", SHAPES, ids=str)
 def test_values_and_gradients_are_kornias(spatial):
     rng = np.random.default_rng(len(spatial) * 10 + sum(spatial))
     fn = SPEC.compile("torch")
-    x, t, w = _case(rng, spatial)
+    x, t, w = nd_case(rng, spatial, scale=2.0)
     for alpha, gamma, weighted, red in itertools.product(
         (None, 0.0, 0.25, 1.0), (0.0, 0.5, 2.0), (False, True), ("none", "sum", "mean")
     ):
@@ -57,7 +50,7 @@ def test_values_are_monais_use_softmax_focal(spatial):
     first (monai/losses/focal_loss.py, average_spatial_dims): the spec's sum / prod(*S)."""
     rng = np.random.default_rng(100 + len(spatial))
     fn = SPEC.compile("torch")
-    x, t, w = _case(rng, spatial, ignore=False)
+    x, t, w = nd_case(rng, spatial, ignore=False, scale=2.0)
     tt = torch.tensor(t)
     size = int(np.prod(spatial))
     for alpha, weighted, red in itertools.product(
@@ -84,7 +77,7 @@ def test_monai_ignore_index_none_is_the_spec_and_its_mean_is_focal():
     """MONAI with ignore_index: its "none" map is the spec's; its mean divides by the kept
     positions, the focal spec's row mean on the flattened positions (the header says so)."""
     rng = np.random.default_rng(5)
-    x, t, _ = _case(rng, (3, 2), ignore=False)
+    x, t, _ = nd_case(rng, (3, 2), ignore=False, scale=2.0)
     t.reshape(-1)[:4] = 1
     xt, tt = torch.tensor(x), torch.tensor(t)
     none = FocalLoss(use_softmax=True, to_onehot_y=True, ignore_index=1, reduction="none")
@@ -100,7 +93,7 @@ def test_its_sum_over_classes_is_focal_on_the_rows(_x64):
     """The header's relation, on torch, jax and the numpy reference: the sum over C of the
     spec's "none" map is the focal spec's per-row value on logits.movedim(1, -1)."""
     rng = np.random.default_rng(9)
-    x, t, w = _case(rng, (2, 3))
+    x, t, w = nd_case(rng, (2, 3), scale=2.0)
     rows = np.moveaxis(x, 1, -1).reshape(-1, 4)
     kw = {"alpha": 0.25, "gamma": 0.5, "reduction": "none"}
     want = lossdsl.load("focal").compile("numpy")(rows, t.reshape(-1), w, **kw)
