@@ -173,6 +173,8 @@ class CompiledLoss:
         guard: bool = True,
     ) -> None:
         functools.update_wrapper(self, fn)  # __name__, __doc__, __module__, __wrapped__
+        if spec.doc:  # as written: Python 3.13 cleans a def's docstring (tabs become spaces)
+            self.__doc__ = spec.doc
         self._fn, self._guarded = fn, guard
         self._label = spec.name
         # for reduction recipes: the per-element loss's dims, and each recipe's steps

@@ -425,7 +425,9 @@ def test_docstrings_with_any_character_make_a_module_that_works(backend):
             spec = lossdsl.parse(text)
             src = spec.source(backend)
             tree = ast.parse(src)
-            assert ast.get_docstring(tree, clean=False) == spec.doc, repr(c)
+            # a lone surrogate: its escape as text (CPython 3.13 compiles no docstring with one)
+            want = "".join(f"\\u{ord(k):04x}" if 0xD800 <= ord(k) < 0xE000 else k for k in spec.doc)
+            assert ast.get_docstring(tree, clean=False) == want, repr(c)
             if backend != "numpy":
                 fn = spec.compile(backend)
                 assert fn.__doc__ == spec.doc, repr(c)

@@ -144,14 +144,16 @@ def test_docstrings_with_control_characters_make_valid_modules():
     # A NUL in a docstring made the generated module a SyntaxError ("source code string cannot
     # contain null bytes"), a lone surrogate could not be encoded, and \r or U+2028 ended a
     # line of the docstring. They are written as escapes, so the module's docstring is the
-    # spec's text, character for character.
+    # spec's text, character for character; but a lone surrogate, whose escape's text it holds
+    # (CPython 3.13 compiles no docstring with one; lossdsl/codegen/names.py, docstring).
     doc = "a\x00b \ud800 c\u2028d\u2029e\rf\x85g\x1bh\x7fi\x0cj\x0bk"
     spec = lossdsl.parse(f'"""{doc}"""\nloss d(x: float[B]) {{\n    x * x\n}}\n')
     for backend in TARGETS:
         spec.compile(backend)
         tree = _module_tree(spec, backend)
         (fd,) = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "d"]
-        assert ast.get_docstring(fd, clean=False) == doc
+        assert ast.get_docstring(fd, clean=False) == doc.replace("\ud800", "\\ud800")
+        assert spec.compile(backend).__doc__ == doc  # the function object: the exact text
         _check_structure(tree, "d")
 
 

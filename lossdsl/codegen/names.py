@@ -28,10 +28,11 @@ def docstring(text: str, indent: str = "") -> str:
     """`text` as a docstring literal that holds exactly `text` (less surrounding newlines; the
     closing quotes of several lines go on their own line, indented).
     Backslashes are escaped, quotes where two meet or one ends the text, and every character
-    that is not printable but a newline or a tab: NUL (no source may hold one), lone
-    surrogates (not encodable), and the line breaks that Python's tokenizer does not know but
-    str.splitlines does (CR, form feed, NEL, U+2028, ...), which would shift the module's
-    line numbers."""
+    that is not printable but a newline or a tab: NUL (no source may hold one) and the line
+    breaks that Python's tokenizer does not know but str.splitlines does (CR, form feed, NEL,
+    U+2028, ...), which would shift the module's line numbers. The one exception: a lone
+    surrogate is written as its escape's text (CPython 3.13 refuses to compile a docstring
+    that holds one: UnicodeEncodeError); CompiledLoss.__doc__ keeps the spec's exact text."""
     body = "".join(_doc_char(c) for c in text.strip("\n"))
     body = re.sub(r'"(?="|$)', r'\\"', body)  # no three quotes in a row, none at the end
     lines = body.split("\n")
@@ -49,6 +50,8 @@ def _doc_char(c: str) -> str:
     if c in "\n\t" or c.isprintable():
         return c
     n = ord(c)
+    if 0xD800 <= n < 0xE000:  # CPython 3.13 cannot compile a docstring holding a lone
+        return f"\\\\u{n:04x}"  # surrogate: the docstring shows its escape as text
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
