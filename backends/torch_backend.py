@@ -204,7 +204,6 @@ SHARD = ShardTarget(
 NO_AUTOCAST = '''
 import contextlib
 
-
 def _no_autocast(x, on):
     """Autocast off while the loss computes (its inputs are float32 by now), as for torch's
     own losses; nothing to switch where it is off."""

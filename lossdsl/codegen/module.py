@@ -62,7 +62,13 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
         # name: `_grad(` is no use of it inside `_custom_grad(`)
         used = re.compile(rf"(?<![\w.]){re.escape(name)}[(.]")
         if any(used.search(ln) for ln in body):
-            lines += ["", "", *code.strip("\n").splitlines(), ""]
+            # a helper's imports (the standard library's) join the module's own at the top
+            code_lines = code.strip("\n").splitlines()
+            for ln in code_lines:
+                if ln.startswith("import ") and ln not in lines:
+                    lines.insert(lines.index("") + 1 + len(imports), ln)
+            code = "\n".join(ln for ln in code_lines if not ln.startswith("import ")).strip("\n")
+            lines += ["", "", *code.splitlines(), ""]
     for name, code in target.shard.helpers if sharded else ():
         if any(f"{name}." in ln or f"{name}(" in ln for ln in body):
             lines += ["", "", *code.strip("\n").splitlines(), ""]
