@@ -1105,51 +1105,92 @@ def test_multiclass_generalized_dice_is_optax(ignore, probs):
     np.testing.assert_allclose(jax.grad(ours)(xl), jax.grad(theirs)(xl), rtol=1e-9, atol=1e-14)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("ib", [False, True])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_monai_dice_focal_with_batch(reduction, ib, onehot):
+    """DiceFocalLoss(batch=True) (installed MONAI 1.6.1: one Dice per class over the batch plus
+    the focal term, unchanged by batch) = dice_focal(batch=true) with monai_reduction set to the
+    same reduction; values and gradients, float32 focal in MONAI: 1e-6."""
+    from monai.losses import DiceFocalLoss
+
+    g = torch.Generator().manual_seed(7 + 2 * ib + onehot)
+    size = (3, 3, 4, 2)
+    label = torch.randint(0, 2, size, generator=g)
+    if onehot:
+        label = torch.argmax(label, dim=1, keepdim=True)
+    pred = torch.randn(size, generator=g)
+    kw = {"include_background": ib, "to_onehot_y": onehot, "reduction": reduction}
+    mon = DiceFocalLoss(batch=True, softmax=True, gamma=1.5, **kw)
+    fn = lossdsl.load("dice_focal").compile(
+        "torch", activation="softmax", batch=True, monai_reduction=reduction
+    )
+    y = _onehot(label, 3) if onehot else label.double()
+    a, ga = _grads(lambda v: fn(v, y, include_background=ib, gamma=1.5, reduction=reduction), pred)
+    b, gb = _grads(lambda v: mon(v, label.double()), pred)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-6, atol=1e-8)
+
+
 # tests/losses/test_generalized_dice_focal_loss.py (commit d388d1c6): like the DiceFocal tests,
 # GeneralizedDiceFocalLoss against GeneralizedDiceLoss + lambda_focal * FocalLoss on random data
-# for a grid of settings (expected: the installed MONAI). Only reduction="mean" is reproduced by
-# specs/generalized_dice_focal.loss: MONAI's "sum" and "none" rows of the grid (36 of 54) are
-# listed in GDF_NOT_REPRODUCED (the spec's per-element form cannot hold both MONAI's mean and sum).
-GDF_NOT_REPRODUCED = "reduction sum / none of both grid tests (2 x 2 x 3 weights x 3 lambdas = 36)"
+# for a grid of settings x reductions (expected: the installed MONAI). "mean" is
+# generalized_dice_focal and generalized_dice_focal_nd; "sum" is generalized_dice_focal with
+# monai_reduction="sum" (MONAI's sum is not a sum of its "none"); "none" is
+# generalized_dice_focal_nd, whose channel 0 MONAI drops without the background.
 
 
 def _gdf_grid():
     rows = []
-    for w in (None, (1.0, 1.0, 2.0), (3, 2.0, 1)):  # test_result_onehot_target_include_bg
-        for lf in (0.5, 1.0, 1.5):
-            rows.append(("onehot_include_bg", True, False, w, lf, 1.0))
-    for w in (2.0, (1.0, 2.0), (2.0, 1)):  # test_result_no_onehot_no_bg
-        for lf in (0.5, 1.0, 1.5):
-            rows.append(("no_onehot_no_bg", False, True, w, lf, 2.0))
+    for reduction in ("mean", "sum", "none"):
+        for w in (None, (1.0, 1.0, 2.0), (3, 2.0, 1)):  # test_result_onehot_target_include_bg
+            for lf in (0.5, 1.0, 1.5):
+                rows.append(("onehot_include_bg", True, False, w, lf, 1.0, reduction))
+        for w in (2.0, (1.0, 2.0), (2.0, 1)):  # test_result_no_onehot_no_bg
+            for lf in (0.5, 1.0, 1.5):
+                rows.append(("no_onehot_no_bg", False, True, w, lf, 2.0, reduction))
     return rows
 
 
 GDF_GRID = _gdf_grid()
 
 
-@pytest.mark.parametrize("row", GDF_GRID, ids=[f"{r[0]}{i}" for i, r in enumerate(GDF_GRID)])
+@pytest.mark.parametrize(
+    "row", GDF_GRID, ids=[f"{r[0]}_{r[-1]}{i % 18}" for i, r in enumerate(GDF_GRID)]
+)
 def test_monai_generalized_dice_focal_loss_cases(row):
-    """test_generalized_dice_focal_loss.py (reduction="mean") -> generalized_dice_focal; MONAI's
-    weights and focal term are float32: 1e-6."""
+    """test_generalized_dice_focal_loss.py, every reduction -> generalized_dice_focal(_nd);
+    MONAI's weights and focal term are float32: 1e-6."""
     from monai.losses import GeneralizedDiceFocalLoss
 
-    _, ib, onehot, w, lf, gamma = row
-    g = torch.Generator().manual_seed(len(str(row)))
+    _, ib, onehot, w, lf, gamma, reduction = row
+    g = torch.Generator().manual_seed(len(str(row[:-1])))
     size = (3, 3, 5, 5)
     label = torch.randint(0, 2, size, generator=g)
     if onehot:
         label = torch.argmax(label, dim=1, keepdim=True)
     pred = torch.randn(size, generator=g)
-    common = {"include_background": ib, "to_onehot_y": onehot, "reduction": "mean"}
+    common = {"include_background": ib, "to_onehot_y": onehot, "reduction": reduction}
+    # "none" is compared through a fixed random cotangent (the sum of a tensor's gradients
+    # would miss a wrong element that cancels)
+    tangent = torch.rand(size, generator=g, dtype=torch.float64)
+
+    def scalar(out):
+        if reduction != "none":
+            return out
+        out = out.expand(3, 3 if ib else 2, 5, 5)  # MONAI's batch GDL broadcasts
+        return (out * (tangent if ib else tangent[:, 1:])).sum()
 
     def theirs(v):
         gdl = GeneralizedDiceLoss(**common)(v, label.double())
         focal = FocalLoss(weight=w, gamma=gamma, **common)(v, label.double())
-        return gdl + lf * focal
+        return scalar(gdl + lf * focal)
 
     def monai_combined(v):
-        return GeneralizedDiceFocalLoss(weight=w, gamma=gamma, lambda_focal=lf, **common)(
-            v, label.double()
+        return scalar(
+            GeneralizedDiceFocalLoss(weight=w, gamma=gamma, lambda_focal=lf, **common)(
+                v, label.double()
+            )
         )
 
     y = _onehot(label, 3) if onehot else label.double()
@@ -1159,13 +1200,55 @@ def test_monai_generalized_dice_focal_loss_cases(row):
         params["weight"] = (
             wt.expand(3) if wt.dim() == 0 else (wt if ib else torch.cat([torch.zeros(1), wt]))
         )
-    fn = lossdsl.load("generalized_dice_focal").compile("torch", activation="none")
-    a, ga = _grads(lambda v: fn(v, y, **params), pred)
+    if reduction == "none":
+        fn = lossdsl.load("generalized_dice_focal_nd").compile("torch", activation="none")
+
+        def ours(v):
+            out = fn(v, y, reduction="none", **params)
+            if not ib:  # MONAI's tensor is [:, 1:]; the dropped channel here is 0
+                assert torch.all(out[:, 0] == 0)
+            return (out * tangent).sum()
+    else:
+        name = "generalized_dice_focal"
+        fn = lossdsl.load(name).compile("torch", activation="none", monai_reduction=reduction)
+
+        def ours(v):
+            return fn(v, y, reduction=reduction, **params)
+
+    a, ga = _grads(ours, pred)
     b, gb = _grads(theirs, pred)
     c, _ = _grads(monai_combined, pred)
     np.testing.assert_allclose(b.numpy(), c.numpy(), rtol=1e-7)  # MONAI's own assertion
+    # MONAI's float32 focal term rounds each element's gradient to ~1e-7 of the terms that
+    # make it (up to ~2.5 here): a small entry of a "none" row's cotangent-weighted gradient
+    # measured 2e-8 off; the means divide that by the 225 elements
+    atol = 1e-7 if reduction == "none" else 1e-8
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-6, atol=atol)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("ib", [False, True])
+def test_generalized_dice_focal_nd_mean_is_monais_mean(ib, batch):
+    """generalized_dice_focal_nd's "mean" (its kept elements) is MONAI's reduction="mean", as
+    generalized_dice_focal's; batch=true broadcasts the one batch GDL (MONAI 1.6.1 installed)."""
+    from monai.losses import GeneralizedDiceFocalLoss
+
+    g = torch.Generator().manual_seed(3 + 2 * ib + batch)
+    pred = torch.randn(2, 4, 3, 2, generator=g, dtype=torch.float64)
+    label = torch.randint(0, 4, (2, 1, 3, 2), generator=g)
+    kw = {"include_background": ib, "batch": batch}
+    nd = lossdsl.load("generalized_dice_focal_nd").compile("torch", activation="softmax", **kw)
+    per = lossdsl.load("generalized_dice_focal").compile("torch", activation="softmax", **kw)
+    y = _onehot(label, 4)
+    theirs = GeneralizedDiceFocalLoss(softmax=True, to_onehot_y=True, **kw)
+    a, ga = _grads(lambda v: nd(v, y), pred)
+    b, gb = _grads(lambda v: theirs(v, label.double()), pred)
+    c, gc = _grads(lambda v: per(v, y), pred)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ga.numpy(), gc.numpy(), rtol=1e-10, atol=1e-14)
 
 
 # tests/losses/test_dice_loss.py, class TestDiceLossIgnoreIndex (stored version 01c9ad1a):

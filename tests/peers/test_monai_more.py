@@ -924,11 +924,12 @@ def test_gwdl_jax_matches_torch():
 
 
 # ---------------------------------------------------------------------------------------------
-# DiceCELoss(label_smoothing=) on specs/dice_ce.loss. MONAI's test_dice_ce_loss.py (stored commit
-# dd3ca76e) has no label-smoothing case: its C > 1 settings (TEST_CASES 0, 3, 4, 5: to_onehot_y,
-# include_background=False, weight [1, 1] / [0, 1], lambda_ce 2, on its (2, 2, 3) input) run
-# with label_smoothing 0.1 and 0.6 against the installed MONAI 1.6.1, and random batches (index
-# and probability targets, class weights, 1-D and 2-D) for several smoothings.
+# DiceCELoss(label_smoothing=) and DiceCELoss(reduction="sum") on specs/dice_ce.loss. MONAI's
+# test_dice_ce_loss.py (stored commit dd3ca76e) has no label-smoothing case: its C > 1 settings
+# (TEST_CASES 0, 3, 4, 5: to_onehot_y, include_background=False, weight [1, 1] / [0, 1],
+# lambda_ce 2, on its (2, 2, 3) input) run with label_smoothing 0.1 and 0.6 against the installed
+# MONAI 1.6.1, and random batches (index and probability targets, class weights, 1-D and 2-D)
+# for several smoothings.
 _DCE_X = [[[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]
 _DCE_X100 = [[[100.0, 100.0, 0.0], [0.0, 0.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]
 _DCE_Y = [[[0.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]]]
@@ -989,6 +990,47 @@ def test_dice_ce_label_smoothing_vs_monai(shape, ls, target, weighted):
     ours, theirs = _dice_ce_pair(kw, x, ids, probs)
     a, ga = _grads(ours, x)
     b, gb = _grads(theirs, x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape,target",
+    [((2, 3, 4, 5), "index"), ((2, 3, 4, 5), "probs"), ((1, 2, 3), "index"), ((1, 2, 3), "probs"),
+     ((3, 1, 6), "probs")],
+)  # fmt: skip
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ib", [False, True])
+@pytest.mark.parametrize("batch", [False, True])
+def test_dice_ce_sum_is_monais_sum(shape, target, weighted, ib, batch):
+    """DiceCELoss(reduction="sum") (installed MONAI 1.6.1: the Dice sum over B and C' plus
+    torch's CrossEntropyLoss / BCEWithLogitsLoss sum) = dice_ce with monai_reduction="sum" and
+    reduction="sum"; C = 1 is MONAI's BCE branch. Label smoothing 0.1 where C > 1."""
+    from monai.losses import DiceCELoss
+
+    g = torch.Generator().manual_seed(11)
+    c = shape[1]
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    if c == 1:  # MONAI's BCE branch takes the [B, 1, *S] target as it is
+        ids = torch.randint(0, 2, shape, generator=g).to(torch.float64)
+        probs = ids
+    else:
+        ids = torch.randint(0, c, (shape[0], 1, *shape[2:]), generator=g).to(torch.float64)
+        probs = torch.softmax(torch.randn(*shape, generator=g, dtype=torch.float64), 1)
+    onehot = target == "index" and c > 1
+    w = [0.5, 1.0, 2.0][:c] if weighted else None
+    smooth = 0.1 if c > 1 else 0.0
+    kw = {"include_background": ib, "batch": batch, "to_onehot_y": onehot, "reduction": "sum"}
+    mon = DiceCELoss(softmax=c > 1, sigmoid=c == 1, label_smoothing=smooth, **kw,
+                     weight=None if w is None else _t(w))  # fmt: skip
+    fn = lossdsl.load("dice_ce").compile(
+        "torch", activation="softmax" if c > 1 else "sigmoid", ce_target=target,
+        include_background=ib, batch=batch, monai_reduction="sum",
+    )  # fmt: skip
+    y = _onehot(ids, c) if onehot else probs
+    extra = [] if w is None else [_t(w)]
+    a, ga = _grads(lambda v: fn(v, y, *extra, label_smoothing=smooth, reduction="sum"), x)
+    b, gb = _grads(lambda v: mon(v, ids if onehot else probs), x)
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
     np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-8, atol=1e-12)
 
