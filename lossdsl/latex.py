@@ -325,6 +325,15 @@ def _clamp(r: Renderer, a: Args) -> R:
     return R(rf"\min\left({x}, {a.r('max')}\right)")
 
 
+def _lp(a: Args) -> str:
+    """The subscript of a norm: its dims, and p= when it is not 2 (||x||_{D, p=1})."""
+    parts = [a.dims("over")] if a.node("over") is not None else []
+    p = a.node("p")
+    if p is not None and not (isinstance(p, ast.Num) and p.value == 2):
+        parts.append(f"p={a.r('p')}")
+    return "_{" + ", ".join(parts) + "}" if parts else ""
+
+
 def _flag(a: Args, name: str, mark: str) -> tuple[str, str]:
     """A bool option as a mark (reverse=true: an arrow), or as an option when not a literal."""
     v = a.node(name)
@@ -456,8 +465,10 @@ FUNCTIONS: dict[str, Callable[[Renderer, Args], R]] = {
     "var": T(r"\operatorname{{Var}}_{{{over}}}\left[{x}\right]"),
     "mean": _mean,
     "count": T(r"\sum_{{{over}}} \mathbb{{1}}\left[{x}\right]", NEG, ADD),
-    "norm": T(r"\left\|{x}\right\|_{{{over}}}", sub=False),
-    "normalize": T(r"\frac{{{x}}}{{\left\|{x}\right\|_{{{over}}}}}", sup=False),
+    "norm": lambda r, a: R(rf"\left\|{a.r('x')}\right\|{_lp(a)}", sub=False),
+    "normalize": lambda r, a: R(
+        rf"\frac{{{a.r('x')}}}{{\left\|{a.r('x')}\right\|{_lp(a)}}}", sup=False
+    ),
     "argmax": T(r"\operatorname{{argmax}}_{{{over}}} {x:8$}", NEG, ADD),
     "unstack": lambda r, a: a.r("x"),  # let a, b = unstack(x, over=2): (a, b) = x
     "take": _take,

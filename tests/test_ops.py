@@ -612,6 +612,18 @@ def _masked_mean(v, m, empty):
 GUARDS = {  # one term each: a NaN from one term would hide another's swallowed NaN
     "norm": ("norm(x * y, over=C)", lambda x, y, z, m: _norm(x * y, 1)),
     "norm_t": ("norm(z, over=C)", lambda x, y, z, m: _norm(z, 0)),
+    # p-norms (torch.linalg.vector_norm's ord; numpy's norm is the meaning)
+    **{
+        f"norm_p{p.replace('.', '_')}": (
+            f"norm(x * y, over=C, p={p})",
+            lambda x, y, z, m, p=float(p): np.linalg.norm(x * y, ord=p, axis=1),
+        )
+        for p in ("1", "1.5", "3", "inf")
+    },
+    "normalize_p1": (
+        "normalize(x * y, over=C, p=1)",
+        lambda x, y, z, m: x * y / np.maximum(np.sum(np.abs(x * y), 1), 1e-12)[:, None],
+    ),
     "normalize": (
         "normalize(x * y, over=C)",
         lambda x, y, z, m: x * y / np.maximum(_norm(x * y, 1), 1e-12)[:, None],
@@ -750,6 +762,7 @@ EMPTY = {
     "var": ("var(x, over=B)", TOO_SMALL),
     "count": ("float(count(m, over=B)) + sum(x, over=B)", 0.0),
     "norm": ("norm(x, over=B)", 0.0),  # sqrt of an empty sum of squares
+    "norm_p": ("norm(x, over=B, p=3)", TOO_SMALL),  # scaled by the max of |x|
     "masked_mean": ("mean(x, over=B, mask=m, empty=0.5)", 0.5),  # its declared empty value
     "softmax": ("sum(softmax(x, over=B), over=B)", 0.0),  # an empty softmax, summed
 }
@@ -1034,6 +1047,7 @@ KINKS = {
     "maximum": ("max(x, 1.0 * x)", [[1.0, 0.0]]),
     "clamp": ("clamp(x, min=0, max=1)", [[0.0, 1.0, 0.5]]),
     "norm": ("norm(x, over=N)", [[0.0, 0.0]]),
+    "norm_p": ("norm(x, over=N, p=3) + norm(x, over=N, p=1)", [[0.0, 0.0]]),
     "sort": ("sort(x, over=N) * arange(N)", [[1.0, 1.0, 0.5]]),
     "median": ("median(x, over=N)", [[1.0, 1.0, 1.0, 0.5]]),
     "max_pool": ("max_pool(x, 2, over=N)", [[1.0, 1.0, 0.5, 0.5]]),

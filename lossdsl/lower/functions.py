@@ -1057,11 +1057,13 @@ def _logsigmoid(ctx, call, a):
 def _norm(ctx, call, a):
     """The L2 norm, with torch's zero (not NaN) gradient at the zero vector: sqrt is never
     evaluated at an exact zero. Only s == 0 is guarded (not `s > 0`): a NaN sum of squares
-    must stay NaN, as torch's x.norm() gives."""
+    must stay NaN, as torch's x.norm() gives. p= other than the literal 2: _lp_norm."""
     over = _over(ctx, a)
     if over is None:
         return None
     x = _reduce_operand(ctx, a, over)
+    if not _is_two(a["p"]):
+        return _lp_norm(ctx, call, a, x, _all_dims(x, over))
     sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
     over = _all_dims(sq, over)
     s = ctx.emit("sum", (sq,), (("over", over),), span=call.span) if over else sq
@@ -1072,9 +1074,58 @@ def _norm(ctx, call, a):
     return ctx.emit("where", (zero, lit(0.0), root), span=call.span)
 
 
+def _is_two(node) -> bool:
+    """p= left at its default or written as the number 2: the L2 forms."""
+    return (node if isinstance(node, (int, float)) else const_eval(node)) == 2
+
+
+def _lp_norm(ctx, call, a, x, over):
+    """(sum |x|^p)^(1/p) for p >= 1 (torch.linalg.vector_norm's ord, torch.cdist's p; p may
+    be a param), scaled by m = max |x|: m (sum (|x| / m)^p)^(1/p). The scaled terms lie in
+    [0, 1], so no power overflows or underflows to a wrong 0, and the sum is at least 1 (its
+    root has a finite gradient). The norm does not depend on the scale (its derivative in m
+    is 0), so m carries no gradient: jax's max rule divides by the count of entries equal to
+    the max, which a fusion that recomputes |x| in other bits leaves at 0 (NaN gradients under
+    jax.jit, measured). p = inf is m, with torch's gradient: sign(x) split over the entries at
+    the max. The zero vector is 0 with a zero gradient, as torch's; an infinite entry gives
+    inf. The max needs one entry: over an empty dim this norm is an InputError (torch's
+    inf-norm raises there too), where the L2 form is 0."""
+    p = _x(ctx, a["p"])
+    if x is None or p is None:
+        return None
+    sp = call.span
+
+    def e(op, *args, attrs=()):
+        return ctx.emit(op, args, attrs, span=sp)
+
+    ax = ctx.emit("abs", (x,), span=sp, arg_spans=(_sp(a["x"]),))
+    if not over:  # a scalar's norm
+        return ax
+    on = (("over", over),)
+    m = e("stop_grad", e("max", ax, attrs=on))
+    zero = e("eq", m, lit(0.0))
+    ms = e("where", zero, lit(1.0), m)
+    inf = e("eq", p, lit(math.inf))
+    pf = e("where", inf, lit(2.0), p)
+    # r^p as exp(p log r), r = 0 apart: no pow rule at 0 (x^y's gradient has x^(y - 1))
+    r = e("div", ax, ms)
+    pos = e("gt", r, lit(0.0))
+    rp = e("exp", e("mul", pf, e("log", e("where", pos, r, lit(1.0)))))
+    s = e("where", zero, lit(1.0), e("sum", e("where", pos, rp, lit(0.0)), attrs=on))
+    general = e("mul", ms, e("exp", e("div", e("log", s), pf)))
+    # p = inf: m plus a zero whose gradient is sign(x) / (the entries at the max)
+    at = e("to_float", e("eq", ax, m))
+    w = e("div", at, e("maximum", e("sum", at, attrs=on), lit(1.0)))
+    slope = e("sum", e("mul", w, e("sub", ax, e("stop_grad", ax))), attrs=on)
+    norm = e("where", inf, e("add", m, slope), general)
+    norm = e("where", e("eq", m, lit(math.inf)), m, norm)
+    return e("where", zero, lit(0.0), norm)
+
+
 def _normalize(ctx, call, a):
     """x / max(||x||, eps) as in F.normalize, written x / sqrt(max(||x||^2, eps^2)) so that a
-    zero vector has a zero (not NaN) gradient: sqrt is never evaluated at 0."""
+    zero vector has a zero (not NaN) gradient: sqrt is never evaluated at 0. p= other than 2:
+    x / max(||x||_p, eps) with _lp_norm's p-norm (F.normalize's p)."""
     if a["over"] is None:
         return ctx.error(
             ArityError, "normalize() needs over=DIM", call.span, "normalize(z, over=D)"
@@ -1084,6 +1135,12 @@ def _normalize(ctx, call, a):
     if over is None or eps is None:
         return None
     x = _x(ctx, a["x"])
+    if not _is_two(a["p"]):
+        n = _lp_norm(ctx, call, a, x, over)
+        if n is None:
+            return None
+        n = ctx.emit("maximum", (n, lit(float(eps))), span=call.span)
+        return ctx.emit("div", (x, n), span=call.span)
     sq = ctx.emit("mul", (x, x), span=call.span, arg_spans=(_sp(a["x"]), _sp(a["x"])))
     s = ctx.emit("sum", (sq,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
     s = ctx.emit("maximum", (s, lit(float(eps) ** 2)), span=call.span)
@@ -1351,8 +1408,11 @@ FUNCTIONS: dict[str, tuple[Sig, Callable]] = {
         _mean,
     ),
     "count": (Sig(("x", "over"), (("over", None),)), _count_fn),
-    "norm": (Sig(("x", "over"), (("over", None),)), _norm),
-    "normalize": (Sig(("x", "over", "eps"), (("over", None), ("eps", 1e-12))), _normalize),
+    "norm": (Sig(("x", "over", "p"), (("over", None), ("p", 2))), _norm),
+    "normalize": (
+        Sig(("x", "over", "eps", "p"), (("over", None), ("eps", 1e-12), ("p", 2))),
+        _normalize,
+    ),
     "argmax": _axis_op("argmax"),
     "unstack": (UNSTACK, _unstack_alone),
     "take": (Sig(("x", "index", "over"), (("over", None),)), _take),

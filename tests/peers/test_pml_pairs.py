@@ -17,6 +17,7 @@ docs/peers/pml_pairs.md."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -510,6 +511,42 @@ def test_duplicate_embeddings_have_zero_distance():
     check("contrastive_pair", losses.ContrastiveLoss, {}, emb, torch.tensor([0, 0, 1, 1, 2, 2]))
 
 
+# LpDistance(p=...): PML normalizes the embeddings in the p-norm (BaseDistance.normalize) and
+# takes torch.cdist(..., p=p); the specs' p. Every PML loss here that accepts an LpDistance.
+LP_LOSSES = [
+    ("contrastive_pair", losses.ContrastiveLoss),
+    ("generalized_lifted_structure", losses.GeneralizedLiftedStructureLoss),
+    ("intra_pair_variance", losses.IntraPairVarianceLoss),
+    ("lifted_structure", losses.LiftedStructureLoss),
+    ("multi_similarity", losses.MultiSimilarityLoss),
+    ("pml_margin", losses.MarginLoss),
+    ("pml_triplet_margin", losses.TripletMarginLoss),
+    ("ranked_list", functools.partial(losses.RankedListLoss, margin=0.4, Tn=0.5)),
+]
+
+
+@pytest.mark.parametrize("name,cls", LP_LOSSES, ids=[n for n, _ in LP_LOSSES])
+@pytest.mark.parametrize("p", [1.0, 1.5, 3.0, math.inf])
+def test_lp_distance_p(name, cls, p):
+    """LpDistance(p) against the installed PML, values and gradients, on a batch with a
+    duplicated embedding (distance 0: the p-norm's guarded zero) and one with a repeated
+    coordinate (a zero difference inside a nonzero one: |x|^p's slope at 0)."""
+    kw = {} if name == "ranked_list" else {"distance": "lp"}
+    emb = torch.randn(10, 5, generator=gen(31), dtype=torch.float64)
+    emb[3] = emb[1]
+    emb[6, :2] = emb[2, :2]
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 1, 0, 3, 3])
+    check(name, lambda: cls(distance=distances.LpDistance(p=p)), {**kw, "p": p}, emb, labels)
+
+
+def test_lp_distance_p_below_1_is_a_param_error():
+    """p < 1 is not a norm (the triangle inequality fails, and |x|^p's slope at 0 is infinite)."""
+    fn = _spec("contrastive_pair")
+    emb, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(lossdsl.errors.ParamError, match="p"):
+        fn(emb, y, p=0.5)
+
+
 def test_smooth_ap_single_class_and_pairs():
     emb = torch.randn(4, 5, generator=gen(4), dtype=torch.float64)
     check("smooth_ap", losses.SmoothAPLoss, {}, emb[:1], torch.tensor([0]))
@@ -534,6 +571,8 @@ def test_per_element_shares_sum_to_the_pml_value():
 JAX_CASES = [
     ("contrastive_pair", dict(distance="cosine", pos_margin=0.8, neg_margin=0.2)),
     ("contrastive_pair", dict(reducer="per_anchor_avg_nonzero")),
+    ("contrastive_pair", dict(p=1.0)),
+    ("pml_triplet_margin", dict(p=math.inf)),
     ("multi_similarity", {}),
     ("lifted_structure", {}),
     ("generalized_lifted_structure", {}),
