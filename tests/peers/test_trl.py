@@ -25,6 +25,7 @@ from reference.trl_official import (
     RunningMoments,
     cpo_objective,
     dpo_loss,
+    dpo_token_objective,
     kto_loss,
     orpo_objective,
 )
@@ -475,3 +476,126 @@ def test_empty_completion_rows():
     o = compiled("orpo")(tc, tr, mc, mr_empty, attc[:, 1:], reduction="none")
     n = attc[:, 1:]
     torch.testing.assert_close(o[1], -(tc * n)[1].sum() * 3 / n.sum())
+
+
+# ---- dpo_tokens: RPO (rpo_alpha), WPO (use_weighting), LD-DPO (ld_alpha) -----------------------
+def _token_pairs(b, t, v, seed, lengths=None):
+    """Chosen and rejected logits [B, T, V], ids in 1 .. V - 1 (trl's NLL ignores id 0, its
+    padding label), completion masks of random lengths 1 .. T after a random prompt, and the
+    reference's per-token log-probs."""
+    g = gen(seed)
+    out = []
+    for half in range(2):
+        logits = 2 * torch.randn(b, t, v, generator=g, dtype=torch.float64)
+        ids = torch.randint(1, v, (b, t), generator=g)
+        start = torch.randint(0, t // 2, (b,), generator=g)
+        n = (
+            torch.randint(1, t - t // 2 + 1, (b,), generator=g)
+            if lengths is None
+            else lengths[half]
+        )
+        pos = torch.arange(t)
+        mask = (pos >= start[:, None]) & (pos < (start + n)[:, None])
+        ref = torch.randn(b, t, generator=g, dtype=torch.float64) - 2.0
+        out.append((logits, ids, mask, ref))
+    return out
+
+
+DPO_TOKEN_CASES = [
+    {},
+    {"rpo_alpha": 1.0},
+    {"rpo_alpha": 0.3, "loss_type": "hinge", "beta": 0.5},
+    {"ld_alpha": 0.5},
+    {"ld_alpha": 0.0, "loss_type": "robust", "label_smoothing": 0.2},
+    {"use_weighting": True},
+    {"use_weighting": True, "wpo_clamp": False},
+    {"use_weighting": True, "rpo_alpha": 1.0, "ld_alpha": 0.7},
+    {"loss_type": "ipo", "beta": 0.5},
+    {"loss_type": "ipo", "rpo_alpha": 0.5, "use_weighting": True},
+    {"loss_type": "apo_zero", "ld_alpha": 0.25},
+]
+
+
+def _trl_token_kw(params):
+    kw = {k: params[k] for k in ("loss_type", "beta", "label_smoothing") if k in params}
+    kw["rpo_alpha"] = params.get("rpo_alpha")
+    kw["ld_alpha"] = params.get("ld_alpha")
+    kw["use_weighting"] = params.get("use_weighting", False)
+    kw["clamp_weights"] = params.get("wpo_clamp", True)
+    return kw
+
+
+@pytest.mark.parametrize("b", [1, 4])
+@pytest.mark.parametrize("params", DPO_TOKEN_CASES, ids=str)
+def test_dpo_tokens_matches_trl(params, b):
+    """dpo_tokens against trl's token-level DPO (tests/reference/trl_official.py
+    dpo_token_objective), values and gradients w.r.t. both halves' logits, float64."""
+    (lc, idc, mc, rc), (lr, idr, mr, rr) = _token_pairs(b, 7, 5, 3 + b)
+    choices = {k: v for k, v in params.items() if isinstance(v, str) or isinstance(v, bool)}
+    floats = {k: v for k, v in params.items() if k not in choices}
+    fn = lossdsl.load("dpo_tokens").compile("torch", **choices)
+    assert_same(
+        lambda lc, lr: fn(lc, idc, mc, lr, idr, mr, rc, rr, **floats),
+        lambda lc, lr: dpo_token_objective(
+            lc, idc, mc, lr, idr, mr, rc, rr, **_trl_token_kw(params)
+        ),
+        {"lc": lc, "lr": lr},
+        wrt=["lc", "lr"],
+        rtol=1e-10,
+    )
+
+
+def test_dpo_tokens_ld_alpha_counts_positions_past_the_shorter_completion():
+    """Equal lengths: ld_alpha changes nothing; chosen 2 tokens and rejected 5: the rejected
+    sum is its first 2 tokens plus ld_alpha times the other 3 (LD-DPO, arXiv:2409.06411)."""
+    lengths = (torch.tensor([2]), torch.tensor([5]))
+    (lc, idc, mc, rc), (lr, idr, mr, rr) = _token_pairs(1, 8, 4, 11, lengths)
+    fn = lossdsl.load("dpo_tokens").compile("torch")
+    lp = torch.gather(lr.log_softmax(-1), 2, idr[..., None])[..., 0][mr]
+    rp = rr[mr]
+    for a in (1.0, 0.5, 0.0):
+        want = dpo_loss(
+            torch.gather(lc.log_softmax(-1), 2, idc[..., None])[..., 0][mc].sum()[None],
+            (lp[:2].sum() + a * lp[2:].sum())[None],
+            rc[mc].sum()[None],
+            (rp[:2].sum() + a * rp[2:].sum())[None],
+        )
+        got = fn(lc, idc, mc, lr, idr, mr, rc, rr, ld_alpha=a)
+        torch.testing.assert_close(got, want.mean(), rtol=1e-12, atol=1e-14)
+
+
+def test_dpo_tokens_jax_matches_torch():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    (lc, idc, mc, rc), (lr, idr, mr, rr) = _token_pairs(3, 6, 4, 21)
+    kw = dict(rpo_alpha=0.5, ld_alpha=0.6)
+    t = lossdsl.load("dpo_tokens").compile("torch", use_weighting=True)
+    j = lossdsl.load("dpo_tokens").compile("jax", use_weighting=True)
+    args = (lc, idc, mc, lr, idr, mr, rc, rr)
+    want = t(*args, **kw, reduction="none").numpy()
+    got = np.asarray(j(*(a.numpy() for a in args), **kw, reduction="none"))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_dpo_tokens_wpo_weight_above_1_is_clamped_as_trl_v0_24(clamp):
+    """Completions that are each position's most likely token: lp - log sum p^2 >= -log p > 0,
+    so the WPO weight exceeds 1 and trl v0.24.0's clamp binds (asserted on the reference)."""
+    (lc, _, mc, rc), (lr, _, mr, rr) = _token_pairs(3, 6, 4, 41)
+    idc, idr = lc.argmax(-1), lr.argmax(-1)
+    args = (lc, idc, mc, lr, idr, mr, rc, rr)
+    kw = dict(use_weighting=True)
+    clamped = dpo_token_objective(*args, **kw, clamp_weights=True)
+    free = dpo_token_objective(*args, **kw, clamp_weights=False)
+    assert free > clamped * 1.01
+    fn = lossdsl.load("dpo_tokens").compile("torch", use_weighting=True, wpo_clamp=clamp)
+    assert_same(
+        lambda lc, lr: fn(lc, idc, mc, lr, idr, mr, rc, rr),
+        lambda lc, lr: dpo_token_objective(
+            lc, idc, mc, lr, idr, mr, rc, rr, **kw, clamp_weights=clamp
+        ),
+        {"lc": lc, "lr": lr},
+        wrt=["lc", "lr"],
+        rtol=1e-10,
+    )

@@ -18,6 +18,9 @@ trl/experimental/ with the same loss code).
 - trl/trainer/orpo_trainer.py ORPOTrainer.odds_ratio_loss, get_batch_logps with
   average_log_prob=True, the chosen nll, and `policy_nll_loss - losses.mean()`, as
   `odds_ratio_loss` and `orpo_objective`.
+- DPOTrainer's token-level knobs (rpo_alpha's nll_loss, use_weighting's WPO weights, ld_alpha)
+  from concatenated_forward and get_batch_loss_metrics, as `dpo_token_objective`; its LD-DPO
+  masks are trl main's (commit f2cd577, DPOTrainer._compute_loss), see its docstring.
 Defaults are those of trl/trainer/{dpo,kto,cpo,orpo}_config.py at the same tag.
 Deviations: plain functions of tensors instead of trainer methods (self.beta etc. become
 arguments); accelerator.device moves and gather_for_metrics (one process) are the identity;
@@ -323,3 +326,87 @@ def orpo_objective(
     nll_labels = torch.where(chosen_attention_mask == 1, chosen_input_ids, label_pad_token_id)
     nll = cross_entropy_loss(chosen_logits, nll_labels)
     return nll - odds_ratio_loss(chosen, rejected, beta=beta).mean()
+
+
+def dpo_token_objective(
+    chosen_logits,
+    chosen_labels,
+    chosen_mask,
+    rejected_logits,
+    rejected_labels,
+    rejected_mask,
+    ref_chosen_token_logps,
+    ref_rejected_token_logps,
+    loss_type="sigmoid",
+    beta=0.1,
+    label_smoothing=0.0,
+    rpo_alpha=None,
+    ld_alpha=None,
+    use_weighting=False,
+    clamp_weights=True,
+):
+    """DPOTrainer's token-level path at v0.24.0 (concatenated_forward, get_batch_loss_metrics)
+    with the chosen and rejected halves concatenated as trl does, on logits already aligned with
+    their labels (trl's roll by one is the caller's). The LD-DPO masks are trl main's
+    (f2cd577, _compute_loss: positions within the completion, applied to the reference too);
+    v0.24.0's count positions from the sequence start and skip the reference. clamp_weights:
+    v0.24.0's torch.clamp(..., max=1) of the WPO weight (trl main multiplies the two exps)."""
+    num_examples = chosen_logits.shape[0]
+    logits = torch.cat([chosen_logits, rejected_logits], dim=0)
+    labels = torch.cat([chosen_labels, rejected_labels], dim=0).clone()
+    loss_mask = torch.cat([chosen_mask, rejected_mask], dim=0).bool()
+    # concatenated_forward: labels[~loss_mask] = 0; selective_log_softmax; zero the rest
+    labels[~loss_mask] = 0
+    per_token_logps = torch.gather(logits.log_softmax(-1), 2, labels.unsqueeze(-1)).squeeze(2)
+    per_token_logps[~loss_mask] = 0
+    ref_per_token_logps = torch.cat([ref_chosen_token_logps, ref_rejected_token_logps], dim=0)
+    ref_per_token_logps = ref_per_token_logps.masked_fill(~loss_mask, 0.0)
+
+    def sequence_logps(tok):
+        if ld_alpha is None:
+            return tok.sum(dim=1)
+        # trl main _compute_loss / compute_ref_log_probs
+        mask = loss_mask.long()
+        comp_pos = mask.cumsum(dim=1)
+        comp_lens = mask.sum(dim=1).long()
+        chosen_lens, rejected_lens = comp_lens.chunk(2, dim=0)
+        shared_lens = torch.minimum(chosen_lens, rejected_lens)
+        shared_lens = torch.cat([shared_lens, shared_lens], dim=0)
+        shared_mask = (comp_pos > 0) & (comp_pos <= shared_lens.unsqueeze(1))
+        tail_mask = comp_pos > shared_lens.unsqueeze(1)
+        return (tok * shared_mask).sum(dim=1) + ld_alpha * (tok * tail_mask).sum(dim=1)
+
+    all_logps = sequence_logps(per_token_logps)
+    ref_logps = sequence_logps(ref_per_token_logps)
+    if "ipo" in loss_type:
+        all_logps = all_logps / loss_mask.sum(-1)
+        ref_logps = ref_logps / loss_mask.sum(-1)
+    losses = dpo_loss(
+        all_logps[:num_examples],
+        all_logps[num_examples:],
+        ref_logps[:num_examples],
+        ref_logps[num_examples:],
+        loss_type=loss_type,
+        beta=beta,
+        label_smoothing=label_smoothing,
+    )
+    if rpo_alpha is not None:
+        # output["nll_loss"]: cross_entropy over the chosen tokens, ignore_index=0
+        nll = F.cross_entropy(
+            torch.flatten(logits[:num_examples], end_dim=1),
+            torch.flatten(labels[:num_examples], end_dim=1),
+            ignore_index=0,
+        )
+        losses = losses + rpo_alpha * nll
+    if use_weighting:
+        with torch.no_grad():
+            logprobs = F.log_softmax(logits, dim=-1)
+            weights_adjustment_factor = torch.logsumexp(2 * logprobs, dim=-1)
+            per_token_logps_adjusted = per_token_logps - weights_adjustment_factor
+            all_weights = (per_token_logps_adjusted * loss_mask).sum(-1) / loss_mask.sum(-1)
+            chosen_weights = all_weights[:num_examples]
+            rejected_weights = all_weights[num_examples:]
+            w = torch.exp(chosen_weights + rejected_weights)
+            policy_weights = torch.clamp(w, max=1) if clamp_weights else w
+        losses = losses * policy_weights
+    return losses.mean()
