@@ -118,3 +118,68 @@ def test_gamma_below_one_at_a_saturated_class_has_finite_gradients():
     assert torch.isfinite(g).all()
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g, gw, rtol=1e-10, atol=1e-12)
+
+
+# ---- sigmoid_focal_nd: MONAI's FocalLoss(use_softmax=False), alpha vectors and class weights ----
+SIGMOID_ND = lossdsl.load("sigmoid_focal_nd")
+RECIPES = {"none": "none", "mean": "mean", "sum": "mean(S) sum(B, C)"}
+
+
+@pytest.mark.parametrize("spatial", ND_SPATIAL, ids=str)
+def test_sigmoid_nd_is_monais_sigmoid_focal(spatial):
+    """Every alpha form (None, scalars 0 / 0.25 / 1, a per-class vector), class weights or none,
+    gamma 0 / 0.5 / 2, every reduction (MONAI's "sum" as the recipe "mean(S) sum(B, C)"). MONAI
+    casts to float32: rtol 1e-5 on values and gradients."""
+    rng = np.random.default_rng(7 + len(spatial) * 10 + sum(spatial))
+    c = 4
+    x = rng.standard_normal((3, c, *spatial)) * 2.0
+    t = (rng.random((3, c, *spatial)) < 0.4).astype(np.float64)
+    cw = np.array([0.5, 1.0, 2.0, 0.0])
+    av = np.array([0.1, 0.9, 0.25, 0.6])
+    fn = SIGMOID_ND.compile("torch")
+    for alpha, gamma, weighted, red in itertools.product(
+        (None, 0.0, 0.25, 1.0, "vector"), (0.0, 0.5, 2.0), (False, True), RECIPES
+    ):
+        vec = isinstance(alpha, str)
+        mon = FocalLoss(
+            use_softmax=False,
+            gamma=gamma,
+            alpha=av.tolist() if vec else alpha,
+            weight=cw.tolist() if weighted else None,
+            reduction=red,
+        )
+        xm = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+        want = mon(xm, torch.tensor(t, dtype=torch.float32))
+        (gw,) = torch.autograd.grad(want.sum(), xm)
+        xt = torch.tensor(x, requires_grad=True)
+        kw = {"gamma": gamma, "alpha": -1.0 if alpha is None or vec else alpha}
+        got = fn(
+            xt,
+            torch.tensor(t),
+            torch.tensor(av) if vec else None,
+            torch.tensor(cw) if weighted else None,
+            **kw,
+            # no spatial dims: MONAI's "sum" takes loss.mean(dim=[]), which torch reads as the
+            # mean over every dim, so it is the mean
+            reduction="mean" if red == "sum" and not spatial else RECIPES[red],
+        )
+        (gg,) = torch.autograd.grad(got.sum(), xt)
+        what = (alpha, gamma, weighted, red)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5,
+                                   atol=1e-7, err_msg=str(what))  # fmt: skip
+        np.testing.assert_allclose(gg.numpy(), gw.numpy(), rtol=1e-5, atol=1e-7, err_msg=str(what))
+
+
+def test_sigmoid_nd_sums_to_sigmoid_focal_on_every_backend():
+    """Without class inputs it is sigmoid_focal itself (torch, jax, numpy): the class-indexed
+    factors are the only difference."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 4)) * 3
+    t = (rng.random((2, 3, 4)) < 0.5).astype(np.float64)
+    for backend in ("numpy", "torch", "jax"):
+        a = SIGMOID_ND.compile(backend)
+        b = lossdsl.load("sigmoid_focal").compile(backend)
+        args = (x, t) if backend != "torch" else (torch.tensor(x), torch.tensor(t))
+        got = np.asarray(a(*args, alpha=0.25, reduction="none"))
+        want = np.asarray(b(*args, alpha=0.25, reduction="none"))
+        np.testing.assert_allclose(got, want, rtol=1e-14, err_msg=backend)
