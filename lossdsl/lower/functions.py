@@ -1093,6 +1093,22 @@ def _lp_norm(ctx, call, a, x, over):
     p = _x(ctx, a["p"])
     if x is None or p is None:
         return None
+    if p.type.dims or p.type.dtype not in ("float", "int"):
+        return ctx.error(
+            TypeMismatch,
+            f"p must be a number (a literal or a param), found {p.type}",
+            _sp(a["p"]),
+            "the norm's order, one for the whole norm: e.g. p=1, p=inf, or p=p with "
+            "`param p: float = 2 where p >= 1`",
+        )
+    v = const_eval(a["p"])
+    if v is not None and not v >= 1:
+        return ctx.error(
+            TypeMismatch,
+            f"p must be at least 1, got {v}",
+            _sp(a["p"]),
+            "a p-norm needs p >= 1 (p = inf is the max norm); p < 1 is not a norm",
+        )
     sp = call.span
 
     def e(op, *args, attrs=()):
