@@ -758,6 +758,16 @@ def _dice_focal_grid():
 DICE_FOCAL_GRID = _dice_focal_grid()
 
 
+def _seg_case(seed, size, onehot, high=2):
+    """MONAI's combined-loss tests' random case: a {0, .., high - 1} label of `size` (its argmax
+    over C, [B, 1, *S], when MONAI one-hots it: to_onehot_y) and normal logits."""
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, high, size, generator=g)
+    if onehot:
+        label = torch.argmax(label, dim=1, keepdim=True)
+    return label, torch.randn(size, generator=g), g
+
+
 @pytest.mark.parametrize(
     "row", DICE_FOCAL_GRID, ids=[f"{r[0]}{i}" for i, r in enumerate(DICE_FOCAL_GRID)]
 )
@@ -765,13 +775,8 @@ def test_monai_dice_focal_loss_cases(row):
     """test_dice_focal_loss.py -> specs/dice_focal.loss. MONAI's FocalLoss computes in float32
     (input.float()): 1e-6 against it (values, gradients)."""
     _, size, onehot, common, lf, gamma, alpha = row
-    g = torch.Generator().manual_seed(len(str(row)))
-    label = torch.randint(
-        0, size[1] - 1 if common["include_background"] is False else 2, size, generator=g
-    )
-    if onehot:
-        label = torch.argmax(label, dim=1, keepdim=True)
-    pred = torch.randn(size, generator=g)
+    high = size[1] - 1 if common["include_background"] is False else 2
+    label, pred, _ = _seg_case(len(str(row)), size, onehot, high)
     c = size[1]
     red, w = common["reduction"], common["weight"]
     mk = {k: v for k, v in common.items() if k not in ("softmax",)}
@@ -1114,12 +1119,7 @@ def test_monai_dice_focal_with_batch(reduction, ib, onehot):
     same reduction; values and gradients, float32 focal in MONAI: 1e-6."""
     from monai.losses import DiceFocalLoss
 
-    g = torch.Generator().manual_seed(7 + 2 * ib + onehot)
-    size = (3, 3, 4, 2)
-    label = torch.randint(0, 2, size, generator=g)
-    if onehot:
-        label = torch.argmax(label, dim=1, keepdim=True)
-    pred = torch.randn(size, generator=g)
+    label, pred, _ = _seg_case(7 + 2 * ib + onehot, (3, 3, 4, 2), onehot)
     kw = {"include_background": ib, "to_onehot_y": onehot, "reduction": reduction}
     mon = DiceFocalLoss(batch=True, softmax=True, gamma=1.5, **kw)
     fn = lossdsl.load("dice_focal").compile(
@@ -1164,12 +1164,8 @@ def test_monai_generalized_dice_focal_loss_cases(row):
     from monai.losses import GeneralizedDiceFocalLoss
 
     _, ib, onehot, w, lf, gamma, reduction = row
-    g = torch.Generator().manual_seed(len(str(row[:-1])))
     size = (3, 3, 5, 5)
-    label = torch.randint(0, 2, size, generator=g)
-    if onehot:
-        label = torch.argmax(label, dim=1, keepdim=True)
-    pred = torch.randn(size, generator=g)
+    label, pred, g = _seg_case(len(str(row[:-1])), size, onehot)
     common = {"include_background": ib, "to_onehot_y": onehot, "reduction": reduction}
     # "none" is compared through a fixed random cotangent (the sum of a tensor's gradients
     # would miss a wrong element that cancels)
