@@ -170,7 +170,7 @@ def test_sigmoid_nd_is_monais_sigmoid_focal(spatial):
         np.testing.assert_allclose(gg.numpy(), gw.numpy(), rtol=1e-5, atol=1e-7, err_msg=str(what))
 
 
-def test_sigmoid_nd_sums_to_sigmoid_focal_on_every_backend():
+def test_sigmoid_nd_without_class_inputs_is_sigmoid_focal_on_every_backend():
     """Without class inputs it is sigmoid_focal itself (torch, jax, numpy): the class-indexed
     factors are the only difference."""
     rng = np.random.default_rng(5)

@@ -539,9 +539,10 @@ def test_lp_distance_p(name, cls, p):
     check(name, lambda: cls(distance=distances.LpDistance(p=p)), {**kw, "p": p}, emb, labels)
 
 
-def test_lp_distance_p_below_1_is_a_param_error():
+@pytest.mark.parametrize("name", [n for n, _ in LP_LOSSES])
+def test_lp_distance_p_below_1_is_a_param_error(name):
     """p < 1 is not a norm (the triangle inequality fails, and |x|^p's slope at 0 is infinite)."""
-    fn = _spec("contrastive_pair")
+    fn = _spec(name)
     emb, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 0, 1, 1])
     with pytest.raises(lossdsl.errors.ParamError, match="p"):
         fn(emb, y, p=0.5)
