@@ -54,7 +54,17 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     folded into a batch of single-channel images (not groups: XLA's grouped convolution on CPU
     mixes them, a NaN in one channel made every channel NaN), padded by the rule of the op
     table (the odd one before), then separable 1-d convolutions (blur, box), a reduce_window
-    (avg, max) or a conv."""
+    (avg, max) or a conv. blur's sigma may be an array: one blur per entry (jax.vmap over
+    them), its dims first."""
+    if kind == "blur" and jnp.ndim(sigma) > 0:
+        flat = jnp.reshape(sigma, (-1,))
+        if flat.shape[0] == 0:  # vmap over no entries: one blur's shape, none of them
+            y = _window(x, axes, last, kind, size, stride, padding, 1.0, kernel)[None][:0]
+        else:
+            y = jax.vmap(
+                lambda s: _window(x, axes, last, kind, size, stride, padding, s, kernel)
+            )(flat)
+        return jnp.reshape(y, jnp.shape(sigma) + y.shape[1:])
     nd = len(axes)
     ids = tuple(k + nd for k in last)
     y = jnp.moveaxis(x, axes, last)

@@ -214,8 +214,9 @@ TEMPLATES = {
     "rfft_mag": "_rfft_mag({0}, ({axis},), {eps})",
     **{
         op: "_window({0}, {wax}, {kind}, {size}, {stride}, {padding}, {sigma}, {kern})"
-        for op in ("blur", "box", "conv", "avg_pool", "max_pool")
+        for op in ("box", "conv", "avg_pool", "max_pool")
     },
+    "blur": "_blurs({0}, {sigma}, {wax}, {size}, {stride}, {padding})",
 }
 
 TARGET = Target(
@@ -249,6 +250,7 @@ TARGET = Target(
         ("_log_ive", ops.log_ive_helper(inspect.getsource(ops._log_ive))),
         ("_argsort", inspect.getsource(ops._argsort)),
         ("_quantile", inspect.getsource(ops._quantile)),
+        ("_blurs", inspect.getsource(ops._blurs)),  # (before _window: it calls it)
         ("_window", inspect.getsource(ops._window)),
         ("_frames", inspect.getsource(ops._frames)),
         ("_stft_mag", inspect.getsource(ops._stft_mag)),

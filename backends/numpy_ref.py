@@ -111,7 +111,9 @@ def evaluate(
     if mode == "none" and isinstance(out, Var):
         shape = []
         for d in out.type.dims:
-            shape += list(d.shape(shapes[d.name])) if d.variadic else [_n(sizes, d)]
+            shape += (
+                list(d.shape(shapes[d.name], sizes.__getitem__)) if d.variadic else [_n(sizes, d)]
+            )
         res = res.reshape(shape)
     return res
 
@@ -129,7 +131,9 @@ def _empty(prog, inputs, params, mode, sizes, shapes):
             return np.asarray(pol.mean_empty if mode == "mean" else 0.0)
         shape: list[int] = []
         for d in pol.out_dims:
-            shape += list(d.shape(shapes[d.name])) if d.variadic else [_n(sizes, d)]
+            shape += (
+                list(d.shape(shapes[d.name], sizes.__getitem__)) if d.variadic else [_n(sizes, d)]
+            )
         return np.zeros(shape)
     for name in windowed_variadics(prog):
         if len(shapes[name]) > 3:
@@ -137,11 +141,12 @@ def _empty(prog, inputs, params, mode, sizes, shapes):
     values = {q.var.name: params.get(q.var.name, q.default) for q in prog.params}
     for need in pol.needs:
         n = _n(sizes, need.dim)
+        least = need.min_size if isinstance(need.min_size, int) else _n(sizes, need.min_size)
         if need.axes:  # a window over *S: its smallest axis (none: no window)
-            n = min(need.dim.shape(shapes[need.dim.name]), default=need.min_size)
-        if n < need.min_size and holds(need.when, values):
+            n = min(need.dim.shape(shapes[need.dim.name], sizes.__getitem__), default=least)
+        if n < least and holds(need.when, values):
             inp = first_input_with(prog, need.dim)
-            raise InputError(too_small_message(prog.name, need, n, inp))
+            raise InputError(too_small_message(prog.name, need, n, inp, least))
     return None
 
 
@@ -249,7 +254,9 @@ def _call_fn(e, args, sizes):
 
     def shape(dims):
         return tuple(
-            k for d in dims for k in (d.shape(shapes[d.name]) if d.variadic else (_n(sizes, d),))
+            k
+            for d in dims
+            for k in (d.shape(shapes[d.name], sizes.__getitem__) if d.variadic else (_n(sizes, d),))
         )
 
     vals = [np.reshape(v, shape(a.type.dims)) for a, v in zip(e.args, args)]
@@ -341,20 +348,24 @@ def _apply(e, args, sizes, comm=None):
     if op.kind == "window":
         ax = tuple(axes.axes(e.args[0].type.dims, attrs["over"]))
         kw = {k: v for k, v in ref_attrs(op, attrs).items() if k != "taps"}
+        if "size" in kw:  # an int param's size (blur(x, size=k)): its value
+            kw["size"] = tuple(k if isinstance(k, int) else _n(sizes, k) for k in kw["size"])
         (d,) = attrs["over"][:1]
+        lead = args[1:] if e.op == "blur" else ()  # blur's sigma
         if d.variadic:  # *S: its axes unflattened, every one windowed, flattened again
-            shape = d.shape(sizes[_CALLS][1][d.name])
+            shape = d.shape(sizes[_CALLS][1][d.name], sizes.__getitem__)
             if not shape:
                 return args[0]  # no spatial axis: nothing to slide over
             kw = {**kw, **{k: kw[k] * len(shape) for k in ("size", "stride") if k in kw}}
             x, a = args[0], ax[0]
             x = x.reshape(x.shape[:a] + shape + x.shape[a + 1 :])
-            y = op.ref(x, tuple(range(a, a + len(shape))), **kw)
+            y = op.ref(x, *lead, tuple(range(a, a + len(shape))), **kw)
+            a += y.ndim - x.ndim  # after sigma's dims
             return y.reshape(y.shape[:a] + (-1,) + y.shape[a + len(shape) :])
         if e.op == "conv":  # the kernel's axes in over's order
             k = np.transpose(args[1], axes.axes(e.args[1].type.dims, attrs["taps"]))
             return op.ref(args[0], k, ax, **kw)
-        return op.ref(args[0], ax, **kw)
+        return op.ref(args[0], *lead, ax, **kw)
     if op.kind in ("axis", "diff", "rfft"):
         (ax,) = axes.axes(e.args[0].type.dims, attrs["over"])
         return op.ref(args[0], ax, **ref_attrs(op, attrs))  # shift's steps and fill
@@ -409,7 +420,7 @@ def _n(sizes, d) -> int:
     if d.name not in sizes and d.fixed is not None:
         return d.fixed  # a fixed-size dim no input has (frames' entries)
     if d.variadic and d.steps:  # a window over *S: every axis through the steps
-        return int(np.prod(d.shape(sizes[_CALLS][1][d.name]), dtype=np.int64))
+        return int(np.prod(d.shape(sizes[_CALLS][1][d.name], sizes.__getitem__), dtype=np.int64))
     g = sizes.get(("global", d.name)) if d.primes else None
     return d.size(sizes[d.name] if g is None else g, sizes.__getitem__)
 

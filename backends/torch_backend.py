@@ -249,7 +249,8 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     folded into the channels of one image (a depthwise filter: groups = channels, much faster
     on CPU than a batch of single-channel images), padded by the rule of
     the op table (the odd one before), then separable 1-d convolutions (blur, box), a pool
-    (avg, max) or a conv."""
+    (avg, max) or a conv. blur's sigma may be a tensor: one blur per entry (its own group of
+    channels), its dims first."""
     nd = len(axes)
     ids = tuple(k + nd for k in last)
     y = x.movedim(axes, last)
@@ -259,15 +260,23 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
         c = c * k
     # (a pool takes the c images as a batch: F.max_pool2d refuses 0 channels, an empty batch)
     y = y.reshape(((c, 1) if kind in ("max", "avg") else (1, c)) + tuple(y.shape[y.ndim - nd :]))
+    sig, m = (), 1
+    if kind == "blur":
+        sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+        sig, m = tuple(sigma.shape), sigma.numel()
+        sigma = sigma.reshape(m, 1)
+        if m != 1:  # sigma j's images: channels j c ... (j + 1) c - 1
+            y = y.repeat((1, m) + (1,) * nd)
     if kernel is not None:
         size = tuple(kernel.shape)
     sides = _window_pads(tuple(y.shape[2:]), size, stride, padding)
     full = tuple(n + a + b for n, (a, b) in zip(y.shape[2:], sides))
+    at = tuple(k + len(sig) for k in axes)  # x's axes in the result, after sigma's dims
     # no images (an empty batch beside the window: conv's groups=0 is refused) or a window
     # longer than its padded axis: an empty result of the right shape (an untaken branch's)
-    if c == 0 or any(n < k for n, k in zip(full, size)):
+    if c * m == 0 or any(n < k for n, k in zip(full, size)):
         out = tuple(max(-(-(n - k + 1) // s), 0) for n, k, s in zip(full, size, stride))
-        return y.reshape(-1)[:0].reshape(lead + out).movedim(last, axes)
+        return y.reshape(-1)[:0].reshape(sig + lead + out).movedim(last, at)
     pads = ()
     for side in sides:
         pads = side + pads  # F.pad lists the last axis first
@@ -286,12 +295,15 @@ def _window(x, axes, last, kind, size, stride, padding, sigma, kernel):
     else:
         for i in ids:
             u = torch.arange(size[i], dtype=y.dtype, device=y.device) - size[i] // 2
-            g = torch.exp(-(u**2) / (2.0 * sigma**2)) if kind == "blur" else torch.ones_like(u)
+            g = torch.ones_like(u)[None]  # box; blur: one row of taps per sigma
+            if kind == "blur":
+                g = torch.exp(-(u**2) / (2.0 * sigma**2))
             shape = tuple(size[i] if j == i else 1 for j in ids)
-            w = (g / g.sum()).reshape((1, 1) + shape).expand((c, 1) + shape)
+            w = (g / g.sum(-1, keepdim=True)).reshape((m, 1, 1) + shape)
+            w = w.expand((m, c, 1) + shape).reshape((m * c, 1) + shape)
             step = tuple(stride[i] if j == i else 1 for j in ids)
-            y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step, groups=c)
-    return y.reshape(lead + tuple(y.shape[2:])).movedim(last, axes)
+            y = (f.conv1d, f.conv2d, f.conv3d)[nd - 1](y, w, stride=step, groups=m * c)
+    return y.reshape(sig + lead + tuple(y.shape[2:])).movedim(last, at)
 '''
 )
 FRAMES = '''

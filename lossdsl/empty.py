@@ -41,10 +41,22 @@ class Need:
     a disjunction of conjunctions of (bool param, value))."""
 
     dim: Dim
-    min_size: int
+    min_size: int | Dim  # a Dim: an int param's value through its steps (size=k: k//2 + 1)
     reason: str
     when: tuple[tuple[tuple[str, bool], ...], ...] | None = None
     axes: bool = False  # a window over *S: each of its axes (else its flattened size)
+
+    def least(self, params: dict) -> int:
+        """The minimum as a number, int params at their `params` values (IR names)."""
+        if isinstance(self.min_size, int):
+            return self.min_size
+        return self.min_size.size(param_size(params)(self.min_size.name), param_size(params))
+
+
+def param_size(params: dict):
+    """A dim's size by name for Dim.size, where the name is an int param's dim "$k" (a
+    required param without a value: 1)."""
+    return lambda by: int(params.get(by[1:]) or 1)
 
 
 @dataclass(frozen=True)
@@ -69,8 +81,8 @@ def empty_policy(prog: Program) -> EmptyPolicy:
         # *S needs k in all (its flattened size)
         axes = dim.variadic and axes
         d = Dim(dim.name, dim.primes if dim.name == prog.shard else 0, dim.variadic, dim.steps)
-        key = (d, _when(cond), axes)
-        if key not in found or found[key].min_size < k:
+        key = (d, _when(cond), axes, k if isinstance(k, Dim) else None)
+        if key not in found or (isinstance(k, int) and found[key].min_size < k):
             found[key] = Need(d, k, reason, key[1], axes)
 
     def visit(e, cond) -> None:
@@ -125,10 +137,19 @@ def _window_needs(e, need, cond) -> None:
     center=true pad size//2)."""
     pad, over = e.attr("padding"), e.attr("over")
     sizes = e.attr("size") or tuple(k.fixed for k in e.attr("taps"))
-    for d, k, out in zip(
-        over, sizes, (e.out.type.dims[e.args[0].type.dims.index(d)] for d in over)
-    ):
+    x_dims, lead = e.args[0].type.dims, len(e.out.type.dims) - len(e.args[0].type.dims)
+    for d, k, out in zip(over, sizes, (e.out.type.dims[lead + x_dims.index(d)] for d in over)):
         what = f"{e.op} takes windows of {k if k is not None else 'the kernel'} along {d}"
+        if isinstance(k, Dim):  # an int param's size (blur(x, size=k)): at least 1, and ...
+            need(k, 1, f"{e.op} takes windows of {k} entries", cond)
+            if pad == "valid":  # ... one whole window
+                need(d, k, what, cond, True)
+            elif pad == "reflect":  # ... more entries than k//2, reflected on a side
+                half = k.derive("//", 2)
+                need(d, half.derive("-", -1), f"{what}, reflect-padded by {half}", cond, True)
+            else:
+                need(d, 1, what, cond, True)
+            continue
         if e.op in ("frames", "stft_mag") and e.attr("center"):  # size//2 a side: torch.stft
             reflect = pad == "reflect"
             extra = f", reflect-padded by {k // 2}" if reflect else ""
@@ -268,22 +289,23 @@ def holds(when, params: dict) -> bool:
     return False
 
 
-def too_small_message(label: str, need: Need, size: str, inp: str) -> str:
+def too_small_message(label: str, need: Need, size: str, inp: str, least=None) -> str:
     """The InputError of a dim below its minimum ({size} may be a placeholder the generated
-    code formats at run time)."""
+    code formats at run time, so may `least`, the minimum, where an int param sets it)."""
+    least = need.min_size if least is None else least
     if need.dim.param is not None:  # split(x, k, over=N): the dim is the param's value
         return (
             f"{label}: param '{need.dim}' is {size}, but this loss needs it at least "
-            f"{need.min_size}: {need.reason}"
+            f"{least}: {need.reason}"
         )
     if need.axes:  # a window over *S: each spatial axis
         return (
             f"{label}: dim {need.dim} has an axis of size {size} in '{inp}', but this loss "
-            f"needs at least {need.min_size} along each: {need.reason}"
+            f"needs at least {least} along each: {need.reason}"
         )
     return (
         f"{label}: dim {need.dim} has size {size} in '{inp}', but this loss needs at least "
-        f"{need.min_size} along it: {need.reason}"
+        f"{least} along it: {need.reason}"
     )
 
 

@@ -34,21 +34,27 @@ def _fitted(spec, sizes: dict, absent, params=None) -> dict:
     from lossdsl.empty import empty_policy
 
     out = dict(sizes)
-    for need in empty_policy(spec.program(frozenset(absent))).needs:
-        d = need.dim
-        if need.when is not None or d.fixed is not None:
+    prog = spec.program(frozenset(absent))
+    values = {q.var.name: q.default for q in prog.params} | dict(params or {})
+    for need in empty_policy(prog).needs:
+        d, least = need.dim, need.least(values)  # (a window's size=k: at k's value)
+
+        def size_of(by):
+            return int(values.get(by[1:]) or 1) if by.startswith("$") else out.get(by, 3)
+
+        if need.when is not None or d.fixed is not None or d.param is not None:
             continue
         if need.axes:  # a window over *S: each axis grown (one of 3 by default; 0 stays 0)
             axes = out.get(d.name, (3,))
             out[d.name] = tuple(
-                next(n for n in range(k, k + 10_000) if d.size(n) >= need.min_size) if k else 0
+                next(n for n in range(k, k + 10_000) if d.size(n, size_of) >= least) if k else 0
                 for k in (axes if isinstance(axes, tuple) else (axes,))
             )
             continue
         if d.name in sizes or d.variadic:
             continue
         n = out.get(d.name, 3)
-        while d.size(n, lambda by: out.get(by, 3)) < need.min_size:
+        while d.size(n, size_of) < least:
             n += 1
         out[d.name] = n
     return _divisible(spec.program(frozenset(absent)), out, params or {})

@@ -266,10 +266,12 @@ def _verify_body(body: Body, where: str, loop: bool = True) -> None:
 def _all_dims(eqns, seen: set[int]):
     for e in eqns:
         yield from e.out.type.dims
-        for _, v in e.attrs:
+        for k, v in e.attrs:
             if isinstance(v, Body) and id(v) not in seen:
                 seen.add(id(v))
                 yield from _all_dims(v.eqns, seen)
+            elif k == "size" and isinstance(v, tuple):  # a window's size=k: an int param's
+                yield from (d for d in v if isinstance(d, Dim))
 
 
 def splits(prog: Program) -> list[tuple[Dim, int, str]]:

@@ -412,7 +412,8 @@ PADDINGS = ("valid", "same", "reflect")
 
 
 def window_dim(d, k, s: int, padding: str):
-    """The dim a window of size k (an int, or a conv kernel's dim) with stride s gives along d:
+    """The dim a window of size k (an int; a conv kernel's dim or an int param's "$k") with
+    stride s gives along d:
     valid: floor((d - k) / s) + 1 (d-k+1 at stride 1); same and reflect: ceil(d / s) (d itself
     at stride 1)."""
     if padding != "valid":
@@ -428,9 +429,9 @@ def window_rule(ts, attrs):
     """blur, box, avg_pool, max_pool, conv: x keeps its dims but those of `over`, each
     replaced by its window_dim; conv's kernel has one dim per `over` dim (`taps`, in order)."""
     _numeric(ts, "this window")
-    x = ts[0]
+    x, conv = ts[0], "taps" in attrs
     over = _check_over(x, attrs)
-    bad = [d for d in over if d.unit or (d.variadic and (len(over) > 1 or len(ts) == 2))]
+    bad = [d for d in over if d.unit or (d.variadic and (len(over) > 1 or conv))]
     if bad:
         raise OpDimError(
             f"a window over the variadic {bad[0]} slides over all its axes alone (no other dim, "
@@ -446,7 +447,18 @@ def window_rule(ts, attrs):
             0,
         )
     sizes = attrs.get("size") or attrs.get("taps")
-    if len(ts) == 2:  # conv: the kernel's dims, in over's order
+    lead: tuple = ()
+    if len(ts) == 2 and not conv:  # blur's sigma: one blur per entry, its dims first
+        lead = ts[1].dims
+        shared = [d for d in lead if d in x.dims]
+        if ts[1].dtype != "float" or shared:
+            raise OpDimError(
+                f"blur's sigma must be a float number or a float tensor whose dims x lacks, "
+                f"got {ts[1]} for x {x}",
+                "e.g. sigma=1.5, or sigmas: float[M] for one blur per sigma ([M, ...x])",
+                1,
+            )
+    if conv:  # the kernel's dims, in over's order
         kt, taps = ts[1], attrs["taps"]
         if sorted(kt.dims) != sorted(taps) or len(taps) != len(over):
             raise OpDimError(
@@ -465,7 +477,7 @@ def window_rule(ts, attrs):
     new = {
         d: window_dim(d, k, s, attrs["padding"]) for d, k, s in zip(over, sizes, attrs["stride"])
     }
-    return TensorType("float", tuple(new.get(d, d) for d in x.dims))
+    return TensorType("float", lead + tuple(new.get(d, d) for d in x.dims))
 
 
 def frame_dim(d, size: int, hop: int, padding: str, center: bool):
@@ -1099,6 +1111,18 @@ def _window(x, axes, kind, size, stride, padding, sigma=1.5, kernel=None):
     return np.max(w, axis=last) if kind == "max" else np.mean(w, axis=last)
 
 
+def _blurs(x, sigma, axes, size, stride, padding):
+    """blur: _window's Gaussian for each entry of `sigma` (a number: one), stacked in sigma's
+    shape before x's (the numpy target inlines this source: numpy only)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    flat = sigma.reshape(-1)
+    out = [_window(x, axes, "blur", size, stride, padding, s) for s in flat]
+    if not out:  # no sigma: an empty stack of the blur's shape
+        one = _window(x, axes, "blur", size, stride, padding, 1.0)
+        return np.zeros(sigma.shape + one.shape)
+    return np.reshape(np.stack(out), sigma.shape + out[0].shape)
+
+
 def _frames(x, axes, size, stride, padding, center):
     """x's axis `axes[0]` cut into frames of `size[0]` entries every `stride[0]` (the hop), in
     float64: the frame count at that axis, the frame's entries right after it (the numpy target
@@ -1548,14 +1572,13 @@ _SLIDE = ("over", "size", "stride", "padding")
 _row(
     "blur",
     W,
-    1,
+    2,
     window_rule,
-    lambda x, axes, size, stride, padding, sigma: _window(
-        x, axes, "blur", size, stride, padding, sigma
-    ),
-    "a Gaussian filter of `sigma` over `size` taps per dim (separable, normalized to sum 1)",
+    lambda x, sigma, axes, size, stride, padding: _blurs(x, sigma, axes, size, stride, padding),
+    "a Gaussian filter of `sigma` over `size` taps per dim (separable, normalized to sum 1); "
+    "a tensor of sigmas gives one blur per entry, its dims first",
     True,
-    _SLIDE + ("sigma",),
+    _SLIDE,
 )
 _row(
     "box",

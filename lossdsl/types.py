@@ -88,16 +88,17 @@ class Dim:
                 n = -(-n // k)
         return n
 
-    def shape(self, shape: tuple) -> tuple:
+    def shape(self, shape: tuple, size_of=None) -> tuple:
         """A variadic dim's axes (its base's `shape`), each through the steps: a window over
         *S of 11 taps shrinks every spatial axis by 10."""
-        return tuple(self.size(n) for n in shape)
+        return tuple(self.size(n, size_of) for n in shape)
 
-    def shape_code(self, shape: str) -> str:
-        """`shape` as a Python expression of the base's shape expression."""
+    def shape_code(self, shape: str, size_of=str) -> str:
+        """`shape` as a Python expression of the base's shape expression (`size_of`: another
+        dim's size expression by name, an int param's window size)."""
         if not self.steps:
             return shape
-        return f"tuple({self.size_code('n_', str)} for n_ in {shape})"
+        return f"tuple({self.size_code('n_', size_of)} for n_ in {shape})"
 
     def size_code(self, n: str, size_of) -> str:
         """The size as a Python expression of the base's size expression `n`."""

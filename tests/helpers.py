@@ -44,10 +44,12 @@ def sizes_for(spec, sizes: dict) -> dict:
     from lossdsl.empty import empty_policy
 
     least: dict = {}  # a tuple (*S's axes) against the needs of a window over *S, each axis
-    for n in empty_policy(spec.program()).needs:
+    prog = spec.program()
+    defaults = {q.var.name: q.default for q in prog.params}  # (a window's size=k: its default)
+    for n in empty_policy(prog).needs:
         if n.when is None and not n.dim.steps:
             key = (n.dim.name, n.axes)
-            least[key] = max(least.get(key, 0), n.min_size)
+            least[key] = max(least.get(key, 0), n.least(defaults))
     # a tuple: the axes of a *S, each of which a window over *S needs that big
     return {
         k: v

@@ -39,6 +39,15 @@ def _dims(em, e: Eqn, v) -> dict:
     }
 
 
+def size_code(em, sizes) -> str:
+    """A window's sizes as a Python tuple: numbers, and an int param's value (size=k)."""
+    return (
+        "("
+        + "".join((str(k) if isinstance(k, int) else em.dim_size(k)) + ", " for k in sizes)
+        + ")"
+    )
+
+
 ATTR_RULES: dict[str, Callable[..., dict]] = {
     "over": _over,
     "dim": lambda em, e, v: {"n": em.dim_size(v)},
@@ -52,10 +61,9 @@ ATTR_RULES: dict[str, Callable[..., dict]] = {
     "steps": lambda em, e, v: {"steps": py_literal(int(v))},
     "reverse": lambda em, e, v: {"reverse": bool(v)},
     "descending": lambda em, e, v: {"descending": bool(v)},
-    "size": lambda em, e, v: {"size": tuple(int(k) for k in v)},
+    "size": lambda em, e, v: {"size": size_code(em, v)},
     "stride": lambda em, e, v: {"stride": tuple(int(k) for k in v)},
     "padding": lambda em, e, v: {"padding": f'"{PADDINGS[PADDINGS.index(v)]}"'},  # not user text
-    "sigma": lambda em, e, v: {"sigma": py_literal(float(v))},
     "taps": lambda em, e, v: {},  # the kernel's layout (_window below)
     "center": lambda em, e, v: {"center": bool(v)},
     "win": lambda em, e, v: {"win": int(v)},
@@ -186,7 +194,8 @@ def _window(em, e: Eqn, attrs: dict) -> dict:
     ax = tuple(axes.axes(e.args[0].type.dims, e.attr("over")))
     kind = {"avg_pool": "avg", "max_pool": "max"}.get(e.op, e.op)
     out = {"wax": ax, "last": tuple(range(-len(ax), 0)), "kind": f'"{kind}"'}
-    out.update(size=attrs.get("size", ()), sigma=attrs.get("sigma", "0.0"))
+    sigma = em.ref(e.args[1]) if e.op == "blur" else "0.0"
+    out.update(size=attrs.get("size", "()"), sigma=sigma)
     if e.op == "conv":
         k = e.args[1]
         kern = em.ref(k)

@@ -8,7 +8,7 @@ import builtins
 import re
 
 from lossdsl import axes
-from lossdsl.codegen.attrs import template_attrs
+from lossdsl.codegen.attrs import size_code, template_attrs
 from lossdsl.codegen.guards import Guards
 from lossdsl.codegen.names import Names, docstring, py_literal
 from lossdsl.codegen.target import INFIX, EqnContext, Target
@@ -89,7 +89,7 @@ class FunctionEmitter(Guards):
 
     def variadic_shape(self, d: Dim) -> str:
         """A variadic dim's axes as a Python tuple expression (a window's *S-10: each axis)."""
-        return d.shape_code(self.variadic_shapes[d.name])
+        return d.shape_code(self.variadic_shapes[d.name], lambda by: self.size[by])
 
     def dim_size(self, d: Dim) -> str:
         if d.name not in self.size and d.fixed is not None:
@@ -270,7 +270,7 @@ class FunctionEmitter(Guards):
         ctx.attrs.update(
             wax=f"tuple(range({a}, {a} + {n}))",
             last=f"tuple(range(-{n}, 0))",
-            size=f"{tuple(e.attr('size'))} * {n}",
+            size=f"{size_code(self, e.attr('size'))} * {n}",
             stride=f"{tuple(e.attr('stride'))} * {n}",
         )
         code = ctx.fmt(self.t.templates[e.op])

@@ -86,7 +86,8 @@ class Guards:
             self.line(f"if {v} is None:")
             self.line(
                 f"raise LossParamError(\"{self.label}: param '{q}' sizes a dim (a split's "
-                f"groups), so it must be a Python int: under jax.jit pass it as a static "
+                f"groups, a window's taps), so it must be a Python int: under jax.jit pass it "
+                f"as a static "
                 f'argument (static_argnames)")',
                 2,
             )
@@ -302,11 +303,14 @@ class Guards:
             self.line(f'raise LossInputError(f"{msg}")', 2)
         for need in pol.needs:
             n = self.dim_size(need.dim)
+            least = need.min_size  # a Dim: an int param's (blur(x, size=k))
+            least = str(least) if isinstance(least, int) else f"({self.dim_size(least)})"
             if need.axes:  # a window over *S: its smallest axis (none: no window)
-                n = f"min({self.variadic_shape(need.dim)}, default={need.min_size})"
-            if need.min_size == 1 and n in outs:
-                continue  # an empty per-element loss returned above
-            cond = f"{n} < {need.min_size}"
+                n = f"min({self.variadic_shape(need.dim)}, default={least})"
+            if need.min_size == 1 and n in outs and not need.dim.steps:
+                continue  # an empty per-element loss returned above (a derived dim, H-k+1,
+                # may be negative: checked)
+            cond = f"{n} < {least}"
             if need.when is not None:
                 alts = []
                 for conj in need.when:
@@ -318,7 +322,8 @@ class Guards:
                     alts.append(" and ".join(terms))
                 cond += " and (" + " or ".join(f"({a})" for a in alts) + ")"
             inp = first_input_with(self.p, need.dim)
-            msg = too_small_message(self.label, need, f"{{{n}}}", inp)
+            shown = None if isinstance(need.min_size, int) else f"{{{least}}}"
+            msg = too_small_message(self.label, need, f"{{{n}}}", inp, shown)
             self.line(f"if {cond}:")
             self.line(f'raise LossInputError(f"{msg}")', 2)
 

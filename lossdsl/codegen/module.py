@@ -61,7 +61,7 @@ def module_source(target: Target, programs: list[Program], doc: str) -> str:
     for name, code in target.helpers:  # the target's own helpers, where used (as a whole
         # name: `_grad(` is no use of it inside `_custom_grad(`)
         used = re.compile(rf"(?<![\w.]){re.escape(name)}[(.]")
-        if any(used.search(ln) for ln in body):
+        if any(used.search(ln) for ln in body + lines):  # (lines: a helper calling another)
             # a helper's imports (the standard library's) join the module's own at the top
             code_lines = code.strip("\n").splitlines()
             for ln in code_lines:

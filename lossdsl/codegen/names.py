@@ -92,7 +92,7 @@ class Names:
         # the targets' module-level helpers (Target.helpers)
         | {"_ids_out_of_range", "_eigvalsh", "_lgamma", "_digamma", "_argsort", "_quantile"}
         | {"_no_autocast"}
-        | {"_window", "_window_pads", "_frames", "_shift", "_shift_ref", "_CustomGrad"}
+        | {"_window", "_blurs", "_window_pads", "_frames", "_shift", "_shift_ref", "_CustomGrad"}
         | {"_custom_grad", "_custom_grad_fwd", "_custom_grad_bwd", "_stft_mag", "_rfft_mag"}
         | {"_grad", "_fd_grad", "_log_ive", "_log_ive_core", "_debye_polys", "_DEBYE"}
         | {"_ctc", "_ctc_core", "_CtcKernel", "_unbound_scan", "_python_scan"}

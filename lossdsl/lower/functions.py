@@ -187,17 +187,19 @@ def _x(ctx: Ctx, node) -> Atom | None:
     return lower_expr(ctx, node)
 
 
-def _const(ctx: Ctx, node, what: str) -> float | int | None:
-    """A compile-time number (eps=1e-12, ddof=1)."""
+def _const(ctx: Ctx, node, what: str, params: bool = False) -> float | int | None:
+    """A compile-time number (eps=1e-12, ddof=1); `params`: the hint offers an int param."""
     if isinstance(node, (int, float)):
         return node
     v = const_eval(node)
     if v is None:
         return ctx.error(
             TypeMismatch,
-            f"{what} must be a number",
+            f"{what} must be a " + ("whole number or an int param" if params else "number"),
             _sp(node),
-            f"{what} is fixed when the spec compiles: write a literal, e.g. {what}=1",
+            f"write a literal, e.g. {what}=1, or `param k: int` and {what}=k"
+            if params
+            else f"{what} is fixed when the spec compiles: write a literal, e.g. {what}=1",
         )
     return v
 
@@ -522,18 +524,30 @@ def _eigvalsh(ctx, call, a):
     return ctx.emit("eigvalsh", (x,), (("over", over),), span=call.span, arg_spans=(_sp(a["x"]),))
 
 
-def _ints(ctx, node, what: str, n: int) -> tuple[int, ...] | None:
-    """size=11 or size=(11, 7): one positive whole number per window dim."""
+def _ints(ctx, node, what: str, n: int, params: bool = False) -> tuple | None:
+    """size=11 or size=(11, 7): one positive whole number per window dim. With `params`, an
+    entry may also be an int param (a window's size=k): the dim "$k" its value sizes at call
+    time (a Python int there: static under jax.jit, as split's group size)."""
     items = node.items if isinstance(node, ast.Tuple) else (node,)
-    vals = [v if isinstance(v, int) else _const(ctx, v, what) for v in items]
+    vals: list = []
+    for v in items:
+        if params and isinstance(v, ast.Name) and v.name not in ctx.dims:
+            b = ctx.env.get(v.name)
+            if isinstance(b, Lit) and type(b.value) is int:  # a param a spec call passed as 2
+                vals.append(b.value)
+                continue
+            if isinstance(b, Var) and _int_param(ctx, b):
+                vals.append(resolve_dim(ctx, v))
+                continue
+        vals.append(v if isinstance(v, int) else _const(ctx, v, what, params))
     if any(v is None for v in vals):
         return None
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals) or len(
-        vals
-    ) not in (1, n):
+    bad = [v for v in vals if not isinstance(v, Dim) and (type(v) is not int or v < 1)]
+    if bad or len(vals) not in (1, n):
         return ctx.error(
             TypeMismatch,
-            f"{what} must be a positive whole number, or one per dim of over ({n})",
+            f"{what} must be a positive whole number{' or an int param' if params else ''}, "
+            f"or one per dim of over ({n})",
             _sp(node),
             f"e.g. {what}=3" + (f" or {what}=({', '.join(['3'] * n)})" if n > 1 else ""),
         )
@@ -563,10 +577,18 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
         n = len(over)
         attrs: list = []
         if "size" in a:
-            size = _ints(ctx, a["size"], "size", n)
+            size = _ints(ctx, a["size"], "size", n, params=True)
             if size is None:
                 return None
             attrs.append(("size", size))
+        if a["stride"] is None and any(isinstance(k, Dim) for k in dict(attrs).get("size", ())):
+            return ctx.error(
+                TypeMismatch,
+                f"{call.func}() with a param size needs stride=: its default, the size, would "
+                "make the output's shape depend on two params",
+                _sp(a["size"]),
+                f"e.g. {call.func}(x, k, over=(H, W), stride=1)",
+            )
         stride = a["stride"] if a["stride"] is not None else a.get("size")
         stride = _ints(ctx, stride, "stride", n)
         if stride is None:
@@ -580,22 +602,16 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
             args.append(k)
             spans.append(_sp(a["kernel"]))
             attrs.append(("taps", k.type.dims))
+        if op == "blur":  # sigma: a number, a param, or a float tensor (one blur per entry)
+            sigma = _blur_sigma(ctx, a["sigma"])
+            if sigma is None:
+                return None
+            args.append(sigma)
+            spans.append(_sp(a["sigma"]))
         if x is None:
             return None
         over = tuple(derived_as(x.type.dims, d) for d in over)
         attrs += [("stride", stride), ("padding", pad.value)]
-        if op == "blur":
-            sigma = _const(ctx, a["sigma"], "sigma")
-            if sigma is None:
-                return None
-            if isinstance(sigma, bool) or not sigma > 0:
-                return ctx.error(
-                    TypeMismatch,
-                    f"sigma must be positive, got {sigma}",
-                    _sp(a["sigma"]),
-                    "the Gaussian's standard deviation in pixels: e.g. sigma=1.5 (SSIM's)",
-                )
-            attrs.append(("sigma", float(sigma)))
         return ctx.emit(
             op, tuple(args), (("over", over), *attrs), span=call.span, arg_spans=tuple(spans)
         )
@@ -604,6 +620,32 @@ def _window(op: str, sig: Sig) -> tuple[Sig, Callable]:
 
 
 _VALID = ("padding", ast.Str("valid"))
+
+
+def _blur_sigma(ctx, node) -> Atom | None:
+    """blur's sigma, an operand: a positive number (checked here), or a float value (a param,
+    an expression, a tensor whose dims x lacks: one blur per entry, its dims first)."""
+    if isinstance(node, (int, float)):
+        node = ast.Num(node, None)
+    v = const_eval(node)
+    if v is not None and (isinstance(v, bool) or not v > 0):
+        return ctx.error(
+            TypeMismatch,
+            f"sigma must be positive, got {v}",
+            _sp(node),
+            "the Gaussian's standard deviation in pixels: e.g. sigma=1.5 (SSIM's)",
+        )
+    if v is not None:
+        return lit(float(v))
+    s = _x(ctx, node)
+    if s is not None and s.type.dtype != "float":
+        return ctx.error(
+            TypeMismatch,
+            f"sigma must be a float, got {s.type}",
+            _sp(node),
+            "a number, a float param or a float tensor of sigmas, e.g. sigma=1.5",
+        )
+    return s
 
 
 def _group_dim(ctx, node) -> Dim | None:

@@ -39,13 +39,6 @@ def _win(channels, size=11, sigma=1.5):
     return (g / g.sum()).reshape(1, 1, 1, size).repeat(channels, 1, 1, 1)
 
 
-def _variant(name, old, new):
-    """A shipped spec's source with one convention changed (kornia's padding, MONAI's window)."""
-    text = (SPECS / f"{name}.loss").read_text()
-    assert text.count(old) >= 1, old
-    return lossdsl.parse(text.replace(old, new))
-
-
 def _per_image(v, reduction):
     return {"none": v, "sum": v.sum(), "mean": v.mean()}[reduction]
 
@@ -174,9 +167,9 @@ def test_ssim_is_twice_kornias_valid_ssim_loss(shape):
 
 
 def test_ssim_with_reflect_padding_is_kornias_default():
-    """kornia's default padding="same" reflects the border: the spec with padding="reflect"."""
-    spec = _variant("ssim", "size=11)", 'size=11, padding="reflect")')
-    fn = spec.compile("torch")
+    """kornia's default padding="same" reflects the border: the spec's padding="same" (its
+    blurs' padding="reflect")."""
+    fn = lossdsl.load("ssim").compile("torch", padding="same")
     x, y = _images((2, 3, 14, 17), 6)
     assert_same(
         lambda x, y: fn(x, y) / 2,
@@ -218,6 +211,26 @@ def test_ms_ssim_data_range_and_constants():
         {"x": x * 255, "y": y * 255},
         ["x", "y"],
     )
+
+
+@pytest.mark.parametrize(
+    "size,sigma,shape", [(7, 1.0, (2, 2, 120, 130)), (9, 2.0, (1, 2, 141, 150))]
+)
+def test_ssim_and_ms_ssim_window_params_match_pytorch_msssim(size, sigma, shape):
+    """win_size / win_sigma: pytorch_msssim.ssim and ms_ssim with win=_win(C, size, sigma) (its
+    own window, transcribed in float64), values and gradients; the coarsest level of ms_ssim
+    needs (size - 1) * 2^4 < side, pytorch_msssim's assertion."""
+    x, y = _images(shape, 11, noise=0.1)
+    win = _win(shape[1], size, sigma)
+    kw = dict(win_size=size, win_sigma=sigma)
+    for name, peer in (("ssim", pytorch_msssim.ssim), ("ms_ssim", pytorch_msssim.ms_ssim)):
+        fn = compiled(name)
+        assert_same(
+            lambda x, y: fn(x, y, reduction="none", **kw),
+            lambda x, y: 1 - peer(x, y, data_range=1.0, size_average=False, win=win),
+            {"x": x, "y": y},
+            ["x", "y"],
+        )
 
 
 def test_ms_ssim_below_160_is_an_input_error():

@@ -46,14 +46,10 @@ EXCLUDED = {
         "torch.autograd.gradcheck of kornia itself; its inputs (with -100 labels) are run here "
         "against kornia, values and gradients in float64"
     ),
-    "test_ssim.py (TestSSIMLoss, TestSSIM3DLoss), window sizes 5 and 3": (
-        "the ssim spec's window is 11 taps (blur's size is a literal); window 11 with "
-        "padding='same' and 'valid' is checked in tests/peers/test_kornia_image.py"
-    ),
-    "test_ssim.py (TestMS_SSIMLoss) sigma lists (0.5, 1.3), (1.0, 3.3); test_mi_batch.py": (
-        "ms_ssim_l1 takes kornia's five- and three-sigma lists (blur's sigma is a literal), "
-        "checked in tests/peers/test_kornia_image.py; test_mi_batch.py fails on the installed "
-        "kornia itself (tests/peers/test_mi.py checks that); mutual information: test_mi.py"
+    "test_mi_batch.py": (
+        "fails on the installed kornia itself (tests/peers/test_mi.py checks that); mutual "
+        "information: test_mi.py (test_ssim.py: tests/peers/test_kornia_image.py, every window "
+        "size and sigma list)"
     ),
     "test_hd.py::test_numeric (float64)": (
         "kornia itself marks float64 xfail ('Sometimes failing on float64'); the float32 golden "

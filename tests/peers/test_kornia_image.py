@@ -25,20 +25,12 @@ import kornia.losses as KL  # noqa: E402
 KORNIA_SSIM = "kornia/kornia tests/losses/test_ssim.py (051261cd)"
 
 EXCLUDED = {
-    "test_ssim.py::TestSSIMLoss window_size=5 cases (test_ssim_equal_none, test_ssim[5-*], "
-    "test_module, test_gradcheck with 3)": "the ssim spec's window is fixed at 11 taps (blur's "
-    "size is fixed when a spec compiles); the window-11 cases run",
-    "test_ssim.py::TestSSIM3DLoss::test_ssim (2 x 16 x 16 and 2 x 15 x 20 volumes)": "a depth "
-    "of 2 is below the 5 entries an 11-tap reflect pads on a side: the installed kornia 0.9.0 "
-    "raises itself (torch's F.pad: 'Padding size should be less than the corresponding input "
-    "dimension'), and so does the spec (an InputError); its golden 0.9999 (ones vs zeros) is "
-    "not (1 - SSIM) / 2 of the installed kornia either (0.49995); window 5: as above",
-    "test_ssim.py::TestSSIM3DLoss::test_smoke, test_module, test_gradcheck, test_cardinality": (
-        "window_size 3 and 5 (see above), shapes of kornia's output"
-    ),
-    "test_ssim.py::TestMS_SSIMLoss::test_none_reduction_keeps_input_shape_5126 sigmas (0.5, "
-    "1.3), (1.0, 3.3)": "sigma lists other than (0.5, 1, 2, 4, 8) and (0.5, 1, 2): a window's "
-    "size and sigma are fixed when the spec compiles (scales='five' | 'three')",
+    "test_ssim.py::TestSSIM3DLoss::test_ssim (2 x 16 x 16 and 2 x 15 x 20 volumes), "
+    "test_cardinality's 2 x 4 x 2 x 5 x 5": "a depth of 2 is below the entries a 5- or 11-tap "
+    "reflect pads on a side (2, 5): the installed kornia 0.9.0 raises itself (torch's F.pad: "
+    "'Padding size should be less than the corresponding input dimension'), and so does the "
+    "spec (an InputError); its golden 0.9999 (ones vs zeros) is not (1 - SSIM) / 2 of the "
+    "installed kornia either (0.49995)",
     "test_ssim.py::TestMS_SSIMLoss half / integer / bool / complex / mixed-dtype / autocast "
     "tests, test_load_legacy_state_dict, test_jit, test_exception, test_cardinality": "dtype "
     "promotion, state_dict, TorchScript and argument checks of kornia's module (the float64 "
@@ -127,6 +119,90 @@ def test_ssim_same_jax_agrees_with_torch():
         np.asarray(j(x.numpy(), y.numpy(), eps=1e-12, reduction="none")),
         _ssim()(x, y, eps=1e-12, reduction="none"),
     )
+
+
+# window sizes other than 11 (kornia's window_size; the spec's win_size): kornia's own cases
+# (test_ssim.py: TestSSIMLoss::test_module 1 x 2 x 3 x 4 at 5, test_gradcheck 1 x 1 x 5 x 4 at 3;
+# TestSSIM3DLoss::test_smoke 1 x 1 x 2 x 4 x 3 at 3, test_module 1 x 2 x 3 x 4 x 5 at 5,
+# test_gradcheck 1 x 1 x 5 x 4 x 3 at 3, test_cardinality 1 x 2 x 3 x 5 x 5 at 5) and more
+WINDOW_CASES = [
+    ((1, 2, 3, 4), 5),
+    ((1, 1, 5, 4), 3),
+    ((1, 1, 10, 16), 5),
+    ((2, 4, 8, 15), 5),
+    ((2, 3, 13, 14), 7),
+    ((1, 1, 2, 4, 3), 3),
+    ((1, 2, 3, 4, 5), 5),
+    ((1, 1, 5, 4, 3), 3),
+    ((1, 2, 3, 5, 5), 5),
+    ((2, 1, 9, 8, 7), 7),
+]
+
+
+# 'valid' where every axis holds a whole window (else kornia and the spec both refuse)
+WINDOW_RUNS = [(s, w, "same") for s, w in WINDOW_CASES] + [
+    (s, w, "valid") for s, w in WINDOW_CASES if min(s[2:]) >= w
+]
+
+
+@pytest.mark.parametrize("shape,window,padding", WINDOW_RUNS, ids=lambda v: str(v))
+def test_ssim_window_sizes_match_kornia(shape, window, padding):
+    """kornia.losses.ssim_loss / ssim3d_loss(x, y, window_size) = ssim(x, y, win_size=window,
+    eps=1e-12) / 2, padding 'same' and (where every axis holds a window) 'valid': values, both
+    gradients and the 'none' map, against the installed kornia in float64."""
+    g = torch.Generator().manual_seed(window * 10 + len(shape))
+    x = torch.rand(*shape, generator=g, dtype=torch.float64)
+    y = (x + 0.3 * torch.rand(*shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    peer = KL.ssim_loss if len(shape) == 4 else KL.ssim3d_loss
+    fn = _ssim(padding)
+    kw = dict(win_size=window, eps=1e-12)
+    a, ga = _grads(lambda u, v: fn(u, v, **kw) / 2, x, y)
+    b, gb = _grads(lambda u, v: peer(u, v, window, padding=padding), x, y)
+    _close(a, b)
+    for u, v in zip(ga, gb):
+        _close(u, v, rtol=1e-8, atol=1e-14)
+    none = peer(x, y, window, padding=padding, reduction="none")
+    _close(fn(x, y, reduction="none", **kw) / 2, none.flatten(1).mean(1))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(1, 1, 10, 16), (2, 4, 8, 15), (1, 1, 2, 4, 3)])
+def test_ssim_window_5_and_3_self_is_zero(shape, reduction):
+    """kornia's TestSSIMLoss::test_ssim_equal_none and test_ssim[5-*] (window 5), and
+    TestSSIM3DLoss::test_smoke (window 3 on 1 x 1 x 2 x 4 x 3): an image against itself is 0
+    (kornia's goldens: zeros, torch.testing's float64 tolerance)."""
+    img = torch.rand(shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    window = 3 if len(shape) == 5 else 5
+    got = _ssim()(img, img, win_size=window, eps=1e-12, reduction=reduction)
+    _close(got, torch.zeros_like(got), rtol=1e-7, atol=1e-7)
+
+
+def test_ssim_depth_two_volumes_are_refused_as_kornia_refuses_them():
+    """TestSSIM3DLoss::test_ssim's and test_cardinality's depth-2 volumes at window 5: reflect
+    pads 2 on an axis of 2, which torch's F.pad (so the installed kornia) refuses; the spec
+    refuses them as an InputError, naming the margin."""
+    vol = torch.rand(2, 4, 2, 5, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    with pytest.raises(RuntimeError):
+        KL.ssim3d_loss(vol, vol, 5)
+    with pytest.raises(lossdsl.InputError, match="reflect-padded by"):
+        _ssim()(vol, vol, win_size=5)
+
+
+def test_ssim_win_sigma_matches_pytorch_msssim_and_monai():
+    """win_size / win_sigma are pytorch_msssim.ssim's and MONAI SSIMLoss's (win_size,
+    kernel_sigma): against the installed pytorch-msssim 1.0.0 (its window in float32: 1e-6)
+    and MONAI 1.6.1 (its result float32 here: 1e-5)."""
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    monai_losses = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(10)
+    x = torch.rand(2, 3, 20, 18, generator=g, dtype=torch.float64)
+    y = (x + 0.2 * torch.rand(2, 3, 20, 18, generator=g, dtype=torch.float64)).clamp(0, 1)
+    fn = _ssim("valid")
+    for w, s in ((7, 1.0), (9, 2.0), (11, 1.5)):
+        got = fn(x, y, win_size=w, win_sigma=s)
+        _close(got, 1 - pytorch_msssim.ssim(x, y, data_range=1.0, win_size=w, win_sigma=s), 1e-6)
+        peer = monai_losses.SSIMLoss(spatial_dims=2, data_range=1.0, win_size=w, kernel_sigma=s)
+        _close(got, peer(x, y), rtol=1e-5)
 
 
 # ---- MS_SSIMLoss: ms_ssim_l1 -------------------------------------------------------------------
@@ -290,6 +366,108 @@ def test_ms_ssim_l1_jax_agrees_with_torch():
             np.asarray(j(x.numpy(), y.numpy(), reduction="none")),
             _ms(scales)(x, y, reduction="none"),
         )
+
+
+# ---- MS_SSIMLoss with any sigmas: ms_ssim_l1_sigmas --------------------------------------------
+
+SIGMA_LISTS = [
+    (0.5, 1.3),
+    (1.0, 3.3),
+    (0.5, 1.0, 2.0),
+    (0.5, 1.0, 2.0, 4.0, 8.0),
+    (2.0,),
+    (3.0, 0.7),
+]
+
+
+def _ms_sigmas(backend="torch"):
+    return lossdsl.load("ms_ssim_l1_sigmas").compile(backend)
+
+
+def _window_of(sigmas):
+    """kornia's window for a sigma list: 2 int(2 sigmas[-1]) + 1 taps (MS_SSIMLoss.__init__)."""
+    return 2 * int(2 * sigmas[-1]) + 1
+
+
+@pytest.mark.parametrize("sigmas", SIGMA_LISTS, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("shape", [(2, 3, 10, 11), (1, 1, 5, 5)])
+def test_ms_ssim_l1_sigmas_matches_kornia(sigmas, reduction, shape):
+    """MS_SSIMLoss(sigmas=..., reduction) = ms_ssim_l1_sigmas(x, y, sigmas, win_size=
+    2 int(2 sigmas[-1]) + 1): values and both image gradients against the installed kornia
+    (its masks float64: built under torch's float64 default); the order of the list matters
+    ((3.0, 0.7): the last is the luminance's and the L1 term's scale)."""
+    g = torch.Generator().manual_seed(len(sigmas) * 7 + shape[-1])
+    x = torch.rand(*shape, generator=g, dtype=torch.float64)
+    y = torch.rand(*shape, generator=g, dtype=torch.float64)
+    sig = torch.tensor(sigmas, dtype=torch.float64)
+    fn = _ms_sigmas()
+    a, ga = _grads(
+        lambda u, v: fn(u, v, sig, win_size=_window_of(sigmas), reduction=reduction), x, y
+    )
+    b, gb = _grads(KL.MS_SSIMLoss(sigmas=sigmas, reduction=reduction), x, y)
+    assert a.shape == b.shape
+    _close(a, b, rtol=1e-10, atol=1e-11)
+    for u, v in zip(ga, gb):
+        _close(u, v, rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.parametrize("sigmas", [(0.5, 1.3), (1.0, 3.3), (0.5, 1.0, 2.0)], ids=str)
+def test_ms_ssim_l1_sigmas_kornia_none_keeps_shape_5126(sigmas):
+    """kornia's test_none_reduction_keeps_input_shape_5126: the 'none' map is (1, 16, 20) and
+    flipping both inputs flips it (an odd window: no half-pixel shift), for its three lists."""
+    g = torch.Generator().manual_seed(11)
+    img1 = torch.rand(1, 3, 16, 20, generator=g, dtype=torch.float64)
+    img2 = torch.rand(1, 3, 16, 20, generator=g, dtype=torch.float64)
+    fn, sig, w = _ms_sigmas(), torch.tensor(sigmas, dtype=torch.float64), _window_of(sigmas)
+    assert w % 2 == 1
+    out = fn(img1, img2, sig, win_size=w, reduction="none")
+    assert out.shape == (1, 16, 20)
+    _close(out, fn(img1.flip(-1), img2.flip(-1), sig, win_size=w, reduction="none").flip(-1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ms_ssim_l1_sigmas_kornia_goldens_and_scales(channels):
+    """kornia's test_reference goldens (sigmas (0.5, 1.0, 2.0), alpha=1, compensation=1, its
+    tolerance 1e-4), and the spec equals ms_ssim_l1 with scales "three" and "five" (to 1e-12):
+    the sigma list as an input is the same loss as the fixed lists."""
+    x, y = _reference_images(channels)
+    fn = _ms_sigmas()
+    three = torch.tensor(SCALES["three"], dtype=torch.float64)
+    got = fn(x, y, three, win_size=9, alpha=1.0, compensation=1.0, reduction="none")
+    _close(got, torch.tensor([MS_REFERENCE[channels]], dtype=torch.float64), rtol=1e-4, atol=1e-4)
+    for scales, w in (("three", 9), ("five", 33)):
+        sig = torch.tensor(SCALES[scales], dtype=torch.float64)
+        _close(fn(x, y, sig, win_size=w, reduction="none"), _ms(scales)(x, y, reduction="none"))
+
+
+def test_ms_ssim_l1_sigmas_gradient_reaches_the_sigmas_and_jax_agrees():
+    """d loss / d sigmas against the central difference of the installed kornia in sigma
+    (MS_SSIMLoss rebuilt at sigma +- h), and jax (values and sigma gradients) = torch."""
+    import jax
+
+    g = torch.Generator().manual_seed(12)
+    x = torch.rand(1, 2, 9, 11, generator=g, dtype=torch.float64)
+    y = torch.rand(1, 2, 9, 11, generator=g, dtype=torch.float64)
+    sigmas = (0.8, 1.6)
+    sig = torch.tensor(sigmas, dtype=torch.float64, requires_grad=True)
+    w = _window_of(sigmas)
+    out = _ms_sigmas()(x, y, sig, win_size=w)
+    (gs,) = torch.autograd.grad(out, sig)
+    h, fd = 1e-6, []
+    for j in range(len(sigmas)):
+        up = [s + h * (k == j) for k, s in enumerate(sigmas)]
+        dn = [s - h * (k == j) for k, s in enumerate(sigmas)]
+        fd.append(
+            float(KL.MS_SSIMLoss(sigmas=up)(x, y) - KL.MS_SSIMLoss(sigmas=dn)(x, y)) / (2 * h)
+        )
+    _close(gs, fd, rtol=1e-6, atol=1e-8)
+    j = _ms_sigmas("jax")
+    jv, jg = jax.value_and_grad(lambda s: j(x.numpy(), y.numpy(), s, win_size=w), argnums=0)(
+        np.asarray(sigmas)
+    )
+    _close(jv, out.detach())
+    _close(jg, gs, rtol=1e-9)
 
 
 def test_excluded_cases_have_reasons():
