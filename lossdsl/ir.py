@@ -266,11 +266,13 @@ def _verify_body(body: Body, where: str, loop: bool = True) -> None:
 def _all_dims(eqns, seen: set[int]):
     for e in eqns:
         yield from e.out.type.dims
-        for k, v in e.attrs:
+        for _, v in e.attrs:
             if isinstance(v, Body) and id(v) not in seen:
                 seen.add(id(v))
                 yield from _all_dims(v.eqns, seen)
-            elif k == "size" and isinstance(v, tuple):  # a window's size=k: an int param's
+            elif isinstance(v, Dim):  # size(H-k+1), a reduction's over=...
+                yield v
+            elif isinstance(v, tuple):  # a window's size=(k, 3): an int param's "$k"
                 yield from (d for d in v if isinstance(d, Dim))
 
 
@@ -288,11 +290,16 @@ def splits(prog: Program) -> list[tuple[Dim, int, str]]:
 def param_dims(prog: Program) -> list[str]:
     """The int params that size a dim (split(x, k, over=N): the dim "$k"), by IR name; not
     those baked (prog.dim_values)."""
-    out: dict[str, None] = {}
     baked = dict(prog.dim_values)
-    for d in _all_dims(prog.eqns, set()):
+    return [q for q in sizing_params(prog.eqns) if q not in baked]
+
+
+def sizing_params(eqns) -> list[str]:
+    """The int params whose values size a dim of these equations ("$k"), in order of use."""
+    out: dict[str, None] = {}
+    for d in _all_dims(eqns, set()):
         for name in (d.name, *(by for _, _, by in d.steps)):
-            if name.startswith("$") and name[1:] not in baked:
+            if name.startswith("$"):
                 out[name[1:]] = None
     return list(out)
 

@@ -232,11 +232,13 @@ def render(e: E, nm: Names) -> str:
                 f"fill={'-' if fill < 0 else ''}{v})"
             )
         if e.a("fn") == "window":
-            kind, k, st, pad, sigma = e.a("eps")
+            kind, k, st, pad, sigma, kp, sp = e.a("eps")
             over = nm.d(e.a("over"))
+            k = nm.i(kp) if kp else k  # a param's size: size=wk0 (docs/language.md, "Windows")
+            sigma = nm.i(sp) if sp else repr(sigma)
             if kind == "blur":
                 return (
-                    f"blur({R(A[0])}, over={over}, sigma={sigma!r}, size={k}, "
+                    f"blur({R(A[0])}, over={over}, sigma={sigma}, size={k}, "
                     f'padding="{pad}", stride={st})'
                 )
             return f'{kind}({R(A[0])}, {k}, over={over}, stride={st}, padding="{pad}")'
@@ -755,17 +757,30 @@ class Gen:
             pad = rng.choice(["valid", "same", "reflect"])
             sigma = rng.choice([0.5, 1.5]) if kind == "blur" else None
             self.tags.add(kind)
+            # the size (and blur's sigma) from a param of the loss: its value drawn per call
+            # (_param_value), the window's dims sized by it (main loss only: helpers have
+            # their own params)
+            kp = sp = None
+            main = ctx["inputs"] is ctx["prog"].main.inputs
+            if main and rng.random() < 0.3:
+                kp = f"wk{len(ctx['prog'].main.params)}"
+                ctx["prog"].main.params.append(Par(kp, "int", k, 1))
+                self.tags.add("window_param_size")
+            if main and kind == "blur" and rng.random() < 0.3:
+                sp = f"ws{len(ctx['prog'].main.params)}"
+                ctx["prog"].main.params.append(Par(sp, "float", sigma, 0.25))
+                self.tags.add("blur_param_sigma")
             keep = [d for d in X if "'" not in d and d != "S"]
             if keep and rng.random() < 0.4:  # stride 1, "same": the dims stay
                 d = rng.choice(sorted(keep))
                 x = self.num(X, env, ctx, d1)
-                w = (kind, k, 1, "same", sigma)
+                w = (kind, k, 1, "same", sigma, kp, sp)
                 return E("axis", (x,), (("fn", "window"), ("over", d), ("eps", w)), "float", X)
             along = self.along(X, env, ctx, d1)
             if along is None:
                 return self.num(X, env, ctx, d1)
             d, x = along
-            w = (kind, k, st, pad, sigma)
+            w = (kind, k, st, pad, sigma, kp, sp)
             # (stride 1, "same": the window's dim is d itself; otherwise a derived dim of d)
             wd = X | {d} if (st, pad) == (1, "same") else X | {d + "~1"}
             win = E("axis", (x,), (("fn", "window"), ("over", d), ("eps", w)), "float", wd)
@@ -1598,7 +1613,13 @@ class Ev:
                 r = np.where(cnt > 0, num / np.maximum(cnt, 1), self.f(emp))
             return NA(r.astype(dt), [d for d in dims if d not in over])
         if op == "axis":
-            return self.axis(e.a("fn"), ev(A[0]), e.a("over"), e.a("eps"))
+            eps = e.a("eps")
+            if e.a("fn") == "window":  # a param's size and sigma: their values in this call
+                kind, k, st, pad, sigma, kp, sp = eps
+                k = int(env[kp].a) if kp else k
+                sigma = float(env[sp].a) if sp else sigma
+                eps = (kind, k, st, pad, sigma, None, None)
+            return self.axis(e.a("fn"), ev(A[0]), e.a("over"), eps)
         if op == "argmax":
             x = ev(A[0])
             d = e.a("over")
@@ -1806,7 +1827,7 @@ class Ev:
             if fn in SCANS:
                 return NA(_order(fn, a, ax, eps), x.dims)
             if fn == "window":
-                r, need = _window(a, ax, *eps)
+                r, need = _window(a, ax, *eps[:5])  # (the params' values: ev above)
                 if need:
                     self.too_small.append(need)
                 dims = (
@@ -2832,6 +2853,10 @@ class Runner:
     def _param_value(self, p: Par):
         if p.kind == "bool":
             return self.crng.random() < 0.5
+        if p.name.startswith("wk"):  # a window's size (Gen's window): 1 to 3 taps
+            return self.crng.choice([1, 2, 3])
+        if p.name.startswith("ws"):  # blur's sigma
+            return self.crng.choice([0.5, 1.5, 2.0])
         if p.kind == "int":
             return self.crng.choice([0, 1, 2, -100])
         vals = [0.0, 0.5, 2.0, 1.5]

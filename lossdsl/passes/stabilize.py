@@ -91,6 +91,47 @@ def _xlogx(rw, e):
     return None
 
 
+def _mix(rw, a):
+    """a = A T + B (1 - T), each product's operands in either order: (A, B, T, 1 - T)."""
+    d = rw.producer(a, "add")
+    if d is None:
+        return None
+    for m1, m2 in (d.args, d.args[::-1]):
+        e1, e2 = rw.producer(m1, "mul"), rw.producer(m2, "mul")
+        if e1 is None or e2 is None:
+            continue
+        for x, t in (e1.args, e1.args[::-1]):
+            for y, u in (e2.args, e2.args[::-1]):
+                d = rw.producer(u, "sub")
+                if d is not None and is_lit(d.args[0], 1) and d.args[1] == t:
+                    return x, y, t, u
+    return None
+
+
+def _sigmoid_complement(rw, a):
+    """1 - a without a subtraction, where a is sigmoid(x), sigmoid(-x) or 1 - sigmoid(x)."""
+    s = rw.producer(a, "sigmoid")
+    if s is not None:
+        n = rw.producer(s.args[0], "neg")
+        return rw.emit("sigmoid", (n.args[0] if n else rw.emit("neg", s.args),))
+    s = _one_minus(rw, a, "sigmoid")
+    return rw.emit("sigmoid", s.args) if s is not None else None
+
+
+def _one_minus_pt(rw, e):
+    if e.op != "sub" or not is_lit(e.args[0], 1):
+        return None
+    mix = _mix(rw, e.args[1])
+    if mix is None:
+        return None
+    x, y, t, u = mix
+    cx = _sigmoid_complement(rw, x)
+    cy = _sigmoid_complement(rw, y) if cx is not None else None
+    if cy is None:
+        return None
+    return rw.emit("add", (rw.emit("mul", (cx, t)), rw.emit("mul", (cy, u))))
+
+
 # float32's smallest normal number: below it, b^(gamma - 1) overflows float32 for gamma near 0
 TINY = 1.1754943508222875e-38
 
@@ -111,6 +152,7 @@ def _complement_pow(rw, e):
     if not (
         (one_minus is not None and is_lit(one_minus.args[0], 1))
         or (neg is not None and rw.producer(neg.args[0], "expm1") is not None)
+        or _mix(rw, b) is not None  # 1 - p_t of sigmoids, as _one_minus_pt writes it
     ):
         return None
     ok = rw.emit("gt", (b, Lit(TINY, TensorType("float"))))
@@ -147,6 +189,13 @@ STABILIZE_RULES: tuple[Row, ...] = (
         "1 - exp(x) -> -expm1(x)",
         "the focal weight 1 - p_t from log p_t: 1 - exp cancels when p_t ~ 1, expm1 does not",
         _one_minus_exp,
+        ("sub",),
+    ),
+    Row(
+        "1 - (p t + q (1 - t)) -> (1 - p) t + (1 - q) (1 - t), p, q sigmoids",
+        "the multilabel focal weight 1 - p_t cancels to 0 once a logit passes 17 in float32 "
+        "(the loss then 0, its Hessian NaN); 1 - sigmoid(x) = sigmoid(-x) is exact",
+        _one_minus_pt,
         ("sub",),
     ),
     Row(

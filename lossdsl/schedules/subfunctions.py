@@ -20,7 +20,7 @@ from lossdsl.codegen import (
     module_source,
     public_names,
 )
-from lossdsl.ir import Atom, InputDecl, Program, Var
+from lossdsl.ir import Atom, InputDecl, Program, Var, sizing_params
 from lossdsl.types import Dim, TensorType
 
 
@@ -75,6 +75,7 @@ def sub_program(
         if d is not None:
             carriers[d.name] = Var(carrier_name(d.name), TensorType("float", (Dim(d.name),)))
     used = {a.name for e in eqns for a in e.args if isinstance(a, Var)} | {getattr(out, "name", "")}
+    used |= set(sizing_params(eqns))  # a window's size=k: k sizes a dim, no operand reads it
     return Program(
         name=prog.name,
         doc=f"{prog.name}: {doc} (chunked schedule)",

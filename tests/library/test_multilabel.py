@@ -218,3 +218,59 @@ def test_em_spml_hand_values_and_saturation():
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(out[0, 0], torch.tensor(-math.log(eps + torch.sigmoid(x[0, 0]))))
+
+
+def _focal64(x, t, gamma, eps=0.0):
+    """The sigmoid focal (and Poly-1 focal) loss in float64 from logaddexp, no cancellation:
+    bce = t log(1 + e^-x) + (1 - t) log(1 + e^x); 1 - p_t = t sigmoid(-x) + (1 - t) sigmoid(x)
+    (Lin et al. 2017 eq. 5 with torchvision's soft p_t; Leng et al. 2022 eq. 5 for eps)."""
+    bce = t * np.logaddexp(0.0, -x) + (1 - t) * np.logaddexp(0.0, x)
+    s = lambda v: np.exp(-np.logaddexp(0.0, -v))  # noqa: E731 (sigmoid, no overflow)
+    m = t * s(-x) + (1 - t) * s(x)
+    return m**gamma * bce + eps * m ** (gamma + 1)
+
+
+@pytest.mark.parametrize("name,kw", [("sigmoid_focal", {"alpha": -1.0}), ("poly1_focal", {})])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_multilabel_focal_is_exact_at_saturated_logits_in_float32(name, kw, gamma, backend):
+    """The class behind optax's test_extreme_logits_finite_gradients: at logits +-20, 50, 75,
+    100 with labels 0, 0.1, 0.9, 1, in float32, each element's loss and gradient is the float64
+    closed form's to 1e-5 relative (a softplus(x) - x t BCE and a 1 - p_t were 0 there: 100%
+    off), and the jax Hessian is finite up to the logit gap 50 (optax's case; beyond it, with a
+    hard label, (1 - p_t)^(gamma - 2) (1 - p_t)'^2 overflows float32 times underflows: a limit
+    of the power form, which optax's log-space factor does not have). Float64 reference:
+    _focal64 above; its gradient by central differences in float64."""
+    x64 = np.array([20.0, -20.0, 50.0, -50.0, 75.0, -75.0, 100.0, -100.0] * 4)
+    t64 = np.repeat([0.0, 0.1, 0.9, 1.0], 8)
+    eps = 1.0 if name == "poly1_focal" else 0.0
+    want = _focal64(x64, t64, gamma, eps)
+    h = 1e-4 * np.maximum(1.0, np.abs(x64))
+    dwant = (_focal64(x64 + h, t64, gamma, eps) - _focal64(x64 - h, t64, gamma, eps)) / (2 * h)
+    fn = lossdsl.load(name).compile(backend)
+    params = dict(kw, gamma=gamma)
+    if name == "poly1_focal":
+        params["epsilon"] = eps
+    if backend == "torch":
+        x = torch.tensor(x64, dtype=torch.float32, requires_grad=True)
+        out = fn(x, torch.tensor(t64, dtype=torch.float32), reduction="none", **params)
+        (g,) = torch.autograd.grad(out.sum(), x)
+        got, grad = out.detach().double().numpy(), g.double().numpy()
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        t = jnp.asarray(t64, jnp.float32)
+
+        def total(v):
+            return fn(v, t, reduction="sum", **params)
+
+        x = jnp.asarray(x64, jnp.float32)
+        got = np.asarray(fn(x, t, reduction="none", **params), np.float64)
+        grad = np.asarray(jax.grad(total)(x), np.float64)
+        easy = (np.abs(x64) <= 50) | ((t64 > 0) & (t64 < 1))  # p_t ~ 1 - 2e-22 at most
+        te = jnp.asarray(t64[easy], jnp.float32)
+        hess = jax.hessian(lambda v: fn(v, te, reduction="sum", **params))(x[easy])
+        assert np.isfinite(np.asarray(hess)).all()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-37)
+    np.testing.assert_allclose(grad, dwant, rtol=1e-4, atol=1e-37)
