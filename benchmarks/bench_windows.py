@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Window-op specs against the libraries they are verified against: ssim and ms_ssim vs
-pytorch_msssim, lncc vs MONAI's LocalNormalizedCrossCorrelationLoss (kernel 9).
+pytorch_msssim (at its default window and at win_size=7, win_sigma=1.0), lncc vs MONAI's
+LocalNormalizedCrossCorrelationLoss (kernel 9), ms_ssim_l1 (its five fixed scales) and
+ms_ssim_l1_sigmas (the sigmas an input: one depthwise pass per blur) vs kornia's MS_SSIMLoss.
 
 Each case times forward + backward (the loss and its gradient w.r.t. the first image) of the
 compiled torch function and of the library, float32, batch 4 x 3 channels x 512 x 512, after
@@ -32,14 +34,28 @@ TARGET = 1.5
 
 
 def _cases(size: int):
+    """name -> (the lossdsl function, the reference), both of (x, y)."""
+    import kornia.losses
     import pytorch_msssim
     from monai.losses import LocalNormalizedCrossCorrelationLoss
 
     lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=2, kernel_size=9)
+    ssim, ms = lossdsl.load("ssim").compile("torch"), lossdsl.load("ms_ssim").compile("torch")
+    five = (0.5, 1.0, 2.0, 4.0, 8.0)
+    sig = torch.tensor(five)
+    msl1 = lossdsl.load("ms_ssim_l1").compile("torch")
+    msl1_sig = lossdsl.load("ms_ssim_l1_sigmas").compile("torch")
+    kornia_ms = kornia.losses.MS_SSIMLoss(sigmas=five)
     return {
-        "ssim": lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0),
-        "ms_ssim": lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0),
-        "lncc": lambda x, y: lncc(x, y),
+        "ssim": (ssim, lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0)),
+        "ssim_win7": (
+            lambda x, y: ssim(x, y, win_size=7, win_sigma=1.0),
+            lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0, win_size=7, win_sigma=1.0),
+        ),
+        "ms_ssim": (ms, lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0)),
+        "lncc": (lossdsl.load("lncc").compile("torch"), lambda x, y: lncc(x, y)),
+        "ms_ssim_l1": (msl1, kornia_ms),
+        "ms_ssim_l1_sigmas": (lambda x, y: msl1_sig(x, y, sig, win_size=33), kornia_ms),
     }
 
 
@@ -63,7 +79,7 @@ def main(argv=None) -> int:
     print(f"{'case':18s} {'lossdsl ms':>11s} {'reference ms':>13s} {'ratio':>7s}")
     worst = 0.0
     for name in names:
-        pairs = [("", lossdsl.load(name).compile("torch"), cases[name])]
+        pairs = [("", *cases[name])]
         if args.compile:
             pairs.append((" (compile)", torch.compile(pairs[0][1]), torch.compile(cases[name])))
         for tag, ours, ref in pairs:
